@@ -1,7 +1,13 @@
 package nn
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"math"
+	"sort"
+	"strings"
 
 	"gorgonia.org/tensor"
 )
@@ -86,3 +92,37 @@ func (sd *StateDict) Get(name string) (*tensor.Dense, bool) {
 
 // Len is the number of tensors.
 func (sd *StateDict) Len() int { return len(sd.Keys) }
+
+// SourceSHA256 hashes a model's parameters and running statistics: for every
+// tensor in name order (module. stripped, num_batches_tracked left out), the
+// name, a NUL byte and its values as float32 little-endian. A .pth and its
+// safetensors copy hash alike.
+func SourceSHA256(sd *StateDict) string {
+	names := make(map[string]string, sd.Len())
+	var keys []string
+	for _, k := range sd.Keys {
+		n := k
+		for strings.HasPrefix(n, "module.") {
+			n = strings.TrimPrefix(n, "module.")
+		}
+		if n == "num_batches_tracked" || strings.HasSuffix(n, ".num_batches_tracked") {
+			continue
+		}
+		names[n] = k
+		keys = append(keys, n)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	var buf []byte
+	for _, n := range keys {
+		h.Write([]byte(n))
+		h.Write([]byte{0})
+		data := Floats(sd.Tensors[names[n]])
+		buf = buf[:0]
+		for _, v := range data {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		}
+		h.Write(buf)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

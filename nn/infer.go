@@ -1,0 +1,383 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ErrArch marks a state dict whose architecture cannot be inferred or does
+// not match the requested one.
+var ErrArch = errors.New("architecture mismatch")
+
+// FromStateDict builds the network a PyTorch state dict describes and loads its
+// weights. The architecture is inferred from key names and tensor shapes
+// (widths are read from shapes, never assumed) unless arch names one of Archs.
+// module. prefixes are stripped. The RMNet reference code's masks fold into
+// the BatchNorms and shortcuts they scale, and its running1/running2 statistics
+// become act_mean/act_var of the block input and of the residual sum.
+func FromStateDict(sd *StateDict, arch string) (*Graph, error) {
+	t := map[string][]float32{}
+	shape := map[string][]int{}
+	tracked := map[string]float32{}
+	for _, k := range sd.Keys {
+		name := k
+		for strings.HasPrefix(name, "module.") {
+			name = strings.TrimPrefix(name, "module.")
+		}
+		v := sd.Tensors[k]
+		if strings.HasSuffix(name, ".num_batches_tracked") || name == "num_batches_tracked" {
+			tracked[strings.TrimSuffix(name, "num_batches_tracked")] = Floats(v)[0]
+			continue
+		}
+		if _, dup := t[name]; dup {
+			return nil, fmt.Errorf("nn: key %q appears twice (with and without module.): %w", name, ErrArch)
+		}
+		t[name] = append([]float32(nil), Floats(v)...)
+		shape[name] = ShapeOf(v)
+	}
+	sh := func(k string) []int { return shape[k] }
+	var g *Graph
+	var err error
+	switch {
+	case sh("features.0.0.weight") != nil:
+		g, err = inferMobileNetV2(t, sh, arch)
+	case sh("conv1.weight") != nil && sh("layer1.0.conv1.weight") != nil:
+		g, err = inferResNet(t, shape, tracked, arch)
+	default:
+		keys := slices.Sorted(mapKeys(t))
+		if len(keys) > 8 {
+			keys = append(keys[:8], "…")
+		}
+		return nil, fmt.Errorf("nn: no known architecture has keys like %s (expected torchvision ResNet/MobileNetV2 or RMNet reference names): %w", strings.Join(keys, ", "), ErrArch)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := assign(g, t, shape); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// assign copies tensors into the graph's parameters by <node>.<param> name,
+// checking shapes, and fails on keys nothing consumes.
+func assign(g *Graph, t map[string][]float32, shape map[string][]int) error {
+	used := map[string]bool{}
+	var missing []string
+	for _, n := range g.Nodes {
+		for p, cur := range n.Params {
+			k := n.Name + "." + p
+			data, ok := t[k]
+			if !ok {
+				if p == "act_mean" || p == "act_var" {
+					continue
+				}
+				missing = append(missing, k)
+				continue
+			}
+			want := ShapeOf(cur)
+			got := shape[k]
+			if Numel(got) != Numel(want) || (len(got) != len(want) && !(len(want) == 4 && len(got) == 2)) {
+				return fmt.Errorf("nn: tensor %s has shape %v, the %s architecture needs %v: %w", k, got, g.Arch, want, ErrArch)
+			}
+			n.Params[p] = NewTensor(want, data)
+			used[k] = true
+		}
+	}
+	var extra []string
+	for k := range t {
+		if !used[k] {
+			extra = append(extra, k)
+		}
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	switch {
+	case len(missing) > 0 && len(extra) > 0:
+		return fmt.Errorf("nn: %s: could not place keys %s; missing %s: %w", g.Arch, short(extra), short(missing), ErrArch)
+	case len(missing) > 0:
+		return fmt.Errorf("nn: %s: missing keys %s: %w", g.Arch, short(missing), ErrArch)
+	case len(extra) > 0:
+		return fmt.Errorf("nn: %s: could not place keys %s: %w", g.Arch, short(extra), ErrArch)
+	}
+	return nil
+}
+
+func short(keys []string) string {
+	if len(keys) > 10 {
+		return strings.Join(keys[:10], ", ") + fmt.Sprintf(" and %d more", len(keys)-10)
+	}
+	return strings.Join(keys, ", ")
+}
+
+func inferResNet(t map[string][]float32, shape map[string][]int, tracked map[string]float32, arch string) (*Graph, error) {
+	sh := func(k string) []int { return shape[k] }
+	stem := sh("conv1.weight")
+	if len(stem) != 4 {
+		return nil, fmt.Errorf("nn: conv1.weight has shape %v, want 4-d: %w", stem, ErrArch)
+	}
+	fc := sh("fc.weight")
+	if len(fc) != 2 {
+		return nil, fmt.Errorf("nn: ResNet keys without a 2-d fc.weight: %w", ErrArch)
+	}
+	var spec ResNetSpec
+	if arch != "" {
+		var err error
+		if spec, err = StandardResNet(arch, stem[1], fc[0]); err != nil {
+			return nil, fmt.Errorf("%w (--arch takes %s)", err, strings.Join(Archs, ", "))
+		}
+	} else {
+		spec = ResNetSpec{InChannels: stem[1], StemWidth: stem[0], StemKernel: stem[2], Classes: fc[0]}
+		if stem[2] != 7 && stem[2] != 3 {
+			return nil, fmt.Errorf("nn: conv1.weight is %d×%d; ResNet stems are 7×7 or 3×3: %w", stem[2], stem[3], ErrArch)
+		}
+		spec.MaxPool = stem[2] == 7
+		bottleneck := sh("layer1.0.conv3.weight") != nil
+		var counts []int
+		for i := 1; sh(fmt.Sprintf("layer%d.0.conv1.weight", i)) != nil; i++ {
+			j := 0
+			for sh(fmt.Sprintf("layer%d.%d.conv1.weight", i, j)) != nil {
+				p := fmt.Sprintf("layer%d.%d", i, j)
+				c1, c2 := sh(p+".conv1.weight"), sh(p+".conv2.weight")
+				if len(c1) != 4 || len(c2) != 4 {
+					return nil, fmt.Errorf("nn: %s convs are not 4-d: %w", p, ErrArch)
+				}
+				bl := BlockSpec{Prefix: p, Bottleneck: bottleneck, In: c1[1], Mid: c1[0], Out: c2[0], Stride: 1}
+				if bottleneck {
+					c3 := sh(p + ".conv3.weight")
+					if len(c3) != 4 {
+						return nil, fmt.Errorf("nn: %s.conv3.weight missing in a Bottleneck ResNet: %w", p, ErrArch)
+					}
+					bl.Mid2, bl.Out = c2[0], c3[0]
+				}
+				if i > 1 && j == 0 {
+					bl.Stride = 2
+				}
+				bl.Downsample = sh(p+".downsample.0.weight") != nil
+				spec.Blocks = append(spec.Blocks, bl)
+				j++
+			}
+			counts = append(counts, j)
+		}
+		arch = resnetName(spec, counts, bottleneck)
+	}
+	rmnet, err := foldRMNetMasks(t, shape, &spec)
+	if err != nil {
+		return nil, err
+	}
+	g := spec.Build(0)
+	g.Arch, g.Classes = arch, spec.Classes
+	if rmnet {
+		setRunningStats(g, t, shape, tracked, spec)
+	}
+	return g, nil
+}
+
+func resnetName(s ResNetSpec, counts []int, bottleneck bool) string {
+	per := 2
+	if bottleneck {
+		per = 3
+	}
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	depth := total*per + 2
+	switch {
+	case s.StemKernel == 7:
+		return fmt.Sprintf("resnet%d", depth)
+	case len(counts) == 3 && !bottleneck:
+		return fmt.Sprintf("resnet%d", depth)
+	default:
+		return fmt.Sprintf("cifar-resnet%d", depth)
+	}
+}
+
+// foldRMNetMasks folds the RMNet reference code's depthwise mask scales into
+// neighbouring layers (all exact): mask1 scales the BN before a ReLU; mask_res
+// acts on a block input x ≥ 0 as max(m,0)·x; mask2 scales the residual sum,
+// so it multiplies the last BN and the shortcut. It reports whether the
+// checkpoint uses the RMNet layout.
+func foldRMNetMasks(t map[string][]float32, shape map[string][]int, spec *ResNetSpec) (bool, error) {
+	rmnet := false
+	take := func(k string, c int) ([]float32, error) {
+		v, ok := t[k]
+		if !ok {
+			return nil, nil
+		}
+		if len(v) != c {
+			return nil, fmt.Errorf("nn: %s has %d values, its layer has %d channels: %w", k, len(v), c, ErrArch)
+		}
+		delete(t, k)
+		rmnet = true
+		return v, nil
+	}
+	scaleBN := func(bn string, m []float32) {
+		for _, p := range []string{".weight", ".bias"} {
+			if v := t[bn+p]; v != nil && len(v) == len(m) {
+				for i := range v {
+					v[i] *= m[i]
+				}
+			}
+		}
+	}
+	m, err := take("mask1.weight", spec.StemWidth)
+	if err != nil {
+		return false, err
+	}
+	scaleBN("bn1", m)
+	for i := range spec.Blocks {
+		bl := &spec.Blocks[i]
+		p := bl.Prefix + "."
+		last := p + "bn2"
+		if bl.Bottleneck {
+			last = p + "bn3"
+		}
+		m1, err := take(p+"mask1.weight", bl.Mid)
+		if err != nil {
+			return false, err
+		}
+		scaleBN(p+"bn1", m1)
+		mr, err := take(p+"mask_res.0.weight", bl.In)
+		if err != nil {
+			return false, err
+		}
+		m2, err := take(p+"mask2.weight", bl.Out)
+		if err != nil {
+			return false, err
+		}
+		if m2 != nil {
+			scaleBN(last, m2)
+			for _, k := range []string{p + "running2.running_mean", p + "running2.running_var"} {
+				if v := t[k]; v != nil && len(v) == len(m2) {
+					for c := range v {
+						if strings.HasSuffix(k, "var") {
+							v[c] *= m2[c] * m2[c]
+						} else {
+							v[c] *= m2[c]
+						}
+					}
+				}
+			}
+		}
+		for c := range mr {
+			mr[c] = max(mr[c], 0)
+		}
+		if bl.Downsample {
+			if w := t[p+"downsample.0.weight"]; w != nil && mr != nil && len(w) == bl.Out*bl.In {
+				for o := 0; o < bl.Out; o++ {
+					for c := 0; c < bl.In; c++ {
+						w[o*bl.In+c] *= mr[c]
+					}
+				}
+			}
+			if m2 != nil {
+				scaleBN(p+"downsample.1", m2)
+			}
+			continue
+		}
+		d := make([]float32, bl.In)
+		scaled := false
+		for c := range d {
+			d[c] = 1
+			if mr != nil {
+				d[c] *= mr[c]
+			}
+			if m2 != nil && c < len(m2) {
+				d[c] *= m2[c]
+			}
+			scaled = scaled || d[c] != 1
+		}
+		if scaled {
+			bl.ShortcutScale = true
+			t[p+"shortcut.weight"] = d
+			shape[p+"shortcut.weight"] = []int{bl.In, 1, 1, 1}
+		}
+	}
+	return rmnet, nil
+}
+
+// setRunningStats turns running1 (block input) and running2 (residual sum)
+// into act_mean/act_var of those nodes, when they were ever updated.
+func setRunningStats(g *Graph, t map[string][]float32, shape map[string][]int, tracked map[string]float32, spec ResNetSpec) {
+	input := "relu"
+	if spec.MaxPool {
+		input = "maxpool"
+	}
+	for _, bl := range spec.Blocks {
+		p := bl.Prefix + "."
+		for _, r := range []struct{ key, node string }{{p + "running1.", input}, {p + "running2.", p + "add"}} {
+			mean, vr := t[r.key+"running_mean"], t[r.key+"running_var"]
+			delete(t, r.key+"running_mean")
+			delete(t, r.key+"running_var")
+			if mean == nil || vr == nil {
+				continue
+			}
+			if n, ok := tracked[r.key]; ok && n == 0 {
+				continue // never updated: absent
+			}
+			node := g.Node(r.node)
+			node.SetP("act_mean", []int{len(mean)}, mean)
+			node.SetP("act_var", []int{len(vr)}, vr)
+		}
+		input = p + "relu"
+	}
+}
+
+func inferMobileNetV2(t map[string][]float32, sh func(string) []int, arch string) (*Graph, error) {
+	stem := sh("features.0.0.weight")
+	cls := sh("classifier.1.weight")
+	if len(stem) != 4 || len(cls) != 2 {
+		return nil, fmt.Errorf("nn: MobileNetV2 keys need 4-d features.0.0.weight and 2-d classifier.1.weight: %w", ErrArch)
+	}
+	if arch != "" && arch != "mobilenet_v2" {
+		return nil, fmt.Errorf("nn: --arch %s, but the keys are MobileNetV2's: %w", arch, ErrArch)
+	}
+	strides := MobileNetV2Strides()
+	s := MobileNetV2Spec{InChannels: stem[1], StemWidth: stem[0], StemStride: 2, Classes: cls[0], LastWidth: cls[1]}
+	in := stem[0]
+	k := 1
+	for ; sh(fmt.Sprintf("features.%d.conv.0.0.weight", k)) != nil; k++ {
+		p := fmt.Sprintf("features.%d", k)
+		first := sh(p + ".conv.0.0.weight")
+		m := MBBlock{Prefix: p, In: in, Stride: 1}
+		if k-1 < len(strides) {
+			m.Stride = strides[k-1]
+		}
+		if first[1] == 1 && first[2] == 3 { // depthwise first: expand ratio 1
+			m.Hidden = first[0]
+			proj := sh(p + ".conv.1.weight")
+			if len(proj) != 4 {
+				return nil, fmt.Errorf("nn: %s.conv.1.weight missing: %w", p, ErrArch)
+			}
+			m.Out = proj[0]
+		} else {
+			m.Expand, m.Hidden = true, first[0]
+			proj := sh(p + ".conv.2.weight")
+			if len(proj) != 4 {
+				return nil, fmt.Errorf("nn: %s.conv.2.weight missing: %w", p, ErrArch)
+			}
+			m.Out = proj[0]
+		}
+		s.Blocks = append(s.Blocks, m)
+		in = m.Out
+	}
+	if len(s.Blocks) != len(strides) {
+		return nil, fmt.Errorf("nn: MobileNetV2 with %d inverted residuals; torchvision's has %d: %w", len(s.Blocks), len(strides), ErrArch)
+	}
+	g := s.Build(0)
+	g.Arch, g.Classes = "mobilenet_v2", s.Classes
+	return g, nil
+}
