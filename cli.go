@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"github.com/rmprune/rmprune/modelio"
+	"github.com/rmprune/rmprune/nn"
+)
+
+// version is set with -ldflags "-X main.version=..."; otherwise the VCS revision.
+var version = ""
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", ""
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "-dirty"
+				}
+			}
+		}
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if rev != "" {
+			return "dev-" + rev + dirty
+		}
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+	}
+	return "dev"
+}
+
+// errUsage means the flag package already printed the problem.
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+type env struct {
+	ctx            context.Context
+	getenv         func(string) string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+type command struct {
+	name, args, help string
+	run              func(e *env, args []string) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"inspect", "--model M [--json]", "architecture table, params, MACs, FLOPs and BN-γ statistics", cmdInspect},
+		{"run", "--model M --input X.npy --out Y.npy [--rm] [--engine ref|simd]", "run a model on an .npy batch", cmdRun},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "rmprune — exact residual removal (RM), channel pruning and CPU benchmarking of ResNets")
+	fmt.Fprintln(w, "\nusage: rmprune COMMAND [flags]   (rmprune COMMAND --help for its flags)")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n            %s\n", c.name, c.help, c.args)
+	}
+	fmt.Fprintln(w, "  --version")
+}
+
+func (e *env) dispatch(name string, args []string) error {
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(e, args)
+		}
+	}
+	if name == "serve" {
+		return fmt.Errorf("the dashboard (serve) is not built yet; try: rmprune inspect --model examples/resnet20-mnist.safetensors")
+	}
+	usage(e.stderr)
+	return fmt.Errorf("unknown command %q", name)
+}
+
+// flags wraps a FlagSet with the options most commands share.
+type flags struct {
+	*flag.FlagSet
+	e       *env
+	model   string
+	arch    string
+	mean    string
+	std     string
+	threads int
+	json    bool
+}
+
+func newFlags(e *env, name, args, help string) *flags {
+	f := &flags{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), e: e}
+	f.SetOutput(e.stderr)
+	f.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: rmprune %s %s\n%s\n\nflags:\n", name, args, help)
+		f.PrintDefaults()
+	}
+	f.BoolVar(&f.json, "json", false, "print one JSON object on stdout")
+	return f
+}
+
+func (f *flags) modelFlags() {
+	f.StringVar(&f.model, "model", "", "model file: PyTorch .pth, our .safetensors, or a state dict as safetensors")
+	f.StringVar(&f.arch, "arch", "", "override architecture inference: "+strings.Join(nn.Archs, "|"))
+	f.StringVar(&f.mean, "mean", "", "per-channel normalisation mean, comma-separated (overrides the model file's)")
+	f.StringVar(&f.std, "std", "", "per-channel normalisation std, comma-separated")
+	f.IntVar(&f.threads, "threads", runtime.NumCPU(), "worker threads")
+}
+
+func (f *flags) parse(args []string) error {
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if f.NArg() > 0 {
+		fmt.Fprintf(f.e.stderr, "rmprune %s: unexpected argument %q\n", f.Name(), f.Arg(0))
+		return errUsage
+	}
+	return nil
+}
+
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			return true
+		}
+	}
+	return false
+}
+
+// loadModel loads --model and applies --mean/--std.
+func (f *flags) loadModel() (*nn.Graph, error) {
+	if f.model == "" {
+		return nil, errors.New("--model is required")
+	}
+	g, err := modelio.Load(f.model, modelio.Options{Arch: f.arch})
+	if err != nil {
+		return nil, err
+	}
+	if f.mean != "" || f.std != "" {
+		m, err1 := parseFloats(f.mean)
+		s, err2 := parseFloats(f.std)
+		if err1 != nil || err2 != nil || len(m) != len(s) || len(m) == 0 {
+			return nil, fmt.Errorf("--mean and --std need the same number of comma-separated values")
+		}
+		g.Mean, g.Std = m, s
+	}
+	return g, nil
+}
+
+func parseFloats(s string) ([]float32, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []float32
+	for _, p := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 32)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, float32(v))
+	}
+	return out, nil
+}
+
+// report prints v as JSON on stdout with --json, else calls human.
+func (f *flags) report(v any, human func(w io.Writer)) error {
+	if f.json {
+		enc := json.NewEncoder(f.e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	human(f.e.stdout)
+	return nil
+}
+
+// fail also prints {"error": ...} on stdout with --json.
+func (f *flags) fail(err error) error {
+	if err != nil && f.json && !errors.Is(err, errUsage) {
+		json.NewEncoder(f.e.stdout).Encode(map[string]string{"error": oneLine(err.Error())})
+	}
+	return err
+}

@@ -1,0 +1,502 @@
+// Package engine compiles an nn graph for fast CPU inference: BatchNorms are
+// folded, activations and residual adds fused into the convolution epilogues,
+// weights packed once for the SIMD kernels, activation buffers planned once,
+// and every layer split over a persistent worker pool. Steady-state inference
+// allocates nothing.
+package engine
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/rmprune/rmprune/kernels"
+	"github.com/rmprune/rmprune/nn"
+)
+
+// Options configure compilation.
+type Options struct {
+	Threads  int      // workers (default 1)
+	MaxBatch int      // largest batch Run accepts (default 1)
+	Shape    nn.Shape // per-image input shape (default g.InputShape())
+}
+
+// Engine is a compiled network. It is not safe for concurrent use.
+type Engine struct {
+	in      nn.Shape
+	out     nn.Shape
+	max     int
+	steps   []*step
+	bufs    [][]float32
+	outBuf  int
+	pool    *Pool
+	ws      *kernels.Workspace
+	Profile bool // when set, Run accumulates per-step time
+	runs    int
+}
+
+type stepKind int
+
+const (
+	kConv stepKind = iota
+	kDepthwise
+	kGroupConv
+	kChannelwise // y = act(scale·x + shift): standalone BN, depthwise 1×1, bare activations
+	kAdd
+	kMaxPool
+	kAvgPool
+	kGAP
+	kCopy
+	kLinear
+)
+
+type step struct {
+	name  string // graph node(s) it computes, for per-layer timing
+	kind  stepKind
+	in    []int // buffer indices
+	out   int
+	inS   nn.Shape
+	outS  nn.Shape
+	conv  kernels.ConvShape
+	w     *kernels.PackedA
+	gw    []*kernels.PackedA // per group
+	raw   []float32          // depthwise weights
+	scale []float32          // channelwise
+	ep    kernels.Epilogue
+	res   int // buffer to preload into the output before an accumulating conv (-1: none)
+	k     int // pooling window / groups
+	s, p  int
+	ns    int64
+}
+
+// Compile prepares g for inference.
+func Compile(g *nn.Graph, opt Options) (*Engine, error) {
+	if opt.Threads < 1 {
+		opt.Threads = 1
+	}
+	if opt.MaxBatch < 1 {
+		opt.MaxBatch = 1
+	}
+	if opt.Shape == (nn.Shape{}) {
+		opt.Shape = g.InputShape()
+	}
+	f := nn.FoldBN(g)
+	shapes, err := f.Shapes(opt.Shape)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{in: opt.Shape, max: opt.MaxBatch}
+	e.pool = NewPool(opt.Threads)
+	e.ws = kernels.NewWorkspace(opt.Threads, e.pool.Run)
+	if err := e.plan(f, shapes); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close stops the worker pool.
+func (e *Engine) Close() {
+	if e.pool != nil {
+		e.pool.Close()
+		e.pool = nil
+	}
+}
+
+// InputShape and OutputShape are per image.
+func (e *Engine) InputShape() nn.Shape  { return e.in }
+func (e *Engine) OutputShape() nn.Shape { return e.out }
+
+// MaxBatch is the largest batch Run accepts.
+func (e *Engine) MaxBatch() int { return e.max }
+
+// ISA is the kernel path in use.
+func (e *Engine) ISA() string { return kernels.ISA() }
+
+// Threads is the worker count.
+func (e *Engine) Threads() int { return e.pool.Workers() }
+
+// plan turns nodes into steps, fusing epilogues, and assigns buffers by liveness.
+func (e *Engine) plan(g *nn.Graph, shapes map[string]nn.Shape) error {
+	cons := g.Consumers()
+	byName := map[string]*nn.Node{}
+	for _, n := range g.Nodes {
+		byName[n.Name] = n
+	}
+	// value: the node whose output a buffer holds; fused nodes map to the step's output.
+	produced := map[string]*step{}
+	fused := map[string]bool{}
+	only := func(n *nn.Node) *nn.Node { // the single consumer, if exactly one
+		if c := cons[n.Name]; len(c) == 1 {
+			return c[0]
+		}
+		return nil
+	}
+	var steps []*step
+	valueOf := map[*step]string{} // step → name of the node its output represents
+	inputs := map[*step][]string{}
+	for _, n := range g.Nodes {
+		if fused[n.Name] {
+			continue
+		}
+		st := &step{name: n.Name, res: -1, outS: shapes[n.Name]}
+		if len(n.Inputs) > 0 {
+			st.inS = shapes[n.Inputs[0]]
+		}
+		ins := append([]string(nil), n.Inputs...)
+		last := n
+		switch n.Op {
+		case nn.OpInput:
+			produced[n.Name] = nil
+			continue
+		case nn.OpConv:
+			if err := e.planConv(st, n); err != nil {
+				return err
+			}
+			if st.kind != kChannelwise {
+				// residual add: conv → add(conv, other) [→ act]
+				if c := only(last); c != nil && c.Op == nn.OpAdd && len(c.Inputs) == 2 {
+					other := c.Inputs[0]
+					if other == last.Name {
+						other = c.Inputs[1]
+					}
+					if _, ready := produced[other]; ready && other != last.Name {
+						ins = append(ins, other)
+						st.ep.Accumulate = true
+						fused[c.Name] = true
+						last = c
+					}
+				}
+			}
+			last = fuseActs(st, last, only, fused)
+		case nn.OpBatchNorm:
+			scale, shift := nn.BNScaleShift(n)
+			st.kind = kChannelwise
+			st.scale, st.ep.Bias = f32(scale), f32(shift)
+			last = fuseActs(st, last, only, fused)
+		case nn.OpReLU, nn.OpReLU6, nn.OpPReLU, nn.OpClamp:
+			st.kind = kChannelwise
+			setAct(&st.ep, n)
+			if n.Op != nn.OpClamp {
+				last = fuseActs(st, n, only, fused)
+			}
+		case nn.OpAdd:
+			st.kind = kAdd
+			last = fuseActs(st, last, only, fused)
+		case nn.OpMaxPool, nn.OpAvgPool:
+			st.kind = kMaxPool
+			if n.Op == nn.OpAvgPool {
+				st.kind = kAvgPool
+			}
+			st.k, st.s, st.p = n.Kernel, n.Stride, n.Pad
+		case nn.OpGlobalAvgPool:
+			st.kind = kGAP
+		case nn.OpFlatten:
+			st.kind = kCopy
+		case nn.OpLinear:
+			st.kind = kLinear
+			st.w = kernels.PackA(n.P("weight"), n.Out, n.In, n.In)
+			st.ep.Bias = n.P("bias")
+			last = fuseActs(st, last, only, fused)
+		default:
+			return fmt.Errorf("engine: node %s: unsupported op %q", n.Name, n.Op)
+		}
+		if last != n {
+			st.name = n.Name + "+" + last.Name
+		}
+		st.outS = shapes[last.Name]
+		produced[last.Name] = st
+		valueOf[st] = last.Name
+		inputs[st] = ins
+		steps = append(steps, st)
+	}
+	// Buffers: index 0 is the input; others assigned greedily by liveness.
+	lastUse := map[string]int{}
+	for i, st := range steps {
+		for _, in := range inputs[st] {
+			lastUse[in] = i
+		}
+	}
+	bufOf := map[string]int{g.Nodes[0].Name: 0}
+	e.bufs = [][]float32{nil} // the input buffer is the caller's
+	var free []int
+	for i, st := range steps {
+		for _, in := range inputs[st] {
+			b, ok := bufOf[in]
+			if !ok {
+				return fmt.Errorf("engine: step %s reads %s, which no step produces", st.name, in)
+			}
+			st.in = append(st.in, b)
+		}
+		need := e.max * st.outS.Numel()
+		best := -1
+		for j, b := range free {
+			if len(e.bufs[b]) >= need && (best < 0 || len(e.bufs[b]) < len(e.bufs[free[best]])) {
+				best = j
+			}
+		}
+		if best >= 0 {
+			st.out = free[best]
+			free = append(free[:best], free[best+1:]...)
+		} else {
+			st.out = len(e.bufs)
+			e.bufs = append(e.bufs, make([]float32, need))
+		}
+		if st.ep.Accumulate {
+			st.res = st.in[len(st.in)-1]
+			st.in = st.in[:len(st.in)-1]
+		}
+		bufOf[valueOf[st]] = st.out
+		for _, in := range inputs[st] {
+			if lastUse[in] == i && bufOf[in] != 0 && bufOf[in] != st.out {
+				free = append(free, bufOf[in])
+			}
+		}
+	}
+	e.steps = steps
+	last := steps[len(steps)-1]
+	e.outBuf, e.out = last.out, last.outS
+	for _, st := range steps {
+		if st.kind == kConv || st.kind == kGroupConv {
+			e.ws.Reserve(st.conv)
+		}
+	}
+	return nil
+}
+
+func f32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+// planConv picks the kernel for a conv node.
+func (e *Engine) planConv(st *step, n *nn.Node) error {
+	g := n.G()
+	in := st.inS
+	st.ep.Bias = n.P("bias")
+	w := n.P("weight")
+	switch {
+	case g == 1:
+		st.kind = kConv
+		st.conv = kernels.ConvShape{C: in.C, H: in.H, W: in.W, OutC: n.Out, KH: n.Kernel, KW: n.Kernel,
+			StrideH: n.Stride, StrideW: n.Stride, PadH: n.Pad, PadW: n.Pad}
+		st.w = kernels.PackConv(w, st.conv)
+	case g == n.In && g == n.Out && n.Kernel == 3 && n.Pad == 1 && (n.Stride == 1 || n.Stride == 2):
+		st.kind = kDepthwise
+		st.raw = w
+		st.s = n.Stride
+	case g == n.In && g == n.Out && n.Kernel == 1 && n.Pad == 0 && n.Stride == 1:
+		st.kind = kChannelwise
+		st.scale = w
+		if st.ep.Bias == nil {
+			st.ep.Bias = make([]float32, n.Out)
+		}
+	default:
+		st.kind = kGroupConv
+		st.k = g
+		icg, ocg := n.In/g, n.Out/g
+		st.conv = kernels.ConvShape{C: icg, H: in.H, W: in.W, OutC: ocg, KH: n.Kernel, KW: n.Kernel,
+			StrideH: n.Stride, StrideW: n.Stride, PadH: n.Pad, PadW: n.Pad}
+		per := icg * n.Kernel * n.Kernel
+		for i := 0; i < g; i++ {
+			st.gw = append(st.gw, kernels.PackConv(w[i*ocg*per:(i+1)*ocg*per], st.conv))
+		}
+	}
+	return nil
+}
+
+// setAct puts one activation node into an epilogue; it reports false for
+// anything else or when the slot is taken.
+func setAct(ep *kernels.Epilogue, n *nn.Node) bool {
+	switch {
+	case n.Op == nn.OpClamp && ep.Min == nil:
+		ep.Min, ep.Max = n.P("min"), n.P("max")
+	case ep.Act != kernels.ActNone || ep.Min != nil:
+		return false
+	case n.Op == nn.OpReLU:
+		ep.Act = kernels.ActReLU
+	case n.Op == nn.OpReLU6:
+		ep.Act = kernels.ActReLU6
+	case n.Op == nn.OpPReLU:
+		ep.Act, ep.Slope = kernels.ActPReLU, n.P("weight")
+	default:
+		return false
+	}
+	return true
+}
+
+// fuseActs folds the activations after last (each the single consumer of the
+// previous) into st's epilogue — at most one of ReLU/ReLU6/PReLU, then at most
+// one clamp — and returns the last fused node.
+func fuseActs(st *step, last *nn.Node, only func(*nn.Node) *nn.Node, fused map[string]bool) *nn.Node {
+	for {
+		c := only(last)
+		if c == nil || !setAct(&st.ep, c) {
+			return last
+		}
+		fused[c.Name] = true
+		last = c
+	}
+}
+
+// Run infers a batch of n images stored NCHW in x and returns the outputs
+// (n × OutputShape, NCHW). The result aliases an internal buffer that the next
+// Run overwrites.
+func (e *Engine) Run(x []float32, n int) ([]float32, error) {
+	if n < 1 || n > e.max {
+		return nil, fmt.Errorf("engine: batch %d outside 1..%d", n, e.max)
+	}
+	if len(x) != n*e.in.Numel() {
+		return nil, fmt.Errorf("engine: input has %d values, want %d×%v", len(x), n, e.in)
+	}
+	e.bufs[0] = x
+	for _, st := range e.steps {
+		var t0 time.Time
+		if e.Profile {
+			t0 = time.Now()
+		}
+		e.exec(st, n)
+		if e.Profile {
+			st.ns += time.Since(t0).Nanoseconds()
+		}
+	}
+	e.bufs[0] = nil
+	if e.Profile {
+		e.runs++
+	}
+	return e.bufs[e.outBuf][:n*e.out.Numel()], nil
+}
+
+func (e *Engine) exec(st *step, n int) {
+	isz, osz := st.inS.Numel(), st.outS.Numel()
+	out := e.bufs[st.out]
+	src := e.bufs[st.in[0]]
+	switch st.kind {
+	case kConv, kGroupConv, kDepthwise:
+		if st.res >= 0 {
+			copy(out[:n*osz], e.bufs[st.res][:n*osz])
+		}
+		for b := 0; b < n; b++ {
+			x, y := src[b*isz:(b+1)*isz], out[b*osz:(b+1)*osz]
+			switch st.kind {
+			case kConv:
+				e.ws.Conv2D(y, x, st.w, st.conv, &st.ep)
+			case kDepthwise:
+				e.ws.Depthwise3x3(y, x, st.raw, st.inS.C, st.inS.H, st.inS.W, st.s, &st.ep)
+			case kGroupConv:
+				ip, op := st.conv.C*st.conv.H*st.conv.W, st.conv.OutC*st.conv.OutH()*st.conv.OutW()
+				for gi, w := range st.gw {
+					ep := st.ep
+					off := gi * st.conv.OutC
+					ep.Bias = sub(ep.Bias, off)
+					ep.Slope = sub(ep.Slope, off)
+					ep.Min, ep.Max = sub(ep.Min, off), sub(ep.Max, off)
+					e.ws.Conv2D(y[gi*op:(gi+1)*op], x[gi*ip:(gi+1)*ip], w, st.conv, &ep)
+				}
+			}
+		}
+	case kChannelwise:
+		channelwise(out[:n*osz], src[:n*isz], st.inS, st.scale, &st.ep)
+	case kAdd:
+		o := out[:n*osz]
+		copy(o, src[:n*osz])
+		for _, b := range st.in[1:] {
+			for i, v := range e.bufs[b][:n*osz] {
+				o[i] += v
+			}
+		}
+		if st.ep.Act != kernels.ActNone || st.ep.Min != nil {
+			channelwise(o, o, st.outS, nil, &st.ep)
+		}
+	case kMaxPool, kAvgPool:
+		for b := 0; b < n; b++ {
+			x, y := src[b*isz:(b+1)*isz], out[b*osz:(b+1)*osz]
+			if st.kind == kMaxPool {
+				kernels.MaxPool2D(y, x, st.inS.C, st.inS.H, st.inS.W, st.k, st.s, st.p)
+			} else {
+				kernels.AvgPool2D(y, x, st.inS.C, st.inS.H, st.inS.W, st.k, st.s, st.p)
+			}
+		}
+	case kGAP:
+		for b := 0; b < n; b++ {
+			kernels.GlobalAvgPool(out[b*osz:(b+1)*osz], src[b*isz:(b+1)*isz], st.inS.C, st.inS.H*st.inS.W)
+		}
+	case kCopy:
+		copy(out[:n*osz], src[:n*isz])
+	case kLinear:
+		e.ws.Linear(out[:n*osz], src[:n*isz], n, st.w, &st.ep)
+	}
+}
+
+func sub(v []float32, off int) []float32 {
+	if v == nil {
+		return nil
+	}
+	return v[off:]
+}
+
+// channelwise computes y = epilogue(scale[c]·x + bias[c]) (scale nil: 1).
+func channelwise(y, x []float32, s nn.Shape, scale []float32, ep *kernels.Epilogue) {
+	hw := s.H * s.W
+	for i0 := 0; i0 < len(x); i0 += hw {
+		c := (i0 / hw) % s.C
+		sc, bi := float32(1), float32(0)
+		if scale != nil {
+			sc = scale[c]
+		}
+		if ep.Bias != nil {
+			bi = ep.Bias[c]
+		}
+		lo, hi := float32(math.Inf(-1)), float32(math.Inf(1))
+		if ep.Min != nil {
+			lo, hi = ep.Min[c], ep.Max[c]
+		}
+		var slope float32
+		if ep.Slope != nil {
+			slope = ep.Slope[c]
+		}
+		for i := i0; i < i0+hw; i++ {
+			v := sc*x[i] + bi
+			switch ep.Act {
+			case kernels.ActReLU:
+				v = max(v, 0)
+			case kernels.ActReLU6:
+				v = min(max(v, 0), 6)
+			case kernels.ActPReLU:
+				if v < 0 {
+					v *= slope
+				}
+			}
+			y[i] = min(max(v, lo), hi)
+		}
+	}
+}
+
+// LayerTime is the mean time of one step over the profiled runs.
+type LayerTime struct {
+	Name string  `json:"name"`
+	Ms   float64 `json:"ms"`
+}
+
+// LayerTimes reports per-step mean milliseconds since profiling started.
+func (e *Engine) LayerTimes() []LayerTime {
+	out := make([]LayerTime, len(e.steps))
+	for i, st := range e.steps {
+		out[i].Name = st.name
+		if e.runs > 0 {
+			out[i].Ms = float64(st.ns) / float64(e.runs) / 1e6
+		}
+	}
+	return out
+}
+
+// ResetProfile clears the per-step timings.
+func (e *Engine) ResetProfile() {
+	for _, st := range e.steps {
+		st.ns = 0
+	}
+	e.runs = 0
+}

@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/rmprune/rmprune/nn"
+)
+
+func randomizeBN(g *nn.Graph, rng *rand.Rand) {
+	for _, n := range g.Nodes {
+		if n.Op != nn.OpBatchNorm {
+			continue
+		}
+		for _, p := range []string{"weight", "bias", "running_mean", "running_var"} {
+			v := n.P(p)
+			for i := range v {
+				switch p {
+				case "weight":
+					v[i] = float32(0.5 + rng.Float64())
+				case "running_var":
+					v[i] = float32(0.5 + 1.5*rng.Float64())
+				default:
+					v[i] = float32(rng.NormFloat64() * 0.3)
+				}
+			}
+		}
+	}
+}
+
+func narrowResNet(imagenet, bottleneck bool, counts, widths []int, inC, classes int) *nn.Graph {
+	s := nn.ResNetSpec{InChannels: inC, StemWidth: widths[0], StemKernel: 3, Classes: classes}
+	if imagenet {
+		s.StemKernel, s.MaxPool = 7, true
+	}
+	s.Blocks = nn.ResNetBlocks(counts, widths, widths[0], bottleneck)
+	return s.Build(7)
+}
+
+// plainNet exercises the ops RM and pruning produce: PReLU, per-channel
+// clamps, grouped and depthwise convs, standalone BN, avg-pool.
+func plainNet(rng *rand.Rand) *nn.Graph {
+	g := &nn.Graph{Nodes: []*nn.Node{{Name: "input", Op: nn.OpInput, Out: 3}}}
+	add := func(n *nn.Node) { g.Nodes = append(g.Nodes, n) }
+	rnd := func(n int, s float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * s)
+		}
+		return v
+	}
+	conv := func(name, in string, cin, cout, k, s, p, groups int, bias bool) {
+		n := &nn.Node{Name: name, Op: nn.OpConv, Inputs: []string{in}, In: cin, Out: cout, Kernel: k, Stride: s, Pad: p, Groups: groups}
+		n.SetP("weight", []int{cout, cin / groups, k, k}, rnd(cout*cin/groups*k*k, 0.3))
+		if bias {
+			n.SetP("bias", []int{cout}, rnd(cout, 0.2))
+		}
+		add(n)
+	}
+	conv("c1", "input", 3, 12, 3, 1, 1, 1, true)
+	pr := &nn.Node{Name: "p1", Op: nn.OpPReLU, Inputs: []string{"c1"}}
+	pr.SetP("weight", []int{12}, rnd(12, 0.5))
+	add(pr)
+	conv("c2", "p1", 12, 12, 3, 2, 1, 3, false) // grouped
+	bn := &nn.Node{Name: "bn", Op: nn.OpBatchNorm, Inputs: []string{"c2"}}
+	bn.SetP("weight", []int{12}, rnd(12, 1))
+	bn.SetP("bias", []int{12}, rnd(12, 1))
+	bn.SetP("running_mean", []int{12}, rnd(12, 1))
+	v := rnd(12, 0.3)
+	for i := range v {
+		v[i] = 1 + v[i]*v[i]
+	}
+	bn.SetP("running_var", []int{12}, v)
+	add(bn)
+	cl := &nn.Node{Name: "cl", Op: nn.OpClamp, Inputs: []string{"bn"}}
+	lo, hi := make([]float32, 12), make([]float32, 12)
+	for i := range lo {
+		lo[i], hi[i] = -0.5, 0.7
+		if i%3 == 0 {
+			lo[i], hi[i] = -3.4e38, 3.4e38
+		}
+	}
+	cl.SetP("min", []int{12}, lo)
+	cl.SetP("max", []int{12}, hi)
+	add(cl)
+	conv("dw", "cl", 12, 12, 3, 1, 1, 12, true)
+	add(&nn.Node{Name: "r6", Op: nn.OpReLU6, Inputs: []string{"dw"}})
+	conv("sc", "r6", 12, 12, 1, 1, 0, 12, false) // depthwise 1×1: a scale
+	add(&nn.Node{Name: "ap", Op: nn.OpAvgPool, Inputs: []string{"sc"}, Kernel: 2, Stride: 2})
+	add(&nn.Node{Name: "sum", Op: nn.OpAdd, Inputs: []string{"ap", "ap"}})
+	add(&nn.Node{Name: "relu", Op: nn.OpReLU, Inputs: []string{"sum"}})
+	add(&nn.Node{Name: "flat", Op: nn.OpFlatten, Inputs: []string{"relu"}})
+	lin := &nn.Node{Name: "fc", Op: nn.OpLinear, Inputs: []string{"flat"}, In: 12 * 4 * 4, Out: 5}
+	lin.SetP("weight", []int{5, 12 * 16}, rnd(5*12*16, 0.1))
+	lin.SetP("bias", []int{5}, rnd(5, 0.1))
+	add(lin)
+	g.Input = [3]int{3, 16, 16}
+	return g
+}
+
+func TestEngineMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	mb := nn.StandardMobileNetV2(3, 10, 0.25)
+	tests := []struct {
+		name  string
+		g     *nn.Graph
+		shape nn.Shape
+	}{
+		{"resnet20", narrowResNet(false, false, []int{3, 3, 3}, []int{16, 32, 64}, 1, 10), nn.Shape{C: 1, H: 28, W: 28}},
+		{"resnet18-narrow-odd", narrowResNet(true, false, []int{2, 2, 2, 2}, []int{8, 13, 24, 37}, 3, 10), nn.Shape{C: 3, H: 45, W: 45}},
+		{"resnet50-narrow", narrowResNet(true, true, []int{1, 2, 1, 1}, []int{4, 8, 16, 32}, 3, 10), nn.Shape{C: 3, H: 64, W: 64}},
+		{"mobilenet_v2", mb.Build(3), nn.Shape{C: 3, H: 32, W: 32}},
+		{"plain", plainNet(rng), nn.Shape{C: 3, H: 16, W: 16}},
+	}
+	for _, tt := range tests {
+		randomizeBN(tt.g, rng)
+		for _, threads := range []int{1, 2} {
+			for _, batch := range []int{1, 3} {
+				t.Run(fmt.Sprintf("%s/t%d/b%d", tt.name, threads, batch), func(t *testing.T) {
+					x := nn.NewAct(batch, tt.shape.C, tt.shape.H, tt.shape.W)
+					for i := range x.D {
+						x.D[i] = float32(rng.NormFloat64())
+					}
+					want, err := tt.g.Forward(x, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					e, err := Compile(tt.g, Options{Threads: threads, MaxBatch: 3, Shape: tt.shape})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer e.Close()
+					for rep := 0; rep < 2; rep++ { // reused buffers must not leak state
+						got, err := e.Run(x.D, batch)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if rel, _ := nn.RelError(got, want.D); rel > 1e-4 {
+							t.Errorf("run %d: rel error got %g; want ≤ 1e-4", rep, rel)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestEngineZeroAllocs(t *testing.T) {
+	g := narrowResNet(false, false, []int{2, 2, 2}, []int{8, 16, 32}, 3, 10)
+	e, err := Compile(g, Options{Threads: 2, MaxBatch: 2, Shape: nn.Shape{C: 3, H: 32, W: 32}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	x := make([]float32, 2*3*32*32)
+	e.Run(x, 2)
+	if a := testing.AllocsPerRun(20, func() { e.Run(x, 2) }); a != 0 {
+		t.Errorf("allocations per inference got %v; want 0", a)
+	}
+}
+
+func TestEngineErrors(t *testing.T) {
+	g := narrowResNet(false, false, []int{1, 1, 1}, []int{4, 8, 16}, 3, 10)
+	e, err := Compile(g, Options{MaxBatch: 2, Shape: nn.Shape{C: 3, H: 8, W: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.Run(make([]float32, 3*3*64), 3); err == nil {
+		t.Error("batch above MaxBatch: got nil error")
+	}
+	if _, err := e.Run(make([]float32, 5), 1); err == nil {
+		t.Error("short input: got nil error")
+	}
+}

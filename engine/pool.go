@@ -1,0 +1,143 @@
+package engine
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Pool is a persistent set of worker goroutines that run one parallel loop at
+// a time. Hand-offs spin briefly before parking, so back-to-back layers of a
+// batch-1 inference do not pay a scheduler wake-up each.
+type Pool struct {
+	workers int
+	fn      func(worker, lo, hi int)
+	n       int
+	epoch   atomic.Uint64
+	pending atomic.Int64
+	wake    []chan struct{}
+	parked  []atomic.Bool
+	done    chan struct{}
+	stop    atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// spinIters bounds how long a worker spins for the next job before parking.
+const spinIters = 20000
+
+// NewPool starts workers−1 goroutines (the caller is worker 0).
+func NewPool(workers int) *Pool {
+	if workers < 1 {
+		workers = 1
+	}
+	p := &Pool{workers: workers, wake: make([]chan struct{}, workers), parked: make([]atomic.Bool, workers), done: make(chan struct{}, 1)}
+	for w := 1; w < workers; w++ {
+		p.wake[w] = make(chan struct{}, 1)
+		p.wg.Add(1)
+		go p.loop(w)
+	}
+	return p
+}
+
+// Workers is the number of workers including the caller.
+func (p *Pool) Workers() int { return p.workers }
+
+func split(n, parts, i int) (lo, hi int) {
+	return n * i / parts, n * (i + 1) / parts
+}
+
+func (p *Pool) loop(w int) {
+	defer p.wg.Done()
+	seen := uint64(0)
+	for {
+		spins := 0
+		for p.epoch.Load() == seen {
+			if p.stop.Load() {
+				return
+			}
+			spins++
+			if spins < spinIters {
+				if spins%64 == 0 {
+					runtime.Gosched()
+				}
+				continue
+			}
+			p.parked[w].Store(true)
+			if p.epoch.Load() != seen || p.stop.Load() { // re-check after announcing
+				p.parked[w].Store(false)
+				continue
+			}
+			<-p.wake[w]
+			spins = 0
+		}
+		seen = p.epoch.Load()
+		if p.stop.Load() {
+			return
+		}
+		if lo, hi := split(p.n, p.workers, w); lo < hi {
+			p.fn(w, lo, hi)
+		}
+		if p.pending.Add(-1) == 0 {
+			select {
+			case p.done <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Run calls fn(worker, lo, hi) over disjoint sub-ranges covering [0, n) and
+// returns when all are done. It has the shape of kernels.ParallelFunc. Run is
+// not reentrant: one loop at a time.
+func (p *Pool) Run(n int, fn func(worker, lo, hi int)) {
+	if p.workers == 1 || n <= 1 {
+		if n > 0 {
+			fn(0, 0, n)
+		}
+		return
+	}
+	p.fn, p.n = fn, n
+	p.pending.Store(int64(p.workers - 1))
+	p.epoch.Add(1)
+	for w := 1; w < p.workers; w++ {
+		if p.parked[w].Load() {
+			p.parked[w].Store(false)
+			select {
+			case p.wake[w] <- struct{}{}:
+			default:
+			}
+		}
+	}
+	if lo, hi := split(n, p.workers, 0); lo < hi {
+		fn(0, lo, hi)
+	}
+	spins := 0
+	for p.pending.Load() != 0 {
+		spins++
+		if spins < spinIters {
+			if spins%64 == 0 {
+				runtime.Gosched()
+			}
+			continue
+		}
+		<-p.done
+		spins = 0
+	}
+	select { // drain a late completion signal
+	case <-p.done:
+	default:
+	}
+	p.fn = nil
+}
+
+// Close stops the workers.
+func (p *Pool) Close() {
+	p.stop.Store(true)
+	for w := 1; w < p.workers; w++ {
+		select {
+		case p.wake[w] <- struct{}{}:
+		default:
+		}
+	}
+	p.wg.Wait()
+}
