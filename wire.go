@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 
+	"github.com/rmprune/rmprune/engine"
+
 	"github.com/rmprune/rmprune/nn"
 )
 
@@ -11,6 +13,17 @@ func applyRM(g *nn.Graph) (*nn.Graph, error) {
 	return nil, errors.New("--rm: the RM conversion is not built yet")
 }
 
+// simdForward runs g on the SIMD engine.
 func simdForward(g *nn.Graph, x *nn.Act, threads int) (*nn.Act, error) {
-	return nil, errors.New("--engine simd: the SIMD engine is not built yet")
+	e, err := engine.Compile(g, engine.Options{Threads: threads, MaxBatch: x.N, Shape: x.Shape()})
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	y, err := e.Run(x.D, x.N)
+	if err != nil {
+		return nil, err
+	}
+	s := e.OutputShape()
+	return &nn.Act{N: x.N, C: s.C, H: s.H, W: s.W, D: append([]float32(nil), y...)}, nil
 }

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/rmprune/rmprune/bench"
+)
+
+func cmdBench(e *env, args []string) error {
+	f := newFlags(e, "bench", "--model M [--rm] [--batch N] [--threads N] [--shape CxHxW] [--per-layer] [--json] | --kernels [--json]",
+		"Measure a model on the SIMD engine (median and p90 after warm-up), or the kernels' GFLOP/s.")
+	f.modelFlags()
+	useRM := f.Bool("rm", false, "apply RM (residual removal) first")
+	batch := f.Int("batch", 1, "images per run")
+	shape := f.String("shape", "", "input shape CxHxW (default: the model's)")
+	perLayer := f.Bool("per-layer", false, "also report per-layer milliseconds")
+	kern := f.Bool("kernels", false, "measure the FMA peak and GEMM kernels instead of a model")
+	if err := f.parse(args); err != nil || helpAsked(args) {
+		return err
+	}
+	return f.fail(func() error {
+		if *kern {
+			r, err := bench.Kernels(e.ctx)
+			if err != nil {
+				return err
+			}
+			return f.report(r, func(w io.Writer) {
+				fmt.Fprintf(w, "cpu %s  isa %s  FMA peak %.1f GFLOP/s (one core)\n", r.CPU, r.ISA, r.PeakGFLOP)
+				tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "gemm\tM\tK\tN\tGFLOP/s\t% peak")
+				for _, g := range r.Gemm {
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.0f%%\n", g.Name, g.M, g.K, g.N, g.GFLOPS, g.PctPeak)
+				}
+				tw.Flush()
+			})
+		}
+		g, err := f.loadModel()
+		if err != nil {
+			return err
+		}
+		if *useRM {
+			if g, err = applyRM(g); err != nil {
+				return err
+			}
+		}
+		in, err := inputShape(g, *shape)
+		if err != nil {
+			return err
+		}
+		if *batch < 1 {
+			return fmt.Errorf("--batch %d: want ≥ 1", *batch)
+		}
+		fmt.Fprintf(e.stderr, "benchmarking %s (%s) batch %d, %d threads…\n", f.model, in, *batch, f.threads)
+		r, err := bench.Model(e.ctx, g, bench.Options{Batch: *batch, Threads: f.threads, Shape: in, PerLayer: *perLayer})
+		if err != nil {
+			return err
+		}
+		return f.report(r, func(w io.Writer) {
+			fmt.Fprintf(w, "%.1f images/s  latency p50 %.3f ms  p90 %.3f ms  (batch %d, %d threads, %s, %s, %d runs)\n",
+				r.ImagesPerS, r.LatencyMsP50, r.LatencyMsP90, r.Batch, r.Threads, r.ISA, r.CPU, r.Runs)
+			if len(r.Layers) > 0 {
+				tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+				for _, l := range r.Layers {
+					fmt.Fprintf(tw, "%s\t%.4f ms\n", l.Name, l.Ms)
+				}
+				tw.Flush()
+			}
+		})
+	}())
+}
