@@ -1,16 +1,19 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/rmprune/rmprune/engine"
-
 	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/rm"
 )
 
-// applyRM and simdForward are wired to the rm and engine packages as they land.
+// applyRM converts g to its plain (RMNet) deploy form.
 func applyRM(g *nn.Graph) (*nn.Graph, error) {
-	return nil, errors.New("--rm: the RM conversion is not built yet")
+	res, err := rm.Convert(g, rm.Options{})
+	if err != nil {
+		return nil, err
+	}
+	copyMeta(res.Graph, g)
+	return res.Graph, nil
 }
 
 // simdForward runs g on the SIMD engine.
