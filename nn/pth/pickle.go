@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -45,12 +46,14 @@ var allowed = map[string]globalKind{
 	"torch.BoolStorage":                          gStorage,
 }
 
-// AllowedGlobals returns the module.name of every global the unpickler accepts.
+// AllowedGlobals returns the module.name of every global the unpickler
+// accepts, sorted.
 func AllowedGlobals() []string {
 	out := make([]string, 0, len(allowed))
 	for k := range allowed {
 		out = append(out, k)
 	}
+	sort.Strings(out)
 	return out
 }
 
@@ -76,7 +79,7 @@ func (e *GlobalError) Error() string {
 
 // Limits of the pickle machine.
 const (
-	maxPickleBytes = 256 << 20 // data.pkl size
+	maxPickleBytes = 64 << 20 // data.pkl size
 	maxRank        = 64
 )
 
@@ -147,23 +150,35 @@ type tensorRef struct {
 	stride []int64
 }
 
+// input is a byte stream of known length shared by successive pickles.
+type input struct {
+	br    *bufio.Reader
+	pos   int64 // bytes consumed
+	limit int64 // bytes available
+}
+
+func newInput(r io.Reader, limit int64) *input {
+	return &input{br: bufio.NewReader(r), limit: limit}
+}
+
 // machine is the pickle virtual machine.
 type machine struct {
-	in       *bufio.Reader
-	pos      int64 // bytes consumed
-	limit    int64 // bytes available
+	*input
 	stack    []any
 	marks    []int
 	memo     map[int64]any
 	storages map[string]*storageRef
+	// cost estimates the bytes the decoded values take; budget caps it, so
+	// that a small (or deflated) pickle cannot make millions of containers.
+	cost, budget int64
 }
 
-func newMachine(r io.Reader, limit int64, storages map[string]*storageRef) *machine {
+func newMachine(in *input, storages map[string]*storageRef) *machine {
 	return &machine{
-		in:       bufio.NewReader(r),
-		limit:    limit,
+		input:    in,
 		memo:     map[int64]any{},
 		storages: storages,
+		budget:   32<<20 + 4*min(in.limit, maxPickleBytes),
 	}
 }
 
@@ -177,7 +192,7 @@ func (m *machine) byte() (byte, error) {
 	if m.pos >= m.limit {
 		return 0, perr("truncated")
 	}
-	b, err := m.in.ReadByte()
+	b, err := m.br.ReadByte()
 	if err != nil {
 		return 0, perr("truncated")
 	}
@@ -191,8 +206,9 @@ func (m *machine) read(n int64) ([]byte, error) {
 	if n < 0 || n > m.limit-m.pos {
 		return nil, perr("truncated (a %d-byte field, %d bytes left)", n, max(m.limit-m.pos, 0))
 	}
+	m.cost += n
 	b := make([]byte, n)
-	if _, err := io.ReadFull(m.in, b); err != nil {
+	if _, err := io.ReadFull(m.br, b); err != nil {
 		return nil, perr("truncated")
 	}
 	m.pos += n
@@ -240,6 +256,7 @@ func (m *machine) popMark() ([]any, error) {
 	}
 	k := m.marks[len(m.marks)-1]
 	m.marks = m.marks[:len(m.marks)-1]
+	m.cost += 16 * int64(len(m.stack)-k)
 	items := append([]any(nil), m.stack[k:]...)
 	m.stack = m.stack[:k]
 	return items, nil
@@ -283,6 +300,10 @@ func (m *machine) run() (any, error) {
 		op, err := m.byte()
 		if err != nil {
 			return nil, err
+		}
+		m.cost += 32 // a stack slot, a mark, a small value
+		if m.cost > m.budget {
+			return nil, perr("too many values to decode (over %d MB)", m.budget>>20)
 		}
 		if err := m.step(op); err != nil {
 			if errors.Is(err, errStop) {
@@ -477,6 +498,7 @@ func (m *machine) step(op byte) error {
 		}
 		m.push(pyTuple(items))
 	case ']':
+		m.cost += 96
 		m.push(&pyList{})
 	case 'l':
 		items, err := m.popMark()
@@ -497,6 +519,7 @@ func (m *machine) step(op byte) error {
 		}
 		return m.appendTo(items)
 	case '}':
+		m.cost += 96
 		m.push(newDict())
 	case 'd':
 		items, err := m.popMark()
@@ -521,6 +544,7 @@ func (m *machine) step(op byte) error {
 		}
 		return m.setItemsOnTop(items)
 	case 0x8f: // EMPTY_SET
+		m.cost += 96
 		m.push(&pySet{})
 	case 0x90: // ADDITEMS
 		items, err := m.popMark()
@@ -709,6 +733,7 @@ func (m *machine) step(op byte) error {
 }
 
 func (m *machine) put(i int64) error {
+	m.cost += 48
 	v, err := m.top()
 	if err != nil {
 		return err

@@ -1,0 +1,317 @@
+package onnx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/rmprune/rmprune/nn"
+)
+
+// lowering turns a folded nn graph into ONNX nodes and initializers.
+type lowering struct {
+	g      *nn.Graph
+	shapes map[string]nn.Shape
+	used   map[string]bool   // every tensor name taken
+	value  map[string]string // nn node name → ONNX value name
+	rank   map[string]int    // nn node name → rank of its ONNX value (2 or 4)
+	nodes  []Node
+	inits  []*Tensor
+	relu6  [2]string // shared Clip bounds 0 and 6, once made
+}
+
+// supported lists the nn ops the exporter knows.
+var supported = map[nn.Op]bool{
+	nn.OpInput: true, nn.OpConv: true, nn.OpBatchNorm: true, nn.OpReLU: true, nn.OpReLU6: true,
+	nn.OpPReLU: true, nn.OpClamp: true, nn.OpAdd: true, nn.OpMaxPool: true, nn.OpAvgPool: true,
+	nn.OpGlobalAvgPool: true, nn.OpFlatten: true, nn.OpLinear: true,
+}
+
+// export builds the ONNX model of g (BatchNorms folded first).
+func export(g *nn.Graph, opt Options) (*Model, error) {
+	if g == nil || len(g.Nodes) == 0 {
+		return nil, errors.New("empty graph")
+	}
+	for i, n := range g.Nodes {
+		if !supported[n.Op] {
+			return nil, fmt.Errorf("node %s: op %q: %w", n.Name, n.Op, ErrUnsupported)
+		}
+		if (n.Op == nn.OpInput) != (i == 0) {
+			return nil, fmt.Errorf("node %s: the graph needs exactly one input node, first", n.Name)
+		}
+	}
+	if len(g.Nodes) < 2 {
+		return nil, errors.New("graph has no layers")
+	}
+	in := opt.Shape
+	if in == (nn.Shape{}) {
+		in = g.InputShape()
+	}
+	f := nn.FoldBN(g)
+	shapes, err := f.Shapes(in)
+	if err != nil {
+		return nil, err
+	}
+	l := &lowering{g: f, shapes: shapes, used: map[string]bool{"input": true, "logits": true},
+		value: map[string]string{}, rank: map[string]int{}}
+	for _, n := range f.Nodes {
+		for p := range n.Params {
+			l.used[n.Name+"."+p] = true
+		}
+	}
+	out := f.Output()
+	for _, n := range f.Nodes {
+		name := ""
+		switch n {
+		case f.Nodes[0]:
+			name = "input"
+		case out:
+			name = "logits"
+		default:
+			name = l.unique(n.Name)
+		}
+		if err := l.node(n, name); err != nil {
+			return nil, fmt.Errorf("node %s (%s): %w", n.Name, n.Op, err)
+		}
+	}
+
+	m := &Model{
+		IRVersion:       IRVersion,
+		ProducerName:    "rmprune",
+		ProducerVersion: opt.ProducerVersion,
+		Opsets:          []Opset{{Version: Opset13}},
+		Graph: Graph{
+			Name:         cmpOr(g.Arch, "rmprune"),
+			Nodes:        l.nodes,
+			Initializers: l.inits,
+			Inputs:       []ValueInfo{{Name: "input", ElemType: Float, Dims: []Dim{{Param: "N"}, {Value: int64(in.C)}, {Value: int64(in.H)}, {Value: int64(in.W)}}}},
+		},
+	}
+	osh := shapes[out.Name]
+	outDims := []Dim{{Param: "N"}, {Value: int64(osh.C)}}
+	if l.rank[out.Name] == 4 {
+		outDims = append(outDims, Dim{Value: int64(osh.H)}, Dim{Value: int64(osh.W)})
+	}
+	m.Graph.Outputs = []ValueInfo{{Name: "logits", ElemType: Float, Dims: outDims}}
+	m.Metadata, err = metadata(g)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// metadata returns the metadata_props, sorted by key.
+func metadata(g *nn.Graph) ([]Entry, error) {
+	var md []Entry
+	add := func(k, v string) {
+		if v != "" {
+			md = append(md, Entry{"rmprune." + k, v})
+		}
+	}
+	add("arch", g.Arch)
+	add("form", g.Form)
+	add("recipe", g.Recipe)
+	add("source_sha256", g.SourceSHA256)
+	if g.Classes > 0 {
+		add("classes", strconv.Itoa(g.Classes))
+	}
+	if len(g.Labels) > 0 {
+		b, err := json.Marshal(g.Labels)
+		if err != nil {
+			return nil, err
+		}
+		add("labels", string(b))
+	}
+	if len(g.Mean) > 0 || len(g.Std) > 0 {
+		b, err := json.Marshal(struct {
+			Mean []float32 `json:"mean"`
+			Std  []float32 `json:"std"`
+		}{g.Mean, g.Std})
+		if err != nil {
+			return nil, err
+		}
+		add("normalize", string(b))
+	}
+	slices.SortFunc(md, func(a, b Entry) int {
+		switch {
+		case a.Key < b.Key:
+			return -1
+		case a.Key > b.Key:
+			return 1
+		}
+		return 0
+	})
+	return md, nil
+}
+
+// unique returns name, or name_1, name_2, ... when taken, and marks it taken.
+func (l *lowering) unique(name string) string {
+	s := name
+	for i := 1; l.used[s]; i++ {
+		s = name + "_" + strconv.Itoa(i)
+	}
+	l.used[s] = true
+	return s
+}
+
+func (l *lowering) emit(op, name string, inputs []string, output string, attrs ...Attr) {
+	l.nodes = append(l.nodes, Node{Name: name, OpType: op, Inputs: inputs, Outputs: []string{output}, Attrs: attrs})
+}
+
+// param adds parameter p of n as an initializer of the given dims (nil: the
+// parameter's own shape) and returns its name.
+func (l *lowering) param(n *nn.Node, p string, dims ...int) string {
+	t := n.Params[p]
+	if dims == nil {
+		dims = nn.ShapeOf(t)
+	}
+	name := n.Name + "." + p
+	l.inits = append(l.inits, &Tensor{Name: name, Dims: int64s(dims), DataType: Float, Data: nn.Floats(t)})
+	return name
+}
+
+// constant adds a generated float initializer.
+func (l *lowering) constant(name string, dims []int, data []float32) string {
+	name = l.unique(name)
+	l.inits = append(l.inits, &Tensor{Name: name, Dims: int64s(dims), DataType: Float, Data: data})
+	return name
+}
+
+func int64s(v []int) []int64 {
+	out := make([]int64, len(v))
+	for i, x := range v {
+		out[i] = int64(x)
+	}
+	return out
+}
+
+func ints(name string, v ...int64) Attr { return Attr{Name: name, Type: AttrInts, Ints: v} }
+func intAttr(name string, v int64) Attr { return Attr{Name: name, Type: AttrInt, I: v} }
+
+// channelDims is the shape of a per-channel constant broadcasting over a value
+// of the given rank: [C,1,1] for NCHW, [C] for NC.
+func channelDims(c, rank int) []int {
+	if rank == 4 {
+		return []int{c, 1, 1}
+	}
+	return []int{c}
+}
+
+// node lowers n, whose output value is named out.
+func (l *lowering) node(n *nn.Node, out string) error {
+	var x string
+	rank := 4
+	if len(n.Inputs) > 0 {
+		x, rank = l.value[n.Inputs[0]], l.rank[n.Inputs[0]]
+	}
+	c := l.shapes[n.Name].C
+	need4 := func() error {
+		if rank != 4 {
+			return fmt.Errorf("reads a flattened value: %w", ErrUnsupported)
+		}
+		return nil
+	}
+	switch n.Op {
+	case nn.OpInput:
+		// The graph input itself: no node.
+	case nn.OpConv:
+		if err := need4(); err != nil {
+			return err
+		}
+		k, s, p := int64(n.Kernel), int64(n.Stride), int64(n.Pad)
+		ins := []string{x, l.param(n, "weight")}
+		if n.Params["bias"] != nil {
+			ins = append(ins, l.param(n, "bias"))
+		}
+		l.emit("Conv", n.Name, ins, out,
+			ints("dilations", 1, 1), intAttr("group", int64(n.G())), ints("kernel_shape", k, k),
+			ints("pads", p, p, p, p), ints("strides", s, s))
+	case nn.OpBatchNorm:
+		eps := n.Eps
+		if eps == 0 {
+			eps = 1e-5
+		}
+		l.emit("BatchNormalization", n.Name,
+			[]string{x, l.param(n, "weight"), l.param(n, "bias"), l.param(n, "running_mean"), l.param(n, "running_var")},
+			out, Attr{Name: "epsilon", Type: AttrFloat, F: float32(eps)})
+	case nn.OpReLU:
+		l.emit("Relu", n.Name, []string{x}, out)
+	case nn.OpReLU6:
+		if l.relu6[0] == "" {
+			l.relu6[0] = l.constant("relu6.min", nil, []float32{0})
+			l.relu6[1] = l.constant("relu6.max", nil, []float32{6})
+		}
+		l.emit("Clip", n.Name, []string{x, l.relu6[0], l.relu6[1]}, out)
+	case nn.OpPReLU:
+		l.emit("PRelu", n.Name, []string{x, l.param(n, "weight", channelDims(c, rank)...)}, out)
+	case nn.OpClamp:
+		// Clip takes scalar bounds only: a per-channel clamp is Max then Min
+		// with broadcast [C,1,1] bounds.
+		mid := l.unique(n.Name + "/max")
+		l.emit("Max", n.Name+"/max", []string{x, l.param(n, "min", channelDims(c, rank)...)}, mid)
+		l.emit("Min", n.Name+"/min", []string{mid, l.param(n, "max", channelDims(c, rank)...)}, out)
+	case nn.OpAdd:
+		acc := x
+		for i, in := range n.Inputs[1:] {
+			if l.rank[in] != rank {
+				return fmt.Errorf("adds values of rank %d and %d: %w", rank, l.rank[in], ErrUnsupported)
+			}
+			dst, name := out, n.Name
+			if i < len(n.Inputs)-2 {
+				dst = l.unique(fmt.Sprintf("%s/sum%d", n.Name, i+1))
+				name = dst
+			}
+			l.emit("Add", name, []string{acc, l.value[in]}, dst)
+			acc = dst
+		}
+	case nn.OpMaxPool, nn.OpAvgPool:
+		if err := need4(); err != nil {
+			return err
+		}
+		k, s, p := int64(n.Kernel), int64(n.Stride), int64(n.Pad)
+		attrs := []Attr{ints("kernel_shape", k, k), ints("pads", p, p, p, p), ints("strides", s, s)}
+		op := "MaxPool"
+		if n.Op == nn.OpAvgPool {
+			// nn divides by K·K everywhere, counting padding, as PyTorch's default.
+			op = "AveragePool"
+			attrs = append([]Attr{intAttr("count_include_pad", 1)}, attrs...)
+		}
+		l.emit(op, n.Name, []string{x}, out, attrs...)
+	case nn.OpGlobalAvgPool:
+		if err := need4(); err != nil {
+			return err
+		}
+		l.emit("GlobalAveragePool", n.Name, []string{x}, out)
+	case nn.OpFlatten:
+		l.emit("Flatten", n.Name, []string{x}, out, intAttr("axis", 1))
+		rank = 2
+	case nn.OpLinear:
+		if rank != 2 {
+			flat := l.unique(n.Name + "/flatten")
+			l.emit("Flatten", flat, []string{x}, flat, intAttr("axis", 1))
+			x = flat
+		}
+		ins := []string{x, l.param(n, "weight")}
+		if n.Params["bias"] != nil {
+			ins = append(ins, l.param(n, "bias"))
+		}
+		l.emit("Gemm", n.Name, ins, out,
+			Attr{Name: "alpha", Type: AttrFloat, F: 1}, Attr{Name: "beta", Type: AttrFloat, F: 1},
+			intAttr("transA", 0), intAttr("transB", 1))
+		rank = 2
+	default:
+		return ErrUnsupported
+	}
+	l.value[n.Name] = out
+	l.rank[n.Name] = rank
+	return nil
+}
