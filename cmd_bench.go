@@ -16,6 +16,7 @@ func cmdBench(e *env, args []string) error {
 	batch := f.Int("batch", 1, "images per run")
 	shape := f.String("shape", "", "input shape CxHxW (default: the model's)")
 	perLayer := f.Bool("per-layer", false, "also report per-layer milliseconds")
+	dense := f.Bool("dense", false, "run every conv as a dense GEMM (turns off the RM Dirac/identity shortcuts), for comparison")
 	kern := f.Bool("kernels", false, "measure the FMA peak and GEMM kernels instead of a model")
 	if err := f.parse(args); err != nil || helpAsked(args) {
 		return err
@@ -53,7 +54,7 @@ func cmdBench(e *env, args []string) error {
 			return fmt.Errorf("--batch %d: want ≥ 1", *batch)
 		}
 		fmt.Fprintf(e.stderr, "benchmarking %s (%s) batch %d, %d threads…\n", f.model, in, *batch, f.threads)
-		r, err := bench.Model(e.ctx, g, bench.Options{Batch: *batch, Threads: f.threads, Shape: in, PerLayer: *perLayer})
+		r, err := bench.Model(e.ctx, g, bench.Options{Batch: *batch, Threads: f.threads, Shape: in, PerLayer: *perLayer, Dense: *dense})
 		if err != nil {
 			return err
 		}

@@ -113,6 +113,7 @@ type Options struct {
 	MaxRuns  int      // default 1000
 	MinTime  time.Duration
 	PerLayer bool
+	Dense    bool // turn off the engine's RM shortcuts (comparison)
 }
 
 // Result is one model measurement (DESIGN's bench JSON keys).
@@ -126,6 +127,8 @@ type Result struct {
 	CPU          string             `json:"cpu"`
 	Runs         int                `json:"runs"`
 	Shape        string             `json:"shape"`
+	SplitConvs   int                `json:"split_convs"` // convs run with the Dirac/identity shortcut
+	MACsSaved    int64              `json:"macs_saved"`  // dense MACs per image the shortcut avoids
 	Layers       []engine.LayerTime `json:"layers,omitempty"`
 }
 
@@ -149,7 +152,7 @@ func Model(ctx context.Context, g *nn.Graph, opt Options) (*Result, error) {
 	if opt.Shape == (nn.Shape{}) {
 		opt.Shape = g.InputShape()
 	}
-	e, err := engine.Compile(g, engine.Options{Threads: opt.Threads, MaxBatch: opt.Batch, Shape: opt.Shape})
+	e, err := engine.Compile(g, engine.Options{Threads: opt.Threads, MaxBatch: opt.Batch, Shape: opt.Shape, Dense: opt.Dense})
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +171,7 @@ func Model(ctx context.Context, g *nn.Graph, opt Options) (*Result, error) {
 		ImagesPerS: float64(opt.Batch) / (st.MedianMs / 1e3), LatencyMsP50: st.MedianMs, LatencyMsP90: st.P90Ms,
 		Batch: opt.Batch, Threads: opt.Threads, ISA: e.ISA(), CPU: CPUModel(), Runs: st.Runs, Shape: opt.Shape.String(),
 	}
+	r.SplitConvs, r.MACsSaved = e.SplitConvs()
 	if opt.PerLayer {
 		e.Profile = true
 		for i := 0; i < max(5, opt.MinRuns); i++ {

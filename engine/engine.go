@@ -19,6 +19,9 @@ type Options struct {
 	Threads  int      // workers (default 1)
 	MaxBatch int      // largest batch Run accepts (default 1)
 	Shape    nn.Shape // per-image input shape (default g.InputShape())
+	// Dense turns off the Dirac-row and centre-column shortcuts for RM nets
+	// (for comparison: every conv runs as a dense GEMM).
+	Dense bool
 }
 
 // Engine is a compiled network. It is not safe for concurrent use.
@@ -33,6 +36,7 @@ type Engine struct {
 	ws      *kernels.Workspace
 	Profile bool // when set, Run accumulates per-step time
 	runs    int
+	noSplit bool
 }
 
 type stepKind int
@@ -60,6 +64,7 @@ type step struct {
 	conv  kernels.ConvShape
 	w     *kernels.PackedA
 	gw    []*kernels.PackedA // per group
+	sp    *split             // Dirac rows / centre-only columns (RM nets)
 	raw   []float32          // depthwise weights
 	scale []float32          // channelwise
 	ep    kernels.Epilogue
@@ -85,7 +90,7 @@ func Compile(g *nn.Graph, opt Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{in: opt.Shape, max: opt.MaxBatch}
+	e := &Engine{in: opt.Shape, max: opt.MaxBatch, noSplit: opt.Dense}
 	e.pool = NewPool(opt.Threads)
 	e.ws = kernels.NewWorkspace(opt.Threads, e.pool.Run)
 	if err := e.plan(f, shapes); err != nil {
@@ -260,6 +265,9 @@ func (e *Engine) plan(g *nn.Graph, shapes map[string]nn.Shape) error {
 		if st.kind == kConv || st.kind == kGroupConv {
 			e.ws.Reserve(st.conv)
 		}
+		if st.sp != nil && st.sp.rest != nil {
+			e.ws.Reserve(st.sp.rShape)
+		}
 	}
 	return nil
 }
@@ -283,7 +291,12 @@ func (e *Engine) planConv(st *step, n *nn.Node) error {
 		st.kind = kConv
 		st.conv = kernels.ConvShape{C: in.C, H: in.H, W: in.W, OutC: n.Out, KH: n.Kernel, KW: n.Kernel,
 			StrideH: n.Stride, StrideW: n.Stride, PadH: n.Pad, PadW: n.Pad}
-		st.w = kernels.PackConv(w, st.conv)
+		if !e.noSplit {
+			st.sp = planSplit(w, st.conv)
+		}
+		if st.sp == nil {
+			st.w = kernels.PackConv(w, st.conv)
+		}
 	case g == n.In && g == n.Out && n.Kernel == 3 && n.Pad == 1 && (n.Stride == 1 || n.Stride == 2):
 		st.kind = kDepthwise
 		st.raw = w
@@ -383,7 +396,11 @@ func (e *Engine) exec(st *step, n int) {
 			x, y := src[b*isz:(b+1)*isz], out[b*osz:(b+1)*osz]
 			switch st.kind {
 			case kConv:
-				e.ws.Conv2D(y, x, st.w, st.conv, &st.ep)
+				if st.sp != nil {
+					st.sp.run(e.ws, y, x, st.conv, &st.ep)
+				} else {
+					e.ws.Conv2D(y, x, st.w, st.conv, &st.ep)
+				}
 			case kDepthwise:
 				e.ws.Depthwise3x3(y, x, st.raw, st.inS.C, st.inS.H, st.inS.W, st.s, &st.ep)
 			case kGroupConv:

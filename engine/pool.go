@@ -42,7 +42,7 @@ func NewPool(workers int) *Pool {
 // Workers is the number of workers including the caller.
 func (p *Pool) Workers() int { return p.workers }
 
-func split(n, parts, i int) (lo, hi int) {
+func chunk(n, parts, i int) (lo, hi int) {
 	return n * i / parts, n * (i + 1) / parts
 }
 
@@ -74,7 +74,7 @@ func (p *Pool) loop(w int) {
 		if p.stop.Load() {
 			return
 		}
-		if lo, hi := split(p.n, p.workers, w); lo < hi {
+		if lo, hi := chunk(p.n, p.workers, w); lo < hi {
 			p.fn(w, lo, hi)
 		}
 		if p.pending.Add(-1) == 0 {
@@ -108,7 +108,7 @@ func (p *Pool) Run(n int, fn func(worker, lo, hi int)) {
 			}
 		}
 	}
-	if lo, hi := split(n, p.workers, 0); lo < hi {
+	if lo, hi := chunk(n, p.workers, 0); lo < hi {
 		fn(0, lo, hi)
 	}
 	spins := 0

@@ -1,0 +1,251 @@
+package engine
+
+import (
+	"github.com/rmprune/rmprune/kernels"
+)
+
+// RM leaves two structures in a plain net's convolutions that are not worth
+// dense MACs: Dirac rows (an output channel that copies one input channel,
+// scaled: the reserved channels) and centre-only columns (input channels that
+// every other output reads only through the kernel's centre tap: the merged
+// identity or 1×1 projection). A split conv computes Dirac rows as strided
+// copies, centre-only columns as a gather-add (when each output reads at most
+// one of them) or a 1×1 GEMM, and runs the dense k×k GEMM over what is left.
+type split struct {
+	rows    int       // leading Dirac rows
+	rowSrc  []int     // input channel each Dirac row copies
+	rowCoef []float32 // and its scale
+	q       int       // leading centre-only input channels (k > 1 only)
+	sel     []int     // per dense row: the centre-only channel it reads (−1: none), when a selection
+	coef    []float32
+	center  *kernels.PackedA // otherwise the 1×1 weights [dense rows × q]
+	cShape  kernels.ConvShape
+	rest    *kernels.PackedA // k×k weights of dense rows over channels [q, C)
+	rShape  kernels.ConvShape
+}
+
+// planSplit analyses conv weights w ([M][C][k][k]); it returns nil when the
+// conv has neither Dirac rows nor centre-only columns.
+func planSplit(w []float32, s kernels.ConvShape) *split {
+	k := s.KH
+	if k != s.KW || k%2 == 0 || s.PadH != k/2 || s.PadW != k/2 || s.StrideH != s.StrideW {
+		return nil
+	}
+	M, C, kk := s.OutC, s.C, k*k
+	centre := (k / 2) * (k + 1)
+	row := func(o int) []float32 { return w[o*C*kk : (o+1)*C*kk] }
+	sp := &split{}
+	// Leading Dirac rows: one non-zero, at a centre tap.
+	for o := 0; o < M; o++ {
+		src, coef, ok := -1, float32(0), true
+		for i, v := range row(o) {
+			if v == 0 {
+				continue
+			}
+			if src >= 0 || i%kk != centre {
+				ok = false
+				break
+			}
+			src, coef = i/kk, v
+		}
+		if !ok || src < 0 {
+			break
+		}
+		sp.rows++
+		sp.rowSrc = append(sp.rowSrc, src)
+		sp.rowCoef = append(sp.rowCoef, coef)
+	}
+	dense := M - sp.rows
+	// Leading centre-only input channels, over the dense rows.
+	if k > 1 && dense > 0 {
+	cols:
+		for c := 0; c < C; c++ {
+			for o := sp.rows; o < M; o++ {
+				for t, v := range row(o)[c*kk : (c+1)*kk] {
+					if v != 0 && t != centre {
+						break cols
+					}
+				}
+			}
+			sp.q++
+		}
+	}
+	if sp.rows == 0 && sp.q == 0 {
+		return nil
+	}
+	// Don't split a conv that is almost all centre-only: the 1×1 part would be the whole conv.
+	if sp.q > 0 {
+		sp.sel, sp.coef = make([]int, dense), make([]float32, dense)
+		for i := range sp.sel {
+			sp.sel[i] = -1
+			for c := 0; c < sp.q; c++ {
+				if v := row(sp.rows + i)[c*kk+centre]; v != 0 {
+					if sp.sel[i] >= 0 {
+						sp.sel = nil
+						break
+					}
+					sp.sel[i], sp.coef[i] = c, v
+				}
+			}
+			if sp.sel == nil {
+				break
+			}
+		}
+		if sp.sel == nil {
+			sp.coef = nil
+			cw := make([]float32, dense*sp.q)
+			for i := 0; i < dense; i++ {
+				for c := 0; c < sp.q; c++ {
+					cw[i*sp.q+c] = row(sp.rows + i)[c*kk+centre]
+				}
+			}
+			sp.cShape = kernels.ConvShape{C: sp.q, H: s.H, W: s.W, OutC: dense, KH: 1, KW: 1, StrideH: s.StrideH, StrideW: s.StrideW}
+			sp.center = kernels.PackConv(cw, sp.cShape)
+		}
+	}
+	if dense > 0 && sp.q < C {
+		rw := make([]float32, 0, dense*(C-sp.q)*kk)
+		for o := sp.rows; o < M; o++ {
+			rw = append(rw, row(o)[sp.q*kk:]...)
+		}
+		sp.rShape = s
+		sp.rShape.C, sp.rShape.OutC = C-sp.q, dense
+		sp.rest = kernels.PackConv(rw, sp.rShape)
+	}
+	return sp
+}
+
+// run computes one image: y[M×OH×OW] from x[C×H×W]. When ep.Accumulate is
+// set, y already holds the residual to add.
+func (sp *split) run(ws *kernels.Workspace, y, x []float32, s kernels.ConvShape, ep *kernels.Epilogue) {
+	oh, ow := s.OutH(), s.OutW()
+	ohw, hw, st := oh*ow, s.H*s.W, s.StrideH
+	// Dirac rows.
+	for o := 0; o < sp.rows; o++ {
+		dst := y[o*ohw : (o+1)*ohw]
+		src := x[sp.rowSrc[o]*hw:]
+		a := sp.rowCoef[o]
+		for oy := 0; oy < oh; oy++ {
+			in := src[oy*st*s.W:]
+			out := dst[oy*ow : (oy+1)*ow]
+			if ep.Accumulate {
+				for ox := range out {
+					out[ox] += a * in[ox*st]
+				}
+			} else {
+				for ox := range out {
+					out[ox] = a * in[ox*st]
+				}
+			}
+		}
+		epilogueRow(dst, o, ep)
+	}
+	dense := s.OutC - sp.rows
+	if dense == 0 {
+		return
+	}
+	yd := y[sp.rows*ohw : s.OutC*ohw]
+	epd := shiftEp(ep, sp.rows)
+	acc := ep.Accumulate
+	if sp.q > 0 {
+		if sp.sel != nil {
+			for i, c := range sp.sel {
+				out := yd[i*ohw : (i+1)*ohw]
+				if c < 0 {
+					if !acc {
+						clear(out)
+					}
+					continue
+				}
+				src, a := x[c*hw:], sp.coef[i]
+				for oy := 0; oy < oh; oy++ {
+					in := src[oy*st*s.W:]
+					o := out[oy*ow : (oy+1)*ow]
+					if acc {
+						for ox := range o {
+							o[ox] += a * in[ox*st]
+						}
+					} else {
+						for ox := range o {
+							o[ox] = a * in[ox*st]
+						}
+					}
+				}
+			}
+			acc = true
+			if sp.rest == nil {
+				for i := 0; i < dense; i++ {
+					epilogueRow(yd[i*ohw:(i+1)*ohw], i, &epd)
+				}
+				return
+			}
+		} else {
+			if sp.rest == nil {
+				epd.Accumulate = acc
+				ws.Conv2D(yd, x[:sp.q*hw], sp.center, sp.cShape, &epd)
+				return
+			}
+			ws.Conv2D(yd, x[:sp.q*hw], sp.center, sp.cShape, &kernels.Epilogue{Accumulate: acc})
+			acc = true
+		}
+	}
+	epd.Accumulate = acc
+	ws.Conv2D(yd, x[sp.q*hw:], sp.rest, sp.rShape, &epd)
+}
+
+// shiftEp offsets an epilogue's per-row slices by r rows.
+func shiftEp(ep *kernels.Epilogue, r int) kernels.Epilogue {
+	e := *ep
+	e.Bias, e.Slope, e.Min, e.Max = sub(e.Bias, r), sub(e.Slope, r), sub(e.Min, r), sub(e.Max, r)
+	return e
+}
+
+// epilogueRow applies bias, activation and clamp of row r to y in place (the
+// accumulation is already done).
+func epilogueRow(y []float32, r int, ep *kernels.Epilogue) {
+	var bias, slope float32
+	if ep.Bias != nil {
+		bias = ep.Bias[r]
+	}
+	if ep.Slope != nil {
+		slope = ep.Slope[r]
+	}
+	for i, v := range y {
+		v += bias
+		switch ep.Act {
+		case kernels.ActReLU:
+			v = max(v, 0)
+		case kernels.ActReLU6:
+			v = min(max(v, 0), 6)
+		case kernels.ActPReLU:
+			if v < 0 {
+				v *= slope
+			}
+		}
+		if ep.Min != nil {
+			v = min(max(v, ep.Min[r]), ep.Max[r])
+		}
+		y[i] = v
+	}
+}
+
+// SplitConvs counts the convs that run with the Dirac-row / centre-column
+// shortcut, and the dense MACs per image the shortcut avoids.
+func (e *Engine) SplitConvs() (convs int, macsSaved int64) {
+	for _, st := range e.steps {
+		if st.sp == nil {
+			continue
+		}
+		convs++
+		full := int64(st.conv.OutC) * int64(st.conv.K()) * int64(st.conv.OutH()*st.conv.OutW())
+		var kept int64
+		if st.sp.rest != nil {
+			kept = int64(st.sp.rShape.OutC) * int64(st.sp.rShape.K()) * int64(st.conv.OutH()*st.conv.OutW())
+		}
+		if st.sp.center != nil {
+			kept += int64(st.sp.cShape.OutC) * int64(st.sp.q) * int64(st.conv.OutH()*st.conv.OutW())
+		}
+		macsSaved += full - kept
+	}
+	return convs, macsSaved
+}

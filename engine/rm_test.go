@@ -1,0 +1,77 @@
+package engine_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/rmprune/rmprune/engine"
+	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/rm"
+)
+
+// RM-converted nets take the Dirac-row / centre-column path; it must match
+// the reference forward and the dense path.
+func TestEngineRMNets(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	specs := map[string]nn.ResNetSpec{}
+	s := nn.ResNetSpec{InChannels: 3, StemWidth: 8, StemKernel: 3, Classes: 10}
+	s.Blocks = nn.ResNetBlocks([]int{2, 2, 2}, []int{8, 16, 32}, 8, false)
+	specs["basic"] = s
+	b := nn.ResNetSpec{InChannels: 3, StemWidth: 8, StemKernel: 7, MaxPool: true, Classes: 10}
+	b.Blocks = nn.ResNetBlocks([]int{1, 2}, []int{4, 8}, 8, true)
+	specs["bottleneck"] = b
+	mb := nn.StandardMobileNetV2(3, 10, 0.25)
+	for name, spec := range specs {
+		for _, keepBN := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/keepbn=%v", name, keepBN), func(t *testing.T) {
+				g := spec.Build(3)
+				checkRM(t, g, keepBN, rng, nn.Shape{C: 3, H: 33, W: 33})
+			})
+		}
+	}
+	t.Run("mobilenet_v2", func(t *testing.T) {
+		checkRM(t, mb.Build(4), true, rng, nn.Shape{C: 3, H: 32, W: 32})
+	})
+}
+
+func checkRM(t *testing.T, g *nn.Graph, keepBN bool, rng *rand.Rand, shape nn.Shape) {
+	for _, n := range g.Nodes {
+		if n.Op == nn.OpBatchNorm {
+			for _, p := range []string{"weight", "bias", "running_mean"} {
+				v := n.P(p)
+				for i := range v {
+					v[i] = float32(rng.NormFloat64()*0.3) + map[string]float32{"weight": 1}[p]
+				}
+			}
+		}
+	}
+	res, err := rm.Convert(g, rm.Options{KeepBN: keepBN, Shape: shape})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := rm.RandomInput(2, shape, 9)
+	want, err := g.Forward(x, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dense := range []bool{false, true} {
+		e, err := engine.Compile(res.Graph, engine.Options{Threads: 2, MaxBatch: 2, Shape: shape, Dense: dense})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.Run(x.D, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, saved := e.SplitConvs(); !dense && (n == 0 || saved <= 0) {
+			t.Errorf("RM net: %d convs split saving %d MACs; want the shortcut used", n, saved)
+		} else if dense && n != 0 {
+			t.Errorf("Dense option: %d convs split; want 0", n)
+		}
+		if rel, _ := nn.RelError(got, want.D); rel > 1e-4 {
+			t.Errorf("dense=%v: rel error got %g; want ≤ 1e-4", dense, rel)
+		}
+		e.Close()
+	}
+}
