@@ -79,6 +79,7 @@ func init() {
 		{"inspect", "--model M [--json]", "architecture table, params, MACs, FLOPs and BN-γ statistics", cmdInspect},
 		{"run", "--model M --input X.npy --out Y.npy [--rm] [--engine ref|simd]", "run a model on an .npy batch", cmdRun},
 		{"convert", "--model M --out OUT.{onnx,safetensors} [--no-rm] [--keep-bn] [--calib D]", "RM: remove residuals exactly; export", cmdConvert},
+		{"prune", "--model M --method slim|l1 (--ratio R|--threshold T|--recipe F) --out OUT", "prune channels (RMNet or ResNet form)", cmdPrune},
 		{"eval", "--model M --data DATASET [--rm] [--limit N]", "top-1/top-5 accuracy on a test split", cmdEval},
 		{"bench", "--model M [--rm] [--batch N] [--threads N] [--per-layer] | --kernels", "measure speed on the SIMD engine", cmdBench},
 	}

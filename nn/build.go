@@ -332,6 +332,8 @@ func Build(arch string, inC, classes int, seed uint64) (*Graph, error) {
 	switch arch {
 	case "mobilenet_v2":
 		g = StandardMobileNetV2(inC, classes, 1).Build(seed)
+	case "repvgg-a0", "repvgg-cifar":
+		return BuildRepVGG(arch, inC, classes, 0, seed)
 	default:
 		s, err := StandardResNet(arch, inC, classes)
 		if err != nil {
@@ -345,4 +347,4 @@ func Build(arch string, inC, classes int, seed uint64) (*Graph, error) {
 
 // Archs lists the names Build accepts.
 var Archs = []string{"resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-	"resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "cifar-resnet18", "cifar-resnet34", "mobilenet_v2"}
+	"resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "cifar-resnet18", "cifar-resnet34", "mobilenet_v2", "repvgg-a0", "repvgg-cifar"}

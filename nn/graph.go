@@ -105,7 +105,7 @@ type Graph struct {
 	Nodes []*Node
 
 	Input        [3]int    // C, H, W of one image (H, W may be 0 when unknown)
-	Arch         string    // architecture name, e.g. resnet20, or "plain" after RM
+	Arch         string    // architecture name, e.g. resnet20; after RM rmnet20 (or <arch>-plain)
 	Form         string    // "resnet" (has residual adds), "rmnet" (plain, after RM) or "" (unknown)
 	Mean, Std    []float32 // per-channel normalisation, empty when unknown
 	Classes      int

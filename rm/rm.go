@@ -32,6 +32,18 @@ const (
 	FuseAll                      // fuse every candidate (MobileNetV2 → MobileNetV1 shape), even at a MAC cost
 )
 
+func (p FusePolicy) String() string {
+	switch p {
+	case FuseNoLoss:
+		return "no-loss"
+	case FuseNever:
+		return "never"
+	case FuseAll:
+		return "all"
+	}
+	return fmt.Sprintf("FusePolicy(%d)", int(p))
+}
+
 // Options controls Convert.
 type Options struct {
 	// KeepBN keeps BatchNorm layers (the form pruning slims and fine-tunes);

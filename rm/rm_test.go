@@ -378,7 +378,9 @@ func checkKeptStats(t *testing.T, g *nn.Graph, res *Result, src string, calib *n
 				default:
 					want = math.Sqrt(1 + bn.Eps)
 				}
-				if d := math.Abs(float64(gamma[o]) - want); d > 1e-4*max(want, 1e-3) {
+				// The test measures the std on the converted net's float32
+				// conv outputs, RM on the original's sums: allow for rounding.
+				if d := math.Abs(float64(gamma[o]) - want); d > 1e-3*want+1e-5 {
 					t.Errorf("%s γ[%d] (%v) got %.6g; want %.6g (std of the carried channel, %s)", l.BN, o, k, gamma[o], want, src)
 				}
 			}

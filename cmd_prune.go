@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/rmprune/rmprune/modelio"
+	"github.com/rmprune/rmprune/nn/onnx"
+	"github.com/rmprune/rmprune/pruning"
+)
+
+func cmdPrune(e *env, args []string) error {
+	f := newFlags(e, "prune", "--model M --method slim|l1 (--ratio R | --threshold T | --recipe FILE) [--scope global|uniform]\n"+
+		"        [--form rmnet|resnet] [--min-channels K] [--round-to N] [--calib DATASET] [--shape CxHxW] --out OUT.{safetensors,onnx} [--json]",
+		"Prune channels. Form rmnet (default) applies RM first, so every channel prunes freely; form resnet prunes\n"+
+			"only inside residual blocks (the baseline). safetensors output is the BN-kept net (fine-tunable); ONNX is BN-folded.")
+	f.modelFlags()
+	method := f.String("method", "", "importance criterion: slim (BN |γ|) or l1 (filter L1 norm)")
+	ratio := f.String("ratio", "", "share of the form's prunable channels to remove, in [0,1)")
+	threshold := f.String("threshold", "", "remove every channel whose importance is below this")
+	recipe := f.String("recipe", "", "replay a pruning recipe (JSON)")
+	scope := f.String("scope", "", "global or uniform (default: slim → global, l1 → uniform)")
+	form := f.String("form", "rmnet", "rmnet or resnet")
+	minCh := f.Int("min-channels", 1, "never keep fewer channels in a layer")
+	roundTo := f.Int("round-to", 1, "keep a multiple of N channels per layer")
+	calib := f.String("calib", "", "measure reserved-channel statistics on this data set")
+	shape := f.String("shape", "", "input shape CxHxW (default: the model's)")
+	out := f.String("out", "", "output file: .safetensors or .onnx")
+	if err := f.parse(args); err != nil || helpAsked(args) {
+		return err
+	}
+	return f.fail(func() error {
+		ext := strings.ToLower(filepath.Ext(*out))
+		if *out == "" || (ext != ".onnx" && ext != ".safetensors") {
+			return fmt.Errorf("--out must name a .onnx or .safetensors file")
+		}
+		opt := pruning.Options{Method: *method, Scope: *scope, Form: *form, MinChannels: *minCh, RoundTo: *roundTo}
+		var err error
+		if opt.Ratio, err = optFloat("--ratio", *ratio); err != nil {
+			return err
+		}
+		if opt.Threshold, err = optFloat("--threshold", *threshold); err != nil {
+			return err
+		}
+		if *recipe != "" {
+			data, err := os.ReadFile(*recipe)
+			if err != nil {
+				return err
+			}
+			if opt.Recipe, err = pruning.ParseRecipe(data); err != nil {
+				return fmt.Errorf("%s: %w", *recipe, err)
+			}
+		}
+		g, err := f.loadModel()
+		if err != nil {
+			return err
+		}
+		if opt.Shape, err = inputShape(g, *shape); err != nil {
+			return err
+		}
+		if *calib != "" {
+			if opt.Calib, err = calibBatch(g, *calib, opt.Shape, 256); err != nil {
+				return err
+			}
+		}
+		res, err := pruning.Prune(g, opt)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.model, err)
+		}
+		p := res.Graph
+		copyMeta(p, g)
+		p.Recipe = res.Graph.Recipe
+		if ext == ".onnx" {
+			err = onnx.WriteFile(*out, p, onnx.Options{Shape: opt.Shape})
+		} else {
+			err = modelio.SaveSafetensors(*out, p)
+		}
+		if err != nil {
+			return err
+		}
+		r := res.Report
+		return f.report(r, func(w io.Writer) {
+			fmt.Fprintf(w, "wrote %s: %s, form %s, statistics %s\n", *out, r.Method, r.Form, r.StatsSource)
+			fmt.Fprintf(w, "removed %.1f%% of prunable channels (%d → %d), %.1f%% of all channels\n",
+				100*r.RemovedSharePrunable, r.ChannelsBefore, r.ChannelsAfter, 100*r.RemovedShareAll)
+			fmt.Fprintf(w, "params %d → %d (source %d), MACs %d → %d\n", r.ParamsBefore, r.ParamsAfter, r.ParamsSource, r.MACsBefore, r.MACsAfter)
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "layer\tbefore\tafter\t")
+			for _, l := range r.Layers {
+				if l.Before != l.After {
+					fmt.Fprintf(tw, "%s\t%d\t%d\t\n", l.Name, l.Before, l.After)
+				}
+			}
+			tw.Flush()
+		})
+	}())
+}
+
+func optFloat(name, s string) (*float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: not a number", name, s)
+	}
+	return &v, nil
+}
