@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rmprune/rmprune/internal/fixture"
+	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/nn/npy"
+)
+
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err = run(context.Background(), args, func(string) string { return "" }, strings.NewReader(""), &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	out, _, err := runCLI(t, "--version")
+	if err != nil || !strings.HasPrefix(out, "rmprune ") {
+		t.Errorf("--version got %q, %v; want a version line", out, err)
+	}
+	for _, cmd := range []string{"inspect", "run", "convert", "prune", "eval", "bench"} {
+		_, stderr, err := runCLI(t, cmd, "--help")
+		if err != nil || !strings.Contains(stderr, "usage: rmprune "+cmd) {
+			t.Errorf("%s --help got %q, %v; want its usage", cmd, stderr, err)
+		}
+	}
+}
+
+// run --rm and --engine simd reproduce PyTorch on the fixtures.
+func TestRunMatchesPyTorch(t *testing.T) {
+	dir := t.TempDir()
+	for _, net := range fixture.Nets(t) {
+		for _, flags := range [][]string{nil, {"--rm"}, {"--engine", "simd"}, {"--rm", "--engine", "simd"}} {
+			name := net.Name + strings.Join(flags, "")
+			t.Run(name, func(t *testing.T) {
+				out := filepath.Join(dir, name+".npy")
+				args := append([]string{"run", "--model", fixture.Path(net.File), "--input", fixture.Path(net.Input), "--out", out}, flags...)
+				if _, stderr, err := runCLI(t, args...); err != nil {
+					t.Fatalf("%v: %s", err, stderr)
+				}
+				_, got, err := npy.ReadFile(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := fixture.Act(t, net.Output)
+				tol := 1e-5
+				if len(flags) > 0 && flags[len(flags)-1] == "simd" {
+					tol = 1e-4
+				}
+				if rel, _ := nn.RelError(got, want.D); rel > tol {
+					t.Errorf("rel error vs PyTorch got %g; want ≤ %g", rel, tol)
+				}
+			})
+		}
+	}
+}
+
+// Bad input: one line on stderr naming the file, non-zero exit, JSON error
+// with --json, nothing written.
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.txt")
+	os.WriteFile(text, []byte("not a model"), 0o644)
+	wrongRank := filepath.Join(dir, "rank2.npy")
+	npy.WriteFile(wrongRank, []int{2, 3}, make([]float32, 6))
+	model := fixture.Path("resnet20_cifar.pth")
+	out := filepath.Join(dir, "out.npy")
+	plain := filepath.Join(dir, "plain.safetensors")
+	if _, stderr, err := runCLI(t, "convert", "--model", model, "--out", plain); err != nil {
+		t.Fatalf("convert: %v: %s", err, stderr)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing model", []string{"inspect", "--model", filepath.Join(dir, "nope.pth")}, "nope.pth"},
+		{"not a model", []string{"inspect", "--model", text}, "notes.txt"},
+		{"bad arch", []string{"inspect", "--model", model, "--arch", "resnet56"}, "resnet56"},
+		{"wrong rank", []string{"run", "--model", model, "--input", wrongRank, "--out", out}, "rank2.npy"},
+		{"wrong channels", []string{"run", "--model", fixture.Path("resnet18_tv.pth"), "--input", fixture.Path("resnet20_cifar.input.npy"), "--out", out}, "channels"},
+		{"bad shape", []string{"inspect", "--model", model, "--shape", "1x28"}, "shape"},
+		{"bad ratio", []string{"prune", "--model", model, "--method", "slim", "--ratio", "1", "--out", filepath.Join(dir, "p.safetensors")}, "ratio"},
+		{"unknown method", []string{"prune", "--model", model, "--method", "magic", "--ratio", "0.5", "--out", filepath.Join(dir, "p.safetensors")}, "magic"},
+		{"resnet form on plain", []string{"prune", "--model", plain, "--method", "slim", "--ratio", "0.5", "--form", "resnet", "--out", filepath.Join(dir, "p.onnx")}, "residual"},
+		{"bad dataset", []string{"eval", "--model", model, "--data", "folder:" + filepath.Join(dir, "none")}, "none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, _, err := runCLI(t, append(tt.args, "--json")...)
+			if err == nil {
+				t.Fatal("got nil error")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || !strings.Contains(msg, tt.want) {
+				t.Errorf("error got %q; want one line mentioning %q", msg, tt.want)
+			}
+			var j struct{ Error string }
+			if json.Unmarshal([]byte(stdout), &j) != nil || j.Error == "" {
+				t.Errorf("--json stdout got %q; want {\"error\": ...}", stdout)
+			}
+		})
+	}
+	for _, f := range []string{out, filepath.Join(dir, "p.safetensors"), filepath.Join(dir, "p.onnx")} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("%s was written despite the error", f)
+		}
+	}
+}
+
+func TestInspectJSON(t *testing.T) {
+	stdout, _, err := runCLI(t, "inspect", "--model", fixture.Path("resnet56_rm.pth"), "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Params, MACs, FLOPs int64
+		Layers              []json.RawMessage
+		Arch                string
+	}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Arch != "resnet56" || r.Params <= 0 || r.FLOPs != 2*r.MACs || len(r.Layers) == 0 {
+		t.Errorf("inspect got %+v", r)
+	}
+}
