@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
 
 	"github.com/rmprune/rmprune/bench"
+	"github.com/rmprune/rmprune/nn"
 )
+
+// ortCompare is set in binaries built with -tags ort (see bench_ort.go).
+var ortCompare func(ctx context.Context, g *nn.Graph, opt bench.Options) (any, error)
 
 func cmdBench(e *env, args []string) error {
 	f := newFlags(e, "bench", "--model M [--rm] [--batch N] [--threads N] [--shape CxHxW] [--per-layer] [--json] | --kernels [--json]",
@@ -17,6 +23,7 @@ func cmdBench(e *env, args []string) error {
 	shape := f.String("shape", "", "input shape CxHxW (default: the model's)")
 	perLayer := f.Bool("per-layer", false, "also report per-layer milliseconds")
 	dense := f.Bool("dense", false, "run every conv as a dense GEMM (turns off the RM Dirac/identity shortcuts), for comparison")
+	withORT := f.Bool("ort", false, "also run the model in ONNX Runtime 1.30, side by side (binaries built with -tags ort)")
 	kern := f.Bool("kernels", false, "measure the FMA peak and GEMM kernels instead of a model")
 	if err := f.parse(args); err != nil || helpAsked(args) {
 		return err
@@ -52,6 +59,20 @@ func cmdBench(e *env, args []string) error {
 		}
 		if *batch < 1 {
 			return fmt.Errorf("--batch %d: want ≥ 1", *batch)
+		}
+		if *withORT {
+			if ortCompare == nil {
+				return fmt.Errorf("--ort: this binary was built without ONNX Runtime support (go build -tags ort; the library comes from scripts/ort.sh)")
+			}
+			fmt.Fprintf(e.stderr, "comparing the engine with ONNX Runtime on %s (%s) batch %d, %d threads…\n", f.model, in, *batch, f.threads)
+			c, err := ortCompare(e.ctx, g, bench.Options{Batch: *batch, Threads: f.threads, Shape: in, Dense: *dense})
+			if err != nil {
+				return err
+			}
+			return f.report(c, func(w io.Writer) {
+				b, _ := json.MarshalIndent(c, "", "  ")
+				fmt.Fprintln(w, string(b))
+			})
 		}
 		fmt.Fprintf(e.stderr, "benchmarking %s (%s) batch %d, %d threads…\n", f.model, in, *batch, f.threads)
 		r, err := bench.Model(e.ctx, g, bench.Options{Batch: *batch, Threads: f.threads, Shape: in, PerLayer: *perLayer, Dense: *dense})
