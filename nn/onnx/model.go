@@ -13,9 +13,6 @@ const (
 	fModelIRVersion       = 1
 	fModelProducerName    = 2
 	fModelProducerVersion = 3
-	fModelDomain          = 4
-	fModelModelVersion    = 5
-	fModelDocString       = 6
 	fModelGraph           = 7
 	fModelOpsetImport     = 8
 	fModelMetadataProps   = 14
@@ -32,10 +29,8 @@ const (
 	fGraphNode        = 1
 	fGraphName        = 2
 	fGraphInitializer = 5
-	fGraphDocString   = 10
 	fGraphInput       = 11
 	fGraphOutput      = 12
-	fGraphValueInfo   = 13
 
 	// NodeProto
 	fNodeInput     = 1
@@ -43,19 +38,16 @@ const (
 	fNodeName      = 3
 	fNodeOpType    = 4
 	fNodeAttribute = 5
-	fNodeDocString = 6
 	fNodeDomain    = 7
 
 	// AttributeProto
-	fAttrName    = 1
-	fAttrF       = 2
-	fAttrI       = 3
-	fAttrS       = 4
-	fAttrT       = 5
-	fAttrFloats  = 7
-	fAttrInts    = 8
-	fAttrStrings = 9
-	fAttrType    = 20
+	fAttrName   = 1
+	fAttrF      = 2
+	fAttrI      = 3
+	fAttrS      = 4
+	fAttrFloats = 7
+	fAttrInts   = 8
+	fAttrType   = 20
 
 	// TensorProto
 	fTensorDims         = 1

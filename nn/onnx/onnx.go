@@ -206,10 +206,12 @@ func writeFile(path string, g *nn.Graph, opt Options) (err error) {
 	}()
 	create := func() (*os.File, error) {
 		f, err := os.CreateTemp(dir, "."+base+".tmp*")
-		if err == nil {
-			temps = append(temps, f)
+		if err != nil {
+			return nil, err
 		}
-		return f, err
+		temps = append(temps, f)
+		// CreateTemp makes 0600 files; a model is an ordinary file.
+		return f, f.Chmod(0o644)
 	}
 	mf, err := create()
 	if err != nil {

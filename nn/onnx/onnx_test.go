@@ -434,6 +434,9 @@ func TestExternalData(t *testing.T) {
 	if ext == 0 || in == 0 {
 		t.Errorf("%d external and %d inline tensors; want both kinds", ext, in)
 	}
+	if st.Mode().Perm() != 0o644 {
+		t.Errorf("data file mode %v; want 0644", st.Mode().Perm())
+	}
 	if end != st.Size() {
 		t.Errorf("data file has %d bytes; tensors end at %d", st.Size(), end)
 	}

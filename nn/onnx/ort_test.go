@@ -1,6 +1,6 @@
 //go:build ort
 
-package onnx
+package onnx_test
 
 import (
 	"errors"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/rmprune/rmprune/bench/ort"
 	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/nn/onnx"
+	"github.com/rmprune/rmprune/rm"
 )
 
 // openORT opens path in ONNX Runtime, skipping the test when the library has
@@ -44,45 +46,61 @@ func TestORTMatchesReference(t *testing.T) {
 	}
 	t.Logf("ONNX Runtime %s", version)
 	dir := t.TempDir()
-	cases := testCases(t)
+	cases := onnx.NetCases(t)
 	// An ImageNet-stem ResNet (7×7/2 conv, padded 3×3/2 max-pool) at 40×40.
-	r18 := buildNet(t, "resnet18", 8)
+	r18 := onnx.BuildNet(t, "resnet18", 8)
 	r18.Input = [3]int{3, 40, 40}
-	cases = append(cases, struct {
-		name string
-		g    *nn.Graph
-		in   nn.Shape
-	}{"resnet18", r18, nn.Shape{C: 3, H: 40, W: 40}})
+	cases = append(cases, onnx.NetCase{Name: "resnet18", G: r18, In: nn.Shape{C: 3, H: 40, W: 40}})
+	// RM-converted plain nets, the deploy export's real subject: RMNet-20
+	// folded and BN-kept, and MobileNetV2 → V1 (PReLU on reserved channels,
+	// ReLU6 as clamps that leave them unbounded).
+	for _, rc := range []struct {
+		name   string
+		arch   string
+		keepBN bool
+		in     nn.Shape
+	}{
+		{"rmnet20", "resnet20", false, nn.Shape{C: 3, H: 32, W: 32}},
+		{"rmnet20-keepbn", "resnet20", true, nn.Shape{C: 3, H: 32, W: 32}},
+		{"mobilenet_v2-rm", "mobilenet_v2", false, nn.Shape{C: 3, H: 48, W: 48}},
+	} {
+		res, err := rm.Convert(onnx.BuildNet(t, rc.arch, 9), rm.Options{KeepBN: rc.keepBN, Shape: rc.in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Graph.Input = [3]int{rc.in.C, rc.in.H, rc.in.W}
+		cases = append(cases, onnx.NetCase{Name: rc.name, G: res.Graph, In: rc.in})
+	}
 	for _, tc := range cases {
 		for _, ext := range []bool{false, true} {
-			name := tc.name
-			opt := Options{}
+			name := tc.Name
+			opt := onnx.Options{}
 			if ext {
 				name, opt.ExternalThreshold = name+"-external", 1
 			}
 			t.Run(name, func(t *testing.T) {
 				path := filepath.Join(dir, name+".onnx")
-				if err := WriteFile(path, tc.g, opt); err != nil {
+				if err := onnx.WriteFile(path, tc.G, opt); err != nil {
 					t.Fatal(err)
 				}
 				s := openORT(t, path, 2)
-				if got := s.InputShape(); !slices.Equal(got, []int64{-1, int64(tc.in.C), int64(tc.in.H), int64(tc.in.W)}) {
+				if got := s.InputShape(); !slices.Equal(got, []int64{-1, int64(tc.In.C), int64(tc.In.H), int64(tc.In.W)}) {
 					t.Errorf("input shape %v", got)
 				}
 				md, err := s.Metadata()
 				if err != nil {
 					t.Fatal(err)
 				}
-				if md["rmprune.arch"] != tc.g.Arch || md["rmprune.recipe"] != tc.g.Recipe {
-					t.Errorf("metadata in ORT %v; want arch %q recipe %q", md, tc.g.Arch, tc.g.Recipe)
+				if md["rmprune.arch"] != tc.G.Arch || md["rmprune.recipe"] != tc.G.Recipe {
+					t.Errorf("metadata in ORT %v; want arch %q recipe %q", md, tc.G.Arch, tc.G.Recipe)
 				}
 				rng := rand.New(rand.NewPCG(uint64(len(name)), 9))
 				for _, batch := range []int{1, 3} {
-					x := nn.NewAct(batch, tc.in.C, tc.in.H, tc.in.W)
+					x := nn.NewAct(batch, tc.In.C, tc.In.H, tc.In.W)
 					for i := range x.D {
 						x.D[i] = float32(rng.NormFloat64())
 					}
-					want, err := tc.g.Forward(x, nil)
+					want, err := tc.G.Forward(x, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -129,13 +147,13 @@ func TestORTPast2GiB(t *testing.T) {
 		prev, cin = name+".relu", cout
 	}
 	fc := &nn.Node{Name: "fc", Op: nn.OpLinear, In: wide, Out: 10}
-	fc.SetP("weight", []int{10, wide}, randFloats(rng, 10*wide, 0.01))
+	fc.SetP("weight", []int{10, wide}, onnx.RandFloats(rng, 10*wide, 0.01))
 	g.Nodes = append(g.Nodes, &nn.Node{Name: "gap", Op: nn.OpGlobalAvgPool, Inputs: []string{prev}}, fc)
 	fc.Inputs = []string{"gap"}
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "big.onnx")
-	if err := WriteFile(path, g, Options{}); err != nil {
+	if err := onnx.WriteFile(path, g, onnx.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, path + ".data"} {
