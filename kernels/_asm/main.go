@@ -1,0 +1,761 @@
+// Command _asm generates the amd64 assembly microkernels of package kernels
+// with avo. Run it from this folder (or `go generate ./kernels` from the
+// repository root):
+//
+//	go run . -out ../gemm_amd64.s -stubs ../gemm_amd64.go -pkg kernels
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"go/format"
+	"log"
+	"os"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// Epilogue flag bits; they must match the constants in kernels/gemm.go.
+const (
+	flagAcc   = 1 << 0 // add the existing C tile
+	flagBias  = 1 << 1 // add bias[r]
+	flagReLU  = 1 << 2 // max(y, 0)
+	flagReLU6 = 1 << 3 // min(max(y, 0), 6)
+	flagPReLU = 1 << 4 // max(y,0) + slope[r]*min(y,0)
+	flagClamp = 1 << 5 // min(max(y, lo[r]), hi[r])
+)
+
+const kernelSig = "func(k int, a, b, c *float32, ldc int, flags int, bias, slope, lo, hi *float32)"
+
+const halfKernelSig = "func(k int, a, b0, b1, b2, b3 *float32, offs *int32, c *float32, ldc int, flags int, bias, slope, lo, hi *float32)"
+
+const pkKernelSig = "func(k int, a, b *float32, ldb int, dst, c *float32, ldc int, flags int, bias, slope, lo, hi *float32)"
+
+const indKernelSig = "func(k int, a, b0, b1 *float32, offs *int32, c *float32, ldc int, flags int, bias, slope, lo, hi *float32)"
+
+// isa describes one vector extension's register tile.
+type isa struct {
+	name  string
+	width int // float32 lanes per vector
+	regs  []VecPhysical
+	mr    int  // rows of the full tile
+	nv    int  // vectors per row: NR = nv*width
+	bcast bool // FMA with an embedded broadcast memory operand (AVX-512)
+	minAc int  // independent accumulators needed to hide FMA latency
+}
+
+func (s isa) nr() int { return s.nv * s.width }
+
+var zmm = []VecPhysical{Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11, Z12, Z13, Z14, Z15,
+	Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31}
+var ymm = []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11, Y12, Y13, Y14, Y15}
+
+var isas = []isa{
+	{name: "AVX512", width: 16, regs: zmm, mr: 8, nv: 2, bcast: false, minAc: 8},
+	{name: "AVX2", width: 8, regs: ymm, mr: 6, nv: 2, bcast: false, minAc: 8},
+}
+
+var six Mem
+
+func main() {
+	// Without flags, write straight into package kernels.
+	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, def := range map[string]string{"out": "../gemm_amd64.s", "stubs": "../gemm_stub_amd64.go", "pkg": "kernels"} {
+		if !set[name] {
+			if err := flag.Set(name, def); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+
+	six = GLOBL("six", RODATA|NOPTR)
+	DATA(0, U32(0x40c00000)) // 6.0 as float32 bits
+	ConstraintExpr("amd64,!purego")
+	for _, s := range isas {
+		for mr := 1; mr <= s.mr; mr++ {
+			kernel(s, mr, 0)
+			kernel(s, mr, 1)
+			if s.width == 16 {
+				kernel(s, mr, 2)
+			}
+			kernel(s, mr, 3)
+		}
+		peak(s)
+	}
+	packCopy()
+	packIm2col()
+	packStrips()
+	deinterleave2()
+	dwTaps()
+	writeTable()
+	Generate()
+}
+
+// kernel emits gemm<ISA>_<mr>: C[mr×NR] (+)= A·B over k steps, where A
+// is packed k-major with mr floats per step and B with NR floats per step,
+// followed by the epilogue selected by flags. ldc is in elements.
+//
+// The indirect variant gemmInd<ISA>_<mr> reads B unpacked: step p's vector v
+// is loaded from bv[v] + offs[p] (float offsets), which serves stride-1 convs
+// straight from the (padded) image.
+//
+// The half variant gemmHalf<ISA>_<mr> (AVX-512 only) loads half-vectors:
+// step p's half h comes from bh[h] + offs[p], for outputs rows narrower than a vector.
+func kernel(s isa, mr int, mode int) {
+	const (
+		packed = iota
+		ind
+		half
+		pk
+	)
+	indirect := mode != packed
+	name := fmt.Sprintf("gemm%s_%d", s.name, mr)
+	sig := kernelSig
+	switch mode {
+	case ind:
+		name = fmt.Sprintf("gemmInd%s_%d", s.name, mr)
+		sig = indKernelSig
+	case half:
+		name = fmt.Sprintf("gemmHalf%s_%d", s.name, mr)
+		sig = halfKernelSig
+	case pk:
+		name = fmt.Sprintf("gemmPack%s_%d", s.name, mr)
+		sig = pkKernelSig
+	}
+	TEXT(name, NOSPLIT, sig)
+	Pragma("noescape")
+	if mode == pk {
+		Doc(fmt.Sprintf("%s computes a %d×%d tile like kernelGeneric from row-major B (row stride ldb), storing the packed B steps to dst as it goes.", name, mr, s.nr()))
+	} else if mode == half {
+		Doc(fmt.Sprintf("%s computes a %d×%d tile like kernelGeneric, loading B half-vector h of step p from b<h>[offs[p]:].", name, mr, s.nr()))
+	} else if indirect {
+		Doc(fmt.Sprintf("%s computes a %d×%d tile like kernelGeneric, loading B vector v of step p from b<v>[offs[p]:].", name, mr, s.nr()))
+	} else {
+		Doc(fmt.Sprintf("%s computes a %d×%d tile; see kernelGeneric for the contract.", name, mr, s.nr()))
+	}
+
+	k, a, b, c := RCX, RSI, RDI, RDX
+	ldc, flags, row := R8, R9, RBX
+	bias, slope, lo, hi := R10, R11, R12, R13
+	Load(Param("k"), k)
+	Load(Param("a"), a)
+	var bvp []GPPhysical  // indirect: per-vector base pointers
+	offs, idx := R12, R13 // lo and hi are loaded only in the epilogue
+	if mode == ind {
+		bvp = []GPPhysical{RDI, RAX}[:s.nv]
+		Load(Param("b0"), bvp[0])
+		if s.nv > 1 {
+			Load(Param("b1"), bvp[1])
+		}
+		Load(Param("offs"), offs)
+	} else if mode == half {
+		// row (RBX), bias and slope registers are only used in the epilogue.
+		bvp = []GPPhysical{RDI, RAX, RBX, R10}
+		for i, r := range bvp {
+			Load(Param(fmt.Sprintf("b%d", i)), r)
+		}
+		Load(Param("offs"), offs)
+	} else if mode == pk {
+		Load(Param("b"), b)
+		Load(Param("ldb"), offs) // offs/idx double as ldb and 3·ldb in bytes
+		SHLQ(U8(2), offs)
+		LEAQ(Mem{Base: offs, Index: offs, Scale: 2}, idx)
+		Load(Param("dst"), RAX)
+	} else {
+		Load(Param("b"), b)
+	}
+	Load(Param("c"), c)
+	Load(Param("ldc"), ldc)
+	Load(Param("flags"), flags)
+	SHLQ(U8(2), ldc)
+
+	nacc := mr * s.nv
+	split := 1
+	for nacc*split < s.minAc && split < 4 {
+		split *= 2
+	}
+	// Register plan: accumulators first, then B vectors, then temporaries.
+	nreg := nacc * split
+	acc := func(sp, r, v int) VecPhysical { return s.regs[sp*nacc+r*s.nv+v] }
+	bv := func(v int) VecPhysical { return s.regs[nreg+v] }
+	tmp := s.regs[nreg+s.nv]
+	if nreg+s.nv+1 > len(s.regs) || nacc+4 > len(s.regs) {
+		panic("register tile too large for " + name)
+	}
+	for i := 0; i < nreg; i++ {
+		VXORPS(s.regs[i], s.regs[i], s.regs[i])
+	}
+
+	step := func(u, sp int) {
+		if mode == ind {
+			MOVLQSX(Mem{Base: offs, Disp: 4 * u}, idx)
+			for v := 0; v < s.nv; v++ {
+				VMOVUPS(Mem{Base: bvp[v], Index: idx, Scale: 4}, bv(v))
+			}
+		} else if mode == half {
+			MOVLQSX(Mem{Base: offs, Disp: 4 * u}, idx)
+			for v := 0; v < s.nv; v++ {
+				VMOVUPS(Mem{Base: bvp[2*v], Index: idx, Scale: 4}, bv(v).(VecPhysical).AsY())
+				VINSERTF32X8(U8(1), Mem{Base: bvp[2*v+1], Index: idx, Scale: 4}, bv(v), bv(v))
+			}
+		} else if mode == pk {
+			rowm := []Mem{{Base: b}, {Base: b, Index: offs, Scale: 1}, {Base: b, Index: offs, Scale: 2}, {Base: b, Index: idx, Scale: 1}}[u]
+			for v := 0; v < s.nv; v++ {
+				m := rowm
+				m.Disp = 4 * v * s.width
+				VMOVUPS(m, bv(v))
+				VMOVUPS(bv(v), Mem{Base: RAX, Disp: 4 * (u*s.nr() + v*s.width)})
+			}
+		} else {
+			for v := 0; v < s.nv; v++ {
+				VMOVUPS(Mem{Base: b, Disp: 4 * (u*s.nr() + v*s.width)}, bv(v))
+			}
+		}
+		for r := 0; r < mr; r++ {
+			am := Mem{Base: a, Disp: 4 * (u*mr + r)}
+			if s.bcast {
+				for v := 0; v < s.nv; v++ {
+					VFMADD231PS_BCST(am, bv(v), acc(sp, r, v))
+				}
+			} else {
+				VBROADCASTSS(am, tmp)
+				for v := 0; v < s.nv; v++ {
+					VFMADD231PS(tmp, bv(v), acc(sp, r, v))
+				}
+			}
+		}
+	}
+
+	const unroll = 4
+	Label("loop4")
+	CMPQ(k, U8(unroll))
+	JL(LabelRef("tail"))
+	for u := 0; u < unroll; u++ {
+		step(u, u%split)
+	}
+	ADDQ(U32(4*unroll*mr), a)
+	if mode == pk {
+		LEAQ(Mem{Base: b, Index: offs, Scale: 4}, b)
+		ADDQ(U32(4*unroll*s.nr()), RAX)
+	} else if indirect {
+		ADDQ(U32(4*unroll), offs)
+	} else {
+		ADDQ(U32(4*unroll*s.nr()), b)
+	}
+	SUBQ(U8(unroll), k)
+	JMP(LabelRef("loop4"))
+
+	Label("tail")
+	TESTQ(k, k)
+	JZ(LabelRef("reduce"))
+	step(0, 0)
+	ADDQ(U32(4*mr), a)
+	if mode == pk {
+		ADDQ(offs, b)
+		ADDQ(U32(4*s.nr()), RAX)
+	} else if indirect {
+		ADDQ(U32(4), offs)
+	} else {
+		ADDQ(U32(4*s.nr()), b)
+	}
+	DECQ(k)
+	JMP(LabelRef("tail"))
+
+	Label("reduce")
+	for sp := 1; sp < split; sp++ {
+		for r := 0; r < mr; r++ {
+			for v := 0; v < s.nv; v++ {
+				VADDPS(acc(sp, r, v), acc(0, r, v), acc(0, r, v))
+			}
+		}
+	}
+
+	// Epilogue temporaries live above the accumulators.
+	zero, t1, t2, t3 := s.regs[nacc], s.regs[nacc+1], s.regs[nacc+2], s.regs[nacc+3]
+	cm := func(v int) Mem { return Mem{Base: row, Disp: 4 * v * s.width} }
+	eachRow := func(body func(r int)) {
+		MOVQ(c, row)
+		for r := 0; r < mr; r++ {
+			body(r)
+			if r+1 < mr {
+				ADDQ(ldc, row)
+			}
+		}
+	}
+
+	// Accumulate into the existing C.
+	TESTQ(U32(flagAcc), flags)
+	JZ(LabelRef("noacc"))
+	eachRow(func(r int) {
+		for v := 0; v < s.nv; v++ {
+			VADDPS(cm(v), acc(0, r, v), acc(0, r, v))
+		}
+	})
+	Label("noacc")
+
+	TESTQ(U32(flagBias), flags)
+	JZ(LabelRef("nobias"))
+	Load(Param("bias"), bias)
+	for r := 0; r < mr; r++ {
+		VBROADCASTSS(Mem{Base: bias, Disp: 4 * r}, t1)
+		for v := 0; v < s.nv; v++ {
+			VADDPS(t1, acc(0, r, v), acc(0, r, v))
+		}
+	}
+	Label("nobias")
+
+	VXORPS(zero, zero, zero)
+	TESTQ(U32(flagReLU), flags)
+	JZ(LabelRef("norelu"))
+	for r := 0; r < mr; r++ {
+		for v := 0; v < s.nv; v++ {
+			VMAXPS(zero, acc(0, r, v), acc(0, r, v))
+		}
+	}
+	Label("norelu")
+
+	TESTQ(U32(flagReLU6), flags)
+	JZ(LabelRef("norelu6"))
+	VBROADCASTSS(six, t1)
+	for r := 0; r < mr; r++ {
+		for v := 0; v < s.nv; v++ {
+			VMAXPS(zero, acc(0, r, v), acc(0, r, v))
+			VMINPS(t1, acc(0, r, v), acc(0, r, v))
+		}
+	}
+	Label("norelu6")
+
+	TESTQ(U32(flagPReLU), flags)
+	JZ(LabelRef("noprelu"))
+	Load(Param("slope"), slope)
+	for r := 0; r < mr; r++ {
+		VBROADCASTSS(Mem{Base: slope, Disp: 4 * r}, t1)
+		for v := 0; v < s.nv; v++ {
+			VMINPS(zero, acc(0, r, v), t2)
+			VMAXPS(zero, acc(0, r, v), acc(0, r, v))
+			VFMADD231PS(t1, t2, acc(0, r, v))
+		}
+	}
+	Label("noprelu")
+
+	TESTQ(U32(flagClamp), flags)
+	JZ(LabelRef("noclamp"))
+	Load(Param("lo"), lo)
+	Load(Param("hi"), hi)
+	for r := 0; r < mr; r++ {
+		VBROADCASTSS(Mem{Base: lo, Disp: 4 * r}, t1)
+		VBROADCASTSS(Mem{Base: hi, Disp: 4 * r}, t3)
+		for v := 0; v < s.nv; v++ {
+			VMAXPS(t1, acc(0, r, v), acc(0, r, v))
+			VMINPS(t3, acc(0, r, v), acc(0, r, v))
+		}
+	}
+	Label("noclamp")
+
+	eachRow(func(r int) {
+		for v := 0; v < s.nv; v++ {
+			VMOVUPS(acc(0, r, v), cm(v))
+		}
+	})
+	VZEROUPPER()
+	RET()
+}
+
+// peak emits fmaPeak<ISA>(n int): n iterations of 12 independent
+// register-resident FMAs (12·2·width flops per iteration).
+func peak(s isa) {
+	name := "fmaPeak" + s.name
+	TEXT(name, NOSPLIT, "func(n int)")
+	Doc(fmt.Sprintf("%s runs n iterations of 12 independent %d-lane FMAs.", name, s.width))
+	n := RCX
+	Load(Param("n"), n)
+	const nacc = 12
+	x, y := s.regs[nacc], s.regs[nacc+1]
+	for i := 0; i < nacc+2; i++ {
+		VXORPS(s.regs[i], s.regs[i], s.regs[i])
+	}
+	Label("loop")
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	for i := 0; i < nacc; i++ {
+		VFMADD231PS(x, y, s.regs[i])
+	}
+	DECQ(n)
+	JMP(LabelRef("loop"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// packCopy emits packCopyAVX2: rows rows of width floats from src (row
+// stride srcStride) to dst (row stride dstStride), strides in elements.
+func packCopy() {
+	TEXT("packCopyAVX2", NOSPLIT, "func(dst *float32, dstStride int, src *float32, srcStride int, rows, width int)")
+	Pragma("noescape")
+	Doc("packCopyAVX2 copies a rows×width block of floats; see packCopyGeneric.")
+	dst, ds, src, ss, rows, width := RDI, R8, RSI, R9, RCX, RDX
+	off, left := RAX, RBX
+	Load(Param("dst"), dst)
+	Load(Param("dstStride"), ds)
+	Load(Param("src"), src)
+	Load(Param("srcStride"), ss)
+	Load(Param("rows"), rows)
+	Load(Param("width"), width)
+	SHLQ(U8(2), ds)
+	SHLQ(U8(2), ss)
+	pf := R11
+	MOVQ(ss, pf)
+	SHLQ(U8(5), pf) // prefetch 32 rows ahead: rows of a wide matrix sit on different pages
+	Label("row")
+	TESTQ(rows, rows)
+	JZ(LabelRef("done"))
+	PREFETCHT0(Mem{Base: src, Index: pf, Scale: 1})
+	PREFETCHT0(Mem{Base: src, Index: pf, Scale: 1, Disp: 64})
+	XORQ(off, off)
+	MOVQ(width, left)
+	Label("v32")
+	CMPQ(left, U8(32))
+	JL(LabelRef("v8"))
+	for i := 0; i < 4; i++ {
+		VMOVUPS(Mem{Base: src, Index: off, Scale: 1, Disp: 32 * i}, ymm[i])
+	}
+	for i := 0; i < 4; i++ {
+		VMOVUPS(ymm[i], Mem{Base: dst, Index: off, Scale: 1, Disp: 32 * i})
+	}
+	ADDQ(U8(128), off)
+	SUBQ(U8(32), left)
+	JMP(LabelRef("v32"))
+	Label("v8")
+	CMPQ(left, U8(8))
+	JL(LabelRef("s1"))
+	VMOVUPS(Mem{Base: src, Index: off, Scale: 1}, Y0)
+	VMOVUPS(Y0, Mem{Base: dst, Index: off, Scale: 1})
+	ADDQ(U8(32), off)
+	SUBQ(U8(8), left)
+	JMP(LabelRef("v8"))
+	Label("s1")
+	TESTQ(left, left)
+	JZ(LabelRef("next"))
+	MOVL(Mem{Base: src, Index: off, Scale: 1}, R10L)
+	MOVL(R10L, Mem{Base: dst, Index: off, Scale: 1})
+	ADDQ(U8(4), off)
+	DECQ(left)
+	JMP(LabelRef("s1"))
+	Label("next")
+	ADDQ(ds, dst)
+	ADDQ(ss, src)
+	DECQ(rows)
+	JMP(LabelRef("row"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+var table = flag.String("table", "../gemm_table_amd64.go", "output file for the kernel table")
+
+// writeTable writes the Go table that lists the generated kernels per ISA.
+func writeTable() {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "// Code generated by command: go run main.go. DO NOT EDIT.\n\n//go:build amd64 && !purego\n\npackage kernels\n\n")
+	for _, s := range isas {
+		fmt.Fprintf(&b, "// Register tile and vector width of the %s kernels.\nconst (\n\tmr%s = %d\n\tnr%s = %d\n\tvw%s = %d\n)\n\n", s.name, s.name, s.mr, s.name, s.nr(), s.name, s.width)
+		fmt.Fprintf(&b, "var kernels%s = []kernelFunc{", s.name)
+		for mr := 1; mr <= s.mr; mr++ {
+			fmt.Fprintf(&b, "gemm%s_%d, ", s.name, mr)
+		}
+		fmt.Fprintf(&b, "}\n\n")
+		if s.width == 16 {
+			fmt.Fprintf(&b, "var halfKernels%s = []halfKernelFunc{", s.name)
+			for mr := 1; mr <= s.mr; mr++ {
+				fmt.Fprintf(&b, "gemmHalf%s_%d, ", s.name, mr)
+			}
+			fmt.Fprintf(&b, "}\n\n")
+		}
+		fmt.Fprintf(&b, "var packKernels%s = []packKernelFunc{", s.name)
+		for mr := 1; mr <= s.mr; mr++ {
+			fmt.Fprintf(&b, "gemmPack%s_%d, ", s.name, mr)
+		}
+		fmt.Fprintf(&b, "}\n\n")
+		fmt.Fprintf(&b, "var indKernels%s = []indKernelFunc{", s.name)
+		for mr := 1; mr <= s.mr; mr++ {
+			fmt.Fprintf(&b, "gemmInd%s_%d, ", s.name, mr)
+		}
+		fmt.Fprintf(&b, "}\n\n")
+	}
+	src, err := format.Source(b.Bytes())
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(*table, src, 0o644); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// copyRow emits a copy of width floats from (src) to (dst), clobbering off,
+// left, R10 and Y0-Y3; labels get prefix p.
+func copyRow(p string, dst, src, width, off, left GPPhysical) {
+	XORQ(off, off)
+	MOVQ(width, left)
+	Label(p + "v32")
+	CMPQ(left, U8(32))
+	JL(LabelRef(p + "v8"))
+	for i := 0; i < 4; i++ {
+		VMOVUPS(Mem{Base: src, Index: off, Scale: 1, Disp: 32 * i}, ymm[i])
+	}
+	for i := 0; i < 4; i++ {
+		VMOVUPS(ymm[i], Mem{Base: dst, Index: off, Scale: 1, Disp: 32 * i})
+	}
+	ADDQ(U8(128), off)
+	SUBQ(U8(32), left)
+	JMP(LabelRef(p + "v32"))
+	Label(p + "v8")
+	CMPQ(left, U8(8))
+	JL(LabelRef(p + "s1"))
+	VMOVUPS(Mem{Base: src, Index: off, Scale: 1}, Y0)
+	VMOVUPS(Y0, Mem{Base: dst, Index: off, Scale: 1})
+	ADDQ(U8(32), off)
+	SUBQ(U8(8), left)
+	JMP(LabelRef(p + "v8"))
+	Label(p + "s1")
+	TESTQ(left, left)
+	JZ(LabelRef(p + "end"))
+	MOVL(Mem{Base: src, Index: off, Scale: 1}, R10L)
+	MOVL(R10L, Mem{Base: dst, Index: off, Scale: 1})
+	ADDQ(U8(4), off)
+	DECQ(left)
+	JMP(LabelRef(p + "s1"))
+	Label(p + "end")
+}
+
+// packIm2col emits packIm2colAVX2: for q < rows, copy width floats from
+// src+offs[q] to dst+q*dstStride (elements).
+func packIm2col() {
+	TEXT("packIm2colAVX2", NOSPLIT, "func(dst *float32, dstStride int, src *float32, offs *int32, rows, width int)")
+	Pragma("noescape")
+	Doc("packIm2colAVX2 gathers rows of an implicit im2col matrix; see packIm2colGeneric.")
+	dst, ds, src, offs, rows, width := RDI, R8, RSI, R9, RCX, RDX
+	off, left, rsrc := RAX, RBX, R11
+	Load(Param("dst"), dst)
+	Load(Param("dstStride"), ds)
+	Load(Param("src"), src)
+	Load(Param("offs"), offs)
+	Load(Param("rows"), rows)
+	Load(Param("width"), width)
+	SHLQ(U8(2), ds)
+	Label("row")
+	TESTQ(rows, rows)
+	JZ(LabelRef("done"))
+	MOVLQSX(Mem{Base: offs}, rsrc)
+	LEAQ(Mem{Base: src, Index: rsrc, Scale: 4}, rsrc)
+	copyRow("c", dst, rsrc, width, off, left)
+	ADDQ(ds, dst)
+	ADDQ(U8(4), offs)
+	DECQ(rows)
+	JMP(LabelRef("row"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// packStrips emits packStripsAVX2: for q < rows and g < nstrips, copy width
+// floats (a multiple of 8) from src[q*ldb+g*width:] to
+// dst[g*stripStride+q*width:], visiting each source row once.
+func packStrips() {
+	TEXT("packStripsAVX2", NOSPLIT, "func(dst, src *float32, ldb, rows, nstrips, stripStride, width int)")
+	Pragma("noescape")
+	Doc("packStripsAVX2 packs nstrips adjacent B strips row by row; see packStripsGeneric.")
+	dst, src, ldb, rows, ns, ss, width := RDI, RSI, R8, RCX, R9, R10, RDX
+	d, sp, g, left, pf := RAX, RBX, R11, R12, R13
+	Load(Param("dst"), dst)
+	Load(Param("src"), src)
+	Load(Param("ldb"), ldb)
+	Load(Param("rows"), rows)
+	Load(Param("nstrips"), ns)
+	Load(Param("stripStride"), ss)
+	Load(Param("width"), width)
+	SHLQ(U8(2), ldb)
+	SHLQ(U8(2), ss)
+	SHLQ(U8(2), width) // bytes from here on
+	SUBQ(width, ss)    // d advances by width bytes while copying
+	MOVQ(ldb, pf)
+	SHLQ(U8(4), pf) // prefetch 16 rows ahead
+	Label("row")
+	TESTQ(rows, rows)
+	JZ(LabelRef("done"))
+	MOVQ(dst, d)
+	MOVQ(src, sp)
+	MOVQ(ns, g)
+	Label("strip")
+	TESTQ(g, g)
+	JZ(LabelRef("next"))
+	PREFETCHT0(Mem{Base: sp, Index: pf, Scale: 1})
+	PREFETCHT0(Mem{Base: sp, Index: pf, Scale: 1, Disp: 64})
+	MOVQ(width, left)
+	Label("vec")
+	VMOVUPS(Mem{Base: sp}, Y0)
+	VMOVUPS(Y0, Mem{Base: d})
+	ADDQ(U8(32), sp)
+	ADDQ(U8(32), d)
+	SUBQ(U8(32), left)
+	JNZ(LabelRef("vec"))
+	ADDQ(ss, d)
+	DECQ(g)
+	JMP(LabelRef("strip"))
+	Label("next")
+	ADDQ(width, dst)
+	ADDQ(ldb, src)
+	DECQ(rows)
+	JMP(LabelRef("row"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// deinterleave2 emits deinterleave2AVX2: even[i] = src[2i] for 2i < n and
+// odd[i] = src[2i+1] for 2i+1 < n (stride-2 conv column phases).
+func deinterleave2() {
+	TEXT("deinterleave2AVX2", NOSPLIT, "func(even, odd, src *float32, n int)")
+	Pragma("noescape")
+	Doc("deinterleave2AVX2 splits src[:n] into even and odd elements; see deinterleave2Generic.")
+	ev, od, src, n := RDI, RSI, RDX, RCX
+	Load(Param("even"), ev)
+	Load(Param("odd"), od)
+	Load(Param("src"), src)
+	Load(Param("n"), n)
+	Label("v16")
+	CMPQ(n, U8(16))
+	JL(LabelRef("pairs"))
+	VMOVUPS(Mem{Base: src}, Y0)
+	VMOVUPS(Mem{Base: src, Disp: 32}, Y1)
+	VSHUFPS(U8(0x88), Y1, Y0, Y2) // a0 a2 b0 b2 | a4 a6 b4 b6
+	VSHUFPS(U8(0xDD), Y1, Y0, Y3) // a1 a3 b1 b3 | a5 a7 b5 b7
+	VPERMPD(U8(0xD8), Y2, Y2)
+	VPERMPD(U8(0xD8), Y3, Y3)
+	VMOVUPS(Y2, Mem{Base: ev})
+	VMOVUPS(Y3, Mem{Base: od})
+	ADDQ(U8(64), src)
+	ADDQ(U8(32), ev)
+	ADDQ(U8(32), od)
+	SUBQ(U8(16), n)
+	JMP(LabelRef("v16"))
+	Label("pairs")
+	CMPQ(n, U8(2))
+	JL(LabelRef("last"))
+	MOVL(Mem{Base: src}, EAX)
+	MOVL(EAX, Mem{Base: ev})
+	MOVL(Mem{Base: src, Disp: 4}, EAX)
+	MOVL(EAX, Mem{Base: od})
+	ADDQ(U8(8), src)
+	ADDQ(U8(4), ev)
+	ADDQ(U8(4), od)
+	SUBQ(U8(2), n)
+	JMP(LabelRef("pairs"))
+	Label("last")
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	MOVL(Mem{Base: src}, EAX)
+	MOVL(EAX, Mem{Base: ev})
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// dwTaps emits dwTapsAVX2, the depthwise row kernel: for x < n,
+//
+//	y = Σ_t w[t]·taps[t][x] + bias (+ out[x] if acc ≠ 0); out[x] = min(max(y, lo), hi)
+func dwTaps() {
+	TEXT("dwTapsAVX2", NOSPLIT, "func(out *float32, taps *[9]*float32, w *float32, n int, bias, lo, hi float32, acc int)")
+	Pragma("noescape")
+	Doc("dwTapsAVX2 computes one depthwise output row from nine tap rows; see dwTapsGeneric.")
+	out, n, idx := RDI, RCX, RSI
+	tp := []GPPhysical{RAX, RBX, RDX, R8, R9, R10, R11, R12, R13}
+	wreg := ymm[:9]
+	bias, lo, hi := Y9, Y10, Y11
+	accs := []VecPhysical{Y12, Y13, Y14, Y15}
+	Load(Param("w"), RSI)
+	for t := 0; t < 9; t++ {
+		VBROADCASTSS(Mem{Base: RSI, Disp: 4 * t}, wreg[t])
+	}
+	Load(Param("taps"), RSI)
+	for t := 0; t < 9; t++ {
+		MOVQ(Mem{Base: RSI, Disp: 8 * t}, tp[t])
+	}
+	Load(Param("out"), out)
+	Load(Param("n"), n)
+	VBROADCASTSS(NewParamAddr("bias", 32), bias)
+	VBROADCASTSS(NewParamAddr("lo", 36), lo)
+	VBROADCASTSS(NewParamAddr("hi", 40), hi)
+	XORQ(idx, idx)
+	body := func(p string, nv int, scalar bool) {
+		for v := 0; v < nv; v++ {
+			if scalar {
+				VMOVAPS(bias.AsX(), accs[v].AsX())
+			} else {
+				VMOVAPS(bias, accs[v])
+			}
+		}
+		for t := 0; t < 9; t++ {
+			for v := 0; v < nv; v++ {
+				m := Mem{Base: tp[t], Index: idx, Scale: 1, Disp: 32 * v}
+				if scalar {
+					VFMADD231SS(m, wreg[t].AsX(), accs[v].AsX())
+				} else {
+					VFMADD231PS(m, wreg[t], accs[v])
+				}
+			}
+		}
+		skip := p + "noacc"
+		CMPQ(NewParamAddr("acc", 48), U8(0))
+		JE(LabelRef(skip))
+		for v := 0; v < nv; v++ {
+			m := Mem{Base: out, Index: idx, Scale: 1, Disp: 32 * v}
+			if scalar {
+				VADDSS(m, accs[v].AsX(), accs[v].AsX())
+			} else {
+				VADDPS(m, accs[v], accs[v])
+			}
+		}
+		Label(skip)
+		for v := 0; v < nv; v++ {
+			m := Mem{Base: out, Index: idx, Scale: 1, Disp: 32 * v}
+			if scalar {
+				VMAXSS(lo.AsX(), accs[v].AsX(), accs[v].AsX())
+				VMINSS(hi.AsX(), accs[v].AsX(), accs[v].AsX())
+				VMOVSS(accs[v].AsX(), m)
+			} else {
+				VMAXPS(lo, accs[v], accs[v])
+				VMINPS(hi, accs[v], accs[v])
+				VMOVUPS(accs[v], m)
+			}
+		}
+	}
+	Label("v32")
+	CMPQ(n, U8(32))
+	JL(LabelRef("v8"))
+	body("a", 4, false)
+	ADDQ(U8(128), idx)
+	SUBQ(U8(32), n)
+	JMP(LabelRef("v32"))
+	Label("v8")
+	CMPQ(n, U8(8))
+	JL(LabelRef("s1"))
+	body("b", 1, false)
+	ADDQ(U8(32), idx)
+	SUBQ(U8(8), n)
+	JMP(LabelRef("v8"))
+	Label("s1")
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	body("c", 1, true)
+	ADDQ(U8(4), idx)
+	DECQ(n)
+	JMP(LabelRef("s1"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}

@@ -1,0 +1,203 @@
+package kernels
+
+import "fmt"
+
+// ConvShape describes a dense (groups == 1) 2-D convolution of one CHW image.
+// Weights are OutC×(C·KH·KW) row-major (PyTorch's [out][in][kh][kw] layout),
+// packed with [PackConv].
+type ConvShape struct {
+	C, H, W          int // input channels and size
+	OutC             int // output channels
+	KH, KW           int // kernel size
+	StrideH, StrideW int // ≥ 1
+	PadH, PadW       int // zero padding on each side
+}
+
+// OutH is the output height.
+func (s ConvShape) OutH() int { return (s.H+2*s.PadH-s.KH)/s.StrideH + 1 }
+
+// OutW is the output width.
+func (s ConvShape) OutW() int { return (s.W+2*s.PadW-s.KW)/s.StrideW + 1 }
+
+// K is the GEMM depth C·KH·KW.
+func (s ConvShape) K() int { return s.C * s.KH * s.KW }
+
+func (s ConvShape) check() {
+	if s.C <= 0 || s.H <= 0 || s.W <= 0 || s.OutC <= 0 || s.KH <= 0 || s.KW <= 0 ||
+		s.StrideH <= 0 || s.StrideW <= 0 || s.PadH < 0 || s.PadW < 0 || s.OutH() <= 0 || s.OutW() <= 0 {
+		panic(fmt.Sprintf("kernels: bad conv shape %+v", s))
+	}
+}
+
+// PackConv packs conv weights (OutC×C×KH×KW, contiguous) for [Workspace.Conv2D].
+func PackConv(w []float32, s ConvShape) *PackedA {
+	s.check()
+	return PackA(w, s.OutC, s.K(), s.K())
+}
+
+// ConvScratch is the number of floats a [Workspace] needs for the padded
+// (and, for StrideW > 1, column-phase-split) copy of the input of a conv of
+// shape s; 0 when the input is used in place (no padding, StrideW 1). The
+// Workspace also keeps s.K() int32 tap offsets. It grows to both on first
+// use, or ahead of time with [Workspace.Reserve].
+func ConvScratch(s ConvShape) int {
+	if s.PadH == 0 && s.PadW == 0 && s.StrideW == 1 {
+		return 0
+	}
+	if s.KH == 1 && s.KW == 1 && s.PadH == 0 && s.PadW == 0 {
+		return s.C * s.OutH() * s.OutW() // strided 1×1: subsampled input
+	}
+	hp, wp := s.H+2*s.PadH, s.W+2*s.PadW
+	wq := (wp + s.StrideW - 1) / s.StrideW
+	return s.StrideW * s.C * hp * wq
+}
+
+// Reserve grows the Workspace's conv scratch for shape s (see [ConvScratch]),
+// so that later Conv2D calls up to that size allocate nothing.
+func (w *Workspace) Reserve(s ConvShape) {
+	if n := ConvScratch(s); len(w.img) < n {
+		w.img = make([]float32, n)
+	}
+	if k := s.K(); len(w.offs) < k {
+		w.offs = make([]int32, k)
+	}
+}
+
+// convGeo is the geometry the conv packers and direct kernels see: output
+// (oy, ox) reads its taps at image offset oy·rowStride + ox + offs[k].
+type convGeo struct {
+	ow        int // output width
+	rowStride int // image offset between output rows
+}
+
+// Conv2D computes dst[OutC×OutH×OutW] (+)= conv(src[C×H×W], w) with the
+// epilogue ep applied per output channel.
+//
+// B is never materialised as an im2col matrix: the input is copied once into
+// Workspace scratch, zero-padded and, for StrideW > 1, split into StrideW
+// column phases (so every kernel row reads contiguous floats; see
+// [ConvScratch]), and the microkernels then read it in place through a table
+// of tap offsets, or strips are packed from it when output rows are narrower
+// than a vector. A 1×1 stride-1 unpadded conv is a direct GEMM on src.
+func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epilogue) {
+	s.check()
+	if wt.M != s.OutC || wt.K != s.K() {
+		panic(fmt.Sprintf("kernels: Conv2D weights %d×%d do not match shape %+v", wt.M, wt.K, s))
+	}
+	if len(src) < s.C*s.H*s.W {
+		panic(fmt.Sprintf("kernels: Conv2D input has %d elements, need %d", len(src), s.C*s.H*s.W))
+	}
+	n := s.OutH() * s.OutW()
+	if s.KH == 1 && s.KW == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadH == 0 && s.PadW == 0 {
+		w.run(wt, bRows, src, n, convGeo{}, dst, n, n, ep)
+		return
+	}
+	if s.KH == 1 && s.KW == 1 && s.PadH == 0 && s.PadW == 0 {
+		// Strided 1×1: subsample the input, then a direct GEMM.
+		oh, ow := s.OutH(), s.OutW()
+		if len(w.img) < s.C*n {
+			w.img = make([]float32, s.C*n)
+		}
+		img := w.img[:s.C*n]
+		for c := 0; c < s.C; c++ {
+			for y := 0; y < oh; y++ {
+				row := src[(c*s.H+y*s.StrideH)*s.W:]
+				d := img[(c*oh+y)*ow : (c*oh+y+1)*ow]
+				for x := range d {
+					d[x] = row[x*s.StrideW]
+				}
+			}
+		}
+		w.run(wt, bRows, img, n, convGeo{}, dst, n, n, ep)
+		return
+	}
+	w.Reserve(s)
+	src = src[:s.C*s.H*s.W]
+	hp, wp, sw := s.H+2*s.PadH, s.W+2*s.PadW, s.StrideW
+	wq := (wp + sw - 1) / sw // width of one column phase
+	img := src
+	switch {
+	case sw == 1 && s.PadH == 0 && s.PadW == 0:
+	case sw == 1:
+		img = w.img[:s.C*hp*wp]
+		clear(img)
+		cp := wt.ks.copy
+		for c := 0; c < s.C; c++ {
+			cp(&img[c*hp*wp+s.PadH*wp+s.PadW], wp, &src[c*s.H*s.W], s.W, s.H, s.W)
+		}
+	default:
+		// Phase p holds padded columns p, p+sw, ...: img[p][c][y][x'] = pad[c][y][sw·x'+p].
+		img = w.img[:sw*s.C*hp*wq]
+		clear(img)
+		phase := s.C * hp * wq
+		if sw == 2 {
+			// Even source columns land in phase PadW%2, odd ones in the other.
+			pe, eo := s.PadW%2, s.PadW/2
+			po, oo := 1-pe, (s.PadW+1)/2
+			ne, no := (s.W+1)/2, s.W/2
+			for c := 0; c < s.C; c++ {
+				for y := 0; y < s.H; y++ {
+					dy := (c*hp + y + s.PadH) * wq
+					ev := img[pe*phase+dy+eo : pe*phase+dy+eo+ne]
+					od := img[po*phase+dy+oo : po*phase+dy+oo+no+1]
+					row := src[(c*s.H+y)*s.W : (c*s.H+y+1)*s.W]
+					wt.ks.deint(&ev[0], &od[0], &row[0], s.W)
+				}
+			}
+		}
+		for p := 0; p < sw && sw != 2; p++ {
+			// Source column x = sw·x' + p − PadW for x' ≥ xq0.
+			xq0 := max(0, (s.PadW-p+sw-1)/sw)
+			x0 := sw*xq0 + p - s.PadW
+			if x0 >= s.W {
+				continue
+			}
+			cnt := (s.W-1-x0)/sw + 1
+			for c := 0; c < s.C; c++ {
+				for y := 0; y < s.H; y++ {
+					row := src[(c*s.H+y)*s.W+x0 : (c*s.H+y+1)*s.W]
+					d := img[p*phase+(c*hp+y+s.PadH)*wq+xq0:]
+					d = d[:cnt]
+					for i := range d {
+						d[i] = row[i*sw]
+					}
+				}
+			}
+		}
+	}
+	// offs[k] is the offset of tap k = (ci, ky, kx) from an output's first tap.
+	offs := w.offs[:s.K()]
+	phase := s.C * hp * wq
+	for ci, k := 0, 0; ci < s.C; ci++ {
+		for ky := 0; ky < s.KH; ky++ {
+			for kx := 0; kx < s.KW; kx++ {
+				offs[k] = int32((kx%sw)*phase + (ci*hp+ky)*wq + kx/sw)
+				k++
+			}
+		}
+	}
+	w.run(wt, bConv, img, 0, convGeo{ow: s.OutW(), rowStride: s.StrideH * wq}, dst, n, n, ep)
+}
+
+// packConv writes the im2col strip B[k0:k0+kb, j0:j0+nr] into dst (stride
+// NR, columns nr..NR zeroed), where B[k][oy·OW+ox] = img[oy·rowStride+ox+offs[k]].
+func packConv(ks *kernelSet, dst, img []float32, offs []int32, g convGeo, k0, kb, j0, nr, NR int) {
+	last := int(offs[k0+kb-1])
+	for off := 0; off < nr; {
+		// A run of outputs on one output row.
+		n := j0 + off
+		oy, ox := n/g.ow, n%g.ow
+		l := min(g.ow-ox, nr-off)
+		base := oy*g.rowStride + ox
+		if base+last+l > len(img) {
+			panic("kernels: internal error: im2col strip out of range")
+		}
+		ks.im2col(&dst[off], NR, &img[base], &offs[k0], kb, l)
+		off += l
+	}
+	if nr < NR {
+		for q := 0; q < kb; q++ {
+			clear(dst[q*NR+nr : q*NR+NR])
+		}
+	}
+}
