@@ -30,10 +30,15 @@ type Engine struct {
 	out     nn.Shape
 	max     int
 	steps   []*step
-	bufs    [][]float32
+	bufs    [][]float32   // arena of the whole batch; buffer 0 is the input
+	arenas  [][][]float32 // per worker, for image-parallel batches
+	outAll  []float32     // gathered outputs of an image-parallel batch
+	x       []float32     // input of the running image-parallel batch
 	outBuf  int
 	pool    *Pool
-	ws      *kernels.Workspace
+	ws      *kernels.Workspace   // layer-parallel (small batches)
+	wss     []*kernels.Workspace // per worker, single-threaded (image-parallel batches)
+	chunkFn func(worker, lo, hi int)
 	Profile bool // when set, Run accumulates per-step time
 	runs    int
 	noSplit bool
@@ -93,6 +98,11 @@ func Compile(g *nn.Graph, opt Options) (*Engine, error) {
 	e := &Engine{in: opt.Shape, max: opt.MaxBatch, noSplit: opt.Dense}
 	e.pool = NewPool(opt.Threads)
 	e.ws = kernels.NewWorkspace(opt.Threads, e.pool.Run)
+	e.wss = make([]*kernels.Workspace, opt.Threads)
+	for i := range e.wss {
+		e.wss[i] = kernels.NewWorkspace(1, nil)
+	}
+	e.chunkFn = e.runChunk
 	if err := e.plan(f, shapes); err != nil {
 		e.Close()
 		return nil, err
@@ -223,7 +233,7 @@ func (e *Engine) plan(g *nn.Graph, shapes map[string]nn.Shape) error {
 		}
 	}
 	bufOf := map[string]int{g.Nodes[0].Name: 0}
-	e.bufs = [][]float32{nil} // the input buffer is the caller's
+	per := []int{0} // per-image floats of each buffer; buffer 0 is the caller's input
 	var free []int
 	for i, st := range steps {
 		for _, in := range inputs[st] {
@@ -233,10 +243,10 @@ func (e *Engine) plan(g *nn.Graph, shapes map[string]nn.Shape) error {
 			}
 			st.in = append(st.in, b)
 		}
-		need := e.max * st.outS.Numel()
+		need := st.outS.Numel()
 		best := -1
 		for j, b := range free {
-			if len(e.bufs[b]) >= need && (best < 0 || len(e.bufs[b]) < len(e.bufs[free[best]])) {
+			if per[b] >= need && (best < 0 || per[b] < per[free[best]]) {
 				best = j
 			}
 		}
@@ -244,8 +254,8 @@ func (e *Engine) plan(g *nn.Graph, shapes map[string]nn.Shape) error {
 			st.out = free[best]
 			free = append(free[:best], free[best+1:]...)
 		} else {
-			st.out = len(e.bufs)
-			e.bufs = append(e.bufs, make([]float32, need))
+			st.out = len(per)
+			per = append(per, need)
 		}
 		if st.ep.Accumulate {
 			st.res = st.in[len(st.in)-1]
@@ -261,12 +271,37 @@ func (e *Engine) plan(g *nn.Graph, shapes map[string]nn.Shape) error {
 	e.steps = steps
 	last := steps[len(steps)-1]
 	e.outBuf, e.out = last.out, last.outS
-	for _, st := range steps {
-		if st.kind == kConv || st.kind == kGroupConv {
-			e.ws.Reserve(st.conv)
+	// One arena for the whole batch (layer-parallel runs) and, with several
+	// workers, one per worker for its share of an image-parallel batch: a
+	// reused buffer holds values of different per-image sizes, so workers
+	// must not share one.
+	newArena := func(images int) [][]float32 {
+		a := make([][]float32, len(per))
+		for i, p := range per[1:] {
+			a[i+1] = make([]float32, images*p)
 		}
-		if st.sp != nil && st.sp.rest != nil {
-			e.ws.Reserve(st.sp.rShape)
+		return a
+	}
+	e.bufs = newArena(e.max)
+	if w := e.pool.Workers(); w > 1 && e.max >= w {
+		share := (e.max + w - 1) / w
+		e.arenas = make([][][]float32, w)
+		for i := range e.arenas {
+			e.arenas[i] = newArena(share)
+		}
+		e.outAll = make([]float32, e.max*e.out.Numel())
+	}
+	for _, st := range steps {
+		for _, ws := range append(e.wss, e.ws) {
+			if st.kind == kConv || st.kind == kGroupConv {
+				ws.Reserve(st.conv)
+			}
+			if st.sp != nil && st.sp.rest != nil {
+				ws.Reserve(st.sp.rShape)
+			}
+			if st.sp != nil && st.sp.center != nil {
+				ws.Reserve(st.sp.cShape)
+			}
 		}
 	}
 	return nil
@@ -357,7 +392,9 @@ func fuseActs(st *step, last *nn.Node, only func(*nn.Node) *nn.Node, fused map[s
 
 // Run infers a batch of n images stored NCHW in x and returns the outputs
 // (n × OutputShape, NCHW). The result aliases an internal buffer that the next
-// Run overwrites.
+// Run overwrites. A batch of at least as many images as threads is split by
+// image (each worker runs the whole network on its share, no per-layer
+// hand-offs); a smaller batch splits every layer across the workers.
 func (e *Engine) Run(x []float32, n int) ([]float32, error) {
 	if n < 1 || n > e.max {
 		return nil, fmt.Errorf("engine: batch %d outside 1..%d", n, e.max)
@@ -365,17 +402,17 @@ func (e *Engine) Run(x []float32, n int) ([]float32, error) {
 	if len(x) != n*e.in.Numel() {
 		return nil, fmt.Errorf("engine: input has %d values, want %d×%v", len(x), n, e.in)
 	}
-	e.bufs[0] = x
-	for _, st := range e.steps {
-		var t0 time.Time
+	if w := e.pool.Workers(); w > 1 && n >= w {
+		e.x = x
+		e.pool.Run(n, e.chunkFn)
+		e.x = nil
 		if e.Profile {
-			t0 = time.Now()
+			e.runs++
 		}
-		e.exec(st, n)
-		if e.Profile {
-			st.ns += time.Since(t0).Nanoseconds()
-		}
+		return e.outAll[:n*e.out.Numel()], nil
 	}
+	e.bufs[0] = x
+	e.runRange(e.ws, e.bufs, n, e.Profile)
 	e.bufs[0] = nil
 	if e.Profile {
 		e.runs++
@@ -383,50 +420,70 @@ func (e *Engine) Run(x []float32, n int) ([]float32, error) {
 	return e.bufs[e.outBuf][:n*e.out.Numel()], nil
 }
 
-func (e *Engine) exec(st *step, n int) {
+// runChunk is the pool task of an image-parallel batch: images [lo, hi) in
+// the worker's own arena.
+func (e *Engine) runChunk(worker, lo, hi int) {
+	a := e.arenas[worker]
+	isz, osz := e.in.Numel(), e.out.Numel()
+	a[0] = e.x[lo*isz : hi*isz]
+	e.runRange(e.wss[worker], a, hi-lo, e.Profile && worker == 0)
+	copy(e.outAll[lo*osz:hi*osz], a[e.outBuf][:(hi-lo)*osz])
+	a[0] = nil
+}
+
+// runRange runs every step on the n images of arena bufs with workspace ws.
+func (e *Engine) runRange(ws *kernels.Workspace, bufs [][]float32, n int, profile bool) {
+	for _, st := range e.steps {
+		var t0 time.Time
+		if profile {
+			t0 = time.Now()
+		}
+		exec(st, ws, bufs, n)
+		if profile {
+			st.ns += time.Since(t0).Nanoseconds()
+		}
+	}
+}
+
+func exec(st *step, ws *kernels.Workspace, bufs [][]float32, n int) {
 	isz, osz := st.inS.Numel(), st.outS.Numel()
-	out := e.bufs[st.out]
-	src := e.bufs[st.in[0]]
+	out := bufs[st.out][:n*osz]
+	src := bufs[st.in[0]][:n*isz]
 	switch st.kind {
 	case kConv, kGroupConv, kDepthwise:
 		if st.res >= 0 {
-			copy(out[:n*osz], e.bufs[st.res][:n*osz])
+			copy(out, bufs[st.res][:n*osz])
 		}
 		for b := 0; b < n; b++ {
 			x, y := src[b*isz:(b+1)*isz], out[b*osz:(b+1)*osz]
 			switch st.kind {
 			case kConv:
 				if st.sp != nil {
-					st.sp.run(e.ws, y, x, st.conv, &st.ep)
+					st.sp.run(ws, y, x, st.conv, &st.ep)
 				} else {
-					e.ws.Conv2D(y, x, st.w, st.conv, &st.ep)
+					ws.Conv2D(y, x, st.w, st.conv, &st.ep)
 				}
 			case kDepthwise:
-				e.ws.Depthwise3x3(y, x, st.raw, st.inS.C, st.inS.H, st.inS.W, st.s, &st.ep)
+				ws.Depthwise3x3(y, x, st.raw, st.inS.C, st.inS.H, st.inS.W, st.s, &st.ep)
 			case kGroupConv:
 				ip, op := st.conv.C*st.conv.H*st.conv.W, st.conv.OutC*st.conv.OutH()*st.conv.OutW()
 				for gi, w := range st.gw {
-					ep := st.ep
-					off := gi * st.conv.OutC
-					ep.Bias = sub(ep.Bias, off)
-					ep.Slope = sub(ep.Slope, off)
-					ep.Min, ep.Max = sub(ep.Min, off), sub(ep.Max, off)
-					e.ws.Conv2D(y[gi*op:(gi+1)*op], x[gi*ip:(gi+1)*ip], w, st.conv, &ep)
+					ep := shiftEp(&st.ep, gi*st.conv.OutC)
+					ws.Conv2D(y[gi*op:(gi+1)*op], x[gi*ip:(gi+1)*ip], w, st.conv, &ep)
 				}
 			}
 		}
 	case kChannelwise:
-		channelwise(out[:n*osz], src[:n*isz], st.inS, st.scale, &st.ep)
+		channelwise(out, src, st.inS, st.scale, &st.ep)
 	case kAdd:
-		o := out[:n*osz]
-		copy(o, src[:n*osz])
+		copy(out, src)
 		for _, b := range st.in[1:] {
-			for i, v := range e.bufs[b][:n*osz] {
-				o[i] += v
+			for i, v := range bufs[b][:n*osz] {
+				out[i] += v
 			}
 		}
 		if st.ep.Act != kernels.ActNone || st.ep.Min != nil {
-			channelwise(o, o, st.outS, nil, &st.ep)
+			channelwise(out, out, st.outS, nil, &st.ep)
 		}
 	case kMaxPool, kAvgPool:
 		for b := 0; b < n; b++ {
@@ -442,9 +499,9 @@ func (e *Engine) exec(st *step, n int) {
 			kernels.GlobalAvgPool(out[b*osz:(b+1)*osz], src[b*isz:(b+1)*isz], st.inS.C, st.inS.H*st.inS.W)
 		}
 	case kCopy:
-		copy(out[:n*osz], src[:n*isz])
+		copy(out, src)
 	case kLinear:
-		e.ws.Linear(out[:n*osz], src[:n*isz], n, st.w, &st.ep)
+		ws.Linear(out, src, n, st.w, &st.ep)
 	}
 }
 
