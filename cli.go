@@ -81,7 +81,11 @@ func init() {
 		{"convert", "--model M --out OUT.{onnx,safetensors} [--no-rm] [--keep-bn] [--calib D]", "RM: remove residuals exactly; export", cmdConvert},
 		{"prune", "--model M --method slim|l1 (--ratio R|--threshold T|--recipe F) --out OUT", "prune channels (RMNet or ResNet form)", cmdPrune},
 		{"eval", "--model M --data DATASET [--rm] [--limit N]", "top-1/top-5 accuracy on a test split", cmdEval},
+		{"train", "--arch A --data DATASET [--epochs E] [--sparsity S] --out M", "train from scratch (network slimming)", cmdTrain},
+		{"finetune", "--model M --data DATASET --epochs E --out M2", "fine-tune a (pruned) model", cmdFinetune},
 		{"bench", "--model M [--rm] [--batch N] [--threads N] [--per-layer] | --kernels", "measure speed on the SIMD engine", cmdBench},
+		{"serve", "[--addr 127.0.0.1:8080] [--db PATH] [--no-demo] [--dataset NAME=SPEC ...] [--jobs N]", "the dashboard (the default command)", cmdServe},
+		{"sweep", "--model M --data DATASET --method slim|l1 --ratios 0.1,0.3,... [--form rmnet,resnet]", "accuracy–speed points over pruning ratios, into the database", cmdSweep},
 	}
 }
 
@@ -99,9 +103,6 @@ func (e *env) dispatch(name string, args []string) error {
 		if c.name == name {
 			return c.run(e, args)
 		}
-	}
-	if name == "serve" {
-		return fmt.Errorf("the dashboard (serve) is not built yet; try: rmprune inspect --model examples/resnet20-mnist.safetensors")
 	}
 	usage(e.stderr)
 	return fmt.Errorf("unknown command %q", name)

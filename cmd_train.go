@@ -1,0 +1,138 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"strings"
+
+	"github.com/rmprune/rmprune/dataset"
+	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/train"
+)
+
+// trainFlags are the flags train and finetune share.
+type trainFlags struct {
+	data             *string
+	epochs, batch    *int
+	lr, wd, sparsity *float64
+	seed             *uint64
+	maxSteps         *int
+	resume           *bool
+	out              *string
+	limit, evalLimit *int
+}
+
+func addTrainFlags(f *flags, epochs int, lr float64) *trainFlags {
+	d := train.DefaultOptions()
+	return &trainFlags{
+		data:      f.String("data", "", "training data: "+dataset.Specs),
+		epochs:    f.Int("epochs", epochs, "passes over the training split"),
+		batch:     f.Int("batch", d.Batch, "images per step"),
+		lr:        f.Float64("lr", lr, "peak learning rate (cosine schedule)"),
+		wd:        f.Float64("wd", d.WD, "weight decay"),
+		sparsity:  f.Float64("sparsity", 0, "network slimming: s·sign(γ) added to every BN γ gradient"),
+		seed:      f.Uint64("seed", 1, "seed for initial weights, data order and augmentation"),
+		maxSteps:  f.Int("max-steps", 0, "stop after K steps (checkpoint written; top1 is null)"),
+		resume:    f.Bool("resume", false, "continue from the checkpoint state beside --out"),
+		out:       f.String("out", "", "model file to write (our .safetensors), every epoch, atomically"),
+		limit:     f.Int("limit", 0, "train on the first N training images only"),
+		evalLimit: f.Int("eval-limit", 0, "evaluate on the first N test images only"),
+	}
+}
+
+func (t *trainFlags) run(e *env, f *flags, g *nn.Graph, d *dataset.Dataset, what string) error {
+	opt := train.DefaultOptions()
+	opt.Epochs, opt.Batch, opt.LR, opt.WD, opt.Sparsity = *t.epochs, *t.batch, *t.lr, *t.wd, *t.sparsity
+	opt.Seed, opt.Threads, opt.MaxSteps, opt.Resume, opt.Out = *t.seed, f.threads, *t.maxSteps, *t.resume, *t.out
+	opt.Limit, opt.EvalLimit = *t.limit, *t.evalLimit
+	bar := newBar(e.stderr, -1, what)
+	opt.Progress = func(p train.Progress) {
+		if p.EpochDone {
+			bar.Clear()
+			fmt.Fprintf(e.stderr, "epoch %d/%d  loss %.4f  train acc %.2f%%  test top-1 %.2f%%  %.0f img/s\n",
+				p.Epoch+1, p.Epochs, p.Loss, 100*p.Acc, 100*p.Top1, p.ImagesPerS)
+			return
+		}
+		bar.ChangeMax(p.Steps)
+		bar.Describe(fmt.Sprintf("%s epoch %d/%d loss %.3f acc %.1f%% %.0f img/s", what, p.Epoch+1, p.Epochs, p.Loss, 100*p.Acc, p.ImagesPerS))
+		bar.Set(p.Step)
+	}
+	r, err := train.Run(e.ctx, g, d, opt)
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	return f.report(r, func(w io.Writer) {
+		top1 := "n/a (stopped by --max-steps)"
+		if r.Top1 != nil && !math.IsNaN(*r.Top1) {
+			top1 = fmt.Sprintf("%.2f%%", 100**r.Top1)
+		}
+		fmt.Fprintf(w, "wrote %s: test top-1 %s, %.0f training images/s (batch %d, %d threads)\n", r.Out, top1, r.ImagesPerS, r.Batch, r.Threads)
+	})
+}
+
+func (t *trainFlags) check() error {
+	if *t.data == "" || *t.out == "" {
+		return fmt.Errorf("--data and --out are required")
+	}
+	if !strings.HasSuffix(strings.ToLower(*t.out), ".safetensors") {
+		return fmt.Errorf("--out %s: training writes our .safetensors model file", *t.out)
+	}
+	return nil
+}
+
+func cmdTrain(e *env, args []string) error {
+	f := newFlags(e, "train", "--arch A --data DATASET [--epochs E] [--batch N] [--lr F] [--wd F] [--sparsity S] [--seed N]\n"+
+		"        [--threads N] [--max-steps K] [--resume] --out M [--json]",
+		"Train a network from scratch (SGD, momentum 0.9, cosine schedule), optionally with the network-slimming\nsparsity penalty on BN γ. A checkpoint is written every epoch; --resume continues it.")
+	arch := f.String("arch", "", "architecture: "+strings.Join(nn.Archs, "|"))
+	f.IntVar(&f.threads, "threads", runtime.NumCPU(), "worker threads")
+	t := addTrainFlags(f, 1, 0.1)
+	if err := f.parse(args); err != nil || helpAsked(args) {
+		return err
+	}
+	return f.fail(func() error {
+		if err := t.check(); err != nil {
+			return err
+		}
+		if *arch == "" {
+			return fmt.Errorf("--arch is required (%s)", strings.Join(nn.Archs, ", "))
+		}
+		d, err := dataset.Open(*t.data)
+		if err != nil {
+			return err
+		}
+		g, err := nn.Build(*arch, d.Shape[0], d.Classes, *t.seed)
+		if err != nil {
+			return err
+		}
+		g.Input = d.Shape
+		return t.run(e, f, g, d, "train")
+	}())
+}
+
+func cmdFinetune(e *env, args []string) error {
+	f := newFlags(e, "finetune", "--model M --data DATASET --epochs E [--batch N] [--lr F] [--resume] --out M2 [--json]",
+		"Fine-tune a model (typically a pruned BN-kept plain net written by prune) on a data set.")
+	f.modelFlags()
+	t := addTrainFlags(f, 2, 0.01)
+	if err := f.parse(args); err != nil || helpAsked(args) {
+		return err
+	}
+	return f.fail(func() error {
+		if err := t.check(); err != nil {
+			return err
+		}
+		g, err := f.loadModel()
+		if err != nil {
+			return err
+		}
+		d, err := dataset.Open(*t.data)
+		if err != nil {
+			return err
+		}
+		return t.run(e, f, g, d, "finetune")
+	}())
+}
