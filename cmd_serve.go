@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rmprune/rmprune/demo"
+	"github.com/rmprune/rmprune/store"
+	"github.com/rmprune/rmprune/sweep"
+	"github.com/rmprune/rmprune/web"
+)
+
+// datasetFlags collects repeated --dataset NAME=SPEC.
+type datasetFlags map[string]string
+
+var datasetName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,39}$`)
+
+func (d datasetFlags) String() string { return "" }
+
+func (d datasetFlags) Set(v string) error {
+	name, spec, ok := strings.Cut(v, "=")
+	if !ok || spec == "" {
+		return fmt.Errorf("want NAME=SPEC, e.g. cifar10=cifar10:/data/cifar")
+	}
+	if !datasetName.MatchString(name) {
+		return fmt.Errorf("dataset name %q: use lower-case letters, digits, '.', '_' and '-'", name)
+	}
+	d[name] = spec
+	return nil
+}
+
+func cmdServe(e *env, args []string) error {
+	f := flag.NewFlagSet("serve", flag.ContinueOnError)
+	f.SetOutput(e.stderr)
+	f.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: rmprune [serve] [--addr 127.0.0.1:8080] [--db PATH] [--no-demo] [--dataset NAME=SPEC ...] [--jobs N]\n"+
+			"Start the dashboard: models, sweeps, Pareto charts, compare and downloads.\n\nflags:\n")
+		f.PrintDefaults()
+	}
+	addr := f.String("addr", "127.0.0.1:8080", "listen address (loopback by default; the dashboard has no authentication)")
+	dbPath := f.String("db", store.DefaultPath(e.getenv), "SQLite database (artifacts are kept in a folder beside it)")
+	noDemo := f.Bool("no-demo", false, "do not install the demo model and sweep into a new database")
+	jobs := f.Int("jobs", 1, "sweeps run at once (one heavy job at a time keeps timings honest)")
+	datasets := datasetFlags{}
+	f.Var(datasets, "dataset", "extra dataset offered to sweeps, NAME=SPEC ("+sweepSpecs+"); repeatable")
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if f.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "rmprune serve: unexpected argument %q\n", f.Arg(0))
+		return errUsage
+	}
+	if *jobs < 1 {
+		return fmt.Errorf("--jobs must be ≥ 1")
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := context.WithCancel(e.ctx)
+	defer stop()
+
+	db, err := store.Open(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if n, err := db.MarkInterrupted(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("sweeps interrupted by the last shutdown; resume them from their page", "count", n)
+	}
+	runner := &sweep.Runner{DB: db, Datasets: datasets, Version: versionString()}
+	names := slices.Collect(func(yield func(string) bool) {
+		for k := range sweep.BuiltinDatasets {
+			if !yield(k) {
+				return
+			}
+		}
+		for k := range datasets {
+			if _, dup := sweep.BuiltinDatasets[k]; !dup && !yield(k) {
+				return
+			}
+		}
+	})
+	if !*noDemo {
+		data, trained, err := demo.MNIST()
+		if err != nil {
+			return err
+		}
+		id, created, err := web.InstallDemo(ctx, db, web.DemoOptions{Model: data, Name: "resnet20-mnist (demo)",
+			Dataset: "mnist", Ratios: []float64{0.3, 0.5, 0.7}, Limit: 2000})
+		if err != nil {
+			log.Error("demo not installed", "err", err)
+		} else if created {
+			if !trained {
+				log.Warn("demo model is untrained (demo/" + demo.MNISTFile + " is not embedded): accuracies will be near chance")
+			}
+			log.Info("demo installed", "sweep", id)
+		}
+	}
+	queue := web.NewQueue(db, runner, *jobs, log)
+	handler := web.NewServer(web.Deps{DB: db, Runner: runner, Queue: queue, Datasets: names,
+		CanFinetune: runner.CanFinetune(), Log: log})
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *addr, err)
+	}
+	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
+			log.Warn("listening beyond loopback: anyone who can reach this address can upload models and start work", "addr", ln.Addr())
+		}
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	queue.Start(ctx)
+	fmt.Fprintf(e.stderr, "rmprune dashboard on http://%s/  (database %s, %d cores, %d job(s) at a time; Ctrl-C stops)\n",
+		ln.Addr(), db.Path(), runtime.NumCPU(), *jobs)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	stop() // interrupts running sweeps: they stay resumable
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	queue.Wait()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+const sweepSpecs = "mnist, fashion-mnist, cifar10:DIR, cifar100:DIR, folder:DIR"

@@ -1,0 +1,692 @@
+package sweep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rmprune/rmprune/bench"
+	"github.com/rmprune/rmprune/dataset"
+	"github.com/rmprune/rmprune/evaluate"
+	"github.com/rmprune/rmprune/modelio"
+	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/pruning"
+	"github.com/rmprune/rmprune/rm"
+	"github.com/rmprune/rmprune/store"
+	"github.com/rmprune/rmprune/train"
+)
+
+// DefaultBenchTime is the least time each timing of a point runs for (after
+// warm-up, and at least bench's minimum number of runs): short, because a
+// sweep times many networks on a small machine.
+const DefaultBenchTime = 300 * time.Millisecond
+
+// ErrInterrupted, given as the cause of the context's cancellation
+// (context.WithCancelCause), makes Run leave the sweep "interrupted" —
+// resumable, as after a crash — instead of "cancelled". A server shutting
+// down uses it.
+var ErrInterrupted = errors.New("sweep: interrupted")
+
+// ErrFinetuneUnavailable is wrapped (with ErrConfig) in the error for a sweep
+// with finetune_epochs > 0 when the runner's fine-tuning is switched off
+// (NoFinetune).
+var ErrFinetuneUnavailable = errors.New("fine-tuning is not available here (finetune_epochs must be 0)")
+
+// BuiltinDatasets are the dataset names every runner knows, with their specs.
+var BuiltinDatasets = map[string]string{"mnist": "mnist", "fashion-mnist": "fashion-mnist"}
+
+// FinetuneOptions are passed to a Runner's Finetune function.
+type FinetuneOptions struct {
+	Epochs  int
+	Limit   int // train on the first Limit training images; 0: all (Runner.FinetuneLimit)
+	Batch   int // the sweep's batch; the function may use its own training batch instead
+	Threads int
+	// Progress, when not nil, takes the fraction of the fine-tuning done (0..1).
+	Progress func(frac float64)
+}
+
+// FinetuneFunc fine-tunes a pruned network (form rmnet: the BN-kept plain
+// net; form resnet: the smaller ResNet) on d's training split and returns the
+// tuned network. It must not modify g, and should stop with ctx's error when
+// ctx is cancelled.
+type FinetuneFunc func(ctx context.Context, g *nn.Graph, d *dataset.Dataset, opt FinetuneOptions) (*nn.Graph, error)
+
+// Runner computes sweeps stored in DB. Set its fields before the first Run
+// and do not change them after; then one Runner may run several sweeps one
+// after the other or concurrently (concurrent sweeps time each other,
+// though: run one at a time). It keeps the last data set it opened for the
+// next sweep. Do not copy a Runner after first use.
+type Runner struct {
+	// DB holds the sweeps, their models (model files are resolved relative
+	// to DB.ArtifactDir) and receives points and artifacts.
+	DB *store.DB
+	// Datasets maps the extra dataset names this runner knows to their
+	// dataset.Open specs (e.g. "cifar10" → "cifar10:/data/cifar"). The
+	// names of BuiltinDatasets are always known.
+	Datasets map[string]string
+	// Version is recorded with every point (the rmprune binary version);
+	// empty means the module's VCS revision, else "dev".
+	Version string
+	// Finetune fine-tunes pruned networks; nil means Train (the train
+	// package).
+	Finetune FinetuneFunc
+	// NoFinetune switches fine-tuning off: sweeps with finetune_epochs > 0
+	// are refused with ErrFinetuneUnavailable.
+	NoFinetune bool
+	// FinetuneLimit > 0 fine-tunes on the first FinetuneLimit training
+	// images only (quick demos and tests); 0 uses the whole training split.
+	FinetuneLimit int
+	// BenchTime is the least time of each timing; 0 means DefaultBenchTime.
+	BenchTime time.Duration
+	// CalibImages is the size of the calibration batch, drawn in a fixed
+	// order from the dataset's training split, on which the statistics of
+	// each residual block's input and sum are measured once per sweep
+	// (DESIGN, BN-kept form): the scales slim ranks the RMNet's reserved
+	// channels and block outputs by. Blocks whose checkpoint carries them
+	// (running1/running2) are not measured. 0 picks a size that fits a
+	// budget of the slow reference forward (see CalibMACs); negative: no
+	// measurement (the checkpoint's statistics, else mean 0, variance 1).
+	CalibImages int
+	// OnPoint, when not nil, is called after each point the run measures
+	// and stores (not for points found already stored).
+	OnPoint func(p store.Point)
+
+	mu       sync.Mutex // guards the cache below
+	lastSpec string     // the last dataset opened, kept for the next sweep
+	lastData *dataset.Dataset
+}
+
+// Dataset opens the data set of a name the runner knows (see DatasetSpec).
+// The runner keeps the last one it opened, so checking a name with Dataset
+// before a Run costs nothing more. Errors for unknown names wrap ErrConfig.
+func (r *Runner) Dataset(name string) (*dataset.Dataset, error) {
+	spec, err := r.DatasetSpec(name)
+	if err != nil {
+		return nil, err
+	}
+	d, err := r.openDataset(spec)
+	if err != nil {
+		return nil, fmt.Errorf("sweep: %w", err)
+	}
+	return d, nil
+}
+
+// openDataset opens spec, reusing the last data set opened (a split is
+// never modified, so sweeps may share it).
+func (r *Runner) openDataset(spec string) (*dataset.Dataset, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastData != nil && r.lastSpec == spec {
+		return r.lastData, nil
+	}
+	d, err := dataset.Open(spec)
+	if err != nil {
+		return nil, err
+	}
+	r.lastSpec, r.lastData = spec, d
+	return d, nil
+}
+
+// DatasetSpec returns the dataset.Open spec of a dataset name, or an error
+// wrapping ErrConfig for a name the runner does not know. Names never are
+// paths: a request can only pick among the configured data sets.
+func (r *Runner) DatasetSpec(name string) (string, error) {
+	if spec, ok := r.Datasets[name]; ok && spec != "" {
+		return spec, nil
+	}
+	if spec, ok := BuiltinDatasets[name]; ok {
+		return spec, nil
+	}
+	known := slices.Sorted(func(yield func(string) bool) {
+		for k := range BuiltinDatasets {
+			if !yield(k) {
+				return
+			}
+		}
+		for k := range r.Datasets {
+			if _, dup := BuiltinDatasets[k]; !dup && !yield(k) {
+				return
+			}
+		}
+	})
+	return "", fmt.Errorf("sweep: %w: unknown dataset %q (known: %v)", ErrConfig, name, known)
+}
+
+// CanFinetune reports whether sweeps with finetune_epochs > 0 can run.
+func (r *Runner) CanFinetune() bool { return !r.NoFinetune }
+
+// finetune returns the fine-tuning function in use.
+func (r *Runner) finetune() FinetuneFunc {
+	if r.Finetune != nil {
+		return r.Finetune
+	}
+	return Train
+}
+
+// Validate checks c (after c.Defaults()) against the runner: the
+// configuration itself, the dataset name and fine-tuning support. The web
+// layer calls it before CreateSweep to answer 422 at once.
+func (r *Runner) Validate(c *Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if _, err := r.DatasetSpec(c.Dataset); err != nil {
+		return err
+	}
+	if c.FinetuneEpochs > 0 && !r.CanFinetune() {
+		return fmt.Errorf("sweep: %w: %w", ErrConfig, ErrFinetuneUnavailable)
+	}
+	return nil
+}
+
+// Key names a point of a sweep.
+type Key struct {
+	Form  string
+	Ratio float64 // rounded with store.NormRatio; 0 is the unpruned reference
+}
+
+// String writes k as form@ratio, e.g. rmnet@0.3.
+func (k Key) String() string { return fmt.Sprintf("%s@%s", k.Form, formatRatio(k.Ratio)) }
+
+// Plan lists the points of a sweep in the order Run measures them: the
+// unpruned ResNet and the unpruned RMNet (ratio 0) first, then each form's
+// ratios in increasing order.
+func Plan(c *Config) []Key {
+	keys := []Key{{FormResNet, 0}, {FormRMNet, 0}}
+	for _, f := range c.Forms {
+		for _, ratio := range c.PointRatios() {
+			keys = append(keys, Key{f, ratio})
+		}
+	}
+	return keys
+}
+
+// Run computes sweep sweepID: it marks it running, loads its model and
+// dataset once, and measures each point of Plan that the store does not hold
+// yet — prune, [fine-tune], evaluate top-1/top-5 on the test split, time
+// batch 1 (latency p50/p90, per-layer) and the sweep's batch (images/s) on
+// the SIMD engine — and stores it with its artifacts (our safetensors, ONNX
+// and, for pruned points, the recipe JSON) under DB.ArtifactDir()/sweeps/ID/.
+// Points already stored are skipped, so a cancelled, failed or interrupted
+// sweep resumes where it stopped.
+//
+// progress, when not nil, gets the fraction done (0..1, non-decreasing) and a
+// line saying what is being done; the fraction is also saved in the store.
+// It is called from Run's goroutine.
+//
+// The sweep ends done (Run returns nil), cancelled when ctx is cancelled
+// (Run returns ctx's error), interrupted when ctx's cause is ErrInterrupted,
+// or failed with the error's message (Run returns the error).
+func (r *Runner) Run(ctx context.Context, sweepID int64, progress func(frac float64, msg string)) error {
+	if r.DB == nil {
+		return errors.New("sweep: runner has no database")
+	}
+	s, err := r.DB.Sweep(ctx, sweepID)
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	if err := r.DB.SetSweepStatus(ctx, sweepID, store.StatusRunning, ""); err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	j := &job{r: r, s: s, progress: progress, frac: s.Progress}
+	err = j.safeRun(ctx)
+	// Record the outcome even when ctx is done.
+	bg := context.WithoutCancel(ctx)
+	switch {
+	case err == nil:
+		if err := r.DB.SetSweepStatus(bg, sweepID, store.StatusDone, ""); err != nil {
+			return fmt.Errorf("sweep: %w", err)
+		}
+		j.report(1, "done")
+		return nil
+	case ctx.Err() != nil:
+		status := store.StatusCancelled
+		if errors.Is(context.Cause(ctx), ErrInterrupted) {
+			status = store.StatusInterrupted
+		}
+		if serr := r.DB.SetSweepStatus(bg, sweepID, status, ""); serr != nil {
+			return fmt.Errorf("sweep: %w (after: %w)", serr, ctx.Err())
+		}
+		return ctx.Err()
+	default:
+		if serr := r.DB.SetSweepStatus(bg, sweepID, store.StatusFailed, oneLine(err.Error())); serr != nil {
+			return fmt.Errorf("%w (and: %w)", err, serr)
+		}
+		return err
+	}
+}
+
+// job is one Run.
+type job struct {
+	r        *Runner
+	s        store.Sweep
+	cfg      Config
+	g        *nn.Graph // the model as loaded
+	d        *dataset.Dataset
+	src      *nn.Graph // g with measured block statistics: the source of form rmnet
+	version  string
+	progress func(float64, string)
+
+	total, done int       // points in the plan, points finished
+	frac        float64   // last fraction reported
+	saved       time.Time // last progress write to the store
+	savedFrac   float64
+}
+
+// safeRun runs the job, turning a panic in a pruning, conversion or export
+// step into the sweep's failure, so that a server's other sweeps go on.
+func (j *job) safeRun(ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("sweep: internal error (a bug): %v", p)
+		}
+	}()
+	return j.run(ctx)
+}
+
+func (j *job) run(ctx context.Context) error {
+	r := j.r
+	j.cfg = FromSweep(j.s)
+	j.cfg.Defaults()
+	if err := r.Validate(&j.cfg); err != nil {
+		return err
+	}
+	j.version = r.Version
+	if j.version == "" {
+		j.version = buildVersion()
+	}
+	j.report(j.frac, "loading model and data")
+	m, err := r.DB.Model(ctx, j.s.ModelID)
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	path := m.Path
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(r.DB.ArtifactDir(), path)
+	}
+	if j.g, err = modelio.Load(path, modelio.Options{}); err != nil && m.Arch != "" {
+		// A state dict whose architecture was given by hand at upload.
+		if g, err2 := modelio.Load(path, modelio.Options{Arch: m.Arch}); err2 == nil {
+			j.g, err = g, nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sweep: model %d: %w", m.ID, err)
+	}
+	if err := j.cfg.Check(j.g); err != nil {
+		return err
+	}
+	if j.d, err = r.Dataset(j.cfg.Dataset); err != nil {
+		return err
+	}
+	if j.d.Test == nil || j.d.Test.Len() == 0 {
+		return fmt.Errorf("sweep: dataset %s has no test split", j.cfg.Dataset)
+	}
+	if err := evaluate.CheckCompatible(j.g, j.d); err != nil {
+		return fmt.Errorf("sweep: model %s on %s: %w", m.Name, j.cfg.Dataset, err)
+	}
+	if j.cfg.FinetuneEpochs > 0 && r.Finetune == nil {
+		// Find out now, not after the references, that training cannot run.
+		if _, err := train.CheckData(j.g, j.d); err != nil {
+			return fmt.Errorf("sweep: fine-tune %s on %s: %w", m.Name, j.cfg.Dataset, err)
+		}
+	}
+
+	plan := Plan(&j.cfg)
+	have, err := r.DB.Points(ctx, j.s.ID)
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	stored := map[Key]store.Point{}
+	for _, p := range have {
+		stored[Key{p.Form, store.NormRatio(p.Ratio)}] = p
+	}
+	j.total = len(plan)
+	for _, k := range plan {
+		if _, ok := stored[k]; ok {
+			j.done++
+		}
+	}
+	j.report(float64(j.done)/float64(j.total), fmt.Sprintf("%d of %d points already stored", j.done, j.total))
+	for _, k := range plan {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p, ok := stored[k]; ok {
+			// A process that died between storing a point and its
+			// artifacts left them missing: write them now.
+			if err := j.repairArtifacts(ctx, k, p); err != nil {
+				return err
+			}
+			continue
+		}
+		p, err := j.point(ctx, k)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("sweep: point %s: %w", k, err)
+		}
+		j.done++
+		j.saved = time.Time{} // save every whole point
+		j.report(float64(j.done)/float64(j.total), fmt.Sprintf("%s: top-1 %.2f%%, %.3f ms", k, 100*p.Top1, p.LatencyMSP50))
+		if r.OnPoint != nil {
+			r.OnPoint(p)
+		}
+	}
+	return nil
+}
+
+// Stages of a point and the share of its progress each takes.
+var stageShare = map[string][2]float64{ // start, end within the point
+	"prune": {0, 0.1}, "finetune": {0.1, 0.5}, "evaluate": {0.1, 0.55}, "bench": {0.55, 0.9}, "save": {0.9, 1},
+}
+
+// stage reports progress within the current point: stage's share scaled by f in [0,1].
+func (j *job) stage(k Key, name string, f float64, msg string) {
+	sh := stageShare[name]
+	if name == "evaluate" && j.cfg.FinetuneEpochs > 0 && k.Ratio > 0 {
+		sh = [2]float64{0.5, 0.7}
+	}
+	if name == "bench" && j.cfg.FinetuneEpochs > 0 && k.Ratio > 0 {
+		sh = [2]float64{0.7, 0.9}
+	}
+	within := sh[0] + (sh[1]-sh[0])*min(max(f, 0), 1)
+	j.report((float64(j.done)+within)/float64(j.total), k.String()+": "+msg)
+}
+
+// report passes progress on and saves it in the store (at most once a
+// second, and at every whole point: run clears j.saved).
+func (j *job) report(frac float64, msg string) {
+	frac = min(max(frac, j.frac), 1) // never goes back
+	j.frac = frac
+	if j.progress != nil {
+		j.progress(frac, msg)
+	}
+	if frac != j.savedFrac && (time.Since(j.saved) >= time.Second || frac == 1) {
+		// Progress is advisory: a failed write must not stop the sweep.
+		if err := j.r.DB.SetSweepProgress(context.Background(), j.s.ID, frac); err == nil {
+			j.saved, j.savedFrac = time.Now(), frac
+		}
+	}
+}
+
+// network is the net of one point and what describes it.
+type network struct {
+	g        *nn.Graph
+	channels []store.LayerChannels
+	recipe   *pruning.Recipe
+}
+
+// source returns the network form rmnet starts from: the model with its
+// residual blocks' statistics measured (once, on first use; see
+// Runner.CalibImages).
+func (j *job) source() (*nn.Graph, error) {
+	if j.src != nil {
+		return j.src, nil
+	}
+	n := j.r.calibImages(j.g)
+	if n > 0 {
+		j.report(j.frac, fmt.Sprintf("measuring block statistics on %d images", n))
+	}
+	src, _, err := withStats(j.g, j.d, n)
+	if err != nil {
+		return nil, fmt.Errorf("calibration: %w", err)
+	}
+	j.src = src
+	return src, nil
+}
+
+// build makes the network of point k: the loaded model (resnet@0), its RM
+// conversion in BN-kept form (rmnet@0) or a pruning.
+func (j *job) build(k Key) (*network, error) {
+	switch {
+	case k.Ratio == 0 && k.Form == FormResNet:
+		return &network{g: j.g, channels: convChannels(j.g)}, nil
+	case k.Ratio == 0:
+		src, err := j.source()
+		if err != nil {
+			return nil, err
+		}
+		res, err := rm.Convert(src, rm.Options{KeepBN: true})
+		if err != nil {
+			return nil, err
+		}
+		return &network{g: res.Graph, channels: convChannels(res.Graph)}, nil
+	}
+	ratio := k.Ratio
+	src := j.g
+	if k.Form == FormRMNet {
+		var err error
+		if src, err = j.source(); err != nil {
+			return nil, err
+		}
+	}
+	res, err := pruning.Prune(src, pruning.Options{Method: j.cfg.Method, Scope: j.cfg.Scope, Ratio: &ratio,
+		Form: k.Form, MinChannels: j.cfg.MinChannels, RoundTo: j.cfg.RoundTo})
+	if err != nil {
+		return nil, err
+	}
+	n := &network{g: res.Graph, recipe: res.Recipe}
+	for _, l := range res.Report.Layers {
+		n.channels = append(n.channels, store.LayerChannels{Layer: l.Name, Before: l.Before, After: l.After})
+	}
+	return n, nil
+}
+
+// convChannels lists every conv's output channels, unchanged (an unpruned net).
+func convChannels(g *nn.Graph) []store.LayerChannels {
+	var ls []store.LayerChannels
+	for _, n := range g.Nodes {
+		if n.Op == nn.OpConv {
+			ls = append(ls, store.LayerChannels{Layer: n.Name, Before: n.Out, After: n.Out})
+		}
+	}
+	return ls
+}
+
+// point measures and stores point k.
+func (j *job) point(ctx context.Context, k Key) (store.Point, error) {
+	cfg := &j.cfg
+	j.stage(k, "prune", 0, "pruning")
+	net, err := j.build(k)
+	if err != nil {
+		return store.Point{}, err
+	}
+	if k.Ratio > 0 && cfg.FinetuneEpochs > 0 {
+		j.stage(k, "finetune", 0, "fine-tuning")
+		tuned, err := j.r.finetune()(ctx, net.g, j.d, FinetuneOptions{Epochs: cfg.FinetuneEpochs,
+			Limit: j.r.FinetuneLimit, Batch: cfg.Batch,
+			Threads: cfg.Threads, Progress: func(f float64) {
+				j.stage(k, "finetune", f, fmt.Sprintf("fine-tuning %.0f%%", 100*f))
+			}})
+		if err != nil {
+			return store.Point{}, fmt.Errorf("fine-tune: %w", err)
+		}
+		tuned.Recipe, tuned.SourceSHA256 = net.g.Recipe, net.g.SourceSHA256
+		net.g = tuned
+	}
+	in := j.g.InputShape()
+	sum, err := net.g.Summarize(in)
+	if err != nil {
+		return store.Point{}, err
+	}
+	j.stage(k, "evaluate", 0, "evaluating")
+	ev, err := evaluate.Run(ctx, net.g, j.d, j.d.Test, evaluate.Options{Batch: cfg.Batch, Threads: cfg.Threads,
+		Limit: cfg.Limit, Progress: func(done, total int) {
+			j.stage(k, "evaluate", float64(done)/float64(max(total, 1)), fmt.Sprintf("evaluating %d/%d", done, total))
+		}})
+	if err != nil {
+		return store.Point{}, err
+	}
+	j.stage(k, "bench", 0, "timing batch 1")
+	bt := j.r.BenchTime
+	if bt <= 0 {
+		bt = DefaultBenchTime
+	}
+	lat, err := bench.Model(ctx, net.g, bench.Options{Batch: 1, Threads: cfg.Threads, Shape: in, MinRuns: 5,
+		MaxRuns: 2000, MinTime: bt, PerLayer: true})
+	if err != nil {
+		return store.Point{}, fmt.Errorf("bench: %w", err)
+	}
+	thr := lat
+	if cfg.Batch > 1 {
+		j.stage(k, "bench", 0.5, fmt.Sprintf("timing batch %d", cfg.Batch))
+		if thr, err = bench.Model(ctx, net.g, bench.Options{Batch: cfg.Batch, Threads: cfg.Threads, Shape: in,
+			MinRuns: 5, MaxRuns: 2000, MinTime: bt}); err != nil {
+			return store.Point{}, fmt.Errorf("bench: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Point{}, err
+	}
+	j.stage(k, "save", 0, "writing artifacts")
+	files, err := j.writeArtifacts(k, net)
+	if err != nil {
+		return store.Point{}, err
+	}
+	p := store.Point{
+		SweepID: j.s.ID, Form: k.Form, Ratio: k.Ratio, Channels: net.channels,
+		Params: sum.Params, MACs: sum.MACs, FLOPs: sum.FLOPs, SizeBytes: files[store.KindSafetensors].SizeBytes,
+		Top1: ev.Top1, Top5: ev.Top5,
+		LatencyMSP50: lat.LatencyMsP50, LatencyMSP90: lat.LatencyMsP90, ImagesPerS: thr.ImagesPerS,
+		CPU: lat.CPU, ISA: lat.ISA, Threads: lat.Threads, Version: j.version,
+	}
+	for _, l := range lat.Layers {
+		p.LayerMS = append(p.LayerMS, store.LayerLatency{Layer: l.Name, MS: l.Ms})
+	}
+	stored, created, err := j.r.DB.AddPoint(context.WithoutCancel(ctx), p)
+	if err != nil {
+		removeFiles(j.r.DB.ArtifactDir(), files)
+		return store.Point{}, err
+	}
+	if !created {
+		// Another runner stored this point meanwhile; keep its files if it
+		// has them, else ours.
+		have, err := j.r.DB.Artifacts(context.WithoutCancel(ctx), stored.ID)
+		if err == nil && len(have) > 0 {
+			return stored, nil
+		}
+	}
+	if err := j.addArtifacts(context.WithoutCancel(ctx), stored.ID, files); err != nil {
+		return store.Point{}, err
+	}
+	return stored, nil
+}
+
+// repairArtifacts writes the artifacts of a stored point that has none (a
+// process died between AddPoint and AddArtifact).
+func (j *job) repairArtifacts(ctx context.Context, k Key, p store.Point) error {
+	have, err := j.r.DB.Artifacts(ctx, p.ID)
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	want := 2
+	if k.Ratio > 0 {
+		want = 3
+	}
+	if len(have) >= want {
+		return nil
+	}
+	net, err := j.build(k)
+	if err != nil {
+		return fmt.Errorf("sweep: point %s: %w", k, err)
+	}
+	if j.cfg.FinetuneEpochs > 0 && k.Ratio > 0 {
+		// The fine-tuned weights are lost: do not store untuned ones in
+		// their place.
+		return nil
+	}
+	files, err := j.writeArtifacts(k, net)
+	if err != nil {
+		return fmt.Errorf("sweep: point %s: %w", k, err)
+	}
+	return j.addArtifacts(ctx, p.ID, files)
+}
+
+// formatRatio writes a stored ratio briefly: 0.3, 0.125.
+func formatRatio(r float64) string { return strconv.FormatFloat(r, 'f', -1, 64) }
+
+// buildVersion is the module's VCS revision, else "dev".
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	rev, dirty := "", ""
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		return "dev-" + rev + dirty
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	return "dev"
+}
+
+// calibBatch draws n training images (the test split when there is no
+// training split) in a fixed shuffled order, shaped and normalised for g.
+func calibBatch(g *nn.Graph, d *dataset.Dataset, n int) (*nn.Act, error) {
+	split := d.Train
+	if split == nil || split.Len() == 0 {
+		split = d.Test
+	}
+	n = min(n, split.Len())
+	in := g.InputShape()
+	var mean, std []float32
+	if len(g.Mean) > 0 {
+		mean, std = g.Mean, g.Std
+	}
+	l, err := dataset.NewLoader(split, dataset.LoaderOptions{Batch: n, Shape: [3]int{in.C, in.H, in.W},
+		Mean: mean, Std: std, Shuffle: true, Seed: 1})
+	if err != nil {
+		return nil, err
+	}
+	b := l.NewBatch()
+	l.Fill(b, 0, 0)
+	return &nn.Act{N: b.N(), C: in.C, H: in.H, W: in.W, D: b.X}, nil
+}
+
+// oneLine joins an error's lines for the store's error column.
+func oneLine(s string) string {
+	out := make([]rune, 0, len(s))
+	space := false
+	for _, c := range s {
+		if c == '\n' || c == '\r' || c == '\t' || c == ' ' {
+			space = true
+			continue
+		}
+		if space && len(out) > 0 {
+			out = append(out, ' ')
+		}
+		space = false
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+// removeFiles deletes written artifact files (paths relative to dir).
+func removeFiles(dir string, files map[string]store.Artifact) {
+	for _, a := range files {
+		os.Remove(filepath.Join(dir, a.Path))
+	}
+}

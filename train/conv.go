@@ -1,0 +1,455 @@
+package train
+
+import (
+	"github.com/rmprune/rmprune/kernels"
+)
+
+// convOp is a 2-D convolution. Dense convolutions (groups 1) run on the
+// SIMD kernels: the forward pass and, for stride 1, the input gradient (a
+// convolution of the output gradient with the flipped, transposed weights)
+// through Workspace.Conv2D; strided input gradients as a GEMM Wᵀ·dY and a
+// col2im scatter; the weight gradient as a GEMM dY·colᵀ over chunks of
+// images with float64 partial sums per worker. Grouped convolutions
+// (depthwise included) use plain loops.
+type convOp struct {
+	t     *Net
+	l     *layer
+	w, b  *Param
+	group int
+	shape kernels.ConvShape // one image, per group for grouped convs
+	k     int               // kernel size
+	kc    int               // GEMM depth C_in/groups·k·k
+	p     int               // output pixels per image
+
+	packed *kernels.PackedA
+	ep     kernels.Epilogue
+
+	dxConv  bool              // stride-1 input gradient as a convolution
+	dxShape kernels.ConvShape // its shape
+	wt      []float32         // flipped/transposed weights
+	packedT *kernels.PackedA
+
+	chunk int         // images per weight-gradient GEMM
+	aBuf  [][]float32 // per worker: dY of a chunk, O × chunk·p
+	colT  [][]float32 // per worker: colᵀ of a chunk, chunk·p × kc, columns (ky, kx, ci)
+	nhwc  [][]float32 // per worker: zero-padded channels-last image
+	tmp   [][]float32 // per worker: O × kc GEMM output; col (kc × p) for col2im
+	dw64  [][]float64 // per worker partial dW
+	db64  [][]float64 // per worker partial db
+
+	// stats, when set (the conv's only reader is a BatchNorm), receives per
+	// worker the per-channel sum and sum of squares of the training-mode
+	// output, computed while each image's output is in cache.
+	stats [][]float64
+
+	fwd, bwd func(worker, lo, hi int)
+}
+
+var accumulate = &kernels.Epilogue{Accumulate: true}
+
+func (t *Net) newConv(l *layer) *convOp {
+	n := l.node
+	o := &convOp{t: t, l: l, w: t.newParam(n, "weight", false), group: n.G(), k: n.Kernel}
+	if n.Params["bias"] != nil {
+		o.b = t.newParam(n, "bias", false)
+		o.ep.Bias = o.b.Data
+	}
+	in := l.inS
+	o.shape = kernels.ConvShape{C: in.C, H: in.H, W: in.W, OutC: n.Out, KH: o.k, KW: o.k,
+		StrideH: n.Stride, StrideW: n.Stride, PadH: n.Pad, PadW: n.Pad}
+	o.kc = in.C / o.group * o.k * o.k
+	o.p = l.outS.H * l.outS.W
+	W := t.workers()
+	o.dw64 = make([][]float64, W)
+	o.db64 = make([][]float64, W)
+	for w := range W {
+		o.dw64[w] = make([]float64, n.Out*o.kc)
+		o.db64[w] = make([]float64, n.Out)
+	}
+	if o.group == 1 {
+		o.wt = make([]float32, n.Out*o.kc)
+		p := o.k - 1 - n.Pad
+		if n.Stride == 1 && p >= 0 {
+			o.dxShape = kernels.ConvShape{C: n.Out, H: l.outS.H, W: l.outS.W, OutC: in.C, KH: o.k, KW: o.k,
+				StrideH: 1, StrideW: 1, PadH: p, PadW: p}
+			o.dxConv = o.dxShape.OutH() == in.H && o.dxShape.OutW() == in.W
+		}
+		o.chunk = max(1, min(t.maxBatch, 512/o.p))
+		o.aBuf = make([][]float32, W)
+		o.colT = make([][]float32, W)
+		o.tmp = make([][]float32, W)
+		o.nhwc = make([][]float32, W)
+		for w := range W {
+			o.aBuf[w] = make([]float32, n.Out*o.chunk*o.p)
+			o.colT[w] = make([]float32, o.chunk*o.p*o.kc)
+			o.tmp[w] = make([]float32, max(n.Out*o.kc, o.kc*o.p))
+			o.nhwc[w] = make([]float32, (in.H+2*n.Pad)*(in.W+2*n.Pad)*in.C)
+			t.ws[w].Reserve(o.shape)
+			if o.dxConv {
+				t.ws[w].Reserve(o.dxShape)
+			}
+		}
+	}
+	o.fwd, o.bwd = o.forwardTask, o.backwardTask
+	return o
+}
+
+func (o *convOp) epilogue() *kernels.Epilogue {
+	if o.ep.Bias == nil {
+		return nil
+	}
+	return &o.ep
+}
+
+func (o *convOp) forward(t *Net, l *layer) {
+	if o.group == 1 {
+		o.packed = kernels.PackConv(o.w.Data, o.shape)
+	}
+	for _, s := range o.stats {
+		clear(s)
+	}
+	t.pool.Run(t.n, o.fwd)
+}
+
+// addStats adds one image's per-channel sums to the worker's statistics.
+func (o *convOp) addStats(worker int, y []float32) {
+	st := o.stats[worker]
+	for c := 0; c < o.l.outS.C; c++ {
+		p := y[c*o.p : (c+1)*o.p]
+		var s, ss float64
+		for i := 0; i < len(p); i += 64 {
+			var s32, ss32 float32
+			for _, v := range p[i:min(i+64, len(p))] {
+				s32 += v
+				ss32 += v * v
+			}
+			s += float64(s32)
+			ss += float64(ss32)
+		}
+		st[2*c] += s
+		st[2*c+1] += ss
+	}
+}
+
+func (o *convOp) forwardTask(worker, lo, hi int) {
+	l := o.l
+	isz, osz := l.inS.Numel(), l.outS.Numel()
+	if o.group != 1 {
+		for b := lo; b < hi; b++ {
+			o.groupForward(l.out[b*osz:(b+1)*osz], l.ins[0].out[b*isz:(b+1)*isz])
+			if o.stats != nil && o.t.train {
+				o.addStats(worker, l.out[b*osz:(b+1)*osz])
+			}
+		}
+		return
+	}
+	ws := o.t.ws[worker]
+	ep := o.epilogue()
+	for b := lo; b < hi; b++ {
+		ws.Conv2D(l.out[b*osz:(b+1)*osz], l.ins[0].out[b*isz:(b+1)*isz], o.packed, o.shape, ep)
+		if o.stats != nil && o.t.train {
+			o.addStats(worker, l.out[b*osz:(b+1)*osz])
+		}
+	}
+}
+
+func (o *convOp) backward(t *Net, l *layer) {
+	n := l.node
+	if o.group == 1 && l.inGrad(0) {
+		w := o.w.Data
+		kk := o.k * o.k
+		if o.dxConv {
+			// wt[ci][o][ky][kx] = w[o][ci][k−1−ky][k−1−kx]
+			cin := l.inS.C
+			for oc := 0; oc < n.Out; oc++ {
+				for ci := 0; ci < cin; ci++ {
+					src := w[(oc*cin+ci)*kk : (oc*cin+ci+1)*kk]
+					dst := o.wt[(ci*n.Out+oc)*kk : (ci*n.Out+oc+1)*kk]
+					for i, v := range src {
+						dst[kk-1-i] = v
+					}
+				}
+			}
+			o.packedT = kernels.PackConv(o.wt, o.dxShape)
+		} else {
+			// wt = wᵀ (kc × O)
+			for oc := 0; oc < n.Out; oc++ {
+				for q := 0; q < o.kc; q++ {
+					o.wt[q*n.Out+oc] = w[oc*o.kc+q]
+				}
+			}
+			o.packedT = kernels.PackA(o.wt, o.kc, n.Out, n.Out)
+		}
+	}
+	for w := range o.dw64 {
+		clear(o.dw64[w])
+		clear(o.db64[w])
+	}
+	t.pool.Run(t.n, o.bwd)
+	// Reduce the partial sums in worker order (deterministic). Dense convs
+	// hold them with columns in (ky, kx, ci) order.
+	dw := o.w.Grad
+	cin, kk := l.inS.C/o.group, o.k*o.k
+	for i := range dw {
+		j := i
+		if o.group == 1 {
+			oc, q := i/o.kc, i%o.kc
+			ci, t := q/kk, q%kk
+			j = oc*o.kc + t*cin + ci
+		}
+		var s float64
+		for w := range o.dw64 {
+			s += o.dw64[w][j]
+		}
+		dw[i] = float32(s)
+	}
+	if o.b != nil {
+		for i := range o.b.Grad {
+			var s float64
+			for w := range o.db64 {
+				s += o.db64[w][i]
+			}
+			o.b.Grad[i] = float32(s)
+		}
+	}
+	o.packedT = nil
+}
+
+func (o *convOp) backwardTask(worker, lo, hi int) {
+	l := o.l
+	n := l.node
+	isz, osz := l.inS.Numel(), l.outS.Numel()
+	x, dy := l.ins[0].out, l.grad
+	if o.b != nil {
+		db := o.db64[worker]
+		for b := lo; b < hi; b++ {
+			g := dy[b*osz : (b+1)*osz]
+			for c := 0; c < n.Out; c++ {
+				var s float32
+				for _, v := range g[c*o.p : (c+1)*o.p] {
+					s += v
+				}
+				db[c] += float64(s)
+			}
+		}
+	}
+	if o.group != 1 {
+		for b := lo; b < hi; b++ {
+			var dx []float32
+			if l.inGrad(0) {
+				dx = l.ins[0].grad[b*isz : (b+1)*isz]
+				if !l.addIn[0] {
+					clear(dx)
+				}
+			}
+			o.groupBackward(dx, x[b*isz:(b+1)*isz], dy[b*osz:(b+1)*osz], o.dw64[worker])
+		}
+		return
+	}
+	ws := o.t.ws[worker]
+	if l.inGrad(0) {
+		for b := lo; b < hi; b++ {
+			dx := l.ins[0].grad[b*isz : (b+1)*isz]
+			g := dy[b*osz : (b+1)*osz]
+			if o.dxConv {
+				var ep *kernels.Epilogue
+				if l.addIn[0] {
+					ep = accumulate
+				}
+				ws.Conv2D(dx, g, o.packedT, o.dxShape, ep)
+				continue
+			}
+			col := o.tmp[worker][:o.kc*o.p]
+			ws.Gemm(col, o.p, o.packedT, g, o.p, o.p, nil)
+			if !l.addIn[0] {
+				clear(dx)
+			}
+			o.col2im(dx, col)
+		}
+	}
+	// Weight gradient: dW += dY[O × c·p] · colᵀ[c·p × kc] per chunk of c images.
+	dw := o.dw64[worker]
+	for b0 := lo; b0 < hi; b0 += o.chunk {
+		c := min(o.chunk, hi-b0)
+		kk := c * o.p
+		a := dy[b0*osz : (b0+1)*osz] // one image: dY is already O × p
+		if c > 1 {
+			a = o.aBuf[worker][:n.Out*kk]
+			for j := 0; j < c; j++ {
+				g := dy[(b0+j)*osz : (b0+j+1)*osz]
+				for oc := 0; oc < n.Out; oc++ {
+					copy(a[oc*kk+j*o.p:oc*kk+(j+1)*o.p], g[oc*o.p:(oc+1)*o.p])
+				}
+			}
+		}
+		colT := o.colT[worker][:kk*o.kc]
+		for j := 0; j < c; j++ {
+			o.im2colT(colT[j*o.p*o.kc:(j+1)*o.p*o.kc], x[(b0+j)*isz:(b0+j+1)*isz], o.nhwc[worker])
+		}
+		pa := kernels.PackA(a, n.Out, kk, kk)
+		out := o.tmp[worker][:n.Out*o.kc]
+		ws.Gemm(out, o.kc, pa, colT, o.kc, o.kc, nil)
+		for i, v := range out {
+			dw[i] += float64(v) // columns (ky, kx, ci); reordered in backward
+		}
+	}
+}
+
+// im2colT writes colᵀ of one image with columns in (ky, kx, ci) order: row
+// (oy, ox) holds, for each ky, the k·C floats of the zero-padded channels-last
+// copy of the image at padded row oy·s+ky, columns ox·s … ox·s+k−1. Rows are
+// then plain block copies. nhwc is the worker's padded channels-last buffer
+// (its border stays zero).
+func (o *convOp) im2colT(dst, x, nhwc []float32) {
+	s := o.shape
+	k, st, pad := o.k, s.StrideH, s.PadH
+	C, H, W := s.C, s.H, s.W
+	wp := W + 2*pad
+	hw := H * W
+	for ci := 0; ci < C; ci++ {
+		plane := x[ci*hw : (ci+1)*hw]
+		for iy := 0; iy < H; iy++ {
+			row := plane[iy*W : (iy+1)*W]
+			d := nhwc[((iy+pad)*wp+pad)*C+ci:]
+			for ix, v := range row {
+				d[ix*C] = v
+			}
+		}
+	}
+	oh, ow := s.OutH(), s.OutW()
+	kC := k * C
+	for oy := 0; oy < oh; oy++ {
+		for ox := 0; ox < ow; ox++ {
+			r := dst[(oy*ow+ox)*o.kc : (oy*ow+ox+1)*o.kc]
+			for ky := 0; ky < k; ky++ {
+				off := ((oy*st+ky)*wp + ox*st) * C
+				copy(r[ky*kC:(ky+1)*kC], nhwc[off:off+kC])
+			}
+		}
+	}
+}
+
+// col2im adds col (kc × p, rows (ci, ky, kx)) into the image gradient dx.
+func (o *convOp) col2im(dx, col []float32) {
+	s := o.shape
+	k, st, pad := o.k, s.StrideH, s.PadH
+	H, W := s.H, s.W
+	oh, ow := s.OutH(), s.OutW()
+	for ci := 0; ci < s.C; ci++ {
+		plane := dx[ci*H*W : (ci+1)*H*W]
+		for ky := 0; ky < k; ky++ {
+			for kx := 0; kx < k; kx++ {
+				row := col[((ci*k+ky)*k+kx)*o.p:]
+				for oy := 0; oy < oh; oy++ {
+					iy := oy*st - pad + ky
+					if iy < 0 || iy >= H {
+						continue
+					}
+					r := row[oy*ow : (oy+1)*ow]
+					pr := plane[iy*W : (iy+1)*W]
+					for ox, v := range r {
+						ix := ox*st - pad + kx
+						if ix >= 0 && ix < W {
+							pr[ix] += v
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// groupForward computes one image of a grouped convolution.
+func (o *convOp) groupForward(y, x []float32) {
+	l := o.l
+	n := l.node
+	s := o.shape
+	k, st, pad := o.k, s.StrideH, s.PadH
+	H, W := s.H, s.W
+	oh, ow := l.outS.H, l.outS.W
+	icg, ocg := s.C/o.group, n.Out/o.group
+	w := o.w.Data
+	for oc := 0; oc < n.Out; oc++ {
+		out := y[oc*oh*ow : (oc+1)*oh*ow]
+		var b0 float32
+		if o.b != nil {
+			b0 = o.b.Data[oc]
+		}
+		for i := range out {
+			out[i] = b0
+		}
+		g := oc / ocg
+		for ic := 0; ic < icg; ic++ {
+			plane := x[(g*icg+ic)*H*W : (g*icg+ic+1)*H*W]
+			for ky := 0; ky < k; ky++ {
+				for kx := 0; kx < k; kx++ {
+					wv := w[((oc*icg+ic)*k+ky)*k+kx]
+					for oy := 0; oy < oh; oy++ {
+						iy := oy*st - pad + ky
+						if iy < 0 || iy >= H {
+							continue
+						}
+						pr := plane[iy*W : (iy+1)*W]
+						r := out[oy*ow : (oy+1)*ow]
+						for ox := range r {
+							ix := ox*st - pad + kx
+							if ix >= 0 && ix < W {
+								r[ox] += wv * pr[ix]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// groupBackward adds one image's input gradient into dx (when not nil) and
+// its weight gradient into dw.
+func (o *convOp) groupBackward(dx, x, dy []float32, dw []float64) {
+	l := o.l
+	n := l.node
+	s := o.shape
+	k, st, pad := o.k, s.StrideH, s.PadH
+	H, W := s.H, s.W
+	oh, ow := l.outS.H, l.outS.W
+	icg, ocg := s.C/o.group, n.Out/o.group
+	w := o.w.Data
+	for oc := 0; oc < n.Out; oc++ {
+		g := oc / ocg
+		gy := dy[oc*oh*ow : (oc+1)*oh*ow]
+		for ic := 0; ic < icg; ic++ {
+			ch := g*icg + ic
+			plane := x[ch*H*W : (ch+1)*H*W]
+			for ky := 0; ky < k; ky++ {
+				for kx := 0; kx < k; kx++ {
+					wi := ((oc*icg+ic)*k+ky)*k + kx
+					wv := w[wi]
+					var sw float32
+					for oy := 0; oy < oh; oy++ {
+						iy := oy*st - pad + ky
+						if iy < 0 || iy >= H {
+							continue
+						}
+						pr := plane[iy*W : (iy+1)*W]
+						r := gy[oy*ow : (oy+1)*ow]
+						var dr []float32
+						if dx != nil {
+							dr = dx[ch*H*W+iy*W : ch*H*W+(iy+1)*W]
+						}
+						for ox, gv := range r {
+							ix := ox*st - pad + kx
+							if ix >= 0 && ix < W {
+								sw += gv * pr[ix]
+								if dr != nil {
+									dr[ix] += wv * gv
+								}
+							}
+						}
+					}
+					dw[wi] += float64(sw)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,234 @@
+package web
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/rmprune/rmprune/nn/onnx"
+	"github.com/rmprune/rmprune/store"
+	"github.com/rmprune/rmprune/sweep"
+)
+
+// findChromium returns the path of a Chromium or Chrome binary, or "".
+func findChromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// TestBrowserEndToEnd drives the dashboard in headless Chromium: upload a
+// model, start a 3-ratio sweep evaluated on 1,000 MNIST test images, watch
+// it finish live, see both series on the Pareto chart, open compare, and
+// download an ONNX file that parses.
+func TestBrowserEndToEnd(t *testing.T) {
+	chrome := findChromium()
+	if chrome == "" {
+		t.Skip("chromium not found (install the Debian package chromium): skipping the browser test")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := store.Open(ctx, filepath.Join(dir, "db", "rmprune.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	runner := &sweep.Runner{DB: db, NoFinetune: true, BenchTime: 100 * time.Millisecond}
+	qctx, stopQueue := context.WithCancel(ctx)
+	queue := NewQueue(db, runner, 1, nil)
+	queue.Start(qctx)
+	defer func() { stopQueue(); queue.Wait() }()
+	srv := httptest.NewServer(NewServer(Deps{DB: db, Runner: runner, Queue: queue, Datasets: []string{"mnist", "fashion-mnist"}}))
+	defer srv.Close()
+
+	modelPath := filepath.Join(dir, "resnet20-mnist.safetensors")
+	if err := os.WriteFile(modelPath, newEnv(t, 0).model, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chrome),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(filepath.Join(dir, "chrome")),
+		chromedp.WindowSize(1360, 1000),
+	)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	step := func(name string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		c, cancel := context.WithTimeout(bctx, timeout)
+		defer cancel()
+		if err := chromedp.Do(c, actions...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	eval := func(expr string) string {
+		t.Helper()
+		c, cancel := context.WithTimeout(bctx, 10*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(c, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		return v
+	}
+
+	// Upload through the file input: the page's script posts it and opens the model page.
+	step("upload", 60*time.Second,
+		chromedp.WaitVisible(chromedp.CSS("#upload")),
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{modelPath}),
+		chromedp.WaitVisible(chromedp.CSS("#rm-badge")),
+	)
+	if badge := eval(`document.getElementById("rm-badge").textContent`); !strings.Contains(badge, "exact") {
+		t.Errorf("RM badge %q; want exact", badge)
+	}
+
+	// New sweep: three ratios, 1,000 test images.
+	step("new sweep form", 30*time.Second,
+		chromedp.Click(chromedp.CSS(`a.btn[href^="/sweeps/new"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#sweep-form")),
+		chromedp.WaitVisible(chromedp.CSS("#estimate .est")), // the live estimate arrived
+		chromedp.SetValue(chromedp.CSS("#ratios"), "0.3,0.5,0.7"),
+		chromedp.SetValue(chromedp.CSS(`input[name="limit"]`), "1000"),
+		chromedp.SetValue(chromedp.CSS(`input[name="batch"]`), "16"),
+		chromedp.Click(chromedp.CSS("#start")),
+		chromedp.WaitVisible(chromedp.CSS("#status-card")),
+	)
+
+	// Watch it run: the progress text changes without reloads (SSE).
+	seen := map[string]bool{}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		c, cancel := context.WithTimeout(bctx, 5*time.Second)
+		v, err := chromedp.Run(c, chromedp.Evaluate[string](
+			`(document.getElementById("status-card")||{dataset:{}}).dataset.status + "|" + (document.getElementById("pct")||{}).textContent`))
+		cancel()
+		if err == nil {
+			st, pct, _ := strings.Cut(v, "|")
+			seen[pct] = true
+			if st == "done" && pct == "100.0%" {
+				break
+			}
+			if st == "failed" {
+				t.Fatalf("sweep failed: %s", eval(`document.body.innerText`))
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sweep did not finish in time; last seen %v", seen)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	intermediate := 0
+	for pct := range seen {
+		if pct != "0.0%" && pct != "100.0%" && pct != "" {
+			intermediate++
+		}
+	}
+	if intermediate == 0 {
+		t.Errorf("no live progress seen between 0 and 100%%: %v", seen)
+	}
+
+	// Both series on the chart, every point clickable: the page refreshes
+	// itself when the sweep ends.
+	waitFor := func(expr, want string, timeout time.Duration) string {
+		t.Helper()
+		var v string
+		for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			c, cancel := context.WithTimeout(bctx, 5*time.Second)
+			v, _ = chromedp.Run(c, chromedp.Evaluate[string](expr))
+			cancel()
+			if v == want {
+				break
+			}
+		}
+		return v
+	}
+	waitFor(`String(document.querySelectorAll(".chart .pt").length)`, "8", 15*time.Second)
+	step("chart", 30*time.Second, chromedp.WaitVisible(chromedp.CSS(".chart img")))
+	if n := eval(`String(document.querySelectorAll(".chart .pt").length)`); n != "8" {
+		resp, err := http.Get(srv.URL + "/api/sweeps/1")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Logf("sweep: %s", b)
+		}
+		t.Errorf("chart points %s; want 8 (2 references + 2 forms × 3 ratios)", n)
+	}
+	titles := eval(`[...document.querySelectorAll(".chart .pt")].map(a => a.title).join("\n")`)
+	for _, s := range []string{"rmnet · slim", "resnet · slim"} {
+		if !strings.Contains(titles, s) {
+			t.Errorf("chart lacks series %q: %s", s, titles)
+		}
+	}
+	if ok := eval(`String(document.querySelector(".chart img").complete && document.querySelector(".chart img").naturalWidth > 0)`); ok != "true" {
+		t.Errorf("chart image not loaded")
+	}
+	if rows := eval(`String(document.querySelectorAll("#points tbody tr").length)`); rows != "8" {
+		t.Errorf("points table rows %s; want 8", rows)
+	}
+
+	// Compare the unpruned RMNet with its most pruned point.
+	step("compare", 30*time.Second,
+		chromedp.Click(chromedp.CSS(`#points tbody tr:nth-child(5) input[type="checkbox"]`)),
+		chromedp.Click(chromedp.CSS(`#points tbody tr:nth-child(8) input[type="checkbox"]`)),
+		chromedp.Click(chromedp.CSS("#compare-btn")),
+		chromedp.WaitVisible(chromedp.CSS("#compare")),
+	)
+	if cols := eval(`String(document.querySelectorAll("#compare thead th").length)`); cols != "3" {
+		t.Errorf("compare columns %s; want 3 (label + 2 points)", cols)
+	}
+	if body := eval(`document.body.innerText`); !strings.Contains(body, "rmnet @ 0.7") || !strings.Contains(body, "Channels per layer") {
+		t.Errorf("compare page lacks the pruned point or the channel bars")
+	}
+
+	// Download the ONNX the page links to and parse it.
+	href := eval(`document.querySelectorAll("a.dl-onnx")[1].getAttribute("href")`)
+	resp, err := http.Get(srv.URL + href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("download %s: status %d, %v", href, resp.StatusCode, err)
+	}
+	if cd := resp.Header.Get("Content-Disposition"); !strings.Contains(cd, ".onnx") {
+		t.Errorf("Content-Disposition %q; want an .onnx file name", cd)
+	}
+	m, err := onnx.Decode(b)
+	if err != nil {
+		t.Fatalf("downloaded ONNX does not parse: %v", err)
+	}
+	g, err := onnx.ToGraph(m)
+	if err != nil {
+		t.Fatalf("downloaded ONNX does not import: %v", err)
+	}
+	if g.HasResidual() {
+		t.Errorf("the pruned RMNet has residual adds")
+	}
+	t.Logf("downloaded %s: %d bytes, %d nodes", href, len(b), len(g.Nodes))
+}

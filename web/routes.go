@@ -1,0 +1,66 @@
+package web
+
+import (
+	"io/fs"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/rmprune/rmprune/static"
+)
+
+// addRoutes lists every route of the site.
+func addRoutes(r chi.Router, d Deps, graphs *graphCache) {
+	db, log := d.DB, d.Log
+
+	// Pages.
+	r.Get("/", handleIndex(db, d.MaxUpload, log))
+	r.Post("/models", handleUploadForm(db, d.MaxUpload, log))
+	r.Get("/models/{id}", handleModelPage(db, log))
+	r.Post("/models/{id}/delete", handleDeleteForm(db, d.Queue, graphs, log))
+	r.Get("/sweeps/new", handleNewSweepPage(db, d, log))
+	r.Get("/sweeps/estimate", handleEstimate(graphs, log))
+	r.Post("/sweeps", handleCreateSweepForm(db, d, graphs, log))
+	r.Get("/sweeps/{id}", handleSweepPage(db, d.Queue, log))
+	r.Get("/sweeps/{id}/live", handleSweepLive(db, d.Queue, log))
+	r.Post("/sweeps/{id}/cancel", handleCancelForm(db, d.Queue, log))
+	r.Post("/sweeps/{id}/resume", handleResumeForm(db, d.Queue, log))
+	r.Get("/sweeps/{id}/pareto.{format:svg|png}", handleSweepChart(db, log))
+	r.Get("/pareto", handleParetoPage(db, log))
+	r.Get("/pareto.{format:svg|png}", handleOverlayChart(db, log))
+	r.Get("/compare", handleComparePage(db, log))
+	r.Get("/points/{id}", handlePointPage(db, log))
+
+	// JSON API.
+	r.Route("/api", func(r chi.Router) {
+		r.Get("/models", handleAPIModels(db, log))
+		r.Post("/models", handleAPIUpload(db, d.MaxUpload, log))
+		r.Get("/models/{id}", handleAPIModel(db, log))
+		r.Delete("/models/{id}", handleAPIDeleteModel(db, d.Queue, graphs, log))
+		r.Get("/sweeps", handleAPISweeps(db, log))
+		r.Post("/sweeps", handleAPICreateSweep(db, d, graphs, log))
+		r.Get("/sweeps/{id}", handleAPISweep(db, d.Queue, log))
+		r.Get("/sweeps/{id}/events", handleEvents(db, d.Queue, log))
+		r.Post("/sweeps/{id}/cancel", handleAPICancel(db, d.Queue, log))
+		r.Post("/sweeps/{id}/resume", handleAPIResume(db, d.Queue, log))
+		r.Get("/sweeps/{id}/points.csv", handlePointsCSV(db, log))
+		r.Get("/points/{id}", handleAPIPoint(db, log))
+		r.Get("/points/{id}/model", handleDownloadModel(db, log))
+		r.Get("/points/{id}/recipe", handleDownloadRecipe(db, log))
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+			apiError(w, r, log, errStatus(http.StatusNotFound, "no such API route"))
+		})
+		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+			apiError(w, r, log, errStatus(http.StatusMethodNotAllowed, r.Method+" is not allowed here"))
+		})
+	})
+
+	// Assets.
+	sub, _ := fs.Sub(static.FS, ".")
+	fileServer := http.StripPrefix("/static/", http.FileServer(http.FS(sub)))
+	r.Get("/static/*", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		fileServer.ServeHTTP(w, r)
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { pageError(w, r, log, errNotFound) })
+}
