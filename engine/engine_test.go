@@ -8,27 +8,6 @@ import (
 	"github.com/rmprune/rmprune/nn"
 )
 
-func randomizeBN(g *nn.Graph, rng *rand.Rand) {
-	for _, n := range g.Nodes {
-		if n.Op != nn.OpBatchNorm {
-			continue
-		}
-		for _, p := range []string{"weight", "bias", "running_mean", "running_var"} {
-			v := n.P(p)
-			for i := range v {
-				switch p {
-				case "weight":
-					v[i] = float32(0.5 + rng.Float64())
-				case "running_var":
-					v[i] = float32(0.5 + 1.5*rng.Float64())
-				default:
-					v[i] = float32(rng.NormFloat64() * 0.3)
-				}
-			}
-		}
-	}
-}
-
 func narrowResNet(imagenet, bottleneck bool, counts, widths []int, inC, classes int) *nn.Graph {
 	s := nn.ResNetSpec{InChannels: inC, StemWidth: widths[0], StemKernel: 3, Classes: classes}
 	if imagenet {
@@ -114,7 +93,7 @@ func TestEngineMatchesReference(t *testing.T) {
 		{"plain", plainNet(rng), nn.Shape{C: 3, H: 16, W: 16}},
 	}
 	for _, tt := range tests {
-		randomizeBN(tt.g, rng)
+		nn.RandomizeBN(tt.g, rng)
 		for _, threads := range []int{1, 2} {
 			for _, batch := range []int{1, 3} {
 				t.Run(fmt.Sprintf("%s/t%d/b%d", tt.name, threads, batch), func(t *testing.T) {

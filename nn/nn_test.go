@@ -39,29 +39,6 @@ func TestStandardParamCounts(t *testing.T) {
 	}
 }
 
-// RandomizeBN gives every BatchNorm random statistics and affine parameters so
-// that tests cannot pass with identity BNs.
-func randomizeBN(g *Graph, rng *rand.Rand) {
-	for _, n := range g.Nodes {
-		if n.Op != OpBatchNorm {
-			continue
-		}
-		for _, p := range []string{"weight", "bias", "running_mean", "running_var"} {
-			v := n.P(p)
-			for i := range v {
-				switch p {
-				case "weight":
-					v[i] = float32(0.5 + rng.Float64())
-				case "running_var":
-					v[i] = float32(0.5 + 1.5*rng.Float64())
-				default:
-					v[i] = float32(rng.NormFloat64() * 0.3)
-				}
-			}
-		}
-	}
-}
-
 func randAct(rng *rand.Rand, n int, s Shape) *Act {
 	a := NewAct(n, s.C, s.H, s.W)
 	for i := range a.D {
@@ -78,7 +55,7 @@ func TestFoldBNKeepsOutput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			randomizeBN(g, rng)
+			RandomizeBN(g, rng)
 			x := randAct(rng, 2, Shape{3, 32, 32})
 			want, err := g.Forward(x, nil)
 			if err != nil {
@@ -109,7 +86,7 @@ func TestFromStateDictRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			randomizeBN(g, rng)
+			RandomizeBN(g, rng)
 			h, err := FromStateDict(g.StateDict(), "")
 			if err != nil {
 				t.Fatal(err)

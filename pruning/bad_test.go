@@ -121,7 +121,7 @@ func TestEstimateMatchesPrune(t *testing.T) {
 	shape := nn.Shape{C: 3, H: 8, W: 8}
 	for _, arch := range []string{"resnet20", "mobilenet_v2"} {
 		g := buildNet(t, arch, 12)
-		randomizeBN(g, rand.New(rand.NewPCG(12, 12)))
+		nn.RandomizeBN(g, rand.New(rand.NewPCG(12, 12)))
 		calib := randAct(rand.New(rand.NewPCG(2, 2)), 2, shape)
 		for _, form := range []string{FormRMNet, FormResNet} {
 			t.Run(arch+"/"+form, func(t *testing.T) {

@@ -71,7 +71,7 @@ func TestExactDeadChannels(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(7, uint64(len(name))))
 				g := buildNet(t, tt.arch, 3)
-				randomizeBN(g, rng)
+				nn.RandomizeBN(g, rng)
 				dead := forceDead(g, rng, 0.25, 0.25)
 				x := randAct(rng, 2, tt.shape)
 				want := forward(t, g, x)

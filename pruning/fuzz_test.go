@@ -31,7 +31,7 @@ func randomNet(rng *rand.Rand) (*nn.Graph, nn.Shape) {
 		s := nn.ResNetSpec{InChannels: shape.C, StemWidth: stem, StemKernel: 3, Blocks: blocks, Classes: 2 + rng.IntN(8)}
 		g = s.Build(rng.Uint64())
 	}
-	randomizeBN(g, rng)
+	nn.RandomizeBN(g, rng)
 	forceDead(g, rng, 0.3*rng.Float64(), 0.3)
 	return g, shape
 }

@@ -14,29 +14,6 @@ import (
 	"github.com/rmprune/rmprune/nn"
 )
 
-// randomizeBN gives every BatchNorm random statistics and affine parameters
-// so that tests cannot pass with identity BNs.
-func randomizeBN(g *nn.Graph, rng *rand.Rand) {
-	for _, n := range g.Nodes {
-		if n.Op != nn.OpBatchNorm {
-			continue
-		}
-		for _, p := range []string{"weight", "bias", "running_mean", "running_var"} {
-			v := n.P(p)
-			for i := range v {
-				switch p {
-				case "weight":
-					v[i] = float32(0.5 + rng.Float64())
-				case "running_var":
-					v[i] = float32(0.5 + 1.5*rng.Float64())
-				default:
-					v[i] = float32(rng.NormFloat64() * 0.3)
-				}
-			}
-		}
-	}
-}
-
 // forceDead sets γ = 0 on a share of the channels of every BatchNorm that a
 // ReLU or ReLU6 reads directly: β ≤ 0 (dead) for most, β > 0 (a constant)
 // for the share constShare of them. It returns the dead channels per BN.

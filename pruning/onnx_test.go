@@ -18,7 +18,7 @@ func TestPrunedExportsToONNX(t *testing.T) {
 			t.Run(arch+"/"+form, func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(21, 22))
 				g := buildNet(t, arch, 5)
-				randomizeBN(g, rng)
+				nn.RandomizeBN(g, rng)
 				forceDead(g, rng, 0.2, 0.2)
 				shape := nn.Shape{C: 3, H: 16, W: 16}
 				x := randAct(rng, 2, shape)

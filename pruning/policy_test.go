@@ -11,7 +11,7 @@ import (
 func randomResNet20(t testing.TB, seed uint64) *nn.Graph {
 	t.Helper()
 	g := buildNet(t, "resnet20", seed)
-	randomizeBN(g, rand.New(rand.NewPCG(seed, 99)))
+	nn.RandomizeBN(g, rand.New(rand.NewPCG(seed, 99)))
 	return g
 }
 

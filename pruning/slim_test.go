@@ -73,7 +73,7 @@ func TestSlimScoreIsChannelStd(t *testing.T) {
 		t.Run(tt.arch, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(11, 12))
 			g := buildNet(t, tt.arch, 4)
-			randomizeBN(g, rng)
+			nn.RandomizeBN(g, rng)
 			x := randAct(rng, 4, tt.shape)
 			recalibrate(t, g, x)
 			res, err := rm.Convert(g, rm.Options{KeepBN: true, Calib: x})

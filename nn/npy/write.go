@@ -8,6 +8,8 @@ import (
 	"math"
 	"math/bits"
 	"strconv"
+
+	"github.com/rmprune/rmprune/internal/atomicfile"
 )
 
 // WriteFile writes data, shaped as shape, to path as a '<f4' C-order .npy
@@ -17,7 +19,7 @@ import (
 func WriteFile(path string, shape []int, data []float32) error {
 	hdr, err := header(shape, len(data))
 	if err == nil {
-		err = writeAtomic(path, func(w io.Writer) error { return writeArray(w, hdr, data) })
+		err = atomicfile.Write(path, func(w io.Writer) error { return writeArray(w, hdr, data) })
 	}
 	if err != nil {
 		return fmt.Errorf("npy: write %s: %w", path, err)

@@ -9,29 +9,6 @@ import (
 	"github.com/rmprune/rmprune/nn"
 )
 
-// randomizeBN gives every BatchNorm random statistics and affine parameters,
-// so that folding is exercised (fresh BNs are identities).
-func randomizeBN(g *nn.Graph, rng *rand.Rand) {
-	for _, n := range g.Nodes {
-		if n.Op != nn.OpBatchNorm {
-			continue
-		}
-		for _, p := range []string{"weight", "bias", "running_mean", "running_var"} {
-			v := n.P(p)
-			for i := range v {
-				switch p {
-				case "running_var":
-					v[i] = float32(0.5 + rng.Float64())
-				case "weight":
-					v[i] = float32(0.5 + rng.Float64())
-				default:
-					v[i] = float32(rng.NormFloat64() * 0.2)
-				}
-			}
-		}
-	}
-}
-
 func randFloats(rng *rand.Rand, n int, std float64) []float32 {
 	v := make([]float32, n)
 	for i := range v {
@@ -46,7 +23,7 @@ func buildNet(t testing.TB, arch string, seed uint64) *nn.Graph {
 	if err != nil {
 		t.Fatal(err)
 	}
-	randomizeBN(g, rand.New(rand.NewPCG(seed, 7)))
+	nn.RandomizeBN(g, rand.New(rand.NewPCG(seed, 7)))
 	return g
 }
 
