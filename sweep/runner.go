@@ -40,6 +40,7 @@ var ErrInterrupted = errors.New("sweep: interrupted")
 var ErrFinetuneUnavailable = errors.New("fine-tuning is not available here (finetune_epochs must be 0)")
 
 // BuiltinDatasets are the dataset names every runner knows, with their specs.
+// Read only.
 var BuiltinDatasets = map[string]string{"mnist": "mnist", "fashion-mnist": "fashion-mnist"}
 
 // FinetuneOptions are passed to a Runner's Finetune function.

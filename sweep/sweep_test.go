@@ -728,3 +728,11 @@ func TestPanicFails(t *testing.T) {
 		t.Errorf("status %s error %q; want failed with a message", got.Status, got.Error)
 	}
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if netPath != "" {
+		os.RemoveAll(filepath.Dir(netPath))
+	}
+	os.Exit(code)
+}
