@@ -36,8 +36,7 @@ type Net struct {
 	n     int  // images in the current batch
 	train bool // training-mode forward (batch statistics, running-stat update)
 
-	// InputGrad makes Backward compute the gradient of the input (tests).
-	inputGrad bool
+	inputGrad bool // Backward computes the input's gradient (InputGrad)
 
 	probs []float64 // softmax of the last forward, n×classes
 	loss  lossTask
@@ -45,8 +44,10 @@ type Net struct {
 
 // NetOptions configure NewNet.
 type NetOptions struct {
-	MaxBatch  int // largest batch (default 128)
-	Threads   int // workers (default 1)
+	MaxBatch int // largest batch (default 128)
+	Threads  int // workers (default 1)
+	// InputGrad makes Backward compute the gradient of the input too
+	// (gradient checks); otherwise the first layer skips it.
 	InputGrad bool
 }
 
@@ -363,7 +364,7 @@ func (t *Net) setOutputGrad(g []float32) {
 // inGrad reports whether layer l must compute the gradient of input j.
 func (l *layer) inGrad(j int) bool { return l.ins[j].grad != nil }
 
-// store writes v into dst[i] or adds it when acc is set.
+// store copies src into dst, or adds it when acc is set.
 func store(dst []float32, src []float32, acc bool) {
 	if acc {
 		for i, v := range src {

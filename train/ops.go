@@ -394,6 +394,26 @@ func (o *addOp) backwardTask(_, lo, hi int) {
 		y := l.relu.out[lo*sz : hi*sz]
 		g = g[:len(dy)]
 		y = y[:len(dy)]
+		// The usual residual block: one input shares dy, the other
+		// (the shortcut) gets it in the same pass.
+		if len(l.ins) == 2 && l.ins[0].gradShared && l.ins[1].grad != nil && !l.ins[1].gradShared {
+			dx := l.ins[1].grad[lo*sz : hi*sz]
+			dx = dx[:len(dy)]
+			if l.addIn[1] {
+				for i := range dy {
+					v := reluGrad(g[i], y[i])
+					dy[i] = v
+					dx[i] += v
+				}
+			} else {
+				for i := range dy {
+					v := reluGrad(g[i], y[i])
+					dy[i] = v
+					dx[i] = v
+				}
+			}
+			return
+		}
 		for i := range dy {
 			dy[i] = reluGrad(g[i], y[i])
 		}

@@ -68,7 +68,7 @@ type Progress struct {
 	EpochSteps    int     // steps per epoch
 	Loss          float64 // mean training loss over this epoch so far
 	Acc           float64 // training top-1 over this epoch so far
-	ImagesPerS    float64 // batch / median step time so far
+	ImagesPerS    float64 // batch / median time of the last 64 steps
 	LR            float64
 	// EpochDone is set once per epoch, after evaluation and the checkpoint;
 	// Top1 is the test accuracy then (NaN without a test split).
@@ -265,7 +265,7 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 			if opt.Progress != nil {
 				opt.Progress(Progress{Epoch: epoch, Epochs: opt.Epochs, Step: st.Step, Steps: total,
 					EpochStep: st.Step - epoch*spe, EpochSteps: spe, Loss: lastLoss, Acc: lastAcc,
-					ImagesPerS: imagesPerS(times, batch), LR: lr, Top1: math.NaN()})
+					ImagesPerS: imagesPerS(times[max(0, len(times)-64):], batch), LR: lr, Top1: math.NaN()})
 			}
 			batches.release(b)
 			if opt.MaxSteps > 0 && ran >= opt.MaxSteps && st.Step < total {
@@ -289,7 +289,10 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 		if stopped {
 			break
 		}
-		// End of an epoch: evaluate, then checkpoint.
+		// End of an epoch: checkpoint, then evaluate.
+		if err := checkpoint(net, opt.Out, st); err != nil {
+			return nil, err
+		}
 		if data.Test.Len() > 0 {
 			r, err := Evaluate(g, data.Test, EvalOptions{Batch: batch, Threads: opt.Threads, Limit: opt.EvalLimit})
 			if err != nil {
@@ -299,17 +302,14 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 			rep.Images = r.Images
 			if st.Step == total {
 				rep.Top1 = ptr(r.Top1)
-				if g.Classes > 5 || r.Classes > 5 {
+				if r.Classes > 5 {
 					rep.Top5 = ptr(r.Top5)
 				}
 			}
 		}
-		if err := checkpoint(net, opt.Out, st); err != nil {
-			return nil, err
-		}
 		if opt.Progress != nil {
 			opt.Progress(Progress{Epoch: epoch, Epochs: opt.Epochs, Step: st.Step, Steps: total, EpochStep: spe,
-				EpochSteps: spe, Loss: lastLoss, Acc: lastAcc, ImagesPerS: imagesPerS(times, batch),
+				EpochSteps: spe, Loss: lastLoss, Acc: lastAcc, ImagesPerS: imagesPerS(times[max(0, len(times)-64):], batch),
 				LR: CosineLR(opt.LR, st.Step, total), EpochDone: true, Top1: evalTop1})
 		}
 	}
@@ -318,6 +318,16 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 			return nil, err
 		}
 		rep.Top1, rep.Top5 = nil, nil
+	} else if ran == 0 && data.Test.Len() > 0 {
+		// Resuming a finished run: report its accuracy.
+		r, err := Evaluate(g, data.Test, EvalOptions{Batch: batch, Threads: opt.Threads, Limit: opt.EvalLimit})
+		if err != nil {
+			return nil, err
+		}
+		rep.Top1, rep.Images = ptr(r.Top1), r.Images
+		if r.Classes > 5 {
+			rep.Top5 = ptr(r.Top5)
+		}
 	}
 	rep.ImagesPerS = imagesPerS(times, batch)
 	rep.Loss, rep.TrainTop1 = lastLoss, lastAcc
@@ -534,20 +544,30 @@ func Evaluate(g *nn.Graph, split *dataset.Split, opt EvalOptions) (*EvalReport, 
 		return nil, errors.New("train: evaluate: empty split")
 	}
 	shape := nn.Shape{C: split.Shape[0], H: split.Shape[1], W: split.Shape[2]}
-	e, err := engine.Compile(g, engine.Options{Threads: opt.Threads, MaxBatch: opt.Batch, Shape: shape})
-	if err != nil {
-		return nil, fmt.Errorf("train: evaluate: %w", err)
-	}
-	defer e.Close()
 	l, err := dataset.NewLoader(split, dataset.LoaderOptions{Batch: opt.Batch, Shape: split.Shape, Mean: g.Mean, Std: g.Std, Prefetch: 1})
 	if err != nil {
 		return nil, fmt.Errorf("train: evaluate: %w", err)
 	}
-	k := e.OutputShape().Numel()
+	// The SIMD engine (BatchNorm folded); the training net's eval-mode
+	// forward if the engine cannot take the graph.
+	var run func(x []float32, n int) ([]float32, error)
+	var k int
+	if e, err := engine.Compile(g, engine.Options{Threads: opt.Threads, MaxBatch: opt.Batch, Shape: shape}); err == nil {
+		defer e.Close()
+		run, k = e.Run, e.OutputShape().Numel()
+	} else {
+		net, nerr := NewNet(g, shape, NetOptions{MaxBatch: opt.Batch, Threads: opt.Threads})
+		if nerr != nil {
+			return nil, fmt.Errorf("train: evaluate: %w", errors.Join(err, nerr))
+		}
+		defer net.Close()
+		run = func(x []float32, n int) ([]float32, error) { return net.Forward(x, n, false), nil }
+		k = net.layers[len(net.layers)-1].outS.Numel()
+	}
 	r := &EvalReport{Classes: k}
 	var top1, top5 int
 	for b := range l.Epoch(0) {
-		out, err := e.Run(b.X, b.N())
+		out, err := run(b.X, b.N())
 		if err != nil {
 			return nil, fmt.Errorf("train: evaluate: %w", err)
 		}

@@ -142,6 +142,11 @@ func TestResumeExact(t *testing.T) {
 			}
 		}
 	}
+	// Resuming a finished run trains nothing and reports its accuracy.
+	rep, err = Run(context.Background(), tinyResNet(t, 3), data, opt)
+	if err != nil || rep.Steps != 8 || rep.Top1 == nil {
+		t.Fatalf("resuming a finished run: %v, err %v; want 8 steps and a top-1", rep, err)
+	}
 	// Changed settings are refused.
 	opt.LR = 0.05
 	if _, err := Run(context.Background(), tinyResNet(t, 3), data, opt); err == nil || !strings.Contains(err.Error(), "lr") {
@@ -402,4 +407,35 @@ func TestStepAllocations(t *testing.T) {
 		t.Errorf("%.0f allocations per step; want ≤ %.0f (kernel packing only)", got, limit)
 	}
 	t.Logf("%.0f allocations per step (%d convs)", got, convs)
+}
+
+// TestEvalForwardMatchesReference compares the eval-mode forward (running
+// statistics; Evaluate's fallback) with nn's reference forward.
+func TestEvalForwardMatchesReference(t *testing.T) {
+	for _, g := range []*nn.Graph{tinyResNet(t, 4), plainNet(4)} {
+		b := newGraphBuilder(1, 1, 1, 9)
+		for _, n := range g.Nodes {
+			if n.Op == nn.OpBatchNorm {
+				copy(n.P("running_mean"), b.randn(len(n.P("running_mean")), 0.3))
+				for i, v := range b.randn(len(n.P("running_var")), 0.3) {
+					n.P("running_var")[i] = 1 + v*v
+				}
+			}
+		}
+		in := nn.Shape{C: 1, H: 28, W: 28}
+		net, err := NewNet(g, in, NetOptions{MaxBatch: 3, Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := b.randn(3*in.Numel(), 1)
+		got := net.Forward(x, 3, false)
+		net.Close()
+		want, err := g.Forward(&nn.Act{N: 3, C: 1, H: 28, W: 28, D: x}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rel, _ := nn.RelError(got, want.D); rel > 1e-5 {
+			t.Errorf("%s: eval forward rel error %.3g against the reference; want ≤ 1e-5", g.Arch, rel)
+		}
+	}
 }
