@@ -31,8 +31,13 @@ func (s ConvShape) check() {
 
 // PackConv packs conv weights (OutC×C×KH×KW, contiguous) for [Workspace.Conv2D].
 func PackConv(w []float32, s ConvShape) *PackedA {
+	return PackConvInto(nil, w, s)
+}
+
+// PackConvInto is PackConv reusing p's memory (see [PackAInto]).
+func PackConvInto(p *PackedA, w []float32, s ConvShape) *PackedA {
 	s.check()
-	return PackA(w, s.OutC, s.K(), s.K())
+	return PackAInto(p, w, s.OutC, s.K(), s.K())
 }
 
 // ConvScratch is the number of floats a [Workspace] needs for the padded

@@ -98,13 +98,28 @@ func kBlock(k int) int {
 // PackA packs the M×K row-major matrix a (row stride lda ≥ K) for the active
 // kernel path. This allocates; call it once per weight matrix.
 func PackA(a []float32, m, k, lda int) *PackedA {
+	return PackAInto(nil, a, m, k, lda)
+}
+
+// PackAInto is PackA reusing p's memory when it is large enough (p may be
+// nil), for weights that change every step (training): no allocation in
+// steady state. The result is packed for the active kernel path. The caller
+// must not repack a matrix that another goroutine is using.
+func PackAInto(p *PackedA, a []float32, m, k, lda int) *PackedA {
 	if m <= 0 || k < 0 || lda < k {
 		panic(fmt.Sprintf("kernels: PackA bad dims m=%d k=%d lda=%d", m, k, lda))
 	}
 	if k > 0 && len(a) < (m-1)*lda+k {
 		panic(fmt.Sprintf("kernels: PackA needs %d elements, have %d", (m-1)*lda+k, len(a)))
 	}
-	p := &PackedA{M: m, K: k, ks: active, kc: kBlock(k), data: make([]float32, m*k)}
+	var data []float32
+	if p != nil && cap(p.data) >= m*k {
+		data = p.data[:m*k]
+	} else {
+		data = make([]float32, m*k)
+		p = &PackedA{}
+	}
+	*p = PackedA{M: m, K: k, ks: active, kc: kBlock(k), data: data}
 	mrMax := p.ks.mr
 	for k0 := 0; k0 < k; k0 += p.kc {
 		kb := min(p.kc, k-k0)

@@ -29,13 +29,14 @@ type convOp struct {
 	wt      []float32         // flipped/transposed weights
 	packedT *kernels.PackedA
 
-	chunk int         // images per weight-gradient GEMM
-	aBuf  [][]float32 // per worker: dY of a chunk, O × chunk·p
-	colT  [][]float32 // per worker: colᵀ of a chunk, chunk·p × kc, columns (ky, kx, ci)
-	nhwc  [][]float32 // per worker: zero-padded channels-last image
-	tmp   [][]float32 // per worker: O × kc GEMM output; col (kc × p) for col2im
-	dw64  [][]float64 // per worker partial dW
-	db64  [][]float64 // per worker partial db
+	chunk int                // images per weight-gradient GEMM
+	aBuf  [][]float32        // per worker: dY of a chunk, O × chunk·p
+	colT  [][]float32        // per worker: colᵀ of a chunk, chunk·p × kc, columns (ky, kx, ci)
+	nhwc  [][]float32        // per worker: zero-padded channels-last image
+	tmp   [][]float32        // per worker: O × kc GEMM output; col (kc × p) for col2im
+	dw64  [][]float64        // per worker partial dW
+	pa    []*kernels.PackedA // per worker: packed dY chunk, reused every step
+	db64  [][]float64        // per worker partial db
 
 	// stats, when set (the conv's only reader is a BatchNorm), receives per
 	// worker the per-channel sum and sum of squares of the training-mode
@@ -61,6 +62,7 @@ func (t *Net) newConv(l *layer) *convOp {
 	o.p = l.outS.H * l.outS.W
 	W := t.workers()
 	o.dw64 = make([][]float64, W)
+	o.pa = make([]*kernels.PackedA, W)
 	o.db64 = make([][]float64, W)
 	for w := range W {
 		o.dw64[w] = make([]float64, n.Out*o.kc)
@@ -103,7 +105,7 @@ func (o *convOp) epilogue() *kernels.Epilogue {
 
 func (o *convOp) forward(t *Net, l *layer) {
 	if o.group == 1 {
-		o.packed = kernels.PackConv(o.w.Data, o.shape)
+		o.packed = kernels.PackConvInto(o.packed, o.w.Data, o.shape)
 	}
 	for _, s := range o.stats {
 		clear(s)
@@ -170,7 +172,7 @@ func (o *convOp) backward(t *Net, l *layer) {
 					}
 				}
 			}
-			o.packedT = kernels.PackConv(o.wt, o.dxShape)
+			o.packedT = kernels.PackConvInto(o.packedT, o.wt, o.dxShape)
 		} else {
 			// wt = wᵀ (kc × O)
 			for oc := 0; oc < n.Out; oc++ {
@@ -178,7 +180,7 @@ func (o *convOp) backward(t *Net, l *layer) {
 					o.wt[q*n.Out+oc] = w[oc*o.kc+q]
 				}
 			}
-			o.packedT = kernels.PackA(o.wt, o.kc, n.Out, n.Out)
+			o.packedT = kernels.PackAInto(o.packedT, o.wt, o.kc, n.Out, n.Out)
 		}
 	}
 	for w := range o.dw64 {
@@ -286,7 +288,8 @@ func (o *convOp) backwardTask(worker, lo, hi int) {
 		for j := 0; j < c; j++ {
 			o.im2colT(colT[j*o.p*o.kc:(j+1)*o.p*o.kc], x[(b0+j)*isz:(b0+j+1)*isz], o.nhwc[worker])
 		}
-		pa := kernels.PackA(a, n.Out, kk, kk)
+		o.pa[worker] = kernels.PackAInto(o.pa[worker], a, n.Out, kk, kk)
+		pa := o.pa[worker]
 		out := o.tmp[worker][:n.Out*o.kc]
 		ws.Gemm(out, o.kc, pa, colT, o.kc, o.kc, nil)
 		for i, v := range out {
