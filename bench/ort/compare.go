@@ -64,7 +64,7 @@ func Compare(ctx context.Context, g *nn.Graph, opt bench.Options) (*Comparison, 
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "model.onnx")
-	if err := onnx.WriteFile(path, g, onnx.Options{Shape: opt.Shape}); err != nil {
+	if err := writeONNX(path, g, opt.Shape); err != nil {
 		return nil, err
 	}
 	s, err := Open(path, opt.Threads)
@@ -140,3 +140,7 @@ func Compare(ctx context.Context, g *nn.Graph, opt bench.Options) (*Comparison, 
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+func writeONNX(path string, g *nn.Graph, s nn.Shape) error {
+	return onnx.WriteFile(path, g, onnx.Options{Shape: s})
+}
