@@ -133,3 +133,40 @@ func TestInspectJSON(t *testing.T) {
 		t.Errorf("inspect got %+v", r)
 	}
 }
+
+// Pruning exactly the dead channels (γ = 0, threshold just above zero) and
+// running the pruned net on the SIMD engine still reproduces PyTorch.
+func TestPrunedFixturesOnEngine(t *testing.T) {
+	dir := t.TempDir()
+	for _, net := range fixture.Nets(t) {
+		for _, form := range []string{"rmnet", "resnet"} {
+			t.Run(net.Name+"/"+form, func(t *testing.T) {
+				pruned := filepath.Join(dir, net.Name+form+".safetensors")
+				out := filepath.Join(dir, net.Name+form+".npy")
+				stdout, stderr, err := runCLI(t, "prune", "--model", fixture.Path(net.File), "--method", "slim", "--threshold", "1e-9",
+					"--form", form, "--out", pruned, "--json")
+				if err != nil {
+					t.Fatalf("%v: %s", err, stderr)
+				}
+				var rep struct {
+					ChannelsBefore int `json:"channels_before"`
+					ChannelsAfter  int `json:"channels_after"`
+				}
+				json.Unmarshal([]byte(stdout), &rep)
+				if rep.ChannelsAfter >= rep.ChannelsBefore {
+					t.Errorf("channels %d → %d; want the dead ones removed", rep.ChannelsBefore, rep.ChannelsAfter)
+				}
+				if _, stderr, err := runCLI(t, "run", "--model", pruned, "--input", fixture.Path(net.Input), "--out", out, "--engine", "simd"); err != nil {
+					t.Fatalf("%v: %s", err, stderr)
+				}
+				_, got, err := npy.ReadFile(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rel, _ := nn.RelError(got, fixture.Act(t, net.Output).D); rel > 1e-4 {
+					t.Errorf("pruned net on the engine vs PyTorch: rel error %g; want ≤ 1e-4", rel)
+				}
+			})
+		}
+	}
+}
