@@ -123,21 +123,7 @@ func (sp *split) run(ws *kernels.Workspace, y, x []float32, s kernels.ConvShape,
 	// Dirac rows.
 	for o := 0; o < sp.rows; o++ {
 		dst := y[o*ohw : (o+1)*ohw]
-		src := x[sp.rowSrc[o]*hw:]
-		a := sp.rowCoef[o]
-		for oy := 0; oy < oh; oy++ {
-			in := src[oy*st*s.W:]
-			out := dst[oy*ow : (oy+1)*ow]
-			if ep.Accumulate {
-				for ox := range out {
-					out[ox] += a * in[ox*st]
-				}
-			} else {
-				for ox := range out {
-					out[ox] = a * in[ox*st]
-				}
-			}
-		}
+		sample(dst, x[sp.rowSrc[o]*hw:], sp.rowCoef[o], st, oh, ow, s.W, ep.Accumulate)
 		epilogueRow(dst, o, ep)
 	}
 	dense := s.OutC - sp.rows
@@ -157,20 +143,7 @@ func (sp *split) run(ws *kernels.Workspace, y, x []float32, s kernels.ConvShape,
 					}
 					continue
 				}
-				src, a := x[c*hw:], sp.coef[i]
-				for oy := 0; oy < oh; oy++ {
-					in := src[oy*st*s.W:]
-					o := out[oy*ow : (oy+1)*ow]
-					if acc {
-						for ox := range o {
-							o[ox] += a * in[ox*st]
-						}
-					} else {
-						for ox := range o {
-							o[ox] = a * in[ox*st]
-						}
-					}
-				}
+				sample(out, x[c*hw:], sp.coef[i], st, oh, ow, s.W, acc)
 			}
 			acc = true
 			if sp.rest == nil {
@@ -185,7 +158,8 @@ func (sp *split) run(ws *kernels.Workspace, y, x []float32, s kernels.ConvShape,
 				ws.Conv2D(yd, x[:sp.q*hw], sp.center, sp.cShape, &epd)
 				return
 			}
-			ws.Conv2D(yd, x[:sp.q*hw], sp.center, sp.cShape, &kernels.Epilogue{Accumulate: acc})
+			plain := kernels.Epilogue{Accumulate: acc}
+			ws.Conv2D(yd, x[:sp.q*hw], sp.center, sp.cShape, &plain)
 			acc = true
 		}
 	}
@@ -200,32 +174,81 @@ func shiftEp(ep *kernels.Epilogue, r int) kernels.Epilogue {
 	return e
 }
 
+// sample writes (or, with acc, adds) a·src[oy·st][ox·st] into dst[oy][ox]
+// for an oh×ow output sampled from a plane of width w.
+func sample(dst, src []float32, a float32, st, oh, ow, w int, acc bool) {
+	if st == 1 && ow == w { // contiguous plane
+		src = src[:len(dst)]
+		switch {
+		case acc && a == 1:
+			for i, v := range src {
+				dst[i] += v
+			}
+		case acc:
+			for i, v := range src {
+				dst[i] += a * v
+			}
+		case a == 1:
+			copy(dst, src)
+		default:
+			for i, v := range src {
+				dst[i] = a * v
+			}
+		}
+		return
+	}
+	for oy := 0; oy < oh; oy++ {
+		in := src[oy*st*w:]
+		out := dst[oy*ow : (oy+1)*ow]
+		if acc {
+			for ox := range out {
+				out[ox] += a * in[ox*st]
+			}
+		} else {
+			for ox := range out {
+				out[ox] = a * in[ox*st]
+			}
+		}
+	}
+}
+
 // epilogueRow applies bias, activation and clamp of row r to y in place (the
 // accumulation is already done).
 func epilogueRow(y []float32, r int, ep *kernels.Epilogue) {
-	var bias, slope float32
+	var bias float32
 	if ep.Bias != nil {
 		bias = ep.Bias[r]
 	}
-	if ep.Slope != nil {
-		slope = ep.Slope[r]
-	}
-	for i, v := range y {
-		v += bias
-		switch ep.Act {
-		case kernels.ActReLU:
-			v = max(v, 0)
-		case kernels.ActReLU6:
-			v = min(max(v, 0), 6)
-		case kernels.ActPReLU:
+	switch ep.Act {
+	case kernels.ActReLU:
+		for i, v := range y {
+			y[i] = max(v+bias, 0)
+		}
+	case kernels.ActReLU6:
+		for i, v := range y {
+			y[i] = min(max(v+bias, 0), 6)
+		}
+	case kernels.ActPReLU:
+		slope := ep.Slope[r]
+		for i, v := range y {
+			v += bias
 			if v < 0 {
 				v *= slope
 			}
+			y[i] = v
 		}
-		if ep.Min != nil {
-			v = min(max(v, ep.Min[r]), ep.Max[r])
+	default:
+		if bias != 0 {
+			for i, v := range y {
+				y[i] = v + bias
+			}
 		}
-		y[i] = v
+	}
+	if ep.Min != nil {
+		lo, hi := ep.Min[r], ep.Max[r]
+		for i, v := range y {
+			y[i] = min(max(v, lo), hi)
+		}
 	}
 }
 
@@ -237,13 +260,14 @@ func (e *Engine) SplitConvs() (convs int, macsSaved int64) {
 			continue
 		}
 		convs++
-		full := int64(st.conv.OutC) * int64(st.conv.K()) * int64(st.conv.OutH()*st.conv.OutW())
+		pix := int64(st.conv.OutH() * st.conv.OutW())
+		full := int64(st.conv.OutC) * int64(st.conv.K()) * pix
 		var kept int64
 		if st.sp.rest != nil {
-			kept = int64(st.sp.rShape.OutC) * int64(st.sp.rShape.K()) * int64(st.conv.OutH()*st.conv.OutW())
+			kept = int64(st.sp.rShape.OutC) * int64(st.sp.rShape.K()) * pix
 		}
 		if st.sp.center != nil {
-			kept += int64(st.sp.cShape.OutC) * int64(st.sp.q) * int64(st.conv.OutH()*st.conv.OutW())
+			kept += int64(st.sp.cShape.OutC) * int64(st.sp.q) * pix
 		}
 		macsSaved += full - kept
 	}

@@ -72,6 +72,11 @@ func checkRM(t *testing.T, g *nn.Graph, keepBN bool, rng *rand.Rand, shape nn.Sh
 		if rel, _ := nn.RelError(got, want.D); rel > 1e-4 {
 			t.Errorf("dense=%v: rel error got %g; want ≤ 1e-4", dense, rel)
 		}
+		for _, n := range []int{1, 2} {
+			if a := testing.AllocsPerRun(5, func() { e.Run(x.D[:n*shape.Numel()], n) }); a != 0 {
+				t.Errorf("dense=%v batch %d: allocations per inference got %v; want 0", dense, n, a)
+			}
+		}
 		e.Close()
 	}
 }
