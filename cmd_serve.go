@@ -75,6 +75,18 @@ func cmdServe(e *env, args []string) error {
 		return err
 	}
 	defer db.Close()
+	// Listen before touching the sweeps: a second server started by mistake
+	// on the same port stops here without marking the first one's work.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
+			log.Warn("listening beyond loopback: anyone who can reach this address can upload models and start work", "addr", ln.Addr())
+		}
+	}
 	if n, err := db.MarkInterrupted(ctx); err != nil {
 		return err
 	} else if n > 0 {
@@ -113,15 +125,6 @@ func cmdServe(e *env, args []string) error {
 	handler := web.NewServer(web.Deps{DB: db, Runner: runner, Queue: queue, Datasets: names,
 		CanFinetune: runner.CanFinetune(), Log: log})
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", *addr, err)
-	}
-	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
-		if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
-			log.Warn("listening beyond loopback: anyone who can reach this address can upload models and start work", "addr", ln.Addr())
-		}
-	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	queue.Start(ctx)

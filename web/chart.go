@@ -5,7 +5,9 @@ import (
 	"cmp"
 	"fmt"
 	"image/color"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -127,7 +129,7 @@ func seriesColor(s series, overlay bool) color.RGBA {
 
 func glyphFor(method string) draw.GlyphDrawer {
 	if method == "l1" {
-		return draw.TriangleGlyph{}
+		return draw.PyramidGlyph{}
 	}
 	return draw.CircleGlyph{}
 }
@@ -206,6 +208,18 @@ func paretoPlot(ss []series, ax axis, overlay bool) (*plot.Plot, map[int64]bool,
 			p.Add(r)
 		}
 	}
+	// Room above the best point and below the worst.
+	lo, hi := 100.0, 0.0
+	for _, s := range ss {
+		for _, pt := range s.Points {
+			lo, hi = min(lo, 100*pt.Top1), max(hi, 100*pt.Top1)
+		}
+	}
+	if pad := max((hi-lo)*0.06, 0.25); hi >= lo {
+		p.Y.Min, p.Y.Max = max(lo-pad, 0), min(hi+pad, 100)
+	}
+	p.X.Tick.Marker = ticks{}
+	p.Y.Tick.Marker = ticks{}
 	p.Legend.Top = false
 	p.Legend.Left = false
 	p.Legend.XOffs = -vg.Points(4)
@@ -214,6 +228,34 @@ func paretoPlot(ss []series, ax axis, overlay bool) (*plot.Plot, map[int64]bool,
 	p.Y.Padding = vg.Points(6)
 	p.X.Padding = vg.Points(6)
 	return p, on, nil
+}
+
+// ticks are gonum's default ticks with labels precise enough to tell
+// neighbouring major ticks apart.
+type ticks struct{}
+
+func (ticks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	var major []float64
+	for _, t := range ts {
+		if t.Label != "" {
+			major = append(major, t.Value)
+		}
+	}
+	if len(major) < 2 {
+		return ts
+	}
+	step := math.Abs(major[1] - major[0])
+	dec := 0
+	if step > 0 {
+		dec = max(0, int(-math.Floor(math.Log10(step)+1e-9)))
+	}
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', dec, 64)
+		}
+	}
+	return ts
 }
 
 // sans is the chart font: Liberation Sans (embedded in gonum/plot).

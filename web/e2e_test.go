@@ -97,6 +97,23 @@ func TestBrowserEndToEnd(t *testing.T) {
 		return v
 	}
 
+	// A corrupt file is refused with a message, and nothing is stored.
+	bad := filepath.Join(dir, "broken.safetensors")
+	if err := os.WriteFile(bad, []byte("\x20\x00\x00\x00\x00\x00\x00\x00{\"a\": truncated"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	step("corrupt upload", 30*time.Second,
+		chromedp.WaitVisible(chromedp.CSS("#upload")),
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{bad}),
+		chromedp.WaitVisible(chromedp.CSS("#upload-error")),
+	)
+	if msg := eval(`document.getElementById("upload-error").textContent`); !strings.Contains(msg, "not a usable model file") {
+		t.Errorf("upload error %q; want a clear refusal", msg)
+	}
+	if ms, _ := db.Models(ctx); len(ms) != 0 {
+		t.Errorf("%d models stored after a corrupt upload; want 0", len(ms))
+	}
+
 	// Upload through the file input: the page's script posts it and opens the model page.
 	step("upload", 60*time.Second,
 		chromedp.WaitVisible(chromedp.CSS("#upload")),

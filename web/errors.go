@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/rmprune/rmprune/pruning"
 	"github.com/rmprune/rmprune/store"
@@ -52,7 +53,7 @@ func messageOf(err error) string {
 	if errors.As(err, &mbe) {
 		return "request too large"
 	}
-	return err.Error()
+	return strings.TrimPrefix(err.Error(), "store: ")
 }
 
 // writeJSON writes v with the given status.

@@ -47,6 +47,8 @@ func fmtMS(ms float64) string {
 		return fmt.Sprintf("%.0f ms", ms)
 	case ms >= 10:
 		return fmt.Sprintf("%.1f ms", ms)
+	case ms < 0.1:
+		return fmt.Sprintf("%.1f µs", 1000*ms)
 	}
 	return fmt.Sprintf("%.3f ms", ms)
 }

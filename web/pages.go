@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -663,37 +665,7 @@ func handleComparePage(db compareStore, log *slog.Logger) http.HandlerFunc {
 			v.Cols = append(v.Cols, CompareCol{Point: pointRow(p), Title: p.Form + " @ " + fmtRatio(p.Ratio),
 				Sweep: p.SweepID, Model: models[p.SweepID], Method: methods[p.SweepID]})
 		}
-		type metric struct {
-			name   string
-			val    func(p store.Point) float64
-			format func(p store.Point) string
-			higher bool
-		}
-		ms := []metric{
-			{"top-1", func(p store.Point) float64 { return p.Top1 }, func(p store.Point) string { return fmtPct(p.Top1) }, true},
-			{"top-5", func(p store.Point) float64 { return p.Top5 }, func(p store.Point) string { return fmtPct(p.Top5) }, true},
-			{"latency p50 (batch 1)", func(p store.Point) float64 { return p.LatencyMSP50 }, func(p store.Point) string { return fmtMS(p.LatencyMSP50) }, false},
-			{"latency p90 (batch 1)", func(p store.Point) float64 { return p.LatencyMSP90 }, func(p store.Point) string { return fmtMS(p.LatencyMSP90) }, false},
-			{"images/s", func(p store.Point) float64 { return p.ImagesPerS }, func(p store.Point) string { return fmt.Sprintf("%.0f", p.ImagesPerS) }, true},
-			{"params", func(p store.Point) float64 { return float64(p.Params) }, func(p store.Point) string { return fmtCount(p.Params) }, false},
-			{"FLOPs", func(p store.Point) float64 { return float64(p.FLOPs) }, func(p store.Point) string { return fmtCount(p.FLOPs) }, false},
-			{"model size", func(p store.Point) float64 { return float64(p.SizeBytes) }, func(p store.Point) string { return fmtBytes(p.SizeBytes) }, false},
-		}
-		for _, m := range ms {
-			row := MetricRow{Name: m.name, Best: -1}
-			for i, p := range ps {
-				row.Values = append(row.Values, m.format(p))
-				if len(ps) > 1 && (row.Best < 0 || (m.higher && m.val(p) > m.val(ps[row.Best])) || (!m.higher && m.val(p) < m.val(ps[row.Best]))) {
-					row.Best = i
-				}
-			}
-			v.Metrics = append(v.Metrics, row)
-		}
-		env := MetricRow{Name: "measured on", Best: -1}
-		for _, p := range ps {
-			env.Values = append(env.Values, fmt.Sprintf("%s · %d threads", p.ISA, p.Threads))
-		}
-		v.Metrics = append(v.Metrics, env)
+		v.Metrics = compareMetrics(ps)
 		v.Channels = channelGroups(ps)
 		v.Latency = latencyGroups(ps)
 		render(w, r, http.StatusOK, comparePage(v))
@@ -741,5 +713,102 @@ func handlePointPage(db interface {
 			}
 		}
 		render(w, r, http.StatusOK, pointPage(v))
+	}
+}
+
+// compareMetrics lays out the compared points' metrics side by side, the
+// best value of each row marked.
+func compareMetrics(ps []store.Point) []MetricRow {
+	var rows []MetricRow
+	type metric struct {
+		name   string
+		val    func(p store.Point) float64
+		format func(p store.Point) string
+		higher bool
+	}
+	ms := []metric{
+		{"top-1", func(p store.Point) float64 { return p.Top1 }, func(p store.Point) string { return fmtPct(p.Top1) }, true},
+		{"top-5", func(p store.Point) float64 { return p.Top5 }, func(p store.Point) string { return fmtPct(p.Top5) }, true},
+		{"latency p50 (batch 1)", func(p store.Point) float64 { return p.LatencyMSP50 }, func(p store.Point) string { return fmtMS(p.LatencyMSP50) }, false},
+		{"latency p90 (batch 1)", func(p store.Point) float64 { return p.LatencyMSP90 }, func(p store.Point) string { return fmtMS(p.LatencyMSP90) }, false},
+		{"images/s", func(p store.Point) float64 { return p.ImagesPerS }, func(p store.Point) string { return fmt.Sprintf("%.0f", p.ImagesPerS) }, true},
+		{"params", func(p store.Point) float64 { return float64(p.Params) }, func(p store.Point) string { return fmtCount(p.Params) }, false},
+		{"FLOPs", func(p store.Point) float64 { return float64(p.FLOPs) }, func(p store.Point) string { return fmtCount(p.FLOPs) }, false},
+		{"model size", func(p store.Point) float64 { return float64(p.SizeBytes) }, func(p store.Point) string { return fmtBytes(p.SizeBytes) }, false},
+	}
+	for _, m := range ms {
+		row := MetricRow{Name: m.name, Best: -1}
+		for i, p := range ps {
+			row.Values = append(row.Values, m.format(p))
+			if len(ps) > 1 && (row.Best < 0 || (m.higher && m.val(p) > m.val(ps[row.Best])) || (!m.higher && m.val(p) < m.val(ps[row.Best]))) {
+				row.Best = i
+			}
+		}
+		rows = append(rows, row)
+	}
+	env := MetricRow{Name: "measured on", Best: -1}
+	for _, p := range ps {
+		env.Values = append(env.Values, fmt.Sprintf("%s · %d threads", p.ISA, p.Threads))
+	}
+	return append(rows, env)
+}
+
+func handleCompareCSV(db compareStore, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ids, err := parseIDs("points", r.URL.Query()["points"], 4)
+		if err != nil {
+			apiError(w, r, log, err)
+			return
+		}
+		ps, err := db.PointsByIDs(r.Context(), ids)
+		if err != nil {
+			apiError(w, r, log, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		attachment(w, "compare-"+strings.ReplaceAll(joinIDs(ids), ",", "-")+".csv")
+		cw := csv.NewWriter(w)
+		head := []string{"metric"}
+		for _, p := range ps {
+			head = append(head, fmt.Sprintf("point %d (%s @ %s, sweep %d)", p.ID, p.Form, fmtRatio(p.Ratio), p.SweepID))
+		}
+		cw.Write(head)
+		for _, m := range compareMetrics(ps) {
+			cw.Write(append([]string{m.Name}, m.Values...))
+		}
+		cw.Flush()
+	}
+}
+
+func handleLayersCSV(db modelGetter, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := idParam(r)
+		if err != nil {
+			apiError(w, r, log, err)
+			return
+		}
+		m, err := db.Model(r.Context(), id)
+		if err != nil {
+			apiError(w, r, log, err)
+			return
+		}
+		var rows []layerRow
+		json.Unmarshal(m.Layers, &rows)
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		attachment(w, m.Name+"-layers.csv")
+		cw := csv.NewWriter(w)
+		cw.Write([]string{"layer", "op", "out_shape", "params", "macs", "kernel", "stride", "groups",
+			"gamma_min", "gamma_median", "gamma_max", "gamma_near_zero", "gamma_count"})
+		g := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+		for _, l := range rows {
+			rec := []string{csvSafe(l.Name), string(l.Op), l.Out, itoa(l.Params), itoa(l.MACs), itoa(l.Kernel), itoa(l.Stride), itoa(l.Groups)}
+			if st := l.Gamma; st != nil {
+				rec = append(rec, g(st.Min), g(st.Median), g(st.Max), itoa(st.NearZero), itoa(st.Count))
+			} else {
+				rec = append(rec, "", "", "", "", "")
+			}
+			cw.Write(rec)
+		}
+		cw.Flush()
 	}
 }

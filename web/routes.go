@@ -29,6 +29,8 @@ func addRoutes(r chi.Router, d Deps, graphs *graphCache) {
 	r.Get("/pareto", handleParetoPage(db, log))
 	r.Get("/pareto.{format:svg|png}", handleOverlayChart(db, log))
 	r.Get("/compare", handleComparePage(db, log))
+	r.Get("/compare.csv", handleCompareCSV(db, log))
+	r.Get("/models/{id}/layers.csv", handleLayersCSV(db, log))
 	r.Get("/points/{id}", handlePointPage(db, log))
 
 	// JSON API.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"slices"
 	"sync"
 
@@ -128,6 +127,3 @@ func (c *graphCache) drop(id int64) {
 	defer c.mu.Unlock()
 	delete(c.m, id)
 }
-
-// defaultThreads is the threads default of the form.
-func defaultThreads() int { return runtime.NumCPU() }

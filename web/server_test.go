@@ -68,6 +68,10 @@ func TestRoutes(t *testing.T) {
 		{"compare empty", "/compare", 200, "text/html", []string{"Pick 2–4 points"}},
 		{"compare", "/compare?points=" + id(ref) + "," + id(pr), 200, "text/html", []string{`id="compare"`, "Channels per layer", "resnet @ 0", "rmnet @ 0.3"}},
 		{"compare repeated param", "/compare?points=" + id(ref) + "&points=" + id(pr), 200, "text/html", []string{"rmnet @ 0.3"}},
+		{"compare csv", "/compare.csv?points=" + id(ref) + "," + id(pr), 200, "text/csv", []string{`metric,"point`, "top-1,"}},
+		{"compare csv unknown", "/compare.csv?points=999", 404, "application/json", nil},
+		{"layers csv", "/models/" + id(m) + "/layers.csv", 200, "text/csv", []string{"layer,op,out_shape", "layer1.0.bn1,batchnorm"}},
+		{"layers csv unknown", "/models/999/layers.csv", 404, "application/json", nil},
 		{"compare too many", "/compare?points=1,2,3,4,5", 400, "text/html", nil},
 		{"compare unknown", "/compare?points=" + id(ref) + ",999", 404, "text/html", nil},
 		{"point", "/points/" + id(pr), 200, "text/html", []string{"rmnet at ratio 0.3", "recipe", "Compare with unpruned"}},
@@ -164,6 +168,13 @@ func TestUpload(t *testing.T) {
 	}
 	if fs := files(t, e.db.ArtifactDir()); len(fs) != 1 {
 		t.Errorf("files after duplicate %v; want 1", fs)
+	}
+	// The form upload (no script) redirects to the model page.
+	e2 := newEnv(t, 0)
+	body, ctype := multipartBody("file", "form.safetensors", e2.model)
+	w = e2.do(http.MethodPost, "/models", body, "Content-Type", ctype)
+	if w.Code != http.StatusSeeOther || !strings.HasPrefix(w.Header().Get("Location"), "/models/") {
+		t.Errorf("form upload: status %d, Location %q; want 303 to the model page", w.Code, w.Header().Get("Location"))
 	}
 	// The conversion report was stored: the model page shows the badge.
 	cs, _ := e.db.ConversionsForModel(context.Background(), m.ID)
@@ -541,5 +552,42 @@ func TestInside(t *testing.T) {
 		if _, ok := inside(dir, tt.p); ok != tt.ok {
 			t.Errorf("inside(%q) = %v; want %v", tt.p, ok, tt.ok)
 		}
+	}
+}
+
+// TestUploadPyTorch: a .pth state dict is accepted with its architecture
+// inferred; a hostile pickle is refused and leaves nothing behind.
+func TestUploadPyTorch(t *testing.T) {
+	tests := []struct {
+		file   string
+		status int
+		want   string
+	}{
+		{"../testdata/nets/resnet20_cifar.pth", 201, `"arch": "resnet20"`},
+		{"../nn/pth/testdata/evil_os_system.pth", 422, "not a usable model file"},
+		{"../nn/pth/testdata/evil_eval.pth", 422, "not a usable model file"},
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.file), func(t *testing.T) {
+			b, err := os.ReadFile(tt.file)
+			if err != nil {
+				t.Skipf("fixture missing: %v", err)
+			}
+			e := newEnv(t, 0)
+			w := e.upload(b, filepath.Base(tt.file))
+			if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.want) {
+				t.Fatalf("status %d: %.300s; want %d with %q", w.Code, w.Body, tt.status, tt.want)
+			}
+			if tt.status != 201 {
+				if ms, _ := e.db.Models(context.Background()); len(ms) != 0 {
+					t.Errorf("%d models stored; want 0", len(ms))
+				}
+				if fs := files(t, e.db.ArtifactDir()); len(fs) != 0 {
+					t.Errorf("files left: %v", fs)
+				}
+			} else if fs := files(t, filepath.Join(e.db.ArtifactDir(), "models")); len(fs) != 1 || filepath.Ext(fs[0]) != ".pth" {
+				t.Errorf("stored files %v; want one .pth", fs)
+			}
+		})
 	}
 }

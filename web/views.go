@@ -262,7 +262,6 @@ type PointView struct {
 	Latency   []BarGroup
 	Compare   string // compare URL with the same form's reference
 	HasRecipe bool
-	Version   string
 }
 
 // Builders.
