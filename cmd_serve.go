@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rmprune/rmprune/demo"
+	"github.com/rmprune/rmprune/internal/version"
 	"github.com/rmprune/rmprune/store"
 	"github.com/rmprune/rmprune/sweep"
 	"github.com/rmprune/rmprune/web"
@@ -92,7 +93,7 @@ func cmdServe(e *env, args []string) error {
 	} else if n > 0 {
 		log.Warn("sweeps interrupted by the last shutdown; resume them from their page", "count", n)
 	}
-	runner := &sweep.Runner{DB: db, Datasets: datasets, Version: versionString()}
+	runner := &sweep.Runner{DB: db, Datasets: datasets, Version: version.String()}
 	names := slices.Collect(func(yield func(string) bool) {
 		for k := range sweep.BuiltinDatasets {
 			if !yield(k) {

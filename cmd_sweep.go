@@ -20,6 +20,7 @@ import (
 
 	"github.com/rmprune/rmprune/dataset"
 	"github.com/rmprune/rmprune/evaluate"
+	"github.com/rmprune/rmprune/internal/version"
 	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/store"
@@ -77,7 +78,7 @@ func cmdSweep(e *env, args []string) error {
 			return errors.New("--min-channels, --round-to, --batch and --threads must be ≥ 1")
 		}
 		cfg.Defaults()
-		runner := &sweep.Runner{Version: versionString()}
+		runner := &sweep.Runner{Version: version.String()}
 		if _, err := runner.DatasetSpec(*data); err != nil {
 			// A spec the user typed (e.g. cifar10:DIR) names itself: the
 			// terminal user may read files, unlike a web request.

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+
+	"github.com/rmprune/rmprune/internal/version"
 )
 
 func main() {
@@ -31,7 +33,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	switch args[0] {
 	case "--version", "-version", "version":
-		fmt.Fprintln(stdout, "rmprune", versionString())
+		fmt.Fprintln(stdout, "rmprune", version.String())
 		return nil
 	case "-h", "--help", "help":
 		usage(stdout)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/rmprune/rmprune/bench"
 	"github.com/rmprune/rmprune/dataset"
 	"github.com/rmprune/rmprune/evaluate"
+	"github.com/rmprune/rmprune/internal/version"
 	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/pruning"
@@ -301,7 +301,7 @@ func (j *job) run(ctx context.Context) error {
 	}
 	j.version = r.Version
 	if j.version == "" {
-		j.version = buildVersion()
+		j.version = version.String()
 	}
 	j.report(j.frac, "loading model and data")
 	m, err := r.DB.Model(ctx, j.s.ModelID)
@@ -614,35 +614,6 @@ func (j *job) repairArtifacts(ctx context.Context, k Key, p store.Point) error {
 
 // formatRatio writes a stored ratio briefly: 0.3, 0.125.
 func formatRatio(r float64) string { return strconv.FormatFloat(r, 'f', -1, 64) }
-
-// buildVersion is the module's VCS revision, else "dev".
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "dev"
-	}
-	rev, dirty := "", ""
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "-dirty"
-			}
-		}
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if rev != "" {
-		return "dev-" + rev + dirty
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	return "dev"
-}
 
 // calibBatch draws n training images (the test split when there is no
 // training split) in a fixed shuffled order, shaped and normalised for g.
