@@ -24,7 +24,7 @@ type Side struct {
 }
 
 // Comparison is rmprune's engine against ONNX Runtime on the same exported
-// model, input, batch and threads, timed in alternating rounds of one run.
+// model, input, batch and threads, timed in alternating blocks of runs.
 type Comparison struct {
 	Engine     Side    `json:"engine"`
 	ORT        Side    `json:"onnxruntime"`
@@ -41,7 +41,7 @@ type Comparison struct {
 
 // Compare exports g to ONNX, loads it in ONNX Runtime with opt.Threads
 // intra-op threads, compiles it on the engine, checks both agree, then times
-// them alternately after warm-up (bench.Warmup runs each).
+// them in alternating blocks of runs after warm-up (bench.Warmup runs each).
 func Compare(ctx context.Context, g *nn.Graph, opt bench.Options) (*Comparison, error) {
 	if opt.Batch < 1 {
 		opt.Batch = 1
@@ -108,21 +108,30 @@ func Compare(ctx context.Context, g *nn.Graph, opt bench.Options) (*Comparison, 
 			return nil, err
 		}
 	}
+	// Alternate blocks of runs rather than single runs: both runtimes keep
+	// their worker threads spinning for a while after a run, and single-run
+	// alternation would make each pay for the other's spinning.
 	var te, to []time.Duration
 	start := time.Now()
+	block := max(opt.MinRuns/4, 5)
 	for len(te) < opt.MinRuns || time.Since(start) < opt.MinTime {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		t0 := time.Now()
-		if err := runEngine(); err != nil {
-			return nil, err
+		for i := 0; i < block; i++ {
+			t0 := time.Now()
+			if err := runEngine(); err != nil {
+				return nil, err
+			}
+			te = append(te, time.Since(t0))
 		}
-		t1 := time.Now()
-		if err := r.Run(); err != nil {
-			return nil, err
+		for i := 0; i < block; i++ {
+			t0 := time.Now()
+			if err := r.Run(); err != nil {
+				return nil, err
+			}
+			to = append(to, time.Since(t0))
 		}
-		te, to = append(te, t1.Sub(t0)), append(to, time.Since(t1))
 		if len(te) >= 10000 {
 			break
 		}
