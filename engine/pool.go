@@ -23,7 +23,7 @@ type Pool struct {
 }
 
 // spinIters bounds how long a worker spins for the next job before parking.
-const spinIters = 20000
+const spinIters = 200000
 
 // NewPool starts workers−1 goroutines (the caller is worker 0).
 func NewPool(workers int) *Pool {
@@ -57,7 +57,7 @@ func (p *Pool) loop(w int) {
 			}
 			spins++
 			if spins < spinIters {
-				if spins%64 == 0 {
+				if spins%2048 == 0 {
 					runtime.Gosched()
 				}
 				continue
@@ -115,7 +115,7 @@ func (p *Pool) Run(n int, fn func(worker, lo, hi int)) {
 	for p.pending.Load() != 0 {
 		spins++
 		if spins < spinIters {
-			if spins%64 == 0 {
+			if spins%2048 == 0 {
 				runtime.Gosched()
 			}
 			continue
