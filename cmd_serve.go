@@ -107,18 +107,11 @@ func cmdServe(e *env, args []string) error {
 		}
 	})
 	if !*noDemo {
-		data, trained, err := demo.MNIST()
-		if err != nil {
-			return err
-		}
-		id, created, err := web.InstallDemo(ctx, db, web.DemoOptions{Model: data, Name: "resnet20-mnist (demo)",
+		id, created, err := web.InstallDemo(ctx, db, web.DemoOptions{Model: demo.MNIST(), Name: "resnet20-mnist (demo)",
 			Dataset: "mnist", Ratios: []float64{0.3, 0.5, 0.7}, Limit: 2000})
 		if err != nil {
 			log.Error("demo not installed", "err", err)
 		} else if created {
-			if !trained {
-				log.Warn("demo model is untrained (demo/" + demo.MNISTFile + " is not embedded): accuracies will be near chance")
-			}
 			log.Info("demo installed", "sweep", id)
 		}
 	}

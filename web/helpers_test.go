@@ -108,11 +108,7 @@ func newEnv(t *testing.T, maxUpload int64) *testEnv {
 	runner := &fakeRunner{real: &sweep.Runner{DB: db, NoFinetune: true}, db: db, delay: 20 * time.Millisecond}
 	q := NewQueue(db, runner, 1, nil)
 	h := NewServer(Deps{DB: db, Runner: runner, Queue: q, Datasets: []string{"mnist", "fashion-mnist"}, MaxUpload: maxUpload})
-	b, _, err := demo.MNIST()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testEnv{t: t, db: db, h: h, queue: q, model: b}
+	return &testEnv{t: t, db: db, h: h, queue: q, model: demo.MNIST()}
 }
 
 // do runs one request and returns the recorder.
