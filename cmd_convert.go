@@ -11,6 +11,7 @@ import (
 	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/nn/onnx"
+	"github.com/rmprune/rmprune/pruning"
 	"github.com/rmprune/rmprune/rm"
 )
 
@@ -82,6 +83,21 @@ func cmdConvert(e *env, args []string) error {
 		}
 		r.Report = *rep
 		r.ParamsSource = rep.ParamsBefore
+		// Count prunable channels as prune does (DESIGN's "channels").
+		before := pruning.FormRMNet
+		if g.HasResidual() {
+			before = pruning.FormResNet
+		}
+		if r.ChannelsBefore, err = pruning.Channels(g, before); err != nil {
+			return err
+		}
+		after := pruning.FormRMNet
+		if conv.HasResidual() {
+			after = pruning.FormResNet
+		}
+		if r.ChannelsAfter, err = pruning.Channels(conv, after); err != nil {
+			return err
+		}
 		r.Layers = rep.After.Layers
 		if ext == ".onnx" {
 			err = onnx.WriteFile(*out, conv, onnx.Options{Shape: in})
