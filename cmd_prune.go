@@ -84,6 +84,10 @@ func cmdPrune(e *env, args []string) error {
 			return err
 		}
 		r := res.Report
+		if *calib == "" && strings.Contains(r.StatsSource, "default") {
+			fmt.Fprintln(e.stderr, "note: some reserved channels and block outputs were scored with fallback statistics (variance 1),\n"+
+				"      which carry no information and can make slim remove inner channels first; pass --calib DATASET")
+		}
 		return f.report(r, func(w io.Writer) {
 			fmt.Fprintf(w, "wrote %s: %s, form %s, statistics %s\n", *out, r.Method, r.Form, r.StatsSource)
 			fmt.Fprintf(w, "removed %.1f%% of prunable channels (%d → %d), %.1f%% of all channels\n",
