@@ -14,27 +14,11 @@ import (
 	"time"
 
 	"github.com/rmprune/rmprune/engine"
-	"github.com/rmprune/rmprune/kernels"
 	"github.com/rmprune/rmprune/nn"
 )
 
 // Warmup is the number of untimed runs before measuring.
 const Warmup = 3
-
-// Env describes where a measurement was taken.
-type Env struct {
-	CPU     string `json:"cpu"`
-	ISA     string `json:"isa"`
-	Threads int    `json:"threads"`
-	Cores   int    `json:"cores"`
-	GoOS    string `json:"goos"`
-	GoArch  string `json:"goarch"`
-}
-
-// Environment returns the current machine's description.
-func Environment(threads int) Env {
-	return Env{CPU: CPUModel(), ISA: kernels.ISA(), Threads: threads, Cores: runtime.NumCPU(), GoOS: runtime.GOOS, GoArch: runtime.GOARCH}
-}
 
 // CPUModel reads the CPU model name (Linux), or GOARCH elsewhere.
 func CPUModel() string {
