@@ -170,3 +170,58 @@ func TestPrunedFixturesOnEngine(t *testing.T) {
 		}
 	}
 }
+
+// convert reports DESIGN's keys, proves the conversion exact, and writes a
+// model that runs to the same output (BN-kept and folded, safetensors and ONNX).
+func TestConvertReport(t *testing.T) {
+	dir := t.TempDir()
+	model := fixture.Path("resnet56_rm.pth")
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"folded.safetensors", nil},
+		{"keptbn.safetensors", []string{"--keep-bn"}},
+		{"plain.onnx", nil},
+		{"baseline.onnx", []string{"--no-rm"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(dir, tt.name)
+			stdout, stderr, err := runCLI(t, append([]string{"convert", "--model", model, "--out", out, "--json"}, tt.args...)...)
+			if err != nil {
+				t.Fatalf("%v: %s", err, stderr)
+			}
+			var r map[string]any
+			if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"max_abs_err", "max_rel_err", "params_source", "params_before", "params_after", "macs_before",
+				"macs_after", "flops_before", "flops_after", "channels_before", "channels_after", "layers"} {
+				if _, ok := r[k]; !ok {
+					t.Errorf("report lacks %q", k)
+				}
+			}
+			if rel := r["max_rel_err"].(float64); rel > 1e-5 {
+				t.Errorf("max_rel_err got %g; want ≤ 1e-5", rel)
+			}
+			rm := len(tt.args) == 0 || tt.args[0] != "--no-rm"
+			if grew := r["params_after"].(float64) > r["params_before"].(float64); grew != rm {
+				t.Errorf("params %v → %v; want growth only with RM", r["params_before"], r["params_after"])
+			}
+			if _, err := os.Stat(out); err != nil {
+				t.Fatal(err)
+			}
+			if filepath.Ext(out) != ".safetensors" {
+				return
+			}
+			y := filepath.Join(dir, tt.name+".npy")
+			if _, stderr, err := runCLI(t, "run", "--model", out, "--input", fixture.Path("resnet56_rm.input.npy"), "--out", y); err != nil {
+				t.Fatalf("%v: %s", err, stderr)
+			}
+			_, got, _ := npy.ReadFile(y)
+			if rel, _ := nn.RelError(got, fixture.Act(t, "resnet56_rm.output.npy").D); rel > 1e-5 {
+				t.Errorf("converted model vs PyTorch: rel error %g; want ≤ 1e-5", rel)
+			}
+		})
+	}
+}
