@@ -125,10 +125,16 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 	case sw == 1 && s.PadH == 0 && s.PadW == 0:
 	case sw == 1:
 		img = w.img[:s.C*hp*wp]
-		clear(img)
 		cp := wt.ks.copy
 		for c := 0; c < s.C; c++ {
-			cp(&img[c*hp*wp+s.PadH*wp+s.PadW], wp, &src[c*s.H*s.W], s.W, s.H, s.W)
+			plane := img[c*hp*wp : (c+1)*hp*wp]
+			// Zero only the border: the copy overwrites the interior.
+			clear(plane[:s.PadH*wp+s.PadW])
+			for y := 1; y < s.H; y++ {
+				clear(plane[(s.PadH+y)*wp-s.PadW : (s.PadH+y)*wp+s.PadW])
+			}
+			clear(plane[(s.PadH+s.H)*wp-s.PadW:])
+			cp(&plane[s.PadH*wp+s.PadW], wp, &src[c*s.H*s.W], s.W, s.H, s.W)
 		}
 	default:
 		// Phase p holds padded columns p, p+sw, ...: img[p][c][y][x'] = pad[c][y][sw·x'+p].
