@@ -73,7 +73,8 @@ func planSplit(w []float32, s kernels.ConvShape) *split {
 	if sp.rows == 0 && sp.q == 0 {
 		return nil
 	}
-	// Don't split a conv that is almost all centre-only: the 1×1 part would be the whole conv.
+	// The centre-only part: a gather when every dense row reads at most one
+	// of those channels, else a 1×1 GEMM.
 	if sp.q > 0 {
 		sp.sel, sp.coef = make([]int, dense), make([]float32, dense)
 		for i := range sp.sel {

@@ -74,7 +74,7 @@ type step struct {
 	scale []float32          // channelwise
 	ep    kernels.Epilogue
 	res   int // buffer to preload into the output before an accumulating conv (-1: none)
-	k     int // pooling window / groups
+	k     int // pooling window
 	s, p  int
 	ns    int64
 }
@@ -344,7 +344,6 @@ func (e *Engine) planConv(st *step, n *nn.Node) error {
 		}
 	default:
 		st.kind = kGroupConv
-		st.k = g
 		icg, ocg := n.In/g, n.Out/g
 		st.conv = kernels.ConvShape{C: icg, H: in.H, W: in.W, OutC: ocg, KH: n.Kernel, KW: n.Kernel,
 			StrideH: n.Stride, StrideW: n.Stride, PadH: n.Pad, PadW: n.Pad}
