@@ -450,16 +450,23 @@ func exec(st *step, ws *kernels.Workspace, bufs [][]float32, n int) {
 	src := bufs[st.in[0]][:n*isz]
 	switch st.kind {
 	case kConv, kGroupConv, kDepthwise:
-		if st.res >= 0 {
+		if st.res >= 0 && (st.kind != kConv || st.sp != nil) {
 			copy(out, bufs[st.res][:n*osz])
 		}
 		for b := 0; b < n; b++ {
 			x, y := src[b*isz:(b+1)*isz], out[b*osz:(b+1)*osz]
 			switch st.kind {
 			case kConv:
-				if st.sp != nil {
+				switch {
+				case st.sp != nil:
 					st.sp.run(ws, y, x, st.conv, &st.ep)
-				} else {
+				case st.res >= 0:
+					// Each worker adds the residual of its own output tiles.
+					ep := st.ep
+					ep.Accumulate = false
+					ep.Residual = bufs[st.res][b*osz : (b+1)*osz]
+					ws.Conv2D(y, x, st.w, st.conv, &ep)
+				default:
 					ws.Conv2D(y, x, st.w, st.conv, &st.ep)
 				}
 			case kDepthwise:

@@ -58,10 +58,14 @@ func ConvScratch(s ConvShape) int {
 }
 
 // Reserve grows the Workspace's conv scratch for shape s (see [ConvScratch]),
-// so that later Conv2D calls up to that size allocate nothing.
+// so that later Conv2D calls up to that size allocate nothing. Every worker
+// gets its own input copy: each pads just the rows it reads, so the layers of
+// a layer-parallel inference keep their data in the core that computes it.
 func (w *Workspace) Reserve(s ConvShape) {
-	if n := ConvScratch(s); len(w.img) < n {
-		w.img = make([]float32, n)
+	if n := ConvScratch(s); len(w.imgs[0]) < n {
+		for i := range w.imgs {
+			w.imgs[i] = make([]float32, n)
+		}
 	}
 	if k := s.K(); len(w.offs) < k {
 		w.offs = make([]int32, k)
@@ -75,15 +79,23 @@ type convGeo struct {
 	rowStride int // image offset between output rows
 }
 
+// convSrc is the unpadded input of a conv whose workers copy (pad and
+// phase-split) the input rows they read into their own scratch.
+type convSrc struct {
+	src []float32
+	s   ConvShape
+}
+
 // Conv2D computes dst[OutC×OutH×OutW] (+)= conv(src[C×H×W], w) with the
 // epilogue ep applied per output channel.
 //
-// B is never materialised as an im2col matrix: the input is copied once into
-// Workspace scratch, zero-padded and, for StrideW > 1, split into StrideW
-// column phases (so every kernel row reads contiguous floats; see
-// [ConvScratch]), and the microkernels then read it in place through a table
-// of tap offsets, or strips are packed from it when output rows are narrower
-// than a vector. A 1×1 stride-1 unpadded conv is a direct GEMM on src.
+// B is never materialised as an im2col matrix: each worker copies the input
+// rows its outputs read into its own scratch, zero-padded and, for StrideW >
+// 1, split into StrideW column phases (so every kernel row reads contiguous
+// floats; see [ConvScratch]), and the microkernels then read it in place
+// through a table of tap offsets, or strips are packed from it when output
+// rows are narrower than a vector. A 1×1 stride-1 unpadded conv is a direct
+// GEMM on src.
 func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epilogue) {
 	s.check()
 	if wt.M != s.OutC || wt.K != s.K() {
@@ -94,16 +106,16 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 	}
 	n := s.OutH() * s.OutW()
 	if s.KH == 1 && s.KW == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadH == 0 && s.PadW == 0 {
-		w.run(wt, bRows, src, n, convGeo{}, dst, n, n, ep)
+		w.run(wt, bRows, src, n, convGeo{}, nil, dst, n, n, ep)
 		return
 	}
 	if s.KH == 1 && s.KW == 1 && s.PadH == 0 && s.PadW == 0 {
 		// Strided 1×1: subsample the input, then a direct GEMM.
 		oh, ow := s.OutH(), s.OutW()
-		if len(w.img) < s.C*n {
-			w.img = make([]float32, s.C*n)
+		if len(w.imgs[0]) < s.C*n {
+			w.imgs[0] = make([]float32, s.C*n)
 		}
-		img := w.img[:s.C*n]
+		img := w.imgs[0][:s.C*n]
 		for c := 0; c < s.C; c++ {
 			for y := 0; y < oh; y++ {
 				row := src[(c*s.H+y*s.StrideH)*s.W:]
@@ -113,69 +125,13 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 				}
 			}
 		}
-		w.run(wt, bRows, img, n, convGeo{}, dst, n, n, ep)
+		w.run(wt, bRows, img, n, convGeo{}, nil, dst, n, n, ep)
 		return
 	}
 	w.Reserve(s)
 	src = src[:s.C*s.H*s.W]
-	hp, wp, sw := s.H+2*s.PadH, s.W+2*s.PadW, s.StrideW
-	wq := (wp + sw - 1) / sw // width of one column phase
-	img := src
-	switch {
-	case sw == 1 && s.PadH == 0 && s.PadW == 0:
-	case sw == 1:
-		img = w.img[:s.C*hp*wp]
-		cp := wt.ks.copy
-		for c := 0; c < s.C; c++ {
-			plane := img[c*hp*wp : (c+1)*hp*wp]
-			// Zero only the border: the copy overwrites the interior.
-			clear(plane[:s.PadH*wp+s.PadW])
-			for y := 1; y < s.H; y++ {
-				clear(plane[(s.PadH+y)*wp-s.PadW : (s.PadH+y)*wp+s.PadW])
-			}
-			clear(plane[(s.PadH+s.H)*wp-s.PadW:])
-			cp(&plane[s.PadH*wp+s.PadW], wp, &src[c*s.H*s.W], s.W, s.H, s.W)
-		}
-	default:
-		// Phase p holds padded columns p, p+sw, ...: img[p][c][y][x'] = pad[c][y][sw·x'+p].
-		img = w.img[:sw*s.C*hp*wq]
-		clear(img)
-		phase := s.C * hp * wq
-		if sw == 2 {
-			// Even source columns land in phase PadW%2, odd ones in the other.
-			pe, eo := s.PadW%2, s.PadW/2
-			po, oo := 1-pe, (s.PadW+1)/2
-			ne, no := (s.W+1)/2, s.W/2
-			for c := 0; c < s.C; c++ {
-				for y := 0; y < s.H; y++ {
-					dy := (c*hp + y + s.PadH) * wq
-					ev := img[pe*phase+dy+eo : pe*phase+dy+eo+ne]
-					od := img[po*phase+dy+oo : po*phase+dy+oo+no+1]
-					row := src[(c*s.H+y)*s.W : (c*s.H+y+1)*s.W]
-					wt.ks.deint(&ev[0], &od[0], &row[0], s.W)
-				}
-			}
-		}
-		for p := 0; p < sw && sw != 2; p++ {
-			// Source column x = sw·x' + p − PadW for x' ≥ xq0.
-			xq0 := max(0, (s.PadW-p+sw-1)/sw)
-			x0 := sw*xq0 + p - s.PadW
-			if x0 >= s.W {
-				continue
-			}
-			cnt := (s.W-1-x0)/sw + 1
-			for c := 0; c < s.C; c++ {
-				for y := 0; y < s.H; y++ {
-					row := src[(c*s.H+y)*s.W+x0 : (c*s.H+y+1)*s.W]
-					d := img[p*phase+(c*hp+y+s.PadH)*wq+xq0:]
-					d = d[:cnt]
-					for i := range d {
-						d[i] = row[i*sw]
-					}
-				}
-			}
-		}
-	}
+	hp, sw := s.H+2*s.PadH, s.StrideW
+	wq := (s.W + 2*s.PadW + sw - 1) / sw // width of one column phase
 	// offs[k] is the offset of tap k = (ci, ky, kx) from an output's first tap.
 	offs := w.offs[:s.K()]
 	phase := s.C * hp * wq
@@ -187,7 +143,89 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 			}
 		}
 	}
-	w.run(wt, bConv, img, 0, convGeo{ow: s.OutW(), rowStride: s.StrideH * wq}, dst, n, n, ep)
+	geo := convGeo{ow: s.OutW(), rowStride: s.StrideH * wq}
+	if sw == 1 && s.PadH == 0 && s.PadW == 0 {
+		w.run(wt, bConv, src, 0, geo, nil, dst, n, n, ep) // read in place
+		return
+	}
+	w.cs = convSrc{src: src, s: s}
+	w.run(wt, bConv, nil, 0, geo, &w.cs, dst, n, n, ep)
+	w.cs = convSrc{}
+}
+
+// padRows writes padded rows [y0, y1) of every channel (and column phase) of
+// the input into img, laid out as [ConvScratch] describes: the rows the
+// outputs in rows [y0/StrideH, …) read.
+func padRows(ks *kernelSet, img []float32, cs *convSrc, y0, y1 int) {
+	s, src := &cs.s, cs.src
+	hp, wp, sw := s.H+2*s.PadH, s.W+2*s.PadW, s.StrideW
+	wq := (wp + sw - 1) / sw
+	// Source rows [a, b) land in padded rows [a+PadH, b+PadH).
+	a, b := max(y0-s.PadH, 0), min(y1-s.PadH, s.H)
+	if sw == 1 {
+		for c := 0; c < s.C; c++ {
+			plane := img[c*hp*wp : (c+1)*hp*wp]
+			if a >= b {
+				clear(plane[y0*wp : y1*wp])
+				continue
+			}
+			pa, pb := a+s.PadH, b+s.PadH
+			// Zero only the border: the copy overwrites the interior.
+			clear(plane[y0*wp : pa*wp+s.PadW])
+			for y := pa + 1; y < pb; y++ {
+				// Right pad of row y−1 and left pad of row y (too short for clear).
+				border := plane[y*wp-s.PadW : y*wp+s.PadW]
+				for i := range border {
+					border[i] = 0
+				}
+			}
+			clear(plane[pb*wp-s.PadW : y1*wp])
+			ks.copy(&plane[pa*wp+s.PadW], wp, &src[(c*s.H+a)*s.W], s.W, b-a, s.W)
+		}
+		return
+	}
+	// Phase p holds padded columns p, p+sw, ...: img[p][c][y][x'] = pad[c][y][sw·x'+p].
+	phase := s.C * hp * wq
+	for p := 0; p < sw; p++ {
+		for c := 0; c < s.C; c++ {
+			clear(img[p*phase+(c*hp+y0)*wq : p*phase+(c*hp+y1)*wq])
+		}
+	}
+	if sw == 2 {
+		// Even source columns land in phase PadW%2, odd ones in the other.
+		pe, eo := s.PadW%2, s.PadW/2
+		po, oo := 1-pe, (s.PadW+1)/2
+		ne, no := (s.W+1)/2, s.W/2
+		for c := 0; c < s.C; c++ {
+			for y := a; y < b; y++ {
+				dy := (c*hp + y + s.PadH) * wq
+				ev := img[pe*phase+dy+eo : pe*phase+dy+eo+ne]
+				od := img[po*phase+dy+oo : po*phase+dy+oo+no+1]
+				row := src[(c*s.H+y)*s.W : (c*s.H+y+1)*s.W]
+				ks.deint(&ev[0], &od[0], &row[0], s.W)
+			}
+		}
+		return
+	}
+	for p := 0; p < sw; p++ {
+		// Source column x = sw·x' + p − PadW for x' ≥ xq0.
+		xq0 := max(0, (s.PadW-p+sw-1)/sw)
+		x0 := sw*xq0 + p - s.PadW
+		if x0 >= s.W {
+			continue
+		}
+		cnt := (s.W-1-x0)/sw + 1
+		for c := 0; c < s.C; c++ {
+			for y := a; y < b; y++ {
+				row := src[(c*s.H+y)*s.W+x0 : (c*s.H+y+1)*s.W]
+				d := img[p*phase+(c*hp+y+s.PadH)*wq+xq0:]
+				d = d[:cnt]
+				for i := range d {
+					d[i] = row[i*sw]
+				}
+			}
+		}
+	}
 }
 
 // packConv writes the im2col strip B[k0:k0+kb, j0:j0+nr] into dst (stride

@@ -92,9 +92,22 @@ func testConv2D(t *testing.T) {
 			if ci%2 == 1 {
 				wsx = wsPar
 			}
+			refEp, refOld := ep, old
+			if ep != nil && ci%3 == 0 {
+				// A residual is the same as accumulating onto old (+) it.
+				ep.Residual = randSlice(rng, n)
+				refEp = &Epilogue{Bias: ep.Bias, Act: ep.Act, Slope: ep.Slope, Min: ep.Min, Max: ep.Max, Accumulate: true}
+				refOld = make([]float32, n)
+				for i, r := range ep.Residual {
+					refOld[i] = r
+					if ep.Accumulate {
+						refOld[i] += old[i]
+					}
+				}
+			}
 			wsx.Conv2D(dst, src, pw, s, ep)
 			checkGuards(t, buf, off, n, func(int) bool { return true })
-			if e := relErr(dst, refConv(src, w, s, old, ep)); e > convTol {
+			if e := relErr(dst, refConv(src, w, s, refOld, refEp)); e > convTol {
 				t.Fatalf("%s: rel err %.3g; want ≤ %g", name, e, convTol)
 			}
 		}

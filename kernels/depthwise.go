@@ -27,6 +27,7 @@ func DepthwiseOut(h, w, stride int) (oh, ow int) {
 // each padded channel must fit the per-worker scratch ((h+2)·(w+2) ≤
 // [StripFloats], images up to about 219×219).
 func (w *Workspace) Depthwise3x3(dst, src, wts []float32, c, h, wd, stride int, ep *Epilogue) {
+	ep.noResidual("Depthwise3x3")
 	if c <= 0 || h <= 0 || wd <= 0 || (stride != 1 && stride != 2) {
 		panic(fmt.Sprintf("kernels: Depthwise3x3 bad dims c=%d h=%d w=%d stride=%d", c, h, wd, stride))
 	}

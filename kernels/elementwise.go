@@ -6,6 +6,7 @@ import "fmt"
 // row r is output channel r (bias, activation, clamp; Accumulate is
 // ignored). It serves standalone activations, e.g. after a residual [Add].
 func (e *Epilogue) Apply(x []float32, rows, n int) {
+	e.noResidual("Epilogue.Apply")
 	if rows <= 0 || n <= 0 {
 		return
 	}

@@ -20,7 +20,8 @@ const (
 // as it is written:
 //
 //	y = Σ a·b
-//	if Accumulate { y += old C }      // residual add, split-K
+//	if Accumulate { y += old C }      // split-K, preloaded residual
+//	if Residual != nil { y += R }     // residual add (same layout as C)
 //	if Bias != nil { y += Bias[r] }
 //	y = Act(y)                        // PReLU uses Slope[r]
 //	if Min != nil { y = min(max(y, Min[r]), Max[r]) }
@@ -33,6 +34,10 @@ type Epilogue struct {
 	Slope      []float32 // per-row PReLU slopes (Act == ActPReLU)
 	Min, Max   []float32 // optional per-row clamp applied after Act; both or neither
 	Accumulate bool      // add the product to the existing contents of C
+	// Residual, laid out like C, is added to the product (Gemm and Conv2D
+	// only). Each worker reads the part of its own output tiles, which keeps
+	// a layer-parallel residual block's data in the core that computes it.
+	Residual []float32
 }
 
 // flags returns the kernel flag bits and validates per-row slices for m rows.
@@ -41,7 +46,7 @@ func (e *Epilogue) flags(m int) int {
 		return 0
 	}
 	f := 0
-	if e.Accumulate {
+	if e.Accumulate || e.Residual != nil {
 		f |= flagAcc
 	}
 	if e.Bias != nil {
@@ -71,6 +76,13 @@ func (e *Epilogue) flags(m int) int {
 		f |= flagClamp
 	}
 	return f
+}
+
+// noResidual panics for an epilogue with a Residual in a routine without one.
+func (e *Epilogue) noResidual(op string) {
+	if e != nil && e.Residual != nil {
+		panic("kernels: " + op + " does not take an epilogue residual")
+	}
 }
 
 // PackedA is a row-major M×K matrix (weights: M output channels, K inputs)
@@ -156,8 +168,9 @@ type Workspace struct {
 	par     ParallelFunc
 	strips  [][]float32 // per worker: a packed B strip (StripFloats) and an edge tile
 	tmp     []float32   // Linear transposition buffer, grown on demand
-	img     []float32   // zero-padded conv input, grown on demand
+	imgs    [][]float32 // per worker: zero-padded conv input rows, grown on demand
 	offs    []int32     // conv tap offsets, grown on demand
+	cs      convSrc     // input of the running conv
 
 	job    gemmJob
 	task   func(worker, lo, hi int) // bound once to runTasks
@@ -180,7 +193,7 @@ func NewWorkspace(workers int, par ParallelFunc) *Workspace {
 	if workers < 1 || par == nil {
 		workers, par = 1, nil
 	}
-	w := &Workspace{workers: workers, par: par, strips: make([][]float32, workers)}
+	w := &Workspace{workers: workers, par: par, strips: make([][]float32, workers), imgs: make([][]float32, workers)}
 	for i := range w.strips {
 		w.strips[i] = make([]float32, StripFloats+maxMR*maxNR)
 	}
@@ -209,7 +222,8 @@ type gemmJob struct {
 	kind   bKind
 	b      []float32
 	ldb    int
-	geo    convGeo // bConv: output geometry over the (phase-split) image
+	geo    convGeo  // bConv: output geometry over the (phase-split) image
+	cs     *convSrc // bConv with b == nil: each worker pads the rows it reads
 	c      []float32
 	ldc    int
 	n      int
@@ -231,15 +245,18 @@ func (w *Workspace) Gemm(c []float32, ldc int, a *PackedA, b []float32, ldb, n i
 	if a.K > 0 && len(b) < (a.K-1)*ldb+n {
 		panic(fmt.Sprintf("kernels: Gemm B has %d elements, need %d", len(b), (a.K-1)*ldb+n))
 	}
-	w.run(a, bRows, b, ldb, convGeo{}, c, ldc, n, ep)
+	w.run(a, bRows, b, ldb, convGeo{}, nil, c, ldc, n, ep)
 }
 
-func (w *Workspace) run(a *PackedA, kind bKind, b []float32, ldb int, geo convGeo, c []float32, ldc, n int, ep *Epilogue) {
+func (w *Workspace) run(a *PackedA, kind bKind, b []float32, ldb int, geo convGeo, cs *convSrc, c []float32, ldc, n int, ep *Epilogue) {
 	if len(c) < (a.M-1)*ldc+n {
 		panic(fmt.Sprintf("kernels: output has %d elements, need %d", len(c), (a.M-1)*ldc+n))
 	}
+	if ep != nil && ep.Residual != nil && len(ep.Residual) < (a.M-1)*ldc+n {
+		panic(fmt.Sprintf("kernels: epilogue residual has %d elements, need %d", len(ep.Residual), (a.M-1)*ldc+n))
+	}
 	j := &w.job
-	*j = gemmJob{a: a, kind: kind, b: b, ldb: ldb, geo: geo, c: c, ldc: ldc, n: n, flags: ep.flags(a.M)}
+	*j = gemmJob{a: a, kind: kind, b: b, ldb: ldb, geo: geo, cs: cs, c: c, ldc: ldc, n: n, flags: ep.flags(a.M)}
 	if ep != nil {
 		j.ep = *ep
 	}
@@ -266,23 +283,49 @@ func (w *Workspace) run(a *PackedA, kind bKind, b []float32, ldb int, geo convGe
 }
 
 // runTasks executes tasks [lo, hi) of the current job with worker's scratch.
+// A conv whose input needs padding is copied here, by each worker for the
+// output rows of its tasks, and so is the residual of its output tiles.
 func (w *Workspace) runTasks(worker, lo, hi int) {
 	j := &w.job
 	ks := j.a.ks
 	strips := (j.n + ks.nr - 1) / ks.nr
 	panels := (j.a.M + ks.mr - 1) / ks.mr
+	b := j.b
+	if j.cs != nil {
+		n0 := (lo / j.mTasks) * strips / j.nTasks * ks.nr
+		n1 := min(((hi-1)/j.mTasks+1)*strips/j.nTasks*ks.nr, j.n)
+		s := &j.cs.s
+		y0 := n0 / j.geo.ow * s.StrideH
+		y1 := ((n1-1)/j.geo.ow)*s.StrideH + s.KH
+		b = w.imgs[worker][:ConvScratch(*s)]
+		padRows(ks, b, j.cs, y0, y1)
+	}
 	for t := lo; t < hi; t++ {
 		mi, ni := t%j.mTasks, t/j.mTasks
 		s0, s1 := ni*strips/j.nTasks, (ni+1)*strips/j.nTasks
 		p0, p1 := mi*panels/j.mTasks, (mi+1)*panels/j.mTasks
-		w.block(w.strips[worker], s0, s1, p0*ks.mr, min(p1*ks.mr, j.a.M))
+		m0, m1 := p0*ks.mr, min(p1*ks.mr, j.a.M)
+		if r := j.ep.Residual; r != nil {
+			c0, c1 := s0*ks.nr, min(s1*ks.nr, j.n)
+			for i := m0; i < m1; i++ {
+				dst, src := j.c[i*j.ldc+c0:i*j.ldc+c1], r[i*j.ldc+c0:i*j.ldc+c1]
+				if j.ep.Accumulate {
+					for x, v := range src {
+						dst[x] += v
+					}
+				} else {
+					copy(dst, src)
+				}
+			}
+		}
+		w.block(b, w.strips[worker], s0, s1, m0, m1)
 	}
 }
 
 var dummy [1]float32
 
 // block computes the outputs of column strips [s0, s1) and rows [m0, m1).
-func (w *Workspace) block(buf []float32, s0, s1, m0, m1 int) {
+func (w *Workspace) block(b, buf []float32, s0, s1, m0, m1 int) {
 	j := &w.job
 	a := j.a
 	ks := a.ks
@@ -302,7 +345,7 @@ func (w *Workspace) block(buf []float32, s0, s1, m0, m1 int) {
 			kb := min(a.kc, K-k0)
 			fused := j.kind == bRows && ks.pk != nil && fusedPack
 			if kb > 0 && j.kind == bRows && full > 0 && !fused {
-				ks.strips(&buf[0], &j.b[k0*j.ldb+sg*NR], j.ldb, kb, full, stride, NR)
+				ks.strips(&buf[0], &b[k0*j.ldb+sg*NR], j.ldb, kb, full, stride, NR)
 			}
 			flags := j.flags
 			if k0 > 0 {
@@ -314,12 +357,12 @@ func (w *Workspace) block(buf []float32, s0, s1, m0, m1 int) {
 			for g := 0; g < ng; g++ {
 				j0 := (sg + g) * NR
 				nr := min(NR, j.n-j0)
-				bases, mode := w.directB(j0, nr)
+				bases, mode := w.directB(b, j0, nr)
 				sbuf := buf[g*stride : g*stride+kcMax*NR]
 				// With fused packing the first row panel packs the strip.
 				packFirst := fused && g < full && kb > 0
 				if kb > 0 && mode == bPacked && !(j.kind == bRows && g < full) {
-					w.pack(sbuf[:kb*NR], k0, kb, j0, nr, NR)
+					w.pack(b, sbuf[:kb*NR], k0, kb, j0, nr, NR)
 				}
 				for i0 := m0; i0 < m1; i0 += MR {
 					mr := min(MR, m1-i0)
@@ -330,7 +373,7 @@ func (w *Workspace) block(buf []float32, s0, s1, m0, m1 int) {
 					bias, slope, lo, hi := j.rowPtrs(i0, flags)
 					if packFirst {
 						packFirst = false
-						ks.pk[mr-1](kb, ap, &j.b[k0*j.ldb+j0], j.ldb, &sbuf[0], &j.c[i0*j.ldc+j0], j.ldc, flags, bias, slope, lo, hi)
+						ks.pk[mr-1](kb, ap, &b[k0*j.ldb+j0], j.ldb, &sbuf[0], &j.c[i0*j.ldc+j0], j.ldc, flags, bias, slope, lo, hi)
 						continue
 					}
 					switch mode {
@@ -374,7 +417,7 @@ const (
 // read unpacked by the indirect kernels: every vector (bVec) or half-vector
 // (bHalf) of the full-width strip lies on one output row. It returns the
 // base pointers of the vectors or halves.
-func (w *Workspace) directB(j0, nr int) (base [4]*float32, mode int) {
+func (w *Workspace) directB(b []float32, j0, nr int) (base [4]*float32, mode int) {
 	j := &w.job
 	ks := j.a.ks
 	if j.kind != bConv || ks.ind == nil || nr != ks.nr || j.a.K == 0 || !directEnabled {
@@ -390,10 +433,10 @@ func (w *Workspace) directB(j0, nr int) (base [4]*float32, mode int) {
 				return false
 			}
 			off := oy*j.geo.rowStride + ox
-			if off+last+width > len(j.b) {
+			if off+last+width > len(b) {
 				panic("kernels: internal error: direct strip out of range")
 			}
-			base[v] = &j.b[off]
+			base[v] = &b[off]
 		}
 		return true
 	}
@@ -428,11 +471,11 @@ func (j *gemmJob) rowPtrs(i0, flags int) (bias, slope, lo, hi *float32) {
 
 // pack writes the kb×NR strip of B at rows [k0, k0+kb), columns [j0, j0+nr)
 // into dst (row-major, stride NR), zero-filling columns nr..NR.
-func (w *Workspace) pack(dst []float32, k0, kb, j0, nr, NR int) {
+func (w *Workspace) pack(b, dst []float32, k0, kb, j0, nr, NR int) {
 	j := &w.job
 	switch j.kind {
 	case bRows:
-		j.a.ks.copy(&dst[0], NR, &j.b[k0*j.ldb+j0], j.ldb, kb, nr)
+		j.a.ks.copy(&dst[0], NR, &b[k0*j.ldb+j0], j.ldb, kb, nr)
 		if nr < NR {
 			for q := 0; q < kb; q++ {
 				clear(dst[q*NR+nr : q*NR+NR])
@@ -441,13 +484,13 @@ func (w *Workspace) pack(dst []float32, k0, kb, j0, nr, NR int) {
 	case bTrans:
 		clear(dst)
 		for col := 0; col < nr; col++ {
-			src := j.b[(j0+col)*j.ldb+k0:]
+			src := b[(j0+col)*j.ldb+k0:]
 			src = src[:kb]
 			for q, v := range src {
 				dst[q*NR+col] = v
 			}
 		}
 	case bConv:
-		packConv(j.a.ks, dst, j.b, w.offs, j.geo, k0, kb, j0, nr, NR)
+		packConv(j.a.ks, dst, b, w.offs, j.geo, k0, kb, j0, nr, NR)
 	}
 }

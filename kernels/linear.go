@@ -17,12 +17,13 @@ func LinearScratch(m, batch int) int {
 // matrix-vector product; larger batches use the Workspace's transposition
 // scratch ([LinearScratch], grown on first use).
 func (w *Workspace) Linear(dst, x []float32, batch int, wt *PackedA, ep *Epilogue) {
+	ep.noResidual("Linear")
 	m, k := wt.M, wt.K
 	if batch <= 0 || len(x) < batch*k || len(dst) < batch*m {
 		panic(fmt.Sprintf("kernels: Linear bad dims batch=%d x=%d dst=%d for %d×%d weights", batch, len(x), len(dst), m, k))
 	}
 	if batch == 1 {
-		w.run(wt, bRows, x, 1, convGeo{}, dst, 1, 1, ep)
+		w.run(wt, bRows, x, 1, convGeo{}, nil, dst, 1, 1, ep)
 		return
 	}
 	if n := LinearScratch(m, batch); len(w.tmp) < n {
@@ -36,7 +37,7 @@ func (w *Workspace) Linear(dst, x []float32, batch int, wt *PackedA, ep *Epilogu
 			}
 		}
 	}
-	w.run(wt, bTrans, x, k, convGeo{}, t, batch, batch, ep)
+	w.run(wt, bTrans, x, k, convGeo{}, nil, t, batch, batch, ep)
 	for b := 0; b < batch; b++ {
 		for i := 0; i < m; i++ {
 			dst[b*m+i] = t[i*batch+b]
