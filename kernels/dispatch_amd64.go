@@ -4,6 +4,12 @@ package kernels
 
 import "golang.org/x/sys/cpu"
 
+// The Winograd transforms use 8-lane YMM code on both paths.
+var (
+	winoInAVX2  = [2]winoInFunc{winoInAVX2_2, winoInAVX2_4}
+	winoOutAVX2 = [2]winoOutFunc{winoOutAVX2_2, winoOutAVX2_4}
+)
+
 // nativeSets returns the assembly paths the CPU supports, fastest first.
 func nativeSets() []*kernelSet {
 	var out []*kernelSet
@@ -11,14 +17,16 @@ func nativeSets() []*kernelSet {
 		out = append(out, &kernelSet{
 			name: "avx512", mr: mrAVX512, nr: nrAVX512, kern: kernelsAVX512,
 			pk: packKernelsAVX512, ind: indKernelsAVX512, half: halfKernelsAVX512, vw: vwAVX512,
-			copy: packCopyAVX2, deint: deinterleave2AVX2, dw: dwTapsAVX2, strips: packStripsAVX2, im2col: packIm2colAVX2, peak: fmaPeakAVX512, peakFlops: 12 * 2 * 16,
+			copy: packCopyAVX2, deint: deinterleave2AVX2, deint4: deinterleave4AVX2, dw: dwTapsAVX2, strips: packStripsAVX2, im2col: packIm2colAVX2, peak: fmaPeakAVX512, peakFlops: 12 * 2 * 16,
+			winoIn: winoInAVX2, winoOut: winoOutAVX2,
 		})
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		out = append(out, &kernelSet{
 			name: "avx2", mr: mrAVX2, nr: nrAVX2, kern: kernelsAVX2,
 			pk: packKernelsAVX2, ind: indKernelsAVX2, vw: vwAVX2,
-			copy: packCopyAVX2, deint: deinterleave2AVX2, dw: dwTapsAVX2, strips: packStripsAVX2, im2col: packIm2colAVX2, peak: fmaPeakAVX2, peakFlops: 12 * 2 * 8,
+			copy: packCopyAVX2, deint: deinterleave2AVX2, deint4: deinterleave4AVX2, dw: dwTapsAVX2, strips: packStripsAVX2, im2col: packIm2colAVX2, peak: fmaPeakAVX2, peakFlops: 12 * 2 * 8,
+			winoIn: winoInAVX2, winoOut: winoOutAVX2,
 		})
 	}
 	return out

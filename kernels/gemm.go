@@ -170,6 +170,7 @@ type Workspace struct {
 	tmp     []float32   // Linear transposition buffer, grown on demand
 	imgs    [][]float32 // per worker: zero-padded conv input rows, grown on demand
 	offs    []int32     // conv tap offsets, grown on demand
+	wino    *winoState  // Winograd scratch (winograd.go), created on first use
 	cs      convSrc     // input of the running conv
 
 	job    gemmJob

@@ -14029,3 +14029,1579 @@ cnoacc:
 done:
 	VZEROUPPER
 	RET
+
+// func deinterleave4AVX2(dst *float32, phaseStride int, src *float32, n int)
+// Requires: AVX
+TEXT ·deinterleave4AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ phaseStride+8(FP), R8
+	MOVQ src+16(FP), SI
+	MOVQ n+24(FP), CX
+	SHLQ $0x02, R8
+	LEAQ (DI)(R8*1), R9
+	LEAQ (R9)(R8*1), R10
+	LEAQ (R10)(R8*1), R11
+
+v32:
+	CMPQ       CX, $0x20
+	JL         g4
+	VMOVUPS    (SI), Y0
+	VMOVUPS    32(SI), Y1
+	VMOVUPS    64(SI), Y2
+	VMOVUPS    96(SI), Y3
+	VPERM2F128 $0x20, Y2, Y0, Y4
+	VPERM2F128 $0x31, Y2, Y0, Y5
+	VPERM2F128 $0x20, Y3, Y1, Y6
+	VPERM2F128 $0x31, Y3, Y1, Y7
+	VUNPCKLPS  Y5, Y4, Y0
+	VUNPCKHPS  Y5, Y4, Y1
+	VUNPCKLPS  Y7, Y6, Y2
+	VUNPCKHPS  Y7, Y6, Y3
+	VUNPCKLPD  Y2, Y0, Y4
+	VUNPCKHPD  Y2, Y0, Y5
+	VUNPCKLPD  Y3, Y1, Y6
+	VUNPCKHPD  Y3, Y1, Y7
+	VMOVUPS    Y4, (DI)
+	ADDQ       $0x20, DI
+	VMOVUPS    Y5, (R9)
+	ADDQ       $0x20, R9
+	VMOVUPS    Y6, (R10)
+	ADDQ       $0x20, R10
+	VMOVUPS    Y7, (R11)
+	ADDQ       $0x20, R11
+	ADDQ       $0x80, SI
+	SUBQ       $0x20, CX
+	JMP        v32
+
+g4:
+	CMPQ CX, $0x01
+	JL   done
+	MOVL (SI), AX
+	MOVL AX, (DI)
+	ADDQ $0x04, DI
+	CMPQ CX, $0x02
+	JL   done
+	MOVL 4(SI), AX
+	MOVL AX, (R9)
+	ADDQ $0x04, R9
+	CMPQ CX, $0x03
+	JL   done
+	MOVL 8(SI), AX
+	MOVL AX, (R10)
+	ADDQ $0x04, R10
+	CMPQ CX, $0x04
+	JL   done
+	MOVL 12(SI), AX
+	MOVL AX, (R11)
+	ADDQ $0x04, R11
+	ADDQ $0x10, SI
+	SUBQ $0x04, CX
+	JMP  g4
+
+done:
+	VZEROUPPER
+	RET
+
+DATA winoconst<>+0(SB)/4, $0x40800000
+DATA winoconst<>+4(SB)/4, $0x40800000
+DATA winoconst<>+8(SB)/4, $0x40800000
+DATA winoconst<>+12(SB)/4, $0x40800000
+DATA winoconst<>+16(SB)/4, $0x40800000
+DATA winoconst<>+20(SB)/4, $0x40800000
+DATA winoconst<>+24(SB)/4, $0x40800000
+DATA winoconst<>+28(SB)/4, $0x40800000
+DATA winoconst<>+32(SB)/4, $0xc0a00000
+DATA winoconst<>+36(SB)/4, $0xc0a00000
+DATA winoconst<>+40(SB)/4, $0xc0a00000
+DATA winoconst<>+44(SB)/4, $0xc0a00000
+DATA winoconst<>+48(SB)/4, $0xc0a00000
+DATA winoconst<>+52(SB)/4, $0xc0a00000
+DATA winoconst<>+56(SB)/4, $0xc0a00000
+DATA winoconst<>+60(SB)/4, $0xc0a00000
+DATA winoconst<>+64(SB)/4, $0xc0800000
+DATA winoconst<>+68(SB)/4, $0xc0800000
+DATA winoconst<>+72(SB)/4, $0xc0800000
+DATA winoconst<>+76(SB)/4, $0xc0800000
+DATA winoconst<>+80(SB)/4, $0xc0800000
+DATA winoconst<>+84(SB)/4, $0xc0800000
+DATA winoconst<>+88(SB)/4, $0xc0800000
+DATA winoconst<>+92(SB)/4, $0xc0800000
+DATA winoconst<>+96(SB)/4, $0xc0000000
+DATA winoconst<>+100(SB)/4, $0xc0000000
+DATA winoconst<>+104(SB)/4, $0xc0000000
+DATA winoconst<>+108(SB)/4, $0xc0000000
+DATA winoconst<>+112(SB)/4, $0xc0000000
+DATA winoconst<>+116(SB)/4, $0xc0000000
+DATA winoconst<>+120(SB)/4, $0xc0000000
+DATA winoconst<>+124(SB)/4, $0xc0000000
+DATA winoconst<>+128(SB)/4, $0x40000000
+DATA winoconst<>+132(SB)/4, $0x40000000
+DATA winoconst<>+136(SB)/4, $0x40000000
+DATA winoconst<>+140(SB)/4, $0x40000000
+DATA winoconst<>+144(SB)/4, $0x40000000
+DATA winoconst<>+148(SB)/4, $0x40000000
+DATA winoconst<>+152(SB)/4, $0x40000000
+DATA winoconst<>+156(SB)/4, $0x40000000
+DATA winoconst<>+160(SB)/4, $0x41000000
+DATA winoconst<>+164(SB)/4, $0x41000000
+DATA winoconst<>+168(SB)/4, $0x41000000
+DATA winoconst<>+172(SB)/4, $0x41000000
+DATA winoconst<>+176(SB)/4, $0x41000000
+DATA winoconst<>+180(SB)/4, $0x41000000
+DATA winoconst<>+184(SB)/4, $0x41000000
+DATA winoconst<>+188(SB)/4, $0x41000000
+DATA winoconst<>+192(SB)/4, $0xc1000000
+DATA winoconst<>+196(SB)/4, $0xc1000000
+DATA winoconst<>+200(SB)/4, $0xc1000000
+DATA winoconst<>+204(SB)/4, $0xc1000000
+DATA winoconst<>+208(SB)/4, $0xc1000000
+DATA winoconst<>+212(SB)/4, $0xc1000000
+DATA winoconst<>+216(SB)/4, $0xc1000000
+DATA winoconst<>+220(SB)/4, $0xc1000000
+GLOBL winoconst<>(SB), RODATA|NOPTR, $224
+
+// func winoInAVX2_2(dst *float32, dstStride int, src *float32, rowStride int, phaseStride int, nv int)
+// Requires: AVX
+TEXT ·winoInAVX2_2(SB), $512-48
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	MOVQ src+16(FP), AX
+	MOVQ rowStride+24(FP), R9
+	MOVQ phaseStride+32(FP), R10
+	MOVQ nv+40(FP), CX
+	SHLQ $0x02, R8
+	SHLQ $0x02, R9
+	SHLQ $0x02, R10
+	LEAQ (AX)(R10*1), BX
+
+step:
+	TESTQ   CX, CX
+	JZ      done
+	XORQ    R12, R12
+	VMOVUPS (AX)(R12*1), Y0
+	VMOVUPS (BX)(R12*1), Y1
+	VMOVUPS 4(AX)(R12*1), Y2
+	VMOVUPS 4(BX)(R12*1), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, (SP)
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, 32(SP)
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, 64(SP)
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, 96(SP)
+	ADDQ    R9, R12
+	VMOVUPS (AX)(R12*1), Y0
+	VMOVUPS (BX)(R12*1), Y1
+	VMOVUPS 4(AX)(R12*1), Y2
+	VMOVUPS 4(BX)(R12*1), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, 128(SP)
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, 160(SP)
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, 192(SP)
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, 224(SP)
+	ADDQ    R9, R12
+	VMOVUPS (AX)(R12*1), Y0
+	VMOVUPS (BX)(R12*1), Y1
+	VMOVUPS 4(AX)(R12*1), Y2
+	VMOVUPS 4(BX)(R12*1), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, 256(SP)
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, 288(SP)
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, 320(SP)
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, 352(SP)
+	ADDQ    R9, R12
+	VMOVUPS (AX)(R12*1), Y0
+	VMOVUPS (BX)(R12*1), Y1
+	VMOVUPS 4(AX)(R12*1), Y2
+	VMOVUPS 4(BX)(R12*1), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, 384(SP)
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, 416(SP)
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, 448(SP)
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, 480(SP)
+	MOVQ    DI, R13
+	VMOVUPS (SP), Y0
+	VMOVUPS 128(SP), Y1
+	VMOVUPS 256(SP), Y2
+	VMOVUPS 384(SP), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, (R13)
+	ADDQ    R8, R13
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, (R13)
+	ADDQ    R8, R13
+	VMOVUPS 32(SP), Y0
+	VMOVUPS 160(SP), Y1
+	VMOVUPS 288(SP), Y2
+	VMOVUPS 416(SP), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, (R13)
+	ADDQ    R8, R13
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, (R13)
+	ADDQ    R8, R13
+	VMOVUPS 64(SP), Y0
+	VMOVUPS 192(SP), Y1
+	VMOVUPS 320(SP), Y2
+	VMOVUPS 448(SP), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, (R13)
+	ADDQ    R8, R13
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, (R13)
+	ADDQ    R8, R13
+	VMOVUPS 96(SP), Y0
+	VMOVUPS 224(SP), Y1
+	VMOVUPS 352(SP), Y2
+	VMOVUPS 480(SP), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, (R13)
+	ADDQ    R8, R13
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, (R13)
+	ADDQ    R8, R13
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, BX
+	ADDQ    $0x20, DI
+	DECQ    CX
+	JMP     step
+
+done:
+	VZEROUPPER
+	RET
+
+// func winoOutAVX2_2(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// Requires: AVX, FMA3
+TEXT ·winoOutAVX2_2(SB), $448-80
+	MOVQ         dst+0(FP), DI
+	MOVQ         ldd+8(FP), R8
+	MOVQ         src+16(FP), SI
+	MOVQ         srcStride+24(FP), R9
+	MOVQ         nv+32(FP), CX
+	MOVQ         flags+40(FP), R10
+	SHLQ         $0x02, R8
+	SHLQ         $0x02, R9
+	VXORPS       Y0, Y0, Y0
+	VMOVUPS      Y0, 384(SP)
+	VBROADCASTSS six<>+0(SB), Y0
+	VMOVUPS      Y0, 416(SP)
+	TESTQ        $0x00000002, R10
+	JZ           nobias
+	MOVQ         bias+48(FP), AX
+	VBROADCASTSS (AX), Y0
+	VMOVUPS      Y0, 256(SP)
+
+nobias:
+	TESTQ        $0x00000010, R10
+	JZ           noslope
+	MOVQ         slope+56(FP), AX
+	VBROADCASTSS (AX), Y0
+	VMOVUPS      Y0, 288(SP)
+
+noslope:
+	TESTQ        $0x00000020, R10
+	JZ           nolo
+	MOVQ         lo+64(FP), AX
+	VBROADCASTSS (AX), Y0
+	VMOVUPS      Y0, 320(SP)
+
+nolo:
+	TESTQ        $0x00000020, R10
+	JZ           nohi
+	MOVQ         hi+72(FP), AX
+	VBROADCASTSS (AX), Y0
+	VMOVUPS      Y0, 352(SP)
+
+nohi:
+step:
+	TESTQ      CX, CX
+	JZ         done
+	MOVQ       SI, DX
+	VMOVUPS    (DX), Y0
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y1
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y2
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y3
+	ADDQ       R9, DX
+	VADDPS     Y1, Y0, Y4
+	VADDPS     Y2, Y4, Y4
+	VMOVUPS    Y4, (SP)
+	VSUBPS     Y2, Y1, Y5
+	VSUBPS     Y3, Y5, Y5
+	VMOVUPS    Y5, 128(SP)
+	VMOVUPS    (DX), Y0
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y1
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y2
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y3
+	ADDQ       R9, DX
+	VADDPS     Y1, Y0, Y4
+	VADDPS     Y2, Y4, Y4
+	VMOVUPS    Y4, 32(SP)
+	VSUBPS     Y2, Y1, Y5
+	VSUBPS     Y3, Y5, Y5
+	VMOVUPS    Y5, 160(SP)
+	VMOVUPS    (DX), Y0
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y1
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y2
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y3
+	ADDQ       R9, DX
+	VADDPS     Y1, Y0, Y4
+	VADDPS     Y2, Y4, Y4
+	VMOVUPS    Y4, 64(SP)
+	VSUBPS     Y2, Y1, Y5
+	VSUBPS     Y3, Y5, Y5
+	VMOVUPS    Y5, 192(SP)
+	VMOVUPS    (DX), Y0
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y1
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y2
+	ADDQ       R9, DX
+	VMOVUPS    (DX), Y3
+	VADDPS     Y1, Y0, Y4
+	VADDPS     Y2, Y4, Y4
+	VMOVUPS    Y4, 96(SP)
+	VSUBPS     Y2, Y1, Y5
+	VSUBPS     Y3, Y5, Y5
+	VMOVUPS    Y5, 224(SP)
+	MOVQ       DI, BX
+	VMOVUPS    (SP), Y0
+	VMOVUPS    32(SP), Y1
+	VMOVUPS    64(SP), Y2
+	VMOVUPS    96(SP), Y3
+	VADDPS     Y1, Y0, Y6
+	VADDPS     Y2, Y6, Y6
+	VSUBPS     Y2, Y1, Y7
+	VSUBPS     Y3, Y7, Y7
+	VUNPCKLPS  Y7, Y6, Y10
+	VUNPCKHPS  Y7, Y6, Y11
+	VPERM2F128 $0x20, Y11, Y10, Y6
+	VPERM2F128 $0x31, Y11, Y10, Y7
+	TESTQ      $0x00000001, R10
+	JZ         r0noacc
+	VADDPS     (BX), Y6, Y6
+	VADDPS     32(BX), Y7, Y7
+
+r0noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r0nobias
+	VADDPS 256(SP), Y6, Y6
+	VADDPS 256(SP), Y7, Y7
+
+r0nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r0norelu
+	VMAXPS 384(SP), Y6, Y6
+	VMAXPS 384(SP), Y7, Y7
+
+r0norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r0norelu6
+	VMAXPS 384(SP), Y6, Y6
+	VMINPS 416(SP), Y6, Y6
+	VMAXPS 384(SP), Y7, Y7
+	VMINPS 416(SP), Y7, Y7
+
+r0norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r0noprelu
+	VMINPS      384(SP), Y6, Y0
+	VMAXPS      384(SP), Y6, Y6
+	VFMADD231PS 288(SP), Y0, Y6
+	VMINPS      384(SP), Y7, Y0
+	VMAXPS      384(SP), Y7, Y7
+	VFMADD231PS 288(SP), Y0, Y7
+
+r0noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r0noclamp
+	VMAXPS 320(SP), Y6, Y6
+	VMINPS 352(SP), Y6, Y6
+	VMAXPS 320(SP), Y7, Y7
+	VMINPS 352(SP), Y7, Y7
+
+r0noclamp:
+	VMOVUPS    Y6, (BX)
+	VMOVUPS    Y7, 32(BX)
+	ADDQ       R8, BX
+	VMOVUPS    128(SP), Y0
+	VMOVUPS    160(SP), Y1
+	VMOVUPS    192(SP), Y2
+	VMOVUPS    224(SP), Y3
+	VADDPS     Y1, Y0, Y6
+	VADDPS     Y2, Y6, Y6
+	VSUBPS     Y2, Y1, Y7
+	VSUBPS     Y3, Y7, Y7
+	VUNPCKLPS  Y7, Y6, Y10
+	VUNPCKHPS  Y7, Y6, Y11
+	VPERM2F128 $0x20, Y11, Y10, Y6
+	VPERM2F128 $0x31, Y11, Y10, Y7
+	TESTQ      $0x00000001, R10
+	JZ         r1noacc
+	VADDPS     (BX), Y6, Y6
+	VADDPS     32(BX), Y7, Y7
+
+r1noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r1nobias
+	VADDPS 256(SP), Y6, Y6
+	VADDPS 256(SP), Y7, Y7
+
+r1nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r1norelu
+	VMAXPS 384(SP), Y6, Y6
+	VMAXPS 384(SP), Y7, Y7
+
+r1norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r1norelu6
+	VMAXPS 384(SP), Y6, Y6
+	VMINPS 416(SP), Y6, Y6
+	VMAXPS 384(SP), Y7, Y7
+	VMINPS 416(SP), Y7, Y7
+
+r1norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r1noprelu
+	VMINPS      384(SP), Y6, Y0
+	VMAXPS      384(SP), Y6, Y6
+	VFMADD231PS 288(SP), Y0, Y6
+	VMINPS      384(SP), Y7, Y0
+	VMAXPS      384(SP), Y7, Y7
+	VFMADD231PS 288(SP), Y0, Y7
+
+r1noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r1noclamp
+	VMAXPS 320(SP), Y6, Y6
+	VMINPS 352(SP), Y6, Y6
+	VMAXPS 320(SP), Y7, Y7
+	VMINPS 352(SP), Y7, Y7
+
+r1noclamp:
+	VMOVUPS Y6, (BX)
+	VMOVUPS Y7, 32(BX)
+	ADDQ    $0x20, SI
+	ADDQ    $0x00000040, DI
+	DECQ    CX
+	JMP     step
+
+done:
+	VZEROUPPER
+	RET
+
+// func winoInAVX2_4(dst *float32, dstStride int, src *float32, rowStride int, phaseStride int, nv int)
+// Requires: AVX, FMA3
+TEXT ·winoInAVX2_4(SB), $1152-48
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	MOVQ src+16(FP), AX
+	MOVQ rowStride+24(FP), R9
+	MOVQ phaseStride+32(FP), R10
+	MOVQ nv+40(FP), CX
+	SHLQ $0x02, R8
+	SHLQ $0x02, R9
+	SHLQ $0x02, R10
+	LEAQ (AX)(R10*1), BX
+	LEAQ (BX)(R10*1), DX
+	LEAQ (DX)(R10*1), R11
+
+step:
+	TESTQ       CX, CX
+	JZ          done
+	XORQ        R12, R12
+	VMOVUPS     (AX)(R12*1), Y0
+	VMOVUPS     (BX)(R12*1), Y1
+	VMOVUPS     (DX)(R12*1), Y2
+	VMOVUPS     (R11)(R12*1), Y3
+	VMOVUPS     4(AX)(R12*1), Y4
+	VMOVUPS     4(BX)(R12*1), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, (SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, 32(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, 64(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, 96(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, 128(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, 160(SP)
+	ADDQ        R9, R12
+	VMOVUPS     (AX)(R12*1), Y0
+	VMOVUPS     (BX)(R12*1), Y1
+	VMOVUPS     (DX)(R12*1), Y2
+	VMOVUPS     (R11)(R12*1), Y3
+	VMOVUPS     4(AX)(R12*1), Y4
+	VMOVUPS     4(BX)(R12*1), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, 192(SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, 224(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, 256(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, 288(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, 320(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, 352(SP)
+	ADDQ        R9, R12
+	VMOVUPS     (AX)(R12*1), Y0
+	VMOVUPS     (BX)(R12*1), Y1
+	VMOVUPS     (DX)(R12*1), Y2
+	VMOVUPS     (R11)(R12*1), Y3
+	VMOVUPS     4(AX)(R12*1), Y4
+	VMOVUPS     4(BX)(R12*1), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, 384(SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, 416(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, 448(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, 480(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, 512(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, 544(SP)
+	ADDQ        R9, R12
+	VMOVUPS     (AX)(R12*1), Y0
+	VMOVUPS     (BX)(R12*1), Y1
+	VMOVUPS     (DX)(R12*1), Y2
+	VMOVUPS     (R11)(R12*1), Y3
+	VMOVUPS     4(AX)(R12*1), Y4
+	VMOVUPS     4(BX)(R12*1), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, 576(SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, 608(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, 640(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, 672(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, 704(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, 736(SP)
+	ADDQ        R9, R12
+	VMOVUPS     (AX)(R12*1), Y0
+	VMOVUPS     (BX)(R12*1), Y1
+	VMOVUPS     (DX)(R12*1), Y2
+	VMOVUPS     (R11)(R12*1), Y3
+	VMOVUPS     4(AX)(R12*1), Y4
+	VMOVUPS     4(BX)(R12*1), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, 768(SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, 800(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, 832(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, 864(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, 896(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, 928(SP)
+	ADDQ        R9, R12
+	VMOVUPS     (AX)(R12*1), Y0
+	VMOVUPS     (BX)(R12*1), Y1
+	VMOVUPS     (DX)(R12*1), Y2
+	VMOVUPS     (R11)(R12*1), Y3
+	VMOVUPS     4(AX)(R12*1), Y4
+	VMOVUPS     4(BX)(R12*1), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, 960(SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, 992(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, 1024(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, 1056(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, 1088(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, 1120(SP)
+	MOVQ        DI, R13
+	VMOVUPS     (SP), Y0
+	VMOVUPS     192(SP), Y1
+	VMOVUPS     384(SP), Y2
+	VMOVUPS     576(SP), Y3
+	VMOVUPS     768(SP), Y4
+	VMOVUPS     960(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, (R13)
+	ADDQ        R8, R13
+	VMOVUPS     32(SP), Y0
+	VMOVUPS     224(SP), Y1
+	VMOVUPS     416(SP), Y2
+	VMOVUPS     608(SP), Y3
+	VMOVUPS     800(SP), Y4
+	VMOVUPS     992(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, (R13)
+	ADDQ        R8, R13
+	VMOVUPS     64(SP), Y0
+	VMOVUPS     256(SP), Y1
+	VMOVUPS     448(SP), Y2
+	VMOVUPS     640(SP), Y3
+	VMOVUPS     832(SP), Y4
+	VMOVUPS     1024(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, (R13)
+	ADDQ        R8, R13
+	VMOVUPS     96(SP), Y0
+	VMOVUPS     288(SP), Y1
+	VMOVUPS     480(SP), Y2
+	VMOVUPS     672(SP), Y3
+	VMOVUPS     864(SP), Y4
+	VMOVUPS     1056(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, (R13)
+	ADDQ        R8, R13
+	VMOVUPS     128(SP), Y0
+	VMOVUPS     320(SP), Y1
+	VMOVUPS     512(SP), Y2
+	VMOVUPS     704(SP), Y3
+	VMOVUPS     896(SP), Y4
+	VMOVUPS     1088(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, (R13)
+	ADDQ        R8, R13
+	VMOVUPS     160(SP), Y0
+	VMOVUPS     352(SP), Y1
+	VMOVUPS     544(SP), Y2
+	VMOVUPS     736(SP), Y3
+	VMOVUPS     928(SP), Y4
+	VMOVUPS     1120(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VMOVUPS     Y6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+64(SB), Y1, Y7
+	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VMOVUPS     Y7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VMOVUPS     Y8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+96(SB), Y1, Y9
+	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VMOVUPS     Y9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+128(SB), Y1, Y10
+	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VMOVUPS     Y10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VMOVUPS     Y11, (R13)
+	ADDQ        R8, R13
+	ADDQ        $0x20, AX
+	ADDQ        $0x20, BX
+	ADDQ        $0x20, DX
+	ADDQ        $0x20, R11
+	ADDQ        $0x20, DI
+	DECQ        CX
+	JMP         step
+
+done:
+	VZEROUPPER
+	RET
+
+// func winoOutAVX2_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// Requires: AVX, FMA3
+TEXT ·winoOutAVX2_4(SB), $960-80
+	MOVQ         dst+0(FP), DI
+	MOVQ         ldd+8(FP), R8
+	MOVQ         src+16(FP), SI
+	MOVQ         srcStride+24(FP), R9
+	MOVQ         nv+32(FP), CX
+	MOVQ         flags+40(FP), R10
+	SHLQ         $0x02, R8
+	SHLQ         $0x02, R9
+	VXORPS       Y0, Y0, Y0
+	VMOVUPS      Y0, 896(SP)
+	VBROADCASTSS six<>+0(SB), Y0
+	VMOVUPS      Y0, 928(SP)
+	TESTQ        $0x00000002, R10
+	JZ           nobias
+	MOVQ         bias+48(FP), AX
+	VBROADCASTSS (AX), Y0
+	VMOVUPS      Y0, 768(SP)
+
+nobias:
+	TESTQ        $0x00000010, R10
+	JZ           noslope
+	MOVQ         slope+56(FP), AX
+	VBROADCASTSS (AX), Y0
+	VMOVUPS      Y0, 800(SP)
+
+noslope:
+	TESTQ        $0x00000020, R10
+	JZ           nolo
+	MOVQ         lo+64(FP), AX
+	VBROADCASTSS (AX), Y0
+	VMOVUPS      Y0, 832(SP)
+
+nolo:
+	TESTQ        $0x00000020, R10
+	JZ           nohi
+	MOVQ         hi+72(FP), AX
+	VBROADCASTSS (AX), Y0
+	VMOVUPS      Y0, 864(SP)
+
+nohi:
+step:
+	TESTQ       CX, CX
+	JZ          done
+	MOVQ        SI, DX
+	VMOVUPS     (DX), Y0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y5
+	ADDQ        R9, DX
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, (SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y3, Y7
+	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VMOVUPS     Y7, 192(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 384(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+160(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VMOVUPS     Y9, 576(SP)
+	VMOVUPS     (DX), Y0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y5
+	ADDQ        R9, DX
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, 32(SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y3, Y7
+	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VMOVUPS     Y7, 224(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 416(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+160(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VMOVUPS     Y9, 608(SP)
+	VMOVUPS     (DX), Y0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y5
+	ADDQ        R9, DX
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, 64(SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y3, Y7
+	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VMOVUPS     Y7, 256(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 448(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+160(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VMOVUPS     Y9, 640(SP)
+	VMOVUPS     (DX), Y0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y5
+	ADDQ        R9, DX
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, 96(SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y3, Y7
+	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VMOVUPS     Y7, 288(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 480(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+160(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VMOVUPS     Y9, 672(SP)
+	VMOVUPS     (DX), Y0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y5
+	ADDQ        R9, DX
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, 128(SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y3, Y7
+	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VMOVUPS     Y7, 320(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 512(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+160(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VMOVUPS     Y9, 704(SP)
+	VMOVUPS     (DX), Y0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Y5
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, 160(SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y3, Y7
+	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VMOVUPS     Y7, 352(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 544(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+160(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VMOVUPS     Y9, 736(SP)
+	MOVQ        DI, BX
+	VMOVUPS     (SP), Y0
+	VMOVUPS     32(SP), Y1
+	VMOVUPS     64(SP), Y2
+	VMOVUPS     96(SP), Y3
+	VMOVUPS     128(SP), Y4
+	VMOVUPS     160(SP), Y5
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y3, Y7
+	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+160(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VUNPCKLPS   Y7, Y6, Y10
+	VUNPCKHPS   Y7, Y6, Y11
+	VUNPCKLPS   Y9, Y8, Y12
+	VUNPCKHPS   Y9, Y8, Y13
+	VUNPCKLPD   Y12, Y10, Y6
+	VUNPCKHPD   Y12, Y10, Y7
+	VUNPCKLPD   Y13, Y11, Y8
+	VUNPCKHPD   Y13, Y11, Y9
+	VPERM2F128  $0x20, Y7, Y6, Y10
+	VPERM2F128  $0x20, Y9, Y8, Y11
+	VPERM2F128  $0x31, Y7, Y6, Y12
+	VPERM2F128  $0x31, Y9, Y8, Y13
+	TESTQ       $0x00000001, R10
+	JZ          r0noacc
+	VADDPS      (BX), Y10, Y10
+	VADDPS      32(BX), Y11, Y11
+	VADDPS      64(BX), Y12, Y12
+	VADDPS      96(BX), Y13, Y13
+
+r0noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r0nobias
+	VADDPS 768(SP), Y10, Y10
+	VADDPS 768(SP), Y11, Y11
+	VADDPS 768(SP), Y12, Y12
+	VADDPS 768(SP), Y13, Y13
+
+r0nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r0norelu
+	VMAXPS 896(SP), Y10, Y10
+	VMAXPS 896(SP), Y11, Y11
+	VMAXPS 896(SP), Y12, Y12
+	VMAXPS 896(SP), Y13, Y13
+
+r0norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r0norelu6
+	VMAXPS 896(SP), Y10, Y10
+	VMINPS 928(SP), Y10, Y10
+	VMAXPS 896(SP), Y11, Y11
+	VMINPS 928(SP), Y11, Y11
+	VMAXPS 896(SP), Y12, Y12
+	VMINPS 928(SP), Y12, Y12
+	VMAXPS 896(SP), Y13, Y13
+	VMINPS 928(SP), Y13, Y13
+
+r0norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r0noprelu
+	VMINPS      896(SP), Y10, Y0
+	VMAXPS      896(SP), Y10, Y10
+	VFMADD231PS 800(SP), Y0, Y10
+	VMINPS      896(SP), Y11, Y0
+	VMAXPS      896(SP), Y11, Y11
+	VFMADD231PS 800(SP), Y0, Y11
+	VMINPS      896(SP), Y12, Y0
+	VMAXPS      896(SP), Y12, Y12
+	VFMADD231PS 800(SP), Y0, Y12
+	VMINPS      896(SP), Y13, Y0
+	VMAXPS      896(SP), Y13, Y13
+	VFMADD231PS 800(SP), Y0, Y13
+
+r0noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r0noclamp
+	VMAXPS 832(SP), Y10, Y10
+	VMINPS 864(SP), Y10, Y10
+	VMAXPS 832(SP), Y11, Y11
+	VMINPS 864(SP), Y11, Y11
+	VMAXPS 832(SP), Y12, Y12
+	VMINPS 864(SP), Y12, Y12
+	VMAXPS 832(SP), Y13, Y13
+	VMINPS 864(SP), Y13, Y13
+
+r0noclamp:
+	VMOVUPS     Y10, (BX)
+	VMOVUPS     Y11, 32(BX)
+	VMOVUPS     Y12, 64(BX)
+	VMOVUPS     Y13, 96(BX)
+	ADDQ        R8, BX
+	VMOVUPS     192(SP), Y0
+	VMOVUPS     224(SP), Y1
+	VMOVUPS     256(SP), Y2
+	VMOVUPS     288(SP), Y3
+	VMOVUPS     320(SP), Y4
+	VMOVUPS     352(SP), Y5
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y3, Y7
+	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+160(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VUNPCKLPS   Y7, Y6, Y10
+	VUNPCKHPS   Y7, Y6, Y11
+	VUNPCKLPS   Y9, Y8, Y12
+	VUNPCKHPS   Y9, Y8, Y13
+	VUNPCKLPD   Y12, Y10, Y6
+	VUNPCKHPD   Y12, Y10, Y7
+	VUNPCKLPD   Y13, Y11, Y8
+	VUNPCKHPD   Y13, Y11, Y9
+	VPERM2F128  $0x20, Y7, Y6, Y10
+	VPERM2F128  $0x20, Y9, Y8, Y11
+	VPERM2F128  $0x31, Y7, Y6, Y12
+	VPERM2F128  $0x31, Y9, Y8, Y13
+	TESTQ       $0x00000001, R10
+	JZ          r1noacc
+	VADDPS      (BX), Y10, Y10
+	VADDPS      32(BX), Y11, Y11
+	VADDPS      64(BX), Y12, Y12
+	VADDPS      96(BX), Y13, Y13
+
+r1noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r1nobias
+	VADDPS 768(SP), Y10, Y10
+	VADDPS 768(SP), Y11, Y11
+	VADDPS 768(SP), Y12, Y12
+	VADDPS 768(SP), Y13, Y13
+
+r1nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r1norelu
+	VMAXPS 896(SP), Y10, Y10
+	VMAXPS 896(SP), Y11, Y11
+	VMAXPS 896(SP), Y12, Y12
+	VMAXPS 896(SP), Y13, Y13
+
+r1norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r1norelu6
+	VMAXPS 896(SP), Y10, Y10
+	VMINPS 928(SP), Y10, Y10
+	VMAXPS 896(SP), Y11, Y11
+	VMINPS 928(SP), Y11, Y11
+	VMAXPS 896(SP), Y12, Y12
+	VMINPS 928(SP), Y12, Y12
+	VMAXPS 896(SP), Y13, Y13
+	VMINPS 928(SP), Y13, Y13
+
+r1norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r1noprelu
+	VMINPS      896(SP), Y10, Y0
+	VMAXPS      896(SP), Y10, Y10
+	VFMADD231PS 800(SP), Y0, Y10
+	VMINPS      896(SP), Y11, Y0
+	VMAXPS      896(SP), Y11, Y11
+	VFMADD231PS 800(SP), Y0, Y11
+	VMINPS      896(SP), Y12, Y0
+	VMAXPS      896(SP), Y12, Y12
+	VFMADD231PS 800(SP), Y0, Y12
+	VMINPS      896(SP), Y13, Y0
+	VMAXPS      896(SP), Y13, Y13
+	VFMADD231PS 800(SP), Y0, Y13
+
+r1noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r1noclamp
+	VMAXPS 832(SP), Y10, Y10
+	VMINPS 864(SP), Y10, Y10
+	VMAXPS 832(SP), Y11, Y11
+	VMINPS 864(SP), Y11, Y11
+	VMAXPS 832(SP), Y12, Y12
+	VMINPS 864(SP), Y12, Y12
+	VMAXPS 832(SP), Y13, Y13
+	VMINPS 864(SP), Y13, Y13
+
+r1noclamp:
+	VMOVUPS     Y10, (BX)
+	VMOVUPS     Y11, 32(BX)
+	VMOVUPS     Y12, 64(BX)
+	VMOVUPS     Y13, 96(BX)
+	ADDQ        R8, BX
+	VMOVUPS     384(SP), Y0
+	VMOVUPS     416(SP), Y1
+	VMOVUPS     448(SP), Y2
+	VMOVUPS     480(SP), Y3
+	VMOVUPS     512(SP), Y4
+	VMOVUPS     544(SP), Y5
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y3, Y7
+	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+160(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VUNPCKLPS   Y7, Y6, Y10
+	VUNPCKHPS   Y7, Y6, Y11
+	VUNPCKLPS   Y9, Y8, Y12
+	VUNPCKHPS   Y9, Y8, Y13
+	VUNPCKLPD   Y12, Y10, Y6
+	VUNPCKHPD   Y12, Y10, Y7
+	VUNPCKLPD   Y13, Y11, Y8
+	VUNPCKHPD   Y13, Y11, Y9
+	VPERM2F128  $0x20, Y7, Y6, Y10
+	VPERM2F128  $0x20, Y9, Y8, Y11
+	VPERM2F128  $0x31, Y7, Y6, Y12
+	VPERM2F128  $0x31, Y9, Y8, Y13
+	TESTQ       $0x00000001, R10
+	JZ          r2noacc
+	VADDPS      (BX), Y10, Y10
+	VADDPS      32(BX), Y11, Y11
+	VADDPS      64(BX), Y12, Y12
+	VADDPS      96(BX), Y13, Y13
+
+r2noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r2nobias
+	VADDPS 768(SP), Y10, Y10
+	VADDPS 768(SP), Y11, Y11
+	VADDPS 768(SP), Y12, Y12
+	VADDPS 768(SP), Y13, Y13
+
+r2nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r2norelu
+	VMAXPS 896(SP), Y10, Y10
+	VMAXPS 896(SP), Y11, Y11
+	VMAXPS 896(SP), Y12, Y12
+	VMAXPS 896(SP), Y13, Y13
+
+r2norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r2norelu6
+	VMAXPS 896(SP), Y10, Y10
+	VMINPS 928(SP), Y10, Y10
+	VMAXPS 896(SP), Y11, Y11
+	VMINPS 928(SP), Y11, Y11
+	VMAXPS 896(SP), Y12, Y12
+	VMINPS 928(SP), Y12, Y12
+	VMAXPS 896(SP), Y13, Y13
+	VMINPS 928(SP), Y13, Y13
+
+r2norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r2noprelu
+	VMINPS      896(SP), Y10, Y0
+	VMAXPS      896(SP), Y10, Y10
+	VFMADD231PS 800(SP), Y0, Y10
+	VMINPS      896(SP), Y11, Y0
+	VMAXPS      896(SP), Y11, Y11
+	VFMADD231PS 800(SP), Y0, Y11
+	VMINPS      896(SP), Y12, Y0
+	VMAXPS      896(SP), Y12, Y12
+	VFMADD231PS 800(SP), Y0, Y12
+	VMINPS      896(SP), Y13, Y0
+	VMAXPS      896(SP), Y13, Y13
+	VFMADD231PS 800(SP), Y0, Y13
+
+r2noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r2noclamp
+	VMAXPS 832(SP), Y10, Y10
+	VMINPS 864(SP), Y10, Y10
+	VMAXPS 832(SP), Y11, Y11
+	VMINPS 864(SP), Y11, Y11
+	VMAXPS 832(SP), Y12, Y12
+	VMINPS 864(SP), Y12, Y12
+	VMAXPS 832(SP), Y13, Y13
+	VMINPS 864(SP), Y13, Y13
+
+r2noclamp:
+	VMOVUPS     Y10, (BX)
+	VMOVUPS     Y11, 32(BX)
+	VMOVUPS     Y12, 64(BX)
+	VMOVUPS     Y13, 96(BX)
+	ADDQ        R8, BX
+	VMOVUPS     576(SP), Y0
+	VMOVUPS     608(SP), Y1
+	VMOVUPS     640(SP), Y2
+	VMOVUPS     672(SP), Y3
+	VMOVUPS     704(SP), Y4
+	VMOVUPS     736(SP), Y5
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y3, Y7
+	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+160(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VUNPCKLPS   Y7, Y6, Y10
+	VUNPCKHPS   Y7, Y6, Y11
+	VUNPCKLPS   Y9, Y8, Y12
+	VUNPCKHPS   Y9, Y8, Y13
+	VUNPCKLPD   Y12, Y10, Y6
+	VUNPCKHPD   Y12, Y10, Y7
+	VUNPCKLPD   Y13, Y11, Y8
+	VUNPCKHPD   Y13, Y11, Y9
+	VPERM2F128  $0x20, Y7, Y6, Y10
+	VPERM2F128  $0x20, Y9, Y8, Y11
+	VPERM2F128  $0x31, Y7, Y6, Y12
+	VPERM2F128  $0x31, Y9, Y8, Y13
+	TESTQ       $0x00000001, R10
+	JZ          r3noacc
+	VADDPS      (BX), Y10, Y10
+	VADDPS      32(BX), Y11, Y11
+	VADDPS      64(BX), Y12, Y12
+	VADDPS      96(BX), Y13, Y13
+
+r3noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r3nobias
+	VADDPS 768(SP), Y10, Y10
+	VADDPS 768(SP), Y11, Y11
+	VADDPS 768(SP), Y12, Y12
+	VADDPS 768(SP), Y13, Y13
+
+r3nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r3norelu
+	VMAXPS 896(SP), Y10, Y10
+	VMAXPS 896(SP), Y11, Y11
+	VMAXPS 896(SP), Y12, Y12
+	VMAXPS 896(SP), Y13, Y13
+
+r3norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r3norelu6
+	VMAXPS 896(SP), Y10, Y10
+	VMINPS 928(SP), Y10, Y10
+	VMAXPS 896(SP), Y11, Y11
+	VMINPS 928(SP), Y11, Y11
+	VMAXPS 896(SP), Y12, Y12
+	VMINPS 928(SP), Y12, Y12
+	VMAXPS 896(SP), Y13, Y13
+	VMINPS 928(SP), Y13, Y13
+
+r3norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r3noprelu
+	VMINPS      896(SP), Y10, Y0
+	VMAXPS      896(SP), Y10, Y10
+	VFMADD231PS 800(SP), Y0, Y10
+	VMINPS      896(SP), Y11, Y0
+	VMAXPS      896(SP), Y11, Y11
+	VFMADD231PS 800(SP), Y0, Y11
+	VMINPS      896(SP), Y12, Y0
+	VMAXPS      896(SP), Y12, Y12
+	VFMADD231PS 800(SP), Y0, Y12
+	VMINPS      896(SP), Y13, Y0
+	VMAXPS      896(SP), Y13, Y13
+	VFMADD231PS 800(SP), Y0, Y13
+
+r3noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r3noclamp
+	VMAXPS 832(SP), Y10, Y10
+	VMINPS 864(SP), Y10, Y10
+	VMAXPS 832(SP), Y11, Y11
+	VMINPS 864(SP), Y11, Y11
+	VMAXPS 832(SP), Y12, Y12
+	VMINPS 864(SP), Y12, Y12
+	VMAXPS 832(SP), Y13, Y13
+	VMINPS 864(SP), Y13, Y13
+
+r3noclamp:
+	VMOVUPS Y10, (BX)
+	VMOVUPS Y11, 32(BX)
+	VMOVUPS Y12, 64(BX)
+	VMOVUPS Y13, 96(BX)
+	ADDQ    $0x20, SI
+	ADDQ    $0x00000080, DI
+	DECQ    CX
+	JMP     step
+
+done:
+	VZEROUPPER
+	RET

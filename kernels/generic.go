@@ -9,7 +9,7 @@ const (
 )
 
 func genericSet() *kernelSet {
-	s := &kernelSet{name: "generic", mr: genericMR, nr: genericNR, copy: packCopyGeneric, deint: deinterleave2Generic, dw: dwTapsGeneric, strips: packStripsGeneric, im2col: packIm2colGeneric}
+	s := &kernelSet{name: "generic", mr: genericMR, nr: genericNR, copy: packCopyGeneric, deint: deinterleave2Generic, deint4: deinterleave4Generic, dw: dwTapsGeneric, strips: packStripsGeneric, im2col: packIm2colGeneric}
 	for mr := 1; mr <= genericMR; mr++ {
 		s.kern = append(s.kern, func(k int, a, b, c *float32, ldc, flags int, bias, slope, lo, hi *float32) {
 			kernelGeneric(mr, genericNR, k, a, b, c, ldc, flags, bias, slope, lo, hi)
@@ -155,6 +155,20 @@ func deinterleave2Generic(even, odd, src *float32, n int) {
 	}
 	for i := range o {
 		o[i] = s[2*i+1]
+	}
+}
+
+// deinterleave4Generic splits src[:n] into four phases:
+//
+//	dst[(i%4)*phaseStride + i/4] = src[i] for i < n
+func deinterleave4Generic(dst *float32, phaseStride int, src *float32, n int) {
+	if n <= 0 {
+		return
+	}
+	s := unsafe.Slice(src, n)
+	d := unsafe.Slice(dst, (min(n, 4)-1)*phaseStride+(n+3)/4)
+	for i, v := range s {
+		d[(i%4)*phaseStride+i/4] = v
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package kernels provides the fp32 compute primitives of the inference
 // engine: a packed GEMM with AVX-512 and AVX2+FMA microkernels (generated with
-// avo, see _asm) and a pure-Go fallback, and convolution, depthwise, pooling
+// avo, see _asm) and a pure-Go fallback, and convolution (im2col-free GEMM,
+// or Winograd F(2×2)/F(4×4) for 3×3 stride-1 layers), depthwise, pooling
 // and linear routines on []float32 with explicit dimensions (images are CHW).
 //
 // The fastest path the CPU supports is chosen once at start-up ([ISA]); the
@@ -75,18 +76,21 @@ type dwFunc func(out *float32, taps *[9]*float32, w *float32, n int, bias, lo, h
 type kernelSet struct {
 	name      string
 	mr, nr    int
-	kern      []kernelFunc                         // kern[r-1] handles r rows, 1 ≤ r ≤ mr
-	ind       []indKernelFunc                      // indirect-B kernels (nil: always pack)
-	half      []halfKernelFunc                     // half-vector indirect kernels (nil: none)
-	pk        []packKernelFunc                     // pack-while-computing kernels (nil: pack first)
-	vw        int                                  // vector width in floats (ind kernels)
-	copy      copyFunc                             // block copy used by the B packers
-	im2col    im2colFunc                           // row gather used by the conv packer
-	strips    stripsFunc                           // multi-strip B packer
-	deint     func(even, odd, src *float32, n int) // stride-2 column split
-	dw        dwFunc                               // depthwise row kernel
-	peak      func(n int)                          // register-resident FMA loop, nil for generic
-	peakFlops int                                  // flops per iteration of peak
+	kern      []kernelFunc                                             // kern[r-1] handles r rows, 1 ≤ r ≤ mr
+	ind       []indKernelFunc                                          // indirect-B kernels (nil: always pack)
+	half      []halfKernelFunc                                         // half-vector indirect kernels (nil: none)
+	pk        []packKernelFunc                                         // pack-while-computing kernels (nil: pack first)
+	vw        int                                                      // vector width in floats (ind kernels)
+	copy      copyFunc                                                 // block copy used by the B packers
+	im2col    im2colFunc                                               // row gather used by the conv packer
+	strips    stripsFunc                                               // multi-strip B packer
+	deint     func(even, odd, src *float32, n int)                     // stride-2 column split
+	dw        dwFunc                                                   // depthwise row kernel
+	deint4    func(dst *float32, phaseStride int, src *float32, n int) // 4-phase column split
+	winoIn    [2]winoInFunc                                            // Winograd input transforms, F(2×2) and F(4×4) (nil: generic)
+	winoOut   [2]winoOutFunc                                           // Winograd output transforms with epilogue
+	peak      func(n int)                                              // register-resident FMA loop, nil for generic
+	peakFlops int                                                      // flops per iteration of peak
 }
 
 // maxNR and maxMR bound the tile of every kernel set (scratch sizing).

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"go/format"
 	"log"
+	"math"
 	"os"
 
 	. "github.com/mmcloughlin/avo/build"
@@ -92,6 +93,12 @@ func main() {
 	packStrips()
 	deinterleave2()
 	dwTaps()
+	deinterleave4()
+	winoConsts()
+	for _, m := range []int{2, 4} {
+		winoIn(m)
+		winoOut(m)
+	}
 	writeTable()
 	Generate()
 }
@@ -755,6 +762,373 @@ func dwTaps() {
 	ADDQ(U8(4), idx)
 	DECQ(n)
 	JMP(LabelRef("s1"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// Winograd transform matrices: Bᵀ (α×α) and Aᵀ (m×α) of F(2×2,3×3) and
+// F(4×4,3×3); they must match winoBT and winoAT in kernels/winograd.go.
+var (
+	winoBT = map[int][][]int{
+		2: {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}},
+		4: {
+			{4, 0, -5, 0, 1, 0},
+			{0, -4, -4, 1, 1, 0},
+			{0, 4, -4, -1, 1, 0},
+			{0, -2, -1, 2, 1, 0},
+			{0, 2, -1, -2, 1, 0},
+			{0, 4, 0, -5, 0, 1},
+		},
+	}
+	winoAT = map[int][][]int{
+		2: {{1, 1, 1, 0}, {0, 1, -1, -1}},
+		4: {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}},
+	}
+	winoConst     Mem
+	winoConstIdx  = map[int]int{}
+	winoConstVals []int
+)
+
+// winoConsts emits the table of 8-lane constants used by the transforms.
+func winoConsts() {
+	for _, m := range []int{2, 4} {
+		for _, mat := range [][][]int{winoBT[m], winoAT[m]} {
+			for _, row := range mat {
+				for _, c := range row {
+					if c != 0 && c != 1 && c != -1 {
+						if _, ok := winoConstIdx[c]; !ok {
+							winoConstIdx[c] = len(winoConstVals)
+							winoConstVals = append(winoConstVals, c)
+						}
+					}
+				}
+			}
+		}
+	}
+	winoConst = GLOBL("winoconst", RODATA|NOPTR)
+	for i, c := range winoConstVals {
+		for l := 0; l < 8; l++ {
+			DATA(32*i+4*l, U32(math.Float32bits(float32(c))))
+		}
+	}
+}
+
+// lincomb emits out = Σ_j coef[j]·in[j] over the nonzero coefficients:
+// add/sub for ±1, FMAs with the constant table otherwise.
+func lincomb(coef []int, in []VecPhysical, out VecPhysical) {
+	var unit, other []int
+	for j, c := range coef {
+		switch {
+		case c == 1 || c == -1:
+			unit = append(unit, j)
+		case c != 0:
+			other = append(other, j)
+		}
+	}
+	cm := func(c int) Mem { return winoConst.Offset(32 * winoConstIdx[c]) }
+	var rest []int
+	switch {
+	case len(unit) >= 2:
+		a, b := unit[0], unit[1]
+		if coef[a] < 0 {
+			a, b = b, a
+		}
+		switch {
+		case coef[a] > 0 && coef[b] > 0:
+			VADDPS(in[b], in[a], out)
+		case coef[a] > 0:
+			VSUBPS(in[b], in[a], out) // in[a] − in[b]
+		default:
+			panic("lincomb: no row of Bᵀ or Aᵀ has only −1 unit terms")
+		}
+		rest = append(unit[2:], other...)
+	case len(other) > 0:
+		VMULPS(cm(coef[other[0]]), in[other[0]], out)
+		rest = append(unit, other[1:]...)
+	case len(unit) == 1 && coef[unit[0]] == 1:
+		VMOVAPS(in[unit[0]], out)
+	case len(unit) == 1:
+		VXORPS(out, out, out)
+		VSUBPS(in[unit[0]], out, out)
+	default:
+		VXORPS(out, out, out)
+	}
+	for _, j := range rest {
+		switch c := coef[j]; c {
+		case 1:
+			VADDPS(in[j], out, out)
+		case -1:
+			VSUBPS(in[j], out, out)
+		default:
+			VFMADD231PS(cm(c), in[j], out)
+		}
+	}
+}
+
+// winoIn emits winoInAVX2_<m>, the F(m×m,3×3) input transform of nv steps
+// of 8 adjacent tiles (lanes) from a column-phase-split image; see
+// winoInGeneric. Each step computes t = d B row by row into the frame, then
+// V = Bᵀ t column by column, storing the α² vectors ξ = k·α+l in order.
+func winoIn(m int) {
+	a := m + 2
+	bt := winoBT[m]
+	name := fmt.Sprintf("winoInAVX2_%d", m)
+	TEXT(name, 0, "func(dst *float32, dstStride int, src *float32, rowStride, phaseStride, nv int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) input transform of nv steps of 8 tiles; see winoInGeneric.", name, m, m))
+	tmp := AllocLocal(32 * a * a)
+	dst, ds, rs, nv, r, op := RDI, R8, R9, RCX, R12, R13
+	ph := []GPPhysical{RAX, RBX, RDX, R11}[:m]
+	Load(Param("dst"), dst)
+	Load(Param("dstStride"), ds)
+	Load(Param("src"), ph[0])
+	Load(Param("rowStride"), rs)
+	Load(Param("phaseStride"), R10)
+	Load(Param("nv"), nv)
+	SHLQ(U8(2), ds)
+	SHLQ(U8(2), rs)
+	SHLQ(U8(2), R10)
+	for p := 1; p < m; p++ {
+		LEAQ(Mem{Base: ph[p-1], Index: R10, Scale: 1}, ph[p])
+	}
+	x := ymm[:a]
+	y := ymm[a : 2*a]
+	Label("step")
+	TESTQ(nv, nv)
+	JZ(LabelRef("done"))
+	XORQ(r, r)
+	for i := 0; i < a; i++ {
+		for j := 0; j < a; j++ {
+			VMOVUPS(Mem{Base: ph[j%m], Index: r, Scale: 1, Disp: 4 * (j / m)}, x[j])
+		}
+		for k := 0; k < a; k++ {
+			lincomb(bt[k], x, y[k])
+			VMOVUPS(y[k], tmp.Offset(32*(i*a+k)))
+		}
+		if i+1 < a {
+			ADDQ(rs, r)
+		}
+	}
+	MOVQ(dst, op)
+	for k := 0; k < a; k++ {
+		for i := 0; i < a; i++ {
+			VMOVUPS(tmp.Offset(32*(i*a+k)), x[i])
+		}
+		for l := 0; l < a; l++ {
+			lincomb(bt[l], x, y[l])
+			VMOVUPS(y[l], Mem{Base: op})
+			ADDQ(ds, op)
+		}
+	}
+	for p := 0; p < m; p++ {
+		ADDQ(U8(32), ph[p])
+	}
+	ADDQ(U8(32), dst)
+	DECQ(nv)
+	JMP(LabelRef("step"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// winoOut emits winoOutAVX2_<m>, the F(m×m,3×3) output transform of nv
+// steps of 8 adjacent tiles with the epilogue of flags; see winoOutGeneric.
+// Each step computes t = Aᵀ M column by column into the frame, then for each
+// output row Y = t A, interleaves the m column vectors of the 8 tiles into
+// m·8 contiguous floats and applies the epilogue.
+func winoOut(m int) {
+	a := m + 2
+	at := winoAT[m]
+	name := fmt.Sprintf("winoOutAVX2_%d", m)
+	TEXT(name, 0, "func(dst *float32, ldd int, src *float32, srcStride, nv, flags int, bias, slope, lo, hi *float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) output transform of nv steps of 8 tiles with the epilogue of flags; see winoOutGeneric.", name, m, m))
+	tmp := AllocLocal(32 * m * a)
+	cst := AllocLocal(32 * 6) // broadcast bias, slope, lo, hi, zero, six
+	cv := func(i int) Mem { return cst.Offset(32 * i) }
+	const cBias, cSlope, cLo, cHi, cZero, cSix = 0, 1, 2, 3, 4, 5
+	dst, ldd, src, ss, nv, flags, row, sp := RDI, R8, RSI, R9, RCX, R10, RBX, RDX
+	Load(Param("dst"), dst)
+	Load(Param("ldd"), ldd)
+	Load(Param("src"), src)
+	Load(Param("srcStride"), ss)
+	Load(Param("nv"), nv)
+	Load(Param("flags"), flags)
+	SHLQ(U8(2), ldd)
+	SHLQ(U8(2), ss)
+	VXORPS(Y0, Y0, Y0)
+	VMOVUPS(Y0, cv(cZero))
+	VBROADCASTSS(six, Y0)
+	VMOVUPS(Y0, cv(cSix))
+	for _, e := range []struct {
+		flag  int
+		param string
+		slot  int
+	}{{flagBias, "bias", cBias}, {flagPReLU, "slope", cSlope}, {flagClamp, "lo", cLo}, {flagClamp, "hi", cHi}} {
+		skip := "no" + e.param
+		TESTQ(U32(e.flag), flags)
+		JZ(LabelRef(skip))
+		Load(Param(e.param), RAX)
+		VBROADCASTSS(Mem{Base: RAX}, Y0)
+		VMOVUPS(Y0, cv(e.slot))
+		Label(skip)
+	}
+	x := ymm[:a]
+	Label("step")
+	TESTQ(nv, nv)
+	JZ(LabelRef("done"))
+	// t[r][k] = Σ_l Aᵀ[r][l]·M[l][k], M[l][k] at src + (k·α+l)·srcStride.
+	MOVQ(src, sp)
+	for k := 0; k < a; k++ {
+		for l := 0; l < a; l++ {
+			VMOVUPS(Mem{Base: sp}, x[l])
+			if k+1 < a || l+1 < a {
+				ADDQ(ss, sp)
+			}
+		}
+		for r := 0; r < m; r++ {
+			y := ymm[a+r]
+			lincomb(at[r], x, y)
+			VMOVUPS(y, tmp.Offset(32*(r*a+k)))
+		}
+	}
+	MOVQ(dst, row)
+	yv := ymm[6 : 6+m]   // Y[r][b] for b < m
+	tv := ymm[10 : 10+m] // interleave temporaries / results
+	for r := 0; r < m; r++ {
+		for k := 0; k < a; k++ {
+			VMOVUPS(tmp.Offset(32*(r*a+k)), x[k])
+		}
+		for b := 0; b < m; b++ {
+			lincomb(at[b], x, yv[b])
+		}
+		// Interleave: output vector q holds tiles' columns in row order.
+		var outv []VecPhysical
+		if m == 2 {
+			VUNPCKLPS(yv[1], yv[0], tv[0]) // a0 b0 a1 b1 | a4 b4 a5 b5
+			VUNPCKHPS(yv[1], yv[0], tv[1]) // a2 b2 a3 b3 | a6 b6 a7 b7
+			VPERM2F128(U8(0x20), tv[1], tv[0], yv[0])
+			VPERM2F128(U8(0x31), tv[1], tv[0], yv[1])
+			outv = yv[:2]
+		} else {
+			VUNPCKLPS(yv[1], yv[0], tv[0])
+			VUNPCKHPS(yv[1], yv[0], tv[1])
+			VUNPCKLPS(yv[3], yv[2], tv[2])
+			VUNPCKHPS(yv[3], yv[2], tv[3])
+			VUNPCKLPD(tv[2], tv[0], yv[0]) // tiles 0 | 4
+			VUNPCKHPD(tv[2], tv[0], yv[1]) // tiles 1 | 5
+			VUNPCKLPD(tv[3], tv[1], yv[2]) // tiles 2 | 6
+			VUNPCKHPD(tv[3], tv[1], yv[3]) // tiles 3 | 7
+			VPERM2F128(U8(0x20), yv[1], yv[0], tv[0])
+			VPERM2F128(U8(0x20), yv[3], yv[2], tv[1])
+			VPERM2F128(U8(0x31), yv[1], yv[0], tv[2])
+			VPERM2F128(U8(0x31), yv[3], yv[2], tv[3])
+			outv = tv
+		}
+		cm := func(q int) Mem { return Mem{Base: row, Disp: 32 * q} }
+		each := func(f func(v VecPhysical, q int)) {
+			for q, v := range outv {
+				f(v, q)
+			}
+		}
+		p := fmt.Sprintf("r%d", r)
+		TESTQ(U32(flagAcc), flags)
+		JZ(LabelRef(p + "noacc"))
+		each(func(v VecPhysical, q int) { VADDPS(cm(q), v, v) })
+		Label(p + "noacc")
+		TESTQ(U32(flagBias), flags)
+		JZ(LabelRef(p + "nobias"))
+		each(func(v VecPhysical, q int) { VADDPS(cv(cBias), v, v) })
+		Label(p + "nobias")
+		TESTQ(U32(flagReLU), flags)
+		JZ(LabelRef(p + "norelu"))
+		each(func(v VecPhysical, q int) { VMAXPS(cv(cZero), v, v) })
+		Label(p + "norelu")
+		TESTQ(U32(flagReLU6), flags)
+		JZ(LabelRef(p + "norelu6"))
+		each(func(v VecPhysical, q int) { VMAXPS(cv(cZero), v, v); VMINPS(cv(cSix), v, v) })
+		Label(p + "norelu6")
+		TESTQ(U32(flagPReLU), flags)
+		JZ(LabelRef(p + "noprelu"))
+		each(func(v VecPhysical, q int) {
+			VMINPS(cv(cZero), v, x[0])
+			VMAXPS(cv(cZero), v, v)
+			VFMADD231PS(cv(cSlope), x[0], v)
+		})
+		Label(p + "noprelu")
+		TESTQ(U32(flagClamp), flags)
+		JZ(LabelRef(p + "noclamp"))
+		each(func(v VecPhysical, q int) { VMAXPS(cv(cLo), v, v); VMINPS(cv(cHi), v, v) })
+		Label(p + "noclamp")
+		each(func(v VecPhysical, q int) { VMOVUPS(v, cm(q)) })
+		if r+1 < m {
+			ADDQ(ldd, row)
+		}
+	}
+	ADDQ(U8(32), src)
+	ADDQ(U32(32*m), dst)
+	DECQ(nv)
+	JMP(LabelRef("step"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// deinterleave4 emits deinterleave4AVX2: for i < n, dst[(i%4)·phaseStride +
+// i/4] = src[i] (the four column phases of a Winograd F(4×4) input row).
+func deinterleave4() {
+	TEXT("deinterleave4AVX2", NOSPLIT, "func(dst *float32, phaseStride int, src *float32, n int)")
+	Pragma("noescape")
+	Doc("deinterleave4AVX2 splits src[:n] into four phases; see deinterleave4Generic.")
+	p0, ps, src, n := RDI, R8, RSI, RCX
+	p1, p2, p3 := R9, R10, R11
+	Load(Param("dst"), p0)
+	Load(Param("phaseStride"), ps)
+	Load(Param("src"), src)
+	Load(Param("n"), n)
+	SHLQ(U8(2), ps)
+	LEAQ(Mem{Base: p0, Index: ps, Scale: 1}, p1)
+	LEAQ(Mem{Base: p1, Index: ps, Scale: 1}, p2)
+	LEAQ(Mem{Base: p2, Index: ps, Scale: 1}, p3)
+	Label("v32")
+	CMPQ(n, U8(32))
+	JL(LabelRef("g4"))
+	for i := 0; i < 4; i++ {
+		VMOVUPS(Mem{Base: src, Disp: 32 * i}, ymm[i]) // groups 2i, 2i+1
+	}
+	// Pair groups g and g+4 in one register: lanes [g | g+4].
+	VPERM2F128(U8(0x20), Y2, Y0, Y4) // groups 0 | 4
+	VPERM2F128(U8(0x31), Y2, Y0, Y5) // groups 1 | 5
+	VPERM2F128(U8(0x20), Y3, Y1, Y6) // groups 2 | 6
+	VPERM2F128(U8(0x31), Y3, Y1, Y7) // groups 3 | 7
+	// 4×4 transpose inside each 128-bit half.
+	VUNPCKLPS(Y5, Y4, Y0)
+	VUNPCKHPS(Y5, Y4, Y1)
+	VUNPCKLPS(Y7, Y6, Y2)
+	VUNPCKHPS(Y7, Y6, Y3)
+	VUNPCKLPD(Y2, Y0, Y4) // phase 0
+	VUNPCKHPD(Y2, Y0, Y5) // phase 1
+	VUNPCKLPD(Y3, Y1, Y6) // phase 2
+	VUNPCKHPD(Y3, Y1, Y7) // phase 3
+	for i, p := range []GPPhysical{p0, p1, p2, p3} {
+		VMOVUPS(ymm[4+i], Mem{Base: p})
+		ADDQ(U8(32), p)
+	}
+	ADDQ(U8(128), src)
+	SUBQ(U8(32), n)
+	JMP(LabelRef("v32"))
+	Label("g4")
+	for i, p := range []GPPhysical{p0, p1, p2, p3} {
+		CMPQ(n, U8(i+1))
+		JL(LabelRef("done"))
+		MOVL(Mem{Base: src, Disp: 4 * i}, EAX)
+		MOVL(EAX, Mem{Base: p})
+		ADDQ(U8(4), p)
+	}
+	ADDQ(U8(16), src)
+	SUBQ(U8(4), n)
+	JMP(LabelRef("g4"))
 	Label("done")
 	VZEROUPPER()
 	RET()

@@ -1,0 +1,539 @@
+package kernels
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// Winograd minimal filtering (Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016) for 3×3 stride-1 convolutions:
+// F(m×m, 3×3) computes an m×m output tile from an α×α input tile, α = m+2,
+// as Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A. Summed over input channels, the
+// elementwise product becomes α² independent GEMMs
+//
+//	M[ξ] (OutC×T) = U[ξ] (OutC×C) · V[ξ] (C×T)
+//
+// over the T tiles of all images. Element (l, k) of an α×α transform is
+// stored at ξ = k·α + l (the order the vector transforms produce it).
+
+// winoBT, winoG and winoAT hold Bᵀ (α×α), G (α×3) and Aᵀ (m×α) for
+// F(2×2,3×3) (interpolation points 0, ±1, ∞; index 0) and F(4×4,3×3)
+// (points 0, ±1, ±2, ∞; index 1). The generator in _asm has the same Bᵀ
+// and Aᵀ.
+var (
+	winoBT = [2][][]float64{
+		{
+			{1, 0, -1, 0},
+			{0, 1, 1, 0},
+			{0, -1, 1, 0},
+			{0, 1, 0, -1},
+		},
+		{
+			{4, 0, -5, 0, 1, 0},
+			{0, -4, -4, 1, 1, 0},
+			{0, 4, -4, -1, 1, 0},
+			{0, -2, -1, 2, 1, 0},
+			{0, 2, -1, -2, 1, 0},
+			{0, 4, 0, -5, 0, 1},
+		},
+	}
+	winoG = [2][][3]float64{
+		{
+			{1, 0, 0},
+			{0.5, 0.5, 0.5},
+			{0.5, -0.5, 0.5},
+			{0, 0, 1},
+		},
+		{
+			{1.0 / 4, 0, 0},
+			{-1.0 / 6, -1.0 / 6, -1.0 / 6},
+			{-1.0 / 6, 1.0 / 6, -1.0 / 6},
+			{1.0 / 24, 1.0 / 12, 1.0 / 6},
+			{1.0 / 24, -1.0 / 12, 1.0 / 6},
+			{0, 0, 1},
+		},
+	}
+	winoAT = [2][][]float64{
+		{
+			{1, 1, 1, 0},
+			{0, 1, -1, -1},
+		},
+		{
+			{1, 1, 1, 1, 1, 0},
+			{0, 1, -1, 2, -2, 0},
+			{0, 1, 1, 4, 4, 0},
+			{0, 1, -1, 8, -8, 1},
+		},
+	}
+)
+
+// winoLanes is the number of horizontally adjacent tiles a transform call
+// handles per step (one 8-lane vector).
+const winoLanes = 8
+
+// winoInFunc is the input transform of nv steps of winoLanes horizontally
+// adjacent tiles read from a column-phase-split image; see winoInGeneric.
+type winoInFunc func(dst *float32, dstStride int, src *float32, rowStride, phaseStride, nv int)
+
+// winoOutFunc is the output transform, with epilogue, of nv steps of
+// winoLanes adjacent tiles; see winoOutGeneric.
+type winoOutFunc func(dst *float32, ldd int, src *float32, srcStride, nv, flags int, bias, slope, lo, hi *float32)
+
+// WinogradWeights are 3×3 conv weights transformed for F(m×m,3×3):
+// U[ξ] = G g Gᵀ, one packed OutC×C matrix per ξ of the (m+2)² points. They
+// are read-only and safe for concurrent use.
+type WinogradWeights struct {
+	m int
+	s ConvShape
+	u []PackedA // u[ξ]: U[ξ] packed for the GEMM
+}
+
+// Tile reports the output tile size m of F(m×m,3×3).
+func (ww *WinogradWeights) Tile() int { return ww.m }
+
+// WinogradOK reports whether [Workspace.Winograd] supports the conv shape s:
+// a valid 3×3 convolution with stride 1 (any padding).
+func WinogradOK(s ConvShape) bool {
+	return s.KH == 3 && s.KW == 3 && s.StrideH == 1 && s.StrideW == 1 &&
+		s.C > 0 && s.H > 0 && s.W > 0 && s.OutC > 0 && s.PadH >= 0 && s.PadW >= 0 &&
+		s.OutH() > 0 && s.OutW() > 0
+}
+
+// PackWinograd transforms and packs conv weights (OutC×C×3×3, as for
+// [PackConv]) for F(m×m,3×3), m = 2 or 4, for the active kernel path. It
+// panics when s is not supported ([WinogradOK]). This allocates; call it once
+// per layer.
+func PackWinograd(w []float32, s ConvShape, m int) *WinogradWeights {
+	if !WinogradOK(s) || (m != 2 && m != 4) {
+		panic(fmt.Sprintf("kernels: PackWinograd unsupported m=%d shape %+v", m, s))
+	}
+	if len(w) < s.OutC*s.K() {
+		panic(fmt.Sprintf("kernels: PackWinograd weights have %d elements, need %d", len(w), s.OutC*s.K()))
+	}
+	a := m + 2
+	g := winoG[m/4]
+	oc, c := s.OutC, s.C
+	// ut[ξ][o][ci] in float64 arithmetic: U = G g Gᵀ.
+	ut := make([]float32, a*a*oc*c)
+	for o := 0; o < oc; o++ {
+		for ci := 0; ci < c; ci++ {
+			k := w[(o*c+ci)*9 : (o*c+ci)*9+9]
+			var gg [6][3]float64 // G g
+			for l := 0; l < a; l++ {
+				for x := 0; x < 3; x++ {
+					for y := 0; y < 3; y++ {
+						gg[l][x] += g[l][y] * float64(k[y*3+x])
+					}
+				}
+			}
+			for l := 0; l < a; l++ {
+				for kk := 0; kk < a; kk++ {
+					var u float64
+					for x := 0; x < 3; x++ {
+						u += gg[l][x] * g[kk][x]
+					}
+					ut[((kk*a+l)*oc+o)*c+ci] = float32(u)
+				}
+			}
+		}
+	}
+	ww := &WinogradWeights{m: m, s: s, u: make([]PackedA, a*a)}
+	data := make([]float32, a*a*oc*c)
+	for x := range ww.u {
+		ww.u[x].data = data[x*oc*c : (x+1)*oc*c : (x+1)*oc*c]
+		PackAInto(&ww.u[x], ut[x*oc*c:(x+1)*oc*c], oc, c, c)
+	}
+	return ww
+}
+
+// winoGeo is the tiling of one Winograd call.
+type winoGeo struct {
+	m, a     int // tile and transform size
+	oh, ow   int
+	th, tw   int // tiles per image
+	nv       int // transform steps per tile row: ⌈tw/winoLanes⌉
+	rows     int // tile rows of the batch (n·th)
+	cr       int // tile rows per chunk (the GEMMs' N is cr·tw)
+	tp       int // row stride of V and M (≥ cr·tw + winoLanes)
+	wq       int // width of one column phase of the padded input
+	bandRows int // tile rows per phase-split input band
+}
+
+// winoChunkBytes is the target size of a chunk's V and M: the batch is
+// processed in chunks of tile rows that keep them in a 1 MiB L2 cache,
+// unless that would make the GEMMs narrower than winoMinTiles. Tests shrink
+// them to cut small batches into chunks.
+var (
+	winoChunkBytes = 640 << 10
+	winoMinTiles   = 128
+)
+
+func winoGeometry(s ConvShape, m, n int) winoGeo {
+	g := winoGeo{m: m, a: m + 2, oh: s.OutH(), ow: s.OutW()}
+	g.th, g.tw = (g.oh+m-1)/m, (g.ow+m-1)/m
+	g.nv = (g.tw + winoLanes - 1) / winoLanes
+	g.rows = n * g.th
+	tiles := max(winoMinTiles, winoChunkBytes/(4*g.a*g.a*(s.C+s.OutC)))
+	g.cr = min(g.rows, (tiles+g.tw-1)/g.tw)
+	// A transform step writes (and reads) winoLanes tiles even when fewer
+	// remain in the tile row; the row padding keeps that inside the row.
+	g.tp = (g.cr*g.tw+7)/8*8 + winoLanes
+	g.wq = g.nv*winoLanes + 1
+	// Worker scratch: the band of phase-split rows, m·(bandRows·m+2)·wq.
+	g.bandRows = min(g.th, (StripFloats/(m*g.wq)-2)/m)
+	return g
+}
+
+// WinogradScratch is the number of floats of Workspace scratch a
+// [Workspace.Winograd] call on n images of shape s with F(m×m,3×3) uses
+// (the transformed input and the GEMM outputs of one chunk of tiles); see
+// [Workspace.ReserveWinograd].
+func WinogradScratch(s ConvShape, m, n int) int {
+	g := winoGeometry(s, m, n)
+	return g.a * g.a * g.tp * (s.C + s.OutC)
+}
+
+// winoState is the Workspace's Winograd scratch and the current call.
+type winoState struct {
+	buf  []float32   // V[ξ][c][tp] then M[ξ][o][tp]
+	subs []Workspace // per worker: holds the job of a single-threaded GEMM
+
+	// The current call and chunk (kept here so that dispatching allocates nothing).
+	ww       *WinogradWeights
+	dst, src []float32
+	v, mo    []float32
+	g        winoGeo
+	r0, r1   int // tile rows of the chunk (row r is tile row r%th of image r/th)
+	flags    int
+	ep       Epilogue
+
+	inTask, gemmTask, outTask func(worker, lo, hi int)
+}
+
+// ReserveWinograd grows the Workspace's Winograd scratch for n images of
+// shape s with F(m×m,3×3) (see [WinogradScratch]), so that later calls up to
+// that size allocate nothing.
+func (w *Workspace) ReserveWinograd(s ConvShape, m, n int) {
+	if w.wino == nil {
+		st := &winoState{subs: make([]Workspace, w.workers)}
+		st.inTask = func(worker, lo, hi int) { w.winoIn(worker, lo, hi) }
+		st.gemmTask = func(worker, lo, hi int) { w.winoGemm(worker, lo, hi) }
+		st.outTask = func(worker, lo, hi int) { w.winoOut(worker, lo, hi) }
+		w.wino = st
+	}
+	if k := WinogradScratch(s, m, n); len(w.wino.buf) < k {
+		w.wino.buf = make([]float32, k)
+	}
+}
+
+// Winograd computes, for each of the n images, exactly what [Workspace.Conv2D]
+// computes with the same epilogue: dst[i] (+)= conv(src[i], w) for the
+// contiguous CHW images src[i] (C×H×W) and dst[i] (OutC×OutH×OutW), using
+// F(m×m,3×3) with the weights ww packed for shape s. An epilogue Residual is
+// laid out like dst (n images). The tiles of all n images form the columns
+// of the (m+2)² GEMMs, so batches make them wider; large batches are cut
+// into chunks of tile rows whose transforms fit the L2 cache.
+//
+// Each chunk runs in three phases split over the Workspace's workers: the
+// input transform (by input channel), the GEMMs (by ξ, each single-threaded
+// on its worker's strip buffer) and the output transform with the epilogue
+// (by output channel).
+func (w *Workspace) Winograd(dst, src []float32, n int, ww *WinogradWeights, s ConvShape, ep *Epilogue) {
+	if s != ww.s {
+		panic(fmt.Sprintf("kernels: Winograd shape %+v does not match the weights' %+v", s, ww.s))
+	}
+	if n <= 0 {
+		return
+	}
+	g := winoGeometry(s, ww.m, n)
+	if g.bandRows < 1 {
+		panic(fmt.Sprintf("kernels: Winograd input width %d exceeds the scratch of %d floats", s.W, StripFloats))
+	}
+	if len(src) < n*s.C*s.H*s.W || len(dst) < n*s.OutC*g.oh*g.ow {
+		panic(fmt.Sprintf("kernels: Winograd short slices src=%d dst=%d for %d images", len(src), len(dst), n))
+	}
+	if ep != nil && ep.Residual != nil && len(ep.Residual) < n*s.OutC*g.oh*g.ow {
+		panic(fmt.Sprintf("kernels: Winograd epilogue residual has %d elements, need %d", len(ep.Residual), n*s.OutC*g.oh*g.ow))
+	}
+	flags := ep.flags(s.OutC)
+	w.ReserveWinograd(s, ww.m, n)
+	st := w.wino
+	st.ww, st.dst, st.src, st.g, st.flags = ww, dst, src, g, flags
+	st.ep = Epilogue{}
+	if ep != nil {
+		st.ep = *ep
+	}
+	nv := g.a * g.a * g.tp * s.C
+	st.v = st.buf[:nv]
+	st.mo = st.buf[nv : nv+g.a*g.a*g.tp*s.OutC]
+	for st.r0 = 0; st.r0 < g.rows; st.r0 = st.r1 {
+		st.r1 = min(g.rows, st.r0+g.cr)
+		if w.par == nil {
+			w.winoIn(0, 0, s.C)
+			w.winoGemm(0, 0, g.a*g.a)
+			w.winoOut(0, 0, s.OutC)
+		} else {
+			w.par(s.C, st.inTask)
+			w.par(g.a*g.a, st.gemmTask)
+			w.par(s.OutC, st.outTask)
+		}
+	}
+	st.ww, st.dst, st.src, st.v, st.mo, st.ep = nil, nil, nil, nil, nil, Epilogue{}
+}
+
+// winoIn transforms input channels [lo, hi) of the chunk's tile rows into V.
+// Each channel image is copied, band by band, zero-padded and split into m
+// column phases (phase p holds padded columns p, p+m, …) into the worker's
+// scratch, so that column j of winoLanes adjacent tiles is one contiguous run.
+func (w *Workspace) winoIn(worker, lo, hi int) {
+	st := w.wino
+	s, g := st.ww.s, st.g
+	ks := st.ww.u[0].ks
+	in, _ := winoFuncs(ks, g.m)
+	m, wq := g.m, g.wq            // m·wq ≥ PadW + W: a padded row fits the phases
+	ps := (g.bandRows*m + 2) * wq // phase stride
+	planes := w.strips[worker][:m*ps]
+	for c := lo; c < hi; c++ {
+		for r := st.r0; r < st.r1; {
+			img, ty0 := r/g.th, r%g.th
+			tyEnd := min(g.th, ty0+st.r1-r)
+			plane := st.src[(img*s.C+c)*s.H*s.W : (img*s.C+c+1)*s.H*s.W]
+			for ; ty0 < tyEnd; ty0 += g.bandRows {
+				nty := min(g.bandRows, tyEnd-ty0)
+				for p := 0; p < m; p++ {
+					clear(planes[p*ps : p*ps+(nty*m+2)*wq])
+				}
+				for yy := 0; yy < nty*m+2; yy++ {
+					iy := ty0*m + yy - s.PadH
+					if iy < 0 || iy >= s.H {
+						continue
+					}
+					// Source column x is padded column PadW+x: phase
+					// (PadW+x)%m, index (PadW+x)/m. The first q0 columns
+					// go one by one, the rest from phase 0 on.
+					srow := plane[iy*s.W : (iy+1)*s.W]
+					y := yy * wq
+					q0 := min(s.W, (m-s.PadW%m)%m)
+					for x := 0; x < q0; x++ {
+						X := s.PadW + x
+						planes[(X%m)*ps+y+X/m] = srow[x]
+					}
+					if q0 < s.W {
+						i := y + (s.PadW+q0)/m
+						if m == 2 {
+							ks.deint(&planes[i], &planes[ps+i], &srow[q0], s.W-q0)
+						} else {
+							ks.deint4(&planes[i], ps, &srow[q0], s.W-q0)
+						}
+					}
+				}
+				for ty := ty0; ty < ty0+nty; ty++ {
+					t := (img*g.th + ty - st.r0) * g.tw
+					in(&st.v[c*g.tp+t], s.C*g.tp, &planes[(ty-ty0)*m*wq], wq, ps, g.nv)
+				}
+			}
+			r = img*g.th + tyEnd
+		}
+	}
+}
+
+// winoGemm computes M[ξ] = U[ξ]·V[ξ] for ξ in [lo, hi), each single-threaded
+// with the worker's strip buffer.
+func (w *Workspace) winoGemm(worker, lo, hi int) {
+	st := w.wino
+	s, g := st.ww.s, st.g
+	t := (st.r1 - st.r0) * g.tw
+	sub := &st.subs[worker]
+	for x := lo; x < hi; x++ {
+		a := &st.ww.u[x]
+		b := st.v[x*s.C*g.tp : (x+1)*s.C*g.tp]
+		sub.job = gemmJob{
+			a: a, kind: bRows, b: b, ldb: g.tp,
+			c: st.mo[x*s.OutC*g.tp : (x+1)*s.OutC*g.tp], ldc: g.tp, n: t, mTasks: 1, nTasks: 1,
+		}
+		sub.block(b, w.strips[worker], 0, (t+a.ks.nr-1)/a.ks.nr, 0, a.M)
+	}
+	sub.job = gemmJob{}
+}
+
+// winoOut applies the output transform and the epilogue to the chunk's tile
+// rows for output channels [lo, hi). Steps whose m×(winoLanes·m) output block
+// lies inside dst are written in place; edge steps go through the worker's
+// scratch.
+func (w *Workspace) winoOut(worker, lo, hi int) {
+	st := w.wino
+	s, g := st.ww.s, st.g
+	_, out := winoFuncs(st.ww.u[0].ks, g.m)
+	m, oh, ow := g.m, g.oh, g.ow
+	ew := winoLanes * m
+	edge := w.strips[worker][:m*ew]
+	bias0, slope0, lo0, hi0 := epPtrs(&st.ep, st.flags)
+	ss := s.OutC * g.tp
+	nfull := min(g.nv, ow/ew) // steps with all columns inside
+	for o := lo; o < hi; o++ {
+		bias, slope, plo, phi := rowPtr(bias0, o), rowPtr(slope0, o), rowPtr(lo0, o), rowPtr(hi0, o)
+		for r := st.r0; r < st.r1; r++ {
+			img, ty := r/g.th, r%g.th
+			pl := (img*s.OutC + o) * oh * ow
+			d := st.dst[pl : pl+oh*ow]
+			rv := min(m, oh-ty*m)
+			if res := st.ep.Residual; res != nil {
+				res, d := res[pl+ty*m*ow:pl+(ty*m+rv)*ow], d[ty*m*ow:(ty*m+rv)*ow]
+				if st.ep.Accumulate {
+					for i, v := range res {
+						d[i] += v
+					}
+				} else {
+					copy(d, res)
+				}
+			}
+			t := (r-st.r0)*g.tw + o*g.tp
+			q0 := 0
+			if rv == m && nfull > 0 {
+				out(&d[ty*m*ow], ow, &st.mo[t], ss, nfull, st.flags, bias, slope, plo, phi)
+				q0 = nfull
+			}
+			for q := q0; q < g.nv; q++ {
+				x0 := q * ew
+				cols := min(ew, ow-x0)
+				if st.flags&flagAcc != 0 {
+					for y := 0; y < rv; y++ {
+						copy(edge[y*ew:y*ew+cols], d[(ty*m+y)*ow+x0:])
+					}
+				}
+				out(&edge[0], ew, &st.mo[t+q*winoLanes], ss, 1, st.flags, bias, slope, plo, phi)
+				for y := 0; y < rv; y++ {
+					copy(d[(ty*m+y)*ow+x0:(ty*m+y)*ow+x0+cols], edge[y*ew:])
+				}
+			}
+		}
+	}
+}
+
+// genericWino holds the reference transforms, for kernel paths without their own.
+var genericWino = [2]struct {
+	in  winoInFunc
+	out winoOutFunc
+}{{winoInGeneric(2), winoOutGeneric(2)}, {winoInGeneric(4), winoOutGeneric(4)}}
+
+// winoFuncs returns the transforms of path ks for F(m×m,3×3).
+func winoFuncs(ks *kernelSet, m int) (winoInFunc, winoOutFunc) {
+	in, out := ks.winoIn[m/4], ks.winoOut[m/4]
+	if in == nil {
+		in = genericWino[m/4].in
+	}
+	if out == nil {
+		out = genericWino[m/4].out
+	}
+	return in, out
+}
+
+// rowPtr returns &p[r] (nil stays nil).
+func rowPtr(p *float32, r int) *float32 {
+	if p == nil {
+		return nil
+	}
+	return (*float32)(unsafe.Add(unsafe.Pointer(p), 4*r))
+}
+
+// winoInGeneric returns the reference input transform for F(m×m,3×3). For
+// nv·winoLanes adjacent tiles u, with d[i][j] = src[(j%m)·phaseStride +
+// i·rowStride + u + j/m] (i, j < α) the tile in phase-split form, it stores
+// V = Bᵀ d B as dst[(k·α+l)·dstStride + u] = V[l][k].
+func winoInGeneric(m int) winoInFunc {
+	bt := winoBT[m/4]
+	a := m + 2
+	return func(dst *float32, dstStride int, src *float32, rowStride, phaseStride, nv int) {
+		if nv <= 0 {
+			return
+		}
+		n := nv * winoLanes
+		ss := unsafe.Slice(src, (m-1)*phaseStride+(a-1)*rowStride+n+1)
+		ds := unsafe.Slice(dst, (a*a-1)*dstStride+n)
+		var d, t [6][6]float32
+		for u := 0; u < n; u++ {
+			for i := 0; i < a; i++ {
+				for j := 0; j < a; j++ {
+					d[i][j] = ss[(j%m)*phaseStride+i*rowStride+u+j/m]
+				}
+			}
+			for i := 0; i < a; i++ { // t = d B
+				for k := 0; k < a; k++ {
+					var y float32
+					for j, c := range bt[k] {
+						if c != 0 {
+							y += float32(c) * d[i][j]
+						}
+					}
+					t[i][k] = y
+				}
+			}
+			for k := 0; k < a; k++ { // V = Bᵀ t
+				for l := 0; l < a; l++ {
+					var y float32
+					for i, c := range bt[l] {
+						if c != 0 {
+							y += float32(c) * t[i][k]
+						}
+					}
+					ds[(k*a+l)*dstStride+u] = y
+				}
+			}
+		}
+	}
+}
+
+// winoOutGeneric returns the reference output transform for F(m×m,3×3). For
+// nv·winoLanes adjacent tiles u, with M[l][k] = src[(k·α+l)·srcStride + u],
+// it computes Y = Aᵀ M A and writes Y[a][b] to dst[a·ldd + u·m + b], applying
+// the epilogue of flags like kernelGeneric (row 0 of bias, slope, lo, hi).
+func winoOutGeneric(m int) winoOutFunc {
+	at := winoAT[m/4]
+	a := m + 2
+	return func(dst *float32, ldd int, src *float32, srcStride, nv, flags int, bias, slope, lo, hi *float32) {
+		if nv <= 0 {
+			return
+		}
+		n := nv * winoLanes
+		ss := unsafe.Slice(src, (a*a-1)*srcStride+n)
+		ds := unsafe.Slice(dst, (m-1)*ldd+n*m)
+		var mm [6][6]float32
+		var t [4][6]float32
+		for u := 0; u < n; u++ {
+			for k := 0; k < a; k++ {
+				for l := 0; l < a; l++ {
+					mm[l][k] = ss[(k*a+l)*srcStride+u]
+				}
+			}
+			for r := 0; r < m; r++ { // t = Aᵀ M
+				for k := 0; k < a; k++ {
+					var y float32
+					for l, c := range at[r] {
+						if c != 0 {
+							y += float32(c) * mm[l][k]
+						}
+					}
+					t[r][k] = y
+				}
+			}
+			for r := 0; r < m; r++ { // Y = t A
+				for b := 0; b < m; b++ {
+					var y float32
+					for k, c := range at[b] {
+						if c != 0 {
+							y += float32(c) * t[r][k]
+						}
+					}
+					i := r*ldd + u*m + b
+					if flags&flagAcc != 0 {
+						y += ds[i]
+					}
+					ds[i] = y
+				}
+			}
+		}
+		for r := 0; r < m; r++ {
+			epilogueRow(ds[r*ldd:r*ldd+n*m], 0, flags, bias, slope, lo, hi)
+		}
+	}
+}
