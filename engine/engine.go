@@ -494,11 +494,7 @@ func exec(st *step, ws *kernels.Workspace, bufs [][]float32, n int) {
 	case kMaxPool, kAvgPool:
 		for b := 0; b < n; b++ {
 			x, y := src[b*isz:(b+1)*isz], out[b*osz:(b+1)*osz]
-			if st.kind == kMaxPool {
-				kernels.MaxPool2D(y, x, st.inS.C, st.inS.H, st.inS.W, st.k, st.s, st.p)
-			} else {
-				kernels.AvgPool2D(y, x, st.inS.C, st.inS.H, st.inS.W, st.k, st.s, st.p)
-			}
+			ws.Pool2D(st.kind == kAvgPool, y, x, st.inS.C, st.inS.H, st.inS.W, st.k, st.s, st.p)
 		}
 	case kGAP:
 		for b := 0; b < n; b++ {

@@ -173,11 +173,13 @@ type Workspace struct {
 	wino    *winoState  // Winograd scratch (winograd.go), created on first use
 	cs      convSrc     // input of the running conv
 
-	job    gemmJob
-	task   func(worker, lo, hi int) // bound once to runTasks
-	dw     dwJob
-	taps   [][9]*float32            // per worker: depthwise tap rows
-	dwTask func(worker, lo, hi int) // bound once to dwTasks
+	job      gemmJob
+	task     func(worker, lo, hi int) // bound once to runTasks
+	dw       dwJob
+	taps     [][9]*float32            // per worker: depthwise tap rows
+	dwTask   func(worker, lo, hi int) // bound once to dwTasks
+	pool     poolJob
+	poolTask func(worker, lo, hi int) // bound once to poolTasks
 }
 
 // stripGroup is the number of B strips packed together.
@@ -201,6 +203,7 @@ func NewWorkspace(workers int, par ParallelFunc) *Workspace {
 	w.taps = make([][9]*float32, workers)
 	w.task = w.runTasks
 	w.dwTask = w.dwTasks
+	w.poolTask = w.poolTasks
 	return w
 }
 

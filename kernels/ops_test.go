@@ -105,15 +105,17 @@ func TestPools(t *testing.T) {
 				}
 			}
 			dst, buf := guarded(n, i%3)
-			MaxPool2D(dst, src, tt.c, tt.h, tt.w, tt.k, tt.s, tt.p)
-			checkGuards(t, buf, i%3, n, func(int) bool { return true })
-			if e := relErr(dst, wantMax); e != 0 {
-				t.Errorf("MaxPool2D rel err %.3g; want 0", e)
-			}
-			AvgPool2D(dst, src, tt.c, tt.h, tt.w, tt.k, tt.s, tt.p)
-			checkGuards(t, buf, i%3, n, func(int) bool { return true })
-			if e := relErr(dst, wantAvg); e > 1e-6 {
-				t.Errorf("AvgPool2D rel err %.3g; want ≤ 1e-6", e)
+			for _, ws := range []*Workspace{NewWorkspace(1, nil), NewWorkspace(3, serialPar(3))} {
+				clear(dst)
+				ws.Pool2D(false, dst, src, tt.c, tt.h, tt.w, tt.k, tt.s, tt.p)
+				checkGuards(t, buf, i%3, n, func(int) bool { return true })
+				if e := relErr(dst, wantMax); e != 0 {
+					t.Errorf("Pool2D max, %d workers: rel err %.3g; want 0", ws.Workers(), e)
+				}
+				ws.Pool2D(true, dst, src, tt.c, tt.h, tt.w, tt.k, tt.s, tt.p)
+				if e := relErr(dst, wantAvg); e > 1e-6 {
+					t.Errorf("Pool2D avg, %d workers: rel err %.3g; want ≤ 1e-6", ws.Workers(), e)
+				}
 			}
 		})
 	}
@@ -193,7 +195,7 @@ func TestOpsAllocs(t *testing.T) {
 		{"Linear1", func() { ws.Linear(y, x, 1, wt, nil) }},
 		{"Linear4", func() { ws.Linear(y, x, 4, wt, nil) }},
 		{"Conv2DStride2", func() { ws.Conv2D(dst, src, pw, s2, nil) }},
-		{"MaxPool2D", func() { MaxPool2D(dst, src, c, h, w, 2, 2, 0) }},
+		{"Pool2D", func() { ws.Pool2D(false, dst, src, c, h, w, 2, 2, 0) }},
 		{"GlobalAvgPool", func() { GlobalAvgPool(dst, src, c, h*w) }},
 	}
 	for _, tt := range tests {

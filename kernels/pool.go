@@ -1,9 +1,6 @@
 package kernels
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // PoolOut is the output length of a pooling window k with stride and padding
 // pad over n inputs (floor mode, as PyTorch's default).
@@ -20,49 +17,77 @@ func checkPool(dst, src []float32, c, h, w, k, stride, pad int) (oh, ow int) {
 	return oh, ow
 }
 
-// MaxPool2D computes the k×k max pooling (stride, zero-free padding pad: padded
-// positions never win) of src[c×h×w] into dst[c×oh×ow] with oh = PoolOut(h, k, stride, pad).
-func MaxPool2D(dst, src []float32, c, h, w, k, stride, pad int) {
-	oh, ow := checkPool(dst, src, c, h, w, k, stride, pad)
-	for ch := 0; ch < c; ch++ {
+// poolJob holds the parameters of the current Pool2D call.
+type poolJob struct {
+	avg                          bool
+	dst, src                     []float32
+	h, w, oh, ow, k, stride, pad int
+}
+
+// Pool2D computes the k×k max (avg false) or average pooling of src[c×h×w]
+// into dst[c×oh×ow], oh = PoolOut(h, k, stride, pad), with the channels split
+// over the Workspace's workers. Padding never wins a max; an average divides
+// by k·k, padding included (PyTorch's count_include_pad=True default). It
+// allocates nothing for images up to [StripFloats] columns.
+func (w *Workspace) Pool2D(avg bool, dst, src []float32, c, h, wd, k, stride, pad int) {
+	oh, ow := checkPool(dst, src, c, h, wd, k, stride, pad)
+	if wd > StripFloats {
+		poolPlanes(avg, dst, src, make([]float32, wd), 0, c, h, wd, oh, ow, k, stride, pad)
+		return
+	}
+	w.pool = poolJob{avg: avg, dst: dst, src: src, h: h, w: wd, oh: oh, ow: ow, k: k, stride: stride, pad: pad}
+	if w.par == nil || c == 1 {
+		w.poolTasks(0, 0, c)
+	} else {
+		w.par(c, w.poolTask)
+	}
+	w.pool = poolJob{}
+}
+
+func (w *Workspace) poolTasks(worker, lo, hi int) {
+	j := &w.pool
+	poolPlanes(j.avg, j.dst, j.src, w.strips[worker][:j.w], lo, hi, j.h, j.w, j.oh, j.ow, j.k, j.stride, j.pad)
+}
+
+// poolPlanes pools channels [c0, c1), separably: each output row first
+// reduces its k input rows column by column into tmp (w floats), then
+// windows of tmp.
+func poolPlanes(avg bool, dst, src, tmp []float32, c0, c1, h, w, oh, ow, k, stride, pad int) {
+	inv := 1 / float32(k*k)
+	for ch := c0; ch < c1; ch++ {
 		in := src[ch*h*w : (ch+1)*h*w]
 		out := dst[ch*oh*ow : (ch+1)*oh*ow]
 		for oy := 0; oy < oh; oy++ {
 			y0, y1 := max(oy*stride-pad, 0), min(oy*stride-pad+k, h)
-			for ox := 0; ox < ow; ox++ {
+			copy(tmp, in[y0*w:(y0+1)*w])
+			for y := y0 + 1; y < y1; y++ {
+				row := in[y*w : (y+1)*w]
+				row = row[:len(tmp)]
+				if avg {
+					for x, v := range row {
+						tmp[x] += v
+					}
+				} else {
+					for x, v := range row {
+						tmp[x] = max(tmp[x], v)
+					}
+				}
+			}
+			o := out[oy*ow : (oy+1)*ow]
+			for ox := range o {
 				x0, x1 := max(ox*stride-pad, 0), min(ox*stride-pad+k, w)
-				m := float32(math.Inf(-1))
-				for y := y0; y < y1; y++ {
-					for _, v := range in[y*w+x0 : y*w+x1] {
+				m := tmp[x0]
+				if avg {
+					for _, v := range tmp[x0+1 : x1] {
+						m += v
+					}
+					m *= inv
+				} else {
+					for _, v := range tmp[x0+1 : x1] {
 						m = max(m, v)
 					}
 				}
-				out[oy*ow+ox] = m
-			}
-		}
-	}
-}
-
-// AvgPool2D computes the k×k average pooling of src[c×h×w] into dst[c×oh×ow]
-// (oh = PoolOut(h, k, stride, pad)). Padded positions count as zeros in the
-// k·k divisor (PyTorch's count_include_pad=True default).
-func AvgPool2D(dst, src []float32, c, h, w, k, stride, pad int) {
-	oh, ow := checkPool(dst, src, c, h, w, k, stride, pad)
-	inv := 1 / float32(k*k)
-	for ch := 0; ch < c; ch++ {
-		in := src[ch*h*w : (ch+1)*h*w]
-		out := dst[ch*oh*ow : (ch+1)*oh*ow]
-		for oy := 0; oy < oh; oy++ {
-			y0, y1 := max(oy*stride-pad, 0), min(oy*stride-pad+k, h)
-			for ox := 0; ox < ow; ox++ {
-				x0, x1 := max(ox*stride-pad, 0), min(ox*stride-pad+k, w)
-				var s float32
-				for y := y0; y < y1; y++ {
-					for _, v := range in[y*w+x0 : y*w+x1] {
-						s += v
-					}
-				}
-				out[oy*ow+ox] = s * inv
+				o[ox] = m
 			}
 		}
 	}
