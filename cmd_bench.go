@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/rmprune/rmprune/bench"
+	"github.com/rmprune/rmprune/engine"
 	"github.com/rmprune/rmprune/nn"
 )
 
@@ -15,7 +19,7 @@ import (
 var ortCompare func(ctx context.Context, g *nn.Graph, opt bench.Options) (any, error)
 
 func cmdBench(e *env, args []string) error {
-	f := newFlags(e, "bench", "--model M [--rm] [--batch N] [--threads N] [--shape CxHxW] [--per-layer] [--json] | --kernels [--json]",
+	f := newFlags(e, "bench", "--model M [--rm] [--batch N] [--threads N] [--shape CxHxW] [--winograd auto|off|2|4] [--per-layer] [--json] | --kernels [--json]",
 		"Measure a model on the SIMD engine (median and p90 after warm-up), or the kernels' GFLOP/s.")
 	f.modelFlags()
 	useRM := f.Bool("rm", false, "apply RM (residual removal) first")
@@ -24,6 +28,7 @@ func cmdBench(e *env, args []string) error {
 	perLayer := f.Bool("per-layer", false, "also report per-layer milliseconds")
 	dense := f.Bool("dense", false, "run every conv as a dense GEMM (turns off the RM Dirac/identity shortcuts), for comparison")
 	withORT := f.Bool("ort", false, "also run the model in ONNX Runtime 1.30, side by side (binaries built with -tags ort)")
+	winoFlag := f.String("winograd", "auto", "3×3 stride-1 convs: auto (timed per layer), off, 2 or 4 (force F(2×2,3×3) / F(4×4,3×3))")
 	kern := f.Bool("kernels", false, "measure the FMA peak and GEMM kernels instead of a model")
 	if err := f.parse(args); err != nil || helpAsked(args) {
 		return err
@@ -60,12 +65,16 @@ func cmdBench(e *env, args []string) error {
 		if *batch < 1 {
 			return fmt.Errorf("--batch %d: want ≥ 1", *batch)
 		}
+		wino, err := engine.ParseWinograd(*winoFlag)
+		if err != nil {
+			return fmt.Errorf("--%w", err)
+		}
 		if *withORT {
 			if ortCompare == nil {
 				return fmt.Errorf("--ort: this binary was built without ONNX Runtime support (go build -tags ort; the library comes from scripts/ort.sh)")
 			}
 			fmt.Fprintf(e.stderr, "comparing the engine with ONNX Runtime on %s (%s) batch %d, %d threads…\n", f.model, in, *batch, f.threads)
-			c, err := ortCompare(e.ctx, g, bench.Options{Batch: *batch, Threads: f.threads, Shape: in, Dense: *dense})
+			c, err := ortCompare(e.ctx, g, bench.Options{Batch: *batch, Threads: f.threads, Shape: in, Dense: *dense, Winograd: wino})
 			if err != nil {
 				return err
 			}
@@ -75,20 +84,31 @@ func cmdBench(e *env, args []string) error {
 			})
 		}
 		fmt.Fprintf(e.stderr, "benchmarking %s (%s) batch %d, %d threads…\n", f.model, in, *batch, f.threads)
-		r, err := bench.Model(e.ctx, g, bench.Options{Batch: *batch, Threads: f.threads, Shape: in, PerLayer: *perLayer, Dense: *dense})
+		r, err := bench.Model(e.ctx, g, bench.Options{Batch: *batch, Threads: f.threads, Shape: in, PerLayer: *perLayer, Dense: *dense, Winograd: wino})
 		if err != nil {
 			return err
 		}
 		return f.report(r, func(w io.Writer) {
 			fmt.Fprintf(w, "%.1f images/s  latency p50 %.3f ms  p90 %.3f ms  (batch %d, %d threads, %s, %s, %d runs)\n",
 				r.ImagesPerS, r.LatencyMsP50, r.LatencyMsP90, r.Batch, r.Threads, r.ISA, r.CPU, r.Runs)
+			fmt.Fprintf(w, "convs: %s\n", algoSummary(r.Algorithms))
 			if len(r.Layers) > 0 {
 				tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 				for _, l := range r.Layers {
-					fmt.Fprintf(tw, "%s\t%.4f ms\n", l.Name, l.Ms)
+					fmt.Fprintf(tw, "%s\t%.4f ms\t%s\n", l.Name, l.Ms, l.Algo)
 				}
 				tw.Flush()
 			}
 		})
 	}())
+}
+
+// algoSummary lists conv algorithms by count, e.g. "17 direct, 2 winograd F4".
+func algoSummary(a map[string]int) string {
+	names := slices.Sorted(maps.Keys(a))
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%d %s", a[n], n)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -98,6 +98,7 @@ type Options struct {
 	MinTime  time.Duration
 	PerLayer bool
 	Dense    bool // turn off the engine's RM shortcuts (comparison)
+	Winograd engine.WinogradMode
 }
 
 // Result is one model measurement (DESIGN's bench JSON keys).
@@ -113,6 +114,7 @@ type Result struct {
 	Shape        string             `json:"shape"`
 	SplitConvs   int                `json:"split_convs"` // convs run with the Dirac/identity shortcut
 	MACsSaved    int64              `json:"macs_saved"`  // dense MACs per image the shortcut avoids
+	Algorithms   map[string]int     `json:"algorithms"`  // conv steps per algorithm at this batch
 	Layers       []engine.LayerTime `json:"layers,omitempty"`
 }
 
@@ -136,7 +138,7 @@ func Model(ctx context.Context, g *nn.Graph, opt Options) (*Result, error) {
 	if opt.Shape == (nn.Shape{}) {
 		opt.Shape = g.InputShape()
 	}
-	e, err := engine.Compile(g, engine.Options{Threads: opt.Threads, MaxBatch: opt.Batch, Shape: opt.Shape, Dense: opt.Dense})
+	e, err := engine.Compile(g, engine.Options{Threads: opt.Threads, MaxBatch: opt.Batch, Shape: opt.Shape, Dense: opt.Dense, Winograd: opt.Winograd})
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +158,7 @@ func Model(ctx context.Context, g *nn.Graph, opt Options) (*Result, error) {
 		Batch: opt.Batch, Threads: opt.Threads, ISA: e.ISA(), CPU: CPUModel(), Runs: st.Runs, Shape: opt.Shape.String(),
 	}
 	r.SplitConvs, r.MACsSaved = e.SplitConvs()
+	r.Algorithms = e.Algorithms(opt.Threads > 1 && opt.Batch >= opt.Threads)
 	if opt.PerLayer {
 		e.Profile = true
 		for i := 0; i < max(5, opt.MinRuns); i++ {

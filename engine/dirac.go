@@ -22,6 +22,8 @@ type split struct {
 	cShape  kernels.ConvShape
 	rest    *kernels.PackedA // k×k weights of dense rows over channels [q, C)
 	rShape  kernels.ConvShape
+	rWino   [2]*kernels.WinogradWeights // rest as Winograd, per execution mode (nil: direct)
+	rRaw    []float32                   // rest weights until tuning
 }
 
 // planSplit analyses conv weights w ([M][C][k][k]); it returns nil when the
@@ -112,13 +114,14 @@ func planSplit(w []float32, s kernels.ConvShape) *split {
 		sp.rShape = s
 		sp.rShape.C, sp.rShape.OutC = C-sp.q, dense
 		sp.rest = kernels.PackConv(rw, sp.rShape)
+		sp.rRaw = rw
 	}
 	return sp
 }
 
 // run computes one image: y[M×OH×OW] from x[C×H×W]. When ep.Accumulate is
 // set, y already holds the residual to add.
-func (sp *split) run(ws *kernels.Workspace, y, x []float32, s kernels.ConvShape, ep *kernels.Epilogue) {
+func (sp *split) run(ws *kernels.Workspace, mode int, y, x []float32, s kernels.ConvShape, ep *kernels.Epilogue) {
 	oh, ow := s.OutH(), s.OutW()
 	ohw, hw, st := oh*ow, s.H*s.W, s.StrideH
 	// Dirac rows.
@@ -165,6 +168,10 @@ func (sp *split) run(ws *kernels.Workspace, y, x []float32, s kernels.ConvShape,
 		}
 	}
 	epd.Accumulate = acc
+	if ww := sp.rWino[mode]; ww != nil {
+		ws.Winograd(yd, x[sp.q*hw:], 1, ww, sp.rShape, &epd)
+		return
+	}
 	ws.Conv2D(yd, x[sp.q*hw:], sp.rest, sp.rShape, &epd)
 }
 

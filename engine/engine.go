@@ -22,6 +22,9 @@ type Options struct {
 	// Dense turns off the Dirac-row and centre-column shortcuts for RM nets
 	// (for comparison: every conv runs as a dense GEMM).
 	Dense bool
+	// Winograd selects the algorithm of 3×3 stride-1 convs (default: timed
+	// per layer at compile time, see [WinogradAuto]).
+	Winograd WinogradMode
 }
 
 // Engine is a compiled network. It is not safe for concurrent use.
@@ -40,6 +43,7 @@ type Engine struct {
 	wss     []*kernels.Workspace // per worker, single-threaded (image-parallel batches)
 	chunkFn func(worker, lo, hi int)
 	Profile bool // when set, Run accumulates per-step time
+	mode    int  // execution mode of the last Run (layerPar or imagePar)
 	runs    int
 	noSplit bool
 }
@@ -68,10 +72,12 @@ type step struct {
 	outS  nn.Shape
 	conv  kernels.ConvShape
 	w     *kernels.PackedA
-	gw    []*kernels.PackedA // per group
-	sp    *split             // Dirac rows / centre-only columns (RM nets)
-	raw   []float32          // depthwise weights
-	scale []float32          // channelwise
+	gw    []*kernels.PackedA          // per group
+	sp    *split                      // Dirac rows / centre-only columns (RM nets)
+	wino  [2]*kernels.WinogradWeights // per execution mode (kConv without sp); nil: direct
+	rawW  []float32                   // conv weights until tuning
+	raw   []float32                   // depthwise weights
+	scale []float32                   // channelwise
 	ep    kernels.Epilogue
 	res   int // buffer to preload into the output before an accumulating conv (-1: none)
 	k     int // pooling window
@@ -107,6 +113,7 @@ func Compile(g *nn.Graph, opt Options) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
+	e.chooseAlgorithms(opt.Winograd)
 	return e, nil
 }
 
@@ -331,6 +338,7 @@ func (e *Engine) planConv(st *step, n *nn.Node) error {
 		}
 		if st.sp == nil {
 			st.w = kernels.PackConv(w, st.conv)
+			st.rawW = w
 		}
 	case g == n.In && g == n.Out && n.Kernel == 3 && n.Pad == 1 && (n.Stride == 1 || n.Stride == 2):
 		st.kind = kDepthwise
@@ -402,6 +410,7 @@ func (e *Engine) Run(x []float32, n int) ([]float32, error) {
 		return nil, fmt.Errorf("engine: input has %d values, want %d×%v", len(x), n, e.in)
 	}
 	if w := e.pool.Workers(); w > 1 && n >= w {
+		e.mode = imagePar
 		e.x = x
 		e.pool.Run(n, e.chunkFn)
 		e.x = nil
@@ -410,8 +419,9 @@ func (e *Engine) Run(x []float32, n int) ([]float32, error) {
 		}
 		return e.outAll[:n*e.out.Numel()], nil
 	}
+	e.mode = layerPar
 	e.bufs[0] = x
-	e.runRange(e.ws, e.bufs, n, e.Profile)
+	e.runRange(e.ws, layerPar, e.bufs, n, e.Profile)
 	e.bufs[0] = nil
 	if e.Profile {
 		e.runs++
@@ -425,29 +435,38 @@ func (e *Engine) runChunk(worker, lo, hi int) {
 	a := e.arenas[worker]
 	isz, osz := e.in.Numel(), e.out.Numel()
 	a[0] = e.x[lo*isz : hi*isz]
-	e.runRange(e.wss[worker], a, hi-lo, e.Profile && worker == 0)
+	e.runRange(e.wss[worker], imagePar, a, hi-lo, e.Profile && worker == 0)
 	copy(e.outAll[lo*osz:hi*osz], a[e.outBuf][:(hi-lo)*osz])
 	a[0] = nil
 }
 
 // runRange runs every step on the n images of arena bufs with workspace ws.
-func (e *Engine) runRange(ws *kernels.Workspace, bufs [][]float32, n int, profile bool) {
+func (e *Engine) runRange(ws *kernels.Workspace, mode int, bufs [][]float32, n int, profile bool) {
 	for _, st := range e.steps {
 		var t0 time.Time
 		if profile {
 			t0 = time.Now()
 		}
-		exec(st, ws, bufs, n)
+		exec(st, ws, mode, bufs, n)
 		if profile {
 			st.ns += time.Since(t0).Nanoseconds()
 		}
 	}
 }
 
-func exec(st *step, ws *kernels.Workspace, bufs [][]float32, n int) {
+func exec(st *step, ws *kernels.Workspace, mode int, bufs [][]float32, n int) {
 	isz, osz := st.inS.Numel(), st.outS.Numel()
 	out := bufs[st.out][:n*osz]
 	src := bufs[st.in[0]][:n*isz]
+	if ww := st.wino[mode]; ww != nil {
+		ep := st.ep
+		if st.res >= 0 {
+			ep.Accumulate = false
+			ep.Residual = bufs[st.res][:n*osz]
+		}
+		ws.Winograd(out, src, n, ww, st.conv, &ep)
+		return
+	}
 	switch st.kind {
 	case kConv, kGroupConv, kDepthwise:
 		if st.res >= 0 && (st.kind != kConv || st.sp != nil) {
@@ -459,7 +478,7 @@ func exec(st *step, ws *kernels.Workspace, bufs [][]float32, n int) {
 			case kConv:
 				switch {
 				case st.sp != nil:
-					st.sp.run(ws, y, x, st.conv, &st.ep)
+					st.sp.run(ws, mode, y, x, st.conv, &st.ep)
 				case st.res >= 0:
 					// Each worker adds the residual of its own output tiles.
 					ep := st.ep
@@ -555,6 +574,7 @@ func channelwise(y, x []float32, s nn.Shape, scale []float32, ep *kernels.Epilog
 type LayerTime struct {
 	Name string  `json:"name"`
 	Ms   float64 `json:"ms"`
+	Algo string  `json:"algo,omitempty"` // how a conv ran: direct, winograd F2/F4, dirac split (+ …)
 }
 
 // LayerTimes reports per-step mean milliseconds since profiling started.
@@ -562,6 +582,7 @@ func (e *Engine) LayerTimes() []LayerTime {
 	out := make([]LayerTime, len(e.steps))
 	for i, st := range e.steps {
 		out[i].Name = st.name
+		out[i].Algo = st.algo(e.mode)
 		if e.runs > 0 {
 			out[i].Ms = float64(st.ns) / float64(e.runs) / 1e6
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/rm"
 )
 
 func narrowResNet(imagenet, bottleneck bool, counts, widths []int, inC, classes int) *nn.Graph {
@@ -94,32 +95,39 @@ func TestEngineMatchesReference(t *testing.T) {
 	}
 	for _, tt := range tests {
 		nn.RandomizeBN(tt.g, rng)
-		for _, threads := range []int{1, 2} {
-			for _, batch := range []int{1, 3} {
-				t.Run(fmt.Sprintf("%s/t%d/b%d", tt.name, threads, batch), func(t *testing.T) {
-					x := nn.NewAct(batch, tt.shape.C, tt.shape.H, tt.shape.W)
-					for i := range x.D {
-						x.D[i] = float32(rng.NormFloat64())
-					}
-					want, err := tt.g.Forward(x, nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					e, err := Compile(tt.g, Options{Threads: threads, MaxBatch: 3, Shape: tt.shape})
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer e.Close()
-					for rep := 0; rep < 2; rep++ { // reused buffers must not leak state
-						got, err := e.Run(x.D, batch)
+		for _, wino := range []WinogradMode{WinogradAuto, WinogradF2, WinogradF4} {
+			for _, threads := range []int{1, 2} {
+				for _, batch := range []int{1, 3} {
+					t.Run(fmt.Sprintf("%s/wino%d/t%d/b%d", tt.name, wino, threads, batch), func(t *testing.T) {
+						x := nn.NewAct(batch, tt.shape.C, tt.shape.H, tt.shape.W)
+						for i := range x.D {
+							x.D[i] = float32(rng.NormFloat64())
+						}
+						want, err := tt.g.Forward(x, nil)
 						if err != nil {
 							t.Fatal(err)
 						}
-						if rel, _ := nn.RelError(got, want.D); rel > 1e-4 {
-							t.Errorf("run %d: rel error got %g; want ≤ 1e-4", rep, rel)
+						e, err := Compile(tt.g, Options{Threads: threads, MaxBatch: 3, Shape: tt.shape, Winograd: wino})
+						if err != nil {
+							t.Fatal(err)
 						}
-					}
-				})
+						defer e.Close()
+						if wino != WinogradAuto && tt.name != "mobilenet_v2" {
+							if a := e.Algorithms(batch >= threads && threads > 1); a[fmt.Sprintf("winograd F%d", 2*int(wino-1))] == 0 {
+								t.Fatalf("forced Winograd not used: %v", a)
+							}
+						}
+						for rep := 0; rep < 2; rep++ { // reused buffers must not leak state
+							got, err := e.Run(x.D, batch)
+							if err != nil {
+								t.Fatal(err)
+							}
+							if rel, _ := nn.RelError(got, want.D); rel > 1e-4 {
+								t.Errorf("run %d: rel error got %g; want ≤ 1e-4", rep, rel)
+							}
+						}
+					})
+				}
 			}
 		}
 	}
@@ -127,15 +135,69 @@ func TestEngineMatchesReference(t *testing.T) {
 
 func TestEngineZeroAllocs(t *testing.T) {
 	g := narrowResNet(false, false, []int{2, 2, 2}, []int{8, 16, 32}, 3, 10)
-	e, err := Compile(g, Options{Threads: 2, MaxBatch: 2, Shape: nn.Shape{C: 3, H: 32, W: 32}})
+	for _, wino := range []WinogradMode{WinogradOff, WinogradF4} {
+		e, err := Compile(g, Options{Threads: 2, MaxBatch: 2, Shape: nn.Shape{C: 3, H: 32, W: 32}, Winograd: wino})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := make([]float32, 2*3*32*32)
+		for _, n := range []int{1, 2} {
+			xn := x[:n*3*32*32]
+			if _, err := e.Run(xn, n); err != nil {
+				t.Fatal(err)
+			}
+			if a := testing.AllocsPerRun(20, func() { e.Run(xn, n) }); a != 0 {
+				t.Errorf("winograd %d batch %d: allocations per inference got %v; want 0", wino, n, a)
+			}
+		}
+		e.Close()
+	}
+}
+
+// With WinogradAuto the engine times each eligible layer and keeps direct
+// convolution where the transforms do not pay (every layer under 32
+// channels) — and the choice runs the same network.
+func TestEngineWinogradAuto(t *testing.T) {
+	g := narrowResNet(true, false, []int{1, 1}, []int{16, 64}, 3, 10)
+	nn.RandomizeBN(g, rand.New(rand.NewPCG(3, 4)))
+	shape := nn.Shape{C: 3, H: 112, W: 112}
+	e, err := Compile(g, Options{Threads: 1, MaxBatch: 1, Shape: shape})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	x := make([]float32, 2*3*32*32)
-	e.Run(x, 2)
-	if a := testing.AllocsPerRun(20, func() { e.Run(x, 2) }); a != 0 {
-		t.Errorf("allocations per inference got %v; want 0", a)
+	a := e.Algorithms(false)
+	for _, lt := range e.LayerTimes() {
+		if lt.Algo != "" && lt.Algo != "direct" && lt.Algo != "winograd F2" && lt.Algo != "winograd F4" {
+			t.Errorf("%s: algorithm %q", lt.Name, lt.Algo)
+		}
+	}
+	if a["direct"] < 3 { // stem, the 16-channel block, the strided conv
+		t.Errorf("algorithms %v; want the small and strided convs direct", a)
+	}
+	t.Logf("auto choice on this machine: %v", a)
+	x := rm.RandomInput(1, shape, 5)
+	want, err := g.Forward(x, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Run(x.D, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel, _ := nn.RelError(got, want.D); rel > 1e-4 {
+		t.Errorf("rel error got %g; want ≤ 1e-4", rel)
+	}
+}
+
+func TestParseWinograd(t *testing.T) {
+	for in, want := range map[string]WinogradMode{"auto": WinogradAuto, "off": WinogradOff, "2": WinogradF2, "4": WinogradF4} {
+		if got, err := ParseWinograd(in); err != nil || got != want {
+			t.Errorf("ParseWinograd(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseWinograd("3"); err == nil {
+		t.Error("ParseWinograd(3) accepted")
 	}
 }
 

@@ -55,8 +55,12 @@ func checkRM(t *testing.T, g *nn.Graph, keepBN bool, rng *rand.Rand, shape nn.Sh
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, dense := range []bool{false, true} {
-		e, err := engine.Compile(res.Graph, engine.Options{Threads: 2, MaxBatch: 2, Shape: shape, Dense: dense})
+	for _, c := range []struct {
+		dense bool
+		wino  engine.WinogradMode
+	}{{false, engine.WinogradOff}, {true, engine.WinogradOff}, {false, engine.WinogradF4}, {true, engine.WinogradF2}} {
+		dense := c.dense
+		e, err := engine.Compile(res.Graph, engine.Options{Threads: 2, MaxBatch: 2, Shape: shape, Dense: dense, Winograd: c.wino})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +74,10 @@ func checkRM(t *testing.T, g *nn.Graph, keepBN bool, rng *rand.Rand, shape nn.Sh
 			t.Errorf("Dense option: %d convs split; want 0", n)
 		}
 		if rel, _ := nn.RelError(got, want.D); rel > 1e-4 {
-			t.Errorf("dense=%v: rel error got %g; want ≤ 1e-4", dense, rel)
+			t.Errorf("dense=%v winograd=%d: rel error got %g; want ≤ 1e-4", dense, c.wino, rel)
+		}
+		if wi := e.Algorithms(true); c.wino != engine.WinogradOff && wi["winograd F4"]+wi["winograd F2"]+wi["dirac split + winograd F4"]+wi["dirac split + winograd F2"] == 0 {
+			t.Errorf("dense=%v: forced Winograd not used: %v", dense, wi)
 		}
 		for _, n := range []int{1, 2} {
 			if a := testing.AllocsPerRun(5, func() { e.Run(x.D[:n*shape.Numel()], n) }); a != 0 {

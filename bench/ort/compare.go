@@ -77,7 +77,7 @@ func Compare(ctx context.Context, g *nn.Graph, opt bench.Options) (*Comparison, 
 		return nil, err
 	}
 	defer r.Close()
-	e, err := engine.Compile(g, engine.Options{Threads: opt.Threads, MaxBatch: opt.Batch, Shape: opt.Shape, Dense: opt.Dense})
+	e, err := engine.Compile(g, engine.Options{Threads: opt.Threads, MaxBatch: opt.Batch, Shape: opt.Shape, Dense: opt.Dense, Winograd: opt.Winograd})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,269 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/rmprune/rmprune/kernels"
+)
+
+// WinogradMode selects how 3×3 stride-1 convolutions run.
+type WinogradMode int
+
+const (
+	// WinogradAuto times direct convolution and Winograd F(2×2,3×3) and
+	// F(4×4,3×3) on every eligible layer at compile time, separately for
+	// layer-parallel (small batches) and image-parallel execution, and keeps
+	// the fastest. Winograd must win by 5% to be chosen.
+	WinogradAuto WinogradMode = iota
+	// WinogradOff runs every convolution directly.
+	WinogradOff
+	// WinogradF2 and WinogradF4 force F(2×2,3×3) or F(4×4,3×3) on every
+	// eligible layer (for tests and comparisons).
+	WinogradF2
+	WinogradF4
+)
+
+// ParseWinograd reads "auto", "off", "2" or "4".
+func ParseWinograd(s string) (WinogradMode, error) {
+	switch s {
+	case "auto", "":
+		return WinogradAuto, nil
+	case "off":
+		return WinogradOff, nil
+	case "2":
+		return WinogradF2, nil
+	case "4":
+		return WinogradF4, nil
+	}
+	return 0, fmt.Errorf("winograd %q: want auto, off, 2 or 4", s)
+}
+
+// Execution modes of a step: a small batch splits every layer over the
+// workers (Workspace e.ws); a batch of at least Threads images gives every
+// worker its own images (e.wss).
+const (
+	layerPar = iota
+	imagePar
+)
+
+// eligible reports whether Winograd could run a conv of shape s, and
+// whether it is worth timing: below 32 input or output channels the
+// transforms cost more than the multiplications they save (measured: every
+// 16-channel CIFAR ResNet layer runs faster directly).
+func eligible(mode WinogradMode, s kernels.ConvShape) bool {
+	if !kernels.WinogradOK(s) {
+		return false
+	}
+	switch mode {
+	case WinogradOff:
+		return false
+	case WinogradAuto:
+		return min(s.C, s.OutC) >= 32
+	}
+	return true
+}
+
+// chooseWinograd returns, per execution mode, the Winograd weights a conv of
+// shape s with weights w runs with (nil: direct): forced by mode, or timed
+// on ws[md] with n[md] images (n[md] == 0: the mode is never used).
+func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*kernels.Workspace, n [2]int) (out [2]*kernels.WinogradWeights) {
+	if !eligible(mode, s) {
+		return out
+	}
+	var packed [5]*kernels.WinogradWeights
+	pack := func(m int) *kernels.WinogradWeights {
+		if packed[m] == nil {
+			packed[m] = kernels.PackWinograd(w, s, m)
+		}
+		return packed[m]
+	}
+	for md := range out {
+		if n[md] == 0 {
+			continue
+		}
+		switch mode {
+		case WinogradF2:
+			out[md] = pack(2)
+		case WinogradF4:
+			out[md] = pack(4)
+		default:
+			if m := fastest(s, ws[md], n[md]); m > 0 {
+				out[md] = pack(m)
+			}
+		}
+	}
+	return out
+}
+
+// chooseAlgorithms picks direct convolution or Winograd for every eligible
+// conv, and the dense remainder of every split one, once buffers and
+// workspaces are planned, and reserves the Winograd scratch.
+func (e *Engine) chooseAlgorithms(mode WinogradMode) {
+	threads := e.pool.Workers()
+	// Images per call in each mode: timed with, and reserved for.
+	var timed, most [2]int
+	timed[layerPar], most[layerPar] = e.max, e.max
+	if threads > 1 {
+		timed[layerPar], most[layerPar] = 1, min(e.max, threads-1)
+		if e.max >= threads {
+			most[imagePar] = (e.max + threads - 1) / threads
+			timed[imagePar] = most[imagePar]
+		}
+	}
+	ws := [2]*kernels.Workspace{e.ws, nil}
+	if len(e.wss) > 0 {
+		ws[imagePar] = e.wss[0]
+	}
+	reserve := func(ww [2]*kernels.WinogradWeights, s kernels.ConvShape, most [2]int) {
+		if ww[layerPar] != nil {
+			e.ws.ReserveWinograd(s, ww[layerPar].Tile(), most[layerPar])
+		}
+		if ww[imagePar] != nil {
+			for _, w := range e.wss {
+				w.ReserveWinograd(s, ww[imagePar].Tile(), most[imagePar])
+			}
+		}
+	}
+	for _, st := range e.steps {
+		switch {
+		case st.kind == kConv && st.sp == nil && st.rawW != nil:
+			st.wino = chooseWinograd(mode, st.rawW, st.conv, ws, capImages(st.conv, timed))
+			reserve(st.wino, st.conv, most)
+		case st.kind == kConv && st.sp != nil && st.sp.rRaw != nil:
+			// A split conv runs image by image.
+			one := [2]int{1, 0}
+			if most[imagePar] > 0 {
+				one[imagePar] = 1
+			}
+			st.sp.rWino = chooseWinograd(mode, st.sp.rRaw, st.sp.rShape, ws, one)
+			reserve(st.sp.rWino, st.sp.rShape, one)
+		}
+		st.rawW = nil
+		if st.sp != nil {
+			st.sp.rRaw = nil
+		}
+	}
+}
+
+// capImages limits how many images a timing runs (about 100M MACs), so that
+// compiling a large net stays quick.
+func capImages(s kernels.ConvShape, n [2]int) [2]int {
+	macs := max(1, s.OutC*s.K()*s.OutH()*s.OutW())
+	for i := range n {
+		if n[i] > 0 {
+			n[i] = max(1, min(n[i], 100_000_000/macs))
+		}
+	}
+	return n
+}
+
+// tuneKey identifies a timing: the same layer shape on the same workspace
+// kind gives the same answer, so a network times each shape once.
+type tuneKey struct {
+	s       kernels.ConvShape
+	n       int
+	workers int
+	isa     string
+}
+
+var (
+	tuneMu    sync.Mutex
+	tuneCache = map[tuneKey]int{}
+)
+
+// fastest times direct convolution against F(2×2) and F(4×4) for n images
+// of shape s on ws (random weights: the time does not depend on values) and
+// returns the tile size of the winner, 0 for direct. Results are cached per
+// process.
+func fastest(s kernels.ConvShape, ws *kernels.Workspace, n int) int {
+	key := tuneKey{s, n, ws.Workers(), kernels.ISA()}
+	tuneMu.Lock()
+	defer tuneMu.Unlock()
+	if m, ok := tuneCache[key]; ok {
+		return m
+	}
+	rng := rand.New(rand.NewPCG(uint64(s.C), uint64(s.OutC)))
+	rnd := func(k int) []float32 {
+		v := make([]float32, k)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	w := rnd(s.OutC * s.K())
+	src := rnd(n * s.C * s.H * s.W)
+	dst := make([]float32, n*s.OutC*s.OutH()*s.OutW())
+	ep := &kernels.Epilogue{Bias: rnd(s.OutC), Act: kernels.ActReLU}
+	pw := kernels.PackConv(w, s)
+	isz, osz := s.C*s.H*s.W, s.OutC*s.OutH()*s.OutW()
+	direct := timeConv(func() {
+		for b := 0; b < n; b++ {
+			ws.Conv2D(dst[b*osz:(b+1)*osz], src[b*isz:(b+1)*isz], pw, s, ep)
+		}
+	})
+	best, bestT := 0, direct
+	for _, m := range []int{2, 4} {
+		ww := kernels.PackWinograd(w, s, m)
+		ws.ReserveWinograd(s, m, n)
+		t := timeConv(func() { ws.Winograd(dst, src, n, ww, s, ep) })
+		if t < direct*95/100 && t < bestT {
+			best, bestT = m, t
+		}
+	}
+	tuneCache[key] = best
+	return best
+}
+
+// timeConv returns the best of three timings of f, each over at least
+// 200 µs, after a warm-up call.
+func timeConv(f func()) time.Duration {
+	f()
+	best := time.Duration(1 << 62)
+	for range 3 {
+		reps, t0 := 0, time.Now()
+		for reps == 0 || time.Since(t0) < 200*time.Microsecond {
+			f()
+			reps++
+		}
+		best = min(best, time.Since(t0)/time.Duration(reps))
+	}
+	return best
+}
+
+// algo names how a conv step runs in execution mode md ("" for other steps).
+func (st *step) algo(md int) string {
+	name := func(ww *kernels.WinogradWeights) string {
+		if ww == nil {
+			return "direct"
+		}
+		return fmt.Sprintf("winograd F%d", ww.Tile())
+	}
+	switch {
+	case st.kind != kConv:
+		return ""
+	case st.sp != nil && st.sp.rest != nil:
+		return "dirac split + " + name(st.sp.rWino[md])
+	case st.sp != nil:
+		return "dirac split"
+	}
+	return name(st.wino[md])
+}
+
+// Algorithms counts the conv steps per algorithm in execution mode
+// layer-parallel (imageParallel false) or image-parallel.
+func (e *Engine) Algorithms(imageParallel bool) map[string]int {
+	md := layerPar
+	if imageParallel {
+		md = imagePar
+	}
+	out := map[string]int{}
+	for _, st := range e.steps {
+		if a := st.algo(md); a != "" {
+			out[a]++
+		}
+	}
+	return out
+}
