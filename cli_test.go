@@ -38,7 +38,8 @@ func TestVersionAndHelp(t *testing.T) {
 func TestRunMatchesPyTorch(t *testing.T) {
 	dir := t.TempDir()
 	for _, net := range fixture.Nets(t) {
-		for _, flags := range [][]string{nil, {"--rm"}, {"--engine", "simd"}, {"--rm", "--engine", "simd"}} {
+		for _, flags := range [][]string{nil, {"--rm"}, {"--engine", "simd"}, {"--rm", "--engine", "simd"},
+			{"--winograd", "2", "--engine", "simd"}, {"--winograd", "4", "--rm", "--engine", "simd"}} {
 			name := net.Name + strings.Join(flags, "")
 			t.Run(name, func(t *testing.T) {
 				out := filepath.Join(dir, name+".npy")
@@ -156,15 +157,17 @@ func TestPrunedFixturesOnEngine(t *testing.T) {
 				if rep.ChannelsAfter >= rep.ChannelsBefore {
 					t.Errorf("channels %d → %d; want the dead ones removed", rep.ChannelsBefore, rep.ChannelsAfter)
 				}
-				if _, stderr, err := runCLI(t, "run", "--model", pruned, "--input", fixture.Path(net.Input), "--out", out, "--engine", "simd"); err != nil {
-					t.Fatalf("%v: %s", err, stderr)
-				}
-				_, got, err := npy.ReadFile(out)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if rel, _ := nn.RelError(got, fixture.Act(t, net.Output).D); rel > 1e-4 {
-					t.Errorf("pruned net on the engine vs PyTorch: rel error %g; want ≤ 1e-4", rel)
+				for _, wino := range []string{"auto", "4"} {
+					if _, stderr, err := runCLI(t, "run", "--model", pruned, "--input", fixture.Path(net.Input), "--out", out, "--engine", "simd", "--winograd", wino); err != nil {
+						t.Fatalf("%v: %s", err, stderr)
+					}
+					_, got, err := npy.ReadFile(out)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if rel, _ := nn.RelError(got, fixture.Act(t, net.Output).D); rel > 1e-4 {
+						t.Errorf("pruned net on the engine (winograd %s) vs PyTorch: rel error %g; want ≤ 1e-4", wino, rel)
+					}
 				}
 			})
 		}

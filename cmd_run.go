@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/rmprune/rmprune/engine"
 	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/nn/npy"
@@ -37,19 +38,24 @@ func readBatch(path string) (*nn.Act, error) {
 }
 
 func cmdRun(e *env, args []string) error {
-	f := newFlags(e, "run", "--model M --input X.npy --out Y.npy [--rm] [--engine ref|simd]",
+	f := newFlags(e, "run", "--model M --input X.npy --out Y.npy [--rm] [--engine ref|simd] [--winograd auto|off|2|4]",
 		"Run a model on a batch stored as .npy ([N,C,H,W] float32, already normalised) and write the outputs as .npy.")
 	f.modelFlags()
 	input := f.String("input", "", "input batch (.npy, float32 [N,C,H,W] or [C,H,W])")
 	out := f.String("out", "", "output file (.npy)")
 	useRM := f.Bool("rm", false, "apply RM (residual removal) first; the output must not change")
-	engine := f.String("engine", "ref", "ref (reference forward) or simd")
+	engineFlag := f.String("engine", "ref", "ref (reference forward) or simd")
+	winoFlag := f.String("winograd", "auto", "simd engine, 3×3 stride-1 convs: auto (timed per layer), off, 2 or 4 (force F(2×2,3×3) / F(4×4,3×3))")
 	if err := f.parse(args); err != nil || helpAsked(args) {
 		return err
 	}
 	return f.fail(func() error {
 		if *input == "" || *out == "" {
 			return fmt.Errorf("--input and --out are required")
+		}
+		wino, err := engine.ParseWinograd(*winoFlag)
+		if err != nil {
+			return fmt.Errorf("--%w", err)
 		}
 		g, err := f.loadModel()
 		if err != nil {
@@ -68,13 +74,13 @@ func cmdRun(e *env, args []string) error {
 			}
 		}
 		var y *nn.Act
-		switch *engine {
+		switch *engineFlag {
 		case "ref":
 			y, err = g.Forward(x, nil)
 		case "simd":
-			y, err = simdForward(g, x, f.threads)
+			y, err = simdForward(g, x, f.threads, wino)
 		default:
-			return fmt.Errorf("--engine %q: want ref or simd", *engine)
+			return fmt.Errorf("--engine %q: want ref or simd", *engineFlag)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", *input, err)

@@ -17,8 +17,8 @@ func applyRM(g *nn.Graph) (*nn.Graph, error) {
 }
 
 // simdForward runs g on the SIMD engine.
-func simdForward(g *nn.Graph, x *nn.Act, threads int) (*nn.Act, error) {
-	e, err := engine.Compile(g, engine.Options{Threads: threads, MaxBatch: x.N, Shape: x.Shape()})
+func simdForward(g *nn.Graph, x *nn.Act, threads int, wino engine.WinogradMode) (*nn.Act, error) {
+	e, err := engine.Compile(g, engine.Options{Threads: threads, MaxBatch: x.N, Shape: x.Shape(), Winograd: wino})
 	if err != nil {
 		return nil, err
 	}
