@@ -110,29 +110,38 @@ func Compare(ctx context.Context, g *nn.Graph, opt bench.Options) (*Comparison, 
 	}
 	// Alternate blocks of runs rather than single runs: both runtimes keep
 	// their worker threads spinning for a while after a run, and single-run
-	// alternation would make each pay for the other's spinning.
+	// alternation would make each pay for the other's spinning. For the same
+	// reason the first runs of every block (its first tenth of the block
+	// time, at least one run) are not counted, on both sides.
 	var te, to []time.Duration
+	blockTime := max(opt.MinTime/8, 20*time.Millisecond)
+	measure := func(run func() error, into *[]time.Duration) error {
+		t0 := time.Now()
+		for n := 0; ; n++ {
+			t := time.Now()
+			if err := run(); err != nil {
+				return err
+			}
+			if n > 0 && t.Sub(t0) >= blockTime/10 {
+				*into = append(*into, time.Since(t))
+			}
+			if time.Since(t0) >= blockTime && n >= 2 {
+				return nil
+			}
+		}
+	}
 	start := time.Now()
-	block := max(opt.MinRuns/4, 5)
-	for len(te) < opt.MinRuns || time.Since(start) < opt.MinTime {
+	for len(te) < opt.MinRuns || len(to) < opt.MinRuns || time.Since(start) < opt.MinTime {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		for i := 0; i < block; i++ {
-			t0 := time.Now()
-			if err := runEngine(); err != nil {
-				return nil, err
-			}
-			te = append(te, time.Since(t0))
+		if err := measure(runEngine, &te); err != nil {
+			return nil, err
 		}
-		for i := 0; i < block; i++ {
-			t0 := time.Now()
-			if err := r.Run(); err != nil {
-				return nil, err
-			}
-			to = append(to, time.Since(t0))
+		if err := measure(r.Run, &to); err != nil {
+			return nil, err
 		}
-		if len(te) >= 10000 {
+		if len(te) >= 100000 {
 			break
 		}
 	}
