@@ -100,64 +100,41 @@ func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*
 
 // chooseAlgorithms picks direct convolution or Winograd for every eligible
 // conv, and the dense remainder of every split one, once buffers and
-// workspaces are planned, and reserves the Winograd scratch.
+// workspaces are planned, and reserves the Winograd scratch. Every call runs
+// one image (batches go image by image).
 func (e *Engine) chooseAlgorithms(mode WinogradMode) {
-	threads := e.pool.Workers()
-	// Images per call in each mode: timed with, and reserved for.
-	var timed, most [2]int
-	timed[layerPar], most[layerPar] = e.max, e.max
-	if threads > 1 {
-		timed[layerPar], most[layerPar] = 1, min(e.max, threads-1)
-		if e.max >= threads {
-			most[imagePar] = (e.max + threads - 1) / threads
-			timed[imagePar] = most[imagePar]
-		}
+	used := [2]int{1, 0} // images per call in each execution mode; 0: unused
+	if len(e.arenas) > 0 {
+		used[imagePar] = 1
 	}
 	ws := [2]*kernels.Workspace{e.ws, nil}
 	if len(e.wss) > 0 {
 		ws[imagePar] = e.wss[0]
 	}
-	reserve := func(ww [2]*kernels.WinogradWeights, s kernels.ConvShape, most [2]int) {
+	reserve := func(ww [2]*kernels.WinogradWeights, s kernels.ConvShape) {
 		if ww[layerPar] != nil {
-			e.ws.ReserveWinograd(s, ww[layerPar].Tile(), most[layerPar])
+			e.ws.ReserveWinograd(s, ww[layerPar].Tile(), 1)
 		}
 		if ww[imagePar] != nil {
 			for _, w := range e.wss {
-				w.ReserveWinograd(s, ww[imagePar].Tile(), most[imagePar])
+				w.ReserveWinograd(s, ww[imagePar].Tile(), 1)
 			}
 		}
 	}
 	for _, st := range e.steps {
 		switch {
 		case st.kind == kConv && st.sp == nil && st.rawW != nil:
-			st.wino = chooseWinograd(mode, st.rawW, st.conv, ws, capImages(st.conv, timed))
-			reserve(st.wino, st.conv, most)
+			st.wino = chooseWinograd(mode, st.rawW, st.conv, ws, used)
+			reserve(st.wino, st.conv)
 		case st.kind == kConv && st.sp != nil && st.sp.rRaw != nil:
-			// A split conv runs image by image.
-			one := [2]int{1, 0}
-			if most[imagePar] > 0 {
-				one[imagePar] = 1
-			}
-			st.sp.rWino = chooseWinograd(mode, st.sp.rRaw, st.sp.rShape, ws, one)
-			reserve(st.sp.rWino, st.sp.rShape, one)
+			st.sp.rWino = chooseWinograd(mode, st.sp.rRaw, st.sp.rShape, ws, used)
+			reserve(st.sp.rWino, st.sp.rShape)
 		}
 		st.rawW = nil
 		if st.sp != nil {
 			st.sp.rRaw = nil
 		}
 	}
-}
-
-// capImages limits how many images a timing runs (about 100M MACs), so that
-// compiling a large net stays quick.
-func capImages(s kernels.ConvShape, n [2]int) [2]int {
-	macs := max(1, s.OutC*s.K()*s.OutH()*s.OutW())
-	for i := range n {
-		if n[i] > 0 {
-			n[i] = max(1, min(n[i], 100_000_000/macs))
-		}
-	}
-	return n
 }
 
 // tuneKey identifies a timing: the same layer shape on the same workspace
