@@ -136,7 +136,9 @@ func TestBrowserEndToEnd(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#status-card")),
 	)
 
-	// Watch it run: the progress text changes without reloads (SSE).
+	// Watch it run: the progress text changes without reloads (SSE). The
+	// marker survives until the page reloads itself at the end.
+	eval(`String(window.rmpruneLive = true)`)
 	seen := map[string]bool{}
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
@@ -183,6 +185,9 @@ func TestBrowserEndToEnd(t *testing.T) {
 			}
 		}
 		return v
+	}
+	if v := waitFor(`String(window.rmpruneLive === undefined && document.readyState === "complete")`, "true", 15*time.Second); v != "true" {
+		t.Fatalf("the sweep page did not reload itself at the end")
 	}
 	waitFor(`String(document.querySelectorAll(".chart .pt").length)`, "8", 15*time.Second)
 	step("chart", 30*time.Second, chromedp.WaitVisible(chromedp.CSS(".chart img")))
