@@ -65,10 +65,13 @@ func Time(ctx context.Context, minRuns, maxRuns int, minTime time.Duration, fn f
 		}
 		ms = append(ms, float64(time.Since(t).Nanoseconds())/1e6)
 	}
-	return summarize(ms, time.Since(start)), nil
+	return Summarize(ms, time.Since(start)), nil
 }
 
-func summarize(ms []float64, total time.Duration) Stats {
+// Summarize computes the order statistics of timings in milliseconds (at
+// least one) that took total altogether; the median and p90 interpolate
+// linearly between ranks. Every timing the project quotes goes through it.
+func Summarize(ms []float64, total time.Duration) Stats {
 	s := slices.Clone(ms)
 	slices.Sort(s)
 	return Stats{Runs: len(s), MedianMs: quantile(s, 0.5), P90Ms: quantile(s, 0.9), MinMs: s[0], TotalDuration: total.Seconds()}

@@ -17,9 +17,9 @@ func TestQuantile(t *testing.T) {
 			t.Errorf("quantile(%v) got %v; want %v", tt.q, got, tt.want)
 		}
 	}
-	st := summarize([]float64{3, 1, 2}, time.Second)
+	st := Summarize([]float64{3, 1, 2}, time.Second)
 	if st.MedianMs != 2 || st.MinMs != 1 || st.Runs != 3 {
-		t.Errorf("summarize got %+v; want median 2, min 1, 3 runs", st)
+		t.Errorf("Summarize got %+v; want median 2, min 1, 3 runs", st)
 	}
 }
 

@@ -113,9 +113,9 @@ func Compare(ctx context.Context, g *nn.Graph, opt bench.Options) (*Comparison, 
 	// alternation would make each pay for the other's spinning. For the same
 	// reason the first runs of every block (its first tenth of the block
 	// time, at least one run) are not counted, on both sides.
-	var te, to []time.Duration
+	var te, to []float64 // milliseconds
 	blockTime := max(opt.MinTime/8, 20*time.Millisecond)
-	measure := func(run func() error, into *[]time.Duration) error {
+	measure := func(run func() error, into *[]float64) error {
 		t0 := time.Now()
 		for n := 0; ; n++ {
 			t := time.Now()
@@ -123,7 +123,7 @@ func Compare(ctx context.Context, g *nn.Graph, opt bench.Options) (*Comparison, 
 				return err
 			}
 			if n > 0 && t.Sub(t0) >= blockTime/10 {
-				*into = append(*into, time.Since(t))
+				*into = append(*into, ms(time.Since(t)))
 			}
 			if time.Since(t0) >= blockTime && n >= 2 {
 				return nil
@@ -145,9 +145,9 @@ func Compare(ctx context.Context, g *nn.Graph, opt bench.Options) (*Comparison, 
 			break
 		}
 	}
-	side := func(d []time.Duration) Side {
-		t := Summarize(d)
-		return Side{ImagesPerS: t.PerSecond(opt.Batch), LatencyMsP50: ms(t.Median), LatencyMsP90: ms(t.P90)}
+	side := func(d []float64) Side {
+		t := bench.Summarize(d, 0)
+		return Side{ImagesPerS: float64(opt.Batch) / (t.MedianMs / 1e3), LatencyMsP50: t.MedianMs, LatencyMsP90: t.P90Ms}
 	}
 	c.Engine, c.ORT, c.Runs = side(te), side(to), len(te)
 	c.Ratio = c.Engine.ImagesPerS / c.ORT.ImagesPerS

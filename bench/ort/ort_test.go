@@ -10,60 +10,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/nn/onnx"
 )
-
-func TestSummarize(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		d := make([]time.Duration, len(v))
-		for i, x := range v {
-			d[i] = time.Duration(x) * time.Millisecond
-		}
-		return d
-	}
-	tests := []struct {
-		name                   string
-		runs                   []time.Duration
-		median, p90, min, mean time.Duration
-	}{
-		{"one", ms(7), 7 * time.Millisecond, 7 * time.Millisecond, 7 * time.Millisecond, 7 * time.Millisecond},
-		{"odd", ms(5, 1, 4, 2, 3), 3 * time.Millisecond, 5 * time.Millisecond, time.Millisecond, 3 * time.Millisecond},
-		{"even", ms(4, 1, 3, 2), 2500 * time.Microsecond, 4 * time.Millisecond, time.Millisecond, 2500 * time.Microsecond},
-		{"ten", ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), 5500 * time.Microsecond, 9 * time.Millisecond, time.Millisecond, 5500 * time.Microsecond},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := Summarize(tt.runs)
-			if got.Median != tt.median || got.P90 != tt.p90 || got.Min != tt.min || got.Mean != tt.mean {
-				t.Errorf("got median %v p90 %v min %v mean %v; want %v %v %v %v", got.Median, got.P90, got.Min, got.Mean, tt.median, tt.p90, tt.min, tt.mean)
-			}
-			if !slices.Equal(got.Runs, tt.runs) {
-				t.Errorf("runs %v; want %v in order", got.Runs, tt.runs)
-			}
-		})
-	}
-	if got := (Timing{Median: 250 * time.Millisecond}).PerSecond(32); got != 128 {
-		t.Errorf("PerSecond got %v; want 128", got)
-	}
-}
-
-func TestMeasure(t *testing.T) {
-	calls := 0
-	tm, err := Measure(3, 5, func() error { calls++; return nil })
-	if err != nil || calls != 8 || len(tm.Runs) != 5 {
-		t.Errorf("got %d calls, %d runs, %v; want 8 calls, 5 runs", calls, len(tm.Runs), err)
-	}
-	boom := errors.New("boom")
-	if _, err := Measure(1, 5, func() error { return boom }); !errors.Is(err, boom) {
-		t.Errorf("got %v; want the workload's error", err)
-	}
-	if _, err := Measure(0, 0, func() error { return nil }); err == nil {
-		t.Error("0 runs: got no error")
-	}
-}
 
 func TestLibPathEnv(t *testing.T) {
 	t.Setenv("ORT_LIB", filepath.Join(t.TempDir(), "missing.so"))
