@@ -79,6 +79,8 @@ type apiModelDetail struct {
 	apiModel
 	Layers     []nn.LayerInfo    `json:"layers"`
 	Conversion *store.Conversion `json:"conversion,omitempty"`
+	// ConversionRunning: the RM equivalence check of a new upload is still running.
+	ConversionRunning bool `json:"conversion_running,omitempty"`
 }
 
 // apiPoint is a point in the JSON API.
@@ -194,7 +196,7 @@ func handleAPIModels(db modelLister, log *slog.Logger) http.HandlerFunc {
 func handleAPIModel(db interface {
 	modelGetter
 	conversionLister
-}, log *slog.Logger) http.HandlerFunc {
+}, checks *rmChecker, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := idParam(r)
 		if err != nil {
@@ -217,13 +219,14 @@ func handleAPIModel(db interface {
 			c.Layers = nil
 			out.Conversion = &c
 		}
+		out.ConversionRunning = out.Conversion == nil && checks.running(id)
 		writeJSON(w, http.StatusOK, out)
 	}
 }
 
 // receiveUpload streams the multipart field "file" into addModel. An
 // optional field "name" before it names the model.
-func receiveUpload(w http.ResponseWriter, r *http.Request, db modelStore, limit int64) (store.Model, bool, error) {
+func receiveUpload(w http.ResponseWriter, r *http.Request, db modelStore, limit int64, checks *rmChecker) (store.Model, bool, error) {
 	const slack = 1 << 20 // multipart headers and the name field
 	if r.ContentLength > limit+slack {
 		return store.Model{}, false, errStatus(http.StatusRequestEntityTooLarge,
@@ -256,15 +259,15 @@ func receiveUpload(w http.ResponseWriter, r *http.Request, db modelStore, limit 
 			if filename == "" {
 				filename = "upload"
 			}
-			return addModel(r.Context(), db, part, filename, name, limit)
+			return addModel(r.Context(), db, part, filename, name, limit, checks.start)
 		}
 		part.Close()
 	}
 }
 
-func handleAPIUpload(db modelStore, limit int64, log *slog.Logger) http.HandlerFunc {
+func handleAPIUpload(db modelStore, limit int64, checks *rmChecker, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		m, created, err := receiveUpload(w, r, db, limit)
+		m, created, err := receiveUpload(w, r, db, limit, checks)
 		if err != nil {
 			apiError(w, r, log, err)
 			return

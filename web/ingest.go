@@ -51,7 +51,10 @@ var modelExts = map[string]bool{".safetensors": true, ".pth": true, ".pt": true,
 // that is too large, unreadable or not a model is refused and leaves nothing
 // behind: no row, no file. A network already stored (same source hash) is
 // returned with created = false.
-func addModel(ctx context.Context, db modelStore, src io.Reader, filename, name string, limit int64) (m store.Model, created bool, err error) {
+//
+// check, when not nil, is given a newly stored network with residual blocks
+// for the RM equivalence check.
+func addModel(ctx context.Context, db modelStore, src io.Reader, filename, name string, limit int64, check func(store.Model, *nn.Graph)) (m store.Model, created bool, err error) {
 	dir := db.ArtifactDir()
 	ext := strings.ToLower(filepath.Ext(filename))
 	if !modelExts[ext] {
@@ -146,11 +149,8 @@ func addModel(ctx context.Context, db modelStore, src io.Reader, filename, name 
 		os.Remove(final)
 		return m, false, err
 	}
-	if g.HasResidual() {
-		if c, err := convertReport(g, in); err == nil {
-			c.ModelID = m.ID
-			db.CreateConversion(ctx, c)
-		}
+	if g.HasResidual() && check != nil {
+		check(m, g)
 	}
 	return m, true, nil
 }
@@ -290,7 +290,8 @@ func InstallDemo(ctx context.Context, db *store.DB, opt DemoOptions) (sweepID in
 	if _, err := db.Meta(ctx, store.MetaDemoInstalled); err == nil {
 		return 0, false, nil
 	}
-	m, _, err := addModel(ctx, db, bytes.NewReader(opt.Model), "demo.safetensors", opt.Name, int64(len(opt.Model)))
+	check := func(m store.Model, g *nn.Graph) { checkNow(ctx, db, m, g) }
+	m, _, err := addModel(ctx, db, bytes.NewReader(opt.Model), "demo.safetensors", opt.Name, int64(len(opt.Model)), check)
 	if err != nil {
 		return 0, false, fmt.Errorf("demo: %w", err)
 	}

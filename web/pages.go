@@ -70,9 +70,9 @@ func handleUploadForm(db interface {
 	modelStore
 	modelLister
 	sweepLister
-}, limit int64, log *slog.Logger) http.HandlerFunc {
+}, limit int64, checks *rmChecker, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		m, _, err := receiveUpload(w, r, db, limit)
+		m, _, err := receiveUpload(w, r, db, limit, checks)
 		if err != nil {
 			status := statusOf(err)
 			if status >= 500 {
@@ -93,7 +93,7 @@ func handleModelPage(db interface {
 	sweepLister
 	pointLister
 	conversionLister
-}, log *slog.Logger) http.HandlerFunc {
+}, checks *rmChecker, onlyRM bool, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		id, err := idParam(r)
@@ -107,10 +107,16 @@ func handleModelPage(db interface {
 			return
 		}
 		v := ModelView{Model: modelRow(m)}
-		v.Layers, v.Hist = layerViews(m.Layers)
 		if cs, err := db.ConversionsForModel(ctx, id); err == nil && len(cs) > 0 {
 			v.Conv = convView(cs[0])
+		} else {
+			v.ConvRunning = checks.running(id)
 		}
+		if onlyRM { // the card polls this while the check runs
+			render(w, r, http.StatusOK, rmSection(v))
+			return
+		}
+		v.Layers, v.Hist = layerViews(m.Layers)
 		ss, err := db.Sweeps(ctx, id)
 		if err != nil {
 			pageError(w, r, log, err)

@@ -10,13 +10,14 @@ import (
 )
 
 // addRoutes lists every route of the site.
-func addRoutes(r chi.Router, d Deps, graphs *graphCache) {
+func addRoutes(r chi.Router, d Deps, graphs *graphCache, checks *rmChecker) {
 	db, log := d.DB, d.Log
 
 	// Pages.
 	r.Get("/", handleIndex(db, d.MaxUpload, log))
-	r.Post("/models", handleUploadForm(db, d.MaxUpload, log))
-	r.Get("/models/{id}", handleModelPage(db, log))
+	r.Post("/models", handleUploadForm(db, d.MaxUpload, checks, log))
+	r.Get("/models/{id}", handleModelPage(db, checks, false, log))
+	r.Get("/models/{id}/rm", handleModelPage(db, checks, true, log))
 	r.Post("/models/{id}/delete", handleDeleteForm(db, d.Queue, graphs, log))
 	r.Get("/sweeps/new", handleNewSweepPage(db, d, log))
 	r.Get("/sweeps/estimate", handleEstimate(graphs, log))
@@ -36,8 +37,8 @@ func addRoutes(r chi.Router, d Deps, graphs *graphCache) {
 	// JSON API.
 	r.Route("/api", func(r chi.Router) {
 		r.Get("/models", handleAPIModels(db, log))
-		r.Post("/models", handleAPIUpload(db, d.MaxUpload, log))
-		r.Get("/models/{id}", handleAPIModel(db, log))
+		r.Post("/models", handleAPIUpload(db, d.MaxUpload, checks, log))
+		r.Get("/models/{id}", handleAPIModel(db, checks, log))
 		r.Delete("/models/{id}", handleAPIDeleteModel(db, d.Queue, graphs, log))
 		r.Get("/sweeps", handleAPISweeps(db, log))
 		r.Post("/sweeps", handleAPICreateSweep(db, d, graphs, log))

@@ -43,7 +43,7 @@ func NewServer(d Deps) http.Handler {
 	d.Datasets = slices.Clone(d.Datasets)
 	slices.Sort(d.Datasets)
 	r := chi.NewRouter()
-	addRoutes(r, d, &graphCache{db: d.DB})
+	addRoutes(r, d, &graphCache{db: d.DB}, newRMChecker(d.DB, d.Log))
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request refused"})

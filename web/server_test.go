@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/store"
 )
 
@@ -176,10 +177,52 @@ func TestUpload(t *testing.T) {
 	if w.Code != http.StatusSeeOther || !strings.HasPrefix(w.Header().Get("Location"), "/models/") {
 		t.Errorf("form upload: status %d, Location %q; want 303 to the model page", w.Code, w.Header().Get("Location"))
 	}
-	// The conversion report was stored: the model page shows the badge.
-	cs, _ := e.db.ConversionsForModel(context.Background(), m.ID)
+	// The conversion report is stored in the background.
+	var cs []store.Conversion
+	for end := time.Now().Add(30 * time.Second); len(cs) == 0 && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		cs, _ = e.db.ConversionsForModel(context.Background(), m.ID)
+	}
 	if len(cs) != 1 || cs[0].MaxRelErr > 1e-5 {
 		t.Errorf("conversions %+v; want one exact", cs)
+	}
+}
+
+// The RM check runs after the upload is answered: meanwhile the model page
+// and the API say it is running, and the card polls until the report is in.
+func TestRMCheckInBackground(t *testing.T) {
+	release := make(chan struct{})
+	defer func(f func(*nn.Graph, nn.Shape) (store.Conversion, error)) { rmReport = f }(rmReport)
+	rmReport = func(g *nn.Graph, in nn.Shape) (store.Conversion, error) {
+		<-release
+		return convertReport(g, in)
+	}
+	e := newEnv(t, 0)
+	w := e.upload(e.model, "slow.safetensors")
+	if w.Code != http.StatusCreated {
+		t.Fatalf("upload: status %d %s", w.Code, w.Body)
+	}
+	var m apiModel
+	json.Unmarshal(w.Body.Bytes(), &m)
+	page := e.do(http.MethodGet, fmt.Sprintf("/models/%d", m.ID), nil).Body.String()
+	if !strings.Contains(page, `id="rm-running"`) || !strings.Contains(page, fmt.Sprintf(`hx-get="/models/%d/rm"`, m.ID)) {
+		t.Errorf("model page during the check lacks the polling card")
+	}
+	if api := e.do(http.MethodGet, fmt.Sprintf("/api/models/%d", m.ID), nil).Body.String(); !strings.Contains(api, `"conversion_running": true`) {
+		t.Errorf("API during the check: %s; want conversion_running", api)
+	}
+	close(release)
+	var frag string
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		frag = e.do(http.MethodGet, fmt.Sprintf("/models/%d/rm", m.ID), nil).Body.String()
+		if strings.Contains(frag, `id="rm-badge"`) {
+			break
+		}
+	}
+	if !strings.Contains(frag, `id="rm-badge"`) || !strings.Contains(frag, "exact") || strings.Contains(frag, "<html") {
+		t.Errorf("card after the check: %s; want the badge alone", frag)
+	}
+	if api := e.do(http.MethodGet, fmt.Sprintf("/api/models/%d", m.ID), nil).Body.String(); strings.Contains(api, "conversion_running") || !strings.Contains(api, `"conversion"`) {
+		t.Errorf("API after the check: %s", api)
 	}
 }
 

@@ -135,12 +135,13 @@ type LatencyView struct {
 
 // ModelView is the model page.
 type ModelView struct {
-	Model   ModelRow
-	Conv    *ConvView
-	Layers  []LayerView
-	Hist    HistView
-	Latency *LatencyView
-	Sweeps  []SweepRow
+	Model       ModelRow
+	Conv        *ConvView
+	ConvRunning bool // the RM equivalence check is still running
+	Layers      []LayerView
+	Hist        HistView
+	Latency     *LatencyView
+	Sweeps      []SweepRow
 }
 
 // Option is an entry of a select.

@@ -1,0 +1,83 @@
+package web
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/store"
+)
+
+// rmChecker runs the RM equivalence check of uploaded models in the
+// background, one at a time: it converts the network and compares both
+// forms on the reference forward, which takes ~30 s and ~1.2 GB for a
+// real-width ResNet-50 at 224×224. An upload is answered as soon as the file
+// is validated and stored; the model page shows the check as running and
+// swaps in the report when it is stored.
+type rmChecker struct {
+	db interface {
+		CreateConversion(ctx context.Context, c store.Conversion) (store.Conversion, error)
+	}
+	log *slog.Logger
+	// report computes the conversion report (convertReport; tests replace it).
+	report func(g *nn.Graph, in nn.Shape) (store.Conversion, error)
+
+	mu      sync.Mutex
+	pending map[int64]bool
+	sem     chan struct{} // one check at a time
+}
+
+func newRMChecker(db *store.DB, log *slog.Logger) *rmChecker {
+	c := &rmChecker{log: log, report: rmReport, pending: map[int64]bool{}, sem: make(chan struct{}, 1)}
+	if db != nil {
+		c.db = db
+	}
+	return c
+}
+
+// rmReport is the check servers start with (tests replace it).
+var rmReport = convertReport
+
+// start queues the check of model m (graph g); it returns at once.
+func (c *rmChecker) start(m store.Model, g *nn.Graph) {
+	if c.db == nil {
+		return
+	}
+	c.mu.Lock()
+	c.pending[m.ID] = true
+	c.mu.Unlock()
+	go func() {
+		c.sem <- struct{}{}
+		defer func() {
+			<-c.sem
+			c.mu.Lock()
+			delete(c.pending, m.ID)
+			c.mu.Unlock()
+		}()
+		conv, err := c.report(g, g.InputShape())
+		if err != nil {
+			c.log.Warn("RM check failed", "model", m.ID, "err", err)
+			return
+		}
+		conv.ModelID = m.ID
+		if _, err := c.db.CreateConversion(context.Background(), conv); err != nil {
+			c.log.Error("storing the RM check", "model", m.ID, "err", err)
+		}
+	}()
+}
+
+// running reports whether model id's check is queued or running.
+func (c *rmChecker) running(id int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending[id]
+}
+
+// checkNow runs the check of model m synchronously (the embedded demo, small).
+func checkNow(ctx context.Context, db modelStore, m store.Model, g *nn.Graph) {
+	if c, err := convertReport(g, g.InputShape()); err == nil {
+		c.ModelID = m.ID
+		db.CreateConversion(ctx, c)
+	}
+}
