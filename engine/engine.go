@@ -426,7 +426,7 @@ func (e *Engine) Run(x []float32, n int) ([]float32, error) {
 	isz, osz := e.in.Numel(), e.out.Numel()
 	for b := 0; b < n; b++ {
 		e.bufs[0] = x[b*isz : (b+1)*isz]
-		e.runRange(e.ws, layerPar, e.bufs, 1, e.Profile)
+		e.runRange(e.ws, layerPar, e.bufs, e.Profile)
 		if n > 1 {
 			copy(e.outAll[b*osz:(b+1)*osz], e.bufs[e.outBuf][:osz])
 		}
@@ -448,76 +448,77 @@ func (e *Engine) runChunk(worker, lo, hi int) {
 	isz, osz := e.in.Numel(), e.out.Numel()
 	for b := lo; b < hi; b++ {
 		a[0] = e.x[b*isz : (b+1)*isz]
-		e.runRange(e.wss[worker], imagePar, a, 1, e.Profile && worker == 0)
+		e.runRange(e.wss[worker], imagePar, a, e.Profile && worker == 0)
 		copy(e.outAll[b*osz:(b+1)*osz], a[e.outBuf][:osz])
 	}
 	a[0] = nil
 }
 
-// runRange runs every step on the n images of arena bufs with workspace ws.
-func (e *Engine) runRange(ws *kernels.Workspace, mode int, bufs [][]float32, n int, profile bool) {
+// runRange runs every step on the image in arena bufs with workspace ws.
+func (e *Engine) runRange(ws *kernels.Workspace, mode int, bufs [][]float32, profile bool) {
 	for _, st := range e.steps {
 		var t0 time.Time
 		if profile {
 			t0 = time.Now()
 		}
-		exec(st, ws, mode, bufs, n)
+		exec(st, ws, mode, bufs)
 		if profile {
 			st.ns += time.Since(t0).Nanoseconds()
 		}
 	}
 }
 
-func exec(st *step, ws *kernels.Workspace, mode int, bufs [][]float32, n int) {
-	isz, osz := st.inS.Numel(), st.outS.Numel()
-	out := bufs[st.out][:n*osz]
-	src := bufs[st.in[0]][:n*isz]
-	if ww := st.wino[mode]; ww != nil {
-		ep := st.ep
-		if st.res >= 0 {
-			ep.Accumulate = false
-			ep.Residual = bufs[st.res][:n*osz]
-		}
-		ws.Winograd(out, src, n, ww, st.conv, &ep)
-		return
+// exec runs one step on one image in execution mode mode.
+func exec(st *step, ws *kernels.Workspace, mode int, bufs [][]float32) {
+	out := bufs[st.out][:st.outS.Numel()]
+	x := bufs[st.in[0]][:st.inS.Numel()]
+	var res []float32
+	if st.res >= 0 {
+		res = bufs[st.res][:len(out)]
 	}
 	switch st.kind {
-	case kConv, kGroupConv, kDepthwise:
-		if st.res >= 0 && (st.kind != kConv || st.sp != nil) {
-			copy(out, bufs[st.res][:n*osz])
-		}
-		for b := 0; b < n; b++ {
-			x, y := src[b*isz:(b+1)*isz], out[b*osz:(b+1)*osz]
-			switch st.kind {
-			case kConv:
-				switch {
-				case st.sp != nil:
-					st.sp.run(ws, mode, y, x, st.conv, &st.ep)
-				case st.res >= 0:
-					// Each worker adds the residual of its own output tiles.
-					ep := st.ep
-					ep.Accumulate = false
-					ep.Residual = bufs[st.res][b*osz : (b+1)*osz]
-					ws.Conv2D(y, x, st.w, st.conv, &ep)
-				default:
-					ws.Conv2D(y, x, st.w, st.conv, &st.ep)
-				}
-			case kDepthwise:
-				ws.Depthwise3x3(y, x, st.raw, st.inS.C, st.inS.H, st.inS.W, st.s, &st.ep)
-			case kGroupConv:
-				ip, op := st.conv.C*st.conv.H*st.conv.W, st.conv.OutC*st.conv.OutH()*st.conv.OutW()
-				for gi, w := range st.gw {
-					ep := shiftEp(&st.ep, gi*st.conv.OutC)
-					ws.Conv2D(y[gi*op:(gi+1)*op], x[gi*ip:(gi+1)*ip], w, st.conv, &ep)
-				}
+	case kConv:
+		switch {
+		case st.wino[mode] != nil || (st.sp == nil && res != nil):
+			// The residual goes in the epilogue: each worker adds the part
+			// of its own output tiles.
+			ep := st.ep
+			if res != nil {
+				ep.Accumulate, ep.Residual = false, res
 			}
+			if ww := st.wino[mode]; ww != nil {
+				ws.Winograd(out, x, 1, ww, st.conv, &ep)
+			} else {
+				ws.Conv2D(out, x, st.w, st.conv, &ep)
+			}
+		case st.sp != nil:
+			if res != nil {
+				copy(out, res)
+			}
+			st.sp.run(ws, mode, out, x, st.conv, &st.ep)
+		default:
+			ws.Conv2D(out, x, st.w, st.conv, &st.ep)
+		}
+	case kDepthwise:
+		if res != nil {
+			copy(out, res)
+		}
+		ws.Depthwise3x3(out, x, st.raw, st.inS.C, st.inS.H, st.inS.W, st.s, &st.ep)
+	case kGroupConv:
+		if res != nil {
+			copy(out, res)
+		}
+		ip, op := st.conv.C*st.conv.H*st.conv.W, st.conv.OutC*st.conv.OutH()*st.conv.OutW()
+		for gi, w := range st.gw {
+			ep := shiftEp(&st.ep, gi*st.conv.OutC)
+			ws.Conv2D(out[gi*op:(gi+1)*op], x[gi*ip:(gi+1)*ip], w, st.conv, &ep)
 		}
 	case kChannelwise:
-		channelwise(out, src, st.inS, st.scale, &st.ep)
+		channelwise(out, x, st.inS, st.scale, &st.ep)
 	case kAdd:
-		copy(out, src)
+		copy(out, x)
 		for _, b := range st.in[1:] {
-			for i, v := range bufs[b][:n*osz] {
+			for i, v := range bufs[b][:len(out)] {
 				out[i] += v
 			}
 		}
@@ -525,18 +526,13 @@ func exec(st *step, ws *kernels.Workspace, mode int, bufs [][]float32, n int) {
 			channelwise(out, out, st.outS, nil, &st.ep)
 		}
 	case kMaxPool, kAvgPool:
-		for b := 0; b < n; b++ {
-			x, y := src[b*isz:(b+1)*isz], out[b*osz:(b+1)*osz]
-			ws.Pool2D(st.kind == kAvgPool, y, x, st.inS.C, st.inS.H, st.inS.W, st.k, st.s, st.p)
-		}
+		ws.Pool2D(st.kind == kAvgPool, out, x, st.inS.C, st.inS.H, st.inS.W, st.k, st.s, st.p)
 	case kGAP:
-		for b := 0; b < n; b++ {
-			kernels.GlobalAvgPool(out[b*osz:(b+1)*osz], src[b*isz:(b+1)*isz], st.inS.C, st.inS.H*st.inS.W)
-		}
+		kernels.GlobalAvgPool(out, x, st.inS.C, st.inS.H*st.inS.W)
 	case kCopy:
-		copy(out, src)
+		copy(out, x)
 	case kLinear:
-		ws.Linear(out, src, n, st.w, &st.ep)
+		ws.Linear(out, x, 1, st.w, &st.ep)
 	}
 }
 
