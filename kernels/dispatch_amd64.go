@@ -4,10 +4,13 @@ package kernels
 
 import "golang.org/x/sys/cpu"
 
-// The Winograd transforms use 8-lane YMM code on both paths.
+// The Winograd transforms: 8-lane YMM code on both paths, and 16-lane ZMM
+// code on the avx512 path for rows of tiles that fill ZMM vectors better.
 var (
-	winoInAVX2  = [2]winoInFunc{winoInAVX2_2, winoInAVX2_4}
-	winoOutAVX2 = [2]winoOutFunc{winoOutAVX2_2, winoOutAVX2_4}
+	winoInAVX2    = [2]winoInFunc{winoInAVX2_2, winoInAVX2_4}
+	winoOutAVX2   = [2]winoOutFunc{winoOutAVX2_2, winoOutAVX2_4}
+	winoInAVX512  = [2]winoInFunc{winoInAVX512_2, winoInAVX512_4}
+	winoOutAVX512 = [2]winoOutFunc{winoOutAVX512_2, winoOutAVX512_4}
 )
 
 // nativeSets returns the assembly paths the CPU supports, fastest first.
@@ -18,7 +21,7 @@ func nativeSets() []*kernelSet {
 			name: "avx512", mr: mrAVX512, nr: nrAVX512, kern: kernelsAVX512,
 			pk: packKernelsAVX512, ind: indKernelsAVX512, half: halfKernelsAVX512, vw: vwAVX512,
 			copy: packCopyAVX2, deint: deinterleave2AVX2, deint4: deinterleave4AVX2, dw: dwTapsAVX2, strips: packStripsAVX2, im2col: packIm2colAVX2, peak: fmaPeakAVX512, peakFlops: 12 * 2 * 16,
-			winoIn: winoInAVX2, winoOut: winoOutAVX2,
+			winoIn: winoInAVX2, winoOut: winoOutAVX2, winoInW: winoInAVX512, winoOutW: winoOutAVX512,
 		})
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {

@@ -14030,21 +14030,19 @@ done:
 	VZEROUPPER
 	RET
 
-// func deinterleave4AVX2(dst *float32, phaseStride int, src *float32, n int)
+// func deinterleave4AVX2(d0 *float32, d1 *float32, d2 *float32, d3 *float32, src *float32, n int)
 // Requires: AVX
-TEXT ·deinterleave4AVX2(SB), NOSPLIT, $0-32
-	MOVQ dst+0(FP), DI
-	MOVQ phaseStride+8(FP), R8
-	MOVQ src+16(FP), SI
-	MOVQ n+24(FP), CX
-	SHLQ $0x02, R8
-	LEAQ (DI)(R8*1), R9
-	LEAQ (R9)(R8*1), R10
-	LEAQ (R10)(R8*1), R11
+TEXT ·deinterleave4AVX2(SB), NOSPLIT, $0-48
+	MOVQ d0+0(FP), DI
+	MOVQ d1+8(FP), R9
+	MOVQ d2+16(FP), R10
+	MOVQ d3+24(FP), R11
+	MOVQ src+32(FP), SI
+	MOVQ n+40(FP), CX
 
 v32:
 	CMPQ       CX, $0x20
-	JL         g4
+	JL         v16
 	VMOVUPS    (SI), Y0
 	VMOVUPS    32(SI), Y1
 	VMOVUPS    64(SI), Y2
@@ -14072,6 +14070,32 @@ v32:
 	ADDQ       $0x80, SI
 	SUBQ       $0x20, CX
 	JMP        v32
+
+v16:
+	CMPQ      CX, $0x10
+	JL        g4
+	VMOVUPS   (SI), X0
+	VMOVUPS   16(SI), X1
+	VMOVUPS   32(SI), X2
+	VMOVUPS   48(SI), X3
+	VUNPCKLPS X1, X0, X4
+	VUNPCKHPS X1, X0, X5
+	VUNPCKLPS X3, X2, X6
+	VUNPCKHPS X3, X2, X7
+	VUNPCKLPD X6, X4, X0
+	VUNPCKHPD X6, X4, X1
+	VUNPCKLPD X7, X5, X2
+	VUNPCKHPD X7, X5, X3
+	VMOVUPS   X0, (DI)
+	ADDQ      $0x10, DI
+	VMOVUPS   X1, (R9)
+	ADDQ      $0x10, R9
+	VMOVUPS   X2, (R10)
+	ADDQ      $0x10, R10
+	VMOVUPS   X3, (R11)
+	ADDQ      $0x10, R11
+	ADDQ      $0x40, SI
+	SUBQ      $0x10, CX
 
 g4:
 	CMPQ CX, $0x01
@@ -14110,55 +14134,177 @@ DATA winoconst<>+16(SB)/4, $0x40800000
 DATA winoconst<>+20(SB)/4, $0x40800000
 DATA winoconst<>+24(SB)/4, $0x40800000
 DATA winoconst<>+28(SB)/4, $0x40800000
-DATA winoconst<>+32(SB)/4, $0xc0a00000
-DATA winoconst<>+36(SB)/4, $0xc0a00000
-DATA winoconst<>+40(SB)/4, $0xc0a00000
-DATA winoconst<>+44(SB)/4, $0xc0a00000
-DATA winoconst<>+48(SB)/4, $0xc0a00000
-DATA winoconst<>+52(SB)/4, $0xc0a00000
-DATA winoconst<>+56(SB)/4, $0xc0a00000
-DATA winoconst<>+60(SB)/4, $0xc0a00000
-DATA winoconst<>+64(SB)/4, $0xc0800000
-DATA winoconst<>+68(SB)/4, $0xc0800000
-DATA winoconst<>+72(SB)/4, $0xc0800000
-DATA winoconst<>+76(SB)/4, $0xc0800000
-DATA winoconst<>+80(SB)/4, $0xc0800000
-DATA winoconst<>+84(SB)/4, $0xc0800000
-DATA winoconst<>+88(SB)/4, $0xc0800000
-DATA winoconst<>+92(SB)/4, $0xc0800000
-DATA winoconst<>+96(SB)/4, $0xc0000000
-DATA winoconst<>+100(SB)/4, $0xc0000000
-DATA winoconst<>+104(SB)/4, $0xc0000000
-DATA winoconst<>+108(SB)/4, $0xc0000000
-DATA winoconst<>+112(SB)/4, $0xc0000000
-DATA winoconst<>+116(SB)/4, $0xc0000000
-DATA winoconst<>+120(SB)/4, $0xc0000000
-DATA winoconst<>+124(SB)/4, $0xc0000000
-DATA winoconst<>+128(SB)/4, $0x40000000
-DATA winoconst<>+132(SB)/4, $0x40000000
-DATA winoconst<>+136(SB)/4, $0x40000000
-DATA winoconst<>+140(SB)/4, $0x40000000
-DATA winoconst<>+144(SB)/4, $0x40000000
-DATA winoconst<>+148(SB)/4, $0x40000000
-DATA winoconst<>+152(SB)/4, $0x40000000
-DATA winoconst<>+156(SB)/4, $0x40000000
-DATA winoconst<>+160(SB)/4, $0x41000000
-DATA winoconst<>+164(SB)/4, $0x41000000
-DATA winoconst<>+168(SB)/4, $0x41000000
-DATA winoconst<>+172(SB)/4, $0x41000000
-DATA winoconst<>+176(SB)/4, $0x41000000
-DATA winoconst<>+180(SB)/4, $0x41000000
-DATA winoconst<>+184(SB)/4, $0x41000000
-DATA winoconst<>+188(SB)/4, $0x41000000
-DATA winoconst<>+192(SB)/4, $0xc1000000
-DATA winoconst<>+196(SB)/4, $0xc1000000
-DATA winoconst<>+200(SB)/4, $0xc1000000
-DATA winoconst<>+204(SB)/4, $0xc1000000
-DATA winoconst<>+208(SB)/4, $0xc1000000
-DATA winoconst<>+212(SB)/4, $0xc1000000
-DATA winoconst<>+216(SB)/4, $0xc1000000
-DATA winoconst<>+220(SB)/4, $0xc1000000
-GLOBL winoconst<>(SB), RODATA|NOPTR, $224
+DATA winoconst<>+32(SB)/4, $0x40800000
+DATA winoconst<>+36(SB)/4, $0x40800000
+DATA winoconst<>+40(SB)/4, $0x40800000
+DATA winoconst<>+44(SB)/4, $0x40800000
+DATA winoconst<>+48(SB)/4, $0x40800000
+DATA winoconst<>+52(SB)/4, $0x40800000
+DATA winoconst<>+56(SB)/4, $0x40800000
+DATA winoconst<>+60(SB)/4, $0x40800000
+DATA winoconst<>+64(SB)/4, $0xc0a00000
+DATA winoconst<>+68(SB)/4, $0xc0a00000
+DATA winoconst<>+72(SB)/4, $0xc0a00000
+DATA winoconst<>+76(SB)/4, $0xc0a00000
+DATA winoconst<>+80(SB)/4, $0xc0a00000
+DATA winoconst<>+84(SB)/4, $0xc0a00000
+DATA winoconst<>+88(SB)/4, $0xc0a00000
+DATA winoconst<>+92(SB)/4, $0xc0a00000
+DATA winoconst<>+96(SB)/4, $0xc0a00000
+DATA winoconst<>+100(SB)/4, $0xc0a00000
+DATA winoconst<>+104(SB)/4, $0xc0a00000
+DATA winoconst<>+108(SB)/4, $0xc0a00000
+DATA winoconst<>+112(SB)/4, $0xc0a00000
+DATA winoconst<>+116(SB)/4, $0xc0a00000
+DATA winoconst<>+120(SB)/4, $0xc0a00000
+DATA winoconst<>+124(SB)/4, $0xc0a00000
+DATA winoconst<>+128(SB)/4, $0xc0800000
+DATA winoconst<>+132(SB)/4, $0xc0800000
+DATA winoconst<>+136(SB)/4, $0xc0800000
+DATA winoconst<>+140(SB)/4, $0xc0800000
+DATA winoconst<>+144(SB)/4, $0xc0800000
+DATA winoconst<>+148(SB)/4, $0xc0800000
+DATA winoconst<>+152(SB)/4, $0xc0800000
+DATA winoconst<>+156(SB)/4, $0xc0800000
+DATA winoconst<>+160(SB)/4, $0xc0800000
+DATA winoconst<>+164(SB)/4, $0xc0800000
+DATA winoconst<>+168(SB)/4, $0xc0800000
+DATA winoconst<>+172(SB)/4, $0xc0800000
+DATA winoconst<>+176(SB)/4, $0xc0800000
+DATA winoconst<>+180(SB)/4, $0xc0800000
+DATA winoconst<>+184(SB)/4, $0xc0800000
+DATA winoconst<>+188(SB)/4, $0xc0800000
+DATA winoconst<>+192(SB)/4, $0xc0000000
+DATA winoconst<>+196(SB)/4, $0xc0000000
+DATA winoconst<>+200(SB)/4, $0xc0000000
+DATA winoconst<>+204(SB)/4, $0xc0000000
+DATA winoconst<>+208(SB)/4, $0xc0000000
+DATA winoconst<>+212(SB)/4, $0xc0000000
+DATA winoconst<>+216(SB)/4, $0xc0000000
+DATA winoconst<>+220(SB)/4, $0xc0000000
+DATA winoconst<>+224(SB)/4, $0xc0000000
+DATA winoconst<>+228(SB)/4, $0xc0000000
+DATA winoconst<>+232(SB)/4, $0xc0000000
+DATA winoconst<>+236(SB)/4, $0xc0000000
+DATA winoconst<>+240(SB)/4, $0xc0000000
+DATA winoconst<>+244(SB)/4, $0xc0000000
+DATA winoconst<>+248(SB)/4, $0xc0000000
+DATA winoconst<>+252(SB)/4, $0xc0000000
+DATA winoconst<>+256(SB)/4, $0x40000000
+DATA winoconst<>+260(SB)/4, $0x40000000
+DATA winoconst<>+264(SB)/4, $0x40000000
+DATA winoconst<>+268(SB)/4, $0x40000000
+DATA winoconst<>+272(SB)/4, $0x40000000
+DATA winoconst<>+276(SB)/4, $0x40000000
+DATA winoconst<>+280(SB)/4, $0x40000000
+DATA winoconst<>+284(SB)/4, $0x40000000
+DATA winoconst<>+288(SB)/4, $0x40000000
+DATA winoconst<>+292(SB)/4, $0x40000000
+DATA winoconst<>+296(SB)/4, $0x40000000
+DATA winoconst<>+300(SB)/4, $0x40000000
+DATA winoconst<>+304(SB)/4, $0x40000000
+DATA winoconst<>+308(SB)/4, $0x40000000
+DATA winoconst<>+312(SB)/4, $0x40000000
+DATA winoconst<>+316(SB)/4, $0x40000000
+DATA winoconst<>+320(SB)/4, $0x41000000
+DATA winoconst<>+324(SB)/4, $0x41000000
+DATA winoconst<>+328(SB)/4, $0x41000000
+DATA winoconst<>+332(SB)/4, $0x41000000
+DATA winoconst<>+336(SB)/4, $0x41000000
+DATA winoconst<>+340(SB)/4, $0x41000000
+DATA winoconst<>+344(SB)/4, $0x41000000
+DATA winoconst<>+348(SB)/4, $0x41000000
+DATA winoconst<>+352(SB)/4, $0x41000000
+DATA winoconst<>+356(SB)/4, $0x41000000
+DATA winoconst<>+360(SB)/4, $0x41000000
+DATA winoconst<>+364(SB)/4, $0x41000000
+DATA winoconst<>+368(SB)/4, $0x41000000
+DATA winoconst<>+372(SB)/4, $0x41000000
+DATA winoconst<>+376(SB)/4, $0x41000000
+DATA winoconst<>+380(SB)/4, $0x41000000
+DATA winoconst<>+384(SB)/4, $0xc1000000
+DATA winoconst<>+388(SB)/4, $0xc1000000
+DATA winoconst<>+392(SB)/4, $0xc1000000
+DATA winoconst<>+396(SB)/4, $0xc1000000
+DATA winoconst<>+400(SB)/4, $0xc1000000
+DATA winoconst<>+404(SB)/4, $0xc1000000
+DATA winoconst<>+408(SB)/4, $0xc1000000
+DATA winoconst<>+412(SB)/4, $0xc1000000
+DATA winoconst<>+416(SB)/4, $0xc1000000
+DATA winoconst<>+420(SB)/4, $0xc1000000
+DATA winoconst<>+424(SB)/4, $0xc1000000
+DATA winoconst<>+428(SB)/4, $0xc1000000
+DATA winoconst<>+432(SB)/4, $0xc1000000
+DATA winoconst<>+436(SB)/4, $0xc1000000
+DATA winoconst<>+440(SB)/4, $0xc1000000
+DATA winoconst<>+444(SB)/4, $0xc1000000
+GLOBL winoconst<>(SB), RODATA|NOPTR, $448
+
+DATA winoperm<>+0(SB)/4, $0x00000000
+DATA winoperm<>+4(SB)/4, $0x00000010
+DATA winoperm<>+8(SB)/4, $0x00000001
+DATA winoperm<>+12(SB)/4, $0x00000011
+DATA winoperm<>+16(SB)/4, $0x00000002
+DATA winoperm<>+20(SB)/4, $0x00000012
+DATA winoperm<>+24(SB)/4, $0x00000003
+DATA winoperm<>+28(SB)/4, $0x00000013
+DATA winoperm<>+32(SB)/4, $0x00000004
+DATA winoperm<>+36(SB)/4, $0x00000014
+DATA winoperm<>+40(SB)/4, $0x00000005
+DATA winoperm<>+44(SB)/4, $0x00000015
+DATA winoperm<>+48(SB)/4, $0x00000006
+DATA winoperm<>+52(SB)/4, $0x00000016
+DATA winoperm<>+56(SB)/4, $0x00000007
+DATA winoperm<>+60(SB)/4, $0x00000017
+DATA winoperm<>+64(SB)/4, $0x00000008
+DATA winoperm<>+68(SB)/4, $0x00000018
+DATA winoperm<>+72(SB)/4, $0x00000009
+DATA winoperm<>+76(SB)/4, $0x00000019
+DATA winoperm<>+80(SB)/4, $0x0000000a
+DATA winoperm<>+84(SB)/4, $0x0000001a
+DATA winoperm<>+88(SB)/4, $0x0000000b
+DATA winoperm<>+92(SB)/4, $0x0000001b
+DATA winoperm<>+96(SB)/4, $0x0000000c
+DATA winoperm<>+100(SB)/4, $0x0000001c
+DATA winoperm<>+104(SB)/4, $0x0000000d
+DATA winoperm<>+108(SB)/4, $0x0000001d
+DATA winoperm<>+112(SB)/4, $0x0000000e
+DATA winoperm<>+116(SB)/4, $0x0000001e
+DATA winoperm<>+120(SB)/4, $0x0000000f
+DATA winoperm<>+124(SB)/4, $0x0000001f
+DATA winoperm<>+128(SB)/4, $0x00000000
+DATA winoperm<>+132(SB)/4, $0x00000001
+DATA winoperm<>+136(SB)/4, $0x00000010
+DATA winoperm<>+140(SB)/4, $0x00000011
+DATA winoperm<>+144(SB)/4, $0x00000002
+DATA winoperm<>+148(SB)/4, $0x00000003
+DATA winoperm<>+152(SB)/4, $0x00000012
+DATA winoperm<>+156(SB)/4, $0x00000013
+DATA winoperm<>+160(SB)/4, $0x00000004
+DATA winoperm<>+164(SB)/4, $0x00000005
+DATA winoperm<>+168(SB)/4, $0x00000014
+DATA winoperm<>+172(SB)/4, $0x00000015
+DATA winoperm<>+176(SB)/4, $0x00000006
+DATA winoperm<>+180(SB)/4, $0x00000007
+DATA winoperm<>+184(SB)/4, $0x00000016
+DATA winoperm<>+188(SB)/4, $0x00000017
+DATA winoperm<>+192(SB)/4, $0x00000008
+DATA winoperm<>+196(SB)/4, $0x00000009
+DATA winoperm<>+200(SB)/4, $0x00000018
+DATA winoperm<>+204(SB)/4, $0x00000019
+DATA winoperm<>+208(SB)/4, $0x0000000a
+DATA winoperm<>+212(SB)/4, $0x0000000b
+DATA winoperm<>+216(SB)/4, $0x0000001a
+DATA winoperm<>+220(SB)/4, $0x0000001b
+DATA winoperm<>+224(SB)/4, $0x0000000c
+DATA winoperm<>+228(SB)/4, $0x0000000d
+DATA winoperm<>+232(SB)/4, $0x0000001c
+DATA winoperm<>+236(SB)/4, $0x0000001d
+DATA winoperm<>+240(SB)/4, $0x0000000e
+DATA winoperm<>+244(SB)/4, $0x0000000f
+DATA winoperm<>+248(SB)/4, $0x0000001e
+DATA winoperm<>+252(SB)/4, $0x0000001f
+GLOBL winoperm<>(SB), RODATA|NOPTR, $256
 
 // func winoInAVX2_2(dst *float32, dstStride int, src *float32, rowStride int, phaseStride int, nv int)
 // Requires: AVX
@@ -14561,27 +14707,27 @@ step:
 	VMOVUPS     4(BX)(R12*1), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, (SP)
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, 32(SP)
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, 64(SP)
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, 96(SP)
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, 128(SP)
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, 160(SP)
 	ADDQ        R9, R12
 	VMOVUPS     (AX)(R12*1), Y0
@@ -14592,27 +14738,27 @@ step:
 	VMOVUPS     4(BX)(R12*1), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, 192(SP)
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, 224(SP)
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, 256(SP)
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, 288(SP)
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, 320(SP)
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, 352(SP)
 	ADDQ        R9, R12
 	VMOVUPS     (AX)(R12*1), Y0
@@ -14623,27 +14769,27 @@ step:
 	VMOVUPS     4(BX)(R12*1), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, 384(SP)
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, 416(SP)
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, 448(SP)
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, 480(SP)
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, 512(SP)
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, 544(SP)
 	ADDQ        R9, R12
 	VMOVUPS     (AX)(R12*1), Y0
@@ -14654,27 +14800,27 @@ step:
 	VMOVUPS     4(BX)(R12*1), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, 576(SP)
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, 608(SP)
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, 640(SP)
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, 672(SP)
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, 704(SP)
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, 736(SP)
 	ADDQ        R9, R12
 	VMOVUPS     (AX)(R12*1), Y0
@@ -14685,27 +14831,27 @@ step:
 	VMOVUPS     4(BX)(R12*1), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, 768(SP)
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, 800(SP)
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, 832(SP)
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, 864(SP)
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, 896(SP)
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, 928(SP)
 	ADDQ        R9, R12
 	VMOVUPS     (AX)(R12*1), Y0
@@ -14716,27 +14862,27 @@ step:
 	VMOVUPS     4(BX)(R12*1), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, 960(SP)
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, 992(SP)
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, 1024(SP)
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, 1056(SP)
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, 1088(SP)
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, 1120(SP)
 	MOVQ        DI, R13
 	VMOVUPS     (SP), Y0
@@ -14747,32 +14893,32 @@ step:
 	VMOVUPS     960(SP), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, (R13)
 	ADDQ        R8, R13
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, (R13)
 	ADDQ        R8, R13
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, (R13)
 	ADDQ        R8, R13
 	VMOVUPS     32(SP), Y0
@@ -14783,32 +14929,32 @@ step:
 	VMOVUPS     992(SP), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, (R13)
 	ADDQ        R8, R13
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, (R13)
 	ADDQ        R8, R13
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, (R13)
 	ADDQ        R8, R13
 	VMOVUPS     64(SP), Y0
@@ -14819,32 +14965,32 @@ step:
 	VMOVUPS     1024(SP), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, (R13)
 	ADDQ        R8, R13
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, (R13)
 	ADDQ        R8, R13
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, (R13)
 	ADDQ        R8, R13
 	VMOVUPS     96(SP), Y0
@@ -14855,32 +15001,32 @@ step:
 	VMOVUPS     1056(SP), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, (R13)
 	ADDQ        R8, R13
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, (R13)
 	ADDQ        R8, R13
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, (R13)
 	ADDQ        R8, R13
 	VMOVUPS     128(SP), Y0
@@ -14891,32 +15037,32 @@ step:
 	VMOVUPS     1088(SP), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, (R13)
 	ADDQ        R8, R13
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, (R13)
 	ADDQ        R8, R13
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, (R13)
 	ADDQ        R8, R13
 	VMOVUPS     160(SP), Y0
@@ -14927,32 +15073,32 @@ step:
 	VMOVUPS     1120(SP), Y5
 	VMULPS      winoconst<>+0(SB), Y0, Y6
 	VADDPS      Y4, Y6, Y6
-	VFMADD231PS winoconst<>+32(SB), Y2, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
 	VMOVUPS     Y6, (R13)
 	ADDQ        R8, R13
 	VADDPS      Y4, Y3, Y7
-	VFMADD231PS winoconst<>+64(SB), Y1, Y7
-	VFMADD231PS winoconst<>+64(SB), Y2, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
 	VMOVUPS     Y7, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y3, Y4, Y8
 	VFMADD231PS winoconst<>+0(SB), Y1, Y8
-	VFMADD231PS winoconst<>+64(SB), Y2, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
 	VMOVUPS     Y8, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y9
-	VFMADD231PS winoconst<>+96(SB), Y1, Y9
-	VFMADD231PS winoconst<>+128(SB), Y3, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
 	VMOVUPS     Y9, (R13)
 	ADDQ        R8, R13
 	VSUBPS      Y2, Y4, Y10
-	VFMADD231PS winoconst<>+128(SB), Y1, Y10
-	VFMADD231PS winoconst<>+96(SB), Y3, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
 	VMOVUPS     Y10, (R13)
 	ADDQ        R8, R13
 	VMULPS      winoconst<>+0(SB), Y1, Y11
 	VADDPS      Y5, Y11, Y11
-	VFMADD231PS winoconst<>+32(SB), Y3, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
 	VMOVUPS     Y11, (R13)
 	ADDQ        R8, R13
 	ADDQ        $0x20, AX
@@ -15032,8 +15178,8 @@ step:
 	VADDPS      Y4, Y6, Y6
 	VMOVUPS     Y6, (SP)
 	VSUBPS      Y2, Y1, Y7
-	VFMADD231PS winoconst<>+128(SB), Y3, Y7
-	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
 	VMOVUPS     Y7, 192(SP)
 	VADDPS      Y2, Y1, Y8
 	VFMADD231PS winoconst<>+0(SB), Y3, Y8
@@ -15041,8 +15187,8 @@ step:
 	VMOVUPS     Y8, 384(SP)
 	VSUBPS      Y2, Y1, Y9
 	VADDPS      Y5, Y9, Y9
-	VFMADD231PS winoconst<>+160(SB), Y3, Y9
-	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
 	VMOVUPS     Y9, 576(SP)
 	VMOVUPS     (DX), Y0
 	ADDQ        R9, DX
@@ -15062,8 +15208,8 @@ step:
 	VADDPS      Y4, Y6, Y6
 	VMOVUPS     Y6, 32(SP)
 	VSUBPS      Y2, Y1, Y7
-	VFMADD231PS winoconst<>+128(SB), Y3, Y7
-	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
 	VMOVUPS     Y7, 224(SP)
 	VADDPS      Y2, Y1, Y8
 	VFMADD231PS winoconst<>+0(SB), Y3, Y8
@@ -15071,8 +15217,8 @@ step:
 	VMOVUPS     Y8, 416(SP)
 	VSUBPS      Y2, Y1, Y9
 	VADDPS      Y5, Y9, Y9
-	VFMADD231PS winoconst<>+160(SB), Y3, Y9
-	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
 	VMOVUPS     Y9, 608(SP)
 	VMOVUPS     (DX), Y0
 	ADDQ        R9, DX
@@ -15092,8 +15238,8 @@ step:
 	VADDPS      Y4, Y6, Y6
 	VMOVUPS     Y6, 64(SP)
 	VSUBPS      Y2, Y1, Y7
-	VFMADD231PS winoconst<>+128(SB), Y3, Y7
-	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
 	VMOVUPS     Y7, 256(SP)
 	VADDPS      Y2, Y1, Y8
 	VFMADD231PS winoconst<>+0(SB), Y3, Y8
@@ -15101,8 +15247,8 @@ step:
 	VMOVUPS     Y8, 448(SP)
 	VSUBPS      Y2, Y1, Y9
 	VADDPS      Y5, Y9, Y9
-	VFMADD231PS winoconst<>+160(SB), Y3, Y9
-	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
 	VMOVUPS     Y9, 640(SP)
 	VMOVUPS     (DX), Y0
 	ADDQ        R9, DX
@@ -15122,8 +15268,8 @@ step:
 	VADDPS      Y4, Y6, Y6
 	VMOVUPS     Y6, 96(SP)
 	VSUBPS      Y2, Y1, Y7
-	VFMADD231PS winoconst<>+128(SB), Y3, Y7
-	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
 	VMOVUPS     Y7, 288(SP)
 	VADDPS      Y2, Y1, Y8
 	VFMADD231PS winoconst<>+0(SB), Y3, Y8
@@ -15131,8 +15277,8 @@ step:
 	VMOVUPS     Y8, 480(SP)
 	VSUBPS      Y2, Y1, Y9
 	VADDPS      Y5, Y9, Y9
-	VFMADD231PS winoconst<>+160(SB), Y3, Y9
-	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
 	VMOVUPS     Y9, 672(SP)
 	VMOVUPS     (DX), Y0
 	ADDQ        R9, DX
@@ -15152,8 +15298,8 @@ step:
 	VADDPS      Y4, Y6, Y6
 	VMOVUPS     Y6, 128(SP)
 	VSUBPS      Y2, Y1, Y7
-	VFMADD231PS winoconst<>+128(SB), Y3, Y7
-	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
 	VMOVUPS     Y7, 320(SP)
 	VADDPS      Y2, Y1, Y8
 	VFMADD231PS winoconst<>+0(SB), Y3, Y8
@@ -15161,8 +15307,8 @@ step:
 	VMOVUPS     Y8, 512(SP)
 	VSUBPS      Y2, Y1, Y9
 	VADDPS      Y5, Y9, Y9
-	VFMADD231PS winoconst<>+160(SB), Y3, Y9
-	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
 	VMOVUPS     Y9, 704(SP)
 	VMOVUPS     (DX), Y0
 	ADDQ        R9, DX
@@ -15181,8 +15327,8 @@ step:
 	VADDPS      Y4, Y6, Y6
 	VMOVUPS     Y6, 160(SP)
 	VSUBPS      Y2, Y1, Y7
-	VFMADD231PS winoconst<>+128(SB), Y3, Y7
-	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
 	VMOVUPS     Y7, 352(SP)
 	VADDPS      Y2, Y1, Y8
 	VFMADD231PS winoconst<>+0(SB), Y3, Y8
@@ -15190,8 +15336,8 @@ step:
 	VMOVUPS     Y8, 544(SP)
 	VSUBPS      Y2, Y1, Y9
 	VADDPS      Y5, Y9, Y9
-	VFMADD231PS winoconst<>+160(SB), Y3, Y9
-	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
 	VMOVUPS     Y9, 736(SP)
 	MOVQ        DI, BX
 	VMOVUPS     (SP), Y0
@@ -15205,15 +15351,15 @@ step:
 	VADDPS      Y3, Y6, Y6
 	VADDPS      Y4, Y6, Y6
 	VSUBPS      Y2, Y1, Y7
-	VFMADD231PS winoconst<>+128(SB), Y3, Y7
-	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
 	VADDPS      Y2, Y1, Y8
 	VFMADD231PS winoconst<>+0(SB), Y3, Y8
 	VFMADD231PS winoconst<>+0(SB), Y4, Y8
 	VSUBPS      Y2, Y1, Y9
 	VADDPS      Y5, Y9, Y9
-	VFMADD231PS winoconst<>+160(SB), Y3, Y9
-	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
 	VUNPCKLPS   Y7, Y6, Y10
 	VUNPCKHPS   Y7, Y6, Y11
 	VUNPCKLPS   Y9, Y8, Y12
@@ -15306,15 +15452,15 @@ r0noclamp:
 	VADDPS      Y3, Y6, Y6
 	VADDPS      Y4, Y6, Y6
 	VSUBPS      Y2, Y1, Y7
-	VFMADD231PS winoconst<>+128(SB), Y3, Y7
-	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
 	VADDPS      Y2, Y1, Y8
 	VFMADD231PS winoconst<>+0(SB), Y3, Y8
 	VFMADD231PS winoconst<>+0(SB), Y4, Y8
 	VSUBPS      Y2, Y1, Y9
 	VADDPS      Y5, Y9, Y9
-	VFMADD231PS winoconst<>+160(SB), Y3, Y9
-	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
 	VUNPCKLPS   Y7, Y6, Y10
 	VUNPCKHPS   Y7, Y6, Y11
 	VUNPCKLPS   Y9, Y8, Y12
@@ -15407,15 +15553,15 @@ r1noclamp:
 	VADDPS      Y3, Y6, Y6
 	VADDPS      Y4, Y6, Y6
 	VSUBPS      Y2, Y1, Y7
-	VFMADD231PS winoconst<>+128(SB), Y3, Y7
-	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
 	VADDPS      Y2, Y1, Y8
 	VFMADD231PS winoconst<>+0(SB), Y3, Y8
 	VFMADD231PS winoconst<>+0(SB), Y4, Y8
 	VSUBPS      Y2, Y1, Y9
 	VADDPS      Y5, Y9, Y9
-	VFMADD231PS winoconst<>+160(SB), Y3, Y9
-	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
 	VUNPCKLPS   Y7, Y6, Y10
 	VUNPCKHPS   Y7, Y6, Y11
 	VUNPCKLPS   Y9, Y8, Y12
@@ -15508,15 +15654,15 @@ r2noclamp:
 	VADDPS      Y3, Y6, Y6
 	VADDPS      Y4, Y6, Y6
 	VSUBPS      Y2, Y1, Y7
-	VFMADD231PS winoconst<>+128(SB), Y3, Y7
-	VFMADD231PS winoconst<>+96(SB), Y4, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
 	VADDPS      Y2, Y1, Y8
 	VFMADD231PS winoconst<>+0(SB), Y3, Y8
 	VFMADD231PS winoconst<>+0(SB), Y4, Y8
 	VSUBPS      Y2, Y1, Y9
 	VADDPS      Y5, Y9, Y9
-	VFMADD231PS winoconst<>+160(SB), Y3, Y9
-	VFMADD231PS winoconst<>+192(SB), Y4, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
 	VUNPCKLPS   Y7, Y6, Y10
 	VUNPCKHPS   Y7, Y6, Y11
 	VUNPCKLPS   Y9, Y8, Y12
@@ -15599,6 +15745,1478 @@ r3noclamp:
 	VMOVUPS Y13, 96(BX)
 	ADDQ    $0x20, SI
 	ADDQ    $0x00000080, DI
+	DECQ    CX
+	JMP     step
+
+done:
+	VZEROUPPER
+	RET
+
+// func winoInAVX512_2(dst *float32, dstStride int, src *float32, rowStride int, phaseStride int, nv int)
+// Requires: AVX, AVX512F
+TEXT ·winoInAVX512_2(SB), $1024-48
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	MOVQ src+16(FP), AX
+	MOVQ rowStride+24(FP), R9
+	MOVQ phaseStride+32(FP), R10
+	MOVQ nv+40(FP), CX
+	SHLQ $0x02, R8
+	SHLQ $0x02, R9
+	SHLQ $0x02, R10
+	LEAQ (AX)(R10*1), BX
+
+step:
+	TESTQ   CX, CX
+	JZ      done
+	XORQ    R12, R12
+	VMOVUPS (AX)(R12*1), Z0
+	VMOVUPS (BX)(R12*1), Z1
+	VMOVUPS 4(AX)(R12*1), Z2
+	VMOVUPS 4(BX)(R12*1), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, (SP)
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, 64(SP)
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, 128(SP)
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, 192(SP)
+	ADDQ    R9, R12
+	VMOVUPS (AX)(R12*1), Z0
+	VMOVUPS (BX)(R12*1), Z1
+	VMOVUPS 4(AX)(R12*1), Z2
+	VMOVUPS 4(BX)(R12*1), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, 256(SP)
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, 320(SP)
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, 384(SP)
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, 448(SP)
+	ADDQ    R9, R12
+	VMOVUPS (AX)(R12*1), Z0
+	VMOVUPS (BX)(R12*1), Z1
+	VMOVUPS 4(AX)(R12*1), Z2
+	VMOVUPS 4(BX)(R12*1), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, 512(SP)
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, 576(SP)
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, 640(SP)
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, 704(SP)
+	ADDQ    R9, R12
+	VMOVUPS (AX)(R12*1), Z0
+	VMOVUPS (BX)(R12*1), Z1
+	VMOVUPS 4(AX)(R12*1), Z2
+	VMOVUPS 4(BX)(R12*1), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, 768(SP)
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, 832(SP)
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, 896(SP)
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, 960(SP)
+	MOVQ    DI, R13
+	VMOVUPS (SP), Z0
+	VMOVUPS 256(SP), Z1
+	VMOVUPS 512(SP), Z2
+	VMOVUPS 768(SP), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, (R13)
+	ADDQ    R8, R13
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, (R13)
+	ADDQ    R8, R13
+	VMOVUPS 64(SP), Z0
+	VMOVUPS 320(SP), Z1
+	VMOVUPS 576(SP), Z2
+	VMOVUPS 832(SP), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, (R13)
+	ADDQ    R8, R13
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, (R13)
+	ADDQ    R8, R13
+	VMOVUPS 128(SP), Z0
+	VMOVUPS 384(SP), Z1
+	VMOVUPS 640(SP), Z2
+	VMOVUPS 896(SP), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, (R13)
+	ADDQ    R8, R13
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, (R13)
+	ADDQ    R8, R13
+	VMOVUPS 192(SP), Z0
+	VMOVUPS 448(SP), Z1
+	VMOVUPS 704(SP), Z2
+	VMOVUPS 960(SP), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, (R13)
+	ADDQ    R8, R13
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, (R13)
+	ADDQ    R8, R13
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, (R13)
+	ADDQ    R8, R13
+	ADDQ    $0x40, AX
+	ADDQ    $0x40, BX
+	ADDQ    $0x40, DI
+	DECQ    CX
+	JMP     step
+
+done:
+	VZEROUPPER
+	RET
+
+// func winoOutAVX512_2(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoOutAVX512_2(SB), $512-80
+	MOVQ         dst+0(FP), DI
+	MOVQ         ldd+8(FP), R8
+	MOVQ         src+16(FP), SI
+	MOVQ         srcStride+24(FP), R9
+	MOVQ         nv+32(FP), CX
+	MOVQ         flags+40(FP), R10
+	SHLQ         $0x02, R8
+	SHLQ         $0x02, R9
+	VXORPS       Z0, Z0, Z0
+	VMOVAPS      Z0, Z20
+	VBROADCASTSS six<>+0(SB), Z0
+	VMOVAPS      Z0, Z21
+	TESTQ        $0x00000002, R10
+	JZ           nobias
+	MOVQ         bias+48(FP), AX
+	VBROADCASTSS (AX), Z0
+	VMOVAPS      Z0, Z16
+
+nobias:
+	TESTQ        $0x00000010, R10
+	JZ           noslope
+	MOVQ         slope+56(FP), AX
+	VBROADCASTSS (AX), Z0
+	VMOVAPS      Z0, Z17
+
+noslope:
+	TESTQ        $0x00000020, R10
+	JZ           nolo
+	MOVQ         lo+64(FP), AX
+	VBROADCASTSS (AX), Z0
+	VMOVAPS      Z0, Z18
+
+nolo:
+	TESTQ        $0x00000020, R10
+	JZ           nohi
+	MOVQ         hi+72(FP), AX
+	VBROADCASTSS (AX), Z0
+	VMOVAPS      Z0, Z19
+
+nohi:
+	VMOVUPS winoperm<>+0(SB), Z24
+	VMOVUPS winoperm<>+64(SB), Z25
+	VMOVUPS winoperm<>+128(SB), Z26
+	VMOVUPS winoperm<>+192(SB), Z27
+
+step:
+	TESTQ     CX, CX
+	JZ        done
+	MOVQ      SI, DX
+	VMOVUPS   (DX), Z0
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z1
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z2
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z3
+	ADDQ      R9, DX
+	VADDPS    Z1, Z0, Z4
+	VADDPS    Z2, Z4, Z4
+	VMOVUPS   Z4, (SP)
+	VSUBPS    Z2, Z1, Z5
+	VSUBPS    Z3, Z5, Z5
+	VMOVUPS   Z5, 256(SP)
+	VMOVUPS   (DX), Z0
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z1
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z2
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z3
+	ADDQ      R9, DX
+	VADDPS    Z1, Z0, Z4
+	VADDPS    Z2, Z4, Z4
+	VMOVUPS   Z4, 64(SP)
+	VSUBPS    Z2, Z1, Z5
+	VSUBPS    Z3, Z5, Z5
+	VMOVUPS   Z5, 320(SP)
+	VMOVUPS   (DX), Z0
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z1
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z2
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z3
+	ADDQ      R9, DX
+	VADDPS    Z1, Z0, Z4
+	VADDPS    Z2, Z4, Z4
+	VMOVUPS   Z4, 128(SP)
+	VSUBPS    Z2, Z1, Z5
+	VSUBPS    Z3, Z5, Z5
+	VMOVUPS   Z5, 384(SP)
+	VMOVUPS   (DX), Z0
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z1
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z2
+	ADDQ      R9, DX
+	VMOVUPS   (DX), Z3
+	VADDPS    Z1, Z0, Z4
+	VADDPS    Z2, Z4, Z4
+	VMOVUPS   Z4, 192(SP)
+	VSUBPS    Z2, Z1, Z5
+	VSUBPS    Z3, Z5, Z5
+	VMOVUPS   Z5, 448(SP)
+	MOVQ      DI, BX
+	VMOVUPS   (SP), Z0
+	VMOVUPS   64(SP), Z1
+	VMOVUPS   128(SP), Z2
+	VMOVUPS   192(SP), Z3
+	VADDPS    Z1, Z0, Z6
+	VADDPS    Z2, Z6, Z6
+	VSUBPS    Z2, Z1, Z7
+	VSUBPS    Z3, Z7, Z7
+	VMOVAPS   Z24, Z10
+	VPERMI2PS Z7, Z6, Z10
+	VMOVAPS   Z25, Z11
+	VPERMI2PS Z7, Z6, Z11
+	TESTQ     $0x00000001, R10
+	JZ        r0noacc
+	VADDPS    (BX), Z10, Z10
+	VADDPS    64(BX), Z11, Z11
+
+r0noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r0nobias
+	VADDPS Z16, Z10, Z10
+	VADDPS Z16, Z11, Z11
+
+r0nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r0norelu
+	VMAXPS Z20, Z10, Z10
+	VMAXPS Z20, Z11, Z11
+
+r0norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r0norelu6
+	VMAXPS Z20, Z10, Z10
+	VMINPS Z21, Z10, Z10
+	VMAXPS Z20, Z11, Z11
+	VMINPS Z21, Z11, Z11
+
+r0norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r0noprelu
+	VMINPS      Z20, Z10, Z0
+	VMAXPS      Z20, Z10, Z10
+	VFMADD231PS Z17, Z0, Z10
+	VMINPS      Z20, Z11, Z0
+	VMAXPS      Z20, Z11, Z11
+	VFMADD231PS Z17, Z0, Z11
+
+r0noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r0noclamp
+	VMAXPS Z18, Z10, Z10
+	VMINPS Z19, Z10, Z10
+	VMAXPS Z18, Z11, Z11
+	VMINPS Z19, Z11, Z11
+
+r0noclamp:
+	VMOVUPS   Z10, (BX)
+	VMOVUPS   Z11, 64(BX)
+	ADDQ      R8, BX
+	VMOVUPS   256(SP), Z0
+	VMOVUPS   320(SP), Z1
+	VMOVUPS   384(SP), Z2
+	VMOVUPS   448(SP), Z3
+	VADDPS    Z1, Z0, Z6
+	VADDPS    Z2, Z6, Z6
+	VSUBPS    Z2, Z1, Z7
+	VSUBPS    Z3, Z7, Z7
+	VMOVAPS   Z24, Z10
+	VPERMI2PS Z7, Z6, Z10
+	VMOVAPS   Z25, Z11
+	VPERMI2PS Z7, Z6, Z11
+	TESTQ     $0x00000001, R10
+	JZ        r1noacc
+	VADDPS    (BX), Z10, Z10
+	VADDPS    64(BX), Z11, Z11
+
+r1noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r1nobias
+	VADDPS Z16, Z10, Z10
+	VADDPS Z16, Z11, Z11
+
+r1nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r1norelu
+	VMAXPS Z20, Z10, Z10
+	VMAXPS Z20, Z11, Z11
+
+r1norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r1norelu6
+	VMAXPS Z20, Z10, Z10
+	VMINPS Z21, Z10, Z10
+	VMAXPS Z20, Z11, Z11
+	VMINPS Z21, Z11, Z11
+
+r1norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r1noprelu
+	VMINPS      Z20, Z10, Z0
+	VMAXPS      Z20, Z10, Z10
+	VFMADD231PS Z17, Z0, Z10
+	VMINPS      Z20, Z11, Z0
+	VMAXPS      Z20, Z11, Z11
+	VFMADD231PS Z17, Z0, Z11
+
+r1noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r1noclamp
+	VMAXPS Z18, Z10, Z10
+	VMINPS Z19, Z10, Z10
+	VMAXPS Z18, Z11, Z11
+	VMINPS Z19, Z11, Z11
+
+r1noclamp:
+	VMOVUPS Z10, (BX)
+	VMOVUPS Z11, 64(BX)
+	ADDQ    $0x40, SI
+	ADDQ    $0x00000080, DI
+	DECQ    CX
+	JMP     step
+
+done:
+	VZEROUPPER
+	RET
+
+// func winoInAVX512_4(dst *float32, dstStride int, src *float32, rowStride int, phaseStride int, nv int)
+// Requires: AVX, AVX512F
+TEXT ·winoInAVX512_4(SB), $2304-48
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	MOVQ src+16(FP), AX
+	MOVQ rowStride+24(FP), R9
+	MOVQ phaseStride+32(FP), R10
+	MOVQ nv+40(FP), CX
+	SHLQ $0x02, R8
+	SHLQ $0x02, R9
+	SHLQ $0x02, R10
+	LEAQ (AX)(R10*1), BX
+	LEAQ (BX)(R10*1), DX
+	LEAQ (DX)(R10*1), R11
+
+step:
+	TESTQ       CX, CX
+	JZ          done
+	XORQ        R12, R12
+	VMOVUPS     (AX)(R12*1), Z0
+	VMOVUPS     (BX)(R12*1), Z1
+	VMOVUPS     (DX)(R12*1), Z2
+	VMOVUPS     (R11)(R12*1), Z3
+	VMOVUPS     4(AX)(R12*1), Z4
+	VMOVUPS     4(BX)(R12*1), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 64(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 128(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 192(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 256(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 320(SP)
+	ADDQ        R9, R12
+	VMOVUPS     (AX)(R12*1), Z0
+	VMOVUPS     (BX)(R12*1), Z1
+	VMOVUPS     (DX)(R12*1), Z2
+	VMOVUPS     (R11)(R12*1), Z3
+	VMOVUPS     4(AX)(R12*1), Z4
+	VMOVUPS     4(BX)(R12*1), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, 384(SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 448(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 512(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 576(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 640(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 704(SP)
+	ADDQ        R9, R12
+	VMOVUPS     (AX)(R12*1), Z0
+	VMOVUPS     (BX)(R12*1), Z1
+	VMOVUPS     (DX)(R12*1), Z2
+	VMOVUPS     (R11)(R12*1), Z3
+	VMOVUPS     4(AX)(R12*1), Z4
+	VMOVUPS     4(BX)(R12*1), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, 768(SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 832(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 896(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 960(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 1024(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 1088(SP)
+	ADDQ        R9, R12
+	VMOVUPS     (AX)(R12*1), Z0
+	VMOVUPS     (BX)(R12*1), Z1
+	VMOVUPS     (DX)(R12*1), Z2
+	VMOVUPS     (R11)(R12*1), Z3
+	VMOVUPS     4(AX)(R12*1), Z4
+	VMOVUPS     4(BX)(R12*1), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, 1152(SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 1216(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 1280(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 1344(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 1408(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 1472(SP)
+	ADDQ        R9, R12
+	VMOVUPS     (AX)(R12*1), Z0
+	VMOVUPS     (BX)(R12*1), Z1
+	VMOVUPS     (DX)(R12*1), Z2
+	VMOVUPS     (R11)(R12*1), Z3
+	VMOVUPS     4(AX)(R12*1), Z4
+	VMOVUPS     4(BX)(R12*1), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, 1536(SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 1600(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 1664(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 1728(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 1792(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 1856(SP)
+	ADDQ        R9, R12
+	VMOVUPS     (AX)(R12*1), Z0
+	VMOVUPS     (BX)(R12*1), Z1
+	VMOVUPS     (DX)(R12*1), Z2
+	VMOVUPS     (R11)(R12*1), Z3
+	VMOVUPS     4(AX)(R12*1), Z4
+	VMOVUPS     4(BX)(R12*1), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, 1920(SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 1984(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 2048(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 2112(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 2176(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 2240(SP)
+	MOVQ        DI, R13
+	VMOVUPS     (SP), Z0
+	VMOVUPS     384(SP), Z1
+	VMOVUPS     768(SP), Z2
+	VMOVUPS     1152(SP), Z3
+	VMOVUPS     1536(SP), Z4
+	VMOVUPS     1920(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R13)
+	ADDQ        R8, R13
+	VMOVUPS     64(SP), Z0
+	VMOVUPS     448(SP), Z1
+	VMOVUPS     832(SP), Z2
+	VMOVUPS     1216(SP), Z3
+	VMOVUPS     1600(SP), Z4
+	VMOVUPS     1984(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R13)
+	ADDQ        R8, R13
+	VMOVUPS     128(SP), Z0
+	VMOVUPS     512(SP), Z1
+	VMOVUPS     896(SP), Z2
+	VMOVUPS     1280(SP), Z3
+	VMOVUPS     1664(SP), Z4
+	VMOVUPS     2048(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R13)
+	ADDQ        R8, R13
+	VMOVUPS     192(SP), Z0
+	VMOVUPS     576(SP), Z1
+	VMOVUPS     960(SP), Z2
+	VMOVUPS     1344(SP), Z3
+	VMOVUPS     1728(SP), Z4
+	VMOVUPS     2112(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R13)
+	ADDQ        R8, R13
+	VMOVUPS     256(SP), Z0
+	VMOVUPS     640(SP), Z1
+	VMOVUPS     1024(SP), Z2
+	VMOVUPS     1408(SP), Z3
+	VMOVUPS     1792(SP), Z4
+	VMOVUPS     2176(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R13)
+	ADDQ        R8, R13
+	VMOVUPS     320(SP), Z0
+	VMOVUPS     704(SP), Z1
+	VMOVUPS     1088(SP), Z2
+	VMOVUPS     1472(SP), Z3
+	VMOVUPS     1856(SP), Z4
+	VMOVUPS     2240(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R13)
+	ADDQ        R8, R13
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R13)
+	ADDQ        R8, R13
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R13)
+	ADDQ        R8, R13
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R13)
+	ADDQ        R8, R13
+	ADDQ        $0x40, AX
+	ADDQ        $0x40, BX
+	ADDQ        $0x40, DX
+	ADDQ        $0x40, R11
+	ADDQ        $0x40, DI
+	DECQ        CX
+	JMP         step
+
+done:
+	VZEROUPPER
+	RET
+
+// func winoOutAVX512_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoOutAVX512_4(SB), $1536-80
+	MOVQ         dst+0(FP), DI
+	MOVQ         ldd+8(FP), R8
+	MOVQ         src+16(FP), SI
+	MOVQ         srcStride+24(FP), R9
+	MOVQ         nv+32(FP), CX
+	MOVQ         flags+40(FP), R10
+	SHLQ         $0x02, R8
+	SHLQ         $0x02, R9
+	VXORPS       Z0, Z0, Z0
+	VMOVAPS      Z0, Z20
+	VBROADCASTSS six<>+0(SB), Z0
+	VMOVAPS      Z0, Z21
+	TESTQ        $0x00000002, R10
+	JZ           nobias
+	MOVQ         bias+48(FP), AX
+	VBROADCASTSS (AX), Z0
+	VMOVAPS      Z0, Z16
+
+nobias:
+	TESTQ        $0x00000010, R10
+	JZ           noslope
+	MOVQ         slope+56(FP), AX
+	VBROADCASTSS (AX), Z0
+	VMOVAPS      Z0, Z17
+
+noslope:
+	TESTQ        $0x00000020, R10
+	JZ           nolo
+	MOVQ         lo+64(FP), AX
+	VBROADCASTSS (AX), Z0
+	VMOVAPS      Z0, Z18
+
+nolo:
+	TESTQ        $0x00000020, R10
+	JZ           nohi
+	MOVQ         hi+72(FP), AX
+	VBROADCASTSS (AX), Z0
+	VMOVAPS      Z0, Z19
+
+nohi:
+	VMOVUPS winoperm<>+0(SB), Z24
+	VMOVUPS winoperm<>+64(SB), Z25
+	VMOVUPS winoperm<>+128(SB), Z26
+	VMOVUPS winoperm<>+192(SB), Z27
+
+step:
+	TESTQ       CX, CX
+	JZ          done
+	MOVQ        SI, DX
+	VMOVUPS     (DX), Z0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z5
+	ADDQ        R9, DX
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, (SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 384(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 768(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1152(SP)
+	VMOVUPS     (DX), Z0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z5
+	ADDQ        R9, DX
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, 64(SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 448(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 832(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1216(SP)
+	VMOVUPS     (DX), Z0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z5
+	ADDQ        R9, DX
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, 128(SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 512(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 896(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1280(SP)
+	VMOVUPS     (DX), Z0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z5
+	ADDQ        R9, DX
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, 192(SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 576(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 960(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1344(SP)
+	VMOVUPS     (DX), Z0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z5
+	ADDQ        R9, DX
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, 256(SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 640(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 1024(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1408(SP)
+	VMOVUPS     (DX), Z0
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z1
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z2
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z3
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z4
+	ADDQ        R9, DX
+	VMOVUPS     (DX), Z5
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, 320(SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 704(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 1088(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1472(SP)
+	MOVQ        DI, BX
+	VMOVUPS     (SP), Z0
+	VMOVUPS     64(SP), Z1
+	VMOVUPS     128(SP), Z2
+	VMOVUPS     192(SP), Z3
+	VMOVUPS     256(SP), Z4
+	VMOVUPS     320(SP), Z5
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVAPS     Z24, Z10
+	VPERMI2PS   Z7, Z6, Z10
+	VMOVAPS     Z25, Z11
+	VPERMI2PS   Z7, Z6, Z11
+	VMOVAPS     Z24, Z12
+	VPERMI2PS   Z9, Z8, Z12
+	VMOVAPS     Z25, Z13
+	VPERMI2PS   Z9, Z8, Z13
+	VMOVAPS     Z26, Z6
+	VPERMI2PS   Z12, Z10, Z6
+	VMOVAPS     Z27, Z7
+	VPERMI2PS   Z12, Z10, Z7
+	VMOVAPS     Z26, Z8
+	VPERMI2PS   Z13, Z11, Z8
+	VMOVAPS     Z27, Z9
+	VPERMI2PS   Z13, Z11, Z9
+	TESTQ       $0x00000001, R10
+	JZ          r0noacc
+	VADDPS      (BX), Z6, Z6
+	VADDPS      64(BX), Z7, Z7
+	VADDPS      128(BX), Z8, Z8
+	VADDPS      192(BX), Z9, Z9
+
+r0noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r0nobias
+	VADDPS Z16, Z6, Z6
+	VADDPS Z16, Z7, Z7
+	VADDPS Z16, Z8, Z8
+	VADDPS Z16, Z9, Z9
+
+r0nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r0norelu
+	VMAXPS Z20, Z6, Z6
+	VMAXPS Z20, Z7, Z7
+	VMAXPS Z20, Z8, Z8
+	VMAXPS Z20, Z9, Z9
+
+r0norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r0norelu6
+	VMAXPS Z20, Z6, Z6
+	VMINPS Z21, Z6, Z6
+	VMAXPS Z20, Z7, Z7
+	VMINPS Z21, Z7, Z7
+	VMAXPS Z20, Z8, Z8
+	VMINPS Z21, Z8, Z8
+	VMAXPS Z20, Z9, Z9
+	VMINPS Z21, Z9, Z9
+
+r0norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r0noprelu
+	VMINPS      Z20, Z6, Z0
+	VMAXPS      Z20, Z6, Z6
+	VFMADD231PS Z17, Z0, Z6
+	VMINPS      Z20, Z7, Z0
+	VMAXPS      Z20, Z7, Z7
+	VFMADD231PS Z17, Z0, Z7
+	VMINPS      Z20, Z8, Z0
+	VMAXPS      Z20, Z8, Z8
+	VFMADD231PS Z17, Z0, Z8
+	VMINPS      Z20, Z9, Z0
+	VMAXPS      Z20, Z9, Z9
+	VFMADD231PS Z17, Z0, Z9
+
+r0noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r0noclamp
+	VMAXPS Z18, Z6, Z6
+	VMINPS Z19, Z6, Z6
+	VMAXPS Z18, Z7, Z7
+	VMINPS Z19, Z7, Z7
+	VMAXPS Z18, Z8, Z8
+	VMINPS Z19, Z8, Z8
+	VMAXPS Z18, Z9, Z9
+	VMINPS Z19, Z9, Z9
+
+r0noclamp:
+	VMOVUPS     Z6, (BX)
+	VMOVUPS     Z7, 64(BX)
+	VMOVUPS     Z8, 128(BX)
+	VMOVUPS     Z9, 192(BX)
+	ADDQ        R8, BX
+	VMOVUPS     384(SP), Z0
+	VMOVUPS     448(SP), Z1
+	VMOVUPS     512(SP), Z2
+	VMOVUPS     576(SP), Z3
+	VMOVUPS     640(SP), Z4
+	VMOVUPS     704(SP), Z5
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVAPS     Z24, Z10
+	VPERMI2PS   Z7, Z6, Z10
+	VMOVAPS     Z25, Z11
+	VPERMI2PS   Z7, Z6, Z11
+	VMOVAPS     Z24, Z12
+	VPERMI2PS   Z9, Z8, Z12
+	VMOVAPS     Z25, Z13
+	VPERMI2PS   Z9, Z8, Z13
+	VMOVAPS     Z26, Z6
+	VPERMI2PS   Z12, Z10, Z6
+	VMOVAPS     Z27, Z7
+	VPERMI2PS   Z12, Z10, Z7
+	VMOVAPS     Z26, Z8
+	VPERMI2PS   Z13, Z11, Z8
+	VMOVAPS     Z27, Z9
+	VPERMI2PS   Z13, Z11, Z9
+	TESTQ       $0x00000001, R10
+	JZ          r1noacc
+	VADDPS      (BX), Z6, Z6
+	VADDPS      64(BX), Z7, Z7
+	VADDPS      128(BX), Z8, Z8
+	VADDPS      192(BX), Z9, Z9
+
+r1noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r1nobias
+	VADDPS Z16, Z6, Z6
+	VADDPS Z16, Z7, Z7
+	VADDPS Z16, Z8, Z8
+	VADDPS Z16, Z9, Z9
+
+r1nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r1norelu
+	VMAXPS Z20, Z6, Z6
+	VMAXPS Z20, Z7, Z7
+	VMAXPS Z20, Z8, Z8
+	VMAXPS Z20, Z9, Z9
+
+r1norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r1norelu6
+	VMAXPS Z20, Z6, Z6
+	VMINPS Z21, Z6, Z6
+	VMAXPS Z20, Z7, Z7
+	VMINPS Z21, Z7, Z7
+	VMAXPS Z20, Z8, Z8
+	VMINPS Z21, Z8, Z8
+	VMAXPS Z20, Z9, Z9
+	VMINPS Z21, Z9, Z9
+
+r1norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r1noprelu
+	VMINPS      Z20, Z6, Z0
+	VMAXPS      Z20, Z6, Z6
+	VFMADD231PS Z17, Z0, Z6
+	VMINPS      Z20, Z7, Z0
+	VMAXPS      Z20, Z7, Z7
+	VFMADD231PS Z17, Z0, Z7
+	VMINPS      Z20, Z8, Z0
+	VMAXPS      Z20, Z8, Z8
+	VFMADD231PS Z17, Z0, Z8
+	VMINPS      Z20, Z9, Z0
+	VMAXPS      Z20, Z9, Z9
+	VFMADD231PS Z17, Z0, Z9
+
+r1noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r1noclamp
+	VMAXPS Z18, Z6, Z6
+	VMINPS Z19, Z6, Z6
+	VMAXPS Z18, Z7, Z7
+	VMINPS Z19, Z7, Z7
+	VMAXPS Z18, Z8, Z8
+	VMINPS Z19, Z8, Z8
+	VMAXPS Z18, Z9, Z9
+	VMINPS Z19, Z9, Z9
+
+r1noclamp:
+	VMOVUPS     Z6, (BX)
+	VMOVUPS     Z7, 64(BX)
+	VMOVUPS     Z8, 128(BX)
+	VMOVUPS     Z9, 192(BX)
+	ADDQ        R8, BX
+	VMOVUPS     768(SP), Z0
+	VMOVUPS     832(SP), Z1
+	VMOVUPS     896(SP), Z2
+	VMOVUPS     960(SP), Z3
+	VMOVUPS     1024(SP), Z4
+	VMOVUPS     1088(SP), Z5
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVAPS     Z24, Z10
+	VPERMI2PS   Z7, Z6, Z10
+	VMOVAPS     Z25, Z11
+	VPERMI2PS   Z7, Z6, Z11
+	VMOVAPS     Z24, Z12
+	VPERMI2PS   Z9, Z8, Z12
+	VMOVAPS     Z25, Z13
+	VPERMI2PS   Z9, Z8, Z13
+	VMOVAPS     Z26, Z6
+	VPERMI2PS   Z12, Z10, Z6
+	VMOVAPS     Z27, Z7
+	VPERMI2PS   Z12, Z10, Z7
+	VMOVAPS     Z26, Z8
+	VPERMI2PS   Z13, Z11, Z8
+	VMOVAPS     Z27, Z9
+	VPERMI2PS   Z13, Z11, Z9
+	TESTQ       $0x00000001, R10
+	JZ          r2noacc
+	VADDPS      (BX), Z6, Z6
+	VADDPS      64(BX), Z7, Z7
+	VADDPS      128(BX), Z8, Z8
+	VADDPS      192(BX), Z9, Z9
+
+r2noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r2nobias
+	VADDPS Z16, Z6, Z6
+	VADDPS Z16, Z7, Z7
+	VADDPS Z16, Z8, Z8
+	VADDPS Z16, Z9, Z9
+
+r2nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r2norelu
+	VMAXPS Z20, Z6, Z6
+	VMAXPS Z20, Z7, Z7
+	VMAXPS Z20, Z8, Z8
+	VMAXPS Z20, Z9, Z9
+
+r2norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r2norelu6
+	VMAXPS Z20, Z6, Z6
+	VMINPS Z21, Z6, Z6
+	VMAXPS Z20, Z7, Z7
+	VMINPS Z21, Z7, Z7
+	VMAXPS Z20, Z8, Z8
+	VMINPS Z21, Z8, Z8
+	VMAXPS Z20, Z9, Z9
+	VMINPS Z21, Z9, Z9
+
+r2norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r2noprelu
+	VMINPS      Z20, Z6, Z0
+	VMAXPS      Z20, Z6, Z6
+	VFMADD231PS Z17, Z0, Z6
+	VMINPS      Z20, Z7, Z0
+	VMAXPS      Z20, Z7, Z7
+	VFMADD231PS Z17, Z0, Z7
+	VMINPS      Z20, Z8, Z0
+	VMAXPS      Z20, Z8, Z8
+	VFMADD231PS Z17, Z0, Z8
+	VMINPS      Z20, Z9, Z0
+	VMAXPS      Z20, Z9, Z9
+	VFMADD231PS Z17, Z0, Z9
+
+r2noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r2noclamp
+	VMAXPS Z18, Z6, Z6
+	VMINPS Z19, Z6, Z6
+	VMAXPS Z18, Z7, Z7
+	VMINPS Z19, Z7, Z7
+	VMAXPS Z18, Z8, Z8
+	VMINPS Z19, Z8, Z8
+	VMAXPS Z18, Z9, Z9
+	VMINPS Z19, Z9, Z9
+
+r2noclamp:
+	VMOVUPS     Z6, (BX)
+	VMOVUPS     Z7, 64(BX)
+	VMOVUPS     Z8, 128(BX)
+	VMOVUPS     Z9, 192(BX)
+	ADDQ        R8, BX
+	VMOVUPS     1152(SP), Z0
+	VMOVUPS     1216(SP), Z1
+	VMOVUPS     1280(SP), Z2
+	VMOVUPS     1344(SP), Z3
+	VMOVUPS     1408(SP), Z4
+	VMOVUPS     1472(SP), Z5
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVAPS     Z24, Z10
+	VPERMI2PS   Z7, Z6, Z10
+	VMOVAPS     Z25, Z11
+	VPERMI2PS   Z7, Z6, Z11
+	VMOVAPS     Z24, Z12
+	VPERMI2PS   Z9, Z8, Z12
+	VMOVAPS     Z25, Z13
+	VPERMI2PS   Z9, Z8, Z13
+	VMOVAPS     Z26, Z6
+	VPERMI2PS   Z12, Z10, Z6
+	VMOVAPS     Z27, Z7
+	VPERMI2PS   Z12, Z10, Z7
+	VMOVAPS     Z26, Z8
+	VPERMI2PS   Z13, Z11, Z8
+	VMOVAPS     Z27, Z9
+	VPERMI2PS   Z13, Z11, Z9
+	TESTQ       $0x00000001, R10
+	JZ          r3noacc
+	VADDPS      (BX), Z6, Z6
+	VADDPS      64(BX), Z7, Z7
+	VADDPS      128(BX), Z8, Z8
+	VADDPS      192(BX), Z9, Z9
+
+r3noacc:
+	TESTQ  $0x00000002, R10
+	JZ     r3nobias
+	VADDPS Z16, Z6, Z6
+	VADDPS Z16, Z7, Z7
+	VADDPS Z16, Z8, Z8
+	VADDPS Z16, Z9, Z9
+
+r3nobias:
+	TESTQ  $0x00000004, R10
+	JZ     r3norelu
+	VMAXPS Z20, Z6, Z6
+	VMAXPS Z20, Z7, Z7
+	VMAXPS Z20, Z8, Z8
+	VMAXPS Z20, Z9, Z9
+
+r3norelu:
+	TESTQ  $0x00000008, R10
+	JZ     r3norelu6
+	VMAXPS Z20, Z6, Z6
+	VMINPS Z21, Z6, Z6
+	VMAXPS Z20, Z7, Z7
+	VMINPS Z21, Z7, Z7
+	VMAXPS Z20, Z8, Z8
+	VMINPS Z21, Z8, Z8
+	VMAXPS Z20, Z9, Z9
+	VMINPS Z21, Z9, Z9
+
+r3norelu6:
+	TESTQ       $0x00000010, R10
+	JZ          r3noprelu
+	VMINPS      Z20, Z6, Z0
+	VMAXPS      Z20, Z6, Z6
+	VFMADD231PS Z17, Z0, Z6
+	VMINPS      Z20, Z7, Z0
+	VMAXPS      Z20, Z7, Z7
+	VFMADD231PS Z17, Z0, Z7
+	VMINPS      Z20, Z8, Z0
+	VMAXPS      Z20, Z8, Z8
+	VFMADD231PS Z17, Z0, Z8
+	VMINPS      Z20, Z9, Z0
+	VMAXPS      Z20, Z9, Z9
+	VFMADD231PS Z17, Z0, Z9
+
+r3noprelu:
+	TESTQ  $0x00000020, R10
+	JZ     r3noclamp
+	VMAXPS Z18, Z6, Z6
+	VMINPS Z19, Z6, Z6
+	VMAXPS Z18, Z7, Z7
+	VMINPS Z19, Z7, Z7
+	VMAXPS Z18, Z8, Z8
+	VMINPS Z19, Z8, Z8
+	VMAXPS Z18, Z9, Z9
+	VMINPS Z19, Z9, Z9
+
+r3noclamp:
+	VMOVUPS Z6, (BX)
+	VMOVUPS Z7, 64(BX)
+	VMOVUPS Z8, 128(BX)
+	VMOVUPS Z9, 192(BX)
+	ADDQ    $0x40, SI
+	ADDQ    $0x00000100, DI
 	DECQ    CX
 	JMP     step
 

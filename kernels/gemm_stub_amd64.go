@@ -288,7 +288,7 @@ func dwTapsAVX2(out *float32, taps *[9]*float32, w *float32, n int, bias float32
 // deinterleave4AVX2 splits src[:n] into four phases; see deinterleave4Generic.
 //
 //go:noescape
-func deinterleave4AVX2(dst *float32, phaseStride int, src *float32, n int)
+func deinterleave4AVX2(d0 *float32, d1 *float32, d2 *float32, d3 *float32, src *float32, n int)
 
 // winoInAVX2_2 is the F(2×2,3×3) input transform of nv steps of 8 tiles; see winoInGeneric.
 //
@@ -309,3 +309,23 @@ func winoInAVX2_4(dst *float32, dstStride int, src *float32, rowStride int, phas
 //
 //go:noescape
 func winoOutAVX2_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+
+// winoInAVX512_2 is the F(2×2,3×3) input transform of nv steps of 16 tiles; see winoInGeneric.
+//
+//go:noescape
+func winoInAVX512_2(dst *float32, dstStride int, src *float32, rowStride int, phaseStride int, nv int)
+
+// winoOutAVX512_2 is the F(2×2,3×3) output transform of nv steps of 16 tiles with the epilogue of flags; see winoOutGeneric.
+//
+//go:noescape
+func winoOutAVX512_2(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+
+// winoInAVX512_4 is the F(4×4,3×3) input transform of nv steps of 16 tiles; see winoInGeneric.
+//
+//go:noescape
+func winoInAVX512_4(dst *float32, dstStride int, src *float32, rowStride int, phaseStride int, nv int)
+
+// winoOutAVX512_4 is the F(4×4,3×3) output transform of nv steps of 16 tiles with the epilogue of flags; see winoOutGeneric.
+//
+//go:noescape
+func winoOutAVX512_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)

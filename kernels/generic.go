@@ -160,15 +160,17 @@ func deinterleave2Generic(even, odd, src *float32, n int) {
 
 // deinterleave4Generic splits src[:n] into four phases:
 //
-//	dst[(i%4)*phaseStride + i/4] = src[i] for i < n
-func deinterleave4Generic(dst *float32, phaseStride int, src *float32, n int) {
-	if n <= 0 {
-		return
-	}
-	s := unsafe.Slice(src, n)
-	d := unsafe.Slice(dst, (min(n, 4)-1)*phaseStride+(n+3)/4)
-	for i, v := range s {
-		d[(i%4)*phaseStride+i/4] = v
+//	dk[i/4] = src[i] for i < n, k = i%4
+func deinterleave4Generic(d0, d1, d2, d3, src *float32, n int) {
+	for k, d := range [4]*float32{d0, d1, d2, d3} {
+		if k >= n {
+			return
+		}
+		ds := unsafe.Slice(d, (n-k+3)/4)
+		s := unsafe.Slice(src, n)
+		for i := range ds {
+			ds[i] = s[4*i+k]
+		}
 	}
 }
 

@@ -76,21 +76,23 @@ type dwFunc func(out *float32, taps *[9]*float32, w *float32, n int, bias, lo, h
 type kernelSet struct {
 	name      string
 	mr, nr    int
-	kern      []kernelFunc                                             // kern[r-1] handles r rows, 1 ≤ r ≤ mr
-	ind       []indKernelFunc                                          // indirect-B kernels (nil: always pack)
-	half      []halfKernelFunc                                         // half-vector indirect kernels (nil: none)
-	pk        []packKernelFunc                                         // pack-while-computing kernels (nil: pack first)
-	vw        int                                                      // vector width in floats (ind kernels)
-	copy      copyFunc                                                 // block copy used by the B packers
-	im2col    im2colFunc                                               // row gather used by the conv packer
-	strips    stripsFunc                                               // multi-strip B packer
-	deint     func(even, odd, src *float32, n int)                     // stride-2 column split
-	dw        dwFunc                                                   // depthwise row kernel
-	deint4    func(dst *float32, phaseStride int, src *float32, n int) // 4-phase column split
-	winoIn    [2]winoInFunc                                            // Winograd input transforms, F(2×2) and F(4×4) (nil: generic)
-	winoOut   [2]winoOutFunc                                           // Winograd output transforms with epilogue
-	peak      func(n int)                                              // register-resident FMA loop, nil for generic
-	peakFlops int                                                      // flops per iteration of peak
+	kern      []kernelFunc                              // kern[r-1] handles r rows, 1 ≤ r ≤ mr
+	ind       []indKernelFunc                           // indirect-B kernels (nil: always pack)
+	half      []halfKernelFunc                          // half-vector indirect kernels (nil: none)
+	pk        []packKernelFunc                          // pack-while-computing kernels (nil: pack first)
+	vw        int                                       // vector width in floats (ind kernels)
+	copy      copyFunc                                  // block copy used by the B packers
+	im2col    im2colFunc                                // row gather used by the conv packer
+	strips    stripsFunc                                // multi-strip B packer
+	deint     func(even, odd, src *float32, n int)      // stride-2 column split
+	dw        dwFunc                                    // depthwise row kernel
+	deint4    func(d0, d1, d2, d3, src *float32, n int) // 4-phase column split
+	winoIn    [2]winoInFunc                             // Winograd input transforms, F(2×2) and F(4×4) (nil: generic)
+	winoOut   [2]winoOutFunc                            // Winograd output transforms with epilogue
+	winoInW   [2]winoInFunc                             // 16-lane (wideWinoLanes) transforms, nil if none
+	winoOutW  [2]winoOutFunc                            //
+	peak      func(n int)                               // register-resident FMA loop, nil for generic
+	peakFlops int                                       // flops per iteration of peak
 }
 
 // maxNR and maxMR bound the tile of every kernel set (scratch sizing).

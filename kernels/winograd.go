@@ -67,16 +67,30 @@ var (
 	}
 )
 
-// winoLanes is the number of horizontally adjacent tiles a transform call
-// handles per step (one 8-lane vector).
-const winoLanes = 8
+// winoLanes is the number of horizontally adjacent tiles the generic and
+// the kernel sets' winoIn/winoOut transforms handle per step (one YMM
+// vector); the wide transforms winoInW/winoOutW handle wideWinoLanes.
+const (
+	winoLanes     = 8
+	wideWinoLanes = 16
+)
 
-// winoInFunc is the input transform of nv steps of winoLanes horizontally
+// winoPickLanes returns the transform width for rows of tw tiles on path ks:
+// wide when ks has wide transforms and they leave no more lanes idle.
+func winoPickLanes(ks *kernelSet, tw int) int {
+	w, n := wideWinoLanes, winoLanes
+	if ks.winoInW[0] != nil && (tw+w-1)/w*w <= (tw+n-1)/n*n {
+		return w
+	}
+	return n
+}
+
+// winoInFunc is the input transform of nv steps of lanes horizontally
 // adjacent tiles read from a column-phase-split image; see winoInGeneric.
 type winoInFunc func(dst *float32, dstStride int, src *float32, rowStride, phaseStride, nv int)
 
 // winoOutFunc is the output transform, with epilogue, of nv steps of
-// winoLanes adjacent tiles; see winoOutGeneric.
+// lanes adjacent tiles; see winoOutGeneric.
 type winoOutFunc func(dst *float32, ldd int, src *float32, srcStride, nv, flags int, bias, slope, lo, hi *float32)
 
 // WinogradWeights are 3×3 conv weights transformed for F(m×m,3×3):
@@ -149,12 +163,13 @@ func PackWinograd(w []float32, s ConvShape, m int) *WinogradWeights {
 // winoGeo is the tiling of one Winograd call.
 type winoGeo struct {
 	m, a     int // tile and transform size
+	lanes    int // tiles per transform step
 	oh, ow   int
 	th, tw   int // tiles per image
-	nv       int // transform steps per tile row: ⌈tw/winoLanes⌉
+	nv       int // transform steps per tile row: ⌈tw/lanes⌉
 	rows     int // tile rows of the batch (n·th)
 	cr       int // tile rows per chunk (the GEMMs' N is cr·tw)
-	tp       int // row stride of V and M (≥ cr·tw + winoLanes)
+	tp       int // row stride of V and M (≥ cr·tw + lanes)
 	wq       int // width of one column phase of the padded input
 	bandRows int // tile rows per phase-split input band
 }
@@ -168,17 +183,17 @@ var (
 	winoMinTiles   = 128
 )
 
-func winoGeometry(s ConvShape, m, n int) winoGeo {
-	g := winoGeo{m: m, a: m + 2, oh: s.OutH(), ow: s.OutW()}
+func winoGeometry(s ConvShape, m, n, lanes int) winoGeo {
+	g := winoGeo{m: m, a: m + 2, lanes: lanes, oh: s.OutH(), ow: s.OutW()}
 	g.th, g.tw = (g.oh+m-1)/m, (g.ow+m-1)/m
-	g.nv = (g.tw + winoLanes - 1) / winoLanes
+	g.nv = (g.tw + lanes - 1) / lanes
 	g.rows = n * g.th
 	tiles := max(winoMinTiles, winoChunkBytes/(4*g.a*g.a*(s.C+s.OutC)))
 	g.cr = min(g.rows, (tiles+g.tw-1)/g.tw)
-	// A transform step writes (and reads) winoLanes tiles even when fewer
+	// A transform step writes (and reads) lanes tiles even when fewer
 	// remain in the tile row; the row padding keeps that inside the row.
-	g.tp = (g.cr*g.tw+7)/8*8 + winoLanes
-	g.wq = g.nv*winoLanes + 1
+	g.tp = (g.cr*g.tw+7)/8*8 + lanes
+	g.wq = g.nv*lanes + 1
 	// Worker scratch: the band of phase-split rows, m·(bandRows·m+2)·wq.
 	g.bandRows = min(g.th, (StripFloats/(m*g.wq)-2)/m)
 	return g
@@ -189,7 +204,7 @@ func winoGeometry(s ConvShape, m, n int) winoGeo {
 // (the transformed input and the GEMM outputs of one chunk of tiles); see
 // [Workspace.ReserveWinograd].
 func WinogradScratch(s ConvShape, m, n int) int {
-	g := winoGeometry(s, m, n)
+	g := winoGeometry(s, m, n, wideWinoLanes) // the most scratch of any path
 	return g.a * g.a * g.tp * (s.C + s.OutC)
 }
 
@@ -245,7 +260,7 @@ func (w *Workspace) Winograd(dst, src []float32, n int, ww *WinogradWeights, s C
 	if n <= 0 {
 		return
 	}
-	g := winoGeometry(s, ww.m, n)
+	g := winoGeometry(s, ww.m, n, winoPickLanes(ww.u[0].ks, (s.OutW()+ww.m-1)/ww.m))
 	if g.bandRows < 1 {
 		panic(fmt.Sprintf("kernels: Winograd input width %d exceeds the scratch of %d floats", s.W, StripFloats))
 	}
@@ -284,15 +299,23 @@ func (w *Workspace) Winograd(dst, src []float32, n int, ww *WinogradWeights, s C
 // winoIn transforms input channels [lo, hi) of the chunk's tile rows into V.
 // Each channel image is copied, band by band, zero-padded and split into m
 // column phases (phase p holds padded columns p, p+m, …) into the worker's
-// scratch, so that column j of winoLanes adjacent tiles is one contiguous run.
+// scratch, so that column j of adjacent tiles is one contiguous run.
 func (w *Workspace) winoIn(worker, lo, hi int) {
 	st := w.wino
 	s, g := st.ww.s, st.g
 	ks := st.ww.u[0].ks
-	in, _ := winoFuncs(ks, g.m)
+	in, _ := winoFuncs(ks, g.m, g.lanes)
 	m, wq := g.m, g.wq            // m·wq ≥ PadW + W: a padded row fits the phases
 	ps := (g.bandRows*m + 2) * wq // phase stride
 	planes := w.strips[worker][:m*ps]
+	// Source column x is padded column PadW+x: phase (PadW+x)%m, index
+	// (PadW+x)/m. The split sends x%m = k to phase row offset hd[k].
+	// Computed once: m is not a constant, so / and % are divisions.
+	var hd [4]int
+	for k := 0; k < m; k++ {
+		X := s.PadW + k
+		hd[k] = (X%m)*ps + X/m
+	}
 	for c := lo; c < hi; c++ {
 		for r := st.r0; r < st.r1; {
 			img, ty0 := r/g.th, r%g.th
@@ -303,28 +326,16 @@ func (w *Workspace) winoIn(worker, lo, hi int) {
 				for p := 0; p < m; p++ {
 					clear(planes[p*ps : p*ps+(nty*m+2)*wq])
 				}
-				for yy := 0; yy < nty*m+2; yy++ {
+				yy0 := max(0, s.PadH-ty0*m)
+				yy1 := min(nty*m+2, s.H+s.PadH-ty0*m)
+				for yy := yy0; yy < yy1; yy++ {
 					iy := ty0*m + yy - s.PadH
-					if iy < 0 || iy >= s.H {
-						continue
-					}
-					// Source column x is padded column PadW+x: phase
-					// (PadW+x)%m, index (PadW+x)/m. The first q0 columns
-					// go one by one, the rest from phase 0 on.
 					srow := plane[iy*s.W : (iy+1)*s.W]
 					y := yy * wq
-					q0 := min(s.W, (m-s.PadW%m)%m)
-					for x := 0; x < q0; x++ {
-						X := s.PadW + x
-						planes[(X%m)*ps+y+X/m] = srow[x]
-					}
-					if q0 < s.W {
-						i := y + (s.PadW+q0)/m
-						if m == 2 {
-							ks.deint(&planes[i], &planes[ps+i], &srow[q0], s.W-q0)
-						} else {
-							ks.deint4(&planes[i], ps, &srow[q0], s.W-q0)
-						}
+					if m == 2 {
+						ks.deint(&planes[hd[0]+y], &planes[hd[1]+y], &srow[0], s.W)
+					} else {
+						ks.deint4(&planes[hd[0]+y], &planes[hd[1]+y], &planes[hd[2]+y], &planes[hd[3]+y], &srow[0], s.W)
 					}
 				}
 				for ty := ty0; ty < ty0+nty; ty++ {
@@ -357,15 +368,15 @@ func (w *Workspace) winoGemm(worker, lo, hi int) {
 }
 
 // winoOut applies the output transform and the epilogue to the chunk's tile
-// rows for output channels [lo, hi). Steps whose m×(winoLanes·m) output block
+// rows for output channels [lo, hi). Steps whose m×(lanes·m) output block
 // lies inside dst are written in place; edge steps go through the worker's
 // scratch.
 func (w *Workspace) winoOut(worker, lo, hi int) {
 	st := w.wino
 	s, g := st.ww.s, st.g
-	_, out := winoFuncs(st.ww.u[0].ks, g.m)
+	_, out := winoFuncs(st.ww.u[0].ks, g.m, g.lanes)
 	m, oh, ow := g.m, g.oh, g.ow
-	ew := winoLanes * m
+	ew := g.lanes * m
 	edge := w.strips[worker][:m*ew]
 	bias0, slope0, lo0, hi0 := epPtrs(&st.ep, st.flags)
 	ss := s.OutC * g.tp
@@ -401,7 +412,7 @@ func (w *Workspace) winoOut(worker, lo, hi int) {
 						copy(edge[y*ew:y*ew+cols], d[(ty*m+y)*ow+x0:])
 					}
 				}
-				out(&edge[0], ew, &st.mo[t+q*winoLanes], ss, 1, st.flags, bias, slope, plo, phi)
+				out(&edge[0], ew, &st.mo[t+q*g.lanes], ss, 1, st.flags, bias, slope, plo, phi)
 				for y := 0; y < rv; y++ {
 					copy(d[(ty*m+y)*ow+x0:(ty*m+y)*ow+x0+cols], edge[y*ew:])
 				}
@@ -416,8 +427,12 @@ var genericWino = [2]struct {
 	out winoOutFunc
 }{{winoInGeneric(2), winoOutGeneric(2)}, {winoInGeneric(4), winoOutGeneric(4)}}
 
-// winoFuncs returns the transforms of path ks for F(m×m,3×3).
-func winoFuncs(ks *kernelSet, m int) (winoInFunc, winoOutFunc) {
+// winoFuncs returns the transforms of path ks for F(m×m,3×3) with lanes
+// tiles per step (winoLanes, or wideWinoLanes if ks has wide ones).
+func winoFuncs(ks *kernelSet, m, lanes int) (winoInFunc, winoOutFunc) {
+	if lanes == wideWinoLanes {
+		return ks.winoInW[m/4], ks.winoOutW[m/4]
+	}
 	in, out := ks.winoIn[m/4], ks.winoOut[m/4]
 	if in == nil {
 		in = genericWino[m/4].in

@@ -22,7 +22,7 @@ func winoCases(rng *rand.Rand) []ConvShape {
 	for i := 1; i <= 67; i += 1 + i/16 {
 		cs = append(cs, sq3(i, 7, 6, 9, 1), sq3(5, 6, 9, i, 1))
 	}
-	for _, hw := range [][2]int{{1, 1}, {3, 5}, {3, 3}, {4, 4}, {5, 3}, {8, 8}, {9, 7}, {13, 18}, {16, 16}, {17, 33}, {32, 32}, {3, 70}} {
+	for _, hw := range [][2]int{{1, 1}, {3, 5}, {3, 3}, {4, 4}, {5, 3}, {8, 8}, {9, 7}, {13, 18}, {16, 16}, {17, 33}, {32, 32}, {3, 70}, {6, 61}} {
 		for pad := 0; pad <= 1; pad++ {
 			if s := sq3(3, hw[0], hw[1], 4, pad); s.OutH() > 0 && s.OutW() > 0 {
 				cs = append(cs, s)
@@ -163,58 +163,64 @@ func TestWinogradTransforms(t *testing.T) {
 	rng := rand.New(rand.NewPCG(47, 48))
 	for _, ks := range sets {
 		for _, m := range []int{2, 4} {
-			in, out := winoFuncs(ks, m)
-			gin, gout := genericWino[m/4].in, genericWino[m/4].out
-			a := m + 2
-			for nv := 1; nv <= 3; nv++ {
-				name := fmt.Sprintf("%s/F%d/nv%d", ks.name, m, nv)
-				rs := nv*winoLanes + 1 + rng.IntN(5)
-				ps := a*rs + rng.IntN(7)
-				src := randSlice(rng, m*ps)
-				ds := nv*winoLanes + rng.IntN(9)
-				got, want := make([]float32, a*a*ds), make([]float32, a*a*ds)
-				in(&got[0], ds, &src[0], rs, ps, nv)
-				gin(&want[0], ds, &src[0], rs, ps, nv)
-				if e := relErr32(got, want); !(e <= 1e-6) {
-					t.Fatalf("%s input: rel err %.3g; want ≤ 1e-6", name, e)
+			for _, lanes := range []int{winoLanes, wideWinoLanes} {
+				if lanes == wideWinoLanes && ks.winoInW[0] == nil {
+					continue
 				}
-				for flags := 0; flags < 64; flags += 1 + rng.IntN(4) {
-					ms := randSlice(rng, a*a*ds)
-					w := nv * winoLanes * m
-					ldd := w + rng.IntN(5)
-					n := (m-1)*ldd + w
-					off := 1 + rng.IntN(3)
-					c, buf := guarded(n, off)
-					inside := func(i int) bool { return i%ldd < w }
-					old := randSlice(rng, n)
-					for i := range old {
-						if !inside(i) {
-							old[i] = guardVal
+				in, out := winoFuncs(ks, m, lanes)
+				gin, gout := genericWino[m/4].in, genericWino[m/4].out
+				a := m + 2
+				for nv := 1; nv <= 3; nv++ {
+					name := fmt.Sprintf("%s/F%d/lanes%d/nv%d", ks.name, m, lanes, nv)
+					gnv := nv * lanes / winoLanes // generic steps over the same tiles
+					rs := nv*lanes + 1 + rng.IntN(5)
+					ps := a*rs + rng.IntN(7)
+					src := randSlice(rng, m*ps)
+					ds := nv*lanes + rng.IntN(9)
+					got, want := make([]float32, a*a*ds), make([]float32, a*a*ds)
+					in(&got[0], ds, &src[0], rs, ps, nv)
+					gin(&want[0], ds, &src[0], rs, ps, gnv)
+					if e := relErr32(got, want); !(e <= 1e-6) {
+						t.Fatalf("%s input: rel err %.3g; want ≤ 1e-6", name, e)
+					}
+					for flags := 0; flags < 64; flags += 1 + rng.IntN(4) {
+						ms := randSlice(rng, a*a*ds)
+						w := nv * lanes * m
+						ldd := w + rng.IntN(5)
+						n := (m-1)*ldd + w
+						off := 1 + rng.IntN(3)
+						c, buf := guarded(n, off)
+						inside := func(i int) bool { return i%ldd < w }
+						old := randSlice(rng, n)
+						for i := range old {
+							if !inside(i) {
+								old[i] = guardVal
+							}
 						}
-					}
-					copy(c, old)
-					ref := make([]float32, n)
-					copy(ref, old)
-					p := randSlice(rng, 4)
-					p[2], p[3] = -20, 20 // clamp bounds inside the range of Y (|Y| reaches ~100)
-					out(&c[0], ldd, &ms[0], ds, nv, flags, &p[0], &p[1], &p[2], &p[3])
-					gout(&ref[0], ldd, &ms[0], ds, nv, flags, &p[0], &p[1], &p[2], &p[3])
-					checkGuards(t, buf, off, n, inside)
-					for i := range c {
-						if !inside(i) && c[i] != old[i] {
-							t.Fatalf("%s output flags %d: wrote element %d between rows", name, flags, i)
+						copy(c, old)
+						ref := make([]float32, n)
+						copy(ref, old)
+						p := randSlice(rng, 4)
+						p[2], p[3] = -20, 20 // clamp bounds inside the range of Y (|Y| reaches ~100)
+						out(&c[0], ldd, &ms[0], ds, nv, flags, &p[0], &p[1], &p[2], &p[3])
+						gout(&ref[0], ldd, &ms[0], ds, gnv, flags, &p[0], &p[1], &p[2], &p[3])
+						checkGuards(t, buf, off, n, inside)
+						for i := range c {
+							if !inside(i) && c[i] != old[i] {
+								t.Fatalf("%s output flags %d: wrote element %d between rows", name, flags, i)
+							}
 						}
-					}
-					// Scale by the unclamped outputs (ReLU6 and clamp shrink max|ref|).
-					raw := make([]float32, n)
-					gout(&raw[0], ldd, &ms[0], ds, nv, 0, nil, nil, nil, nil)
-					var num, den float64
-					for i := range c {
-						num = max(num, math.Abs(float64(c[i]-ref[i])))
-						den = max(den, math.Abs(float64(ref[i])), math.Abs(float64(raw[i])))
-					}
-					if e := num / den; !(e <= 1e-6) {
-						t.Fatalf("%s output flags %d: rel err %.3g; want ≤ 1e-6", name, flags, e)
+						// Scale by the unclamped outputs (ReLU6 and clamp shrink max|ref|).
+						raw := make([]float32, n)
+						gout(&raw[0], ldd, &ms[0], ds, gnv, 0, nil, nil, nil, nil)
+						var num, den float64
+						for i := range c {
+							num = max(num, math.Abs(float64(c[i]-ref[i])))
+							den = max(den, math.Abs(float64(ref[i])), math.Abs(float64(raw[i])))
+						}
+						if e := num / den; !(e <= 1e-6) {
+							t.Fatalf("%s output flags %d: rel err %.3g; want ≤ 1e-6", name, flags, e)
+						}
 					}
 				}
 			}
@@ -296,7 +302,7 @@ func TestDeinterleave4(t *testing.T) {
 			for i := range got {
 				got[i], want[i] = guardVal, guardVal
 			}
-			ks.deint4(&got[0], ps, &src[0], n)
+			ks.deint4(&got[0], &got[ps], &got[2*ps], &got[3*ps], &src[0], n)
 			for i := 0; i < n; i++ {
 				want[(i%4)*ps+i/4] = src[i]
 			}

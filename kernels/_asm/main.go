@@ -95,9 +95,11 @@ func main() {
 	dwTaps()
 	deinterleave4()
 	winoConsts()
-	for _, m := range []int{2, 4} {
-		winoIn(m)
-		winoOut(m)
+	for _, v := range []isa{isas[1], isas[0]} {
+		for _, m := range []int{2, 4} {
+			winoIn(v, m)
+			winoOut(v, m)
+		}
 	}
 	writeTable()
 	Generate()
@@ -788,9 +790,20 @@ var (
 	winoConst     Mem
 	winoConstIdx  = map[int]int{}
 	winoConstVals []int
+	winoPerm      Mem
 )
 
-// winoConsts emits the table of 8-lane constants used by the transforms.
+// Rows of winoPerm: VPERMI2PS indices over the 32 lanes of two ZMM tables
+// that interleave the per-column vectors of 16 tiles in the output transform.
+const (
+	permLo   = iota // lanes a0 b0 a1 b1 … a7 b7 (b: second table)
+	permHi          // a8 b8 … a15 b15
+	permLo64        // 64-bit pairs: a01 b01 a23 b23 … a67 b67
+	permHi64        // a89 b89 … a14,15 b14,15
+)
+
+// winoConsts emits the table of 16-lane constants used by the transforms
+// (the YMM code reads the first 8 lanes) and the ZMM permutations.
 func winoConsts() {
 	for _, m := range []int{2, 4} {
 		for _, mat := range [][][]int{winoBT[m], winoAT[m]} {
@@ -808,8 +821,20 @@ func winoConsts() {
 	}
 	winoConst = GLOBL("winoconst", RODATA|NOPTR)
 	for i, c := range winoConstVals {
-		for l := 0; l < 8; l++ {
-			DATA(32*i+4*l, U32(math.Float32bits(float32(c))))
+		for l := 0; l < 16; l++ {
+			DATA(64*i+4*l, U32(math.Float32bits(float32(c))))
+		}
+	}
+	winoPerm = GLOBL("winoperm", RODATA|NOPTR)
+	for row := range 4 { // DATA offsets must increase
+		for l := 0; l < 16; l++ {
+			v := [4]int{
+				permLo:   l/2 + 16*(l%2),
+				permHi:   8 + l/2 + 16*(l%2),
+				permLo64: 2*(l/4) + l%2 + 16*(l/2%2),
+				permHi64: 8 + 2*(l/4) + l%2 + 16*(l/2%2),
+			}[row]
+			DATA(64*row+4*l, U32(uint32(v)))
 		}
 	}
 }
@@ -826,7 +851,7 @@ func lincomb(coef []int, in []VecPhysical, out VecPhysical) {
 			other = append(other, j)
 		}
 	}
-	cm := func(c int) Mem { return winoConst.Offset(32 * winoConstIdx[c]) }
+	cm := func(c int) Mem { return winoConst.Offset(64 * winoConstIdx[c]) }
 	var rest []int
 	switch {
 	case len(unit) >= 2:
@@ -866,18 +891,19 @@ func lincomb(coef []int, in []VecPhysical, out VecPhysical) {
 	}
 }
 
-// winoIn emits winoInAVX2_<m>, the F(m×m,3×3) input transform of nv steps
-// of 8 adjacent tiles (lanes) from a column-phase-split image; see
+// winoIn emits winoIn<ISA>_<m>, the F(m×m,3×3) input transform of nv steps
+// of v.width adjacent tiles (lanes) from a column-phase-split image; see
 // winoInGeneric. Each step computes t = d B row by row into the frame, then
 // V = Bᵀ t column by column, storing the α² vectors ξ = k·α+l in order.
-func winoIn(m int) {
+func winoIn(v isa, m int) {
 	a := m + 2
 	bt := winoBT[m]
-	name := fmt.Sprintf("winoInAVX2_%d", m)
+	vb := 4 * v.width // vector bytes
+	name := fmt.Sprintf("winoIn%s_%d", v.name, m)
 	TEXT(name, 0, "func(dst *float32, dstStride int, src *float32, rowStride, phaseStride, nv int)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) input transform of nv steps of 8 tiles; see winoInGeneric.", name, m, m))
-	tmp := AllocLocal(32 * a * a)
+	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) input transform of nv steps of %d tiles; see winoInGeneric.", name, m, m, v.width))
+	tmp := AllocLocal(vb * a * a)
 	dst, ds, rs, nv, r, op := RDI, R8, R9, RCX, R12, R13
 	ph := []GPPhysical{RAX, RBX, RDX, R11}[:m]
 	Load(Param("dst"), dst)
@@ -892,8 +918,8 @@ func winoIn(m int) {
 	for p := 1; p < m; p++ {
 		LEAQ(Mem{Base: ph[p-1], Index: R10, Scale: 1}, ph[p])
 	}
-	x := ymm[:a]
-	y := ymm[a : 2*a]
+	x := v.regs[:a]
+	y := v.regs[a : 2*a]
 	Label("step")
 	TESTQ(nv, nv)
 	JZ(LabelRef("done"))
@@ -904,7 +930,7 @@ func winoIn(m int) {
 		}
 		for k := 0; k < a; k++ {
 			lincomb(bt[k], x, y[k])
-			VMOVUPS(y[k], tmp.Offset(32*(i*a+k)))
+			VMOVUPS(y[k], tmp.Offset(vb*(i*a+k)))
 		}
 		if i+1 < a {
 			ADDQ(rs, r)
@@ -913,7 +939,7 @@ func winoIn(m int) {
 	MOVQ(dst, op)
 	for k := 0; k < a; k++ {
 		for i := 0; i < a; i++ {
-			VMOVUPS(tmp.Offset(32*(i*a+k)), x[i])
+			VMOVUPS(tmp.Offset(vb*(i*a+k)), x[i])
 		}
 		for l := 0; l < a; l++ {
 			lincomb(bt[l], x, y[l])
@@ -922,9 +948,9 @@ func winoIn(m int) {
 		}
 	}
 	for p := 0; p < m; p++ {
-		ADDQ(U8(32), ph[p])
+		ADDQ(U8(vb), ph[p])
 	}
-	ADDQ(U8(32), dst)
+	ADDQ(U8(vb), dst)
 	DECQ(nv)
 	JMP(LabelRef("step"))
 	Label("done")
@@ -932,22 +958,42 @@ func winoIn(m int) {
 	RET()
 }
 
-// winoOut emits winoOutAVX2_<m>, the F(m×m,3×3) output transform of nv
-// steps of 8 adjacent tiles with the epilogue of flags; see winoOutGeneric.
-// Each step computes t = Aᵀ M column by column into the frame, then for each
-// output row Y = t A, interleaves the m column vectors of the 8 tiles into
-// m·8 contiguous floats and applies the epilogue.
-func winoOut(m int) {
+// winoOut emits winoOut<ISA>_<m>, the F(m×m,3×3) output transform of nv
+// steps of v.width adjacent tiles with the epilogue of flags; see
+// winoOutGeneric. Each step computes t = Aᵀ M column by column into the
+// frame, then for each output row Y = t A, interleaves the m column vectors
+// of the tiles into m·v.width contiguous floats and applies the epilogue.
+func winoOut(v isa, m int) {
 	a := m + 2
 	at := winoAT[m]
-	name := fmt.Sprintf("winoOutAVX2_%d", m)
+	vb := 4 * v.width
+	zmmPath := v.width == 16
+	name := fmt.Sprintf("winoOut%s_%d", v.name, m)
 	TEXT(name, 0, "func(dst *float32, ldd int, src *float32, srcStride, nv, flags int, bias, slope, lo, hi *float32)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) output transform of nv steps of 8 tiles with the epilogue of flags; see winoOutGeneric.", name, m, m))
-	tmp := AllocLocal(32 * m * a)
-	cst := AllocLocal(32 * 6) // broadcast bias, slope, lo, hi, zero, six
-	cv := func(i int) Mem { return cst.Offset(32 * i) }
+	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) output transform of nv steps of %d tiles with the epilogue of flags; see winoOutGeneric.", name, m, m, v.width))
+	tmp := AllocLocal(vb * m * a)
+	// Broadcast bias, slope, lo, hi, zero, six: in the frame for YMM, in
+	// Z16…Z21 for ZMM (Z24…Z27 hold the interleave permutations).
 	const cBias, cSlope, cLo, cHi, cZero, cSix = 0, 1, 2, 3, 4, 5
+	var cst Mem
+	if !zmmPath {
+		cst = AllocLocal(32 * 6)
+	}
+	cv := func(i int) Op {
+		if zmmPath {
+			return v.regs[16+i]
+		}
+		return cst.Offset(32 * i)
+	}
+	setc := func(i int, src VecPhysical) {
+		if zmmPath {
+			VMOVAPS(src, v.regs[16+i])
+		} else {
+			VMOVUPS(src, cst.Offset(32*i))
+		}
+	}
+	perm := func(i int) VecPhysical { return v.regs[24+i] }
 	dst, ldd, src, ss, nv, flags, row, sp := RDI, R8, RSI, R9, RCX, R10, RBX, RDX
 	Load(Param("dst"), dst)
 	Load(Param("ldd"), ldd)
@@ -957,10 +1003,11 @@ func winoOut(m int) {
 	Load(Param("flags"), flags)
 	SHLQ(U8(2), ldd)
 	SHLQ(U8(2), ss)
-	VXORPS(Y0, Y0, Y0)
-	VMOVUPS(Y0, cv(cZero))
-	VBROADCASTSS(six, Y0)
-	VMOVUPS(Y0, cv(cSix))
+	r0 := v.regs[0]
+	VXORPS(r0, r0, r0)
+	setc(cZero, r0)
+	VBROADCASTSS(six, r0)
+	setc(cSix, r0)
 	for _, e := range []struct {
 		flag  int
 		param string
@@ -970,11 +1017,16 @@ func winoOut(m int) {
 		TESTQ(U32(e.flag), flags)
 		JZ(LabelRef(skip))
 		Load(Param(e.param), RAX)
-		VBROADCASTSS(Mem{Base: RAX}, Y0)
-		VMOVUPS(Y0, cv(e.slot))
+		VBROADCASTSS(Mem{Base: RAX}, r0)
+		setc(e.slot, r0)
 		Label(skip)
 	}
-	x := ymm[:a]
+	if zmmPath {
+		for i := 0; i < 4; i++ {
+			VMOVUPS(winoPerm.Offset(64*i), perm(i))
+		}
+	}
+	x := v.regs[:a]
 	Label("step")
 	TESTQ(nv, nv)
 	JZ(LabelRef("done"))
@@ -988,30 +1040,49 @@ func winoOut(m int) {
 			}
 		}
 		for r := 0; r < m; r++ {
-			y := ymm[a+r]
+			y := v.regs[a+r]
 			lincomb(at[r], x, y)
-			VMOVUPS(y, tmp.Offset(32*(r*a+k)))
+			VMOVUPS(y, tmp.Offset(vb*(r*a+k)))
 		}
 	}
 	MOVQ(dst, row)
-	yv := ymm[6 : 6+m]   // Y[r][b] for b < m
-	tv := ymm[10 : 10+m] // interleave temporaries / results
+	yv := v.regs[6 : 6+m]   // Y[r][b] for b < m
+	tv := v.regs[10 : 10+m] // interleave temporaries / results
 	for r := 0; r < m; r++ {
 		for k := 0; k < a; k++ {
-			VMOVUPS(tmp.Offset(32*(r*a+k)), x[k])
+			VMOVUPS(tmp.Offset(vb*(r*a+k)), x[k])
 		}
 		for b := 0; b < m; b++ {
 			lincomb(at[b], x, yv[b])
 		}
 		// Interleave: output vector q holds tiles' columns in row order.
 		var outv []VecPhysical
-		if m == 2 {
+		pi := func(p int, t2, t1, d VecPhysical) { // d = permutation p of [t1 | t2]
+			VMOVAPS(perm(p), d)
+			VPERMI2PS(t2, t1, d)
+		}
+		switch {
+		case zmmPath && m == 2:
+			pi(permLo, yv[1], yv[0], tv[0]) // tiles 0…7
+			pi(permHi, yv[1], yv[0], tv[1]) // tiles 8…15
+			outv = tv[:2]
+		case zmmPath:
+			pi(permLo, yv[1], yv[0], tv[0]) // y0 y1 pairs of tiles 0…7
+			pi(permHi, yv[1], yv[0], tv[1]) // tiles 8…15
+			pi(permLo, yv[3], yv[2], tv[2]) // y2 y3 pairs of tiles 0…7
+			pi(permHi, yv[3], yv[2], tv[3])
+			pi(permLo64, tv[2], tv[0], yv[0]) // tiles 0…3
+			pi(permHi64, tv[2], tv[0], yv[1]) // tiles 4…7
+			pi(permLo64, tv[3], tv[1], yv[2]) // tiles 8…11
+			pi(permHi64, tv[3], tv[1], yv[3]) // tiles 12…15
+			outv = yv
+		case m == 2:
 			VUNPCKLPS(yv[1], yv[0], tv[0]) // a0 b0 a1 b1 | a4 b4 a5 b5
 			VUNPCKHPS(yv[1], yv[0], tv[1]) // a2 b2 a3 b3 | a6 b6 a7 b7
 			VPERM2F128(U8(0x20), tv[1], tv[0], yv[0])
 			VPERM2F128(U8(0x31), tv[1], tv[0], yv[1])
 			outv = yv[:2]
-		} else {
+		default:
 			VUNPCKLPS(yv[1], yv[0], tv[0])
 			VUNPCKHPS(yv[1], yv[0], tv[1])
 			VUNPCKLPS(yv[3], yv[2], tv[2])
@@ -1026,7 +1097,7 @@ func winoOut(m int) {
 			VPERM2F128(U8(0x31), yv[3], yv[2], tv[3])
 			outv = tv
 		}
-		cm := func(q int) Mem { return Mem{Base: row, Disp: 32 * q} }
+		cm := func(q int) Mem { return Mem{Base: row, Disp: vb * q} }
 		each := func(f func(v VecPhysical, q int)) {
 			for q, v := range outv {
 				f(v, q)
@@ -1066,8 +1137,8 @@ func winoOut(m int) {
 			ADDQ(ldd, row)
 		}
 	}
-	ADDQ(U8(32), src)
-	ADDQ(U32(32*m), dst)
+	ADDQ(U8(vb), src)
+	ADDQ(U32(vb*m), dst)
 	DECQ(nv)
 	JMP(LabelRef("step"))
 	Label("done")
@@ -1075,25 +1146,22 @@ func winoOut(m int) {
 	RET()
 }
 
-// deinterleave4 emits deinterleave4AVX2: for i < n, dst[(i%4)·phaseStride +
-// i/4] = src[i] (the four column phases of a Winograd F(4×4) input row).
+// deinterleave4 emits deinterleave4AVX2: for i < n, dk[i/4] = src[i] with
+// k = i%4 (the four column phases of a Winograd F(4×4) input row).
 func deinterleave4() {
-	TEXT("deinterleave4AVX2", NOSPLIT, "func(dst *float32, phaseStride int, src *float32, n int)")
+	TEXT("deinterleave4AVX2", NOSPLIT, "func(d0, d1, d2, d3, src *float32, n int)")
 	Pragma("noescape")
 	Doc("deinterleave4AVX2 splits src[:n] into four phases; see deinterleave4Generic.")
-	p0, ps, src, n := RDI, R8, RSI, RCX
-	p1, p2, p3 := R9, R10, R11
-	Load(Param("dst"), p0)
-	Load(Param("phaseStride"), ps)
+	p0, p1, p2, p3, src, n := RDI, R9, R10, R11, RSI, RCX
+	Load(Param("d0"), p0)
+	Load(Param("d1"), p1)
+	Load(Param("d2"), p2)
+	Load(Param("d3"), p3)
 	Load(Param("src"), src)
 	Load(Param("n"), n)
-	SHLQ(U8(2), ps)
-	LEAQ(Mem{Base: p0, Index: ps, Scale: 1}, p1)
-	LEAQ(Mem{Base: p1, Index: ps, Scale: 1}, p2)
-	LEAQ(Mem{Base: p2, Index: ps, Scale: 1}, p3)
 	Label("v32")
 	CMPQ(n, U8(32))
-	JL(LabelRef("g4"))
+	JL(LabelRef("v16"))
 	for i := 0; i < 4; i++ {
 		VMOVUPS(Mem{Base: src, Disp: 32 * i}, ymm[i]) // groups 2i, 2i+1
 	}
@@ -1118,6 +1186,28 @@ func deinterleave4() {
 	ADDQ(U8(128), src)
 	SUBQ(U8(32), n)
 	JMP(LabelRef("v32"))
+	// 16 elements: the same transpose on four XMM groups.
+	Label("v16")
+	CMPQ(n, U8(16))
+	JL(LabelRef("g4"))
+	VMOVUPS(Mem{Base: src}, X0)
+	VMOVUPS(Mem{Base: src, Disp: 16}, X1)
+	VMOVUPS(Mem{Base: src, Disp: 32}, X2)
+	VMOVUPS(Mem{Base: src, Disp: 48}, X3)
+	VUNPCKLPS(X1, X0, X4)
+	VUNPCKHPS(X1, X0, X5)
+	VUNPCKLPS(X3, X2, X6)
+	VUNPCKHPS(X3, X2, X7)
+	VUNPCKLPD(X6, X4, X0) // phase 0
+	VUNPCKHPD(X6, X4, X1) // phase 1
+	VUNPCKLPD(X7, X5, X2) // phase 2
+	VUNPCKHPD(X7, X5, X3) // phase 3
+	for i, p := range []GPPhysical{p0, p1, p2, p3} {
+		VMOVUPS(ymm[i].AsX(), Mem{Base: p})
+		ADDQ(U8(16), p)
+	}
+	ADDQ(U8(64), src)
+	SUBQ(U8(16), n)
 	Label("g4")
 	for i, p := range []GPPhysical{p0, p1, p2, p3} {
 		CMPQ(n, U8(i+1))
