@@ -14,7 +14,7 @@ type WinogradMode int
 
 const (
 	// WinogradAuto times direct convolution and Winograd F(2×2,3×3) and
-	// F(4×4,3×3) on every eligible layer at compile time, separately for
+	// F(4×4,3×3) on every eligible layer (≥ 8 channels) at compile time, separately for
 	// layer-parallel (small batches) and image-parallel execution, and keeps
 	// the fastest. Winograd must win by 5% to be chosen.
 	WinogradAuto WinogradMode = iota
@@ -50,9 +50,8 @@ const (
 )
 
 // eligible reports whether Winograd could run a conv of shape s, and
-// whether it is worth timing: below 32 input or output channels the
-// transforms cost more than the multiplications they save (measured: every
-// 16-channel CIFAR ResNet layer runs faster directly).
+// whether it is worth timing: below 8 input or output channels the products
+// are too thin for the transforms to pay.
 func eligible(mode WinogradMode, s kernels.ConvShape) bool {
 	if !kernels.WinogradOK(s) {
 		return false
@@ -61,7 +60,7 @@ func eligible(mode WinogradMode, s kernels.ConvShape) bool {
 	case WinogradOff:
 		return false
 	case WinogradAuto:
-		return min(s.C, s.OutC) >= 32
+		return min(s.C, s.OutC) >= 8
 	}
 	return true
 }
