@@ -14,9 +14,9 @@ type WinogradMode int
 
 const (
 	// WinogradAuto times direct convolution and Winograd F(2×2,3×3) and
-	// F(4×4,3×3) on every eligible layer (≥ 8 channels) at compile time, separately for
-	// layer-parallel (small batches) and image-parallel execution, and keeps
-	// the fastest. Winograd must win by 5% to be chosen.
+	// F(4×4,3×3) on every eligible layer (≥ 8 channels) at compile time,
+	// and keeps the fastest; Winograd must win by 5%. Small layers split over
+	// several workers (small batches on several threads) stay direct.
 	WinogradAuto WinogradMode = iota
 	// WinogradOff runs every convolution directly.
 	WinogradOff
@@ -89,6 +89,17 @@ func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*
 		case WinogradF4:
 			out[md] = pack(4)
 		default:
+			// A small layer split over several workers stays direct: its
+			// row split keeps each core on its own rows from layer to
+			// layer, while Winograd's three phases (by channel, by point,
+			// by channel) move the transformed data between cores. Timed
+			// alone such a layer can look faster; in the network it was
+			// not (ResNet-56 batch 1 on 2 threads, side by side: 1.32 ms
+			// direct, 1.36–1.82 ms with Winograd chosen by timing). Large
+			// layers do not stay in a core's cache anyway.
+			if ws[md].Workers() > 1 && s.OutC*s.K()*s.OutH()*s.OutW() < splitWinogradMACs {
+				continue
+			}
 			if m := fastest(s, ws[md], n[md]); m > 0 {
 				out[md] = pack(m)
 			}
@@ -135,6 +146,10 @@ func (e *Engine) chooseAlgorithms(mode WinogradMode) {
 		}
 	}
 }
+
+// splitWinogradMACs is the size from which a layer split over several
+// workers may run as Winograd (ResNet-18's 3×3 layers at 224×224: 116M).
+const splitWinogradMACs = 20_000_000
 
 // tuneKey identifies a timing: the same layer shape on the same workspace
 // kind gives the same answer, so a network times each shape once.

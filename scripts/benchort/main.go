@@ -5,7 +5,7 @@
 // slimmed freely; ResNet pruned inside blocks only) — side by side in one
 // run, and prints a Markdown table for the README.
 //
-//	ORT_LIB=$(scripts/ort.sh) go run -tags ort ./scripts/benchort [-threads 2] [-batches 1,32]
+//	ORT_LIB=$(scripts/ort.sh) go run -tags ort ./scripts/benchort [-threads 2] [-batches 1,32] [-winograd auto|off|2|4] [-only NAME]
 package main
 
 import (
@@ -20,6 +20,7 @@ import (
 
 	"github.com/rmprune/rmprune/bench"
 	"github.com/rmprune/rmprune/bench/ort"
+	"github.com/rmprune/rmprune/engine"
 	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/pruning"
 	"github.com/rmprune/rmprune/rm"
@@ -30,14 +31,21 @@ func main() {
 	batches := flag.String("batches", "1,32", "batch sizes")
 	arch := flag.String("arch", "resnet56", "architecture (CIFAR 3×32×32)")
 	minTime := flag.Duration("time", 3*time.Second, "minimum measuring time per model and batch")
+	winoFlag := flag.String("winograd", "auto", "the engine's 3×3 stride-1 convs: auto, off, 2 or 4")
+	only := flag.String("only", "", "measure only the models whose name contains this")
 	flag.Parse()
-	if err := run(*arch, *threads, *batches, *minTime); err != nil {
+	wino, err := engine.ParseWinograd(*winoFlag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchort:", err)
+		os.Exit(2)
+	}
+	if err := run(*arch, *threads, *batches, *minTime, wino, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "benchort:", err)
 		os.Exit(1)
 	}
 }
 
-func run(arch string, threads int, batches string, minTime time.Duration) error {
+func run(arch string, threads int, batches string, minTime time.Duration, wino engine.WinogradMode, only string) error {
 	g, err := nn.Build(arch, 3, 10, 1)
 	if err != nil {
 		return err
@@ -83,6 +91,9 @@ func run(arch string, threads int, batches string, minTime time.Duration) error 
 	fmt.Println("| model | MMACs | batch | engine img/s | ORT img/s | engine p50 ms | ORT p50 ms | ratio | rel err |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, m := range models {
+		if !strings.Contains(m.name, only) {
+			continue
+		}
 		s, err := m.g.Summarize(nn.Shape{C: 3, H: 32, W: 32})
 		if err != nil {
 			return err
@@ -92,7 +103,7 @@ func run(arch string, threads int, batches string, minTime time.Duration) error 
 			if err != nil {
 				return err
 			}
-			c, err := ort.Compare(context.Background(), m.g, bench.Options{Batch: b, Threads: threads, Shape: nn.Shape{C: 3, H: 32, W: 32}, MinTime: minTime})
+			c, err := ort.Compare(context.Background(), m.g, bench.Options{Batch: b, Threads: threads, Shape: nn.Shape{C: 3, H: 32, W: 32}, MinTime: minTime, Winograd: wino})
 			if err != nil {
 				return fmt.Errorf("%s batch %d: %w", m.name, b, err)
 			}
