@@ -150,12 +150,19 @@ func TestPrunedFixturesOnEngine(t *testing.T) {
 					t.Fatalf("%v: %s", err, stderr)
 				}
 				var rep struct {
-					ChannelsBefore int `json:"channels_before"`
-					ChannelsAfter  int `json:"channels_after"`
+					ChannelsBefore int   `json:"channels_before"`
+					ChannelsAfter  int   `json:"channels_after"`
+					MACsAfter      int64 `json:"macs_after"`
+					MACsComputed   int64 `json:"macs_computed_after"`
 				}
 				json.Unmarshal([]byte(stdout), &rep)
 				if rep.ChannelsAfter >= rep.ChannelsBefore {
 					t.Errorf("channels %d → %d; want the dead ones removed", rep.ChannelsBefore, rep.ChannelsAfter)
+				}
+				// RM's copy channels are not computed as MACs; a ResNet has none.
+				if (form == "rmnet" && (rep.MACsComputed <= 0 || rep.MACsComputed >= rep.MACsAfter)) ||
+					(form == "resnet" && rep.MACsComputed != rep.MACsAfter) {
+					t.Errorf("%s: macs_computed_after %d, macs_after %d", form, rep.MACsComputed, rep.MACsAfter)
 				}
 				for _, wino := range []string{"auto", "4"} {
 					if _, stderr, err := runCLI(t, "run", "--model", pruned, "--input", fixture.Path(net.Input), "--out", out, "--engine", "simd", "--winograd", wino); err != nil {

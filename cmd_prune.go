@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/rmprune/rmprune/engine"
 	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn/onnx"
 	"github.com/rmprune/rmprune/pruning"
@@ -84,15 +85,28 @@ func cmdPrune(e *env, args []string) error {
 			return err
 		}
 		r := res.Report
+		// The work the engine does: RM's copy channels are not dense MACs.
+		computed, err := engine.ComputedMACs(p, opt.Shape)
+		if err != nil {
+			return err
+		}
+		rep := struct {
+			*pruning.Report
+			MACsComputed int64 `json:"macs_computed_after"`
+		}{&r, computed}
 		if *calib == "" && strings.Contains(r.StatsSource, "default") {
 			fmt.Fprintln(e.stderr, "note: some reserved channels and block outputs were scored with fallback statistics (variance 1),\n"+
 				"      which carry no information and can make slim remove inner channels first; pass --calib DATASET")
 		}
-		return f.report(r, func(w io.Writer) {
+		return f.report(rep, func(w io.Writer) {
 			fmt.Fprintf(w, "wrote %s: %s, form %s, statistics %s\n", *out, r.Method, r.Form, r.StatsSource)
 			fmt.Fprintf(w, "removed %.1f%% of prunable channels (%d → %d), %.1f%% of all channels\n",
 				100*r.RemovedSharePrunable, r.ChannelsBefore, r.ChannelsAfter, 100*r.RemovedShareAll)
-			fmt.Fprintf(w, "params %d → %d (source %d), MACs %d → %d\n", r.ParamsBefore, r.ParamsAfter, r.ParamsSource, r.MACsBefore, r.MACsAfter)
+			fmt.Fprintf(w, "params %d → %d (source %d), MACs %d → %d", r.ParamsBefore, r.ParamsAfter, r.ParamsSource, r.MACsBefore, r.MACsAfter)
+			if computed != r.MACsAfter {
+				fmt.Fprintf(w, " (the engine computes %d: RM's copy channels run as copies)", computed)
+			}
+			fmt.Fprintln(w)
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "layer\tbefore\tafter\t")
 			for _, l := range r.Layers {

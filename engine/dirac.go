@@ -2,6 +2,7 @@ package engine
 
 import (
 	"github.com/rmprune/rmprune/kernels"
+	"github.com/rmprune/rmprune/nn"
 )
 
 // RM leaves two structures in a plain net's convolutions that are not worth
@@ -280,4 +281,23 @@ func (e *Engine) SplitConvs() (convs int, macsSaved int64) {
 		macsSaved += full - kept
 	}
 	return convs, macsSaved
+}
+
+// ComputedMACs is the number of multiply-accumulates per image the engine
+// computes for g at input shape s: the graph's MACs less what RM's Dirac
+// rows and centre-only columns save by running as copies (see
+// [Engine.SplitConvs]). Reported MACs charge those channels as dense k×k
+// convolutions; this is the work the CPU does.
+func ComputedMACs(g *nn.Graph, s nn.Shape) (int64, error) {
+	sum, err := g.Summarize(s)
+	if err != nil {
+		return 0, err
+	}
+	e, err := Compile(g, Options{Shape: s, Winograd: WinogradOff})
+	if err != nil {
+		return 0, err
+	}
+	defer e.Close()
+	_, saved := e.SplitConvs()
+	return sum.MACs - saved, nil
 }

@@ -68,6 +68,18 @@ func checkRM(t *testing.T, g *nn.Graph, keepBN bool, rng *rand.Rand, shape nn.Sh
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !dense && c.wino == engine.WinogradOff {
+			full, _ := res.Graph.Summarize(shape)
+			computed, err := engine.ComputedMACs(res.Graph, shape)
+			_, saved := e.SplitConvs()
+			if err != nil || computed != full.MACs-saved || computed >= full.MACs {
+				t.Errorf("ComputedMACs %d (%v); want %d − %d saved", computed, err, full.MACs, saved)
+			}
+			orig, _ := g.Summarize(shape)
+			if c, err := engine.ComputedMACs(g, shape); err != nil || c != orig.MACs {
+				t.Errorf("ComputedMACs of the ResNet %d (%v); want its MACs %d (nothing to split)", c, err, orig.MACs)
+			}
+		}
 		if n, saved := e.SplitConvs(); !dense && (n == 0 || saved <= 0) {
 			t.Errorf("RM net: %d convs split saving %d MACs; want the shortcut used", n, saved)
 		} else if dense && n != 0 {
