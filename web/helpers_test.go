@@ -150,7 +150,19 @@ func (e *testEnv) mustUpload() int64 {
 	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
 		e.t.Fatal(err)
 	}
+	e.waitRM(m.ID)
 	return m.ID
+}
+
+// waitRM waits for the background RM check of model id to be stored.
+func (e *testEnv) waitRM(id int64) {
+	e.t.Helper()
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if cs, _ := e.db.ConversionsForModel(context.Background(), id); len(cs) > 0 {
+			return
+		}
+	}
+	e.t.Fatalf("model %d: the RM check was not stored within 30 s", id)
 }
 
 // createSweep posts a sweep and returns its id.

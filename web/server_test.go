@@ -178,10 +178,8 @@ func TestUpload(t *testing.T) {
 		t.Errorf("form upload: status %d, Location %q; want 303 to the model page", w.Code, w.Header().Get("Location"))
 	}
 	// The conversion report is stored in the background.
-	var cs []store.Conversion
-	for end := time.Now().Add(30 * time.Second); len(cs) == 0 && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		cs, _ = e.db.ConversionsForModel(context.Background(), m.ID)
-	}
+	e.waitRM(m.ID)
+	cs, _ := e.db.ConversionsForModel(context.Background(), m.ID)
 	if len(cs) != 1 || cs[0].MaxRelErr > 1e-5 {
 		t.Errorf("conversions %+v; want one exact", cs)
 	}
