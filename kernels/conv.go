@@ -62,9 +62,11 @@ func ConvScratch(s ConvShape) int {
 // gets its own input copy: each pads just the rows it reads, so the layers of
 // a layer-parallel inference keep their data in the core that computes it.
 func (w *Workspace) Reserve(s ConvShape) {
-	if n := ConvScratch(s); len(w.imgs[0]) < n {
-		for i := range w.imgs {
+	n := ConvScratch(s)
+	for i := range w.imgs {
+		if len(w.imgs[i]) < n {
 			w.imgs[i] = make([]float32, n)
+			w.padded[i] = padKey{}
 		}
 	}
 	if k := s.K(); len(w.offs) < k {
@@ -77,6 +79,13 @@ func (w *Workspace) Reserve(s ConvShape) {
 type convGeo struct {
 	ow        int // output width
 	rowStride int // image offset between output rows
+}
+
+// padKey identifies the layout and rows a worker's padded input copy holds;
+// a later conv with the same key only rewrites the interior.
+type padKey struct {
+	s      ConvShape
+	y0, y1 int
 }
 
 // convSrc is the unpadded input of a conv whose workers copy (pad and
@@ -115,6 +124,7 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 		if len(w.imgs[0]) < s.C*n {
 			w.imgs[0] = make([]float32, s.C*n)
 		}
+		w.padded[0] = padKey{} // overwritten below
 		img := w.imgs[0][:s.C*n]
 		for c := 0; c < s.C; c++ {
 			for y := 0; y < oh; y++ {
@@ -156,13 +166,24 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 // padRows writes padded rows [y0, y1) of every channel (and column phase) of
 // the input into img, laid out as [ConvScratch] describes: the rows the
 // outputs in rows [y0/StrideH, …) read.
-func padRows(ks *kernelSet, img []float32, cs *convSrc, y0, y1 int) {
+//
+// With zeroed set, img already holds this layout's zero border for the same
+// rows (the previous call padded the same shape and rows into it), and only
+// the interior is copied.
+func padRows(ks *kernelSet, img []float32, cs *convSrc, y0, y1 int, zeroed bool) {
 	s, src := &cs.s, cs.src
 	hp, wp, sw := s.H+2*s.PadH, s.W+2*s.PadW, s.StrideW
 	wq := (wp + sw - 1) / sw
 	// Source rows [a, b) land in padded rows [a+PadH, b+PadH).
 	a, b := max(y0-s.PadH, 0), min(y1-s.PadH, s.H)
 	if sw == 1 {
+		if zeroed && a < b {
+			pa := a + s.PadH
+			for c := 0; c < s.C; c++ {
+				ks.copy(&img[c*hp*wp+pa*wp+s.PadW], wp, &src[(c*s.H+a)*s.W], s.W, b-a, s.W)
+			}
+			return
+		}
 		for c := 0; c < s.C; c++ {
 			plane := img[c*hp*wp : (c+1)*hp*wp]
 			if a >= b {
@@ -186,7 +207,7 @@ func padRows(ks *kernelSet, img []float32, cs *convSrc, y0, y1 int) {
 	}
 	// Phase p holds padded columns p, p+sw, ...: img[p][c][y][x'] = pad[c][y][sw·x'+p].
 	phase := s.C * hp * wq
-	for p := 0; p < sw; p++ {
+	for p := 0; p < sw && !zeroed; p++ {
 		for c := 0; c < s.C; c++ {
 			clear(img[p*phase+(c*hp+y0)*wq : p*phase+(c*hp+y1)*wq])
 		}

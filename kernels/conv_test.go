@@ -147,3 +147,42 @@ func TestConv2DConcurrentWorkers(t *testing.T) {
 		}
 	}
 }
+
+// A worker's padded input copy keeps its zero border from one call to the
+// next of the same shape (only the interior is rewritten); another shape in
+// between, or a strided 1×1 conv reusing the scratch, must not leak into it.
+func TestConv2DReusedPadding(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	sq := func(c, h, w, oc, k, st, p int) ConvShape {
+		return ConvShape{C: c, H: h, W: w, OutC: oc, KH: k, KW: k, StrideH: st, StrideW: st, PadH: p, PadW: p}
+	}
+	a := sq(5, 9, 11, 7, 3, 1, 1)
+	d := sq(12, 16, 16, 3, 1, 2, 0) // strided 1×1: subsamples into the same scratch
+	shapes := []ConvShape{a, sq(6, 8, 9, 5, 3, 2, 1), sq(3, 7, 7, 4, 5, 3, 2), sq(4, 10, 10, 6, 1, 2, 0)}
+	forEachISA(t, func(t *testing.T) {
+		for _, ws := range []*Workspace{NewWorkspace(1, nil), NewWorkspace(2, serialPar(2))} {
+			for _, s := range shapes {
+				w := randSlice(rng, s.OutC*s.K())
+				pw := PackConv(w, s)
+				// s, then a (dirtying the scratch with a's interior), then s
+				// twice, then d (overwriting the scratch), then s.
+				for i, cur := range []ConvShape{s, a, s, s, d, s} {
+					wt, cw := pw, w
+					if cur != s {
+						cw = randSlice(rng, cur.OutC*cur.K())
+						wt = PackConv(cw, cur)
+					}
+					src := randSlice(rng, cur.C*cur.H*cur.W)
+					for j := range src {
+						src[j] += 10 // large values: a stale border shows
+					}
+					dst := make([]float32, cur.OutC*cur.OutH()*cur.OutW())
+					ws.Conv2D(dst, src, wt, cur, nil)
+					if e := relErr(dst, refConv(src, cw, cur, dst, nil)); e > convTol {
+						t.Fatalf("%+v call %d (%d workers): rel err %.3g", cur, i, ws.Workers(), e)
+					}
+				}
+			}
+		}
+	})
+}

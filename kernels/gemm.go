@@ -169,6 +169,7 @@ type Workspace struct {
 	strips  [][]float32 // per worker: a packed B strip (StripFloats) and an edge tile
 	tmp     []float32   // Linear transposition buffer, grown on demand
 	imgs    [][]float32 // per worker: zero-padded conv input rows, grown on demand
+	padded  []padKey    // per worker: what imgs holds the zero border of
 	offs    []int32     // conv tap offsets, grown on demand
 	wino    *winoState  // Winograd scratch (winograd.go), created on first use
 	cs      convSrc     // input of the running conv
@@ -196,7 +197,7 @@ func NewWorkspace(workers int, par ParallelFunc) *Workspace {
 	if workers < 1 || par == nil {
 		workers, par = 1, nil
 	}
-	w := &Workspace{workers: workers, par: par, strips: make([][]float32, workers), imgs: make([][]float32, workers)}
+	w := &Workspace{workers: workers, par: par, strips: make([][]float32, workers), imgs: make([][]float32, workers), padded: make([]padKey, workers)}
 	for i := range w.strips {
 		w.strips[i] = make([]float32, StripFloats+maxMR*maxNR)
 	}
@@ -302,7 +303,9 @@ func (w *Workspace) runTasks(worker, lo, hi int) {
 		y0 := n0 / j.geo.ow * s.StrideH
 		y1 := ((n1-1)/j.geo.ow)*s.StrideH + s.KH
 		b = w.imgs[worker][:ConvScratch(*s)]
-		padRows(ks, b, j.cs, y0, y1)
+		key := padKey{s: *s, y0: y0, y1: y1}
+		padRows(ks, b, j.cs, y0, y1, w.padded[worker] == key)
+		w.padded[worker] = key
 	}
 	for t := lo; t < hi; t++ {
 		mi, ni := t%j.mTasks, t/j.mTasks
