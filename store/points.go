@@ -33,6 +33,7 @@ type Point struct {
 	Channels     []LayerChannels `json:"channels,omitempty"`
 	Params       int64           `json:"params"`
 	MACs         int64           `json:"macs"`
+	MACsComputed int64           `json:"macs_computed"` // what the engine computes (RM copies are not MACs); 0: unknown
 	FLOPs        int64           `json:"flops"`
 	SizeBytes    int64           `json:"size_bytes"` // pruned model file size; 0 if unknown
 	Top1         float64         `json:"top1"`
@@ -49,14 +50,14 @@ type Point struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-const pointCols = `id, sweep_id, form, ratio, channels, params, macs, flops, size_bytes, top1, top5,
+const pointCols = `id, sweep_id, form, ratio, channels, params, macs, macs_computed, flops, size_bytes, top1, top5,
 	latency_ms_p50, latency_ms_p90, images_per_s, layer_ms, cpu, isa, threads, version, created_at`
 
 func scanPoint(s scanner) (Point, error) {
 	var p Point
 	var channels, layerMS string
 	var created sql.NullString
-	err := s.Scan(&p.ID, &p.SweepID, &p.Form, &p.Ratio, &channels, &p.Params, &p.MACs, &p.FLOPs, &p.SizeBytes,
+	err := s.Scan(&p.ID, &p.SweepID, &p.Form, &p.Ratio, &channels, &p.Params, &p.MACs, &p.MACsComputed, &p.FLOPs, &p.SizeBytes,
 		&p.Top1, &p.Top5, &p.LatencyMSP50, &p.LatencyMSP90, &p.ImagesPerS, &layerMS, &p.CPU, &p.ISA,
 		&p.Threads, &p.Version, &created)
 	if err != nil {
@@ -126,11 +127,11 @@ func (db *DB) AddPoint(ctx context.Context, p Point) (stored Point, created bool
 			return err
 		}
 		stored, err = scanPoint(tx.QueryRowContext(ctx, `INSERT INTO points (sweep_id, form, ratio, channels,
-			params, macs, flops, size_bytes, top1, top5, latency_ms_p50, latency_ms_p90, images_per_s,
+			params, macs, macs_computed, flops, size_bytes, top1, top5, latency_ms_p50, latency_ms_p90, images_per_s,
 			layer_ms, cpu, isa, threads, version, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (sweep_id, form, ratio) DO NOTHING RETURNING `+pointCols,
-			p.SweepID, p.Form, p.Ratio, channels, p.Params, p.MACs, p.FLOPs, p.SizeBytes, p.Top1, p.Top5,
+			p.SweepID, p.Form, p.Ratio, channels, p.Params, p.MACs, p.MACsComputed, p.FLOPs, p.SizeBytes, p.Top1, p.Top5,
 			p.LatencyMSP50, p.LatencyMSP90, p.ImagesPerS, layerMS, p.CPU, p.ISA, p.Threads, p.Version,
 			db.nowText()))
 		if errors.Is(err, sql.ErrNoRows) {

@@ -8,13 +8,14 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/fstest"
 )
 
 func testPoint(sweepID int64, form string, ratio float64) Point {
 	return Point{
 		SweepID: sweepID, Form: form, Ratio: ratio,
 		Channels: []LayerChannels{{Layer: "layer1.0.conv1", Before: 32, After: 20}},
-		Params:   200000, MACs: 30_000_000, FLOPs: 60_000_000, SizeBytes: 800_000,
+		Params:   200000, MACs: 30_000_000, MACsComputed: 12_000_000, FLOPs: 60_000_000, SizeBytes: 800_000,
 		Top1: 0.991, Top5: 0.9999, LatencyMSP50: 0.42, LatencyMSP90: 0.47, ImagesPerS: 5100,
 		LayerMS: []LayerLatency{{Layer: "layer1.0.conv1", MS: 0.01}},
 		CPU:     "Test CPU", ISA: "avx2", Threads: 2, Version: "v0.0.0-test",
@@ -307,6 +308,50 @@ func TestConcurrentNextJob(t *testing.T) {
 	for id, n := range seen {
 		if n != 1 {
 			t.Errorf("job %d: claimed %d times; want 1", id, n)
+		}
+	}
+}
+
+// A point stored before migration 0002 reads back with macs_computed 0
+// (unknown); new points keep theirs.
+func TestPointsMACsComputedMigration(t *testing.T) {
+	ctx := context.Background()
+	init, err := migrationFS.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "rmprune.db")
+	old, err := open(ctx, path, fstest.MapFS{"migrations/0001_init.sql": {Data: init}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustModel(t, old, 1)
+	s := mustSweep(t, old, m.ID)
+	if _, err := old.db.ExecContext(ctx, `INSERT INTO points (sweep_id, form, ratio, params, macs, flops, top1, top5,
+		latency_ms_p50, latency_ms_p90, images_per_s, created_at) VALUES (?, 'rmnet', 0.5, 1, 1000, 2000, 0.9, 1, 1, 1, 1, '2026-11-27T00:00:00Z')`, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, _ := db.SchemaVersion(ctx); v != 2 {
+		t.Errorf("schema version %d; want 2", v)
+	}
+	p := testPoint(s.ID, "resnet", 0.5)
+	if _, _, err := db.AddPoint(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := db.Points(ctx, s.ID)
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("points %v, %v", ps, err)
+	}
+	for _, q := range ps {
+		want := map[string]int64{"rmnet": 0, "resnet": p.MACsComputed}[q.Form]
+		if q.MACsComputed != want || q.MACs == 0 {
+			t.Errorf("%s: macs_computed %d, macs %d; want %d", q.Form, q.MACsComputed, q.MACs, want)
 		}
 	}
 }

@@ -555,8 +555,9 @@ func (j *job) point(ctx context.Context, k Key) (store.Point, error) {
 	}
 	p := store.Point{
 		SweepID: j.s.ID, Form: k.Form, Ratio: k.Ratio, Channels: net.channels,
-		Params: sum.Params, MACs: sum.MACs, FLOPs: sum.FLOPs, SizeBytes: files[store.KindSafetensors].SizeBytes,
-		Top1: ev.Top1, Top5: ev.Top5,
+		Params: sum.Params, MACs: sum.MACs, MACsComputed: sum.MACs - lat.MACsSaved, FLOPs: sum.FLOPs,
+		SizeBytes: files[store.KindSafetensors].SizeBytes,
+		Top1:      ev.Top1, Top5: ev.Top5,
 		LatencyMSP50: lat.LatencyMsP50, LatencyMSP90: lat.LatencyMsP90, ImagesPerS: thr.ImagesPerS,
 		CPU: lat.CPU, ISA: lat.ISA, Threads: lat.Threads, Version: j.version,
 	}

@@ -179,6 +179,10 @@ func TestRun(t *testing.T) {
 				t.Errorf("%s@%v: %d channel rows, %d layer times, flops %d macs %d size %d", form, ratio,
 					len(p.Channels), len(p.LayerMS), p.FLOPs, p.MACs, p.SizeBytes)
 			}
+			// RM's copy channels are not computed as MACs; the ResNet has none.
+			if (form == "rmnet" && (p.MACsComputed <= 0 || p.MACsComputed >= p.MACs)) || (form == "resnet" && p.MACsComputed != p.MACs) {
+				t.Errorf("%s@%v: macs_computed %d, macs %d", form, ratio, p.MACsComputed, p.MACs)
+			}
 			if ratio > 0 {
 				removed := 0
 				for _, c := range p.Channels {

@@ -90,6 +90,7 @@ type apiPoint struct {
 	Ratio        float64 `json:"ratio"`
 	Params       int64   `json:"params"`
 	MACs         int64   `json:"macs"`
+	MACsComputed int64   `json:"macs_computed"` // what the engine computes: RM's copy channels are copies
 	FLOPs        int64   `json:"flops"`
 	SizeBytes    int64   `json:"size_bytes"`
 	Top1         float64 `json:"top1"`
@@ -100,7 +101,7 @@ type apiPoint struct {
 }
 
 func toAPIPoint(p store.Point) apiPoint {
-	return apiPoint{ID: p.ID, Form: p.Form, Ratio: p.Ratio, Params: p.Params, MACs: p.MACs, FLOPs: p.FLOPs,
+	return apiPoint{ID: p.ID, Form: p.Form, Ratio: p.Ratio, Params: p.Params, MACs: p.MACs, MACsComputed: computedMACs(p), FLOPs: p.FLOPs,
 		SizeBytes: p.SizeBytes, Top1: p.Top1, Top5: p.Top5, LatencyMSP50: p.LatencyMSP50,
 		LatencyMSP90: p.LatencyMSP90, ImagesPerS: p.ImagesPerS}
 }
