@@ -235,3 +235,38 @@ func TestConvertReport(t *testing.T) {
 		})
 	}
 }
+
+// bench --kernels reports the GEMM shapes and direct vs Winograd per layer.
+func TestBenchKernelsJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures for ~5 s")
+	}
+	stdout, stderr, err := runCLI(t, "bench", "--kernels", "--json")
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	var r struct {
+		ISA  string `json:"isa"`
+		Gemm []struct {
+			GFLOPS float64 `json:"gflops"`
+		} `json:"gemm"`
+		Conv []struct {
+			Direct  float64 `json:"direct_gflops"`
+			F2      float64 `json:"winograd_f2_gflops"`
+			F4      float64 `json:"winograd_f4_gflops"`
+			Fastest string  `json:"fastest"`
+		} `json:"conv"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	if r.ISA == "" || len(r.Gemm) == 0 || len(r.Conv) != 5 {
+		t.Fatalf("report %s", stdout)
+	}
+	for _, c := range r.Conv {
+		best := map[string]float64{"direct": c.Direct, "winograd F2": c.F2, "winograd F4": c.F4}[c.Fastest]
+		if c.Direct <= 0 || c.F2 <= 0 || c.F4 <= 0 || best != max(c.Direct, c.F2, c.F4) {
+			t.Errorf("conv row %+v", c)
+		}
+	}
+}

@@ -47,6 +47,13 @@ func cmdBench(e *env, args []string) error {
 					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.0f%%\n", g.Name, g.M, g.K, g.N, g.GFLOPS, g.PctPeak)
 				}
 				tw.Flush()
+				fmt.Fprintln(w, "\n3×3 conv, pad 1, one image (GFLOP/s counted as direct convolution; the engine also checks the whole network)")
+				tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "layer\tC=OutC\tH=W\tdirect\tF(2×2,3×3)\tF(4×4,3×3)\tfastest")
+				for _, c := range r.Conv {
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\n", c.Name, c.C, c.HW, c.Direct, c.F2, c.F4, c.Fastest)
+				}
+				tw.Flush()
 			})
 		}
 		g, err := f.loadModel()
