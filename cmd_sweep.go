@@ -44,6 +44,7 @@ func cmdSweep(e *env, args []string) error {
 	minCh := f.Int("min-channels", 1, "fewest channels a layer keeps")
 	roundTo := f.Int("round-to", 1, "keep a multiple of N channels per layer")
 	epochs := f.Int("finetune-epochs", 0, "fine-tune each pruned network for E epochs")
+	ftLimit := f.Int("finetune-limit", 0, "fine-tune on the first N training images per epoch (0: all)")
 	batch := f.Int("batch", 32, "batch for evaluation and images/s")
 	limit := f.Int("limit", 0, "evaluate only the first N test images (0: all)")
 	dbPath := f.String("db", "", "database file (default "+store.DefaultPath(e.getenv)+")")
@@ -58,7 +59,7 @@ func cmdSweep(e *env, args []string) error {
 			return fmt.Errorf("--data is required (%s)", dataset.Specs)
 		}
 		cfg := sweep.Config{Dataset: *data, Method: *method, Scope: *scope, MinChannels: *minCh, RoundTo: *roundTo,
-			FinetuneEpochs: *epochs, Batch: *batch, Threads: f.threads, Limit: *limit}
+			FinetuneEpochs: *epochs, FinetuneLimit: *ftLimit, Batch: *batch, Threads: f.threads, Limit: *limit}
 		for _, s := range strings.Split(*forms, ",") {
 			if s = strings.TrimSpace(s); s != "" {
 				cfg.Forms = append(cfg.Forms, strings.ToLower(s))

@@ -312,9 +312,10 @@ func TestConcurrentNextJob(t *testing.T) {
 	}
 }
 
-// A point stored before migration 0002 reads back with macs_computed 0
-// (unknown); new points keep theirs.
-func TestPointsMACsComputedMigration(t *testing.T) {
+// A database of schema 1 migrates: a point stored before migration 0002
+// reads back with macs_computed 0 (unknown), a sweep before 0003 with
+// finetune_limit 0 (all); new rows keep theirs.
+func TestMigrationsKeepOldRows(t *testing.T) {
 	ctx := context.Background()
 	init, err := migrationFS.ReadFile("migrations/0001_init.sql")
 	if err != nil {
@@ -326,9 +327,15 @@ func TestPointsMACsComputedMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := mustModel(t, old, 1)
-	s := mustSweep(t, old, m.ID)
+	var sweepID int64
+	if err := old.db.QueryRowContext(ctx, `INSERT INTO sweeps (model_id, dataset, method, scope, forms, ratios,
+		min_channels, round_to, finetune_epochs, batch, threads, eval_limit, created_at)
+		VALUES (?, 'mnist', 'slim', 'global', '["rmnet"]', '[0.5]', 1, 1, 2, 32, 2, 0, '2026-11-27T00:00:00Z')
+		RETURNING id`, m.ID).Scan(&sweepID); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := old.db.ExecContext(ctx, `INSERT INTO points (sweep_id, form, ratio, params, macs, flops, top1, top5,
-		latency_ms_p50, latency_ms_p90, images_per_s, created_at) VALUES (?, 'rmnet', 0.5, 1, 1000, 2000, 0.9, 1, 1, 1, 1, '2026-11-27T00:00:00Z')`, s.ID); err != nil {
+		latency_ms_p50, latency_ms_p90, images_per_s, created_at) VALUES (?, 'rmnet', 0.5, 1, 1000, 2000, 0.9, 1, 1, 1, 1, '2026-11-27T00:00:00Z')`, sweepID); err != nil {
 		t.Fatal(err)
 	}
 	old.Close()
@@ -337,14 +344,24 @@ func TestPointsMACsComputedMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if v, _ := db.SchemaVersion(ctx); v != 2 {
-		t.Errorf("schema version %d; want 2", v)
+	if v, _ := db.SchemaVersion(ctx); v != 3 {
+		t.Errorf("schema version %d; want 3", v)
 	}
-	p := testPoint(s.ID, "resnet", 0.5)
+	// The old sweep reads back with finetune_limit 0 (all); new ones keep theirs.
+	sw, err := db.Sweep(ctx, sweepID)
+	if err != nil || sw.FinetuneEpochs != 2 || sw.FinetuneLimit != 0 {
+		t.Errorf("old sweep %+v, %v; want finetune_epochs 2, finetune_limit 0", sw, err)
+	}
+	nw := testSweep(m.ID)
+	nw.FinetuneLimit = 3000
+	if got, err := db.CreateSweep(ctx, nw); err != nil || got.FinetuneLimit != 3000 {
+		t.Errorf("new sweep finetune_limit %d, %v; want 3000", got.FinetuneLimit, err)
+	}
+	p := testPoint(sweepID, "resnet", 0.5)
 	if _, _, err := db.AddPoint(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	ps, err := db.Points(ctx, s.ID)
+	ps, err := db.Points(ctx, sweepID)
 	if err != nil || len(ps) != 2 {
 		t.Fatalf("points %v, %v", ps, err)
 	}

@@ -154,7 +154,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Errorf("got %v; want errors.Is ErrSchemaTooNew", err)
 	}
-	for _, want := range []string{"store: open " + path + ": ", "version 99", "knows up to 2"} {
+	for _, want := range []string{"store: open " + path + ": ", "version 99", "knows up to 3"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("got %q; want it to contain %q", err, want)
 		}

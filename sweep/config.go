@@ -45,6 +45,7 @@ type Config struct {
 	MinChannels    int       `json:"min_channels"`    // fewest channels a layer keeps (default 1)
 	RoundTo        int       `json:"round_to"`        // keep multiples of this (default 1)
 	FinetuneEpochs int       `json:"finetune_epochs"` // fine-tuning epochs after each pruning (default 0)
+	FinetuneLimit  int       `json:"finetune_limit"`  // training images per fine-tuning epoch (0: all)
 	Batch          int       `json:"batch"`           // batch for evaluation and images/s (default 32)
 	Threads        int       `json:"threads"`         // worker threads (default: the machine's cores)
 	Limit          int       `json:"limit"`           // test images evaluated (0: the whole test split)
@@ -149,6 +150,8 @@ func (c *Config) Validate() error {
 		return bad("round_to %d: want ≥ 1", c.RoundTo)
 	case c.FinetuneEpochs < 0 || c.FinetuneEpochs > MaxEpochs:
 		return bad("finetune_epochs %d: want 0…%d", c.FinetuneEpochs, MaxEpochs)
+	case c.FinetuneLimit < 0:
+		return bad("finetune_limit %d: want ≥ 0 (0: the whole training split)", c.FinetuneLimit)
 	case c.Batch < 1 || c.Batch > MaxBatch:
 		return bad("batch %d: want 1…%d", c.Batch, MaxBatch)
 	case c.Threads < 1 || c.Threads > MaxThreads:
@@ -195,7 +198,7 @@ func (c *Config) Sweep(modelID int64) store.Sweep {
 	return store.Sweep{
 		ModelID: modelID, Dataset: c.Dataset, Method: c.Method, Scope: c.Scope,
 		Forms: slices.Clone(c.Forms), Ratios: slices.Clone(c.Ratios),
-		MinChannels: c.MinChannels, RoundTo: c.RoundTo, FinetuneEpochs: c.FinetuneEpochs,
+		MinChannels: c.MinChannels, RoundTo: c.RoundTo, FinetuneEpochs: c.FinetuneEpochs, FinetuneLimit: c.FinetuneLimit,
 		Batch: c.Batch, Threads: c.Threads, Limit: c.Limit,
 	}
 }
@@ -205,7 +208,7 @@ func FromSweep(s store.Sweep) Config {
 	return Config{
 		Dataset: s.Dataset, Method: s.Method, Scope: s.Scope,
 		Forms: slices.Clone(s.Forms), Ratios: slices.Clone(s.Ratios),
-		MinChannels: s.MinChannels, RoundTo: s.RoundTo, FinetuneEpochs: s.FinetuneEpochs,
+		MinChannels: s.MinChannels, RoundTo: s.RoundTo, FinetuneEpochs: s.FinetuneEpochs, FinetuneLimit: s.FinetuneLimit,
 		Batch: s.Batch, Threads: s.Threads, Limit: s.Limit,
 	}
 }

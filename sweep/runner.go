@@ -81,8 +81,9 @@ type Runner struct {
 	// NoFinetune switches fine-tuning off: sweeps with finetune_epochs > 0
 	// are refused with ErrFinetuneUnavailable.
 	NoFinetune bool
-	// FinetuneLimit > 0 fine-tunes on the first FinetuneLimit training
-	// images only (quick demos and tests); 0 uses the whole training split.
+	// FinetuneLimit > 0 caps the training images of every fine-tuning epoch
+	// (tests); a sweep's own finetune_limit applies when smaller or when
+	// this is 0, which uses the whole training split.
 	FinetuneLimit int
 	// BenchTime is the least time of each timing; 0 means DefaultBenchTime.
 	BenchTime time.Duration
@@ -503,8 +504,12 @@ func (j *job) point(ctx context.Context, k Key) (store.Point, error) {
 	}
 	if k.Ratio > 0 && cfg.FinetuneEpochs > 0 {
 		j.stage(k, "finetune", 0, "fine-tuning")
+		limit := cfg.FinetuneLimit
+		if limit == 0 || (j.r.FinetuneLimit > 0 && j.r.FinetuneLimit < limit) {
+			limit = j.r.FinetuneLimit
+		}
 		tuned, err := j.r.finetune()(ctx, net.g, j.d, FinetuneOptions{Epochs: cfg.FinetuneEpochs,
-			Limit: j.r.FinetuneLimit, Batch: cfg.Batch,
+			Limit: limit, Batch: cfg.Batch,
 			Threads: cfg.Threads, Progress: func(f float64) {
 				j.stage(k, "finetune", f, fmt.Sprintf("fine-tuning %.0f%%", 100*f))
 			}})

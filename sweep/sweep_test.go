@@ -354,7 +354,7 @@ func TestInterruptedCause(t *testing.T) {
 func TestFinetuneHook(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	cfg := Config{Dataset: "mnist", Forms: []string{FormResNet}, Ratios: []float64{0.5}, Limit: 50, FinetuneEpochs: 2}
+	cfg := Config{Dataset: "mnist", Forms: []string{FormResNet}, Ratios: []float64{0.5}, Limit: 50, FinetuneEpochs: 2, FinetuneLimit: 700}
 	cfg.Defaults()
 
 	// With fine-tuning switched off the configuration is refused, and a
@@ -378,6 +378,9 @@ func TestFinetuneHook(t *testing.T) {
 	var calls []int
 	r.Finetune = func(ctx context.Context, g *nn.Graph, d *dataset.Dataset, opt FinetuneOptions) (*nn.Graph, error) {
 		calls = append(calls, opt.Epochs)
+		if opt.Limit != 700 {
+			t.Errorf("fine-tune limit %d; want the sweep's 700", opt.Limit)
+		}
 		opt.Progress(0.5)
 		return g.Clone(), nil
 	}
@@ -450,6 +453,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative min channels", Config{Dataset: "mnist", MinChannels: -1}, false},
 		{"negative round to", Config{Dataset: "mnist", RoundTo: -8}, false},
 		{"negative epochs", Config{Dataset: "mnist", FinetuneEpochs: -1}, false},
+		{"negative fine-tune limit", Config{Dataset: "mnist", FinetuneLimit: -1}, false},
 		{"negative batch", Config{Dataset: "mnist", Batch: -1}, false},
 		{"huge batch", Config{Dataset: "mnist", Batch: MaxBatch + 1}, false},
 		{"negative threads", Config{Dataset: "mnist", Threads: -2}, false},

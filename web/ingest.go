@@ -281,6 +281,9 @@ type DemoOptions struct {
 	Dataset string // the demo sweep's dataset name
 	Ratios  []float64
 	Limit   int // test images evaluated
+	// FinetuneEpochs and FinetuneLimit give every pruned point a short
+	// fine-tune (0 epochs: none).
+	FinetuneEpochs, FinetuneLimit int
 }
 
 // InstallDemo registers the demo model and queues the small demo sweep, once
@@ -299,7 +302,8 @@ func InstallDemo(ctx context.Context, db *store.DB, opt DemoOptions) (sweepID in
 	if err != nil || !first {
 		return 0, false, err
 	}
-	cfg := sweep.Config{Dataset: opt.Dataset, Ratios: opt.Ratios, Limit: opt.Limit}
+	cfg := sweep.Config{Dataset: opt.Dataset, Ratios: opt.Ratios, Limit: opt.Limit,
+		FinetuneEpochs: opt.FinetuneEpochs, FinetuneLimit: opt.FinetuneLimit}
 	cfg.Defaults()
 	s, err := db.CreateSweep(ctx, cfg.Sweep(m.ID))
 	if err != nil {

@@ -189,7 +189,7 @@ func newSweepView(ctx context.Context, db modelLister, d Deps, modelID int64, cf
 	v := NewSweepView{ModelID: modelID, Method: cfg.Method, Scope: cfg.Scope, CanFinetune: d.CanFinetune, Preview: preview,
 		RMNet: slices.Contains(cfg.Forms, sweep.FormRMNet), ResNet: slices.Contains(cfg.Forms, sweep.FormResNet),
 		Ratios: fmtRatios(cfg.Ratios), MinChannels: itoa(cfg.MinChannels), RoundTo: itoa(cfg.RoundTo),
-		Epochs: itoa(cfg.FinetuneEpochs), Batch: itoa(cfg.Batch), Threads: itoa(cfg.Threads), Limit: itoa(cfg.Limit)}
+		Epochs: itoa(cfg.FinetuneEpochs), FinetuneLimit: itoa(cfg.FinetuneLimit), Batch: itoa(cfg.Batch), Threads: itoa(cfg.Threads), Limit: itoa(cfg.Limit)}
 	v.Ratios = strings.ReplaceAll(v.Ratios, " ", "")
 	ms, err := db.Models(ctx)
 	if err != nil {
@@ -264,7 +264,7 @@ func formConfig(r *http.Request) (int64, sweep.Config, error) {
 	ints := []struct {
 		name string
 		dst  *int
-	}{{"min_channels", &cfg.MinChannels}, {"round_to", &cfg.RoundTo}, {"finetune_epochs", &cfg.FinetuneEpochs},
+	}{{"min_channels", &cfg.MinChannels}, {"round_to", &cfg.RoundTo}, {"finetune_epochs", &cfg.FinetuneEpochs}, {"finetune_limit", &cfg.FinetuneLimit},
 		{"batch", &cfg.Batch}, {"threads", &cfg.Threads}, {"limit", &cfg.Limit}}
 	for _, it := range ints {
 		s := strings.TrimSpace(f.Get(it.name))

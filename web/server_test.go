@@ -562,13 +562,14 @@ func waitStatus(t *testing.T, db *store.DB, id int64, want store.Status) {
 func TestInstallDemoOnce(t *testing.T) {
 	e := newEnv(t, 0)
 	ctx := context.Background()
-	opt := DemoOptions{Model: e.model, Name: "demo", Dataset: "mnist", Ratios: []float64{0.3, 0.5, 0.7}, Limit: 2000}
+	opt := DemoOptions{Model: e.model, Name: "demo", Dataset: "mnist", Ratios: []float64{0.3, 0.5, 0.7}, Limit: 2000,
+		FinetuneEpochs: 1, FinetuneLimit: 2000}
 	id, created, err := InstallDemo(ctx, e.db, opt)
 	if err != nil || !created || id == 0 {
 		t.Fatalf("first install: id %d, created %v, err %v", id, created, err)
 	}
 	s, _ := e.db.Sweep(ctx, id)
-	if len(s.Ratios) != 3 || s.Limit != 2000 || s.Dataset != "mnist" {
+	if len(s.Ratios) != 3 || s.Limit != 2000 || s.Dataset != "mnist" || s.FinetuneEpochs != 1 || s.FinetuneLimit != 2000 {
 		t.Errorf("demo sweep %+v", s)
 	}
 	if _, created, err := InstallDemo(ctx, e.db, opt); err != nil || created {

@@ -164,11 +164,13 @@ type NewSweepView struct {
 	MinChannels string
 	RoundTo     string
 	Epochs      string
-	Batch       string
-	Threads     string
-	Limit       string
-	CanFinetune bool
-	Error       string
+	// FinetuneLimit caps the training images per fine-tuning epoch ("0": all).
+	FinetuneLimit string
+	Batch         string
+	Threads       string
+	Limit         string
+	CanFinetune   bool
+	Error         string
 }
 
 // AxisLink switches the chart's x axis.
