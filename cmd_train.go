@@ -22,6 +22,7 @@ type trainFlags struct {
 	resume           *bool
 	out              *string
 	limit, evalLimit *int
+	keepCopies       *bool // finetune only
 }
 
 func addTrainFlags(f *flags, epochs int, lr float64) *trainFlags {
@@ -47,6 +48,7 @@ func (t *trainFlags) run(e *env, f *flags, g *nn.Graph, d *dataset.Dataset, what
 	opt.Epochs, opt.Batch, opt.LR, opt.WD, opt.Sparsity = *t.epochs, *t.batch, *t.lr, *t.wd, *t.sparsity
 	opt.Seed, opt.Threads, opt.MaxSteps, opt.Resume, opt.Out = *t.seed, f.threads, *t.maxSteps, *t.resume, *t.out
 	opt.Limit, opt.EvalLimit = *t.limit, *t.evalLimit
+	opt.KeepCopies = t.keepCopies != nil && *t.keepCopies
 	bar := newBar(e.stderr, -1, what)
 	opt.Progress = func(p train.Progress) {
 		if p.EpochDone {
@@ -114,10 +116,11 @@ func cmdTrain(e *env, args []string) error {
 }
 
 func cmdFinetune(e *env, args []string) error {
-	f := newFlags(e, "finetune", "--model M --data DATASET --epochs E [--batch N] [--lr F] [--resume] --out M2 [--json]",
+	f := newFlags(e, "finetune", "--model M --data DATASET --epochs E [--batch N] [--lr F] [--keep-copies] [--resume] --out M2 [--json]",
 		"Fine-tune a model (typically a pruned BN-kept plain net written by prune) on a data set.")
 	f.modelFlags()
 	t := addTrainFlags(f, 2, 0.01)
+	t.keepCopies = f.Bool("keep-copies", false, "leave RM's copy structure (reserved Dirac filters, merged identities) untrained, so the engine still runs it as copies")
 	if err := f.parse(args); err != nil || helpAsked(args) {
 		return err
 	}

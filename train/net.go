@@ -18,6 +18,11 @@ type Param struct {
 	Grad  []float32
 	Mom   []float32
 	Gamma bool // a BatchNorm γ (the sparsity penalty applies)
+	// Frozen, when not nil, marks elements SGD leaves unchanged (Net.KeepCopies).
+	Frozen []bool
+
+	node  *nn.Node
+	param string
 }
 
 // Net is a graph prepared for training with a fixed maximum batch: every
@@ -127,7 +132,8 @@ type op interface {
 
 func (t *Net) newParam(n *nn.Node, name string, gamma bool) *Param {
 	d := n.P(name)
-	p := &Param{Name: n.Name + "." + name, Data: d, Grad: make([]float32, len(d)), Mom: make([]float32, len(d)), Gamma: gamma}
+	p := &Param{Name: n.Name + "." + name, Data: d, Grad: make([]float32, len(d)), Mom: make([]float32, len(d)), Gamma: gamma,
+		node: n, param: name}
 	t.params = append(t.params, p)
 	return p
 }

@@ -22,6 +22,9 @@ func (o SGD) Step(params []*Param, lr float64) {
 	for _, p := range params {
 		sparse := p.Gamma && s != 0
 		for i, v := range p.Data {
+			if p.Frozen != nil && p.Frozen[i] {
+				continue
+			}
 			g := p.Grad[i]
 			if sparse {
 				switch {

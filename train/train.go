@@ -52,6 +52,10 @@ type Options struct {
 	Limit, EvalLimit int
 	// Progress, if not nil, is called after every step and every epoch.
 	Progress func(Progress)
+	// KeepCopies freezes RM's copy structure (Dirac rows, centre-only
+	// columns; see Net.KeepCopies) so that a fine-tuned RMNet still runs it
+	// as copies.
+	KeepCopies bool
 }
 
 // DefaultOptions returns the training defaults of the CLI contract: lr 0.1,
@@ -228,6 +232,9 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 		if err := resume(net, opt.Out, &st); err != nil {
 			return nil, err
 		}
+	}
+	if opt.KeepCopies {
+		net.KeepCopies()
 	}
 	spe := loader.Batches()
 	total := opt.Epochs * spe
