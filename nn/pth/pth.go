@@ -31,6 +31,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
 	"unsafe"
 
 	"github.com/rmprune/rmprune/nn"
@@ -50,9 +51,27 @@ func (e *FormatError) Error() string {
 		if e.Msg != "" {
 			s += ": "
 		}
-		s += strings.ReplaceAll(e.Err.Error(), "\n", " ")
+		s += e.Err.Error()
 	}
-	return s
+	return oneLine(s)
+}
+
+// oneLine escapes control characters (a record or key name from the file
+// may hold a newline) so that an error is always one line.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func (e *FormatError) Unwrap() error { return e.Err }
