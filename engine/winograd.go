@@ -67,8 +67,8 @@ func eligible(mode WinogradMode, s kernels.ConvShape) bool {
 
 // chooseWinograd returns, per execution mode, the Winograd weights a conv of
 // shape s with weights w runs with (nil: direct): forced by mode, or timed
-// on ws[md] with n[md] images (n[md] == 0: the mode is never used).
-func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*kernels.Workspace, n [2]int) (out [2]*kernels.WinogradWeights) {
+// on ws[md] (nil: the mode is never used).
+func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*kernels.Workspace) (out [2]*kernels.WinogradWeights) {
 	if !eligible(mode, s) {
 		return out
 	}
@@ -80,7 +80,7 @@ func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*
 		return packed[m]
 	}
 	for md := range out {
-		if n[md] == 0 {
+		if ws[md] == nil {
 			continue
 		}
 		switch mode {
@@ -100,7 +100,7 @@ func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*
 			if ws[md].Workers() > 1 && s.OutC*s.K()*s.OutH()*s.OutW() < splitWinogradMACs {
 				continue
 			}
-			if m := fastest(s, ws[md], n[md]); m > 0 {
+			if m := fastest(s, ws[md]); m > 0 {
 				out[md] = pack(m)
 			}
 		}
@@ -113,12 +113,8 @@ func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*
 // workspaces are planned, and reserves the Winograd scratch. Every call runs
 // one image (batches go image by image).
 func (e *Engine) chooseAlgorithms(mode WinogradMode) {
-	used := [2]int{1, 0} // images per call in each execution mode; 0: unused
+	ws := [2]*kernels.Workspace{e.ws, nil} // per execution mode; nil: unused
 	if len(e.arenas) > 0 {
-		used[imagePar] = 1
-	}
-	ws := [2]*kernels.Workspace{e.ws, nil}
-	if len(e.wss) > 0 {
 		ws[imagePar] = e.wss[0]
 	}
 	reserve := func(ww [2]*kernels.WinogradWeights, s kernels.ConvShape) {
@@ -134,10 +130,10 @@ func (e *Engine) chooseAlgorithms(mode WinogradMode) {
 	for _, st := range e.steps {
 		switch {
 		case st.kind == kConv && st.sp == nil && st.rawW != nil:
-			st.wino = chooseWinograd(mode, st.rawW, st.conv, ws, used)
+			st.wino = chooseWinograd(mode, st.rawW, st.conv, ws)
 			reserve(st.wino, st.conv)
 		case st.kind == kConv && st.sp != nil && st.sp.rRaw != nil:
-			st.sp.rWino = chooseWinograd(mode, st.sp.rRaw, st.sp.rShape, ws, used)
+			st.sp.rWino = chooseWinograd(mode, st.sp.rRaw, st.sp.rShape, ws)
 			reserve(st.sp.rWino, st.sp.rShape)
 		}
 		st.rawW = nil
@@ -217,7 +213,6 @@ const splitWinogradMACs = 20_000_000
 // kind gives the same answer, so a network times each shape once.
 type tuneKey struct {
 	s       kernels.ConvShape
-	n       int
 	workers int
 	isa     string
 }
@@ -227,12 +222,12 @@ var (
 	tuneCache = map[tuneKey]int{}
 )
 
-// fastest times direct convolution against F(2×2) and F(4×4) for n images
+// fastest times direct convolution against F(2×2) and F(4×4) on one image
 // of shape s on ws (random weights: the time does not depend on values) and
 // returns the tile size of the winner, 0 for direct. Results are cached per
 // process.
-func fastest(s kernels.ConvShape, ws *kernels.Workspace, n int) int {
-	key := tuneKey{s, n, ws.Workers(), kernels.ISA()}
+func fastest(s kernels.ConvShape, ws *kernels.Workspace) int {
+	key := tuneKey{s, ws.Workers(), kernels.ISA()}
 	tuneMu.Lock()
 	defer tuneMu.Unlock()
 	if m, ok := tuneCache[key]; ok {
@@ -247,21 +242,16 @@ func fastest(s kernels.ConvShape, ws *kernels.Workspace, n int) int {
 		return v
 	}
 	w := rnd(s.OutC * s.K())
-	src := rnd(n * s.C * s.H * s.W)
-	dst := make([]float32, n*s.OutC*s.OutH()*s.OutW())
+	src := rnd(s.C * s.H * s.W)
+	dst := make([]float32, s.OutC*s.OutH()*s.OutW())
 	ep := &kernels.Epilogue{Bias: rnd(s.OutC), Act: kernels.ActReLU}
 	pw := kernels.PackConv(w, s)
-	isz, osz := s.C*s.H*s.W, s.OutC*s.OutH()*s.OutW()
-	direct := timeConv(func() {
-		for b := 0; b < n; b++ {
-			ws.Conv2D(dst[b*osz:(b+1)*osz], src[b*isz:(b+1)*isz], pw, s, ep)
-		}
-	})
+	direct := timeConv(func() { ws.Conv2D(dst, src, pw, s, ep) })
 	best, bestT := 0, direct
 	for _, m := range []int{2, 4} {
 		ww := kernels.PackWinograd(w, s, m)
-		ws.ReserveWinograd(s, m, n)
-		t := timeConv(func() { ws.Winograd(dst, src, n, ww, s, ep) })
+		ws.ReserveWinograd(s, m, 1)
+		t := timeConv(func() { ws.Winograd(dst, src, 1, ww, s, ep) })
 		if t < direct*95/100 && t < bestT {
 			best, bestT = m, t
 		}
