@@ -293,7 +293,8 @@ func InstallDemo(ctx context.Context, db *store.DB, opt DemoOptions) (sweepID in
 	if _, err := db.Meta(ctx, store.MetaDemoInstalled); err == nil {
 		return 0, false, nil
 	}
-	check := func(m store.Model, g *nn.Graph) { checkNow(ctx, db, m, g) }
+	// The embedded demo is small: check it now, before its sweep is queued.
+	check := func(m store.Model, g *nn.Graph) { storeRMCheck(ctx, db, convertReport, m, g) }
 	m, _, err := addModel(ctx, db, bytes.NewReader(opt.Model), "demo.safetensors", opt.Name, int64(len(opt.Model)), check)
 	if err != nil {
 		return 0, false, fmt.Errorf("demo: %w", err)

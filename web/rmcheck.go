@@ -16,9 +16,7 @@ import (
 // is validated and stored; the model page shows the check as running and
 // swaps in the report when it is stored.
 type rmChecker struct {
-	db interface {
-		CreateConversion(ctx context.Context, c store.Conversion) (store.Conversion, error)
-	}
+	db  conversionCreator
 	log *slog.Logger
 	// report computes the conversion report (convertReport; tests replace it).
 	report func(g *nn.Graph, in nn.Shape) (store.Conversion, error)
@@ -55,14 +53,8 @@ func (c *rmChecker) start(m store.Model, g *nn.Graph) {
 			delete(c.pending, m.ID)
 			c.mu.Unlock()
 		}()
-		conv, err := c.report(g, g.InputShape())
-		if err != nil {
+		if err := storeRMCheck(context.Background(), c.db, c.report, m, g); err != nil {
 			c.log.Warn("RM check failed", "model", m.ID, "err", err)
-			return
-		}
-		conv.ModelID = m.ID
-		if _, err := c.db.CreateConversion(context.Background(), conv); err != nil {
-			c.log.Error("storing the RM check", "model", m.ID, "err", err)
 		}
 	}()
 }
@@ -74,10 +66,18 @@ func (c *rmChecker) running(id int64) bool {
 	return c.pending[id]
 }
 
-// checkNow runs the check of model m synchronously (the embedded demo, small).
-func checkNow(ctx context.Context, db modelStore, m store.Model, g *nn.Graph) {
-	if c, err := convertReport(g, g.InputShape()); err == nil {
-		c.ModelID = m.ID
-		db.CreateConversion(ctx, c)
+// conversionCreator stores conversion reports.
+type conversionCreator interface {
+	CreateConversion(ctx context.Context, c store.Conversion) (store.Conversion, error)
+}
+
+// storeRMCheck computes model m's conversion report with report and stores it.
+func storeRMCheck(ctx context.Context, db conversionCreator, report func(*nn.Graph, nn.Shape) (store.Conversion, error), m store.Model, g *nn.Graph) error {
+	conv, err := report(g, g.InputShape())
+	if err != nil {
+		return err
 	}
+	conv.ModelID = m.ID
+	_, err = db.CreateConversion(ctx, conv)
+	return err
 }
