@@ -57,6 +57,17 @@ func (b *builder) bn(name, in string, c int) string {
 	return b.add(n)
 }
 
+// mask appends a per-channel mask initialised to 1.
+func (b *builder) mask(name, in string, c int) string {
+	n := &Node{Name: name, Op: OpMask, Inputs: []string{in}}
+	ones := make([]float32, c)
+	for i := range ones {
+		ones[i] = 1
+	}
+	n.SetP("weight", []int{c}, ones)
+	return b.add(n)
+}
+
 func (b *builder) act(name, in string, op Op) string {
 	return b.add(&Node{Name: name, Op: op, Inputs: []string{in}})
 }
@@ -101,6 +112,13 @@ type ResNetSpec struct {
 	MaxPool    bool // 3×3/2 max-pool after the stem
 	Blocks     []BlockSpec
 	Classes    int
+	// Masks adds the RMNet reference code's learned per-channel masks
+	// (OpMask, initialised to 1): mask1 after the stem's BN and every block's
+	// bn1 (mask_mid after a Bottleneck's bn2), mask_res.0 followed by the ReLU
+	// mask_res.1 on the block input as the shortcut reads it, and mask2 after
+	// the residual sum, before the block's ReLU. Node names match the
+	// reference code's state-dict keys.
+	Masks bool
 }
 
 // Build makes the graph with freshly initialised weights (seeded).
@@ -112,6 +130,13 @@ func (s ResNetSpec) Build(seed uint64) *Graph {
 	}
 	x := b.conv("conv1", "input", s.InChannels, s.StemWidth, s.StemKernel, stride, pad, 1, false)
 	x = b.bn("bn1", x, s.StemWidth)
+	mask := func(name, in string, c int) string {
+		if !s.Masks {
+			return in
+		}
+		return b.mask(name, in, c)
+	}
+	x = mask("mask1", x, s.StemWidth)
 	x = b.act("relu", x, OpReLU)
 	if s.MaxPool {
 		x = b.add(&Node{Name: "maxpool", Op: OpMaxPool, Inputs: []string{x}, Kernel: 3, Stride: 2, Pad: 1})
@@ -123,24 +148,31 @@ func (s ResNetSpec) Build(seed uint64) *Graph {
 		if bl.Bottleneck {
 			y = b.conv(p+"conv1", x, bl.In, bl.Mid, 1, 1, 0, 1, false)
 			y = b.bn(p+"bn1", y, bl.Mid)
+			y = mask(p+"mask1", y, bl.Mid)
 			y = b.act(p+"relu1", y, OpReLU)
 			y = b.conv(p+"conv2", y, bl.Mid, bl.Mid2, 3, bl.Stride, 1, 1, false)
 			y = b.bn(p+"bn2", y, bl.Mid2)
+			y = mask(p+"mask_mid", y, bl.Mid2)
 			y = b.act(p+"relu2", y, OpReLU)
 			y = b.conv(p+"conv3", y, bl.Mid2, bl.Out, 1, 1, 0, 1, false)
 			y = b.bn(p+"bn3", y, bl.Out)
 		} else {
 			y = b.conv(p+"conv1", x, bl.In, bl.Mid, 3, bl.Stride, 1, 1, false)
 			y = b.bn(p+"bn1", y, bl.Mid)
+			y = mask(p+"mask1", y, bl.Mid)
 			y = b.act(p+"relu1", y, OpReLU)
 			y = b.conv(p+"conv2", y, bl.Mid, bl.Out, 3, 1, 1, 1, false)
 			y = b.bn(p+"bn2", y, bl.Out)
 		}
 		sc := x
+		if s.Masks {
+			sc = b.mask(p+"mask_res.0", sc, bl.In)
+			sc = b.act(p+"mask_res.1", sc, OpReLU)
+		}
 		if bl.Downsample {
-			sc = b.conv(p+"downsample.0", x, bl.In, bl.Out, 1, bl.Stride, 0, 1, false)
+			sc = b.conv(p+"downsample.0", sc, bl.In, bl.Out, 1, bl.Stride, 0, 1, false)
 			sc = b.bn(p+"downsample.1", sc, bl.Out)
-		} else if bl.ShortcutScale {
+		} else if bl.ShortcutScale && !s.Masks {
 			sc = b.conv(p+"shortcut", x, bl.In, bl.In, 1, 1, 0, bl.In, false)
 			w := b.g.Nodes[len(b.g.Nodes)-1].P("weight")
 			for i := range w {
@@ -148,6 +180,7 @@ func (s ResNetSpec) Build(seed uint64) *Graph {
 			}
 		}
 		y = b.add(&Node{Name: p + "add", Op: OpAdd, Inputs: []string{y, sc}})
+		y = mask(p+"mask2", y, bl.Out)
 		x = b.act(p+"relu", y, OpReLU)
 		c = bl.Out
 	}

@@ -84,6 +84,9 @@ func forwardNode(n *Node, x *Act, ins []*Act) (*Act, error) {
 			}
 			return v
 		}), nil
+	case OpMask:
+		m := n.P("weight")
+		return mapAct(ins[0], func(c int, v float32) float32 { return m[c] * v }), nil
 	case OpClamp:
 		lo, hi := n.P("min"), n.P("max")
 		return mapAct(ins[0], func(c int, v float32) float32 { return min(max(v, lo[c]), hi[c]) }), nil

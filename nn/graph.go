@@ -30,6 +30,10 @@ const (
 	OpGlobalAvgPool Op = "gap"     // mean over H×W
 	OpFlatten       Op = "flatten"
 	OpLinear        Op = "linear" // params weight [Out, In], bias [Out]
+	// OpMask is a learned per-channel scale y = m_c·x (params weight [C]): the
+	// RMNet reference code's depthwise 1×1 masks, trained with an L1 penalty
+	// so that every channel kind of the RM'd net carries a learned importance.
+	OpMask Op = "mask"
 )
 
 // Param names that are statistics or constants rather than learnable weights.
@@ -170,6 +174,16 @@ func (g *Graph) HasResidual() bool {
 	return false
 }
 
+// HasMasks reports whether the graph contains mask nodes (a mask-trained model).
+func (g *Graph) HasMasks() bool {
+	for _, n := range g.Nodes {
+		if n.Op == OpMask {
+			return true
+		}
+	}
+	return false
+}
+
 // ErrShape marks an inconsistent graph (shapes that do not fit together).
 var ErrShape = errors.New("inconsistent shapes")
 
@@ -270,7 +284,7 @@ func nodeShape(n *Node, in Shape, ins []Shape) (Shape, error) {
 			}
 		}
 		return x, nil
-	case OpPReLU:
+	case OpPReLU, OpMask:
 		return x, wantParam(n, "weight", x.C)
 	case OpClamp:
 		if err := wantParam(n, "min", x.C); err != nil {

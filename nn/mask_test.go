@@ -1,0 +1,127 @@
+package nn
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// randomizeMasks gives every mask values in [-0.5, 1.5) with some exact
+// zeros, so that negative and dead masks are exercised.
+func randomizeMasks(g *Graph, rng *rand.Rand) {
+	for _, n := range g.Nodes {
+		if n.Op != OpMask {
+			continue
+		}
+		m := n.P("weight")
+		for i := range m {
+			m[i] = float32(2*rng.Float64() - 0.5)
+			if rng.IntN(5) == 0 {
+				m[i] = 0
+			}
+		}
+	}
+}
+
+func maskedSpecs(t *testing.T) map[string]ResNetSpec {
+	t.Helper()
+	basic, err := StandardResNet("resnet20", 3, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	basic.Masks = true
+	bott := ResNetSpec{InChannels: 3, StemWidth: 8, StemKernel: 3, Classes: 5, Masks: true,
+		Blocks: ResNetBlocks([]int{2, 2}, []int{4, 8}, 8, true)}
+	imagenet := ResNetSpec{InChannels: 3, StemWidth: 8, StemKernel: 7, MaxPool: true, Classes: 4, Masks: true,
+		Blocks: ResNetBlocks([]int{2, 1}, []int{8, 16}, 8, false)}
+	return map[string]ResNetSpec{"basic": basic, "bottleneck": bott, "imagenet-stem": imagenet}
+}
+
+func TestFoldMasksKeepsOutput(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for name, spec := range maskedSpecs(t) {
+		t.Run(name, func(t *testing.T) {
+			g := spec.Build(1)
+			if !g.HasMasks() {
+				t.Fatal("Masks spec built no mask nodes")
+			}
+			RandomizeBN(g, rng)
+			randomizeMasks(g, rng)
+			size := 32
+			if spec.StemKernel == 7 {
+				size = 64
+			}
+			x := randAct(rng, 2, Shape{3, size, size})
+			want, err := g.Forward(x, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for form, f := range map[string]*Graph{"FoldMasks": FoldMasks(g), "FoldBN": FoldBN(g)} {
+				if f.HasMasks() {
+					t.Fatalf("%s left mask nodes", form)
+				}
+				got, err := f.Forward(x, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rel, _ := RelError(got.D, want.D); rel > 1e-5 {
+					t.Errorf("%s: rel error got %g; want ≤ 1e-5", form, rel)
+				}
+			}
+			// Folding must not touch the source graph.
+			again, _ := g.Forward(x, nil)
+			if rel, _ := RelError(again.D, want.D); rel != 0 {
+				t.Errorf("source graph changed by folding: rel %g", rel)
+			}
+		})
+	}
+}
+
+// A mask whose neighbours cannot absorb it becomes a depthwise conv.
+func TestFoldMasksFallback(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	spec := maskedSpecs(t)["basic"]
+	g := spec.Build(2)
+	RandomizeBN(g, rng)
+	randomizeMasks(g, rng)
+	// A second reader of bn1 stops mask1 folding into it.
+	bn := g.Node("layer1.0.bn1")
+	g.Nodes = append(g.Nodes[:len(g.Nodes)-3], append([]*Node{{Name: "extra", Op: OpReLU, Inputs: []string{bn.Name}}}, g.Nodes[len(g.Nodes)-3:]...)...)
+	f := FoldMasks(g)
+	n := f.Node("layer1.0.mask1")
+	if n == nil || n.Op != OpConv || n.G() != n.Out || n.Kernel != 1 {
+		t.Fatalf("layer1.0.mask1 after folding: %+v; want a depthwise 1×1 conv", n)
+	}
+	x := randAct(rng, 1, Shape{3, 32, 32})
+	want, _ := g.Forward(x, nil)
+	got, err := f.Forward(x, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel, _ := RelError(got.D, want.D); rel > 1e-5 {
+		t.Errorf("rel error got %g; want ≤ 1e-5", rel)
+	}
+}
+
+// Statistics recorded on a residual sum (running2, before mask2) scale with
+// the folded mask.
+func TestFoldMasksScalesStats(t *testing.T) {
+	spec := maskedSpecs(t)["basic"]
+	g := spec.Build(3)
+	add := g.Node("layer1.0.add")
+	c := spec.Blocks[0].Out
+	mean, vr := make([]float32, c), make([]float32, c)
+	m := g.Node("layer1.0.mask2").P("weight")
+	for i := range mean {
+		mean[i], vr[i], m[i] = 2, 3, float32(i%3)-1
+	}
+	add.SetP("act_mean", []int{c}, mean)
+	add.SetP("act_var", []int{c}, vr)
+	f := FoldMasks(g)
+	fm, fv := f.Node("layer1.0.add").P("act_mean"), f.Node("layer1.0.add").P("act_var")
+	for i := range fm {
+		w := float32(i%3) - 1
+		if fm[i] != 2*w || fv[i] != 3*w*w {
+			t.Fatalf("channel %d: stats got (%g, %g); want (%g, %g)", i, fm[i], fv[i], 2*w, 3*w*w)
+		}
+	}
+}
