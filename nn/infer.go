@@ -14,9 +14,10 @@ var ErrArch = errors.New("architecture mismatch")
 // FromStateDict builds the network a PyTorch state dict describes and loads its
 // weights. The architecture is inferred from key names and tensor shapes
 // (widths are read from shapes, never assumed) unless arch names one of Archs.
-// module. prefixes are stripped. The RMNet reference code's masks fold into
-// the BatchNorms and shortcuts they scale, and its running1/running2 statistics
-// become act_mean/act_var of the block input and of the residual sum.
+// module. prefixes are stripped. The RMNet reference code's masks become mask
+// nodes (ResNetSpec.Masks), and its running1/running2 statistics (pruning and
+// training layouts) become act_mean/act_var of the block input and of the
+// residual sum.
 func FromStateDict(sd *StateDict, arch string) (*Graph, error) {
 	t := map[string][]float32{}
 	shape := map[string][]int{}
@@ -173,14 +174,15 @@ func inferResNet(t map[string][]float32, shape map[string][]int, tracked map[str
 		}
 		arch = resnetName(spec, counts, bottleneck)
 	}
-	rmnet, err := foldRMNetMasks(t, shape, &spec)
+	masks, err := rmnetMasks(t, shape, &spec)
 	if err != nil {
 		return nil, err
 	}
+	spec.Masks = masks
 	g := spec.Build(0)
 	g.Arch, g.Classes = arch, spec.Classes
-	if rmnet {
-		setRunningStats(g, t, shape, tracked, spec)
+	if err := setRunningStats(g, t, tracked, spec); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
@@ -205,135 +207,89 @@ func resnetName(s ResNetSpec, counts []int, bottleneck bool) string {
 	}
 }
 
-// foldRMNetMasks folds the RMNet reference code's depthwise mask scales into
-// neighbouring layers (all exact): mask1 scales the BN before a ReLU; mask_res
-// acts on a block input x ≥ 0 as max(m,0)·x; mask2 scales the residual sum,
-// so it multiplies the last BN and the shortcut. It reports whether the
-// checkpoint uses the RMNet layout.
-func foldRMNetMasks(t map[string][]float32, shape map[string][]int, spec *ResNetSpec) (bool, error) {
-	rmnet := false
-	take := func(k string, c int) ([]float32, error) {
-		v, ok := t[k]
-		if !ok {
-			return nil, nil
-		}
-		if len(v) != c {
-			return nil, fmt.Errorf("nn: %s has %d values, its layer has %d channels: %w", k, len(v), c, ErrArch)
-		}
-		delete(t, k)
-		rmnet = true
-		return v, nil
+// rmnetMasks prepares the RMNet reference code's pruning layout: its masks
+// (1×1 depthwise convs, [C,1,1,1]) become the weights of OpMask nodes ([C])
+// that spec.Masks builds — mask1 after the stem's and every block's bn1
+// (mask_mid after a Bottleneck's bn2), mask_res.0 on the block input as the
+// shortcut reads it, mask2 after the residual sum. A mask the checkpoint lacks
+// while it has others is 1 (the identity). It reports whether the checkpoint
+// has masks at all; without any the network is built without mask nodes.
+func rmnetMasks(t map[string][]float32, shape map[string][]int, spec *ResNetSpec) (bool, error) {
+	type want struct {
+		key string
+		c   int
 	}
-	scaleBN := func(bn string, m []float32) {
-		for _, p := range []string{".weight", ".bias"} {
-			if v := t[bn+p]; v != nil && len(v) == len(m) {
-				for i := range v {
-					v[i] *= m[i]
-				}
-			}
-		}
-	}
-	m, err := take("mask1.weight", spec.StemWidth)
-	if err != nil {
-		return false, err
-	}
-	scaleBN("bn1", m)
-	for i := range spec.Blocks {
-		bl := &spec.Blocks[i]
+	wants := []want{{"mask1.weight", spec.StemWidth}}
+	for _, bl := range spec.Blocks {
 		p := bl.Prefix + "."
-		last := p + "bn2"
+		wants = append(wants, want{p + "mask1.weight", bl.Mid})
 		if bl.Bottleneck {
-			last = p + "bn3"
+			wants = append(wants, want{p + "mask_mid.weight", bl.Mid2})
 		}
-		m1, err := take(p+"mask1.weight", bl.Mid)
-		if err != nil {
-			return false, err
-		}
-		scaleBN(p+"bn1", m1)
-		mr, err := take(p+"mask_res.0.weight", bl.In)
-		if err != nil {
-			return false, err
-		}
-		m2, err := take(p+"mask2.weight", bl.Out)
-		if err != nil {
-			return false, err
-		}
-		if m2 != nil {
-			scaleBN(last, m2)
-			for _, k := range []string{p + "running2.running_mean", p + "running2.running_var"} {
-				if v := t[k]; v != nil && len(v) == len(m2) {
-					for c := range v {
-						if strings.HasSuffix(k, "var") {
-							v[c] *= m2[c] * m2[c]
-						} else {
-							v[c] *= m2[c]
-						}
-					}
-				}
-			}
-		}
-		for c := range mr {
-			mr[c] = max(mr[c], 0)
-		}
-		if bl.Downsample {
-			if w := t[p+"downsample.0.weight"]; w != nil && mr != nil && len(w) == bl.Out*bl.In {
-				for o := 0; o < bl.Out; o++ {
-					for c := 0; c < bl.In; c++ {
-						w[o*bl.In+c] *= mr[c]
-					}
-				}
-			}
-			if m2 != nil {
-				scaleBN(p+"downsample.1", m2)
-			}
-			continue
-		}
-		d := make([]float32, bl.In)
-		scaled := false
-		for c := range d {
-			d[c] = 1
-			if mr != nil {
-				d[c] *= mr[c]
-			}
-			if m2 != nil && c < len(m2) {
-				d[c] *= m2[c]
-			}
-			scaled = scaled || d[c] != 1
-		}
-		if scaled {
-			bl.ShortcutScale = true
-			t[p+"shortcut.weight"] = d
-			shape[p+"shortcut.weight"] = []int{bl.In, 1, 1, 1}
+		wants = append(wants, want{p + "mask_res.0.weight", bl.In}, want{p + "mask2.weight", bl.Out})
+	}
+	found := false
+	for _, w := range wants {
+		if _, ok := t[w.key]; ok {
+			found = true
 		}
 	}
-	return rmnet, nil
+	if !found {
+		return false, nil
+	}
+	for _, w := range wants {
+		v, ok := t[w.key]
+		switch {
+		case !ok:
+			v = make([]float32, w.c)
+			for i := range v {
+				v[i] = 1
+			}
+			t[w.key] = v
+		case len(v) != w.c || (len(shape[w.key]) != 1 && !slices.Equal(shape[w.key], []int{w.c, 1, 1, 1})):
+			return false, fmt.Errorf("nn: %s has shape %v, its layer has %d channels (want [%d] or [%d, 1, 1, 1]): %w", w.key, shape[w.key], w.c, w.c, w.c, ErrArch)
+		}
+		shape[w.key] = []int{w.c}
+	}
+	return true, nil
 }
 
-// setRunningStats turns running1 (block input) and running2 (residual sum)
-// into act_mean/act_var of those nodes, when they were ever updated.
-func setRunningStats(g *Graph, t map[string][]float32, shape map[string][]int, tracked map[string]float32, spec ResNetSpec) {
+// setRunningStats turns the RMNet reference code's running1 (statistics of
+// the block input, BatchNorm2d(affine=False)) and running2 (of the residual
+// sum, before mask2) into act_mean/act_var of those nodes, when they were
+// ever updated: a buffer whose num_batches_tracked is 0 counts as absent (the
+// reference forward updates running1 on identity blocks only). Both the
+// pruning layout and the ordinary training layout carry them.
+func setRunningStats(g *Graph, t map[string][]float32, tracked map[string]float32, spec ResNetSpec) error {
 	input := "relu"
 	if spec.MaxPool {
 		input = "maxpool"
 	}
 	for _, bl := range spec.Blocks {
 		p := bl.Prefix + "."
-		for _, r := range []struct{ key, node string }{{p + "running1.", input}, {p + "running2.", p + "add"}} {
+		for _, r := range []struct {
+			key, node string
+			c         int
+		}{{p + "running1.", input, bl.In}, {p + "running2.", p + "add", bl.Out}} {
 			mean, vr := t[r.key+"running_mean"], t[r.key+"running_var"]
-			delete(t, r.key+"running_mean")
-			delete(t, r.key+"running_var")
-			if mean == nil || vr == nil {
+			if mean == nil && vr == nil {
 				continue
 			}
+			if len(mean) != r.c || len(vr) != r.c {
+				return fmt.Errorf("nn: %srunning_mean/running_var have %d/%d values, the block has %d channels there: %w", r.key, len(mean), len(vr), r.c, ErrArch)
+			}
+			delete(t, r.key+"running_mean")
+			delete(t, r.key+"running_var")
 			if n, ok := tracked[r.key]; ok && n == 0 {
 				continue // never updated: absent
 			}
 			node := g.Node(r.node)
-			node.SetP("act_mean", []int{len(mean)}, mean)
-			node.SetP("act_var", []int{len(vr)}, vr)
+			node.SetP("act_mean", []int{r.c}, mean)
+			node.SetP("act_var", []int{r.c}, vr)
 		}
 		input = p + "relu"
 	}
+	return nil
 }
 
 func inferMobileNetV2(t map[string][]float32, sh func(string) []int, arch string) (*Graph, error) {

@@ -14,7 +14,8 @@ type converter struct {
 	st     *stats
 	shapes map[string]nn.Shape
 	nonneg map[string]bool
-	rename map[string]string // original node → node of the converted graph holding the same tensor
+	rename map[string]string      // original node → node of the converted graph holding the same tensor
+	masks  map[string]*blockMasks // add name → masks the BN-kept form carries (mask-trained nets)
 
 	nodes  []*nn.Node
 	layers map[string]*Layer
@@ -219,7 +220,16 @@ func (c *converter) residual(b *block) error {
 	keep := c.opt.KeepBN
 	cr := b.main[0].conv.In
 	prev := c.name(b.input.Name)
-	info := Block{Name: b.name, Kind: b.kind, Input: b.input.Name, Add: b.add.Name, Reserved: cr}
+	info := Block{Name: b.name, Kind: b.kind, Input: b.input.Name, Add: b.add.Name, Reserved: cr, Projection: b.short.conv != nil}
+	bm := c.masks[b.add.Name]
+	if err := checkMasks(b, bm, cr, b.main[len(b.main)-1].conv.Out); err != nil {
+		return err
+	}
+	var resMask, outMask []float64
+	if bm != nil {
+		resMask, outMask = bm.res, bm.out
+		info.Masked = true
+	}
 	stride := 1
 	for i, u := range b.main {
 		conv := u.conv
@@ -296,7 +306,13 @@ func (c *converter) residual(b *block) error {
 				prev = c.emit(nc)
 				st := c.st.get(b.input.Name, stride, cr)
 				info.InputStats = worse(info.InputStats, st.src)
-				prev = c.emit(reservedBN(u, nc, st))
+				s := resMask
+				if !first && resMask != nil {
+					// The first reserved BN already scaled the channels: this
+					// one carries m·x, an identity with m·x's statistics.
+					st, s = scaleStat(st, resMask), nil
+				}
+				prev = c.emit(reservedBN(u, nc, st, s))
 			} else {
 				bias := make([]float32, nc.Out)
 				for o := 0; o < conv.Out; o++ {
@@ -346,7 +362,7 @@ func (c *converter) residual(b *block) error {
 			if u.bn != nil {
 				name = u.bn.Name
 			}
-			prev = c.emit(sumBN(name, prev, epsOf(u.bn), st, bsum))
+			prev = c.emit(sumBN(name, prev, epsOf(u.bn), st, bsum, outMask))
 		} else {
 			bias := make([]float32, nc.Out)
 			for o := range bias {
@@ -381,9 +397,10 @@ func fill(n int, k Kind) []Kind {
 }
 
 // reservedBN is the BN of a reserving unit in the BN-kept form: reserved
-// channels γ = √(v+ε), β = μ with running (μ, v) — the identity, whatever the
-// statistics — and the unit's own BN (or an identity BN) on the rest.
-func reservedBN(u unit, conv *nn.Node, st stat) *nn.Node {
+// channels γ = √(v+ε)·s, β = μ·s with running (μ, v) — s·x whatever the
+// statistics, s = max(mask_res, 0) of a mask-trained block (nil: 1) — and
+// the unit's own BN (or an identity BN) on the rest.
+func reservedBN(u unit, conv *nn.Node, st stat, s []float64) *nn.Node {
 	cr := len(st.mean)
 	c := conv.Out
 	eps := epsOf(u.bn)
@@ -396,9 +413,8 @@ func reservedBN(u unit, conv *nn.Node, st stat) *nn.Node {
 	mean, vr := make([]float32, c), make([]float32, c)
 	for r := 0; r < cr; r++ {
 		v := float32(st.vr[r])
-		gamma[r] = float32(math.Sqrt(float64(v) + eps))
-		beta[r] = float32(st.mean[r])
-		mean[r], vr[r] = beta[r], v
+		mean[r], vr[r] = float32(st.mean[r]), v
+		gamma[r], beta[r] = scaled(math.Sqrt(float64(v)+eps), s, r), scaled(float64(mean[r]), s, r)
 	}
 	if u.bn != nil {
 		copy(gamma[cr:], u.bn.P("weight"))
@@ -417,18 +433,41 @@ func reservedBN(u unit, conv *nn.Node, st stat) *nn.Node {
 	return n
 }
 
-// sumBN is the BN after a merged conv in the BN-kept form: γ = √(v_s+ε),
-// β = μ_s, running_var = v_s, running_mean = μ_s − bias, so BN(z) = z + bias.
-func sumBN(name, input string, eps float64, st stat, bias []float64) *nn.Node {
+// scaleStat returns the statistics of m·x given those of x.
+func scaleStat(st stat, m []float64) stat {
+	out := stat{mean: make([]float64, len(st.mean)), vr: make([]float64, len(st.vr)), src: st.src}
+	for i := range st.mean {
+		out.mean[i], out.vr[i] = st.mean[i]*m[i], st.vr[i]*m[i]*m[i]
+	}
+	return out
+}
+
+// scaled returns v·s[i] in float32 (v when s is nil), with a zero scale
+// giving +0 exactly.
+func scaled(v float64, s []float64, i int) float32 {
+	if s == nil {
+		return float32(v)
+	}
+	if s[i] == 0 {
+		return 0
+	}
+	return float32(v * s[i])
+}
+
+// sumBN is the BN after a merged conv in the BN-kept form: γ = √(v_s+ε)·m,
+// β = μ_s·m, running_var = v_s, running_mean = μ_s − bias, so BN(z) =
+// m·(z + bias); m is a mask-trained block's mask2 (nil: 1).
+func sumBN(name, input string, eps float64, st stat, bias []float64, m []float64) *nn.Node {
 	c := len(bias)
 	n := &nn.Node{Name: name, Op: nn.OpBatchNorm, Inputs: []string{input}, Eps: eps}
 	gamma, beta := make([]float32, c), make([]float32, c)
 	mean, vr := make([]float32, c), make([]float32, c)
 	for o := 0; o < c; o++ {
 		v := float32(st.vr[o])
-		gamma[o] = float32(math.Sqrt(float64(v) + eps))
-		beta[o] = float32(st.mean[o])
-		mean[o] = float32(float64(beta[o]) - bias[o])
+		mu := float32(st.mean[o])
+		gamma[o] = scaled(math.Sqrt(float64(v)+eps), m, o)
+		beta[o] = scaled(float64(mu), m, o)
+		mean[o] = float32(float64(mu) - bias[o])
 		vr[o] = v
 	}
 	n.SetP("weight", []int{c}, gamma)
@@ -597,7 +636,7 @@ func (c *converter) repvgg(b *block) error {
 		if eps == 0 {
 			eps = 1e-5
 		}
-		prev = c.emit(sumBN(b.name+".bn", prev, eps, st, bias))
+		prev = c.emit(sumBN(b.name+".bn", prev, eps, st, bias, nil))
 	} else {
 		bf := make([]float32, cout)
 		for o := range bf {

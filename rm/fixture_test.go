@@ -31,7 +31,7 @@ func TestFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Required (issue 3); every other net of the manifest runs too.
-	want := map[string]bool{"resnet18_tv": true, "resnet50_tv": true, "resnet56_rm": true, "mobilenet_v2": true}
+	want := map[string]bool{"resnet18_tv": true, "resnet50_tv": true, "resnet56_rm": true, "resnet56_rmtrain": true, "mobilenet_v2": true}
 	for _, net := range man.Nets {
 		delete(want, net.Name)
 		t.Run(net.Name, func(t *testing.T) {
@@ -85,7 +85,7 @@ func TestFixtures(t *testing.T) {
 					t.Errorf("%s: rel error vs PyTorch got %.3g (abs %.3g); want ≤ %g", opt.name, rel, abs, tol)
 				}
 				t.Logf("%s: %d blocks, rel error vs PyTorch %.2g, stats %v", opt.name, len(res.Blocks), rel, res.StatsSource()["layer2.0"])
-				if net.Name == "resnet56_rm" && opt.name == "kept" {
+				if (net.Name == "resnet56_rm" || net.Name == "resnet56_rmtrain") && opt.name == "kept" {
 					// running1 is tracked in identity blocks only; running2 everywhere.
 					for _, b := range res.Blocks {
 						wantIn := SourceCheckpoint

@@ -141,6 +141,11 @@ type Block struct {
 	// folded form, which needs none.
 	InputStats string `json:"input_stats,omitempty"`
 	SumStats   string `json:"sum_stats,omitempty"`
+	// Projection is set when the shortcut is a conv (not the identity).
+	Projection bool `json:"projection,omitempty"`
+	// Masked is set when the block's mask_res or mask2 went into its
+	// reserved or output BatchNorms (BN-kept form of a mask-trained net).
+	Masked bool `json:"masked,omitempty"`
 }
 
 // Fusion is one candidate pair of adjacent convs without an activation between.
@@ -191,6 +196,16 @@ func (r *Result) StatsSource() map[string]string {
 // Convert applies RM to every residual block of g and returns the plain
 // network. g is not modified. A graph without residual blocks converts to a
 // copy (BN folded unless KeepBN).
+//
+// A mask-trained g (nn.OpMask nodes) converts exactly too. The folded form
+// folds the masks first (nn.FoldMasks). The BN-kept form puts every mask into
+// the BatchNorm of the channels it scales, so that each channel's |γ| is its
+// learned importance: inner channels γ·m1 (mask1, mask_mid); reserved
+// channels γ = √(v1+ε)·max(m_res,0), β = μ1·max(m_res,0) (the merge column
+// then is a plain identity or the folded projection); block outputs
+// γ = √(v2+ε)·m2, β = μ2·m2, running (μ2 − b2' − bd', v2), where (μ1, v1)
+// are the block input's statistics and (μ2, v2) the residual sum's before
+// mask2 (running1/running2, or measured). A zero mask gives γ = β = 0.
 func Convert(g *nn.Graph, opt Options) (*Result, error) {
 	in := g.InputShape()
 	switch {
@@ -198,6 +213,15 @@ func Convert(g *nn.Graph, opt Options) (*Result, error) {
 		in = opt.Shape
 	case opt.Calib != nil:
 		in = opt.Calib.Shape()
+	}
+	orig := g
+	var masks map[string]*blockMasks
+	if g.HasMasks() {
+		if opt.KeepBN {
+			g, masks = unmask(g)
+		} else {
+			g = nn.FoldMasks(g)
+		}
 	}
 	shapes, err := g.Shapes(in)
 	if err != nil {
@@ -209,11 +233,12 @@ func Convert(g *nn.Graph, opt Options) (*Result, error) {
 	}
 	st := newStats(g, blocks, opt.KeepBN)
 	if opt.KeepBN && opt.Calib != nil {
-		if err := st.measure(g, opt.Calib); err != nil {
+		// Block inputs and sums keep their names (and values) in the unmasked copy.
+		if err := st.measure(orig, opt.Calib); err != nil {
 			return nil, err
 		}
 	}
-	c := &converter{g: g, opt: opt, st: st, shapes: shapes, nonneg: nonnegative(g), rename: map[string]string{}}
+	c := &converter{g: g, opt: opt, st: st, shapes: shapes, nonneg: nonnegative(g), rename: map[string]string{}, masks: masks}
 	res, err := c.run(blocks)
 	if err != nil {
 		return nil, err

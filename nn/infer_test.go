@@ -1,0 +1,135 @@
+package nn
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// refLayout writes g's weights as the RMNet reference code saves them:
+// module.-prefixed keys, masks as [C,1,1,1] depthwise weights, and per block
+// running1 (block input) / running2 (residual sum) BatchNorm buffers with
+// num_batches_tracked (0 on projection blocks' running1 when tracked is
+// set, as the reference forward leaves them; none when it is not).
+func refLayout(g *Graph, spec ResNetSpec, rng *rand.Rand, tracked bool) *StateDict {
+	sd := NewStateDict()
+	src := g.StateDict()
+	for _, k := range src.Keys {
+		t := src.Tensors[k]
+		if strings.Contains(k, "mask") {
+			c := Numel(ShapeOf(t))
+			t = NewTensor([]int{c, 1, 1, 1}, Floats(t))
+		}
+		sd.Add("module."+k, t)
+	}
+	for _, bl := range spec.Blocks {
+		for _, r := range []struct {
+			name string
+			c    int
+		}{{"running1", bl.In}, {"running2", bl.Out}} {
+			p := "module." + bl.Prefix + "." + r.name + "."
+			m, v := make([]float32, r.c), make([]float32, r.c)
+			for i := range m {
+				m[i], v[i] = float32(rng.NormFloat64()), float32(0.1+rng.Float64())
+			}
+			n := float32(100)
+			if r.name == "running1" && (bl.Downsample || bl.Stride != 1) {
+				n = 0
+				for i := range m {
+					m[i], v[i] = 0, 1
+				}
+			}
+			sd.Add(p+"running_mean", NewTensor([]int{r.c}, m))
+			sd.Add(p+"running_var", NewTensor([]int{r.c}, v))
+			if tracked {
+				sd.Add(p+"num_batches_tracked", NewTensor([]int{1}, []float32{n}))
+			}
+		}
+	}
+	return sd
+}
+
+// The reference code's training layout (running1/running2 on every block, no
+// masks) and pruning layout (masks too) load exactly, BasicBlock and
+// Bottleneck, with and without num_batches_tracked; masks stay mask nodes
+// and the buffers become act_mean/act_var of the block input and the sum.
+func TestFromStateDictRMNetLayouts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	basic, _ := StandardResNet("resnet20", 3, 10)
+	bott := ResNetSpec{InChannels: 3, StemWidth: 8, StemKernel: 3, Classes: 5,
+		Blocks: ResNetBlocks([]int{2, 2}, []int{4, 8}, 8, true)}
+	for _, tc := range []struct {
+		name    string
+		spec    ResNetSpec
+		masks   bool
+		tracked bool
+	}{
+		{"basic/train", basic, false, true},
+		{"basic/train/untracked", basic, false, false},
+		{"basic/pruning", basic, true, true},
+		{"bottleneck/train", bott, false, true},
+		{"bottleneck/pruning/untracked", bott, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := tc.spec
+			spec.Masks = tc.masks
+			g := spec.Build(4)
+			RandomizeBN(g, rng)
+			if tc.masks {
+				randomizeMasks(g, rng)
+			}
+			sd := refLayout(g, spec, rng, tc.tracked)
+			h, err := FromStateDict(sd, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.HasMasks() != tc.masks {
+				t.Errorf("HasMasks got %v; want %v", h.HasMasks(), tc.masks)
+			}
+			if len(h.Nodes) != len(g.Nodes) {
+				t.Fatalf("nodes got %d; want %d", len(h.Nodes), len(g.Nodes))
+			}
+			x := randAct(rng, 2, Shape{3, 16, 16})
+			want, _ := g.Forward(x, nil)
+			got, err := h.Forward(x, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.D, want.D) {
+				rel, _ := RelError(got.D, want.D)
+				t.Errorf("loaded net differs from the saved one: rel %g; want bit-identical", rel)
+			}
+			input := "relu"
+			for _, bl := range spec.Blocks {
+				p := bl.Prefix + "."
+				for _, r := range []struct{ key, node string }{{p + "running1.", input}, {p + "running2.", p + "add"}} {
+					m := Floats(sd.Tensors["module."+r.key+"running_mean"])
+					n := h.Node(r.node)
+					projection := r.key == p+"running1." && (bl.Downsample || bl.Stride != 1)
+					switch {
+					case projection && tc.tracked:
+						if n.P("act_mean") != nil {
+							t.Errorf("%s: act_mean set from an untracked %s", r.node, r.key)
+						}
+					case !slices.Equal(n.P("act_mean"), m):
+						t.Errorf("%s act_mean got %v; want %s running_mean %v", r.node, n.P("act_mean"), r.key, m)
+					}
+				}
+				input = p + "relu"
+			}
+		})
+	}
+}
+
+// A mask of the wrong width is an architecture mismatch, not a panic.
+func TestFromStateDictBadMask(t *testing.T) {
+	spec, _ := StandardResNet("resnet20", 3, 10)
+	spec.Masks = true
+	g := spec.Build(1)
+	sd := refLayout(g, spec, rand.New(rand.NewPCG(1, 2)), true)
+	sd.Tensors["module.layer1.0.mask2.weight"] = NewTensor([]int{3, 1, 1, 1}, []float32{1, 1, 1})
+	if _, err := FromStateDict(sd, ""); err == nil || !strings.Contains(err.Error(), "layer1.0.mask2.weight") {
+		t.Errorf("got %v; want an error naming layer1.0.mask2.weight", err)
+	}
+}
