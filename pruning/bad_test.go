@@ -15,7 +15,7 @@ func TestBadInput(t *testing.T) {
 	g := randomResNet20(t, 8)
 	other := randomResNet20(t, 9)
 	calib := randAct(rand.New(rand.NewPCG(1, 1)), 2, shape)
-	res, err := Prune(g, Options{Method: Slim, Ratio: ptr(0.3), Shape: shape})
+	res, err := Prune(g, Options{Method: Slim, Threshold: ptr(0.5), Shape: shape})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +54,7 @@ func TestBadInput(t *testing.T) {
 		{"recipe with another form", g, Options{Recipe: rec, Form: FormResNet}, ErrOptions, "form rmnet"},
 		{"recipe made without calib", g, Options{Recipe: rec, Calib: calib}, ErrOptions, "without calibration"},
 		{"recipe made with calib", g, Options{Recipe: withCalib.Recipe}, ErrOptions, "same --calib"},
+		{"slim ratio without statistics", g, Options{Method: Slim, Ratio: ptr(0.3), Shape: shape}, ErrNoStats, "9 of 9 blocks (layer1.0, layer1.1, layer1.2, layer2.0 and 5 more) have none in the model: give calibration data (--calib DATASET)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

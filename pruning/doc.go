@@ -55,8 +55,12 @@
 //
 // A global ratio R removes the round(R·P) lowest-scoring of the P prunable
 // channels; uniform removes round(R·n) in each layer of n channels; a
-// threshold removes every channel scoring below it (scope ignored). Defaults:
-// slim → global, l1 → uniform. Ties break by layer order, then channel index.
+// threshold T removes every channel scoring at or below it (≤ T; scope
+// ignored), so T = 0 removes exactly the channels whose scale is 0 — in a
+// mask-trained net those of the masks the hard threshold froze at 0 — and
+// that is exact: such a channel is zero, or a constant that folds exactly
+// into its readers (a constant read through padding is never chosen).
+// Defaults: slim → global, l1 → uniform. Ties break by layer order, then channel index.
 // MinChannels (default 1) keeps the best channels of a layer the policy
 // would empty; under a global ratio the next-ranked channel elsewhere is
 // taken instead, so the count is still met. RoundTo N then moves each
@@ -65,6 +69,26 @@
 // about N/2 channels per layer; the report gives the achieved shares, and
 // policy_removed, guard_kept and rounding_delta show how. Layers narrower than
 // N are left as the policy made them.
+//
+// Two guards stop a ratio from silently destroying a network. A slim ratio
+// on form rmnet without calibration data is refused (ErrNoStats) when a
+// block's residual sum, or an identity block's input, has no statistics in
+// the model: those channels would all score the fallback √(1+ε) against
+// the learned γ of inner channels. (A projection block's input may lack
+// them: the RMNet reference code never tracks it.) Callers then calibrate
+// on the model's own data set (nn.Graph.Dataset) or ask for --calib. And a
+// ratio ≤ 0.5 whose result keeps fewer than 5% of the prunable channels is
+// refused (ErrDestroyed) unless Options.Force.
+//
+// # Mask-trained networks
+//
+// A network with mask nodes (nn.OpMask: the RMNet reference code's pruning
+// layout, or train --masks) prunes in form rmnet through rm.Convert's BN-kept
+// form, which carries every mask in the BN of the channels it scales, so slim
+// ranks inner channels by |γ·m1|, reserved ones by √(v1+ε)·max(m_res,0) and
+// block outputs by √(v2+ε)·|m2| — every kind by a learned scale. Form resnet
+// (the baseline from the same model) folds the masks first (nn.FoldMasks), so
+// inner channels rank by |γ·m1|.
 //
 // # Surgery and dead channels
 //

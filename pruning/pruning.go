@@ -25,6 +25,21 @@ var (
 	ErrOptions      = errors.New("invalid pruning options")
 	ErrNoResidual   = errors.New("network has no residual blocks")
 	ErrRecipeSource = errors.New("recipe was made for another model")
+	// ErrNoStats: a slim ratio on form rmnet whose reserved-channel or
+	// block-output scores would come from the fallback statistics (v = 1),
+	// which carry no information; give calibration data (Options.Calib).
+	ErrNoStats = errors.New("no activation statistics")
+	// ErrDestroyed: a ratio ≤ MaxGuardedRatio whose result keeps fewer than
+	// MinKeptShare of the prunable channels (dead-channel propagation took
+	// the rest); Options.Force accepts it.
+	ErrDestroyed = errors.New("pruning would destroy the network")
+)
+
+// The destroyed-network guard: a ratio up to MaxGuardedRatio must keep at
+// least MinKeptShare of the form's prunable channels unless forced.
+const (
+	MaxGuardedRatio = 0.5
+	MinKeptShare    = 0.05
 )
 
 // Options says how to prune. Exactly one of Ratio, Threshold and Recipe is set.
@@ -36,7 +51,9 @@ type Options struct {
 	Scope string
 	// Ratio in [0,1) is the share of the form's prunable channels to remove.
 	Ratio *float64
-	// Threshold removes every channel scoring below it.
+	// Threshold removes every channel scoring at or below it (≤ T): with
+	// T = 0 exactly the channels whose scale is 0 — for a mask-trained net
+	// the channels of zero masks — which is exact (the output is unchanged).
 	Threshold *float64
 	// Recipe replays a recorded pruning.
 	Recipe *Recipe
@@ -56,6 +73,9 @@ type Options struct {
 	// Shape is the input shape params and MACs are counted for; zero means
 	// the calibration batch's, else the network's default.
 	Shape nn.Shape
+	// Force accepts a ratio ≤ MaxGuardedRatio whose result keeps fewer than
+	// MinKeptShare of the prunable channels (otherwise ErrDestroyed).
+	Force bool
 }
 
 // check validates o and fills defaults.
@@ -172,7 +192,12 @@ func prepare(g *nn.Graph, opt Options) (*prep, error) {
 			return nil, fmt.Errorf("pruning: form resnet needs a residual network, %s has no residual adds (use form rmnet): %w", archName(g), ErrNoResidual)
 		}
 		p.g = g
-		p.inner = innerConvs(g)
+		if g.HasMasks() {
+			// The baseline from a mask-trained net: masks fold into the BNs
+			// and shortcuts (exact), so inner channels rank by |γ·m1|.
+			p.g = nn.FoldMasks(g)
+		}
+		p.inner = innerConvs(p.g)
 		p.statsSource = "learned"
 	default:
 		res, err := rm.Convert(g, rm.Options{KeepBN: true, Calib: opt.Calib})
@@ -212,6 +237,41 @@ func prepare(g *nn.Graph, opt Options) (*prep, error) {
 		}
 	}
 	return p, nil
+}
+
+// checkStats refuses a slim ratio on form rmnet whose ranking would rest on
+// the fallback statistics: any block whose residual sum, or whose input
+// through an identity shortcut, has none (neither calibration data nor the
+// checkpoint's running1/running2). Every such channel would score √(1+ε)
+// (times its mask), a number unrelated to the learned γ of inner channels,
+// and a global ranking would remove whole kinds of channels first. The
+// input of a projection block may use the fallback: the RMNet reference
+// code's training never tracks it (running1 is updated on identity blocks
+// only) and uses (0, 1) itself; the report says "checkpoint+default".
+// Thresholds and recipes are explicit and pass.
+func (p *prep) checkStats() error {
+	o := p.opt
+	if o.Method != Slim || o.Ratio == nil || *o.Ratio == 0 || o.Recipe != nil || o.Form != FormRMNet || o.Calib != nil || p.conv == nil {
+		return nil
+	}
+	var missing []string
+	for _, b := range p.conv.Blocks {
+		if b.Kind == "repvgg" {
+			continue
+		}
+		if b.SumStats == rm.SourceDefault || (b.InputStats == rm.SourceDefault && !b.Projection) {
+			missing = append(missing, b.Name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	names := strings.Join(missing, ", ")
+	if len(missing) > 4 {
+		names = strings.Join(missing[:4], ", ") + fmt.Sprintf(" and %d more", len(missing)-4)
+	}
+	return fmt.Errorf("pruning: slim --ratio ranks reserved channels and block outputs by their activation statistics, and %d of %d blocks (%s) have none in the model: give calibration data (--calib DATASET): %w",
+		len(missing), len(p.conv.Blocks), names, ErrNoStats)
 }
 
 func archName(g *nn.Graph) string {
@@ -316,7 +376,7 @@ func (p *prep) choose() *selection {
 	switch {
 	case p.opt.Threshold != nil:
 		for _, it := range items {
-			if it.v < *p.opt.Threshold {
+			if it.v <= *p.opt.Threshold {
 				take(it)
 			}
 		}
@@ -632,6 +692,9 @@ func Prune(g *nn.Graph, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.checkStats(); err != nil {
+		return nil, err
+	}
 	var sel *selection
 	if opt.Recipe != nil {
 		if sel, err = p.fromRecipe(opt.Recipe); err != nil {
@@ -674,6 +737,12 @@ func Prune(g *nn.Graph, opt Options) (*Result, error) {
 	rep, err := p.report(out, sel, final, propagated)
 	if err != nil {
 		return nil, err
+	}
+	if r := opt.Ratio; r != nil && opt.Recipe == nil && !opt.Force && *r <= MaxGuardedRatio &&
+		float64(rep.ChannelsAfter) < MinKeptShare*float64(rep.ChannelsBefore) {
+		return nil, fmt.Errorf("pruning: ratio %g would keep %d of %d prunable channels (%.1f%%; %d removed by the policy, %d more as dead channels), under %g%% of the network: refusing (force it with --force): %w",
+			*r, rep.ChannelsAfter, rep.ChannelsBefore, 100*float64(rep.ChannelsAfter)/float64(max(rep.ChannelsBefore, 1)),
+			rep.PolicyRemoved, rep.PropagatedRemoved, 100*MinKeptShare, ErrDestroyed)
 	}
 	return &Result{Graph: out, Report: *rep, Recipe: rec}, nil
 }
@@ -903,6 +972,9 @@ func (p *prep) cost(count map[*space]int) (params, macs int64) {
 // Use it for DESIGN's channels_before/after in convert and prune reports, so
 // that both commands count alike.
 func Channels(g *nn.Graph, form string) (int, error) {
+	if g.HasMasks() {
+		g = nn.FoldMasks(g)
+	}
 	shapes, err := g.Shapes(g.InputShape())
 	if err != nil {
 		return 0, fmt.Errorf("pruning: %w", err)

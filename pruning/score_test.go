@@ -68,7 +68,7 @@ func TestStatsSource(t *testing.T) {
 		want string
 	}{
 		{"calib", Options{Method: Slim, Ratio: ptr(0.2), Calib: x}, "calib"},
-		{"none", Options{Method: Slim, Ratio: ptr(0.2), Shape: shape}, "default"},
+		{"none", Options{Method: Slim, Threshold: ptr(0.2), Shape: shape}, "default"}, // a slim ratio would be refused (ErrNoStats)
 		{"resnet", Options{Method: Slim, Ratio: ptr(0.2), Shape: shape, Form: FormResNet}, "learned"},
 	}
 	for _, tt := range tests {
@@ -92,7 +92,7 @@ func TestChannels(t *testing.T) {
 	g := randomResNet20(t, 15)
 	shape := nn.Shape{C: 3, H: 32, W: 32}
 	for _, form := range []string{FormRMNet, FormResNet} {
-		res, err := Prune(g, Options{Method: Slim, Ratio: ptr(0.4), Form: form, Shape: shape})
+		res, err := Prune(g, Options{Method: Slim, Ratio: ptr(0.4), Form: form, Calib: randAct(rand.New(rand.NewPCG(1, 3)), 1, shape)})
 		if err != nil {
 			t.Fatal(err)
 		}
