@@ -85,7 +85,7 @@ func TestExactFixtures(t *testing.T) {
 			g, x := loadFixture(t, f)
 			want := forward(t, g, x)
 			dead := deadBNChannels(nn.FoldMasks(g)) // masks (resnet56_rm) fold into the BNs
-			if f.Name != "resnet56_rm" { // there masks change which channels are dead
+			if f.Name != "resnet56_rm" {            // there masks change which channels are dead
 				for bn, z := range f.ZeroGammas {
 					for _, c := range z.BetaLE0 {
 						if _, ok := dead[bn]; ok && !slices.Contains(dead[bn], c) {
