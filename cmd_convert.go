@@ -115,6 +115,7 @@ func cmdConvert(e *env, args []string) error {
 func copyMeta(dst, src *nn.Graph) {
 	dst.Input, dst.Mean, dst.Std = src.Input, src.Mean, src.Std
 	dst.Classes, dst.Labels, dst.SourceSHA256 = src.Classes, src.Labels, src.SourceSHA256
+	dst.Dataset = src.Dataset
 }
 
 func printConvert(w io.Writer, r *convertReport) {

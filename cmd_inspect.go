@@ -18,10 +18,14 @@ type inspectReport struct {
 	MACs         int64          `json:"macs"`
 	FLOPs        int64          `json:"flops"`
 	Layers       []nn.LayerInfo `json:"layers"`
+	// Masks summarises a mask-trained model's masks (absent otherwise).
+	Masks   *nn.MaskReport `json:"masks,omitempty"`
+	Dataset string         `json:"dataset,omitempty"`
 }
 
 func cmdInspect(e *env, args []string) error {
-	f := newFlags(e, "inspect", "--model M [--arch A] [--shape CxHxW] [--json]", "Print the architecture table, params, MACs, FLOPs and BN-γ statistics.")
+	f := newFlags(e, "inspect", "--model M [--arch A] [--shape CxHxW] [--json]", "Print the architecture table, params, MACs, FLOPs, BN-γ statistics and, for mask-trained models,\n"+
+		"per-kind and per-layer mask statistics (share exactly zero, min/median/max |m|).")
 	f.modelFlags()
 	shape := f.String("shape", "", "input shape CxHxW (default: the model's)")
 	if err := f.parse(args); err != nil || helpAsked(args) {
@@ -41,7 +45,8 @@ func cmdInspect(e *env, args []string) error {
 			return fmt.Errorf("%s: %w", f.model, err)
 		}
 		r := inspectReport{Arch: g.Arch, Form: g.Form, InputShape: in.String(), Classes: g.Classes,
-			SourceSHA256: g.SourceSHA256, Params: s.Params, MACs: s.MACs, FLOPs: s.FLOPs, Layers: s.Layers}
+			SourceSHA256: g.SourceSHA256, Params: s.Params, MACs: s.MACs, FLOPs: s.FLOPs, Layers: s.Layers,
+			Masks: nn.MaskSummary(g), Dataset: g.Dataset}
 		return f.report(r, func(w io.Writer) { printInspect(w, r) })
 	}())
 }
@@ -65,6 +70,30 @@ func printInspect(w io.Writer, r inspectReport) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "params %d  MACs %d  FLOPs %d\n", r.Params, r.MACs, r.FLOPs)
+	if r.Dataset != "" {
+		fmt.Fprintf(w, "trained on %s\n", r.Dataset)
+	}
+	if r.Masks != nil {
+		printMasks(w, r.Masks)
+	}
+}
+
+// printMasks prints the mask statistics of a mask-trained model: per kind,
+// then per mask layer.
+func printMasks(w io.Writer, m *nn.MaskReport) {
+	fmt.Fprintln(w, "\nmasks (mask-trained: exactly-zero masks prune exactly with prune --threshold 0)")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	row := func(name string, k nn.MaskStats) {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f%%\t%d\t%.3g\t%.3g\t%.3g\t\n", name, k.Kind, k.Count, k.Zero, 100*k.ZeroShare, k.Negative, k.Min, k.Median, k.Max)
+	}
+	fmt.Fprintln(tw, "\tkind\tcount\tzero\tzero %\t<0\t|m| min\tmedian\tmax\t")
+	for _, k := range m.Kinds {
+		row("all", k)
+	}
+	for _, l := range m.Layers {
+		row(l.Name, l)
+	}
+	tw.Flush()
 }
 
 // inputShape is --shape, else the model's recorded or default shape.

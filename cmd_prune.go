@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,19 +19,20 @@ import (
 
 func cmdPrune(e *env, args []string) error {
 	f := newFlags(e, "prune", "--model M --method slim|l1 (--ratio R | --threshold T | --recipe FILE) [--scope global|uniform]\n"+
-		"        [--form rmnet|resnet] [--min-channels K] [--round-to N] [--calib DATASET] [--shape CxHxW] --out OUT.{safetensors,onnx} [--json]",
+		"        [--form rmnet|resnet] [--min-channels K] [--round-to N] [--calib DATASET] [--shape CxHxW] [--force] --out OUT.{safetensors,onnx} [--json]",
 		"Prune channels. Form rmnet (default) applies RM first, so every channel prunes freely; form resnet prunes\n"+
 			"only inside residual blocks (the baseline). safetensors output is the BN-kept net (fine-tunable); ONNX is BN-folded.")
 	f.modelFlags()
 	method := f.String("method", "", "importance criterion: slim (BN |γ|) or l1 (filter L1 norm)")
 	ratio := f.String("ratio", "", "share of the form's prunable channels to remove, in [0,1)")
-	threshold := f.String("threshold", "", "remove every channel whose importance is below this")
+	threshold := f.String("threshold", "", "remove every channel whose importance is at or below this (0: exactly the zero-scale channels, e.g. zero masks: exact)")
 	recipe := f.String("recipe", "", "replay a pruning recipe (JSON)")
 	scope := f.String("scope", "", "global or uniform (default: slim → global, l1 → uniform)")
 	form := f.String("form", "rmnet", "rmnet or resnet")
 	minCh := f.Int("min-channels", 1, "never keep fewer channels in a layer")
 	roundTo := f.Int("round-to", 1, "keep a multiple of N channels per layer")
 	calib := f.String("calib", "", "measure reserved-channel statistics on this data set")
+	force := f.Bool("force", false, "accept a ratio ≤ 0.5 whose result keeps under 5% of the prunable channels")
 	shape := f.String("shape", "", "input shape CxHxW (default: the model's)")
 	out := f.String("out", "", "output file: .safetensors or .onnx")
 	if err := f.parse(args); err != nil || helpAsked(args) {
@@ -40,7 +43,7 @@ func cmdPrune(e *env, args []string) error {
 		if *out == "" || (ext != ".onnx" && ext != ".safetensors") {
 			return fmt.Errorf("--out must name a .onnx or .safetensors file")
 		}
-		opt := pruning.Options{Method: *method, Scope: *scope, Form: *form, MinChannels: *minCh, RoundTo: *roundTo}
+		opt := pruning.Options{Method: *method, Scope: *scope, Form: *form, MinChannels: *minCh, RoundTo: *roundTo, Force: *force}
 		var err error
 		if opt.Ratio, err = optFloat("--ratio", *ratio); err != nil {
 			return err
@@ -70,6 +73,23 @@ func cmdPrune(e *env, args []string) error {
 			}
 		}
 		res, err := pruning.Prune(g, opt)
+		autoCalib := ""
+		if errors.Is(err, pruning.ErrNoStats) {
+			// The model carries no block statistics: calibrate on its own
+			// data set when it names a built-in one, else refuse.
+			if !builtinDataset(g.Dataset) {
+				if g.Dataset != "" {
+					return fmt.Errorf("%s: %w (the model was trained on %q: --calib %s)", f.model, err, g.Dataset, g.Dataset)
+				}
+				return fmt.Errorf("%s: %w", f.model, err)
+			}
+			if opt.Calib, err = calibBatch(g, g.Dataset, opt.Shape, 256); err != nil {
+				return err
+			}
+			autoCalib = g.Dataset
+			fmt.Fprintf(e.stderr, "note: the model carries no block statistics; measured them on 256 training images of %s, its data set\n", g.Dataset)
+			res, err = pruning.Prune(g, opt)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.model, err)
 		}
@@ -92,9 +112,10 @@ func cmdPrune(e *env, args []string) error {
 		}
 		rep := struct {
 			*pruning.Report
-			MACsComputed int64 `json:"macs_computed_after"`
-		}{&r, computed}
-		if *calib == "" && strings.Contains(r.StatsSource, "default") {
+			MACsComputed int64  `json:"macs_computed_after"`
+			CalibDataset string `json:"calib_dataset,omitempty"`
+		}{&r, computed, cmp.Or(*calib, autoCalib)}
+		if *calib == "" && autoCalib == "" && strings.Contains(r.StatsSource, "default") {
 			fmt.Fprintln(e.stderr, "note: some reserved channels and block outputs were scored with fallback statistics (variance 1),\n"+
 				"      which carry no information and can make slim remove inner channels first; pass --calib DATASET")
 		}
@@ -128,4 +149,10 @@ func optFloat(name, s string) (*float64, error) {
 		return nil, fmt.Errorf("%s %q: not a number", name, s)
 	}
 	return &v, nil
+}
+
+// builtinDataset reports whether name is a data set rmprune finds by name
+// alone (no path), so that a model file's dataset key may pick it.
+func builtinDataset(name string) bool {
+	return name == "mnist" || name == "fashion-mnist"
 }

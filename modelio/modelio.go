@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/nn/pth"
@@ -142,6 +143,9 @@ func Encode(g *nn.Graph) (map[string]string, *nn.StateDict, error) {
 	if g.Recipe != "" {
 		meta["recipe"] = g.Recipe
 	}
+	if g.Dataset != "" {
+		meta["dataset"] = g.Dataset
+	}
 	return meta, g.StateDict(), nil
 }
 
@@ -202,6 +206,12 @@ func Decode(meta map[string]string, sd *nn.StateDict) (*nn.Graph, error) {
 		if err := json.Unmarshal([]byte(s), &g.Labels); err != nil {
 			return nil, fmt.Errorf("bad labels metadata: %v", err)
 		}
+	}
+	if s, ok := meta["dataset"]; ok {
+		if s == "" || len(s) > 256 || strings.ContainsFunc(s, unicode.IsControl) {
+			return nil, fmt.Errorf("bad dataset metadata %q", s)
+		}
+		g.Dataset = s
 	}
 	if _, err := g.Shapes(g.InputShape()); err != nil {
 		return nil, err

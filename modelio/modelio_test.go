@@ -8,6 +8,7 @@ import (
 
 	"github.com/rmprune/rmprune/internal/fixture"
 	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/nn/safetensors"
 )
 
 // The reference forward matches PyTorch 1.13 on every fixture (tol 1e-5).
@@ -59,6 +60,10 @@ func TestOwnFormatRoundTrip(t *testing.T) {
 	g.Labels = []string{"a", "b"}
 	g.Input = [3]int{3, 32, 32}
 	g.Recipe = `{"ratio":0.5}`
+	g.Dataset = "fashion-mnist"
+	if !g.HasMasks() {
+		t.Fatal("resnet56_rm (the RMNet pruning layout) loaded without mask nodes")
+	}
 	path := filepath.Join(t.TempDir(), "m.safetensors")
 	if err := SaveSafetensors(path, g); err != nil {
 		t.Fatal(err)
@@ -71,7 +76,8 @@ func TestOwnFormatRoundTrip(t *testing.T) {
 		t.Error("tensors differ after round trip")
 	}
 	if h.SourceSHA256 != g.SourceSHA256 || h.Recipe != g.Recipe || h.Arch != g.Arch || h.Form != g.Form ||
-		h.Input != g.Input || len(h.Labels) != 2 || h.Mean[2] != 0.3 || h.Std[2] != 0.25 || h.Classes != g.Classes {
+		h.Input != g.Input || len(h.Labels) != 2 || h.Mean[2] != 0.3 || h.Std[2] != 0.25 || h.Classes != g.Classes ||
+		h.Dataset != "fashion-mnist" || !h.HasMasks() {
 		t.Errorf("metadata got %+v; want %+v", h, g)
 	}
 	if len(h.Nodes) != len(g.Nodes) {
@@ -80,6 +86,28 @@ func TestOwnFormatRoundTrip(t *testing.T) {
 	for i, n := range h.Nodes {
 		if m := g.Nodes[i]; n.Name != m.Name || n.Op != m.Op || n.Kernel != m.Kernel || n.Stride != m.Stride || n.G() != m.G() {
 			t.Errorf("node %d got %+v; want %+v", i, n, m)
+		}
+	}
+}
+
+// A model file's dataset key is one line of text.
+func TestBadDatasetMetadata(t *testing.T) {
+	g, err := Load(fixture.Path("resnet20_cifar.pth"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "mnist\nrm -rf", strings.Repeat("x", 300)} {
+		meta, sd, err := Encode(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta["dataset"] = bad
+		path := filepath.Join(t.TempDir(), "m.safetensors")
+		if err := safetensors.WriteFile(path, meta, sd); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(path, Options{}); err == nil || !strings.Contains(err.Error(), "bad dataset metadata") || !strings.Contains(err.Error(), path) {
+			t.Errorf("dataset %q: got %v; want a bad dataset metadata error naming the file", bad, err)
 		}
 	}
 }

@@ -116,6 +116,10 @@ type Graph struct {
 	Labels       []string
 	SourceSHA256 string
 	Recipe       string // JSON pruning recipe, empty for unpruned nets
+	// Dataset names the data set the model was trained on, as the trainer
+	// was given it (e.g. "mnist", "fashion-mnist"); empty when unknown.
+	// Pruning calibrates on it when the model carries no statistics.
+	Dataset string
 }
 
 // Node returns the node named name, or nil.

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -123,5 +124,59 @@ func TestFoldMasksScalesStats(t *testing.T) {
 		if fm[i] != 2*w || fv[i] != 3*w*w {
 			t.Fatalf("channel %d: stats got (%g, %g); want (%g, %g)", i, fm[i], fv[i], 2*w, 3*w*w)
 		}
+	}
+}
+
+// MaskSummary sorts masks into kinds by structure and counts exact zeros.
+func TestMaskSummary(t *testing.T) {
+	for name, spec := range maskedSpecs(t) {
+		t.Run(name, func(t *testing.T) {
+			g := spec.Build(1)
+			zeros := map[string]int{}
+			counts := map[string]int{}
+			for _, n := range g.Nodes {
+				if n.Op != OpMask {
+					continue
+				}
+				var kind string
+				switch {
+				case n.Name == "mask1":
+					kind = MaskStem
+				case strings.HasSuffix(n.Name, ".mask_res.0"):
+					kind = MaskReserved
+				case strings.HasSuffix(n.Name, ".mask2"):
+					kind = MaskBlockOut
+				default:
+					kind = MaskInner
+				}
+				m := n.P("weight")
+				for i := range m[:len(m)-1] {
+					if i%3 == 0 {
+						m[i] = 0
+						zeros[kind]++
+					}
+				}
+				m[len(m)-1] = -2
+				counts[kind] += len(m)
+			}
+			r := MaskSummary(g)
+			if len(r.Kinds) != 4 {
+				t.Fatalf("kinds got %+v; want stem, inner, reserved, block_out", r.Kinds)
+			}
+			for i, k := range r.Kinds {
+				if k.Kind != MaskKinds[i] || k.Count != counts[k.Kind] || k.Zero != zeros[k.Kind] || k.Min != 0 || k.Max != 2 ||
+					k.ZeroShare != float64(zeros[k.Kind])/float64(counts[k.Kind]) {
+					t.Errorf("kind %d got %+v; want %s with %d of %d zero, min 0, max 2", i, k, MaskKinds[i], zeros[k.Kind], counts[k.Kind])
+				}
+			}
+			for _, l := range r.Layers {
+				if want := MaskKind(g, g.Node(l.Name)); l.Kind != want || l.Negative != 1 {
+					t.Errorf("layer %s got %+v; want kind %s, 1 negative", l.Name, l, want)
+				}
+			}
+			if MaskSummary(FoldMasks(g)) != nil {
+				t.Error("MaskSummary of a net without masks; want nil")
+			}
+		})
 	}
 }
