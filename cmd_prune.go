@@ -83,11 +83,11 @@ func cmdPrune(e *env, args []string) error {
 				}
 				return fmt.Errorf("%s: %w", f.model, err)
 			}
-			if opt.Calib, err = calibBatch(g, g.Dataset, opt.Shape, 256); err != nil {
+			if opt.Calib, err = calibBatch(g, g.Dataset, opt.Shape, autoCalibImages); err != nil {
 				return err
 			}
 			autoCalib = g.Dataset
-			fmt.Fprintf(e.stderr, "note: the model carries no block statistics; measured them on 256 training images of %s, its data set\n", g.Dataset)
+			fmt.Fprintf(e.stderr, "note: the model carries no block statistics; measured them on %d training images of %s, its data set (--calib for more)\n", autoCalibImages, g.Dataset)
 			res, err = pruning.Prune(g, opt)
 		}
 		if err != nil {
@@ -150,6 +150,11 @@ func optFloat(name, s string) (*float64, error) {
 	}
 	return &v, nil
 }
+
+// autoCalibImages is the calibration batch prune draws from a model's own
+// data set when the model carries no block statistics (as the sweep's
+// sweep.MaxCalibImages: the reference forward measures them).
+const autoCalibImages = 64
 
 // builtinDataset reports whether name is a data set rmprune finds by name
 // alone (no path), so that a model file's dataset key may pick it.

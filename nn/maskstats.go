@@ -95,6 +95,9 @@ func MaskSummary(g *Graph) *MaskReport {
 	return r
 }
 
+// MaskStatsOf summarises the mask values m of one kind.
+func MaskStatsOf(kind string, m []float32) MaskStats { return maskStats(kind, m) }
+
 func maskStats(kind string, m []float32) MaskStats {
 	s := MaskStats{Kind: kind, Count: len(m)}
 	if len(m) == 0 {

@@ -66,18 +66,28 @@ type apiModel struct {
 	InputShape   string    `json:"input_shape"`
 	Classes      int       `json:"classes"`
 	CreatedAt    time.Time `json:"created_at"`
+	// Masks: a mask-trained model (mask nodes); MaskZeroShares gives per
+	// kind (stem, inner, reserved, block_out) the share of exactly-zero masks.
+	Masks          bool               `json:"masks"`
+	MaskZeroShares map[string]float64 `json:"mask_zero_shares,omitempty"`
 }
 
 func toAPIModel(m store.Model) apiModel {
-	return apiModel{ID: m.ID, Name: m.Name, Arch: m.Arch, Params: m.Params, MACs: m.MACs, FLOPs: m.FLOPs,
+	a := apiModel{ID: m.ID, Name: m.Name, Arch: m.Arch, Params: m.Params, MACs: m.MACs, FLOPs: m.FLOPs,
 		SourceSHA256: m.SourceSHA256, SizeBytes: m.SizeBytes, InputShape: m.InputShape, Classes: m.Classes,
 		CreatedAt: m.CreatedAt}
+	var r *nn.MaskReport
+	if a.Masks, r = maskReport(m.Layers); r != nil {
+		a.MaskZeroShares = r.ZeroShares()
+	}
+	return a
 }
 
 // apiModelDetail is GET /api/models/{id}.
 type apiModelDetail struct {
 	apiModel
 	Layers     []nn.LayerInfo    `json:"layers"`
+	MaskStats  *nn.MaskReport    `json:"mask_stats,omitempty"` // mask-trained models: per kind and per mask layer
 	Conversion *store.Conversion `json:"conversion,omitempty"`
 	// ConversionRunning: the RM equivalence check of a new upload is still running.
 	ConversionRunning bool `json:"conversion_running,omitempty"`
@@ -216,6 +226,7 @@ func handleAPIModel(db interface {
 		for _, l := range rows {
 			out.Layers = append(out.Layers, l.LayerInfo)
 		}
+		_, out.MaskStats = maskReport(m.Layers)
 		if cs, err := db.ConversionsForModel(r.Context(), id); err == nil && len(cs) > 0 {
 			c := cs[0]
 			c.Layers = nil

@@ -41,6 +41,9 @@ type modelStore interface {
 type layerRow struct {
 	nn.LayerInfo
 	GammaAbs []float32 `json:"gamma_abs,omitempty"`
+	// A mask node's kind and values (mask-trained models).
+	MaskKind   string    `json:"mask_kind,omitempty"`
+	MaskValues []float32 `json:"mask_values,omitempty"`
 }
 
 // modelExts are the file extensions kept for uploaded models.
@@ -127,6 +130,12 @@ func addModel(ctx context.Context, db modelStore, src io.Reader, filename, name 
 				for _, v := range nd.P("weight") {
 					rows[i].GammaAbs = append(rows[i].GammaAbs, float32(math.Abs(float64(v))))
 				}
+			}
+		}
+		if l.Op == nn.OpMask {
+			if nd := g.Node(l.Name); nd != nil {
+				rows[i].MaskKind = nn.MaskKind(g, nd)
+				rows[i].MaskValues = nd.P("weight")
 			}
 		}
 	}

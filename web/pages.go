@@ -117,6 +117,7 @@ func handleModelPage(db interface {
 			return
 		}
 		v.Layers, v.Hist = layerViews(m.Layers)
+		v.Masks = maskView(m.Layers)
 		ss, err := db.Sweeps(ctx, id)
 		if err != nil {
 			pageError(w, r, log, err)

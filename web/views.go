@@ -142,6 +142,7 @@ type ModelView struct {
 	Hist        HistView
 	Latency     *LatencyView
 	Sweeps      []SweepRow
+	Masks       *MaskView // mask-trained models only
 }
 
 // Option is an entry of a select.
