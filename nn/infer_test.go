@@ -133,3 +133,52 @@ func TestFromStateDictBadMask(t *testing.T) {
 		t.Errorf("got %v; want an error naming layer1.0.mask2.weight", err)
 	}
 }
+
+// FuzzFromStateDict damages a reference-layout state dict (masks and
+// running1/running2) key by key: loading must fail with an error or give a
+// consistent graph, never panic.
+func FuzzFromStateDict(f *testing.F) {
+	spec := ResNetSpec{InChannels: 1, StemWidth: 4, StemKernel: 3, Classes: 3, Masks: true,
+		Blocks: ResNetBlocks([]int{1, 1}, []int{4, 6}, 4, false)}
+	g := spec.Build(1)
+	base := refLayout(g, spec, rand.New(rand.NewPCG(1, 1)), true)
+	f.Add([]byte{})
+	f.Add([]byte{0, 5, 1, 9, 2, 14})
+	f.Add([]byte{3, 3, 3, 7, 0, 40})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		sd := NewStateDict()
+		for _, k := range base.Keys {
+			sd.Add(k, base.Tensors[k])
+		}
+		for i := 0; i+1 < len(ops) && i < 40; i += 2 {
+			k := sd.Keys[int(ops[i+1])%len(sd.Keys)]
+			v := Floats(sd.Tensors[k])
+			switch ops[i] % 4 {
+			case 0: // drop
+				delete(sd.Tensors, k)
+				sd.Keys = slices.DeleteFunc(sd.Keys, func(s string) bool { return s == k })
+			case 1: // one value fewer
+				if len(v) > 1 {
+					sd.Tensors[k] = NewTensor([]int{len(v) - 1}, v[:len(v)-1])
+				}
+			case 2: // flat shape
+				sd.Tensors[k] = NewTensor([]int{len(v)}, v)
+			case 3: // an untracked buffer
+				sd.Tensors[k] = NewTensor([]int{1}, []float32{0})
+			}
+			if len(sd.Keys) == 0 {
+				return
+			}
+		}
+		h, err := FromStateDict(sd, "")
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error has several lines: %q", err)
+			}
+			return
+		}
+		if _, err := h.Forward(NewAct(1, 1, 6, 6), nil); err != nil && !strings.Contains(err.Error(), "shape") {
+			t.Errorf("loaded graph does not run: %v", err)
+		}
+	})
+}
