@@ -1,6 +1,7 @@
 package pruning
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -28,11 +29,23 @@ func randomNet(rng *rand.Rand) (*nn.Graph, nn.Shape) {
 		for i := range blocks {
 			blocks[i].ShortcutScale = !blocks[i].Downsample && rng.IntN(3) == 0
 		}
-		s := nn.ResNetSpec{InChannels: shape.C, StemWidth: stem, StemKernel: 3, Blocks: blocks, Classes: 2 + rng.IntN(8)}
+		s := nn.ResNetSpec{InChannels: shape.C, StemWidth: stem, StemKernel: 3, Blocks: blocks, Classes: 2 + rng.IntN(8),
+			Masks: rng.IntN(3) == 0}
 		g = s.Build(rng.Uint64())
 	}
 	nn.RandomizeBN(g, rng)
 	forceDead(g, rng, 0.3*rng.Float64(), 0.3)
+	for _, n := range g.Nodes { // a mask-trained net: zero and negative masks
+		if n.Op == nn.OpMask {
+			m := n.P("weight")
+			for i := range m {
+				m[i] = float32(1.6*rng.Float64() - 0.3)
+				if rng.IntN(4) == 0 {
+					m[i] = 0
+				}
+			}
+		}
+	}
 	return g, shape
 }
 
@@ -58,16 +71,29 @@ func FuzzPrune(f *testing.F) {
 		if rng.IntN(2) == 0 {
 			opt.Calib = x
 		}
-		if rng.IntN(4) == 0 {
+		switch rng.IntN(6) {
+		case 0:
 			opt.Threshold = ptr(rng.Float64())
-		} else {
+		case 1:
+			opt.Threshold = ptr(0)
+		default:
 			opt.Ratio = ptr(0.95 * rng.Float64())
 		}
 		res, err := Prune(g, opt)
+		if errors.Is(err, ErrNoStats) || errors.Is(err, ErrDestroyed) {
+			return // the guards refused (tested in TestRatioGuards)
+		}
 		if err != nil {
 			t.Fatalf("%+v: %v", opt, err)
 		}
 		y := forward(t, res.Graph, x)
+		if opt.Threshold != nil && *opt.Threshold == 0 && opt.RoundTo <= 1 {
+			// Threshold 0 removes only zero-scale channels: exact (round-to
+			// may remove live channels to reach a multiple).
+			if rel, _ := nn.RelError(y.D, forward(t, g, x).D); rel > 1e-5 {
+				t.Errorf("threshold 0 changed the output: rel error %g", rel)
+			}
+		}
 		for _, v := range y.D {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 				t.Fatalf("output %v", v)
