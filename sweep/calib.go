@@ -11,8 +11,9 @@ import (
 // Calibration budget: with CalibImages 0 a Runner measures the statistics of
 // the residual blocks on as many training images as fit in CalibMACs
 // multiply–accumulates of the (slow, exact) reference forward, at most
-// MaxCalibImages, and skips the measurement when fewer than MinCalibImages
-// fit (large networks then use the fallback statistics).
+// MaxCalibImages and at least MinCalibImages: a slim ratio on the RMNet form
+// is refused without statistics (pruning.ErrNoStats), so large networks
+// measure a few images rather than fall back to (0, 1).
 const (
 	CalibMACs      = 1e9
 	MaxCalibImages = 64
@@ -32,11 +33,7 @@ func (r *Runner) calibImages(g *nn.Graph) int {
 	if err != nil || sum.MACs <= 0 {
 		return 0
 	}
-	n := min(int(CalibMACs/float64(sum.MACs)), MaxCalibImages)
-	if n < MinCalibImages {
-		return 0
-	}
-	return n
+	return max(min(int(CalibMACs/float64(sum.MACs)), MaxCalibImages), MinCalibImages)
 }
 
 // withStats returns a copy of g whose residual blocks carry measured

@@ -110,11 +110,12 @@ var (
 	mnist     *dataset.Dataset
 )
 
-// runner returns a Runner on f's database with short timings and no
-// calibration (the reference forward is slow). MNIST is read once per test
+// runner returns a Runner on f's database with short timings and the
+// smallest calibration batch (the reference forward is slow; without
+// statistics a slim ratio on the RMNet form is refused). MNIST is read once per test
 // binary and handed to every runner as its last data set.
 func (f *fixture) runner() *Runner {
-	r := &Runner{DB: f.db, BenchTime: 20 * time.Millisecond, Version: "test", CalibImages: -1}
+	r := &Runner{DB: f.db, BenchTime: 20 * time.Millisecond, Version: "test", CalibImages: MinCalibImages}
 	mnistOnce.Do(func() { mnist, _ = dataset.Open("mnist") })
 	if mnist != nil {
 		r.lastSpec, r.lastData = "mnist", mnist
@@ -592,7 +593,11 @@ func TestTrainFinetune(t *testing.T) {
 		t.Fatal(err)
 	}
 	ratio := 0.5
-	plain, err := pruning.Prune(f.g, pruning.Options{Method: MethodSlim, Ratio: &ratio, Form: FormRMNet, MinChannels: 1, RoundTo: 1})
+	src, _, err := withStats(f.g, r.lastData, r.CalibImages) // as the sweep measured them
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := pruning.Prune(src, pruning.Options{Method: MethodSlim, Ratio: &ratio, Form: FormRMNet, MinChannels: 1, RoundTo: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -683,8 +688,8 @@ func TestCalibImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := (&Runner{}).calibImages(big); got != 0 {
-		t.Errorf("resnet50: %d calibration images; want 0 (over the budget)", got)
+	if got := (&Runner{}).calibImages(big); got != MinCalibImages {
+		t.Errorf("resnet50: %d calibration images; want %d (over the budget: the least)", got, MinCalibImages)
 	}
 }
 
