@@ -68,7 +68,7 @@ func Channels(g *nn.Graph) int {
 			switch c.Op {
 			case nn.OpAdd:
 				reach[n.Name] = true
-			case nn.OpBatchNorm, nn.OpReLU, nn.OpReLU6, nn.OpPReLU, nn.OpClamp, nn.OpMaxPool, nn.OpAvgPool:
+			case nn.OpBatchNorm, nn.OpReLU, nn.OpReLU6, nn.OpPReLU, nn.OpClamp, nn.OpMaxPool, nn.OpAvgPool, nn.OpMask:
 				reach[n.Name] = reach[n.Name] || reach[c.Name]
 			}
 		}

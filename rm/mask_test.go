@@ -86,6 +86,11 @@ func TestConvertMasked(t *testing.T) {
 				if rep.MaxRelErr > tol || math.IsNaN(rep.MaxRelErr) {
 					t.Errorf("Compare rel error got %.3g; want ≤ %g", rep.MaxRelErr, tol)
 				}
+				plain := tc.spec
+				plain.Masks = false
+				if want := Channels(plain.Build(1)); rep.ChannelsBefore != want {
+					t.Errorf("Compare channels_before got %d; want %d (masks are channel-wise)", rep.ChannelsBefore, want)
+				}
 				if f.keep {
 					checkMaskedScales(t, g, res, opt.Calib, f.src)
 				}
