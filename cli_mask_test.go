@@ -270,3 +270,50 @@ func TestPruneStatsGuard(t *testing.T) {
 	}
 	t.Logf("demo, slim 0.4 calibrated on its data set: %d → %d channels", r.ChannelsBefore, r.ChannelsAfter)
 }
+
+// A ratio ≤ 0.5 whose result keeps under 5% of the channels (here: a net
+// whose every channel is dead) is refused unless --force.
+func TestPruneForce(t *testing.T) {
+	dir := t.TempDir()
+	_, g := maskedModel(t, dir, "")
+	shapes, err := g.Shapes(g.InputShape())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range g.Nodes {
+		switch n.Op {
+		case nn.OpBatchNorm:
+			gamma, beta := n.P("weight"), n.P("bias")
+			for c := range gamma {
+				gamma[c], beta[c] = 0, -1
+			}
+		case nn.OpMask:
+			for c, v := range n.P("weight") {
+				n.P("weight")[c] = max(v, -v)
+			}
+		case nn.OpReLU, nn.OpAdd: // block statistics, so that the ratio is not refused for lack of them
+			c := shapes[n.Name].C
+			ones := make([]float32, c)
+			for i := range ones {
+				ones[i] = 1
+			}
+			n.SetP("act_mean", []int{c}, ones)
+			n.SetP("act_var", []int{c}, ones)
+		}
+	}
+	model := filepath.Join(dir, "dead.safetensors")
+	if err := modelio.SaveSafetensors(model, g); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "p.safetensors")
+	_, _, err = runCLI(t, "prune", "--model", model, "--method", "slim", "--ratio", "0.2", "--out", out)
+	if err == nil || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), model) {
+		t.Errorf("got %v; want a refusal naming the file and --force", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("output written despite the refusal")
+	}
+	if _, stderr, err := runCLI(t, "prune", "--model", model, "--method", "slim", "--ratio", "0.2", "--force", "--out", out); err != nil {
+		t.Errorf("--force: %v: %s", err, stderr)
+	}
+}

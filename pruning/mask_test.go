@@ -281,7 +281,7 @@ func TestRatioGuards(t *testing.T) {
 		{"no statistics, threshold", bare, Options{Method: Slim, Threshold: ptr(0)}, nil, ""},
 		{"no statistics, calib", bare, Options{Method: Slim, Ratio: ptr(0.3), Calib: randAct(rand.New(rand.NewPCG(1, 1)), 2, shape)}, nil, ""},
 		{"statistics", g, Options{Method: Slim, Ratio: ptr(0.3)}, nil, ""},
-		{"destroyed", dead, Options{Method: Slim, Ratio: ptr(0.1)}, ErrDestroyed, "refusing (force it with --force)"},
+		{"destroyed", dead, Options{Method: Slim, Ratio: ptr(0.1)}, ErrDestroyed, "refusing (prune --force accepts it)"},
 		{"destroyed, forced", dead, Options{Method: Slim, Ratio: ptr(0.1), Force: true}, nil, ""},
 		{"destroyed, ratio above 0.5", dead, Options{Method: Slim, Ratio: ptr(0.6)}, nil, ""},
 	} {

@@ -740,7 +740,7 @@ func Prune(g *nn.Graph, opt Options) (*Result, error) {
 	}
 	if r := opt.Ratio; r != nil && opt.Recipe == nil && !opt.Force && *r <= MaxGuardedRatio &&
 		float64(rep.ChannelsAfter) < MinKeptShare*float64(rep.ChannelsBefore) {
-		return nil, fmt.Errorf("pruning: ratio %g would keep %d of %d prunable channels (%.1f%%; %d removed by the policy, %d more as dead channels), under %g%% of the network: refusing (force it with --force): %w",
+		return nil, fmt.Errorf("pruning: ratio %g would keep %d of %d prunable channels (%.1f%%; %d removed by the policy, %d more as dead channels), under %g%% of the network: refusing (prune --force accepts it): %w",
 			*r, rep.ChannelsAfter, rep.ChannelsBefore, 100*float64(rep.ChannelsAfter)/float64(max(rep.ChannelsBefore, 1)),
 			rep.PolicyRemoved, rep.PropagatedRemoved, 100*MinKeptShare, ErrDestroyed)
 	}
