@@ -31,7 +31,7 @@ func cmdPrune(e *env, args []string) error {
 	form := f.String("form", "rmnet", "rmnet or resnet")
 	minCh := f.Int("min-channels", 1, "never keep fewer channels in a layer")
 	roundTo := f.Int("round-to", 1, "keep a multiple of N channels per layer")
-	calib := f.String("calib", "", "measure reserved-channel statistics on this data set")
+	calib := f.String("calib", "", "measure reserved-channel and block-output statistics on this data set (a slim ratio needs them: else the model's, else its own data set's)")
 	force := f.Bool("force", false, "accept a ratio ≤ 0.5 whose result keeps under 5% of the prunable channels")
 	shape := f.String("shape", "", "input shape CxHxW (default: the model's)")
 	out := f.String("out", "", "output file: .safetensors or .onnx")
