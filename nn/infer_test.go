@@ -59,6 +59,8 @@ func TestFromStateDictRMNetLayouts(t *testing.T) {
 	basic, _ := StandardResNet("resnet20", 3, 10)
 	bott := ResNetSpec{InChannels: 3, StemWidth: 8, StemKernel: 3, Classes: 5,
 		Blocks: ResNetBlocks([]int{2, 2}, []int{4, 8}, 8, true)}
+	imagenet := ResNetSpec{InChannels: 3, StemWidth: 8, StemKernel: 7, MaxPool: true, Classes: 4,
+		Blocks: ResNetBlocks([]int{2, 1}, []int{8, 16}, 8, false)}
 	for _, tc := range []struct {
 		name    string
 		spec    ResNetSpec
@@ -70,6 +72,7 @@ func TestFromStateDictRMNetLayouts(t *testing.T) {
 		{"basic/pruning", basic, true, true},
 		{"bottleneck/train", bott, false, true},
 		{"bottleneck/pruning/untracked", bott, true, false},
+		{"imagenet-stem/pruning", imagenet, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := tc.spec
@@ -91,6 +94,9 @@ func TestFromStateDictRMNetLayouts(t *testing.T) {
 				t.Fatalf("nodes got %d; want %d", len(h.Nodes), len(g.Nodes))
 			}
 			x := randAct(rng, 2, Shape{3, 16, 16})
+			if spec.MaxPool {
+				x = randAct(rng, 1, Shape{3, 40, 40})
+			}
 			want, _ := g.Forward(x, nil)
 			got, err := h.Forward(x, nil)
 			if err != nil {
@@ -101,6 +107,9 @@ func TestFromStateDictRMNetLayouts(t *testing.T) {
 				t.Errorf("loaded net differs from the saved one: rel %g; want bit-identical", rel)
 			}
 			input := "relu"
+			if spec.MaxPool {
+				input = "maxpool"
+			}
 			for _, bl := range spec.Blocks {
 				p := bl.Prefix + "."
 				for _, r := range []struct{ key, node string }{{p + "running1.", input}, {p + "running2.", p + "add"}} {
