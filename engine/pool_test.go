@@ -23,19 +23,19 @@ func TestPoolRunsInParallel(t *testing.T) {
 	done := make(chan bool, 1)
 	go func() {
 		var started [2]atomic.Bool
-		ok := true
+		var failed atomic.Bool
 		p.Run(2, func(w, lo, hi int) {
 			started[w].Store(true)
 			deadline := time.Now().Add(20 * time.Second)
 			for !started[1-w].Load() {
 				if time.Now().After(deadline) {
-					ok = false
+					failed.Store(true)
 					return
 				}
 				runtime.Gosched()
 			}
 		})
-		done <- ok
+		done <- !failed.Load()
 	}()
 	if !<-done {
 		t.Fatal("the two halves of a 2-way loop never ran at the same time")
