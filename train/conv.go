@@ -117,17 +117,7 @@ func (o *convOp) forward(t *Net, l *layer) {
 func (o *convOp) addStats(worker int, y []float32) {
 	st := o.stats[worker]
 	for c := 0; c < o.l.outS.C; c++ {
-		p := y[c*o.p : (c+1)*o.p]
-		var s, ss float64
-		for i := 0; i < len(p); i += 64 {
-			var s32, ss32 float32
-			for _, v := range p[i:min(i+64, len(p))] {
-				s32 += v
-				ss32 += v * v
-			}
-			s += float64(s32)
-			ss += float64(ss32)
-		}
+		s, ss := sumSq(y[c*o.p : (c+1)*o.p])
 		st[2*c] += s
 		st[2*c+1] += ss
 	}
@@ -214,7 +204,6 @@ func (o *convOp) backward(t *Net, l *layer) {
 			o.b.Grad[i] = float32(s)
 		}
 	}
-	o.packedT = nil
 }
 
 func (o *convOp) backwardTask(worker, lo, hi int) {

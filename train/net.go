@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/rmprune/rmprune/engine"
 	"github.com/rmprune/rmprune/kernels"
@@ -45,6 +46,13 @@ type Net struct {
 
 	probs []float64 // softmax of the last forward, n×classes
 	loss  lossTask
+
+	timing *opTimes // per-layer wall times (benchmarks' per-op breakdown); nil: off
+}
+
+// opTimes accumulates the wall time of every layer's forward and backward.
+type opTimes struct {
+	fwd, bwd []time.Duration // per layer
 }
 
 // NetOptions configure NewNet.
@@ -273,9 +281,15 @@ func (t *Net) Forward(x []float32, n int, train bool) []float32 {
 	t.n, t.train = n, train
 	in := t.layers[0]
 	in.out = x[:n*t.in.Numel()]
-	for _, l := range t.layers[1:] {
+	for i, l := range t.layers[1:] {
 		if l.alias {
 			l.out = l.ins[0].out
+		}
+		if t.timing != nil {
+			t0 := time.Now()
+			l.impl.forward(t, l)
+			t.timing.fwd[i+1] += time.Since(t0)
+			continue
 		}
 		l.impl.forward(t, l)
 	}
@@ -358,6 +372,12 @@ func (lt *lossTask) run(worker, lo, hi int) {
 func (t *Net) Backward() {
 	for i := len(t.layers) - 1; i > 0; i-- {
 		l := t.layers[i]
+		if t.timing != nil {
+			t0 := time.Now()
+			l.impl.backward(t, l)
+			t.timing.bwd[i] += time.Since(t0)
+			continue
+		}
 		l.impl.backward(t, l)
 	}
 }

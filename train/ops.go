@@ -55,18 +55,9 @@ func (o *bnOp) forwardTask(_, lo, hi int) {
 				}
 			}
 			for b := 0; b < t.n && o.conv == nil; b++ {
-				var s32, ss32 float32
-				p := x[(b*C+c)*hw : (b*C+c+1)*hw]
-				// Short float32 runs summed into float64 keep the error small.
-				for i := 0; i < len(p); i += 64 {
-					s32, ss32 = 0, 0
-					for _, v := range p[i:min(i+64, len(p))] {
-						s32 += v
-						ss32 += v * v
-					}
-					s += float64(s32)
-					ss += float64(ss32)
-				}
+				a, q := sumSq(x[(b*C+c)*hw : (b*C+c+1)*hw])
+				s += a
+				ss += q
 			}
 			mean = s / m
 			vr := max(ss/m-mean*mean, 0)
@@ -84,19 +75,12 @@ func (o *bnOp) forwardTask(_, lo, hi int) {
 		o.mean[c], o.inv[c] = mean, inv
 		a := float32(float64(o.gamma.Data[c]) * inv)
 		sh := float32(float64(o.beta.Data[c]) - float64(o.gamma.Data[c])*inv*mean)
+		out := l.out
+		if l.relu != nil {
+			out = l.relu.out
+		}
 		for b := 0; b < t.n; b++ {
-			src := x[(b*C+c)*hw : (b*C+c+1)*hw]
-			if l.relu != nil {
-				dst := l.relu.out[(b*C+c)*hw : (b*C+c+1)*hw]
-				for i, v := range src {
-					dst[i] = max(v*a+sh, 0)
-				}
-				continue
-			}
-			dst := l.out[(b*C+c)*hw : (b*C+c+1)*hw]
-			for i, v := range src {
-				dst[i] = v*a + sh
-			}
+			scaleShift(out[(b*C+c)*hw:(b*C+c+1)*hw], x[(b*C+c)*hw:(b*C+c+1)*hw], a, sh, l.relu != nil)
 		}
 	}
 }
@@ -121,34 +105,16 @@ func (o *bnOp) backwardTask(_, lo, hi int) {
 		for b := 0; b < t.n; b++ {
 			xs := x[(b*C+c)*hw : (b*C+c+1)*hw]
 			ds := dy[(b*C+c)*hw : (b*C+c+1)*hw]
+			var a, q float64
 			if mask != nil {
 				// Gate in place (the ReLU's gradient is read by nothing
 				// else) while summing.
-				ms := mask[(b*C+c)*hw : (b*C+c+1)*hw]
-				for i := 0; i < len(xs); i += 64 {
-					var a, bb float32
-					e := min(i+64, len(xs))
-					for j := i; j < e; j++ {
-						v := reluGrad(ds[j], ms[j])
-						ds[j] = v
-						a += v
-						bb += v * (xs[j] - mf)
-					}
-					sdy += float64(a)
-					sdyx += float64(bb)
-				}
-				continue
+				a, q = gateSumDot(ds, mask[(b*C+c)*hw:(b*C+c+1)*hw], xs, mf)
+			} else {
+				a, q = sumDot(ds, xs, mf)
 			}
-			for i := 0; i < len(xs); i += 64 {
-				var a, bb float32
-				e := min(i+64, len(xs))
-				for j, v := range ds[i:e] {
-					a += v
-					bb += v * (xs[i+j] - mf)
-				}
-				sdy += float64(a)
-				sdyx += float64(bb)
-			}
+			sdy += a
+			sdyx += q
 		}
 		g := float64(o.gamma.Data[c])
 		o.beta.Grad[c] = float32(sdy)
@@ -167,18 +133,8 @@ func (o *bnOp) backwardTask(_, lo, hi int) {
 		}
 		acc := l.addIn[0]
 		for b := 0; b < t.n; b++ {
-			xs := x[(b*C+c)*hw : (b*C+c+1)*hw]
-			ds := dy[(b*C+c)*hw : (b*C+c+1)*hw]
-			dx := in.grad[(b*C+c)*hw : (b*C+c+1)*hw]
-			if acc {
-				for i, v := range ds {
-					dx[i] += k1*v - k2 - k3*(xs[i]-mf)
-				}
-			} else {
-				for i, v := range ds {
-					dx[i] = k1*v - k2 - k3*(xs[i]-mf)
-				}
-			}
+			r := (b*C + c) * hw
+			bnInputGrad(in.grad[r:r+hw], dy[r:r+hw], x[r:r+hw], k1, k2, k3, mf, acc)
 		}
 	}
 }
@@ -250,14 +206,6 @@ func (o *actOp) backward(t *Net, l *layer) {
 	if !l.fused {
 		t.pool.Run(l.outS.C, o.bwd)
 	}
-}
-
-// reluGrad returns g where the ReLU output y (≥ 0) is positive, else 0,
-// without a branch.
-func reluGrad(g, y float32) float32 {
-	b := math.Float32bits(y)
-	m := uint32(int32(b|-b) >> 31)
-	return math.Float32frombits(math.Float32bits(g) & m)
 }
 
 func (o *actOp) backwardTask(_, lo, hi int) {
@@ -358,15 +306,7 @@ func (o *addOp) forwardTask(_, lo, hi int) {
 		b := l.ins[1].out[lo*sz : hi*sz]
 		b = b[:len(a)]
 		dst = dst[:len(a)]
-		if l.relu != nil {
-			for i, v := range a {
-				dst[i] = max(v+b[i], 0)
-			}
-		} else {
-			for i, v := range a {
-				dst[i] = v + b[i]
-			}
-		}
+		addTo(dst, a, b, l.relu != nil)
 		return
 	}
 	copy(dst, a)
@@ -397,26 +337,10 @@ func (o *addOp) backwardTask(_, lo, hi int) {
 		// The usual residual block: one input shares dy, the other
 		// (the shortcut) gets it in the same pass.
 		if len(l.ins) == 2 && l.ins[0].gradShared && l.ins[1].grad != nil && !l.ins[1].gradShared {
-			dx := l.ins[1].grad[lo*sz : hi*sz]
-			dx = dx[:len(dy)]
-			if l.addIn[1] {
-				for i := range dy {
-					v := reluGrad(g[i], y[i])
-					dy[i] = v
-					dx[i] += v
-				}
-			} else {
-				for i := range dy {
-					v := reluGrad(g[i], y[i])
-					dy[i] = v
-					dx[i] = v
-				}
-			}
+			gate2(dy, l.ins[1].grad[lo*sz:hi*sz], g, y, l.addIn[1])
 			return
 		}
-		for i := range dy {
-			dy[i] = reluGrad(g[i], y[i])
-		}
+		gate(dy, g, y)
 	}
 	for j, in := range l.ins {
 		if in.grad != nil && !in.gradShared {
