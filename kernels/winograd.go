@@ -100,6 +100,7 @@ type WinogradWeights struct {
 	m int
 	s ConvShape
 	u []PackedA // u[ξ]: U[ξ] packed for the GEMM
+	t []float32 // the transformed weights before packing (PackWinogradInto reuses it)
 }
 
 // Tile reports the output tile size m of F(m×m,3×3).
@@ -116,47 +117,10 @@ func WinogradOK(s ConvShape) bool {
 // PackWinograd transforms and packs conv weights (OutC×C×3×3, as for
 // [PackConv]) for F(m×m,3×3), m = 2 or 4, for the active kernel path. It
 // panics when s is not supported ([WinogradOK]). This allocates; call it once
-// per layer.
+// per layer (or use [PackWinogradInto]).
 func PackWinograd(w []float32, s ConvShape, m int) *WinogradWeights {
-	if !WinogradOK(s) || (m != 2 && m != 4) {
-		panic(fmt.Sprintf("kernels: PackWinograd unsupported m=%d shape %+v", m, s))
-	}
-	if len(w) < s.OutC*s.K() {
-		panic(fmt.Sprintf("kernels: PackWinograd weights have %d elements, need %d", len(w), s.OutC*s.K()))
-	}
-	a := m + 2
-	g := winoG[m/4]
-	oc, c := s.OutC, s.C
-	// ut[ξ][o][ci] in float64 arithmetic: U = G g Gᵀ.
-	ut := make([]float32, a*a*oc*c)
-	for o := 0; o < oc; o++ {
-		for ci := 0; ci < c; ci++ {
-			k := w[(o*c+ci)*9 : (o*c+ci)*9+9]
-			var gg [6][3]float64 // G g
-			for l := 0; l < a; l++ {
-				for x := 0; x < 3; x++ {
-					for y := 0; y < 3; y++ {
-						gg[l][x] += g[l][y] * float64(k[y*3+x])
-					}
-				}
-			}
-			for l := 0; l < a; l++ {
-				for kk := 0; kk < a; kk++ {
-					var u float64
-					for x := 0; x < 3; x++ {
-						u += gg[l][x] * g[kk][x]
-					}
-					ut[((kk*a+l)*oc+o)*c+ci] = float32(u)
-				}
-			}
-		}
-	}
-	ww := &WinogradWeights{m: m, s: s, u: make([]PackedA, a*a)}
-	data := make([]float32, a*a*oc*c)
-	for x := range ww.u {
-		ww.u[x].data = data[x*oc*c : (x+1)*oc*c : (x+1)*oc*c]
-		PackAInto(&ww.u[x], ut[x*oc*c:(x+1)*oc*c], oc, c, c)
-	}
+	ww := PackWinogradInto(nil, w, s, m)
+	ww.t = nil // only repacking needs it
 	return ww
 }
 

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 // batch 128, 2 threads (ResNet-20 also 1 thread), with the batch
 // prepared ahead, and reports images/s = batch / median step time (the
 // DESIGN's images_per_s; scripts/bench_train.sh compares it with PyTorch).
+// resnet20-direct runs every conv directly (NetOptions.Direct), no Winograd.
 func BenchmarkTrainStep(b *testing.B) {
 	for _, bc := range []struct {
 		arch            string
@@ -23,14 +25,17 @@ func BenchmarkTrainStep(b *testing.B) {
 		{"resnet20", 1, 28, 128, 2},
 		{"resnet20-1thread", 1, 28, 128, 1},
 		{"resnet56", 3, 32, 128, 2},
+		{"resnet20-direct", 1, 28, 128, 2},
+		{"resnet20-1thread-direct", 1, 28, 128, 1},
 	} {
 		b.Run(bc.arch, func(b *testing.B) {
-			g, err := nn.Build(strings.TrimSuffix(bc.arch, "-1thread"), bc.c, 10, 1)
+			arch, _, _ := strings.Cut(bc.arch, "-")
+			g, err := nn.Build(arch, bc.c, 10, 1)
 			if err != nil {
 				b.Fatal(err)
 			}
 			in := nn.Shape{C: bc.c, H: bc.h, W: bc.h}
-			net, err := NewNet(g, in, NetOptions{MaxBatch: bc.batch, Threads: bc.th})
+			net, err := NewNet(g, in, NetOptions{MaxBatch: bc.batch, Threads: bc.th, Direct: strings.HasSuffix(bc.arch, "direct")})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -55,13 +60,19 @@ func BenchmarkTrainStep(b *testing.B) {
 				step()
 			}
 			var times []time.Duration
+			cpu0 := cpuTime()
 			for b.Loop() {
 				t0 := time.Now()
 				step()
 				times = append(times, time.Since(t0))
 			}
+			cpu := cpuTime() - cpu0
 			slices.Sort(times)
 			b.ReportMetric(float64(bc.batch)/times[len(times)/2].Seconds(), "images/s")
+			// CPU time per step (the process's user+system time; a waiting
+			// worker spins for a while, so with 2 threads it includes some
+			// spinning): on a shared machine it moves less than wall time.
+			b.ReportMetric(cpu.Seconds()*1e3/float64(len(times)), "cpu-ms/step")
 		})
 	}
 }
@@ -166,4 +177,13 @@ func BenchmarkTrainOps(b *testing.B) {
 			}
 		})
 	}
+}
+
+// cpuTime returns the process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

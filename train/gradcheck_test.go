@@ -76,6 +76,21 @@ var gradCases = []gradCase{
 		y = b.op("add", nn.OpAdd, y, s)
 		b.op("relu", nn.OpReLU, y)
 	}, false},
+	// Winograd: F(4×4) on 12×12 and F(2×2) on 6×6 maps, forward and input
+	// gradient (accumulated into the shortcut's), with BN+ReLU and add+ReLU.
+	{"residual-block-winograd", 8, 12, 2, func(b *graphBuilder) {
+		s := b.conv("stem", "input", 8, 8, 3, 1, 1, 1, false)
+		s = b.op("stem.relu", nn.OpReLU, s)
+		y := b.conv("conv1", s, 8, 8, 3, 1, 1, 1, false)
+		y = b.bn("bn1", y, 8)
+		y = b.op("relu1", nn.OpReLU, y)
+		y = b.conv("conv2", y, 8, 8, 3, 1, 1, 1, false)
+		y = b.bn("bn2", y, 8)
+		y = b.op("add", nn.OpAdd, y, s)
+		y = b.op("relu", nn.OpReLU, y)
+		y = b.conv("down", y, 8, 8, 3, 2, 1, 1, false)
+		b.conv("conv3", y, 8, 9, 3, 1, 1, 1, true)
+	}, false},
 	{"pools", 2, 9, 2, func(b *graphBuilder) {
 		x := b.conv("conv", "input", 2, 3, 3, 1, 1, 1, true)
 		m := b.pool("max", nn.OpMaxPool, x, 3, 2, 1)

@@ -43,6 +43,8 @@ type Net struct {
 	train bool // training-mode forward (batch statistics, running-stat update)
 
 	inputGrad bool // Backward computes the input's gradient (InputGrad)
+	direct    bool // no Winograd (NetOptions.Direct)
+	noShift   bool // tests: every weight gradient through im2col
 
 	probs []float64 // softmax of the last forward, n×classes
 	loss  lossTask
@@ -62,10 +64,19 @@ type NetOptions struct {
 	// InputGrad makes Backward compute the gradient of the input too
 	// (gradient checks); otherwise the first layer skips it.
 	InputGrad bool
+	// Direct runs every conv as a direct (im2col) convolution; by default
+	// 3×3 stride-1 convs with ≥ 8 channels run their forward pass and input
+	// gradient with Winograd F(2×2) or F(4×4) (see winoTile).
+	Direct bool
 }
 
 // NewNet prepares g for training on images of shape in.
 func NewNet(g *nn.Graph, in nn.Shape, opt NetOptions) (*Net, error) {
+	return newNet(g, in, opt, false)
+}
+
+// newNet is NewNet; noShift (tests) makes every weight gradient use im2col.
+func newNet(g *nn.Graph, in nn.Shape, opt NetOptions, noShift bool) (*Net, error) {
 	if opt.MaxBatch < 1 {
 		opt.MaxBatch = 128
 	}
@@ -79,7 +90,7 @@ func NewNet(g *nn.Graph, in nn.Shape, opt NetOptions) (*Net, error) {
 	if opt.Threads > maxWorkers {
 		opt.Threads = maxWorkers
 	}
-	t := &Net{g: g, in: in, maxBatch: opt.MaxBatch, inputGrad: opt.InputGrad}
+	t := &Net{g: g, in: in, maxBatch: opt.MaxBatch, inputGrad: opt.InputGrad, direct: opt.Direct, noShift: noShift}
 	if out := shapes[g.Output().Name]; out.H == 1 && out.W == 1 {
 		t.classes = out.C
 	}

@@ -1,0 +1,57 @@
+package kernels
+
+import "fmt"
+
+// PackWinogradInto is [PackWinograd] reusing ww's memory when it was packed
+// for the same shape and tile (ww may be nil), for weights that change every
+// step (training): no allocation in steady state. The caller must not repack
+// weights another goroutine is using.
+func PackWinogradInto(ww *WinogradWeights, w []float32, s ConvShape, m int) *WinogradWeights {
+	if !WinogradOK(s) || (m != 2 && m != 4) {
+		panic(fmt.Sprintf("kernels: PackWinograd unsupported m=%d shape %+v", m, s))
+	}
+	if len(w) < s.OutC*s.K() {
+		panic(fmt.Sprintf("kernels: PackWinograd weights have %d elements, need %d", len(w), s.OutC*s.K()))
+	}
+	a := m + 2
+	g := winoG[m/4]
+	oc, c := s.OutC, s.C
+	if ww == nil || ww.m != m || ww.s != s || len(ww.u) != a*a || ww.u[0].ks != active {
+		ww = &WinogradWeights{m: m, s: s, u: make([]PackedA, a*a), t: make([]float32, a*a*oc*c)}
+		data := make([]float32, a*a*oc*c)
+		for x := range ww.u {
+			ww.u[x].data = data[x*oc*c : (x+1)*oc*c : (x+1)*oc*c]
+		}
+	}
+	if len(ww.t) < a*a*oc*c {
+		ww.t = make([]float32, a*a*oc*c)
+	}
+	// t[ξ][o][ci] in float64 arithmetic: U = G g Gᵀ.
+	ut := ww.t
+	for o := 0; o < oc; o++ {
+		for ci := 0; ci < c; ci++ {
+			k := w[(o*c+ci)*9 : (o*c+ci)*9+9]
+			var gg [6][3]float64 // G g
+			for l := 0; l < a; l++ {
+				for x := 0; x < 3; x++ {
+					for y := 0; y < 3; y++ {
+						gg[l][x] += g[l][y] * float64(k[y*3+x])
+					}
+				}
+			}
+			for l := 0; l < a; l++ {
+				for kk := 0; kk < a; kk++ {
+					var u float64
+					for x := 0; x < 3; x++ {
+						u += gg[l][x] * g[kk][x]
+					}
+					ut[((kk*a+l)*oc+o)*c+ci] = float32(u)
+				}
+			}
+		}
+	}
+	for x := range ww.u {
+		PackAInto(&ww.u[x], ut[x*oc*c:(x+1)*oc*c], oc, c, c)
+	}
+	return ww
+}
