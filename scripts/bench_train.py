@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """PyTorch side of scripts/bench_train.sh: training throughput of a CIFAR-style
-ResNet-20 (3 stages, base width 16, 1x1-conv projection shortcuts, as
-rmprune's nn.Build("resnet20")) on random 1x28x28 inputs, batch 128, SGD with
-momentum 0.9 and weight decay 5e-4. A step is forward + backward + update with
+ResNet (3 stages, base width 16, 1x1-conv projection shortcuts, as rmprune's
+nn.Build("resnet20") / nn.Build("resnet56"); --depth) on random inputs
+(--shape, default 1x28x28), batch 128, SGD with momentum 0.9 and weight decay
+5e-4. A step is forward + backward + update with
 the batch prepared ahead. Prints one JSON line:
 {"images_per_s": ..., "ms_per_step_p50": ..., "torch": ..., "threads": ...}.
 images_per_s = batch / median step time after 3 warm-up steps.
@@ -35,7 +36,7 @@ class Block(nn.Module):
         return F.relu(y + s)
 
 
-class ResNet20(nn.Module):
+class ResNet(nn.Module):
     def __init__(self, cin=1, classes=10, n=3):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, 16, 3, 1, 1, bias=False)
@@ -62,11 +63,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--shape", default="1x28x28")
+    ap.add_argument("--depth", type=int, default=20, help="6n+2: 20, 32, 44, 56, 110")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     c, h, w = (int(v) for v in args.shape.split("x"))
-    model = ResNet20(cin=c)
+    if (args.depth - 2) % 6:
+        ap.error("--depth must be 6n+2")
+    model = ResNet(cin=c, n=(args.depth - 2) // 6)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(args.batch, c, h, w)
@@ -84,7 +88,7 @@ def main():
     med = statistics.median(times)
     print(json.dumps({"images_per_s": args.batch / med, "ms_per_step_p50": med * 1e3,
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "batch": args.batch, "steps": args.steps}))
+                      "batch": args.batch, "steps": args.steps, "depth": args.depth, "shape": args.shape}))
 
 
 if __name__ == "__main__":

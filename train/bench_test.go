@@ -25,6 +25,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		{"resnet20", 1, 28, 128, 2},
 		{"resnet20-1thread", 1, 28, 128, 1},
 		{"resnet56", 3, 32, 128, 2},
+		{"resnet56-1thread", 3, 32, 128, 1},
 		{"resnet20-direct", 1, 28, 128, 2},
 		{"resnet20-1thread-direct", 1, 28, 128, 1},
 	} {
