@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/rm"
 )
 
 // BenchmarkTrainStep times one training step (forward, backward, SGD update)
@@ -16,7 +17,9 @@ import (
 // batch 128, 2 threads (ResNet-20 also 1 thread), with the batch
 // prepared ahead, and reports images/s = batch / median step time (the
 // DESIGN's images_per_s; scripts/bench_train.sh compares it with PyTorch).
-// resnet20-direct runs every conv directly (NetOptions.Direct), no Winograd.
+// resnet20-direct runs every conv directly (NetOptions.Direct), no Winograd;
+// rmnet20 is ResNet-20 after RM with BatchNorms kept (the form pruning
+// fine-tunes), -keepcopies with Net.KeepCopies.
 func BenchmarkTrainStep(b *testing.B) {
 	for _, bc := range []struct {
 		arch            string
@@ -27,13 +30,23 @@ func BenchmarkTrainStep(b *testing.B) {
 		{"resnet56", 3, 32, 128, 2},
 		{"resnet56-1thread", 3, 32, 128, 1},
 		{"resnet20-direct", 1, 28, 128, 2},
+		{"rmnet20", 1, 28, 128, 2},
+		{"rmnet20-keepcopies", 1, 28, 128, 2},
 		{"resnet20-1thread-direct", 1, 28, 128, 1},
 	} {
 		b.Run(bc.arch, func(b *testing.B) {
 			arch, _, _ := strings.Cut(bc.arch, "-")
-			g, err := nn.Build(arch, bc.c, 10, 1)
+			g, err := nn.Build(strings.Replace(arch, "rmnet", "resnet", 1), bc.c, 10, 1)
 			if err != nil {
 				b.Fatal(err)
+			}
+			if strings.HasPrefix(arch, "rmnet") {
+				// The BN-kept RMNet pruning slims and fine-tunes.
+				r, err := rm.Convert(g, rm.Options{KeepBN: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				g = r.Graph
 			}
 			in := nn.Shape{C: bc.c, H: bc.h, W: bc.h}
 			net, err := NewNet(g, in, NetOptions{MaxBatch: bc.batch, Threads: bc.th, Direct: strings.HasSuffix(bc.arch, "direct")})
@@ -41,6 +54,9 @@ func BenchmarkTrainStep(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer net.Close()
+			if strings.HasSuffix(bc.arch, "-keepcopies") {
+				net.KeepCopies()
+			}
 			rng := rand.New(rand.NewPCG(1, 2))
 			x := make([]float32, bc.batch*in.Numel())
 			for i := range x {
