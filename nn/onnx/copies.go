@@ -183,16 +183,29 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 	kk, centre := k*k, (k/2)*(k+1)
 	w, b := n.P("weight"), n.P("bias")
 	at := func(o, i, t int) float32 { return w[(o*c+i)*kk+t] }
+	bias := func(o int) float32 {
+		if b == nil {
+			return 0
+		}
+		return b[o]
+	}
+	// A Dirac row is written as a copy when it is one up to copyTol (a
+	// positive scale, no bias: a biased copy needs its own op and would not
+	// pass the ReLU after it) and its consumers take it as a copy; else it
+	// stays a dense row: a few MACs more, but no Slice and Concat pass.
 	src, coef := nn.DiracRows(w, m, c, k)
 	dirac := make([]bool, m)
 	var rows, cols []int // dense rows, dense columns
 	for o, s := range src {
-		dirac[o] = s >= 0
-		if s < 0 {
+		if s >= 0 {
+			in := segs[s]
+			dirac[o] = coef[o] > 0 && math.Abs(float64(in.bias*coef[o]+bias(o))) <= copyTol && l.absorbed(n.Name, o)
+		}
+		if !dirac[o] {
 			rows = append(rows, o)
 		}
 	}
-	only := nn.CentreOnly(w, m, c, k, dirac)
+	only := nn.CentreOnly(w, m, c, k, dirac) // over the dense rows
 	carried := make([]bool, c)
 	nCarried := 0
 	for i := range c {
@@ -207,12 +220,6 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 		return false
 	}
 	l.copies += m - len(rows) + nCarried
-	bias := func(o int) float32 {
-		if b == nil {
-			return 0
-		}
-		return b[o]
-	}
 	var y string
 	if md := len(rows); md > 0 {
 		// Bias of the dense rows, with the carried copies' biases (read at
@@ -328,6 +335,41 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 		r++
 	}
 	l.setSegs(n.Name, res)
+	return true
+}
+
+// absorbed reports whether every consumer of channel ch of nn node name
+// takes it as a copy: activations that may pass it on (followed, each
+// reading only this node), and convs that read it through the centre tap
+// only. Pools, linears, adds and convs reading it through other taps need
+// the channel materialised.
+func (l *lowering) absorbed(name string, ch int) bool {
+	if l.consumers == nil {
+		l.consumers = l.g.Consumers()
+	}
+	cs := l.consumers[name]
+	if len(cs) == 0 {
+		return false // the graph's output
+	}
+	for _, c := range cs {
+		switch {
+		case c.Op == nn.OpReLU || c.Op == nn.OpPReLU || c.Op == nn.OpClamp:
+			if !l.absorbed(c.Name, ch) {
+				return false
+			}
+		case nn.CopyConv(c) && len(c.Inputs) == 1:
+			only := l.centre[c.Name]
+			if only == nil {
+				only = nn.CentreOnly(c.P("weight"), c.Out, c.In, c.Kernel, nil)
+				l.centre[c.Name] = only
+			}
+			if !only[ch] {
+				return false
+			}
+		default:
+			return false
+		}
+	}
 	return true
 }
 

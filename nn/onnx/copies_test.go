@@ -11,11 +11,13 @@ import (
 )
 
 // copyNet is a small plain net whose copies take every path of the
-// copy-aware lowering: a strided conv with Dirac rows that scale, bias and
-// reorder (bias < 0 so a ReLU must run on one of them), a conv reading them
-// through all taps (materialised: strided Slice, Concat, Mul, Add), one
-// reading them at the centre only (a Gather term and a 1×1 term), a conv
-// of Dirac rows only, and copies reaching the pooling at the end.
+// copy-aware lowering: a strided Dirac row copying the input, scaled, read
+// at the centre only (but the ReLU after it must run: the copy is
+// materialised with a strided Slice, Concat and Mul), a strided conv with Dirac rows that scale and reorder, one
+// with a bias (not a copy: a dense row), read by the next conv at the centre
+// tap only (a 1×1 term: each row reads two), Dirac rows not leading read by
+// centre-only columns, and Dirac rows only, read by the pooling at the end
+// (not absorbed: a dense conv).
 func copyNet() *nn.Graph {
 	rng := rand.New(rand.NewPCG(21, 22))
 	g := &nn.Graph{Input: [3]int{3, 9, 10}, Arch: "copies", Form: "rmnet", Classes: 4}
@@ -42,13 +44,30 @@ func copyNet() *nn.Graph {
 		}
 	}
 	add(&nn.Node{Name: "input", Op: nn.OpInput, Out: 3})
-	conv("c0", "input", 3, 4, 3, 1, nil)
+	c0 := conv("c0", "input", 3, 4, 3, 2, nil)
+	dirac(c0, map[int][2]float32{3: {1, 2}})
 	relu("r0", "c0")
 	a := conv("a", "r0", 4, 6, 3, 2, nil)
 	dirac(a, map[int][2]float32{0: {2, 1}, 1: {0, 0.5}, 2: {3, 2}})
-	a.P("bias")[2] = -0.05 // a copy whose ReLU is not the identity
+	a.P("bias")[2] = -0.05 // not a copy
+	for o := range 6 { // c0's copy is read at the centre only
+		for t := range 9 {
+			if t != 4 {
+				a.P("weight")[(o*4+3)*9+t] = 0
+			}
+		}
+	}
 	relu("ra", "a")
-	conv("b", "ra", 6, 5, 3, 1, nil) // reads the copies through every tap
+	b := conv("b", "ra", 6, 5, 3, 1, nil)
+	for o := range 5 { // reads a's copies at the centre only
+		for _, col := range []int{0, 1} {
+			for t := range 9 {
+				if t != 4 {
+					b.P("weight")[(o*6+col)*9+t] = 0
+				}
+			}
+		}
+	}
 	relu("rb", "b")
 	d := conv("d", "rb", 5, 7, 3, 1, nil)
 	dirac(d, map[int][2]float32{1: {4, 1}, 3: {0, 1}, 5: {2, 1}}) // Dirac rows not leading
@@ -146,9 +165,22 @@ func TestCopyAwareMatchesReference(t *testing.T) {
 				if rel, _ := nn.RelError(got.D, want.D); !(rel <= 1e-5) {
 					t.Errorf("dense %v: rel error %g; want ≤ 1e-5", dense, rel)
 				}
+				// Copy-aware when it saves MACs (MobileNetV2's reserved
+				// channels pass depthwise convs: no copies to write).
+				cm, err := MACs(tc.G, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				dm, err := MACs(tc.G, Options{Dense: true})
+				if err != nil {
+					t.Fatal(err)
+				}
 				form := ExportCopyAware
-				if dense {
+				if dense || cm == dm {
 					form = ExportDense
+				}
+				if cm > dm {
+					t.Errorf("copy-aware MACs %d > dense %d", cm, dm)
 				}
 				if got := meta(m, "rmprune.export"); got != form {
 					t.Errorf("dense %v: rmprune.export %q; want %q", dense, got, form)
@@ -243,13 +275,13 @@ func TestCopyAwareOps(t *testing.T) {
 	}
 	m := decode(t, encode(t, copyNet(), Options{}))
 	got := opCount(m)
-	for _, op := range []string{"Slice", "Concat", "Mul", "Add"} {
+	for _, op := range []string{"Slice", "Concat", "Mul"} {
 		if got[op] == 0 {
 			t.Errorf("ops %v: no %s", got, op)
 		}
 	}
-	if n := got["Conv"]; n != 6 { // c0, a (dense rows), b, d, e and e's 1×1 term; f has none
-		t.Errorf("ops %v: %d Conv; want 6", got, n)
+	if n := got["Conv"]; n != 8 { // c0, a (dense rows), b and its 1×1 term, d, e and its 1×1 term, f
+		t.Errorf("ops %v: %d Conv; want 8", got, n)
 	}
 	if d := opCount(decode(t, encode(t, copyNet(), Options{Dense: true}))); d["Conv"] != 6 || d["Slice"]+d["Gather"]+d["Concat"] != 0 {
 		t.Errorf("dense ops %v; want 6 Conv and no Slice, Gather, Concat", d)

@@ -29,6 +29,10 @@ type lowering struct {
 	written map[string]bool  // initializer names written
 	copies  int              // rows, columns and activations written as copies
 	macs    int64            // per image, of the Conv and Gemm nodes written
+	// For absorbed: the folded graph's consumers, and per conv its
+	// centre-only columns (over all rows).
+	consumers map[string][]*nn.Node
+	centre    map[string][]bool
 }
 
 // supported lists the nn ops the exporter knows.
@@ -86,7 +90,7 @@ func lowerGraph(g *nn.Graph, opt Options) (*Model, *lowering, error) {
 	}
 	l := &lowering{g: f, shapes: shapes, used: map[string]bool{"input": true, "logits": true},
 		value: map[string]string{}, rank: map[string]int{}, dense: opt.Dense,
-		segs: map[string][]seg{}, chans: map[string]int{}, nonneg: map[string]bool{}, written: map[string]bool{}}
+		segs: map[string][]seg{}, chans: map[string]int{}, nonneg: map[string]bool{}, written: map[string]bool{}, centre: map[string][]bool{}}
 	for _, n := range f.Nodes {
 		for p := range n.Params {
 			l.used[n.Name+"."+p] = true
