@@ -50,7 +50,7 @@ func copyNet() *nn.Graph {
 	a := conv("a", "r0", 4, 6, 3, 2, nil)
 	dirac(a, map[int][2]float32{0: {2, 1}, 1: {0, 0.5}, 2: {3, 2}})
 	a.P("bias")[2] = -0.05 // not a copy
-	for o := range 6 { // c0's copy is read at the centre only
+	for o := range 6 {     // c0's copy is read at the centre only
 		for t := range 9 {
 			if t != 4 {
 				a.P("weight")[(o*4+3)*9+t] = 0
