@@ -123,19 +123,8 @@ func writeONNX(path string, g *nn.Graph, opt onnx.Options) (form string, macs in
 	if err := onnx.WriteFile(path, g, opt); err != nil {
 		return "", 0, err
 	}
-	if macs, err = onnx.MACs(g, opt); err != nil {
-		return "", 0, err
-	}
-	m, err := onnx.ReadFile(path)
-	if err != nil {
-		return "", 0, err
-	}
-	for _, e := range m.Metadata {
-		if e.Key == "rmprune.export" {
-			form = e.Value
-		}
-	}
-	return form, macs, nil
+	info, err := onnx.Describe(g, opt)
+	return info.Form, info.MACs, err
 }
 
 // copyMeta carries the model-level metadata over to a derived network.

@@ -42,16 +42,30 @@ var supported = map[nn.Op]bool{
 	nn.OpGlobalAvgPool: true, nn.OpFlatten: true, nn.OpLinear: true,
 }
 
-// MACs returns the multiply-accumulates per image of the Conv and Gemm nodes
-// that exporting g with opt writes: the work ONNX Runtime computes for the
-// downloaded file. For the copy-aware export of an RM-converted net this is
-// less than g's MACs (which charge the copies as dense k×k convolutions).
-func MACs(g *nn.Graph, opt Options) (int64, error) {
-	_, macs, err := export(g, opt)
+// ExportInfo describes the ONNX graph an export writes.
+type ExportInfo struct {
+	// Form is ExportCopyAware when copies were written as such, else
+	// ExportDense.
+	Form string `json:"export"`
+	// MACs per image of the Conv and Gemm nodes: the work ONNX Runtime
+	// computes for the file. For the copy-aware export of an RM-converted net
+	// this is less than g's MACs, which charge the copies as dense k×k convs.
+	MACs int64 `json:"macs_onnx"`
+}
+
+// Describe returns what exporting g with opt writes, without writing it.
+func Describe(g *nn.Graph, opt Options) (ExportInfo, error) {
+	m, macs, err := export(g, opt)
 	if err != nil {
-		return 0, fmt.Errorf("onnx: macs: %w", err)
+		return ExportInfo{}, fmt.Errorf("onnx: %w", err)
 	}
-	return macs, nil
+	info := ExportInfo{Form: ExportDense, MACs: macs}
+	for _, e := range m.Metadata {
+		if e.Key == "rmprune.export" {
+			info.Form = e.Value
+		}
+	}
+	return info, nil
 }
 
 // export builds the ONNX model of g (BatchNorms folded first) and counts its

@@ -29,7 +29,7 @@
 // convolutions but as references, residual Adds, Gather and 1×1 shortcut
 // convs, with Slice, Concat, Mul and Add where a copy must be materialised
 // (copies.go); an RM-converted ResNet comes out as the ResNet's own graph.
-// [Options.Dense] writes every conv densely. [MACs] counts what the written
+// [Options.Dense] writes every conv densely. [Describe] counts what the written
 // graph computes. ToGraph imports the ops above; a copy-aware file that holds
 // Slice, Gather or Concat is not imported.
 //

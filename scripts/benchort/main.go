@@ -171,11 +171,11 @@ func part1(c config) error {
 		if err := onnx.WriteFile(path, g, opt); err != nil {
 			return err
 		}
-		macs, err := onnx.MACs(g, opt)
+		info, err := onnx.Describe(g, opt)
 		if err != nil {
 			return err
 		}
-		files = append(files, file{name, ref, ort.Entry{Name: name, Path: path}, macs})
+		files = append(files, file{name, ref, ort.Entry{Name: name, Path: path}, info.MACs})
 		return nil
 	}
 	pct := fmt.Sprintf("L1 %.0f%% uniform", 100*c.ratio)
@@ -354,10 +354,11 @@ func part2(c config) error {
 		if err != nil {
 			return err
 		}
-		macs, err := onnx.MACs(r.g, onnx.Options{Shape: r.shape})
+		info, err := onnx.Describe(r.g, onnx.Options{Shape: r.shape})
 		if err != nil {
 			return err
 		}
+		macs := info.MACs
 		top1 := "—"
 		if r.hasTop1 {
 			top1 = fmt.Sprintf("%.2f%%", 100*r.top1)
