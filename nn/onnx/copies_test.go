@@ -274,3 +274,24 @@ func TestCopyAwareOps(t *testing.T) {
 		t.Errorf("dense ops %v; want 6 Conv and no Slice, Gather, Concat", d)
 	}
 }
+
+// An unpruned RMNet's copy-aware file (Conv and Add only) imports back to a
+// graph that computes the same.
+func TestCopyAwareImports(t *testing.T) {
+	in := nn.Shape{C: 3, H: 32, W: 32}
+	res, err := rm.Convert(buildNet(t, "resnet20", 4), rm.Options{Shape: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Graph.Input = [3]int{3, 32, 32}
+	g, err := ToGraph(decode(t, encode(t, res.Graph, Options{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.HasResidual() {
+		t.Error("imported copy-aware RMNet has no adds")
+	}
+	if rel, _ := nn.RelError(forward(t, g, in, 3), forward(t, res.Graph, in, 3)); !(rel <= 1e-5) {
+		t.Errorf("imported graph: rel error %g; want ≤ 1e-5", rel)
+	}
+}
