@@ -133,6 +133,31 @@ func copyCases(t testing.TB) []NetCase {
 	}
 	out = append(out, NetCase{"mobilenet_v2-rm", res.Graph, mb})
 	out = append(out, NetCase{"copies", copyNet(), nn.Shape{C: 3, H: 9, W: 10}})
+	// A mask-trained bottleneck ResNet (random BN and masks, some zero), as
+	// it is (masks fold on export) and RM-converted (reserved channels cross
+	// a 1×1, a strided 3×3 and a 1×1).
+	spec := nn.ResNetSpec{InChannels: 3, StemWidth: 6, StemKernel: 3, Classes: 5, Masks: true, Blocks: []nn.BlockSpec{
+		{Prefix: "layer1.0", Bottleneck: true, In: 6, Mid: 3, Mid2: 3, Out: 8, Stride: 2, Downsample: true},
+		{Prefix: "layer1.1", Bottleneck: true, In: 8, Mid: 2, Mid2: 3, Out: 8, Stride: 1},
+	}}
+	masked := spec.Build(3)
+	rng := rand.New(rand.NewPCG(31, 32))
+	nn.RandomizeBN(masked, rng)
+	for _, n := range masked.Nodes {
+		if n.Op == nn.OpMask {
+			for i, w := 0, n.P("weight"); i < len(w); i++ {
+				if w[i] = float32(0.5 + rng.Float64()); i%4 == 3 {
+					w[i] = 0
+				}
+			}
+		}
+	}
+	small := nn.Shape{C: 3, H: 12, W: 12}
+	bres, err := rm.Convert(masked, rm.Options{Shape: small})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, NetCase{"bottleneck-masked", masked, small}, NetCase{"bottleneck-masked-rm", bres.Graph, small})
 	for i := range out {
 		out[i].G.Input = [3]int{out[i].In.C, out[i].In.H, out[i].In.W}
 	}

@@ -83,9 +83,6 @@ func lowerGraph(g *nn.Graph, opt Options) (*Model, *lowering, error) {
 		return nil, nil, errors.New("empty graph")
 	}
 	for i, n := range g.Nodes {
-		if !supported[n.Op] {
-			return nil, nil, fmt.Errorf("node %s: op %q: %w", n.Name, n.Op, ErrUnsupported)
-		}
 		if (n.Op == nn.OpInput) != (i == 0) {
 			return nil, nil, fmt.Errorf("node %s: the graph needs exactly one input node, first", n.Name)
 		}
@@ -97,7 +94,13 @@ func lowerGraph(g *nn.Graph, opt Options) (*Model, *lowering, error) {
 	if in == (nn.Shape{}) {
 		in = g.InputShape()
 	}
+	// Masks and BatchNorms fold first (a mask left over is a depthwise conv).
 	f := nn.FoldBN(g)
+	for _, n := range f.Nodes {
+		if !supported[n.Op] {
+			return nil, nil, fmt.Errorf("node %s: op %q: %w", n.Name, n.Op, ErrUnsupported)
+		}
+	}
 	shapes, err := f.Shapes(in)
 	if err != nil {
 		return nil, nil, err
