@@ -199,7 +199,7 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 	for o, s := range src {
 		if s >= 0 {
 			in := segs[s]
-			dirac[o] = coef[o] > 0 && math.Abs(float64(in.bias*coef[o]+bias(o))) <= copyTol && l.absorbed(n.Name, o)
+			dirac[o] = coef[o] > 0 && math.Abs(float64(in.bias*coef[o]+bias(o))) <= copyTol && l.absorbed(n.Name, o, k)
 		}
 		if !dirac[o] {
 			rows = append(rows, o)
@@ -243,7 +243,11 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 		var order []key
 		group := map[key][]int{}
 		for i := range c {
-			if carried[i] {
+			read := false // by a dense row (an all-zero carried column adds nothing)
+			for _, o := range rows {
+				read = read || at(o, i, centre) != 0
+			}
+			if carried[i] && read {
 				kv := key{segs[i].v, segs[i].stride * st}
 				if group[kv] == nil {
 					order = append(order, kv)
@@ -342,8 +346,10 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 // takes it as a copy: activations that may pass it on (followed, each
 // reading only this node), and convs that read it through the centre tap
 // only. Pools, linears, adds and convs reading it through other taps need
-// the channel materialised.
-func (l *lowering) absorbed(name string, ch int) bool {
+// the channel materialised. When the producing conv is 1×1 (kernel k), the
+// consuming convs must be larger: a copy between two 1×1 convs saves a
+// handful of MACs and costs a Gather and an Add.
+func (l *lowering) absorbed(name string, ch, k int) bool {
 	if l.consumers == nil {
 		l.consumers = l.g.Consumers()
 	}
@@ -354,10 +360,13 @@ func (l *lowering) absorbed(name string, ch int) bool {
 	for _, c := range cs {
 		switch {
 		case c.Op == nn.OpReLU || c.Op == nn.OpPReLU || c.Op == nn.OpClamp:
-			if !l.absorbed(c.Name, ch) {
+			if !l.absorbed(c.Name, ch, k) {
 				return false
 			}
 		case nn.CopyConv(c) && len(c.Inputs) == 1:
+			if k == 1 && c.Kernel == 1 {
+				return false
+			}
 			only := l.centre[c.Name]
 			if only == nil {
 				only = nn.CentreOnly(c.P("weight"), c.Out, c.In, c.Kernel, nil)

@@ -238,9 +238,16 @@ func macs(t *testing.T, g *nn.Graph, opt Options) int64 {
 }
 
 func TestCopyAwareRMNetIsResNet(t *testing.T) {
-	for _, arch := range []string{"resnet20", "resnet56"} {
+	for _, arch := range []string{"resnet20", "resnet56", "bottleneck"} {
 		t.Run(arch, func(t *testing.T) {
-			g := buildNet(t, arch, 3)
+			var g *nn.Graph
+			if arch == "bottleneck" { // ImageNet stem, projection and identity blocks
+				g = nn.ResNetSpec{InChannels: 3, StemWidth: 8, StemKernel: 7, MaxPool: true, Classes: 10,
+					Blocks: nn.ResNetBlocks([]int{2, 2}, []int{4, 8}, 8, true)}.Build(3)
+				nn.RandomizeBN(g, rand.New(rand.NewPCG(3, 7)))
+			} else {
+				g = buildNet(t, arch, 3)
+			}
 			g.Input = [3]int{3, 32, 32}
 			res, err := rm.Convert(g, rm.Options{})
 			if err != nil {
