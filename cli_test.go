@@ -193,6 +193,7 @@ func TestConvertReport(t *testing.T) {
 		{"folded.safetensors", nil},
 		{"keptbn.safetensors", []string{"--keep-bn"}},
 		{"plain.onnx", nil},
+		{"plain-dense.onnx", []string{"--dense"}},
 		{"baseline.onnx", []string{"--no-rm"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,6 +223,15 @@ func TestConvertReport(t *testing.T) {
 				t.Fatal(err)
 			}
 			if filepath.Ext(out) != ".safetensors" {
+				// The copy-aware export computes at most the ResNet's MACs;
+				// the dense one the RMNet's.
+				dense := !rm || len(tt.args) > 0 && tt.args[0] == "--dense"
+				wantForm := map[bool]string{false: "copy-aware", true: "dense"}[dense]
+				macs, _ := r["macs_onnx"].(float64)
+				if r["export"] != wantForm || dense && macs != r["macs_after"] || !dense && !(macs > 0 && macs <= r["macs_before"].(float64)) {
+					t.Errorf("export %v, macs_onnx %v; want %s and the %v MACs of the RMNet (dense) or at most the %v of the ResNet",
+						r["export"], r["macs_onnx"], wantForm, r["macs_after"], r["macs_before"])
+				}
 				return
 			}
 			y := filepath.Join(dir, tt.name+".npy")

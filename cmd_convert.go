@@ -22,16 +22,19 @@ type convertReport struct {
 	Form         string            `json:"form"`
 	StatsSource  map[string]string `json:"stats_source,omitempty"`
 	Fusions      []rm.Fusion       `json:"fusions,omitempty"`
+	Export       string            `json:"export,omitempty"`    // ONNX: copy-aware or dense
+	MACsONNX     int64             `json:"macs_onnx,omitempty"` // ONNX: MACs per image the written graph computes
 	Layers       []nn.LayerInfo    `json:"layers"`
 }
 
 func cmdConvert(e *env, args []string) error {
-	f := newFlags(e, "convert", "--model M --out OUT.{onnx,safetensors} [--no-rm] [--keep-bn] [--calib DATASET] [--shape CxHxW] [--json]",
+	f := newFlags(e, "convert", "--model M --out OUT.{onnx,safetensors} [--no-rm] [--keep-bn] [--dense] [--calib DATASET] [--shape CxHxW] [--json]",
 		"Apply RM (exact residual removal) and write the plain network: ONNX (BN folded) or our safetensors\n(folded deploy form, or BN-kept with --keep-bn). Reports the equivalence error on a random input and the cost.")
 	f.modelFlags()
 	out := f.String("out", "", "output file: .onnx or .safetensors")
 	noRM := f.Bool("no-rm", false, "export the original network (BN folded): the ResNet baseline")
 	keepBN := f.Bool("keep-bn", false, "keep BatchNorm layers (safetensors only): the form pruning slims and fine-tunes")
+	dense := f.Bool("dense", false, "ONNX: write RM's copy channels as dense convolutions, not the copy-aware form")
 	calib := f.String("calib", "", "measure block statistics for the BN-kept form on this data set's training images")
 	shape := f.String("shape", "", "input shape CxHxW (default: the model's)")
 	if err := f.parse(args); err != nil || helpAsked(args) {
@@ -44,6 +47,9 @@ func cmdConvert(e *env, args []string) error {
 		}
 		if *keepBN && ext == ".onnx" {
 			return fmt.Errorf("--keep-bn applies to safetensors only: ONNX output is always BN-folded")
+		}
+		if *dense && ext != ".onnx" {
+			return fmt.Errorf("--dense applies to ONNX output only")
 		}
 		g, err := f.loadModel()
 		if err != nil {
@@ -100,7 +106,7 @@ func cmdConvert(e *env, args []string) error {
 		}
 		r.Layers = rep.After.Layers
 		if ext == ".onnx" {
-			err = onnx.WriteFile(*out, conv, onnx.Options{Shape: in})
+			r.Export, r.MACsONNX, err = writeONNX(*out, conv, onnx.Options{Shape: in, Dense: *dense})
 		} else {
 			err = modelio.SaveSafetensors(*out, conv)
 		}
@@ -109,6 +115,16 @@ func cmdConvert(e *env, args []string) error {
 		}
 		return f.report(r, func(w io.Writer) { printConvert(w, r) })
 	}())
+}
+
+// writeONNX exports g to path and returns the export form (copy-aware or
+// dense) and the MACs per image the written graph computes.
+func writeONNX(path string, g *nn.Graph, opt onnx.Options) (form string, macs int64, err error) {
+	if err := onnx.WriteFile(path, g, opt); err != nil {
+		return "", 0, err
+	}
+	info, err := onnx.Describe(g, opt)
+	return info.Form, info.MACs, err
 }
 
 // copyMeta carries the model-level metadata over to a derived network.
@@ -120,6 +136,9 @@ func copyMeta(dst, src *nn.Graph) {
 
 func printConvert(w io.Writer, r *convertReport) {
 	fmt.Fprintf(w, "wrote %s (%s form)\n", r.Out, r.Form)
+	if r.Export != "" {
+		fmt.Fprintf(w, "ONNX export: %s, %d MACs per image in the runtime\n", r.Export, r.MACsONNX)
+	}
 	fmt.Fprintf(w, "equivalence on a random input: max |Δ| %.3g, rel error %.3g\n", r.MaxAbsErr, r.MaxRelErr)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tbefore\tafter\tratio\t")

@@ -19,7 +19,7 @@ import (
 
 func cmdPrune(e *env, args []string) error {
 	f := newFlags(e, "prune", "--model M --method slim|l1 (--ratio R | --threshold T | --recipe FILE) [--scope global|uniform]\n"+
-		"        [--form rmnet|resnet] [--min-channels K] [--round-to N] [--calib DATASET] [--shape CxHxW] [--force] --out OUT.{safetensors,onnx} [--json]",
+		"        [--form rmnet|resnet] [--min-channels K] [--round-to N] [--calib DATASET] [--shape CxHxW] [--force] [--dense] --out OUT.{safetensors,onnx} [--json]",
 		"Prune channels. Form rmnet (default) applies RM first, so every channel prunes freely; form resnet prunes\n"+
 			"only inside residual blocks (the baseline). safetensors output is the BN-kept net (fine-tunable); ONNX is BN-folded.")
 	f.modelFlags()
@@ -35,6 +35,7 @@ func cmdPrune(e *env, args []string) error {
 	force := f.Bool("force", false, "accept a ratio ≤ 0.5 whose result keeps under 5% of the prunable channels")
 	shape := f.String("shape", "", "input shape CxHxW (default: the model's)")
 	out := f.String("out", "", "output file: .safetensors or .onnx")
+	dense := f.Bool("dense", false, "ONNX: write RM's copy channels as dense convolutions, not the copy-aware form")
 	if err := f.parse(args); err != nil || helpAsked(args) {
 		return err
 	}
@@ -42,6 +43,9 @@ func cmdPrune(e *env, args []string) error {
 		ext := strings.ToLower(filepath.Ext(*out))
 		if *out == "" || (ext != ".onnx" && ext != ".safetensors") {
 			return fmt.Errorf("--out must name a .onnx or .safetensors file")
+		}
+		if *dense && ext != ".onnx" {
+			return fmt.Errorf("--dense applies to ONNX output only")
 		}
 		opt := pruning.Options{Method: *method, Scope: *scope, Form: *form, MinChannels: *minCh, RoundTo: *roundTo, Force: *force}
 		var err error
@@ -96,8 +100,10 @@ func cmdPrune(e *env, args []string) error {
 		p := res.Graph
 		copyMeta(p, g)
 		p.Recipe = res.Graph.Recipe
+		var export string
+		var macsONNX int64
 		if ext == ".onnx" {
-			err = onnx.WriteFile(*out, p, onnx.Options{Shape: opt.Shape})
+			export, macsONNX, err = writeONNX(*out, p, onnx.Options{Shape: opt.Shape, Dense: *dense})
 		} else {
 			err = modelio.SaveSafetensors(*out, p)
 		}
@@ -114,7 +120,9 @@ func cmdPrune(e *env, args []string) error {
 			*pruning.Report
 			MACsComputed int64  `json:"macs_computed_after"`
 			CalibDataset string `json:"calib_dataset,omitempty"`
-		}{&r, computed, cmp.Or(*calib, autoCalib)}
+			Export       string `json:"export,omitempty"`    // ONNX: copy-aware or dense
+			MACsONNX     int64  `json:"macs_onnx,omitempty"` // ONNX: MACs per image the written graph computes
+		}{&r, computed, cmp.Or(*calib, autoCalib), export, macsONNX}
 		if *calib == "" && autoCalib == "" && strings.Contains(r.StatsSource, "default") {
 			fmt.Fprintln(e.stderr, "note: some reserved channels and block outputs were scored with fallback statistics (variance 1),\n"+
 				"      which carry no information and can make slim remove inner channels first; pass --calib DATASET")
@@ -128,6 +136,9 @@ func cmdPrune(e *env, args []string) error {
 				fmt.Fprintf(w, " (the engine computes %d: RM's copy channels run as copies)", computed)
 			}
 			fmt.Fprintln(w)
+			if export != "" {
+				fmt.Fprintf(w, "ONNX export: %s, %d MACs per image in the runtime\n", export, macsONNX)
+			}
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "layer\tbefore\tafter\t")
 			for _, l := range r.Layers {

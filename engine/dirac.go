@@ -38,38 +38,22 @@ func planSplit(w []float32, s kernels.ConvShape) *split {
 	centre := (k / 2) * (k + 1)
 	row := func(o int) []float32 { return w[o*C*kk : (o+1)*C*kk] }
 	sp := &split{}
-	// Leading Dirac rows: one non-zero, at a centre tap.
-	for o := 0; o < M; o++ {
-		src, coef, ok := -1, float32(0), true
-		for i, v := range row(o) {
-			if v == 0 {
-				continue
-			}
-			if src >= 0 || i%kk != centre {
-				ok = false
-				break
-			}
-			src, coef = i/kk, v
-		}
-		if !ok || src < 0 {
-			break
-		}
+	// Leading Dirac rows.
+	src, coef := nn.DiracRows(w, M, C, k)
+	for o := 0; o < M && src[o] >= 0; o++ {
 		sp.rows++
-		sp.rowSrc = append(sp.rowSrc, src)
-		sp.rowCoef = append(sp.rowCoef, coef)
+		sp.rowSrc = append(sp.rowSrc, src[o])
+		sp.rowCoef = append(sp.rowCoef, coef[o])
 	}
 	dense := M - sp.rows
 	// Leading centre-only input channels, over the dense rows.
 	if k > 1 && dense > 0 {
-	cols:
-		for c := 0; c < C; c++ {
-			for o := sp.rows; o < M; o++ {
-				for t, v := range row(o)[c*kk : (c+1)*kk] {
-					if v != 0 && t != centre {
-						break cols
-					}
-				}
-			}
+		skip := make([]bool, M)
+		for o := range sp.rows {
+			skip[o] = true
+		}
+		only := nn.CentreOnly(w, M, C, k, skip)
+		for sp.q < C && only[sp.q] {
 			sp.q++
 		}
 	}

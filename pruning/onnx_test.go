@@ -11,7 +11,9 @@ import (
 
 // A pruned network exports to ONNX (BN folded, the recipe in
 // metadata_props) and the exported model computes what our reference
-// forward computes. (ONNX Runtime itself runs in nn/onnx's tagged tests.)
+// forward computes. The dense form is imported back here; the copy-aware
+// form (Gather, not imported) is checked against the reference forward by
+// nn/onnx's evaluator, and ONNX Runtime itself runs in nn/onnx's tagged tests.
 func TestPrunedExportsToONNX(t *testing.T) {
 	for _, arch := range []string{"resnet20", "mobilenet_v2"} {
 		for _, form := range []string{FormRMNet, FormResNet} {
@@ -28,6 +30,10 @@ func TestPrunedExportsToONNX(t *testing.T) {
 				}
 				var buf bytes.Buffer
 				if err := onnx.Write(&buf, res.Graph, onnx.Options{Shape: shape}); err != nil {
+					t.Fatal(err)
+				}
+				buf.Reset()
+				if err := onnx.Write(&buf, res.Graph, onnx.Options{Shape: shape, Dense: true}); err != nil {
 					t.Fatal(err)
 				}
 				m, err := onnx.Decode(buf.Bytes())

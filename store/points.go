@@ -34,6 +34,8 @@ type Point struct {
 	Params       int64           `json:"params"`
 	MACs         int64           `json:"macs"`
 	MACsComputed int64           `json:"macs_computed"` // what the engine computes (RM copies are not MACs); 0: unknown
+	MACsONNX     int64           `json:"macs_onnx"`     // what ONNX Runtime computes with the point's ONNX file; 0: unknown
+	ONNXExport   string          `json:"onnx_export"`   // that file's form: copy-aware or dense; "": unknown
 	FLOPs        int64           `json:"flops"`
 	SizeBytes    int64           `json:"size_bytes"` // pruned model file size; 0 if unknown
 	Top1         float64         `json:"top1"`
@@ -51,7 +53,7 @@ type Point struct {
 }
 
 const pointCols = `id, sweep_id, form, ratio, channels, params, macs, macs_computed, flops, size_bytes, top1, top5,
-	latency_ms_p50, latency_ms_p90, images_per_s, layer_ms, cpu, isa, threads, version, created_at`
+	latency_ms_p50, latency_ms_p90, images_per_s, layer_ms, cpu, isa, threads, version, created_at, macs_onnx, onnx_export`
 
 func scanPoint(s scanner) (Point, error) {
 	var p Point
@@ -59,7 +61,7 @@ func scanPoint(s scanner) (Point, error) {
 	var created sql.NullString
 	err := s.Scan(&p.ID, &p.SweepID, &p.Form, &p.Ratio, &channels, &p.Params, &p.MACs, &p.MACsComputed, &p.FLOPs, &p.SizeBytes,
 		&p.Top1, &p.Top5, &p.LatencyMSP50, &p.LatencyMSP90, &p.ImagesPerS, &layerMS, &p.CPU, &p.ISA,
-		&p.Threads, &p.Version, &created)
+		&p.Threads, &p.Version, &created, &p.MACsONNX, &p.ONNXExport)
 	if err != nil {
 		return Point{}, err
 	}
@@ -128,12 +130,12 @@ func (db *DB) AddPoint(ctx context.Context, p Point) (stored Point, created bool
 		}
 		stored, err = scanPoint(tx.QueryRowContext(ctx, `INSERT INTO points (sweep_id, form, ratio, channels,
 			params, macs, macs_computed, flops, size_bytes, top1, top5, latency_ms_p50, latency_ms_p90, images_per_s,
-			layer_ms, cpu, isa, threads, version, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			layer_ms, cpu, isa, threads, version, created_at, macs_onnx, onnx_export)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (sweep_id, form, ratio) DO NOTHING RETURNING `+pointCols,
 			p.SweepID, p.Form, p.Ratio, channels, p.Params, p.MACs, p.MACsComputed, p.FLOPs, p.SizeBytes, p.Top1, p.Top5,
 			p.LatencyMSP50, p.LatencyMSP90, p.ImagesPerS, layerMS, p.CPU, p.ISA, p.Threads, p.Version,
-			db.nowText()))
+			db.nowText(), p.MACsONNX, p.ONNXExport))
 		if errors.Is(err, sql.ErrNoRows) {
 			stored, err = scanPoint(tx.QueryRowContext(ctx, `SELECT `+pointCols+` FROM points
 				WHERE sweep_id = ? AND form = ? AND ratio = ?`, p.SweepID, p.Form, p.Ratio))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -15,7 +16,8 @@ func testPoint(sweepID int64, form string, ratio float64) Point {
 	return Point{
 		SweepID: sweepID, Form: form, Ratio: ratio,
 		Channels: []LayerChannels{{Layer: "layer1.0.conv1", Before: 32, After: 20}},
-		Params:   200000, MACs: 30_000_000, MACsComputed: 12_000_000, FLOPs: 60_000_000, SizeBytes: 800_000,
+		Params:   200000, MACs: 30_000_000, MACsComputed: 12_000_000, MACsONNX: 13_000_000, ONNXExport: "copy-aware",
+		FLOPs: 60_000_000, SizeBytes: 800_000,
 		Top1: 0.991, Top5: 0.9999, LatencyMSP50: 0.42, LatencyMSP90: 0.47, ImagesPerS: 5100,
 		LayerMS: []LayerLatency{{Layer: "layer1.0.conv1", MS: 0.01}},
 		CPU:     "Test CPU", ISA: "avx2", Threads: 2, Version: "v0.0.0-test",
@@ -313,8 +315,9 @@ func TestConcurrentNextJob(t *testing.T) {
 }
 
 // A database of schema 1 migrates: a point stored before migration 0002
-// reads back with macs_computed 0 (unknown), a sweep before 0003 with
-// finetune_limit 0 (all); new rows keep theirs.
+// reads back with macs_computed 0 (unknown), before 0004 with macs_onnx 0
+// and onnx_export "" (unknown), a sweep before 0003 with finetune_limit 0
+// (all); new rows keep theirs.
 func TestMigrationsKeepOldRows(t *testing.T) {
 	ctx := context.Background()
 	init, err := migrationFS.ReadFile("migrations/0001_init.sql")
@@ -344,8 +347,12 @@ func TestMigrationsKeepOldRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if v, _ := db.SchemaVersion(ctx); v != 3 {
-		t.Errorf("schema version %d; want 3", v)
+	all, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := db.SchemaVersion(ctx); v != len(all) {
+		t.Errorf("schema version %d; want %d", v, len(all))
 	}
 	// The old sweep reads back with finetune_limit 0 (all); new ones keep theirs.
 	sw, err := db.Sweep(ctx, sweepID)
@@ -369,6 +376,10 @@ func TestMigrationsKeepOldRows(t *testing.T) {
 		want := map[string]int64{"rmnet": 0, "resnet": p.MACsComputed}[q.Form]
 		if q.MACsComputed != want || q.MACs == 0 {
 			t.Errorf("%s: macs_computed %d, macs %d; want %d", q.Form, q.MACsComputed, q.MACs, want)
+		}
+		wantONNX, wantExport := map[string]int64{"rmnet": 0, "resnet": p.MACsONNX}[q.Form], map[string]string{"rmnet": "", "resnet": p.ONNXExport}[q.Form]
+		if q.MACsONNX != wantONNX || q.ONNXExport != wantExport {
+			t.Errorf("%s: macs_onnx %d, onnx_export %q; want %d, %q", q.Form, q.MACsONNX, q.ONNXExport, wantONNX, wantExport)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/rmprune/rmprune/internal/version"
 	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/nn/onnx"
 	"github.com/rmprune/rmprune/pruning"
 	"github.com/rmprune/rmprune/rm"
 	"github.com/rmprune/rmprune/store"
@@ -558,9 +559,17 @@ func (j *job) point(ctx context.Context, k Key) (store.Point, error) {
 	if err != nil {
 		return store.Point{}, err
 	}
+	// What ONNX Runtime computes with the downloadable file (the same
+	// options as writeArtifacts).
+	ox, err := onnx.Describe(net.g, onnx.Options{Shape: j.g.InputShape()})
+	if err != nil {
+		removeFiles(j.r.DB.ArtifactDir(), files)
+		return store.Point{}, err
+	}
 	p := store.Point{
 		SweepID: j.s.ID, Form: k.Form, Ratio: k.Ratio, Channels: net.channels,
 		Params: sum.Params, MACs: sum.MACs, MACsComputed: sum.MACs - lat.MACsSaved, FLOPs: sum.FLOPs,
+		MACsONNX: ox.MACs, ONNXExport: ox.Form,
 		SizeBytes: files[store.KindSafetensors].SizeBytes,
 		Top1:      ev.Top1, Top5: ev.Top5,
 		LatencyMSP50: lat.LatencyMsP50, LatencyMSP90: lat.LatencyMsP90, ImagesPerS: thr.ImagesPerS,

@@ -184,6 +184,11 @@ func TestRun(t *testing.T) {
 			if (form == "rmnet" && (p.MACsComputed <= 0 || p.MACsComputed >= p.MACs)) || (form == "resnet" && p.MACsComputed != p.MACs) {
 				t.Errorf("%s@%v: macs_computed %d, macs %d", form, ratio, p.MACsComputed, p.MACs)
 			}
+			// Nor by ONNX Runtime with the copy-aware file.
+			if (form == "rmnet" && (p.ONNXExport != "copy-aware" || p.MACsONNX <= 0 || p.MACsONNX >= p.MACs)) ||
+				(form == "resnet" && (p.ONNXExport != "dense" || p.MACsONNX != p.MACs)) {
+				t.Errorf("%s@%v: onnx_export %q, macs_onnx %d, macs %d", form, ratio, p.ONNXExport, p.MACsONNX, p.MACs)
+			}
 			if ratio > 0 {
 				removed := 0
 				for _, c := range p.Channels {

@@ -101,6 +101,8 @@ type apiPoint struct {
 	Params       int64   `json:"params"`
 	MACs         int64   `json:"macs"`
 	MACsComputed int64   `json:"macs_computed"` // what the engine computes: RM's copy channels are copies
+	MACsONNX     int64   `json:"macs_onnx"`     // what ONNX Runtime computes with the point's ONNX file
+	ONNXExport   string  `json:"onnx_export"`   // that file's form: copy-aware or dense
 	FLOPs        int64   `json:"flops"`
 	SizeBytes    int64   `json:"size_bytes"`
 	Top1         float64 `json:"top1"`
@@ -111,8 +113,9 @@ type apiPoint struct {
 }
 
 func toAPIPoint(p store.Point) apiPoint {
+	ox, oxForm := onnxCost(p)
 	return apiPoint{ID: p.ID, Form: p.Form, Ratio: p.Ratio, Params: p.Params, MACs: p.MACs, MACsComputed: computedMACs(p), FLOPs: p.FLOPs,
-		SizeBytes: p.SizeBytes, Top1: p.Top1, Top5: p.Top5, LatencyMSP50: p.LatencyMSP50,
+		MACsONNX: ox, ONNXExport: oxForm, SizeBytes: p.SizeBytes, Top1: p.Top1, Top5: p.Top5, LatencyMSP50: p.LatencyMSP50,
 		LatencyMSP90: p.LatencyMSP90, ImagesPerS: p.ImagesPerS}
 }
 

@@ -113,15 +113,26 @@ func handlePointsCSV(db interface {
 		attachment(w, "sweep-"+itoa(id)+"-points.csv")
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"id", "sweep_id", "form", "ratio", "params", "macs", "macs_computed", "flops", "size_bytes", "top1", "top5",
-			"latency_ms_p50", "latency_ms_p90", "images_per_s", "cpu", "isa", "threads", "version"})
+			"latency_ms_p50", "latency_ms_p90", "images_per_s", "cpu", "isa", "threads", "version", "macs_onnx", "onnx_export"})
 		g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 		for _, p := range ps {
+			ox, oxForm := onnxCost(p)
 			cw.Write([]string{itoa(p.ID), itoa(p.SweepID), p.Form, g(p.Ratio), itoa(p.Params), itoa(p.MACs), itoa(computedMACs(p)), itoa(p.FLOPs),
 				itoa(p.SizeBytes), g(p.Top1), g(p.Top5), g(p.LatencyMSP50), g(p.LatencyMSP90), g(p.ImagesPerS),
-				csvSafe(p.CPU), csvSafe(p.ISA), itoa(p.Threads), csvSafe(p.Version)})
+				csvSafe(p.CPU), csvSafe(p.ISA), itoa(p.Threads), csvSafe(p.Version), itoa(ox), oxForm})
 		}
 		cw.Flush()
 	}
+}
+
+// onnxCost is what ONNX Runtime computes with p's ONNX file, and the file's
+// form. Points stored before this was recorded have dense files (every ONNX
+// export was dense then): their graph MACs.
+func onnxCost(p store.Point) (macs int64, form string) {
+	if p.MACsONNX > 0 && p.ONNXExport != "" {
+		return p.MACsONNX, p.ONNXExport
+	}
+	return p.MACs, "dense"
 }
 
 // csvSafe keeps a text cell from being read as a spreadsheet formula.

@@ -245,12 +245,24 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("downloaded ONNX does not parse: %v", err)
 	}
-	g, err := onnx.ToGraph(m)
-	if err != nil {
-		t.Fatalf("downloaded ONNX does not import: %v", err)
+	// The pruned RMNet, copy-aware: its reserved channels are Gathers and
+	// Adds, not dense convs (as the page says).
+	md := map[string]string{}
+	for _, e := range m.Metadata {
+		md[e.Key] = e.Value
 	}
-	if g.HasResidual() {
-		t.Errorf("the pruned RMNet has residual adds")
+	if md["rmprune.form"] != "rmnet" || md["rmprune.export"] != onnx.ExportCopyAware {
+		t.Errorf("downloaded ONNX metadata form %q export %q; want rmnet, %s", md["rmprune.form"], md["rmprune.export"], onnx.ExportCopyAware)
 	}
-	t.Logf("downloaded %s: %d bytes, %d nodes", href, len(b), len(g.Nodes))
+	ops := map[string]int{}
+	for _, n := range m.Graph.Nodes {
+		ops[n.OpType]++
+	}
+	if ops["Conv"] == 0 || ops["Gather"] == 0 {
+		t.Errorf("downloaded ONNX ops %v; want Conv and Gather", ops)
+	}
+	if title := eval(`document.querySelectorAll("a.dl-onnx")[1].title`); !strings.Contains(title, "copy-aware") {
+		t.Errorf("download link title %q; want it to name the copy-aware form", title)
+	}
+	t.Logf("downloaded %s: %d bytes, ops %v", href, len(b), ops)
 }

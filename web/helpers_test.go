@@ -64,7 +64,8 @@ func addFakePoint(db *store.DB, sweepID int64, form string, ratio float64, i int
 	ctx := context.Background()
 	p, _, err := db.AddPoint(ctx, store.Point{SweepID: sweepID, Form: form, Ratio: ratio,
 		Channels: []store.LayerChannels{{Layer: "conv1", Before: 16, After: 16 - int(10*ratio)}, {Layer: "layer1.0.conv1", Before: 16, After: 8}},
-		Params:   int64(270000 * (1 - ratio)), MACs: int64(3e7 * (1 - ratio)), MACsComputed: int64(map[string]float64{"rmnet": 1e7, "resnet": 3e7}[form] * (1 - ratio)), FLOPs: int64(6e7 * (1 - ratio)), SizeBytes: 1000,
+		Params:   int64(270000 * (1 - ratio)), MACs: int64(3e7 * (1 - ratio)), MACsComputed: int64(map[string]float64{"rmnet": 1e7, "resnet": 3e7}[form] * (1 - ratio)),
+		MACsONNX: int64(map[string]float64{"rmnet": 1.1e7, "resnet": 3e7}[form] * (1 - ratio)), ONNXExport: map[string]string{"rmnet": "copy-aware", "resnet": "dense"}[form], FLOPs: int64(6e7 * (1 - ratio)), SizeBytes: 1000,
 		Top1: 0.99 - ratio/10, Top5: 1, LatencyMSP50: 1.5 - ratio, LatencyMSP90: 1.7 - ratio, ImagesPerS: 500 + float64(i),
 		LayerMS: []store.LayerLatency{{Layer: "conv1", MS: 0.1}, {Layer: "layer1.0.conv1", MS: 0.2}},
 		CPU:     "test cpu", ISA: "generic", Threads: 1, Version: "test"})

@@ -194,6 +194,8 @@ type PointRow struct {
 	SweepID                         int64
 	Form, Ratio, Params, FLOPs      string
 	Top1, Top5, P50, P90, IPS, Size string
+	ORTMACs                         string // MACs ONNX Runtime computes with the downloaded file
+	Export                          string // that file's form: copy-aware or dense
 	Front                           bool
 	Reference                       bool
 }
@@ -203,9 +205,11 @@ func pointRow(p store.Point) PointRow {
 	if p.SizeBytes > 0 {
 		size = fmtBytes(p.SizeBytes)
 	}
+	ox, oxForm := onnxCost(p)
 	return PointRow{ID: p.ID, SweepID: p.SweepID, Form: p.Form, Ratio: fmtRatio(p.Ratio), Params: fmtCount(p.Params),
 		FLOPs: fmtCount(p.FLOPs), Top1: fmtPct(p.Top1), Top5: fmtPct(p.Top5), P50: fmtMS(p.LatencyMSP50),
-		P90: fmtMS(p.LatencyMSP90), IPS: fmt.Sprintf("%.0f", p.ImagesPerS), Size: size, Reference: p.Ratio == 0}
+		P90: fmtMS(p.LatencyMSP90), IPS: fmt.Sprintf("%.0f", p.ImagesPerS), Size: size, Reference: p.Ratio == 0,
+		ORTMACs: fmtCount(ox), Export: oxForm}
 }
 
 // SweepView is the sweep page.

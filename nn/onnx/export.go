@@ -20,6 +20,19 @@ type lowering struct {
 	nodes  []Node
 	inits  []*Tensor
 	relu6  [2]string // shared Clip bounds 0 and 6, once made
+
+	// Copy-aware form (see copies.go).
+	dense   bool
+	segs    map[string][]seg // nn node → its channels, when not one ONNX value
+	chans   map[string]int   // ONNX value (rank 4) → channels
+	nonneg  map[string]bool  // ONNX value → provably ≥ 0
+	written map[string]bool  // initializer names written
+	copies  int              // rows, columns and activations written as copies
+	macs    int64            // per image, of the Conv and Gemm nodes written
+	// For absorbed: the folded graph's consumers, and per conv its
+	// centre-only columns (over all rows).
+	consumers map[string][]*nn.Node
+	centre    map[string][]bool
 }
 
 // supported lists the nn ops the exporter knows.
@@ -29,33 +42,72 @@ var supported = map[nn.Op]bool{
 	nn.OpGlobalAvgPool: true, nn.OpFlatten: true, nn.OpLinear: true,
 }
 
-// export builds the ONNX model of g (BatchNorms folded first).
-func export(g *nn.Graph, opt Options) (*Model, error) {
+// ExportInfo describes the ONNX graph an export writes.
+type ExportInfo struct {
+	// Form is ExportCopyAware when copies were written as such, else
+	// ExportDense.
+	Form string `json:"export"`
+	// MACs per image of the Conv and Gemm nodes: the work ONNX Runtime
+	// computes for the file. For the copy-aware export of an RM-converted net
+	// this is less than g's MACs, which charge the copies as dense k×k convs.
+	MACs int64 `json:"macs_onnx"`
+}
+
+// Describe returns what exporting g with opt writes, without writing it.
+func Describe(g *nn.Graph, opt Options) (ExportInfo, error) {
+	m, macs, err := export(g, opt)
+	if err != nil {
+		return ExportInfo{}, fmt.Errorf("onnx: %w", err)
+	}
+	info := ExportInfo{Form: ExportDense, MACs: macs}
+	for _, e := range m.Metadata {
+		if e.Key == "rmprune.export" {
+			info.Form = e.Value
+		}
+	}
+	return info, nil
+}
+
+// export builds the ONNX model of g (BatchNorms folded first) and counts its
+// MACs per image.
+func export(g *nn.Graph, opt Options) (*Model, int64, error) {
+	m, l, err := lowerGraph(g, opt)
+	if err != nil {
+		return nil, 0, err
+	}
+	return m, l.macs, nil
+}
+
+func lowerGraph(g *nn.Graph, opt Options) (*Model, *lowering, error) {
 	if g == nil || len(g.Nodes) == 0 {
-		return nil, errors.New("empty graph")
+		return nil, nil, errors.New("empty graph")
 	}
 	for i, n := range g.Nodes {
-		if !supported[n.Op] {
-			return nil, fmt.Errorf("node %s: op %q: %w", n.Name, n.Op, ErrUnsupported)
-		}
 		if (n.Op == nn.OpInput) != (i == 0) {
-			return nil, fmt.Errorf("node %s: the graph needs exactly one input node, first", n.Name)
+			return nil, nil, fmt.Errorf("node %s: the graph needs exactly one input node, first", n.Name)
 		}
 	}
 	if len(g.Nodes) < 2 {
-		return nil, errors.New("graph has no layers")
+		return nil, nil, errors.New("graph has no layers")
 	}
 	in := opt.Shape
 	if in == (nn.Shape{}) {
 		in = g.InputShape()
 	}
+	// Masks and BatchNorms fold first (a mask left over is a depthwise conv).
 	f := nn.FoldBN(g)
+	for _, n := range f.Nodes {
+		if !supported[n.Op] {
+			return nil, nil, fmt.Errorf("node %s: op %q: %w", n.Name, n.Op, ErrUnsupported)
+		}
+	}
 	shapes, err := f.Shapes(in)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	l := &lowering{g: f, shapes: shapes, used: map[string]bool{"input": true, "logits": true},
-		value: map[string]string{}, rank: map[string]int{}}
+		value: map[string]string{}, rank: map[string]int{}, dense: opt.Dense,
+		segs: map[string][]seg{}, chans: map[string]int{}, nonneg: map[string]bool{}, written: map[string]bool{}, centre: map[string][]bool{}}
 	for _, n := range f.Nodes {
 		for p := range n.Params {
 			l.used[n.Name+"."+p] = true
@@ -72,9 +124,13 @@ func export(g *nn.Graph, opt Options) (*Model, error) {
 		default:
 			name = l.unique(n.Name)
 		}
-		if err := l.node(n, name); err != nil {
-			return nil, fmt.Errorf("node %s (%s): %w", n.Name, n.Op, err)
+		if err := l.lower(n, name); err != nil {
+			return nil, nil, fmt.Errorf("node %s (%s): %w", n.Name, n.Op, err)
 		}
+	}
+	if v := l.plain(out.Name); v != "logits" {
+		// The output node's channels are copies or another node's value.
+		l.emit("Identity", "logits", []string{v}, "logits")
 	}
 
 	m := &Model{
@@ -95,11 +151,15 @@ func export(g *nn.Graph, opt Options) (*Model, error) {
 		outDims = append(outDims, Dim{Value: int64(osh.H)}, Dim{Value: int64(osh.W)})
 	}
 	m.Graph.Outputs = []ValueInfo{{Name: "logits", ElemType: Float, Dims: outDims}}
-	m.Metadata, err = metadata(g)
-	if err != nil {
-		return nil, err
+	form := ExportDense
+	if l.copies > 0 {
+		form = ExportCopyAware
 	}
-	return m, nil
+	m.Metadata, err = metadata(g, form)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, l, nil
 }
 
 func cmpOr(s, def string) string {
@@ -110,7 +170,7 @@ func cmpOr(s, def string) string {
 }
 
 // metadata returns the metadata_props, sorted by key.
-func metadata(g *nn.Graph) ([]Entry, error) {
+func metadata(g *nn.Graph, form string) ([]Entry, error) {
 	var md []Entry
 	add := func(k, v string) {
 		if v != "" {
@@ -119,6 +179,7 @@ func metadata(g *nn.Graph) ([]Entry, error) {
 	}
 	add("arch", g.Arch)
 	add("form", g.Form)
+	add("export", form)
 	add("recipe", g.Recipe)
 	add("source_sha256", g.SourceSHA256)
 	if g.Classes > 0 {
@@ -167,6 +228,58 @@ func (l *lowering) emit(op, name string, inputs []string, output string, attrs .
 	l.nodes = append(l.nodes, Node{Name: name, OpType: op, Inputs: inputs, Outputs: []string{output}, Attrs: attrs})
 }
 
+// lower lowers n: copy-aware unless the export is dense, with the values
+// holding copies materialised for the ops that need one tensor.
+func (l *lowering) lower(n *nn.Node, out string) error {
+	if !l.dense {
+		switch n.Op {
+		case nn.OpConv:
+			if l.copyConv(n, out) {
+				return nil
+			}
+		case nn.OpReLU, nn.OpPReLU, nn.OpClamp:
+			if l.copyAct(n, out) {
+				return nil
+			}
+		}
+		for _, in := range n.Inputs {
+			l.plain(in)
+		}
+	}
+	if err := l.node(n, out); err != nil {
+		return err
+	}
+	if l.rank[n.Name] == 4 {
+		l.chans[out] = l.shapes[n.Name].C
+	}
+	switch n.Op {
+	case nn.OpInput, nn.OpConv, nn.OpBatchNorm, nn.OpPReLU, nn.OpAdd, nn.OpLinear:
+	case nn.OpReLU, nn.OpReLU6:
+		l.nonneg[out] = true
+	case nn.OpClamp:
+		nonneg := true
+		for _, v := range n.P("min") {
+			nonneg = nonneg && v >= 0
+		}
+		l.nonneg[out] = nonneg
+	default: // pools, flatten
+		l.nonneg[out] = l.nonneg[l.value[n.Inputs[0]]]
+	}
+	return nil
+}
+
+// tensor adds a float initializer named name when that name is free (a
+// parameter name of the node being lowered, not written yet), else a unique
+// variant.
+func (l *lowering) tensor(name string, dims []int, data []float32) string {
+	if l.written[name] {
+		return l.constant(name, dims, data)
+	}
+	l.written[name] = true
+	l.inits = append(l.inits, &Tensor{Name: name, Dims: int64s(dims), DataType: Float, Data: data})
+	return name
+}
+
 // param adds parameter p of n as an initializer of the given dims (nil: the
 // parameter's own shape) and returns its name.
 func (l *lowering) param(n *nn.Node, p string, dims ...int) string {
@@ -175,6 +288,7 @@ func (l *lowering) param(n *nn.Node, p string, dims ...int) string {
 		dims = nn.ShapeOf(t)
 	}
 	name := n.Name + "." + p
+	l.written[name] = true
 	l.inits = append(l.inits, &Tensor{Name: name, Dims: int64s(dims), DataType: Float, Data: nn.Floats(t)})
 	return name
 }
@@ -182,6 +296,7 @@ func (l *lowering) param(n *nn.Node, p string, dims ...int) string {
 // constant adds a generated float initializer.
 func (l *lowering) constant(name string, dims []int, data []float32) string {
 	name = l.unique(name)
+	l.written[name] = true
 	l.inits = append(l.inits, &Tensor{Name: name, Dims: int64s(dims), DataType: Float, Data: data})
 	return name
 }
@@ -232,6 +347,8 @@ func (l *lowering) node(n *nn.Node, out string) error {
 		if n.Params["bias"] != nil {
 			ins = append(ins, l.param(n, "bias"))
 		}
+		sh := l.shapes[n.Name]
+		l.macs += int64(n.Out) * int64(n.In/n.G()) * int64(n.Kernel*n.Kernel) * int64(sh.H*sh.W)
 		l.emit("Conv", n.Name, ins, out,
 			ints("dilations", 1, 1), intAttr("group", int64(n.G())), ints("kernel_shape", k, k),
 			ints("pads", p, p, p, p), ints("strides", s, s))
@@ -304,6 +421,7 @@ func (l *lowering) node(n *nn.Node, out string) error {
 		if n.Params["bias"] != nil {
 			ins = append(ins, l.param(n, "bias"))
 		}
+		l.macs += int64(n.In) * int64(n.Out)
 		l.emit("Gemm", n.Name, ins, out,
 			Attr{Name: "alpha", Type: AttrFloat, F: 1}, Attr{Name: "beta", Type: AttrFloat, F: 1},
 			intAttr("transA", 0), intAttr("transB", 1))

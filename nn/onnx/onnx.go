@@ -24,7 +24,17 @@
 //	flatten    Flatten (axis 1); a linear reading a 4-D value gets one too
 //	linear     Gemm (transB=1)
 //
-// Metadata goes to metadata_props under "rmprune.*" keys: arch, form, recipe,
+// By default the export is copy-aware: RM's copies (Dirac rows, merged
+// identity and projection columns; see nn.DiracRows) are not written as dense
+// convolutions but as references, residual Adds, Gather and 1×1 shortcut
+// convs, with Slice, Concat, Mul and Add where a copy must be materialised
+// (copies.go); an RM-converted ResNet comes out as the ResNet's own graph.
+// [Options.Dense] writes every conv densely. [Describe] counts what the written
+// graph computes. ToGraph imports the ops above; a copy-aware file that holds
+// Slice, Gather or Concat is not imported.
+//
+// Metadata goes to metadata_props under "rmprune.*" keys: arch, form, export
+// (copy-aware or dense, see [ExportCopyAware]), recipe,
 // source_sha256, classes, labels (JSON) and normalize (JSON mean/std), each
 // when set. When the weights pass [Options.ExternalThreshold] (2 GiB less a
 // margin by default, the protobuf limit) they go to ONNX external data: a
@@ -83,7 +93,22 @@ type Options struct {
 	DataLocation string
 	// ProducerVersion is written as producer_version when not empty.
 	ProducerVersion string
+	// Dense writes RM's copies (Dirac rows, merged identity columns) as the
+	// dense convolutions they are in the graph, instead of the copy-aware
+	// form (see [ExportCopyAware]).
+	Dense bool
 }
+
+// The export forms, recorded in metadata_props under rmprune.export.
+const (
+	// ExportCopyAware: the graph held copies (RM's Dirac rows and merged
+	// identity or projection columns) and they are written as references,
+	// residual Adds, 1×1 shortcut convs and Slice/Concat where needed, so
+	// that a runtime computes no MACs for them.
+	ExportCopyAware = "copy-aware"
+	// ExportDense: every conv is written as one dense Conv.
+	ExportDense = "dense"
+)
 
 // Write exports g (which is not modified) to w as an ONNX model; see the
 // package documentation for the mapping. The output is deterministic: the same
@@ -97,7 +122,7 @@ func Write(w io.Writer, g *nn.Graph, opt Options) error {
 }
 
 func write(w io.Writer, g *nn.Graph, opt Options) error {
-	m, err := export(g, opt)
+	m, _, err := export(g, opt)
 	if err != nil {
 		return err
 	}

@@ -591,6 +591,13 @@ func TestONNXChecker(t *testing.T) {
 			args = append(args, p)
 		}
 	}
+	for _, tc := range copyCases(t) {
+		p := filepath.Join(dir, tc.Name+"-copyaware.onnx")
+		if err := WriteFile(p, tc.G, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, p)
+	}
 	const script = `
 import sys, onnx
 from onnx import shape_inference
@@ -607,7 +614,8 @@ for p in sys.argv[1:]:
 		t.Fatalf("onnx checker: %v\n%s", err, out)
 	}
 	t.Logf("onnx checker:\n%s", out)
-	for _, want := range []string{"resnet20.onnx 13 Nx10", "mobilenet_v2-ext.onnx 13 Nx10", "plain.onnx 13 Nx5"} {
+	for _, want := range []string{"resnet20.onnx 13 Nx10", "mobilenet_v2-ext.onnx 13 Nx10", "plain.onnx 13 Nx5",
+		"rmnet20-l1-50-copyaware.onnx 13 Nx10", "copies-copyaware.onnx 13 Nx4"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("checker output lacks %q", want)
 		}

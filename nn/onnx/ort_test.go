@@ -35,7 +35,8 @@ func openORT(t *testing.T, path string, threads int) *ort.Session {
 
 // Exported models run in ONNX Runtime 1.30 and match the reference forward
 // (of the original, unfolded graph) within rel error 1e-4, at batch 1 and 3,
-// with weights inline and in external data.
+// with weights inline and in external data, copy-aware (the default) and
+// dense.
 func TestORTMatchesReference(t *testing.T) {
 	if _, err := ort.LibPath(); errors.Is(err, ort.ErrNoLibrary) {
 		t.Skip(err)
@@ -71,12 +72,19 @@ func TestORTMatchesReference(t *testing.T) {
 		res.Graph.Input = [3]int{rc.in.C, rc.in.H, rc.in.W}
 		cases = append(cases, onnx.NetCase{Name: rc.name, G: res.Graph, In: rc.in})
 	}
+	for _, tc := range onnx.CopyCases(t) {
+		tc.Name += "-copyaware"
+		cases = append(cases, tc)
+	}
 	for _, tc := range cases {
-		for _, ext := range []bool{false, true} {
+		for _, variant := range []string{"", "external", "dense"} {
 			name := tc.Name
 			opt := onnx.Options{}
-			if ext {
+			switch variant {
+			case "external":
 				name, opt.ExternalThreshold = name+"-external", 1
+			case "dense":
+				name, opt.Dense = name+"-dense", true
 			}
 			t.Run(name, func(t *testing.T) {
 				path := filepath.Join(dir, name+".onnx")

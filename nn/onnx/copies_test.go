@@ -1,0 +1,329 @@
+package onnx
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/pruning"
+	"github.com/rmprune/rmprune/rm"
+)
+
+// copyNet is a small plain net whose copies take every path of the
+// copy-aware lowering: a strided Dirac row copying the input, scaled, read
+// at the centre only (but the ReLU after it must run: the copy is
+// materialised with a strided Slice, Concat and Mul), a strided conv with Dirac rows that scale and reorder, one
+// with a bias (not a copy: a dense row), read by the next conv at the centre
+// tap only (a 1×1 term: each row reads two), Dirac rows not leading read by
+// centre-only columns, and Dirac rows only, read by the pooling at the end
+// (not absorbed: a dense conv).
+func copyNet() *nn.Graph {
+	rng := rand.New(rand.NewPCG(21, 22))
+	g := &nn.Graph{Input: [3]int{3, 9, 10}, Arch: "copies", Form: "rmnet", Classes: 4}
+	add := func(n *nn.Node) { g.Nodes = append(g.Nodes, n) }
+	conv := func(name, in string, cin, cout, k, s int, w []float32) *nn.Node {
+		n := &nn.Node{Name: name, Op: nn.OpConv, Inputs: []string{in}, In: cin, Out: cout, Kernel: k, Stride: s, Pad: k / 2}
+		if w == nil {
+			w = randFloats(rng, cout*cin*k*k, math.Sqrt(2/float64(cin*k*k)))
+		}
+		n.SetP("weight", []int{cout, cin, k, k}, w)
+		n.SetP("bias", []int{cout}, randFloats(rng, cout, 0.1))
+		add(n)
+		return n
+	}
+	relu := func(name, in string) { add(&nn.Node{Name: name, Op: nn.OpReLU, Inputs: []string{in}}) }
+	// dirac sets rows of w ([m][c][k][k]) to copies of src with coef.
+	dirac := func(n *nn.Node, rows map[int][2]float32) {
+		w, b := n.P("weight"), n.P("bias")
+		c, kk := n.In, n.Kernel*n.Kernel
+		for o, sc := range rows {
+			clear(w[o*c*kk : (o+1)*c*kk])
+			w[o*c*kk+int(sc[0])*kk+kk/2] = sc[1]
+			b[o] = 0
+		}
+	}
+	add(&nn.Node{Name: "input", Op: nn.OpInput, Out: 3})
+	c0 := conv("c0", "input", 3, 4, 3, 2, nil)
+	dirac(c0, map[int][2]float32{3: {1, 2}})
+	relu("r0", "c0")
+	a := conv("a", "r0", 4, 6, 3, 2, nil)
+	dirac(a, map[int][2]float32{0: {2, 1}, 1: {0, 0.5}, 2: {3, 2}})
+	a.P("bias")[2] = -0.05 // not a copy
+	for o := range 6 {     // c0's copy is read at the centre only
+		for t := range 9 {
+			if t != 4 {
+				a.P("weight")[(o*4+3)*9+t] = 0
+			}
+		}
+	}
+	relu("ra", "a")
+	b := conv("b", "ra", 6, 5, 3, 1, nil)
+	for o := range 5 { // reads a's copies at the centre only
+		for _, col := range []int{0, 1} {
+			for t := range 9 {
+				if t != 4 {
+					b.P("weight")[(o*6+col)*9+t] = 0
+				}
+			}
+		}
+	}
+	relu("rb", "b")
+	d := conv("d", "rb", 5, 7, 3, 1, nil)
+	dirac(d, map[int][2]float32{1: {4, 1}, 3: {0, 1}, 5: {2, 1}}) // Dirac rows not leading
+	relu("rd", "d")
+	// e: centre-only columns 1, 3 and 5, all copies of rb, read so that
+	// row 0 sums two of them: a 1×1 term; dense over the rest.
+	e := conv("e", "rd", 7, 6, 3, 1, nil)
+	w, kk := e.P("weight"), 9
+	for o := range 6 {
+		for _, col := range []int{1, 3, 5} {
+			clear(w[(o*7+col)*kk : (o*7+col+1)*kk])
+		}
+	}
+	w[(0*7+1)*kk+4], w[(0*7+3)*kk+4], w[(2*7+3)*kk+4] = 1, -0.4, 0.7
+	w[(1*7+5)*kk+4], w[(4*7+5)*kk+4] = 0.3, -0.2
+	relu("re", "e")
+	f := conv("f", "re", 6, 2, 1, 1, nil) // Dirac rows only
+	dirac(f, map[int][2]float32{0: {5, 1}, 1: {0, 1}})
+	add(&nn.Node{Name: "gap", Op: nn.OpGlobalAvgPool, Inputs: []string{"f"}})
+	fc := &nn.Node{Name: "fc", Op: nn.OpLinear, Inputs: []string{"gap"}, In: 2, Out: 4}
+	fc.SetP("weight", []int{4, 2}, randFloats(rng, 8, 0.5))
+	fc.SetP("bias", []int{4}, randFloats(rng, 4, 0.1))
+	add(fc)
+	return g
+}
+
+// copyCases are RM-made nets with copies: RMNet-20 (folded and BN-kept),
+// pruned without calibration (exact copies) and with it (copies one ulp off),
+// MobileNetV2 → V1 (PReLU and clamps on reserved channels), and copyNet.
+func copyCases(t testing.TB) []NetCase {
+	t.Helper()
+	cifar := nn.Shape{C: 3, H: 32, W: 32}
+	var out []NetCase
+	for _, keep := range []bool{false, true} {
+		res, err := rm.Convert(buildNet(t, "resnet20", 9), rm.Options{KeepBN: keep, Shape: cifar})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "rmnet20"
+		if keep {
+			name += "-keepbn"
+		}
+		out = append(out, NetCase{name, res.Graph, cifar})
+	}
+	half := 0.5
+	for _, pc := range []struct {
+		name string
+		opt  pruning.Options
+	}{
+		{"rmnet20-l1-50", pruning.Options{Method: pruning.L1, Ratio: &half, Scope: "uniform"}},
+		{"rmnet20-slim-50-calib", pruning.Options{Method: pruning.Slim, Ratio: &half, Calib: rm.RandomInput(8, cifar, 3)}},
+	} {
+		p, err := pruning.Prune(buildNet(t, "resnet20", 10), pc.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, NetCase{pc.name, p.Graph, cifar})
+	}
+	mb := nn.Shape{C: 3, H: 32, W: 32}
+	res, err := rm.Convert(buildNet(t, "mobilenet_v2", 9), rm.Options{Shape: mb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, NetCase{"mobilenet_v2-rm", res.Graph, mb})
+	out = append(out, NetCase{"copies", copyNet(), nn.Shape{C: 3, H: 9, W: 10}})
+	// A mask-trained bottleneck ResNet (random BN and masks, some zero), as
+	// it is (masks fold on export) and RM-converted (reserved channels cross
+	// a 1×1, a strided 3×3 and a 1×1).
+	spec := nn.ResNetSpec{InChannels: 3, StemWidth: 6, StemKernel: 3, Classes: 5, Masks: true, Blocks: []nn.BlockSpec{
+		{Prefix: "layer1.0", Bottleneck: true, In: 6, Mid: 3, Mid2: 3, Out: 8, Stride: 2, Downsample: true},
+		{Prefix: "layer1.1", Bottleneck: true, In: 8, Mid: 2, Mid2: 3, Out: 8, Stride: 1},
+	}}
+	masked := spec.Build(3)
+	rng := rand.New(rand.NewPCG(31, 32))
+	nn.RandomizeBN(masked, rng)
+	for _, n := range masked.Nodes {
+		if n.Op == nn.OpMask {
+			for i, w := 0, n.P("weight"); i < len(w); i++ {
+				if w[i] = float32(0.5 + rng.Float64()); i%4 == 3 {
+					w[i] = 0
+				}
+			}
+		}
+	}
+	small := nn.Shape{C: 3, H: 12, W: 12}
+	bres, err := rm.Convert(masked, rm.Options{Shape: small})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, NetCase{"bottleneck-masked", masked, small}, NetCase{"bottleneck-masked-rm", bres.Graph, small})
+	for i := range out {
+		out[i].G.Input = [3]int{out[i].In.C, out[i].In.H, out[i].In.W}
+	}
+	return out
+}
+
+// CopyCases is copyCases for the ONNX Runtime tests.
+var CopyCases = copyCases
+
+// The copy-aware export computes what the reference forward of the original
+// graph does (≤ 1e-5), as does the dense one, and records its form.
+func TestCopyAwareMatchesReference(t *testing.T) {
+	for _, tc := range copyCases(t) {
+		t.Run(tc.Name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, 6))
+			x := nn.NewAct(2, tc.In.C, tc.In.H, tc.In.W)
+			for i := range x.D {
+				x.D[i] = float32(rng.NormFloat64())
+			}
+			want, err := tc.G.Forward(x, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, dense := range []bool{false, true} {
+				m := decode(t, encode(t, tc.G, Options{Dense: dense}))
+				got, err := evalModel(m, x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rel, _ := nn.RelError(got.D, want.D); !(rel <= 1e-5) {
+					t.Errorf("dense %v: rel error %g; want ≤ 1e-5", dense, rel)
+				}
+				// Copy-aware when it saves MACs (MobileNetV2's reserved
+				// channels pass depthwise convs: no copies to write).
+				cm, dm := macs(t, tc.G, Options{}), macs(t, tc.G, Options{Dense: true})
+				form := ExportCopyAware
+				if dense || cm == dm {
+					form = ExportDense
+				}
+				if cm > dm {
+					t.Errorf("copy-aware MACs %d > dense %d", cm, dm)
+				}
+				if got := meta(m, "rmprune.export"); got != form {
+					t.Errorf("dense %v: rmprune.export %q; want %q", dense, got, form)
+				}
+			}
+		})
+	}
+}
+
+func meta(m *Model, key string) string {
+	for _, e := range m.Metadata {
+		if e.Key == key {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+func opCount(m *Model) map[string]int {
+	c := map[string]int{}
+	for _, n := range m.Graph.Nodes {
+		c[n.OpType]++
+	}
+	return c
+}
+
+// RM costs nothing in the copy-aware export: an RMNet's ONNX graph is the
+// original ResNet's (the same ops and MACs), while the dense one computes the
+// copies as 3×3 convolutions.
+func macs(t *testing.T, g *nn.Graph, opt Options) int64 {
+	t.Helper()
+	info, err := Describe(g, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.MACs
+}
+
+func TestCopyAwareRMNetIsResNet(t *testing.T) {
+	for _, arch := range []string{"resnet20", "resnet56", "bottleneck"} {
+		t.Run(arch, func(t *testing.T) {
+			var g *nn.Graph
+			if arch == "bottleneck" { // ImageNet stem, projection and identity blocks
+				g = nn.ResNetSpec{InChannels: 3, StemWidth: 8, StemKernel: 7, MaxPool: true, Classes: 10,
+					Blocks: nn.ResNetBlocks([]int{2, 2}, []int{4, 8}, 8, true)}.Build(3)
+				nn.RandomizeBN(g, rand.New(rand.NewPCG(3, 7)))
+			} else {
+				g = buildNet(t, arch, 3)
+			}
+			g.Input = [3]int{3, 32, 32}
+			res, err := rm.Convert(g, rm.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig := opCount(decode(t, encode(t, g, Options{})))
+			copyAware := decode(t, encode(t, res.Graph, Options{}))
+			if got := opCount(copyAware); len(got) != len(orig) || got["Conv"] != orig["Conv"] || got["Add"] != orig["Add"] || got["Relu"] != orig["Relu"] {
+				t.Errorf("copy-aware RMNet ops %v; want the ResNet's %v", got, orig)
+			}
+			wantMACs := macs(t, g, Options{})
+			sum, err := g.Summarize(nn.Shape{C: 3, H: 32, W: 32})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wantMACs != sum.MACs {
+				t.Errorf("ResNet export MACs %d; want the graph's %d", wantMACs, sum.MACs)
+			}
+			if got := macs(t, res.Graph, Options{}); got != wantMACs {
+				t.Errorf("copy-aware MACs %d; want the ResNet's %d", got, wantMACs)
+			}
+			dense := macs(t, res.Graph, Options{Dense: true})
+			rsum, err := res.Graph.Summarize(nn.Shape{C: 3, H: 32, W: 32})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dense != rsum.MACs || dense <= wantMACs {
+				t.Errorf("dense export MACs %d; want the RMNet's %d (> %d)", dense, rsum.MACs, wantMACs)
+			}
+		})
+	}
+}
+
+// copyNet's export takes every path of the lowering, and a pruned RMNet's
+// identity columns become Gathers.
+func TestCopyAwareOps(t *testing.T) {
+	for _, tc := range copyCases(t) {
+		if tc.Name != "rmnet20-l1-50" {
+			continue
+		}
+		if got := opCount(decode(t, encode(t, tc.G, Options{}))); got["Gather"] == 0 || got["Add"] == 0 {
+			t.Errorf("%s: ops %v; want Gather and Add", tc.Name, got)
+		}
+	}
+	m := decode(t, encode(t, copyNet(), Options{}))
+	got := opCount(m)
+	for _, op := range []string{"Slice", "Concat", "Mul"} {
+		if got[op] == 0 {
+			t.Errorf("ops %v: no %s", got, op)
+		}
+	}
+	if n := got["Conv"]; n != 8 { // c0, a (dense rows), b and its 1×1 term, d, e and its 1×1 term, f
+		t.Errorf("ops %v: %d Conv; want 8", got, n)
+	}
+	if d := opCount(decode(t, encode(t, copyNet(), Options{Dense: true}))); d["Conv"] != 6 || d["Slice"]+d["Gather"]+d["Concat"] != 0 {
+		t.Errorf("dense ops %v; want 6 Conv and no Slice, Gather, Concat", d)
+	}
+}
+
+// An unpruned RMNet's copy-aware file (Conv and Add only) imports back to a
+// graph that computes the same.
+func TestCopyAwareImports(t *testing.T) {
+	in := nn.Shape{C: 3, H: 32, W: 32}
+	res, err := rm.Convert(buildNet(t, "resnet20", 4), rm.Options{Shape: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Graph.Input = [3]int{3, 32, 32}
+	g, err := ToGraph(decode(t, encode(t, res.Graph, Options{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.HasResidual() {
+		t.Error("imported copy-aware RMNet has no adds")
+	}
+	if rel, _ := nn.RelError(forward(t, g, in, 3), forward(t, res.Graph, in, 3)); !(rel <= 1e-5) {
+		t.Errorf("imported graph: rel error %g; want ≤ 1e-5", rel)
+	}
+}
