@@ -44,6 +44,13 @@ type Point struct {
 	LatencyMSP90 float64         `json:"latency_ms_p90"` // batch 1
 	ImagesPerS   float64         `json:"images_per_s"`   // at the sweep's batch
 	LayerMS      []LayerLatency  `json:"layer_ms,omitempty"`
+	// From the interleaved latency pass (see PointLatency); zero when the
+	// point was only timed alone (LatencyRounds 0).
+	LatencyMSP25      float64 `json:"latency_ms_p25"`
+	LatencyMSP75      float64 `json:"latency_ms_p75"`
+	LatencyRounds     int     `json:"latency_rounds"`
+	LatencyLoad       float64 `json:"latency_load"`
+	LatencyUnreliable string  `json:"latency_unreliable,omitempty"` // why the figure is not to be trusted; "" when it is
 	// The environment the point was measured in.
 	CPU       string    `json:"cpu"`
 	ISA       string    `json:"isa"`
@@ -53,7 +60,8 @@ type Point struct {
 }
 
 const pointCols = `id, sweep_id, form, ratio, channels, params, macs, macs_computed, flops, size_bytes, top1, top5,
-	latency_ms_p50, latency_ms_p90, images_per_s, layer_ms, cpu, isa, threads, version, created_at, macs_onnx, onnx_export`
+	latency_ms_p50, latency_ms_p90, images_per_s, layer_ms, cpu, isa, threads, version, created_at, macs_onnx, onnx_export,
+	latency_ms_p25, latency_ms_p75, latency_rounds, latency_load, latency_unreliable`
 
 func scanPoint(s scanner) (Point, error) {
 	var p Point
@@ -61,7 +69,8 @@ func scanPoint(s scanner) (Point, error) {
 	var created sql.NullString
 	err := s.Scan(&p.ID, &p.SweepID, &p.Form, &p.Ratio, &channels, &p.Params, &p.MACs, &p.MACsComputed, &p.FLOPs, &p.SizeBytes,
 		&p.Top1, &p.Top5, &p.LatencyMSP50, &p.LatencyMSP90, &p.ImagesPerS, &layerMS, &p.CPU, &p.ISA,
-		&p.Threads, &p.Version, &created, &p.MACsONNX, &p.ONNXExport)
+		&p.Threads, &p.Version, &created, &p.MACsONNX, &p.ONNXExport,
+		&p.LatencyMSP25, &p.LatencyMSP75, &p.LatencyRounds, &p.LatencyLoad, &p.LatencyUnreliable)
 	if err != nil {
 		return Point{}, err
 	}

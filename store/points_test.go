@@ -381,5 +381,9 @@ func TestMigrationsKeepOldRows(t *testing.T) {
 		if q.MACsONNX != wantONNX || q.ONNXExport != wantExport {
 			t.Errorf("%s: macs_onnx %d, onnx_export %q; want %d, %q", q.Form, q.MACsONNX, q.ONNXExport, wantONNX, wantExport)
 		}
+		if q.LatencyRounds != 0 || q.LatencyMSP25 != 0 || q.LatencyUnreliable != "" {
+			t.Errorf("%s: latency rounds %d, p25 %v, unreliable %q; want none (timed alone)", q.Form,
+				q.LatencyRounds, q.LatencyMSP25, q.LatencyUnreliable)
+		}
 	}
 }
