@@ -97,6 +97,9 @@ type Runner struct {
 	// budget of the slow reference forward (see CalibMACs); negative: no
 	// measurement (the checkpoint's statistics, else mean 0, variance 1).
 	CalibImages int
+	// Latency configures the interleaved latency pass that ends every sweep
+	// (sweep/latency.go) and Remeasure.
+	Latency LatencyOptions
 	// OnPoint, when not nil, is called after each point the run measures
 	// and stores (not for points found already stored).
 	OnPoint func(p store.Point)
@@ -384,7 +387,8 @@ func (j *job) run(ctx context.Context) error {
 			r.OnPoint(p)
 		}
 	}
-	return nil
+	// All points built: time them together (sweep/latency.go).
+	return j.latencyPass(ctx)
 }
 
 // Stages of a point and the share of its progress each takes.
