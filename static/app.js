@@ -67,7 +67,7 @@
     if (!card || !window.EventSource) return;
     var id = card.dataset.sweep;
     var st = card.dataset.status;
-    if (st !== "queued" && st !== "running") return;
+    if (st !== "queued" && st !== "running" && !card.dataset.remeasure) return;
     var bar = card.querySelector(".progress .bar"), prog = card.querySelector(".progress");
     var pct = document.getElementById("pct"), msg = document.getElementById("message");
     var statusEl = document.getElementById("status");
@@ -84,9 +84,11 @@
     var lastPoints = -1;
     es.addEventListener("progress", function (e) {
       var d = JSON.parse(e.data);
-      bar.style.width = (100 * d.progress).toFixed(1) + "%";
-      prog.dataset.status = d.status;
-      pct.textContent = (100 * d.progress).toFixed(1) + "%";
+      // During a latency re-measure the bar shows its progress.
+      var p = d.remeasure ? (d.remeasure_progress || 0) : d.progress;
+      bar.style.width = (100 * p).toFixed(1) + "%";
+      prog.dataset.status = d.remeasure ? "running" : d.status;
+      pct.textContent = (100 * p).toFixed(1) + "%";
       if (d.message) msg.textContent = d.message;
       statusEl.innerHTML = '<span class="badge st-' + d.status + '">' + d.status + "</span>";
       card.dataset.status = d.status;

@@ -110,13 +110,14 @@ type apiPoint struct {
 	LatencyMSP50 float64 `json:"latency_ms_p50"`
 	LatencyMSP90 float64 `json:"latency_ms_p90"`
 	ImagesPerS   float64 `json:"images_per_s"`
+	apiLatency
 }
 
 func toAPIPoint(p store.Point) apiPoint {
 	ox, oxForm := onnxCost(p)
 	return apiPoint{ID: p.ID, Form: p.Form, Ratio: p.Ratio, Params: p.Params, MACs: p.MACs, MACsComputed: computedMACs(p), FLOPs: p.FLOPs,
 		MACsONNX: ox, ONNXExport: oxForm, SizeBytes: p.SizeBytes, Top1: p.Top1, Top5: p.Top5, LatencyMSP50: p.LatencyMSP50,
-		LatencyMSP90: p.LatencyMSP90, ImagesPerS: p.ImagesPerS}
+		LatencyMSP90: p.LatencyMSP90, ImagesPerS: p.ImagesPerS, apiLatency: toAPILatency(p)}
 }
 
 // apiSweep is GET /api/sweeps/{id}.

@@ -201,6 +201,11 @@ func paretoPlot(ss []series, ax axis, overlay bool) (*plot.Plot, map[int64]bool,
 		sc.GlyphStyle.Shape = glyphFor(s.Method)
 		p.Add(l, sc)
 		p.Legend.Add(s.Label, l, sc)
+		if ax.Key == "latency" { // p25–p75 of the interleaved pass (latency.go)
+			if err := addLatencySpread(p, s, c); err != nil {
+				return nil, nil, err
+			}
+		}
 		// Ring the front points.
 		var ring plotter.XYs
 		for i, pt := range s.Points {
@@ -218,6 +223,12 @@ func paretoPlot(ss []series, ax axis, overlay bool) (*plot.Plot, map[int64]bool,
 			r.GlyphStyle.Shape = draw.RingGlyph{}
 			p.Add(r)
 		}
+	}
+	if ax.Key == "latency" {
+		if _, err := markUnreliable(p, ss, ax); err != nil {
+			return nil, nil, err
+		}
+		p.X.Label.Text = fmt.Sprintf("%s (%s; bars: p25–p75 over rounds)", ax.Label, ax.unit)
 	}
 	// Room above the best point and below the worst.
 	lo, hi := 100.0, 0.0
@@ -315,8 +326,8 @@ func markers(p *plot.Plot, ss []series, ax axis, on map[int64]bool) []marker {
 			x, y := tx(ax.value(pt)), ty(100*pt.Top1)
 			out = append(out, marker{
 				Left: 100 * float64(x) / chartW, Top: 100 * (1 - float64(y)/chartH), PointID: pt.ID, Front: on[pt.ID],
-				Title: fmt.Sprintf("%s, ratio %s: top-1 %s, %s p50, %s FLOPs, %s params", s.Label, fmtRatio(pt.Ratio),
-					fmtPct(pt.Top1), fmtMS(pt.LatencyMSP50), fmtCount(pt.FLOPs), fmtCount(pt.Params)),
+				Title: fmt.Sprintf("%s, ratio %s: top-1 %s, %s, %s FLOPs, %s params", s.Label, fmtRatio(pt.Ratio),
+					fmtPct(pt.Top1), latencyTitle(pt), fmtCount(pt.FLOPs), fmtCount(pt.Params)),
 			})
 		}
 	}

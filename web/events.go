@@ -17,12 +17,18 @@ type sseEvent struct {
 	Message  string  `json:"message,omitempty"`
 	Error    string  `json:"error,omitempty"`
 	Points   int     `json:"points"`
+	// A latency re-measure of the sweep: "queued" or "running" while one is
+	// pending, with its progress (remeasure.go).
+	Remeasure         string  `json:"remeasure,omitempty"`
+	RemeasureProgress float64 `json:"remeasure_progress,omitempty"`
 }
 
 // handleEvents streams a sweep's progress as server-sent events:
 // "progress" {status, progress, message, points} whenever it changes,
 // "point" {a point} for every new point, and "end" when the sweep stops
-// (done, failed, cancelled or interrupted). It reads the store, so sweeps run
+// (done, failed, cancelled or interrupted) and no latency re-measure of it
+// is pending (during one, "progress" carries remeasure and
+// remeasure_progress). It reads the store, so sweeps run
 // by another process (`rmprune sweep`) stream too.
 func handleEvents(db interface {
 	sweepGetter
@@ -74,14 +80,19 @@ func handleEvents(db interface {
 				}
 			}
 			_, msg, _ := q.Progress(id)
-			ev := sseEvent{Status: string(s.Status), Progress: s.Progress, Message: msg, Error: s.Error, Points: len(ps)}
+			rm := remeasureOf(ctx, db, q, id)
+			if rm.Status != "" {
+				msg = rm.Message
+			}
+			ev := sseEvent{Status: string(s.Status), Progress: s.Progress, Message: msg, Error: s.Error, Points: len(ps),
+				Remeasure: rm.Status, RemeasureProgress: rm.Progress}
 			if first || ev != last {
 				if !send("progress", ev) {
 					return
 				}
 				last, first, lastWrite = ev, false, time.Now()
 			}
-			if s.Status.Finished() || s.Status == store.StatusInterrupted || time.Now().After(deadline) {
+			if (s.Status.Finished() || s.Status == store.StatusInterrupted) && rm.Status == "" || time.Now().After(deadline) {
 				send("end", ev)
 				return
 			}

@@ -464,6 +464,13 @@ func sweepView(ctx context.Context, db chartStore, q *Queue, id int64, x string)
 		v.Points = append(v.Points, row)
 	}
 	v.Env = envString(ps)
+	v.Chart.Note = latencyNote(ps)
+	rm := remeasureOf(ctx, db, q, id)
+	v.Remeasure = rm.Status
+	if rm.Status != "" {
+		v.Message = rm.Message
+	}
+	v.CanRemeasure = rm.Status == "" && len(ps) > 0 && s.Status != store.StatusQueued && s.Status != store.StatusRunning
 	return v, nil
 }
 

@@ -47,6 +47,8 @@ type Queue struct {
 
 	mu      sync.Mutex
 	running map[int64]*task // by sweep id
+	// remeasuring are latency re-measures running here, by sweep id (remeasure.go).
+	remeasuring map[int64]*task
 	wg      sync.WaitGroup
 }
 
@@ -106,6 +108,10 @@ func (q *Queue) work(ctx context.Context) {
 			case <-q.wake:
 			case <-time.After(q.poll):
 			}
+			continue
+		}
+		if job.Kind == store.JobKindRemeasure {
+			q.runRemeasure(ctx, job) // remeasure.go
 			continue
 		}
 		if job.Kind != store.JobKindSweep {

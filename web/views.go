@@ -186,6 +186,7 @@ type ChartView struct {
 	Markers  []marker
 	Empty    bool
 	Axes     []AxisLink
+	Note     string // e.g. how many points' latency is flagged unreliable
 }
 
 // PointRow is a point in tables.
@@ -198,6 +199,8 @@ type PointRow struct {
 	Export                          string // that file's form: copy-aware or dense
 	Front                           bool
 	Reference                       bool
+	LatencyTitle                    string // p25–p75, rounds, why unreliable
+	Unreliable                      bool
 }
 
 func pointRow(p store.Point) PointRow {
@@ -209,7 +212,7 @@ func pointRow(p store.Point) PointRow {
 	return PointRow{ID: p.ID, SweepID: p.SweepID, Form: p.Form, Ratio: fmtRatio(p.Ratio), Params: fmtCount(p.Params),
 		FLOPs: fmtCount(p.FLOPs), Top1: fmtPct(p.Top1), Top5: fmtPct(p.Top5), P50: fmtMS(p.LatencyMSP50),
 		P90: fmtMS(p.LatencyMSP90), IPS: fmt.Sprintf("%.0f", p.ImagesPerS), Size: size, Reference: p.Ratio == 0,
-		ORTMACs: fmtCount(ox), Export: oxForm}
+		ORTMACs: fmtCount(ox), Export: oxForm, LatencyTitle: latencyTitle(p), Unreliable: p.LatencyUnreliable != ""}
 }
 
 // SweepView is the sweep page.
@@ -220,6 +223,10 @@ type SweepView struct {
 	Chart   ChartView
 	Points  []PointRow
 	Env     string
+	// Remeasure is "queued" or "running" while a latency re-measure is
+	// pending; CanRemeasure shows the button.
+	Remeasure    string
+	CanRemeasure bool
 }
 
 // SweepChoice is a sweep offered on the Pareto page.
