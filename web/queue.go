@@ -49,7 +49,7 @@ type Queue struct {
 	running map[int64]*task // by sweep id
 	// remeasuring are latency re-measures running here, by sweep id (remeasure.go).
 	remeasuring map[int64]*task
-	wg      sync.WaitGroup
+	wg          sync.WaitGroup
 }
 
 // task is a sweep running in this process.
