@@ -47,9 +47,10 @@ type Queue struct {
 
 	mu      sync.Mutex
 	running map[int64]*task // by sweep id
+	wg      sync.WaitGroup
+
 	// remeasuring are latency re-measures running here, by sweep id (remeasure.go).
 	remeasuring map[int64]*task
-	wg          sync.WaitGroup
 }
 
 // task is a sweep running in this process.
