@@ -142,6 +142,7 @@ type apiSweep struct {
 	Limit          int        `json:"limit"`
 	CreatedAt      time.Time  `json:"created_at"`
 	Points         []apiPoint `json:"points"`
+	Remeasure      string     `json:"remeasure,omitempty"` // "queued" or "running" while a latency re-measure is pending
 }
 
 func toAPISweep(s store.Sweep, ps []store.Point, msg string) apiSweep {
@@ -449,7 +450,11 @@ func handleAPISweep(db interface {
 			return
 		}
 		_, msg, _ := q.Progress(id)
-		writeJSON(w, http.StatusOK, toAPISweep(s, ps, msg))
+		out := toAPISweep(s, ps, msg)
+		if rm := remeasureOf(r.Context(), db, q, id); rm.Status != "" { // remeasure.go
+			out.Remeasure, out.Message = rm.Status, rm.Message
+		}
+		writeJSON(w, http.StatusOK, out)
 	}
 }
 

@@ -202,6 +202,11 @@ func TestRemeasureRefused(t *testing.T) {
 	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), `id="remeasure"`) || !strings.Contains(w.Body.String(), `data-remeasure="queued"`) {
 		t.Errorf("sweep page with a queued remeasure: status %d; want no button and data-remeasure=queued", w.Code)
 	}
+	var api apiSweep
+	w = e.do(http.MethodGet, fmt.Sprintf("/api/sweeps/%d", s), nil)
+	if err := json.Unmarshal(w.Body.Bytes(), &api); err != nil || api.Remeasure != "queued" {
+		t.Errorf("api sweep with a queued remeasure: remeasure %q, %v; want queued", api.Remeasure, err)
+	}
 	// A queue whose runner cannot re-measure fails the job.
 	qctx, cancel := context.WithCancel(ctx)
 	e.queue.Start(qctx)
