@@ -53,8 +53,14 @@ func psiSome() float64 {
 	return 0
 }
 
+// minSchedWait is the shortest goroutine wait counted: a goroutine that
+// yields (the engine's spinning workers call runtime.Gosched) and runs again
+// on a free P waits microseconds; one that waits for a P held by other work
+// waits for that work to block or be preempted.
+const minSchedWait = 50e-6
+
 // goSchedWait estimates the total time goroutines of this process have
-// spent runnable before running, in seconds.
+// spent runnable before running for longer than minSchedWait, in seconds.
 func goSchedWait() float64 {
 	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
 	metrics.Read(s)
@@ -68,6 +74,9 @@ func goSchedWait() float64 {
 			continue
 		}
 		lo, hi := h.Buckets[i], h.Buckets[i+1]
+		if hi <= minSchedWait {
+			continue
+		}
 		mid := (lo + hi) / 2
 		switch {
 		case math.IsInf(lo, -1):

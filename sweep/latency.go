@@ -40,6 +40,11 @@ type LatencyOptions struct {
 	// MaxLoad flags a point whose timed blocks saw other work wait for a CPU
 	// more than this share of the time (see bench.CPUWait); default 0.10.
 	MaxLoad float64
+	// MaxTime ends the pass after the round that crosses it (but not before
+	// MinRounds rounds); the points are then flagged: on a host this busy
+	// the figures are not to be trusted anyway. Default 3 minutes.
+	MaxTime   time.Duration
+	MinRounds int // default 3
 }
 
 // withDefaults fills the zero fields; benchTime is the runner's.
@@ -67,6 +72,12 @@ func (o LatencyOptions) withDefaults(benchTime time.Duration) LatencyOptions {
 	}
 	if o.MaxLoad <= 0 {
 		o.MaxLoad = 0.10
+	}
+	if o.MaxTime <= 0 {
+		o.MaxTime = 3 * time.Minute
+	}
+	if o.MinRounds <= 0 {
+		o.MinRounds = 3
 	}
 	return o
 }
@@ -127,7 +138,13 @@ func interleave(ctx context.Context, runs []func() error, opt LatencyOptions, c 
 	rng := rand.New(rand.NewPCG(1, 2))
 	order := make([]int, n)
 	block := make([]float64, 0, opt.MaxRuns)
+	passStart := c.now()
+	cut := false
 	for r := range opt.Rounds {
+		if opt.MaxTime > 0 && r >= opt.MinRounds && c.now()-passStart >= opt.MaxTime {
+			cut = true
+			break
+		}
 		for i := range order {
 			order[i] = i
 		}
@@ -170,6 +187,10 @@ func interleave(ctx context.Context, runs []func() error, opt LatencyOptions, c 
 			s.Load = waitSec[i] / wallSec[i]
 		}
 		s.Unreliable = judge(s, opt)
+		if cut {
+			why := fmt.Sprintf("pass cut short after %d of %d rounds (over %v): the host is too busy", s.Rounds, opt.Rounds, opt.MaxTime)
+			s.Unreliable = strings.Join(slices.DeleteFunc([]string{why, s.Unreliable}, func(x string) bool { return x == "" }), "; ")
+		}
 		out[i] = s
 	}
 	return out, nil
@@ -195,7 +216,7 @@ func quartiles(xs []float64) [3]float64 {
 // judge says why a stat should not be trusted ("" when it can be).
 func judge(s LatencyStat, opt LatencyOptions) string {
 	var why []string
-	if s.Rounds < 3 {
+	if s.Rounds < min(3, opt.Rounds) {
 		why = append(why, fmt.Sprintf("only %d rounds", s.Rounds))
 	}
 	if sp := s.Spread(); sp > opt.MaxSpread {

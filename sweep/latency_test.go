@@ -279,3 +279,36 @@ func TestRemeasure(t *testing.T) {
 		t.Errorf("missing sweep: got %v; want ErrNotFound", err)
 	}
 }
+
+func TestInterleaveCutShort(t *testing.T) {
+	// Every run takes 1 s of fake time: a 10 s budget ends the pass after the
+	// round that crosses it, never before MinRounds, and flags every point.
+	tests := []struct {
+		name      string
+		maxTime   time.Duration
+		minRounds int
+		want      int
+	}{
+		{"budget", 10 * time.Second, 1, 2}, // 2 models × (1 warm-up + 2 runs) = 6 s a round
+		{"min rounds", time.Second, 4, 4},  // over budget after round 1, but 4 rounds at least
+		{"no limit", 0, 1, 6},              // MaxTime 0: all rounds
+		{"roomy", 10 * time.Minute, 1, 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeRuns{dur: func(i, k int) time.Duration { return time.Second }}
+			opt := LatencyOptions{Rounds: 6, Warmup: 1, Settle: time.Nanosecond, MinRuns: 2, MaxRuns: 2, BlockTime: time.Nanosecond,
+				MaxSpread: 0.1, MaxLoad: 0.1, MaxTime: tt.maxTime, MinRounds: tt.minRounds}
+			got, err := interleave(context.Background(), f.runs(2), opt, f.clock(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range got {
+				cut := strings.Contains(s.Unreliable, "cut short")
+				if s.Rounds != tt.want || cut != (tt.want < 6) {
+					t.Errorf("model %d: got %d rounds, unreliable %q; want %d rounds, cut short %v", i, s.Rounds, s.Unreliable, tt.want, tt.want < 6)
+				}
+			}
+		})
+	}
+}

@@ -302,7 +302,7 @@ func loaded(bin string, clients int, tol float64) bool {
 	}
 	resp.Body.Close()
 	var after sweepResp
-	for end := time.Now().Add(10 * time.Minute); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+	for end := time.Now().Add(30 * time.Minute); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
 		// The figures change when the job is done: wait until no re-measure is pending.
 		var sw struct {
 			sweepResp
@@ -316,6 +316,10 @@ func loaded(bin string, clients int, tol float64) bool {
 	up := uptime()
 	cancel()
 	wg.Wait()
+	if len(after.Points) == 0 {
+		fmt.Printf("  the re-measure did not finish within 30 minutes  %s\n", up)
+		return false
+	}
 	fmt.Printf("under load (%d requests, %d errors, %.1f s)  %s\n", reqs.Load(), errs.Load(), time.Since(t0).Seconds(), up)
 	fmt.Print(describe(after.Points))
 	idleBy := map[int64]point{}
