@@ -162,7 +162,9 @@ func cmdSweep(e *env, args []string) error {
 		for _, p := range points {
 			sp := sweepPoint{ID: p.ID, Form: p.Form, Ratio: p.Ratio, Params: p.Params, MACs: p.MACs, FLOPs: p.FLOPs,
 				Top1: p.Top1, Top5: p.Top5, LatencyMSP50: p.LatencyMSP50, LatencyMSP90: p.LatencyMSP90,
-				ImagesPerS: p.ImagesPerS, SizeBytes: p.SizeBytes, Artifacts: map[string]string{}}
+				ImagesPerS: p.ImagesPerS, SizeBytes: p.SizeBytes, Artifacts: map[string]string{},
+				LatencyMSP25: p.LatencyMSP25, LatencyMSP75: p.LatencyMSP75, LatencyRounds: p.LatencyRounds,
+				LatencyUnreliable: p.LatencyUnreliable != "", LatencyNote: p.LatencyUnreliable}
 			arts, err := db.Artifacts(bg, p.ID)
 			if err != nil {
 				return err
@@ -200,6 +202,13 @@ type sweepPoint struct {
 	ImagesPerS   float64           `json:"images_per_s"`   // at the sweep batch
 	SizeBytes    int64             `json:"size_bytes"`
 	Artifacts    map[string]string `json:"artifacts"` // kind → file
+
+	// The interleaved latency pass (sweep/latency.go): quartiles of round medians.
+	LatencyMSP25      float64 `json:"latency_ms_p25"`
+	LatencyMSP75      float64 `json:"latency_ms_p75"`
+	LatencyRounds     int     `json:"latency_rounds"`
+	LatencyUnreliable bool    `json:"latency_unreliable"`
+	LatencyNote       string  `json:"latency_note,omitempty"`
 }
 
 func printSweep(w io.Writer, r *sweepReport, points []store.Point) {
