@@ -41,8 +41,10 @@ type LatencyOptions struct {
 	// more than this share of the time (see bench.CPUWait); default 0.10.
 	MaxLoad float64
 	// MaxTime ends the pass after the round that crosses it (but not before
-	// MinRounds rounds); the points are then flagged: on a host this busy
-	// the figures are not to be trusted anyway. Default 3 minutes.
+	// MinRounds rounds), and 2×MaxTime even within a round (a model not
+	// timed at all then gets Rounds 0 and keeps its figure); the points are
+	// flagged: on a host this busy the figures are not to be trusted anyway.
+	// Default 3 minutes.
 	MaxTime   time.Duration
 	MinRounds int // default 3
 }
@@ -153,6 +155,10 @@ func interleave(ctx context.Context, runs []func() error, opt LatencyOptions, c 
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			if opt.MaxTime > 0 && c.now()-passStart >= 2*opt.MaxTime {
+				cut = true // a host this busy: stop even mid-round
+				break
+			}
 			start := c.now()
 			for w := 0; w < opt.Warmup || c.now()-start < opt.Settle; w++ {
 				if err := runs[i](); err != nil {
@@ -177,8 +183,14 @@ func interleave(ctx context.Context, runs []func() error, opt LatencyOptions, c 
 				progress(float64(r*n+pos+1) / float64(opt.Rounds*n))
 			}
 		}
+		if cut {
+			break
+		}
 	}
 	for i := range out {
+		if len(roundMed[i]) == 0 {
+			continue // never timed (the pass was stopped): Rounds 0
+		}
 		q := quartiles(roundMed[i])
 		st := bench.Summarize(all[i], 0)
 		s := LatencyStat{P25: q[0], P50: q[1], P75: q[2], P90: max(st.P90Ms, q[1]), Min: st.MinMs,
@@ -302,10 +314,13 @@ func (r *Runner) measureSweep(ctx context.Context, s store.Sweep, progress func(
 	if err != nil {
 		return fmt.Errorf("sweep: latency pass: %w", err)
 	}
-	ls := make([]store.PointLatency, len(stats))
+	ls := make([]store.PointLatency, 0, len(stats))
 	for i, st := range stats {
-		ls[i] = store.PointLatency{PointID: ids[i], P25: st.P25, P50: st.P50, P75: st.P75, P90: st.P90,
-			Rounds: st.Rounds, Load: st.Load, Unreliable: st.Unreliable}
+		if st.Rounds == 0 {
+			continue // not timed: keep its figure
+		}
+		ls = append(ls, store.PointLatency{PointID: ids[i], P25: st.P25, P50: st.P50, P75: st.P75, P90: st.P90,
+			Rounds: st.Rounds, Load: st.Load, Unreliable: st.Unreliable})
 	}
 	if err := r.DB.SetPointLatency(context.WithoutCancel(ctx), ls); err != nil {
 		return fmt.Errorf("sweep: %w", err)

@@ -289,9 +289,9 @@ func TestInterleaveCutShort(t *testing.T) {
 		minRounds int
 		want      int
 	}{
-		{"budget", 10 * time.Second, 1, 2}, // 2 models × (1 warm-up + 2 runs) = 6 s a round
-		{"min rounds", time.Second, 4, 4},  // over budget after round 1, but 4 rounds at least
-		{"no limit", 0, 1, 6},              // MaxTime 0: all rounds
+		{"budget", 10 * time.Second, 1, 2},     // 2 models × (1 warm-up + 2 runs) = 6 s a round
+		{"min rounds", 10 * time.Second, 3, 3}, // over budget after round 2, but 3 rounds at least (under 2× the budget)
+		{"no limit", 0, 1, 6},                  // MaxTime 0: all rounds
 		{"roomy", 10 * time.Minute, 1, 6},
 	}
 	for _, tt := range tests {
@@ -310,5 +310,27 @@ func TestInterleaveCutShort(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestInterleaveHardStop(t *testing.T) {
+	// Blocks of 3 s: at 2×MaxTime = 4 s the pass stops within the first
+	// round, before the third model's block: it keeps Rounds 0.
+	f := &fakeRuns{dur: func(i, k int) time.Duration { return time.Second }}
+	opt := LatencyOptions{Rounds: 6, Warmup: 1, Settle: time.Nanosecond, MinRuns: 2, MaxRuns: 2, BlockTime: time.Nanosecond,
+		MaxSpread: 0.1, MaxLoad: 0.1, MaxTime: 2 * time.Second, MinRounds: 4}
+	got, err := interleave(context.Background(), f.runs(3), opt, f.clock(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rounds []int
+	for _, s := range got {
+		rounds = append(rounds, s.Rounds)
+		if s.Rounds > 0 && !strings.Contains(s.Unreliable, "cut short") {
+			t.Errorf("timed model: unreliable %q; want cut short", s.Unreliable)
+		}
+	}
+	if slices.Sort(rounds); !slices.Equal(rounds, []int{0, 1, 1}) {
+		t.Errorf("got rounds %v; want two models timed once and one never", rounds)
 	}
 }
