@@ -45,7 +45,8 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	runner := &sweep.Runner{DB: db, NoFinetune: true, BenchTime: 100 * time.Millisecond}
+	runner := &sweep.Runner{DB: db, NoFinetune: true, BenchTime: 100 * time.Millisecond,
+		Latency: sweep.LatencyOptions{Rounds: 40}} // a pass long enough to watch (below)
 	qctx, stopQueue := context.WithCancel(ctx)
 	queue := NewQueue(db, runner, 1, nil)
 	queue.Start(qctx)
@@ -211,6 +212,21 @@ func TestBrowserEndToEnd(t *testing.T) {
 	}
 	if rows := eval(`String(document.querySelectorAll("#points tbody tr").length)`); rows != "8" {
 		t.Errorf("points table rows %s; want 8", rows)
+	}
+
+	// Re-measure latency: the button queues it, the page follows it over SSE
+	// and reloads itself when it is done.
+	step("remeasure", 30*time.Second,
+		chromedp.Click(chromedp.CSS("#remeasure")),
+		chromedp.WaitVisible(chromedp.CSS(`#status-card:not([data-remeasure=""])`)),
+	)
+	eval(`String(window.rmpruneRemeasure = true)`)
+	if v := waitFor(`String(window.rmpruneRemeasure === undefined && document.readyState === "complete" && !!document.getElementById("remeasure"))`,
+		"true", 2*time.Minute); v != "true" {
+		t.Fatalf("the sweep page did not reload itself after the re-measure")
+	}
+	if js, _ := db.Jobs(ctx, store.StatusDone); len(js) == 0 || js[len(js)-1].Kind != store.JobKindRemeasure {
+		t.Errorf("done jobs %+v; want the remeasure job last", js)
 	}
 
 	// Compare the unpruned RMNet with its most pruned point.
