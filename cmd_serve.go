@@ -44,7 +44,7 @@ func cmdServe(e *env, args []string) error {
 	f := flag.NewFlagSet("serve", flag.ContinueOnError)
 	f.SetOutput(e.stderr)
 	f.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: rmprune [serve] [--addr 127.0.0.1:8080] [--db PATH] [--no-demo] [--dataset NAME=SPEC ...] [--jobs N]\n"+
+		fmt.Fprintf(e.stderr, "usage: rmprune [serve] [--addr 127.0.0.1:8080] [--db PATH] [--no-demo] [--dataset NAME=SPEC ...] [--jobs N] [--allowed-host NAME ...]\n"+
 			"Start the dashboard: models, sweeps, Pareto charts, compare and downloads.\n\nflags:\n")
 		f.PrintDefaults()
 	}
@@ -52,6 +52,8 @@ func cmdServe(e *env, args []string) error {
 	dbPath := f.String("db", store.DefaultPath(e.getenv), "SQLite database (artifacts are kept in a folder beside it)")
 	noDemo := f.Bool("no-demo", false, "do not install the demo model and sweep into a new database")
 	jobs := f.Int("jobs", 1, "sweeps run at once (one heavy job at a time keeps timings honest)")
+	var allowedHosts hostFlags
+	f.Var(&allowedHosts, "allowed-host", "extra Host name the dashboard answers to (e.g. behind a reverse proxy; NAME or NAME:PORT); repeatable")
 	datasets := datasetFlags{}
 	f.Var(datasets, "dataset", "extra dataset offered to sweeps, NAME=SPEC ("+sweepSpecs+"); repeatable")
 	if err := f.Parse(args); err != nil {
@@ -124,7 +126,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	queue := web.NewQueue(db, runner, *jobs, log)
 	handler := web.NewServer(web.Deps{DB: db, Runner: runner, Queue: queue, Datasets: names,
-		CanFinetune: runner.CanFinetune(), Log: log})
+		CanFinetune: runner.CanFinetune(), Addr: ln.Addr().String(), AllowedHosts: allowedHosts, Log: log})
 
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
@@ -145,6 +147,20 @@ func cmdServe(e *env, args []string) error {
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return nil
+}
+
+// hostFlags collects repeated --allowed-host NAME.
+type hostFlags []string
+
+func (h *hostFlags) String() string { return strings.Join(*h, ",") }
+
+func (h *hostFlags) Set(v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" || strings.ContainsAny(v, "/ \t@") {
+		return fmt.Errorf("want a host name, optionally with :PORT")
+	}
+	*h = append(*h, v)
 	return nil
 }
 

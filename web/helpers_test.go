@@ -108,7 +108,8 @@ func newEnv(t *testing.T, maxUpload int64) *testEnv {
 	t.Cleanup(func() { db.Close() })
 	runner := &fakeRunner{real: &sweep.Runner{DB: db, NoFinetune: true}, db: db, delay: 20 * time.Millisecond}
 	q := NewQueue(db, runner, 1, nil)
-	h := NewServer(Deps{DB: db, Runner: runner, Queue: q, Datasets: []string{"mnist", "fashion-mnist"}, MaxUpload: maxUpload})
+	h := NewServer(Deps{DB: db, Runner: runner, Queue: q, Datasets: []string{"mnist", "fashion-mnist"}, MaxUpload: maxUpload,
+		Addr: "127.0.0.1:8080"})
 	return &testEnv{t: t, db: db, h: h, queue: q, model: demo.MNIST()}
 }
 
@@ -116,7 +117,12 @@ func newEnv(t *testing.T, maxUpload int64) *testEnv {
 func (e *testEnv) do(method, target string, body io.Reader, header ...string) *httptest.ResponseRecorder {
 	e.t.Helper()
 	req := httptest.NewRequest(method, target, body)
+	req.Host = "127.0.0.1:8080"
 	for i := 0; i+1 < len(header); i += 2 {
+		if strings.EqualFold(header[i], "Host") {
+			req.Host = header[i+1]
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	w := httptest.NewRecorder()

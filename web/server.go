@@ -26,7 +26,12 @@ type Deps struct {
 	CanFinetune bool
 	// MaxUpload limits model uploads; 0 means DefaultMaxUpload.
 	MaxUpload int64
-	Log       *slog.Logger
+	// Addr is the listener's address (host:port): requests must name it, a
+	// loopback name with its port, or one of AllowedHosts in their Host
+	// header (DNS-rebinding protection). "" accepts any port.
+	Addr         string
+	AllowedHosts []string
+	Log          *slog.Logger
 }
 
 // NewServer returns the dashboard and JSON API as one handler.
@@ -48,7 +53,7 @@ func NewServer(d Deps) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request refused"})
 	}))
-	return securityHeaders(cop.Handler(r))
+	return securityHeaders(newHostGuard(d.Addr, d.AllowedHosts).handler(cop.Handler(r)))
 }
 
 // securityHeaders sets headers every response carries.
