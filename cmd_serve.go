@@ -90,6 +90,11 @@ func cmdServe(e *env, args []string) error {
 			log.Warn("listening beyond loopback: anyone who can reach this address can upload models and start work", "addr", ln.Addr())
 		}
 	}
+	if n, size, err := web.RemoveStaleUploads(db.ArtifactDir()); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("removed partial uploads left by the last shutdown", "files", n, "bytes", size)
+	}
 	if n, err := db.MarkInterrupted(ctx); err != nil {
 		return err
 	} else if n > 0 {

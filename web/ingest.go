@@ -63,7 +63,7 @@ func addModel(ctx context.Context, db modelStore, src io.Reader, filename, name 
 	if !modelExts[ext] {
 		ext = ""
 	}
-	tmp, err := os.CreateTemp(dir, ".upload-*"+ext)
+	tmp, err := os.CreateTemp(dir, uploadPattern+ext)
 	if err != nil {
 		return store.Model{}, false, fmt.Errorf("upload: %w", err)
 	}
@@ -162,6 +162,32 @@ func addModel(ctx context.Context, db modelStore, src io.Reader, filename, name 
 		check(m, g)
 	}
 	return m, true, nil
+}
+
+// uploadPattern names the temporary files of uploads in progress.
+const uploadPattern = ".upload-*"
+
+// RemoveStaleUploads deletes the partial uploads a crashed or killed server
+// left in the artifact directory dir. Call it at start-up, once the listener
+// is bound (one server per database, as for interrupted sweeps). It returns
+// the number of files removed and their bytes.
+func RemoveStaleUploads(dir string) (n int, bytes int64, err error) {
+	paths, err := filepath.Glob(filepath.Join(dir, uploadPattern))
+	if err != nil {
+		return 0, 0, fmt.Errorf("upload: %w", err)
+	}
+	for _, p := range paths {
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			return n, bytes, fmt.Errorf("upload: remove stale %s: %w", p, err)
+		}
+		n++
+		bytes += fi.Size()
+	}
+	return n, bytes, nil
 }
 
 // convertReport applies RM (folded deploy form) and measures the
