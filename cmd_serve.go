@@ -66,8 +66,8 @@ func cmdServe(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "rmprune serve: unexpected argument %q\n", f.Arg(0))
 		return errUsage
 	}
-	if *jobs < 1 {
-		return fmt.Errorf("--jobs must be ≥ 1")
+	if err := checkBounds(f); err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := context.WithCancel(e.ctx)
