@@ -108,8 +108,7 @@ func newEnv(t *testing.T, maxUpload int64) *testEnv {
 	t.Cleanup(func() { db.Close() })
 	runner := &fakeRunner{real: &sweep.Runner{DB: db, NoFinetune: true}, db: db, delay: 20 * time.Millisecond}
 	q := NewQueue(db, runner, 1, nil)
-	h := NewServer(Deps{DB: db, Runner: runner, Queue: q, Datasets: []string{"mnist", "fashion-mnist"}, MaxUpload: maxUpload,
-		Addr: "127.0.0.1:8080"})
+	h := NewServer(Deps{DB: db, Runner: runner, Queue: q, Datasets: []string{"mnist", "fashion-mnist"}, MaxUpload: maxUpload})
 	return &testEnv{t: t, db: db, h: h, queue: q, model: demo.MNIST()}
 }
 

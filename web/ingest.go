@@ -191,8 +191,19 @@ func RemoveStaleUploads(dir string) (n int, bytes int64, err error) {
 }
 
 // convertReport applies RM (folded deploy form) and measures the
-// equivalence on a random batch with the reference forward.
-func convertReport(g *nn.Graph, in nn.Shape) (c store.Conversion, err error) {
+// equivalence on a random batch with the reference forward. Networks above
+// blockwiseAbove parameters are checked one group of blocks at a time
+// (convertReportBlockwise), which gives the same report without holding the
+// whole dense RMNet.
+func convertReport(g *nn.Graph, in nn.Shape) (store.Conversion, error) {
+	if paramFloats(g) > blockwiseAbove {
+		return convertReportBlockwise(g, in)
+	}
+	return convertReportWhole(g, in)
+}
+
+// convertReportWhole is convertReport on the whole network at once.
+func convertReportWhole(g *nn.Graph, in nn.Shape) (c store.Conversion, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("rm: %v", r)
@@ -221,6 +232,16 @@ func safeLoad(path string) (g *nn.Graph, err error) {
 		}
 	}()
 	return modelio.Load(path, modelio.Options{})
+}
+
+// safeLoadArch is safeLoad with an architecture override.
+func safeLoadArch(path, arch string) (g *nn.Graph, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			g, err = nil, fmt.Errorf("%s: malformed model file (%v)", path, r)
+		}
+	}()
+	return modelio.Load(path, modelio.Options{Arch: arch})
 }
 
 func safeSummarize(g *nn.Graph, in nn.Shape) (s *nn.Summary, err error) {

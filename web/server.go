@@ -26,6 +26,9 @@ type Deps struct {
 	CanFinetune bool
 	// MaxUpload limits model uploads; 0 means DefaultMaxUpload.
 	MaxUpload int64
+	// MaxUploads limits the uploads parsed at once (503 with Retry-After
+	// beyond); 0 means DefaultMaxUploads.
+	MaxUploads int
 	// Addr is the listener's address (host:port): requests must name it, a
 	// loopback name with its port, or one of AllowedHosts in their Host
 	// header (DNS-rebinding protection). "" accepts any port.
@@ -38,6 +41,9 @@ type Deps struct {
 func NewServer(d Deps) http.Handler {
 	if d.MaxUpload <= 0 {
 		d.MaxUpload = DefaultMaxUpload
+	}
+	if d.MaxUploads <= 0 {
+		d.MaxUploads = DefaultMaxUploads
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)

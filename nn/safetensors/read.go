@@ -254,6 +254,9 @@ func parseHeader(hdr []byte) (map[string]string, []entry, error) {
 			}
 			continue
 		}
+		if len(entries) == MaxTensors {
+			return nil, nil, fmt.Errorf("header lists more than %d tensors", MaxTensors)
+		}
 		e, err := parseEntry(dec, key)
 		if err != nil {
 			return nil, nil, err
