@@ -84,6 +84,7 @@ func TestReadMemoryBounded(t *testing.T) {
 		{"many tiny tensors past the cap", manyTensors(100_000), "more than 16384 tensors"},
 		{"header at the size cap", build(`{"__metadata__":{"k":"`+strings.Repeat("x", MaxHeaderSize-40)+`"}}`, nil), ""},
 		{"four 4 MB tensors", bigFile.Bytes(), ""},
+		{"40 MB of U8", build(`{"a":{"dtype":"U8","shape":[40000000],"data_offsets":[0,40000000]}}`, make([]byte, 40_000_000)), "expand to 160000000 bytes of float32"},
 	}
 	// Fixed allowance: up to MaxTensors tensors' bookkeeping (~2 KB each
 	// with the header's JSON garbage), decoder buffers, the 1 MB chunk.

@@ -31,6 +31,12 @@ import (
 // pruned ResNet-152, and the header is held in memory while it is parsed.
 const MaxHeaderSize = 8 << 20
 
+// expandSlack is how many bytes of float32 beyond twice the file size its
+// tensors may decode to. Tensors are converted to float32, so F16/BF16 data
+// doubles and 1-byte dtypes (U8, I8, BOOL, F8) quadruple: a file that is
+// mostly 1-byte tensors is refused rather than taking four times its size.
+const expandSlack = 64 << 20
+
 // MaxTensors is the most tensors a file may hold. Each tensor costs a few
 // hundred bytes of bookkeeping whatever its size, so a file of millions of
 // one-byte tensors would take gigabytes; the largest torchvision CNN state
