@@ -82,6 +82,7 @@ fuzz_execs() {
     "./nn/npy FuzzRead")          echo 1000000 ;; # 1.06M
     "./pruning FuzzPrune")        echo 1500 ;;    # 1.3k
     "./dataset FuzzParseIDX")     echo 500000 ;;  # 490k
+    "./nn FuzzFromStateDict")     echo 25000 ;;   # 28k (load 11)
     *)                            echo 100000 ;;
   esac
 }
