@@ -7,12 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/sweep"
 )
 
 // errUsage means the flag package already printed the problem.
@@ -103,7 +105,7 @@ func (f *flags) modelFlags() {
 	f.StringVar(&f.arch, "arch", "", "override architecture inference: "+strings.Join(nn.Archs, "|"))
 	f.StringVar(&f.mean, "mean", "", "per-channel normalisation mean, comma-separated (overrides the model file's)")
 	f.StringVar(&f.std, "std", "", "per-channel normalisation std, comma-separated")
-	f.IntVar(&f.threads, "threads", runtime.NumCPU(), "worker threads")
+	f.IntVar(&f.threads, "threads", min(runtime.NumCPU(), sweep.MaxThreads), "worker threads")
 }
 
 func (f *flags) parse(args []string) error {
@@ -116,6 +118,41 @@ func (f *flags) parse(args []string) error {
 	if f.NArg() > 0 {
 		fmt.Fprintf(f.e.stderr, "rmprune %s: unexpected argument %q\n", f.Name(), f.Arg(0))
 		return errUsage
+	}
+	return f.fail(checkBounds(f.FlagSet))
+}
+
+// intBounds are the ranges of the numeric flags, the same as the API's
+// (sweep.MaxBatch, sweep.MaxThreads, sweep.MaxEpochs): an out-of-range value
+// is refused at once instead of allocating gigabytes or starting a million
+// threads.
+var intBounds = []struct {
+	name   string
+	lo, hi int
+	hint   string
+}{
+	{"batch", 1, sweep.MaxBatch, ""},
+	{"threads", 1, sweep.MaxThreads, ""},
+	{"epochs", 1, sweep.MaxEpochs, ""},
+	{"finetune-epochs", 0, sweep.MaxEpochs, ""},
+	{"limit", 0, math.MaxInt32, " (0: all)"},
+	{"eval-limit", 0, math.MaxInt32, " (0: all)"},
+	{"finetune-limit", 0, math.MaxInt32, " (0: all)"},
+	{"max-steps", 0, math.MaxInt32, " (0: no limit)"},
+	{"jobs", 1, 64, ""},
+}
+
+// checkBounds checks the numeric flags fs defines against intBounds.
+func checkBounds(fs *flag.FlagSet) error {
+	for _, b := range intBounds {
+		fl := fs.Lookup(b.name)
+		if fl == nil {
+			continue
+		}
+		v, ok := fl.Value.(flag.Getter).Get().(int)
+		if ok && (v < b.lo || v > b.hi) {
+			return fmt.Errorf("--%s %d: want %d…%d%s", b.name, v, b.lo, b.hi, b.hint)
+		}
 	}
 	return nil
 }

@@ -42,6 +42,11 @@ func cmdEval(e *env, args []string) error {
 		if err := evaluate.CheckCompatible(g, d); err != nil {
 			return fmt.Errorf("%s on %s: %w", f.model, *data, err)
 		}
+		// The images are finite (the data set refuses a normalisation that
+		// is not), so NaN or Inf can only come from the weights.
+		if n := nonFiniteParams(g); n > 0 {
+			warnf(e.stderr, "eval", "%s has %d non-finite parameters (NaN or Inf): the outputs they reach are NaN or Inf and their predictions meaningless", f.model, n)
+		}
 		bar := newBar(e.stderr, d.Test.Len(), "eval")
 		r, err := evaluate.Run(e.ctx, g, d, d.Test, evaluate.Options{Batch: *batch, Threads: f.threads, Limit: *limit,
 			Progress: func(done, total int) { bar.ChangeMax(total); bar.Set(done) }})

@@ -68,6 +68,13 @@ func cmdRun(e *env, args []string) error {
 		if want := g.InputShape().C; want != 0 && x.C != want {
 			return fmt.Errorf("%s: input has %d channels; the model takes %d", *input, x.C, want)
 		}
+		badIn := countNonFinite(x.D)
+		if badIn > 0 {
+			warnf(e.stderr, "run", "%s holds %d non-finite values (NaN or Inf) of %d; the outputs they reach are NaN or Inf", *input, badIn, len(x.D))
+		}
+		if n := nonFiniteParams(g); n > 0 {
+			warnf(e.stderr, "run", "%s has %d non-finite parameters", f.model, n)
+		}
 		if *useRM {
 			if g, err = applyRM(g); err != nil {
 				return err
@@ -88,7 +95,12 @@ func cmdRun(e *env, args []string) error {
 		if err := npy.WriteFile(*out, []int{y.N, y.C * y.H * y.W}, y.D); err != nil {
 			return err
 		}
-		return f.report(map[string]any{"out": *out, "shape": []int{y.N, y.C * y.H * y.W}}, func(w io.Writer) {
+		badOut := countNonFinite(y.D)
+		if badOut > 0 && badIn == 0 {
+			warnf(e.stderr, "run", "%d of %d outputs are NaN or Inf", badOut, len(y.D))
+		}
+		return f.report(map[string]any{"out": *out, "shape": []int{y.N, y.C * y.H * y.W},
+			"nonfinite_inputs": badIn, "nonfinite_outputs": badOut}, func(w io.Writer) {
 			fmt.Fprintf(e.stderr, "wrote %s [%d %d]\n", *out, y.N, y.C*y.H*y.W)
 		})
 	}())

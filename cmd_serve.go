@@ -44,7 +44,7 @@ func cmdServe(e *env, args []string) error {
 	f := flag.NewFlagSet("serve", flag.ContinueOnError)
 	f.SetOutput(e.stderr)
 	f.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: rmprune [serve] [--addr 127.0.0.1:8080] [--db PATH] [--no-demo] [--dataset NAME=SPEC ...] [--jobs N]\n"+
+		fmt.Fprintf(e.stderr, "usage: rmprune [serve] [--addr 127.0.0.1:8080] [--db PATH] [--no-demo] [--dataset NAME=SPEC ...] [--jobs N] [--allowed-host NAME ...]\n"+
 			"Start the dashboard: models, sweeps, Pareto charts, compare and downloads.\n\nflags:\n")
 		f.PrintDefaults()
 	}
@@ -52,6 +52,8 @@ func cmdServe(e *env, args []string) error {
 	dbPath := f.String("db", store.DefaultPath(e.getenv), "SQLite database (artifacts are kept in a folder beside it)")
 	noDemo := f.Bool("no-demo", false, "do not install the demo model and sweep into a new database")
 	jobs := f.Int("jobs", 1, "sweeps run at once (one heavy job at a time keeps timings honest)")
+	var allowedHosts hostFlags
+	f.Var(&allowedHosts, "allowed-host", "extra Host name the dashboard answers to (e.g. behind a reverse proxy; NAME or NAME:PORT); repeatable")
 	datasets := datasetFlags{}
 	f.Var(datasets, "dataset", "extra dataset offered to sweeps, NAME=SPEC ("+sweepSpecs+"); repeatable")
 	if err := f.Parse(args); err != nil {
@@ -64,8 +66,8 @@ func cmdServe(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "rmprune serve: unexpected argument %q\n", f.Arg(0))
 		return errUsage
 	}
-	if *jobs < 1 {
-		return fmt.Errorf("--jobs must be ≥ 1")
+	if err := checkBounds(f); err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := context.WithCancel(e.ctx)
@@ -87,6 +89,11 @@ func cmdServe(e *env, args []string) error {
 		if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
 			log.Warn("listening beyond loopback: anyone who can reach this address can upload models and start work", "addr", ln.Addr())
 		}
+	}
+	if n, size, err := web.RemoveStaleUploads(db.ArtifactDir()); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("removed partial uploads left by the last shutdown", "files", n, "bytes", size)
 	}
 	if n, err := db.MarkInterrupted(ctx); err != nil {
 		return err
@@ -124,7 +131,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	queue := web.NewQueue(db, runner, *jobs, log)
 	handler := web.NewServer(web.Deps{DB: db, Runner: runner, Queue: queue, Datasets: names,
-		CanFinetune: runner.CanFinetune(), Log: log})
+		CanFinetune: runner.CanFinetune(), Addr: ln.Addr().String(), AllowedHosts: allowedHosts, Log: log})
 
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
@@ -145,6 +152,20 @@ func cmdServe(e *env, args []string) error {
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return nil
+}
+
+// hostFlags collects repeated --allowed-host NAME.
+type hostFlags []string
+
+func (h *hostFlags) String() string { return strings.Join(*h, ",") }
+
+func (h *hostFlags) Set(v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" || strings.ContainsAny(v, "/ \t@") {
+		return fmt.Errorf("want a host name, optionally with :PORT")
+	}
+	*h = append(*h, v)
 	return nil
 }
 

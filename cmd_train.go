@@ -9,6 +9,7 @@ import (
 
 	"github.com/rmprune/rmprune/dataset"
 	"github.com/rmprune/rmprune/nn"
+	"github.com/rmprune/rmprune/sweep"
 	"github.com/rmprune/rmprune/train"
 )
 
@@ -90,7 +91,7 @@ func cmdTrain(e *env, args []string) error {
 		"        [--threads N] [--max-steps K] [--resume] --out M [--json]",
 		"Train a network from scratch (SGD, momentum 0.9, cosine schedule), optionally with the network-slimming\nsparsity penalty on BN γ. A checkpoint is written every epoch; --resume continues it.")
 	arch := f.String("arch", "", "architecture: "+strings.Join(nn.Archs, "|"))
-	f.IntVar(&f.threads, "threads", runtime.NumCPU(), "worker threads")
+	f.IntVar(&f.threads, "threads", min(runtime.NumCPU(), sweep.MaxThreads), "worker threads")
 	t := addTrainFlags(f, 1, 0.1)
 	if err := f.parse(args); err != nil || helpAsked(args) {
 		return err

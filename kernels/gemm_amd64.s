@@ -92,28 +92,28 @@ nobias:
 	VXORPS Z2, Z2, Z2
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z2, Z0, Z0
-	VMAXPS Z2, Z1, Z1
+	VMAXPS Z0, Z2, Z0
+	VMAXPS Z1, Z2, Z1
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z3
-	VMAXPS       Z2, Z0, Z0
-	VMINPS       Z3, Z0, Z0
-	VMAXPS       Z2, Z1, Z1
-	VMINPS       Z3, Z1, Z1
+	VMAXPS       Z0, Z2, Z0
+	VMINPS       Z0, Z3, Z0
+	VMAXPS       Z1, Z2, Z1
+	VMINPS       Z1, Z3, Z1
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Z3
-	VMINPS       Z2, Z0, Z4
-	VMAXPS       Z2, Z0, Z0
+	VMINPS       Z0, Z2, Z4
+	VMAXPS       Z0, Z2, Z0
 	VFMADD231PS  Z3, Z4, Z0
-	VMINPS       Z2, Z1, Z4
-	VMAXPS       Z2, Z1, Z1
+	VMINPS       Z1, Z2, Z4
+	VMAXPS       Z1, Z2, Z1
 	VFMADD231PS  Z3, Z4, Z1
 
 noprelu:
@@ -123,10 +123,10 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Z3
 	VBROADCASTSS (R13), Z5
-	VMAXPS       Z3, Z0, Z0
-	VMINPS       Z5, Z0, Z0
-	VMAXPS       Z3, Z1, Z1
-	VMINPS       Z5, Z1, Z1
+	VMAXPS       Z0, Z3, Z0
+	VMINPS       Z0, Z5, Z0
+	VMAXPS       Z1, Z3, Z1
+	VMINPS       Z1, Z5, Z1
 
 noclamp:
 	MOVQ    DX, BX
@@ -227,28 +227,28 @@ nobias:
 	VXORPS Z2, Z2, Z2
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z2, Z0, Z0
-	VMAXPS Z2, Z1, Z1
+	VMAXPS Z0, Z2, Z0
+	VMAXPS Z1, Z2, Z1
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z3
-	VMAXPS       Z2, Z0, Z0
-	VMINPS       Z3, Z0, Z0
-	VMAXPS       Z2, Z1, Z1
-	VMINPS       Z3, Z1, Z1
+	VMAXPS       Z0, Z2, Z0
+	VMINPS       Z0, Z3, Z0
+	VMAXPS       Z1, Z2, Z1
+	VMINPS       Z1, Z3, Z1
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z3
-	VMINPS       Z2, Z0, Z4
-	VMAXPS       Z2, Z0, Z0
+	VMINPS       Z0, Z2, Z4
+	VMAXPS       Z0, Z2, Z0
 	VFMADD231PS  Z3, Z4, Z0
-	VMINPS       Z2, Z1, Z4
-	VMAXPS       Z2, Z1, Z1
+	VMINPS       Z1, Z2, Z4
+	VMAXPS       Z1, Z2, Z1
 	VFMADD231PS  Z3, Z4, Z1
 
 noprelu:
@@ -258,10 +258,10 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z3
 	VBROADCASTSS (R13), Z5
-	VMAXPS       Z3, Z0, Z0
-	VMINPS       Z5, Z0, Z0
-	VMAXPS       Z3, Z1, Z1
-	VMINPS       Z5, Z1, Z1
+	VMAXPS       Z0, Z3, Z0
+	VMINPS       Z0, Z5, Z0
+	VMAXPS       Z1, Z3, Z1
+	VMINPS       Z1, Z5, Z1
 
 noclamp:
 	MOVQ    DX, BX
@@ -374,28 +374,28 @@ nobias:
 	VXORPS Z2, Z2, Z2
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z2, Z0, Z0
-	VMAXPS Z2, Z1, Z1
+	VMAXPS Z0, Z2, Z0
+	VMAXPS Z1, Z2, Z1
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z3
-	VMAXPS       Z2, Z0, Z0
-	VMINPS       Z3, Z0, Z0
-	VMAXPS       Z2, Z1, Z1
-	VMINPS       Z3, Z1, Z1
+	VMAXPS       Z0, Z2, Z0
+	VMINPS       Z0, Z3, Z0
+	VMAXPS       Z1, Z2, Z1
+	VMINPS       Z1, Z3, Z1
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+88(FP), R11
 	VBROADCASTSS (R11), Z3
-	VMINPS       Z2, Z0, Z4
-	VMAXPS       Z2, Z0, Z0
+	VMINPS       Z0, Z2, Z4
+	VMAXPS       Z0, Z2, Z0
 	VFMADD231PS  Z3, Z4, Z0
-	VMINPS       Z2, Z1, Z4
-	VMAXPS       Z2, Z1, Z1
+	VMINPS       Z1, Z2, Z4
+	VMAXPS       Z1, Z2, Z1
 	VFMADD231PS  Z3, Z4, Z1
 
 noprelu:
@@ -405,10 +405,10 @@ noprelu:
 	MOVQ         hi+104(FP), R13
 	VBROADCASTSS (R12), Z3
 	VBROADCASTSS (R13), Z5
-	VMAXPS       Z3, Z0, Z0
-	VMINPS       Z5, Z0, Z0
-	VMAXPS       Z3, Z1, Z1
-	VMINPS       Z5, Z1, Z1
+	VMAXPS       Z0, Z3, Z0
+	VMINPS       Z0, Z5, Z0
+	VMAXPS       Z1, Z3, Z1
+	VMINPS       Z1, Z5, Z1
 
 noclamp:
 	MOVQ    DX, BX
@@ -518,28 +518,28 @@ nobias:
 	VXORPS Z2, Z2, Z2
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z2, Z0, Z0
-	VMAXPS Z2, Z1, Z1
+	VMAXPS Z0, Z2, Z0
+	VMAXPS Z1, Z2, Z1
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z3
-	VMAXPS       Z2, Z0, Z0
-	VMINPS       Z3, Z0, Z0
-	VMAXPS       Z2, Z1, Z1
-	VMINPS       Z3, Z1, Z1
+	VMAXPS       Z0, Z2, Z0
+	VMINPS       Z0, Z3, Z0
+	VMAXPS       Z1, Z2, Z1
+	VMINPS       Z1, Z3, Z1
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z3
-	VMINPS       Z2, Z0, Z4
-	VMAXPS       Z2, Z0, Z0
+	VMINPS       Z0, Z2, Z4
+	VMAXPS       Z0, Z2, Z0
 	VFMADD231PS  Z3, Z4, Z0
-	VMINPS       Z2, Z1, Z4
-	VMAXPS       Z2, Z1, Z1
+	VMINPS       Z1, Z2, Z4
+	VMAXPS       Z1, Z2, Z1
 	VFMADD231PS  Z3, Z4, Z1
 
 noprelu:
@@ -549,10 +549,10 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z3
 	VBROADCASTSS (R13), Z5
-	VMAXPS       Z3, Z0, Z0
-	VMINPS       Z5, Z0, Z0
-	VMAXPS       Z3, Z1, Z1
-	VMINPS       Z5, Z1, Z1
+	VMAXPS       Z0, Z3, Z0
+	VMINPS       Z0, Z5, Z0
+	VMAXPS       Z1, Z3, Z1
+	VMINPS       Z1, Z5, Z1
 
 noclamp:
 	MOVQ    DX, BX
@@ -665,41 +665,41 @@ nobias:
 	VXORPS Z4, Z4, Z4
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z4, Z0, Z0
-	VMAXPS Z4, Z1, Z1
-	VMAXPS Z4, Z2, Z2
-	VMAXPS Z4, Z3, Z3
+	VMAXPS Z0, Z4, Z0
+	VMAXPS Z1, Z4, Z1
+	VMAXPS Z2, Z4, Z2
+	VMAXPS Z3, Z4, Z3
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z5
-	VMAXPS       Z4, Z0, Z0
-	VMINPS       Z5, Z0, Z0
-	VMAXPS       Z4, Z1, Z1
-	VMINPS       Z5, Z1, Z1
-	VMAXPS       Z4, Z2, Z2
-	VMINPS       Z5, Z2, Z2
-	VMAXPS       Z4, Z3, Z3
-	VMINPS       Z5, Z3, Z3
+	VMAXPS       Z0, Z4, Z0
+	VMINPS       Z0, Z5, Z0
+	VMAXPS       Z1, Z4, Z1
+	VMINPS       Z1, Z5, Z1
+	VMAXPS       Z2, Z4, Z2
+	VMINPS       Z2, Z5, Z2
+	VMAXPS       Z3, Z4, Z3
+	VMINPS       Z3, Z5, Z3
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Z5
-	VMINPS       Z4, Z0, Z6
-	VMAXPS       Z4, Z0, Z0
+	VMINPS       Z0, Z4, Z6
+	VMAXPS       Z0, Z4, Z0
 	VFMADD231PS  Z5, Z6, Z0
-	VMINPS       Z4, Z1, Z6
-	VMAXPS       Z4, Z1, Z1
+	VMINPS       Z1, Z4, Z6
+	VMAXPS       Z1, Z4, Z1
 	VFMADD231PS  Z5, Z6, Z1
 	VBROADCASTSS 4(R11), Z5
-	VMINPS       Z4, Z2, Z6
-	VMAXPS       Z4, Z2, Z2
+	VMINPS       Z2, Z4, Z6
+	VMAXPS       Z2, Z4, Z2
 	VFMADD231PS  Z5, Z6, Z2
-	VMINPS       Z4, Z3, Z6
-	VMAXPS       Z4, Z3, Z3
+	VMINPS       Z3, Z4, Z6
+	VMAXPS       Z3, Z4, Z3
 	VFMADD231PS  Z5, Z6, Z3
 
 noprelu:
@@ -709,16 +709,16 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Z5
 	VBROADCASTSS (R13), Z7
-	VMAXPS       Z5, Z0, Z0
-	VMINPS       Z7, Z0, Z0
-	VMAXPS       Z5, Z1, Z1
-	VMINPS       Z7, Z1, Z1
+	VMAXPS       Z0, Z5, Z0
+	VMINPS       Z0, Z7, Z0
+	VMAXPS       Z1, Z5, Z1
+	VMINPS       Z1, Z7, Z1
 	VBROADCASTSS 4(R12), Z5
 	VBROADCASTSS 4(R13), Z7
-	VMAXPS       Z5, Z2, Z2
-	VMINPS       Z7, Z2, Z2
-	VMAXPS       Z5, Z3, Z3
-	VMINPS       Z7, Z3, Z3
+	VMAXPS       Z2, Z5, Z2
+	VMINPS       Z2, Z7, Z2
+	VMAXPS       Z3, Z5, Z3
+	VMINPS       Z3, Z7, Z3
 
 noclamp:
 	MOVQ    DX, BX
@@ -841,41 +841,41 @@ nobias:
 	VXORPS Z4, Z4, Z4
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z4, Z0, Z0
-	VMAXPS Z4, Z1, Z1
-	VMAXPS Z4, Z2, Z2
-	VMAXPS Z4, Z3, Z3
+	VMAXPS Z0, Z4, Z0
+	VMAXPS Z1, Z4, Z1
+	VMAXPS Z2, Z4, Z2
+	VMAXPS Z3, Z4, Z3
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z5
-	VMAXPS       Z4, Z0, Z0
-	VMINPS       Z5, Z0, Z0
-	VMAXPS       Z4, Z1, Z1
-	VMINPS       Z5, Z1, Z1
-	VMAXPS       Z4, Z2, Z2
-	VMINPS       Z5, Z2, Z2
-	VMAXPS       Z4, Z3, Z3
-	VMINPS       Z5, Z3, Z3
+	VMAXPS       Z0, Z4, Z0
+	VMINPS       Z0, Z5, Z0
+	VMAXPS       Z1, Z4, Z1
+	VMINPS       Z1, Z5, Z1
+	VMAXPS       Z2, Z4, Z2
+	VMINPS       Z2, Z5, Z2
+	VMAXPS       Z3, Z4, Z3
+	VMINPS       Z3, Z5, Z3
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z5
-	VMINPS       Z4, Z0, Z6
-	VMAXPS       Z4, Z0, Z0
+	VMINPS       Z0, Z4, Z6
+	VMAXPS       Z0, Z4, Z0
 	VFMADD231PS  Z5, Z6, Z0
-	VMINPS       Z4, Z1, Z6
-	VMAXPS       Z4, Z1, Z1
+	VMINPS       Z1, Z4, Z6
+	VMAXPS       Z1, Z4, Z1
 	VFMADD231PS  Z5, Z6, Z1
 	VBROADCASTSS 4(R11), Z5
-	VMINPS       Z4, Z2, Z6
-	VMAXPS       Z4, Z2, Z2
+	VMINPS       Z2, Z4, Z6
+	VMAXPS       Z2, Z4, Z2
 	VFMADD231PS  Z5, Z6, Z2
-	VMINPS       Z4, Z3, Z6
-	VMAXPS       Z4, Z3, Z3
+	VMINPS       Z3, Z4, Z6
+	VMAXPS       Z3, Z4, Z3
 	VFMADD231PS  Z5, Z6, Z3
 
 noprelu:
@@ -885,16 +885,16 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z5
 	VBROADCASTSS (R13), Z7
-	VMAXPS       Z5, Z0, Z0
-	VMINPS       Z7, Z0, Z0
-	VMAXPS       Z5, Z1, Z1
-	VMINPS       Z7, Z1, Z1
+	VMAXPS       Z0, Z5, Z0
+	VMINPS       Z0, Z7, Z0
+	VMAXPS       Z1, Z5, Z1
+	VMINPS       Z1, Z7, Z1
 	VBROADCASTSS 4(R12), Z5
 	VBROADCASTSS 4(R13), Z7
-	VMAXPS       Z5, Z2, Z2
-	VMINPS       Z7, Z2, Z2
-	VMAXPS       Z5, Z3, Z3
-	VMINPS       Z7, Z3, Z3
+	VMAXPS       Z2, Z5, Z2
+	VMINPS       Z2, Z7, Z2
+	VMAXPS       Z3, Z5, Z3
+	VMINPS       Z3, Z7, Z3
 
 noclamp:
 	MOVQ    DX, BX
@@ -1029,41 +1029,41 @@ nobias:
 	VXORPS Z4, Z4, Z4
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z4, Z0, Z0
-	VMAXPS Z4, Z1, Z1
-	VMAXPS Z4, Z2, Z2
-	VMAXPS Z4, Z3, Z3
+	VMAXPS Z0, Z4, Z0
+	VMAXPS Z1, Z4, Z1
+	VMAXPS Z2, Z4, Z2
+	VMAXPS Z3, Z4, Z3
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z5
-	VMAXPS       Z4, Z0, Z0
-	VMINPS       Z5, Z0, Z0
-	VMAXPS       Z4, Z1, Z1
-	VMINPS       Z5, Z1, Z1
-	VMAXPS       Z4, Z2, Z2
-	VMINPS       Z5, Z2, Z2
-	VMAXPS       Z4, Z3, Z3
-	VMINPS       Z5, Z3, Z3
+	VMAXPS       Z0, Z4, Z0
+	VMINPS       Z0, Z5, Z0
+	VMAXPS       Z1, Z4, Z1
+	VMINPS       Z1, Z5, Z1
+	VMAXPS       Z2, Z4, Z2
+	VMINPS       Z2, Z5, Z2
+	VMAXPS       Z3, Z4, Z3
+	VMINPS       Z3, Z5, Z3
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+88(FP), R11
 	VBROADCASTSS (R11), Z5
-	VMINPS       Z4, Z0, Z6
-	VMAXPS       Z4, Z0, Z0
+	VMINPS       Z0, Z4, Z6
+	VMAXPS       Z0, Z4, Z0
 	VFMADD231PS  Z5, Z6, Z0
-	VMINPS       Z4, Z1, Z6
-	VMAXPS       Z4, Z1, Z1
+	VMINPS       Z1, Z4, Z6
+	VMAXPS       Z1, Z4, Z1
 	VFMADD231PS  Z5, Z6, Z1
 	VBROADCASTSS 4(R11), Z5
-	VMINPS       Z4, Z2, Z6
-	VMAXPS       Z4, Z2, Z2
+	VMINPS       Z2, Z4, Z6
+	VMAXPS       Z2, Z4, Z2
 	VFMADD231PS  Z5, Z6, Z2
-	VMINPS       Z4, Z3, Z6
-	VMAXPS       Z4, Z3, Z3
+	VMINPS       Z3, Z4, Z6
+	VMAXPS       Z3, Z4, Z3
 	VFMADD231PS  Z5, Z6, Z3
 
 noprelu:
@@ -1073,16 +1073,16 @@ noprelu:
 	MOVQ         hi+104(FP), R13
 	VBROADCASTSS (R12), Z5
 	VBROADCASTSS (R13), Z7
-	VMAXPS       Z5, Z0, Z0
-	VMINPS       Z7, Z0, Z0
-	VMAXPS       Z5, Z1, Z1
-	VMINPS       Z7, Z1, Z1
+	VMAXPS       Z0, Z5, Z0
+	VMINPS       Z0, Z7, Z0
+	VMAXPS       Z1, Z5, Z1
+	VMINPS       Z1, Z7, Z1
 	VBROADCASTSS 4(R12), Z5
 	VBROADCASTSS 4(R13), Z7
-	VMAXPS       Z5, Z2, Z2
-	VMINPS       Z7, Z2, Z2
-	VMAXPS       Z5, Z3, Z3
-	VMINPS       Z7, Z3, Z3
+	VMAXPS       Z2, Z5, Z2
+	VMINPS       Z2, Z7, Z2
+	VMAXPS       Z3, Z5, Z3
+	VMINPS       Z3, Z7, Z3
 
 noclamp:
 	MOVQ    DX, BX
@@ -1214,41 +1214,41 @@ nobias:
 	VXORPS Z4, Z4, Z4
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z4, Z0, Z0
-	VMAXPS Z4, Z1, Z1
-	VMAXPS Z4, Z2, Z2
-	VMAXPS Z4, Z3, Z3
+	VMAXPS Z0, Z4, Z0
+	VMAXPS Z1, Z4, Z1
+	VMAXPS Z2, Z4, Z2
+	VMAXPS Z3, Z4, Z3
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z5
-	VMAXPS       Z4, Z0, Z0
-	VMINPS       Z5, Z0, Z0
-	VMAXPS       Z4, Z1, Z1
-	VMINPS       Z5, Z1, Z1
-	VMAXPS       Z4, Z2, Z2
-	VMINPS       Z5, Z2, Z2
-	VMAXPS       Z4, Z3, Z3
-	VMINPS       Z5, Z3, Z3
+	VMAXPS       Z0, Z4, Z0
+	VMINPS       Z0, Z5, Z0
+	VMAXPS       Z1, Z4, Z1
+	VMINPS       Z1, Z5, Z1
+	VMAXPS       Z2, Z4, Z2
+	VMINPS       Z2, Z5, Z2
+	VMAXPS       Z3, Z4, Z3
+	VMINPS       Z3, Z5, Z3
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z5
-	VMINPS       Z4, Z0, Z6
-	VMAXPS       Z4, Z0, Z0
+	VMINPS       Z0, Z4, Z6
+	VMAXPS       Z0, Z4, Z0
 	VFMADD231PS  Z5, Z6, Z0
-	VMINPS       Z4, Z1, Z6
-	VMAXPS       Z4, Z1, Z1
+	VMINPS       Z1, Z4, Z6
+	VMAXPS       Z1, Z4, Z1
 	VFMADD231PS  Z5, Z6, Z1
 	VBROADCASTSS 4(R11), Z5
-	VMINPS       Z4, Z2, Z6
-	VMAXPS       Z4, Z2, Z2
+	VMINPS       Z2, Z4, Z6
+	VMAXPS       Z2, Z4, Z2
 	VFMADD231PS  Z5, Z6, Z2
-	VMINPS       Z4, Z3, Z6
-	VMAXPS       Z4, Z3, Z3
+	VMINPS       Z3, Z4, Z6
+	VMAXPS       Z3, Z4, Z3
 	VFMADD231PS  Z5, Z6, Z3
 
 noprelu:
@@ -1258,16 +1258,16 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z5
 	VBROADCASTSS (R13), Z7
-	VMAXPS       Z5, Z0, Z0
-	VMINPS       Z7, Z0, Z0
-	VMAXPS       Z5, Z1, Z1
-	VMINPS       Z7, Z1, Z1
+	VMAXPS       Z0, Z5, Z0
+	VMINPS       Z0, Z7, Z0
+	VMAXPS       Z1, Z5, Z1
+	VMINPS       Z1, Z7, Z1
 	VBROADCASTSS 4(R12), Z5
 	VBROADCASTSS 4(R13), Z7
-	VMAXPS       Z5, Z2, Z2
-	VMINPS       Z7, Z2, Z2
-	VMAXPS       Z5, Z3, Z3
-	VMINPS       Z7, Z3, Z3
+	VMAXPS       Z2, Z5, Z2
+	VMINPS       Z2, Z7, Z2
+	VMAXPS       Z3, Z5, Z3
+	VMINPS       Z3, Z7, Z3
 
 noclamp:
 	MOVQ    DX, BX
@@ -1410,54 +1410,54 @@ nobias:
 	VXORPS Z6, Z6, Z6
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z6, Z0, Z0
-	VMAXPS Z6, Z1, Z1
-	VMAXPS Z6, Z2, Z2
-	VMAXPS Z6, Z3, Z3
-	VMAXPS Z6, Z4, Z4
-	VMAXPS Z6, Z5, Z5
+	VMAXPS Z0, Z6, Z0
+	VMAXPS Z1, Z6, Z1
+	VMAXPS Z2, Z6, Z2
+	VMAXPS Z3, Z6, Z3
+	VMAXPS Z4, Z6, Z4
+	VMAXPS Z5, Z6, Z5
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z7
-	VMAXPS       Z6, Z0, Z0
-	VMINPS       Z7, Z0, Z0
-	VMAXPS       Z6, Z1, Z1
-	VMINPS       Z7, Z1, Z1
-	VMAXPS       Z6, Z2, Z2
-	VMINPS       Z7, Z2, Z2
-	VMAXPS       Z6, Z3, Z3
-	VMINPS       Z7, Z3, Z3
-	VMAXPS       Z6, Z4, Z4
-	VMINPS       Z7, Z4, Z4
-	VMAXPS       Z6, Z5, Z5
-	VMINPS       Z7, Z5, Z5
+	VMAXPS       Z0, Z6, Z0
+	VMINPS       Z0, Z7, Z0
+	VMAXPS       Z1, Z6, Z1
+	VMINPS       Z1, Z7, Z1
+	VMAXPS       Z2, Z6, Z2
+	VMINPS       Z2, Z7, Z2
+	VMAXPS       Z3, Z6, Z3
+	VMINPS       Z3, Z7, Z3
+	VMAXPS       Z4, Z6, Z4
+	VMINPS       Z4, Z7, Z4
+	VMAXPS       Z5, Z6, Z5
+	VMINPS       Z5, Z7, Z5
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Z7
-	VMINPS       Z6, Z0, Z8
-	VMAXPS       Z6, Z0, Z0
+	VMINPS       Z0, Z6, Z8
+	VMAXPS       Z0, Z6, Z0
 	VFMADD231PS  Z7, Z8, Z0
-	VMINPS       Z6, Z1, Z8
-	VMAXPS       Z6, Z1, Z1
+	VMINPS       Z1, Z6, Z8
+	VMAXPS       Z1, Z6, Z1
 	VFMADD231PS  Z7, Z8, Z1
 	VBROADCASTSS 4(R11), Z7
-	VMINPS       Z6, Z2, Z8
-	VMAXPS       Z6, Z2, Z2
+	VMINPS       Z2, Z6, Z8
+	VMAXPS       Z2, Z6, Z2
 	VFMADD231PS  Z7, Z8, Z2
-	VMINPS       Z6, Z3, Z8
-	VMAXPS       Z6, Z3, Z3
+	VMINPS       Z3, Z6, Z8
+	VMAXPS       Z3, Z6, Z3
 	VFMADD231PS  Z7, Z8, Z3
 	VBROADCASTSS 8(R11), Z7
-	VMINPS       Z6, Z4, Z8
-	VMAXPS       Z6, Z4, Z4
+	VMINPS       Z4, Z6, Z8
+	VMAXPS       Z4, Z6, Z4
 	VFMADD231PS  Z7, Z8, Z4
-	VMINPS       Z6, Z5, Z8
-	VMAXPS       Z6, Z5, Z5
+	VMINPS       Z5, Z6, Z8
+	VMAXPS       Z5, Z6, Z5
 	VFMADD231PS  Z7, Z8, Z5
 
 noprelu:
@@ -1467,22 +1467,22 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Z7
 	VBROADCASTSS (R13), Z9
-	VMAXPS       Z7, Z0, Z0
-	VMINPS       Z9, Z0, Z0
-	VMAXPS       Z7, Z1, Z1
-	VMINPS       Z9, Z1, Z1
+	VMAXPS       Z0, Z7, Z0
+	VMINPS       Z0, Z9, Z0
+	VMAXPS       Z1, Z7, Z1
+	VMINPS       Z1, Z9, Z1
 	VBROADCASTSS 4(R12), Z7
 	VBROADCASTSS 4(R13), Z9
-	VMAXPS       Z7, Z2, Z2
-	VMINPS       Z9, Z2, Z2
-	VMAXPS       Z7, Z3, Z3
-	VMINPS       Z9, Z3, Z3
+	VMAXPS       Z2, Z7, Z2
+	VMINPS       Z2, Z9, Z2
+	VMAXPS       Z3, Z7, Z3
+	VMINPS       Z3, Z9, Z3
 	VBROADCASTSS 8(R12), Z7
 	VBROADCASTSS 8(R13), Z9
-	VMAXPS       Z7, Z4, Z4
-	VMINPS       Z9, Z4, Z4
-	VMAXPS       Z7, Z5, Z5
-	VMINPS       Z9, Z5, Z5
+	VMAXPS       Z4, Z7, Z4
+	VMINPS       Z4, Z9, Z4
+	VMAXPS       Z5, Z7, Z5
+	VMINPS       Z5, Z9, Z5
 
 noclamp:
 	MOVQ    DX, BX
@@ -1635,54 +1635,54 @@ nobias:
 	VXORPS Z6, Z6, Z6
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z6, Z0, Z0
-	VMAXPS Z6, Z1, Z1
-	VMAXPS Z6, Z2, Z2
-	VMAXPS Z6, Z3, Z3
-	VMAXPS Z6, Z4, Z4
-	VMAXPS Z6, Z5, Z5
+	VMAXPS Z0, Z6, Z0
+	VMAXPS Z1, Z6, Z1
+	VMAXPS Z2, Z6, Z2
+	VMAXPS Z3, Z6, Z3
+	VMAXPS Z4, Z6, Z4
+	VMAXPS Z5, Z6, Z5
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z7
-	VMAXPS       Z6, Z0, Z0
-	VMINPS       Z7, Z0, Z0
-	VMAXPS       Z6, Z1, Z1
-	VMINPS       Z7, Z1, Z1
-	VMAXPS       Z6, Z2, Z2
-	VMINPS       Z7, Z2, Z2
-	VMAXPS       Z6, Z3, Z3
-	VMINPS       Z7, Z3, Z3
-	VMAXPS       Z6, Z4, Z4
-	VMINPS       Z7, Z4, Z4
-	VMAXPS       Z6, Z5, Z5
-	VMINPS       Z7, Z5, Z5
+	VMAXPS       Z0, Z6, Z0
+	VMINPS       Z0, Z7, Z0
+	VMAXPS       Z1, Z6, Z1
+	VMINPS       Z1, Z7, Z1
+	VMAXPS       Z2, Z6, Z2
+	VMINPS       Z2, Z7, Z2
+	VMAXPS       Z3, Z6, Z3
+	VMINPS       Z3, Z7, Z3
+	VMAXPS       Z4, Z6, Z4
+	VMINPS       Z4, Z7, Z4
+	VMAXPS       Z5, Z6, Z5
+	VMINPS       Z5, Z7, Z5
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z7
-	VMINPS       Z6, Z0, Z8
-	VMAXPS       Z6, Z0, Z0
+	VMINPS       Z0, Z6, Z8
+	VMAXPS       Z0, Z6, Z0
 	VFMADD231PS  Z7, Z8, Z0
-	VMINPS       Z6, Z1, Z8
-	VMAXPS       Z6, Z1, Z1
+	VMINPS       Z1, Z6, Z8
+	VMAXPS       Z1, Z6, Z1
 	VFMADD231PS  Z7, Z8, Z1
 	VBROADCASTSS 4(R11), Z7
-	VMINPS       Z6, Z2, Z8
-	VMAXPS       Z6, Z2, Z2
+	VMINPS       Z2, Z6, Z8
+	VMAXPS       Z2, Z6, Z2
 	VFMADD231PS  Z7, Z8, Z2
-	VMINPS       Z6, Z3, Z8
-	VMAXPS       Z6, Z3, Z3
+	VMINPS       Z3, Z6, Z8
+	VMAXPS       Z3, Z6, Z3
 	VFMADD231PS  Z7, Z8, Z3
 	VBROADCASTSS 8(R11), Z7
-	VMINPS       Z6, Z4, Z8
-	VMAXPS       Z6, Z4, Z4
+	VMINPS       Z4, Z6, Z8
+	VMAXPS       Z4, Z6, Z4
 	VFMADD231PS  Z7, Z8, Z4
-	VMINPS       Z6, Z5, Z8
-	VMAXPS       Z6, Z5, Z5
+	VMINPS       Z5, Z6, Z8
+	VMAXPS       Z5, Z6, Z5
 	VFMADD231PS  Z7, Z8, Z5
 
 noprelu:
@@ -1692,22 +1692,22 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z7
 	VBROADCASTSS (R13), Z9
-	VMAXPS       Z7, Z0, Z0
-	VMINPS       Z9, Z0, Z0
-	VMAXPS       Z7, Z1, Z1
-	VMINPS       Z9, Z1, Z1
+	VMAXPS       Z0, Z7, Z0
+	VMINPS       Z0, Z9, Z0
+	VMAXPS       Z1, Z7, Z1
+	VMINPS       Z1, Z9, Z1
 	VBROADCASTSS 4(R12), Z7
 	VBROADCASTSS 4(R13), Z9
-	VMAXPS       Z7, Z2, Z2
-	VMINPS       Z9, Z2, Z2
-	VMAXPS       Z7, Z3, Z3
-	VMINPS       Z9, Z3, Z3
+	VMAXPS       Z2, Z7, Z2
+	VMINPS       Z2, Z9, Z2
+	VMAXPS       Z3, Z7, Z3
+	VMINPS       Z3, Z9, Z3
 	VBROADCASTSS 8(R12), Z7
 	VBROADCASTSS 8(R13), Z9
-	VMAXPS       Z7, Z4, Z4
-	VMINPS       Z9, Z4, Z4
-	VMAXPS       Z7, Z5, Z5
-	VMINPS       Z9, Z5, Z5
+	VMAXPS       Z4, Z7, Z4
+	VMINPS       Z4, Z9, Z4
+	VMAXPS       Z5, Z7, Z5
+	VMINPS       Z5, Z9, Z5
 
 noclamp:
 	MOVQ    DX, BX
@@ -1872,54 +1872,54 @@ nobias:
 	VXORPS Z6, Z6, Z6
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z6, Z0, Z0
-	VMAXPS Z6, Z1, Z1
-	VMAXPS Z6, Z2, Z2
-	VMAXPS Z6, Z3, Z3
-	VMAXPS Z6, Z4, Z4
-	VMAXPS Z6, Z5, Z5
+	VMAXPS Z0, Z6, Z0
+	VMAXPS Z1, Z6, Z1
+	VMAXPS Z2, Z6, Z2
+	VMAXPS Z3, Z6, Z3
+	VMAXPS Z4, Z6, Z4
+	VMAXPS Z5, Z6, Z5
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z7
-	VMAXPS       Z6, Z0, Z0
-	VMINPS       Z7, Z0, Z0
-	VMAXPS       Z6, Z1, Z1
-	VMINPS       Z7, Z1, Z1
-	VMAXPS       Z6, Z2, Z2
-	VMINPS       Z7, Z2, Z2
-	VMAXPS       Z6, Z3, Z3
-	VMINPS       Z7, Z3, Z3
-	VMAXPS       Z6, Z4, Z4
-	VMINPS       Z7, Z4, Z4
-	VMAXPS       Z6, Z5, Z5
-	VMINPS       Z7, Z5, Z5
+	VMAXPS       Z0, Z6, Z0
+	VMINPS       Z0, Z7, Z0
+	VMAXPS       Z1, Z6, Z1
+	VMINPS       Z1, Z7, Z1
+	VMAXPS       Z2, Z6, Z2
+	VMINPS       Z2, Z7, Z2
+	VMAXPS       Z3, Z6, Z3
+	VMINPS       Z3, Z7, Z3
+	VMAXPS       Z4, Z6, Z4
+	VMINPS       Z4, Z7, Z4
+	VMAXPS       Z5, Z6, Z5
+	VMINPS       Z5, Z7, Z5
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+88(FP), R11
 	VBROADCASTSS (R11), Z7
-	VMINPS       Z6, Z0, Z8
-	VMAXPS       Z6, Z0, Z0
+	VMINPS       Z0, Z6, Z8
+	VMAXPS       Z0, Z6, Z0
 	VFMADD231PS  Z7, Z8, Z0
-	VMINPS       Z6, Z1, Z8
-	VMAXPS       Z6, Z1, Z1
+	VMINPS       Z1, Z6, Z8
+	VMAXPS       Z1, Z6, Z1
 	VFMADD231PS  Z7, Z8, Z1
 	VBROADCASTSS 4(R11), Z7
-	VMINPS       Z6, Z2, Z8
-	VMAXPS       Z6, Z2, Z2
+	VMINPS       Z2, Z6, Z8
+	VMAXPS       Z2, Z6, Z2
 	VFMADD231PS  Z7, Z8, Z2
-	VMINPS       Z6, Z3, Z8
-	VMAXPS       Z6, Z3, Z3
+	VMINPS       Z3, Z6, Z8
+	VMAXPS       Z3, Z6, Z3
 	VFMADD231PS  Z7, Z8, Z3
 	VBROADCASTSS 8(R11), Z7
-	VMINPS       Z6, Z4, Z8
-	VMAXPS       Z6, Z4, Z4
+	VMINPS       Z4, Z6, Z8
+	VMAXPS       Z4, Z6, Z4
 	VFMADD231PS  Z7, Z8, Z4
-	VMINPS       Z6, Z5, Z8
-	VMAXPS       Z6, Z5, Z5
+	VMINPS       Z5, Z6, Z8
+	VMAXPS       Z5, Z6, Z5
 	VFMADD231PS  Z7, Z8, Z5
 
 noprelu:
@@ -1929,22 +1929,22 @@ noprelu:
 	MOVQ         hi+104(FP), R13
 	VBROADCASTSS (R12), Z7
 	VBROADCASTSS (R13), Z9
-	VMAXPS       Z7, Z0, Z0
-	VMINPS       Z9, Z0, Z0
-	VMAXPS       Z7, Z1, Z1
-	VMINPS       Z9, Z1, Z1
+	VMAXPS       Z0, Z7, Z0
+	VMINPS       Z0, Z9, Z0
+	VMAXPS       Z1, Z7, Z1
+	VMINPS       Z1, Z9, Z1
 	VBROADCASTSS 4(R12), Z7
 	VBROADCASTSS 4(R13), Z9
-	VMAXPS       Z7, Z2, Z2
-	VMINPS       Z9, Z2, Z2
-	VMAXPS       Z7, Z3, Z3
-	VMINPS       Z9, Z3, Z3
+	VMAXPS       Z2, Z7, Z2
+	VMINPS       Z2, Z9, Z2
+	VMAXPS       Z3, Z7, Z3
+	VMINPS       Z3, Z9, Z3
 	VBROADCASTSS 8(R12), Z7
 	VBROADCASTSS 8(R13), Z9
-	VMAXPS       Z7, Z4, Z4
-	VMINPS       Z9, Z4, Z4
-	VMAXPS       Z7, Z5, Z5
-	VMINPS       Z9, Z5, Z5
+	VMAXPS       Z4, Z7, Z4
+	VMINPS       Z4, Z9, Z4
+	VMAXPS       Z5, Z7, Z5
+	VMINPS       Z5, Z9, Z5
 
 noclamp:
 	MOVQ    DX, BX
@@ -2106,54 +2106,54 @@ nobias:
 	VXORPS Z6, Z6, Z6
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z6, Z0, Z0
-	VMAXPS Z6, Z1, Z1
-	VMAXPS Z6, Z2, Z2
-	VMAXPS Z6, Z3, Z3
-	VMAXPS Z6, Z4, Z4
-	VMAXPS Z6, Z5, Z5
+	VMAXPS Z0, Z6, Z0
+	VMAXPS Z1, Z6, Z1
+	VMAXPS Z2, Z6, Z2
+	VMAXPS Z3, Z6, Z3
+	VMAXPS Z4, Z6, Z4
+	VMAXPS Z5, Z6, Z5
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z7
-	VMAXPS       Z6, Z0, Z0
-	VMINPS       Z7, Z0, Z0
-	VMAXPS       Z6, Z1, Z1
-	VMINPS       Z7, Z1, Z1
-	VMAXPS       Z6, Z2, Z2
-	VMINPS       Z7, Z2, Z2
-	VMAXPS       Z6, Z3, Z3
-	VMINPS       Z7, Z3, Z3
-	VMAXPS       Z6, Z4, Z4
-	VMINPS       Z7, Z4, Z4
-	VMAXPS       Z6, Z5, Z5
-	VMINPS       Z7, Z5, Z5
+	VMAXPS       Z0, Z6, Z0
+	VMINPS       Z0, Z7, Z0
+	VMAXPS       Z1, Z6, Z1
+	VMINPS       Z1, Z7, Z1
+	VMAXPS       Z2, Z6, Z2
+	VMINPS       Z2, Z7, Z2
+	VMAXPS       Z3, Z6, Z3
+	VMINPS       Z3, Z7, Z3
+	VMAXPS       Z4, Z6, Z4
+	VMINPS       Z4, Z7, Z4
+	VMAXPS       Z5, Z6, Z5
+	VMINPS       Z5, Z7, Z5
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z7
-	VMINPS       Z6, Z0, Z8
-	VMAXPS       Z6, Z0, Z0
+	VMINPS       Z0, Z6, Z8
+	VMAXPS       Z0, Z6, Z0
 	VFMADD231PS  Z7, Z8, Z0
-	VMINPS       Z6, Z1, Z8
-	VMAXPS       Z6, Z1, Z1
+	VMINPS       Z1, Z6, Z8
+	VMAXPS       Z1, Z6, Z1
 	VFMADD231PS  Z7, Z8, Z1
 	VBROADCASTSS 4(R11), Z7
-	VMINPS       Z6, Z2, Z8
-	VMAXPS       Z6, Z2, Z2
+	VMINPS       Z2, Z6, Z8
+	VMAXPS       Z2, Z6, Z2
 	VFMADD231PS  Z7, Z8, Z2
-	VMINPS       Z6, Z3, Z8
-	VMAXPS       Z6, Z3, Z3
+	VMINPS       Z3, Z6, Z8
+	VMAXPS       Z3, Z6, Z3
 	VFMADD231PS  Z7, Z8, Z3
 	VBROADCASTSS 8(R11), Z7
-	VMINPS       Z6, Z4, Z8
-	VMAXPS       Z6, Z4, Z4
+	VMINPS       Z4, Z6, Z8
+	VMAXPS       Z4, Z6, Z4
 	VFMADD231PS  Z7, Z8, Z4
-	VMINPS       Z6, Z5, Z8
-	VMAXPS       Z6, Z5, Z5
+	VMINPS       Z5, Z6, Z8
+	VMAXPS       Z5, Z6, Z5
 	VFMADD231PS  Z7, Z8, Z5
 
 noprelu:
@@ -2163,22 +2163,22 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z7
 	VBROADCASTSS (R13), Z9
-	VMAXPS       Z7, Z0, Z0
-	VMINPS       Z9, Z0, Z0
-	VMAXPS       Z7, Z1, Z1
-	VMINPS       Z9, Z1, Z1
+	VMAXPS       Z0, Z7, Z0
+	VMINPS       Z0, Z9, Z0
+	VMAXPS       Z1, Z7, Z1
+	VMINPS       Z1, Z9, Z1
 	VBROADCASTSS 4(R12), Z7
 	VBROADCASTSS 4(R13), Z9
-	VMAXPS       Z7, Z2, Z2
-	VMINPS       Z9, Z2, Z2
-	VMAXPS       Z7, Z3, Z3
-	VMINPS       Z9, Z3, Z3
+	VMAXPS       Z2, Z7, Z2
+	VMINPS       Z2, Z9, Z2
+	VMAXPS       Z3, Z7, Z3
+	VMINPS       Z3, Z9, Z3
 	VBROADCASTSS 8(R12), Z7
 	VBROADCASTSS 8(R13), Z9
-	VMAXPS       Z7, Z4, Z4
-	VMINPS       Z9, Z4, Z4
-	VMAXPS       Z7, Z5, Z5
-	VMINPS       Z9, Z5, Z5
+	VMAXPS       Z4, Z7, Z4
+	VMINPS       Z4, Z9, Z4
+	VMAXPS       Z5, Z7, Z5
+	VMINPS       Z5, Z9, Z5
 
 noclamp:
 	MOVQ    DX, BX
@@ -2335,67 +2335,67 @@ nobias:
 	VXORPS Z8, Z8, Z8
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z8, Z0, Z0
-	VMAXPS Z8, Z1, Z1
-	VMAXPS Z8, Z2, Z2
-	VMAXPS Z8, Z3, Z3
-	VMAXPS Z8, Z4, Z4
-	VMAXPS Z8, Z5, Z5
-	VMAXPS Z8, Z6, Z6
-	VMAXPS Z8, Z7, Z7
+	VMAXPS Z0, Z8, Z0
+	VMAXPS Z1, Z8, Z1
+	VMAXPS Z2, Z8, Z2
+	VMAXPS Z3, Z8, Z3
+	VMAXPS Z4, Z8, Z4
+	VMAXPS Z5, Z8, Z5
+	VMAXPS Z6, Z8, Z6
+	VMAXPS Z7, Z8, Z7
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z9
-	VMAXPS       Z8, Z0, Z0
-	VMINPS       Z9, Z0, Z0
-	VMAXPS       Z8, Z1, Z1
-	VMINPS       Z9, Z1, Z1
-	VMAXPS       Z8, Z2, Z2
-	VMINPS       Z9, Z2, Z2
-	VMAXPS       Z8, Z3, Z3
-	VMINPS       Z9, Z3, Z3
-	VMAXPS       Z8, Z4, Z4
-	VMINPS       Z9, Z4, Z4
-	VMAXPS       Z8, Z5, Z5
-	VMINPS       Z9, Z5, Z5
-	VMAXPS       Z8, Z6, Z6
-	VMINPS       Z9, Z6, Z6
-	VMAXPS       Z8, Z7, Z7
-	VMINPS       Z9, Z7, Z7
+	VMAXPS       Z0, Z8, Z0
+	VMINPS       Z0, Z9, Z0
+	VMAXPS       Z1, Z8, Z1
+	VMINPS       Z1, Z9, Z1
+	VMAXPS       Z2, Z8, Z2
+	VMINPS       Z2, Z9, Z2
+	VMAXPS       Z3, Z8, Z3
+	VMINPS       Z3, Z9, Z3
+	VMAXPS       Z4, Z8, Z4
+	VMINPS       Z4, Z9, Z4
+	VMAXPS       Z5, Z8, Z5
+	VMINPS       Z5, Z9, Z5
+	VMAXPS       Z6, Z8, Z6
+	VMINPS       Z6, Z9, Z6
+	VMAXPS       Z7, Z8, Z7
+	VMINPS       Z7, Z9, Z7
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Z9
-	VMINPS       Z8, Z0, Z10
-	VMAXPS       Z8, Z0, Z0
+	VMINPS       Z0, Z8, Z10
+	VMAXPS       Z0, Z8, Z0
 	VFMADD231PS  Z9, Z10, Z0
-	VMINPS       Z8, Z1, Z10
-	VMAXPS       Z8, Z1, Z1
+	VMINPS       Z1, Z8, Z10
+	VMAXPS       Z1, Z8, Z1
 	VFMADD231PS  Z9, Z10, Z1
 	VBROADCASTSS 4(R11), Z9
-	VMINPS       Z8, Z2, Z10
-	VMAXPS       Z8, Z2, Z2
+	VMINPS       Z2, Z8, Z10
+	VMAXPS       Z2, Z8, Z2
 	VFMADD231PS  Z9, Z10, Z2
-	VMINPS       Z8, Z3, Z10
-	VMAXPS       Z8, Z3, Z3
+	VMINPS       Z3, Z8, Z10
+	VMAXPS       Z3, Z8, Z3
 	VFMADD231PS  Z9, Z10, Z3
 	VBROADCASTSS 8(R11), Z9
-	VMINPS       Z8, Z4, Z10
-	VMAXPS       Z8, Z4, Z4
+	VMINPS       Z4, Z8, Z10
+	VMAXPS       Z4, Z8, Z4
 	VFMADD231PS  Z9, Z10, Z4
-	VMINPS       Z8, Z5, Z10
-	VMAXPS       Z8, Z5, Z5
+	VMINPS       Z5, Z8, Z10
+	VMAXPS       Z5, Z8, Z5
 	VFMADD231PS  Z9, Z10, Z5
 	VBROADCASTSS 12(R11), Z9
-	VMINPS       Z8, Z6, Z10
-	VMAXPS       Z8, Z6, Z6
+	VMINPS       Z6, Z8, Z10
+	VMAXPS       Z6, Z8, Z6
 	VFMADD231PS  Z9, Z10, Z6
-	VMINPS       Z8, Z7, Z10
-	VMAXPS       Z8, Z7, Z7
+	VMINPS       Z7, Z8, Z10
+	VMAXPS       Z7, Z8, Z7
 	VFMADD231PS  Z9, Z10, Z7
 
 noprelu:
@@ -2405,28 +2405,28 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Z9
 	VBROADCASTSS (R13), Z11
-	VMAXPS       Z9, Z0, Z0
-	VMINPS       Z11, Z0, Z0
-	VMAXPS       Z9, Z1, Z1
-	VMINPS       Z11, Z1, Z1
+	VMAXPS       Z0, Z9, Z0
+	VMINPS       Z0, Z11, Z0
+	VMAXPS       Z1, Z9, Z1
+	VMINPS       Z1, Z11, Z1
 	VBROADCASTSS 4(R12), Z9
 	VBROADCASTSS 4(R13), Z11
-	VMAXPS       Z9, Z2, Z2
-	VMINPS       Z11, Z2, Z2
-	VMAXPS       Z9, Z3, Z3
-	VMINPS       Z11, Z3, Z3
+	VMAXPS       Z2, Z9, Z2
+	VMINPS       Z2, Z11, Z2
+	VMAXPS       Z3, Z9, Z3
+	VMINPS       Z3, Z11, Z3
 	VBROADCASTSS 8(R12), Z9
 	VBROADCASTSS 8(R13), Z11
-	VMAXPS       Z9, Z4, Z4
-	VMINPS       Z11, Z4, Z4
-	VMAXPS       Z9, Z5, Z5
-	VMINPS       Z11, Z5, Z5
+	VMAXPS       Z4, Z9, Z4
+	VMINPS       Z4, Z11, Z4
+	VMAXPS       Z5, Z9, Z5
+	VMINPS       Z5, Z11, Z5
 	VBROADCASTSS 12(R12), Z9
 	VBROADCASTSS 12(R13), Z11
-	VMAXPS       Z9, Z6, Z6
-	VMINPS       Z11, Z6, Z6
-	VMAXPS       Z9, Z7, Z7
-	VMINPS       Z11, Z7, Z7
+	VMAXPS       Z6, Z9, Z6
+	VMINPS       Z6, Z11, Z6
+	VMAXPS       Z7, Z9, Z7
+	VMINPS       Z7, Z11, Z7
 
 noclamp:
 	MOVQ    DX, BX
@@ -2593,67 +2593,67 @@ nobias:
 	VXORPS Z8, Z8, Z8
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z8, Z0, Z0
-	VMAXPS Z8, Z1, Z1
-	VMAXPS Z8, Z2, Z2
-	VMAXPS Z8, Z3, Z3
-	VMAXPS Z8, Z4, Z4
-	VMAXPS Z8, Z5, Z5
-	VMAXPS Z8, Z6, Z6
-	VMAXPS Z8, Z7, Z7
+	VMAXPS Z0, Z8, Z0
+	VMAXPS Z1, Z8, Z1
+	VMAXPS Z2, Z8, Z2
+	VMAXPS Z3, Z8, Z3
+	VMAXPS Z4, Z8, Z4
+	VMAXPS Z5, Z8, Z5
+	VMAXPS Z6, Z8, Z6
+	VMAXPS Z7, Z8, Z7
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z9
-	VMAXPS       Z8, Z0, Z0
-	VMINPS       Z9, Z0, Z0
-	VMAXPS       Z8, Z1, Z1
-	VMINPS       Z9, Z1, Z1
-	VMAXPS       Z8, Z2, Z2
-	VMINPS       Z9, Z2, Z2
-	VMAXPS       Z8, Z3, Z3
-	VMINPS       Z9, Z3, Z3
-	VMAXPS       Z8, Z4, Z4
-	VMINPS       Z9, Z4, Z4
-	VMAXPS       Z8, Z5, Z5
-	VMINPS       Z9, Z5, Z5
-	VMAXPS       Z8, Z6, Z6
-	VMINPS       Z9, Z6, Z6
-	VMAXPS       Z8, Z7, Z7
-	VMINPS       Z9, Z7, Z7
+	VMAXPS       Z0, Z8, Z0
+	VMINPS       Z0, Z9, Z0
+	VMAXPS       Z1, Z8, Z1
+	VMINPS       Z1, Z9, Z1
+	VMAXPS       Z2, Z8, Z2
+	VMINPS       Z2, Z9, Z2
+	VMAXPS       Z3, Z8, Z3
+	VMINPS       Z3, Z9, Z3
+	VMAXPS       Z4, Z8, Z4
+	VMINPS       Z4, Z9, Z4
+	VMAXPS       Z5, Z8, Z5
+	VMINPS       Z5, Z9, Z5
+	VMAXPS       Z6, Z8, Z6
+	VMINPS       Z6, Z9, Z6
+	VMAXPS       Z7, Z8, Z7
+	VMINPS       Z7, Z9, Z7
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z9
-	VMINPS       Z8, Z0, Z10
-	VMAXPS       Z8, Z0, Z0
+	VMINPS       Z0, Z8, Z10
+	VMAXPS       Z0, Z8, Z0
 	VFMADD231PS  Z9, Z10, Z0
-	VMINPS       Z8, Z1, Z10
-	VMAXPS       Z8, Z1, Z1
+	VMINPS       Z1, Z8, Z10
+	VMAXPS       Z1, Z8, Z1
 	VFMADD231PS  Z9, Z10, Z1
 	VBROADCASTSS 4(R11), Z9
-	VMINPS       Z8, Z2, Z10
-	VMAXPS       Z8, Z2, Z2
+	VMINPS       Z2, Z8, Z10
+	VMAXPS       Z2, Z8, Z2
 	VFMADD231PS  Z9, Z10, Z2
-	VMINPS       Z8, Z3, Z10
-	VMAXPS       Z8, Z3, Z3
+	VMINPS       Z3, Z8, Z10
+	VMAXPS       Z3, Z8, Z3
 	VFMADD231PS  Z9, Z10, Z3
 	VBROADCASTSS 8(R11), Z9
-	VMINPS       Z8, Z4, Z10
-	VMAXPS       Z8, Z4, Z4
+	VMINPS       Z4, Z8, Z10
+	VMAXPS       Z4, Z8, Z4
 	VFMADD231PS  Z9, Z10, Z4
-	VMINPS       Z8, Z5, Z10
-	VMAXPS       Z8, Z5, Z5
+	VMINPS       Z5, Z8, Z10
+	VMAXPS       Z5, Z8, Z5
 	VFMADD231PS  Z9, Z10, Z5
 	VBROADCASTSS 12(R11), Z9
-	VMINPS       Z8, Z6, Z10
-	VMAXPS       Z8, Z6, Z6
+	VMINPS       Z6, Z8, Z10
+	VMAXPS       Z6, Z8, Z6
 	VFMADD231PS  Z9, Z10, Z6
-	VMINPS       Z8, Z7, Z10
-	VMAXPS       Z8, Z7, Z7
+	VMINPS       Z7, Z8, Z10
+	VMAXPS       Z7, Z8, Z7
 	VFMADD231PS  Z9, Z10, Z7
 
 noprelu:
@@ -2663,28 +2663,28 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z9
 	VBROADCASTSS (R13), Z11
-	VMAXPS       Z9, Z0, Z0
-	VMINPS       Z11, Z0, Z0
-	VMAXPS       Z9, Z1, Z1
-	VMINPS       Z11, Z1, Z1
+	VMAXPS       Z0, Z9, Z0
+	VMINPS       Z0, Z11, Z0
+	VMAXPS       Z1, Z9, Z1
+	VMINPS       Z1, Z11, Z1
 	VBROADCASTSS 4(R12), Z9
 	VBROADCASTSS 4(R13), Z11
-	VMAXPS       Z9, Z2, Z2
-	VMINPS       Z11, Z2, Z2
-	VMAXPS       Z9, Z3, Z3
-	VMINPS       Z11, Z3, Z3
+	VMAXPS       Z2, Z9, Z2
+	VMINPS       Z2, Z11, Z2
+	VMAXPS       Z3, Z9, Z3
+	VMINPS       Z3, Z11, Z3
 	VBROADCASTSS 8(R12), Z9
 	VBROADCASTSS 8(R13), Z11
-	VMAXPS       Z9, Z4, Z4
-	VMINPS       Z11, Z4, Z4
-	VMAXPS       Z9, Z5, Z5
-	VMINPS       Z11, Z5, Z5
+	VMAXPS       Z4, Z9, Z4
+	VMINPS       Z4, Z11, Z4
+	VMAXPS       Z5, Z9, Z5
+	VMINPS       Z5, Z11, Z5
 	VBROADCASTSS 12(R12), Z9
 	VBROADCASTSS 12(R13), Z11
-	VMAXPS       Z9, Z6, Z6
-	VMINPS       Z11, Z6, Z6
-	VMAXPS       Z9, Z7, Z7
-	VMINPS       Z11, Z7, Z7
+	VMAXPS       Z6, Z9, Z6
+	VMINPS       Z6, Z11, Z6
+	VMAXPS       Z7, Z9, Z7
+	VMINPS       Z7, Z11, Z7
 
 noclamp:
 	MOVQ    DX, BX
@@ -2863,67 +2863,67 @@ nobias:
 	VXORPS Z8, Z8, Z8
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z8, Z0, Z0
-	VMAXPS Z8, Z1, Z1
-	VMAXPS Z8, Z2, Z2
-	VMAXPS Z8, Z3, Z3
-	VMAXPS Z8, Z4, Z4
-	VMAXPS Z8, Z5, Z5
-	VMAXPS Z8, Z6, Z6
-	VMAXPS Z8, Z7, Z7
+	VMAXPS Z0, Z8, Z0
+	VMAXPS Z1, Z8, Z1
+	VMAXPS Z2, Z8, Z2
+	VMAXPS Z3, Z8, Z3
+	VMAXPS Z4, Z8, Z4
+	VMAXPS Z5, Z8, Z5
+	VMAXPS Z6, Z8, Z6
+	VMAXPS Z7, Z8, Z7
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z9
-	VMAXPS       Z8, Z0, Z0
-	VMINPS       Z9, Z0, Z0
-	VMAXPS       Z8, Z1, Z1
-	VMINPS       Z9, Z1, Z1
-	VMAXPS       Z8, Z2, Z2
-	VMINPS       Z9, Z2, Z2
-	VMAXPS       Z8, Z3, Z3
-	VMINPS       Z9, Z3, Z3
-	VMAXPS       Z8, Z4, Z4
-	VMINPS       Z9, Z4, Z4
-	VMAXPS       Z8, Z5, Z5
-	VMINPS       Z9, Z5, Z5
-	VMAXPS       Z8, Z6, Z6
-	VMINPS       Z9, Z6, Z6
-	VMAXPS       Z8, Z7, Z7
-	VMINPS       Z9, Z7, Z7
+	VMAXPS       Z0, Z8, Z0
+	VMINPS       Z0, Z9, Z0
+	VMAXPS       Z1, Z8, Z1
+	VMINPS       Z1, Z9, Z1
+	VMAXPS       Z2, Z8, Z2
+	VMINPS       Z2, Z9, Z2
+	VMAXPS       Z3, Z8, Z3
+	VMINPS       Z3, Z9, Z3
+	VMAXPS       Z4, Z8, Z4
+	VMINPS       Z4, Z9, Z4
+	VMAXPS       Z5, Z8, Z5
+	VMINPS       Z5, Z9, Z5
+	VMAXPS       Z6, Z8, Z6
+	VMINPS       Z6, Z9, Z6
+	VMAXPS       Z7, Z8, Z7
+	VMINPS       Z7, Z9, Z7
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+88(FP), R11
 	VBROADCASTSS (R11), Z9
-	VMINPS       Z8, Z0, Z10
-	VMAXPS       Z8, Z0, Z0
+	VMINPS       Z0, Z8, Z10
+	VMAXPS       Z0, Z8, Z0
 	VFMADD231PS  Z9, Z10, Z0
-	VMINPS       Z8, Z1, Z10
-	VMAXPS       Z8, Z1, Z1
+	VMINPS       Z1, Z8, Z10
+	VMAXPS       Z1, Z8, Z1
 	VFMADD231PS  Z9, Z10, Z1
 	VBROADCASTSS 4(R11), Z9
-	VMINPS       Z8, Z2, Z10
-	VMAXPS       Z8, Z2, Z2
+	VMINPS       Z2, Z8, Z10
+	VMAXPS       Z2, Z8, Z2
 	VFMADD231PS  Z9, Z10, Z2
-	VMINPS       Z8, Z3, Z10
-	VMAXPS       Z8, Z3, Z3
+	VMINPS       Z3, Z8, Z10
+	VMAXPS       Z3, Z8, Z3
 	VFMADD231PS  Z9, Z10, Z3
 	VBROADCASTSS 8(R11), Z9
-	VMINPS       Z8, Z4, Z10
-	VMAXPS       Z8, Z4, Z4
+	VMINPS       Z4, Z8, Z10
+	VMAXPS       Z4, Z8, Z4
 	VFMADD231PS  Z9, Z10, Z4
-	VMINPS       Z8, Z5, Z10
-	VMAXPS       Z8, Z5, Z5
+	VMINPS       Z5, Z8, Z10
+	VMAXPS       Z5, Z8, Z5
 	VFMADD231PS  Z9, Z10, Z5
 	VBROADCASTSS 12(R11), Z9
-	VMINPS       Z8, Z6, Z10
-	VMAXPS       Z8, Z6, Z6
+	VMINPS       Z6, Z8, Z10
+	VMAXPS       Z6, Z8, Z6
 	VFMADD231PS  Z9, Z10, Z6
-	VMINPS       Z8, Z7, Z10
-	VMAXPS       Z8, Z7, Z7
+	VMINPS       Z7, Z8, Z10
+	VMAXPS       Z7, Z8, Z7
 	VFMADD231PS  Z9, Z10, Z7
 
 noprelu:
@@ -2933,28 +2933,28 @@ noprelu:
 	MOVQ         hi+104(FP), R13
 	VBROADCASTSS (R12), Z9
 	VBROADCASTSS (R13), Z11
-	VMAXPS       Z9, Z0, Z0
-	VMINPS       Z11, Z0, Z0
-	VMAXPS       Z9, Z1, Z1
-	VMINPS       Z11, Z1, Z1
+	VMAXPS       Z0, Z9, Z0
+	VMINPS       Z0, Z11, Z0
+	VMAXPS       Z1, Z9, Z1
+	VMINPS       Z1, Z11, Z1
 	VBROADCASTSS 4(R12), Z9
 	VBROADCASTSS 4(R13), Z11
-	VMAXPS       Z9, Z2, Z2
-	VMINPS       Z11, Z2, Z2
-	VMAXPS       Z9, Z3, Z3
-	VMINPS       Z11, Z3, Z3
+	VMAXPS       Z2, Z9, Z2
+	VMINPS       Z2, Z11, Z2
+	VMAXPS       Z3, Z9, Z3
+	VMINPS       Z3, Z11, Z3
 	VBROADCASTSS 8(R12), Z9
 	VBROADCASTSS 8(R13), Z11
-	VMAXPS       Z9, Z4, Z4
-	VMINPS       Z11, Z4, Z4
-	VMAXPS       Z9, Z5, Z5
-	VMINPS       Z11, Z5, Z5
+	VMAXPS       Z4, Z9, Z4
+	VMINPS       Z4, Z11, Z4
+	VMAXPS       Z5, Z9, Z5
+	VMINPS       Z5, Z11, Z5
 	VBROADCASTSS 12(R12), Z9
 	VBROADCASTSS 12(R13), Z11
-	VMAXPS       Z9, Z6, Z6
-	VMINPS       Z11, Z6, Z6
-	VMAXPS       Z9, Z7, Z7
-	VMINPS       Z11, Z7, Z7
+	VMAXPS       Z6, Z9, Z6
+	VMINPS       Z6, Z11, Z6
+	VMAXPS       Z7, Z9, Z7
+	VMINPS       Z7, Z11, Z7
 
 noclamp:
 	MOVQ    DX, BX
@@ -3130,67 +3130,67 @@ nobias:
 	VXORPS Z8, Z8, Z8
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z8, Z0, Z0
-	VMAXPS Z8, Z1, Z1
-	VMAXPS Z8, Z2, Z2
-	VMAXPS Z8, Z3, Z3
-	VMAXPS Z8, Z4, Z4
-	VMAXPS Z8, Z5, Z5
-	VMAXPS Z8, Z6, Z6
-	VMAXPS Z8, Z7, Z7
+	VMAXPS Z0, Z8, Z0
+	VMAXPS Z1, Z8, Z1
+	VMAXPS Z2, Z8, Z2
+	VMAXPS Z3, Z8, Z3
+	VMAXPS Z4, Z8, Z4
+	VMAXPS Z5, Z8, Z5
+	VMAXPS Z6, Z8, Z6
+	VMAXPS Z7, Z8, Z7
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z9
-	VMAXPS       Z8, Z0, Z0
-	VMINPS       Z9, Z0, Z0
-	VMAXPS       Z8, Z1, Z1
-	VMINPS       Z9, Z1, Z1
-	VMAXPS       Z8, Z2, Z2
-	VMINPS       Z9, Z2, Z2
-	VMAXPS       Z8, Z3, Z3
-	VMINPS       Z9, Z3, Z3
-	VMAXPS       Z8, Z4, Z4
-	VMINPS       Z9, Z4, Z4
-	VMAXPS       Z8, Z5, Z5
-	VMINPS       Z9, Z5, Z5
-	VMAXPS       Z8, Z6, Z6
-	VMINPS       Z9, Z6, Z6
-	VMAXPS       Z8, Z7, Z7
-	VMINPS       Z9, Z7, Z7
+	VMAXPS       Z0, Z8, Z0
+	VMINPS       Z0, Z9, Z0
+	VMAXPS       Z1, Z8, Z1
+	VMINPS       Z1, Z9, Z1
+	VMAXPS       Z2, Z8, Z2
+	VMINPS       Z2, Z9, Z2
+	VMAXPS       Z3, Z8, Z3
+	VMINPS       Z3, Z9, Z3
+	VMAXPS       Z4, Z8, Z4
+	VMINPS       Z4, Z9, Z4
+	VMAXPS       Z5, Z8, Z5
+	VMINPS       Z5, Z9, Z5
+	VMAXPS       Z6, Z8, Z6
+	VMINPS       Z6, Z9, Z6
+	VMAXPS       Z7, Z8, Z7
+	VMINPS       Z7, Z9, Z7
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z9
-	VMINPS       Z8, Z0, Z10
-	VMAXPS       Z8, Z0, Z0
+	VMINPS       Z0, Z8, Z10
+	VMAXPS       Z0, Z8, Z0
 	VFMADD231PS  Z9, Z10, Z0
-	VMINPS       Z8, Z1, Z10
-	VMAXPS       Z8, Z1, Z1
+	VMINPS       Z1, Z8, Z10
+	VMAXPS       Z1, Z8, Z1
 	VFMADD231PS  Z9, Z10, Z1
 	VBROADCASTSS 4(R11), Z9
-	VMINPS       Z8, Z2, Z10
-	VMAXPS       Z8, Z2, Z2
+	VMINPS       Z2, Z8, Z10
+	VMAXPS       Z2, Z8, Z2
 	VFMADD231PS  Z9, Z10, Z2
-	VMINPS       Z8, Z3, Z10
-	VMAXPS       Z8, Z3, Z3
+	VMINPS       Z3, Z8, Z10
+	VMAXPS       Z3, Z8, Z3
 	VFMADD231PS  Z9, Z10, Z3
 	VBROADCASTSS 8(R11), Z9
-	VMINPS       Z8, Z4, Z10
-	VMAXPS       Z8, Z4, Z4
+	VMINPS       Z4, Z8, Z10
+	VMAXPS       Z4, Z8, Z4
 	VFMADD231PS  Z9, Z10, Z4
-	VMINPS       Z8, Z5, Z10
-	VMAXPS       Z8, Z5, Z5
+	VMINPS       Z5, Z8, Z10
+	VMAXPS       Z5, Z8, Z5
 	VFMADD231PS  Z9, Z10, Z5
 	VBROADCASTSS 12(R11), Z9
-	VMINPS       Z8, Z6, Z10
-	VMAXPS       Z8, Z6, Z6
+	VMINPS       Z6, Z8, Z10
+	VMAXPS       Z6, Z8, Z6
 	VFMADD231PS  Z9, Z10, Z6
-	VMINPS       Z8, Z7, Z10
-	VMAXPS       Z8, Z7, Z7
+	VMINPS       Z7, Z8, Z10
+	VMAXPS       Z7, Z8, Z7
 	VFMADD231PS  Z9, Z10, Z7
 
 noprelu:
@@ -3200,28 +3200,28 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z9
 	VBROADCASTSS (R13), Z11
-	VMAXPS       Z9, Z0, Z0
-	VMINPS       Z11, Z0, Z0
-	VMAXPS       Z9, Z1, Z1
-	VMINPS       Z11, Z1, Z1
+	VMAXPS       Z0, Z9, Z0
+	VMINPS       Z0, Z11, Z0
+	VMAXPS       Z1, Z9, Z1
+	VMINPS       Z1, Z11, Z1
 	VBROADCASTSS 4(R12), Z9
 	VBROADCASTSS 4(R13), Z11
-	VMAXPS       Z9, Z2, Z2
-	VMINPS       Z11, Z2, Z2
-	VMAXPS       Z9, Z3, Z3
-	VMINPS       Z11, Z3, Z3
+	VMAXPS       Z2, Z9, Z2
+	VMINPS       Z2, Z11, Z2
+	VMAXPS       Z3, Z9, Z3
+	VMINPS       Z3, Z11, Z3
 	VBROADCASTSS 8(R12), Z9
 	VBROADCASTSS 8(R13), Z11
-	VMAXPS       Z9, Z4, Z4
-	VMINPS       Z11, Z4, Z4
-	VMAXPS       Z9, Z5, Z5
-	VMINPS       Z11, Z5, Z5
+	VMAXPS       Z4, Z9, Z4
+	VMINPS       Z4, Z11, Z4
+	VMAXPS       Z5, Z9, Z5
+	VMINPS       Z5, Z11, Z5
 	VBROADCASTSS 12(R12), Z9
 	VBROADCASTSS 12(R13), Z11
-	VMAXPS       Z9, Z6, Z6
-	VMINPS       Z11, Z6, Z6
-	VMAXPS       Z9, Z7, Z7
-	VMINPS       Z11, Z7, Z7
+	VMAXPS       Z6, Z9, Z6
+	VMINPS       Z6, Z11, Z6
+	VMAXPS       Z7, Z9, Z7
+	VMINPS       Z7, Z11, Z7
 
 noclamp:
 	MOVQ    DX, BX
@@ -3404,80 +3404,80 @@ nobias:
 	VXORPS Z10, Z10, Z10
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z10, Z0, Z0
-	VMAXPS Z10, Z1, Z1
-	VMAXPS Z10, Z2, Z2
-	VMAXPS Z10, Z3, Z3
-	VMAXPS Z10, Z4, Z4
-	VMAXPS Z10, Z5, Z5
-	VMAXPS Z10, Z6, Z6
-	VMAXPS Z10, Z7, Z7
-	VMAXPS Z10, Z8, Z8
-	VMAXPS Z10, Z9, Z9
+	VMAXPS Z0, Z10, Z0
+	VMAXPS Z1, Z10, Z1
+	VMAXPS Z2, Z10, Z2
+	VMAXPS Z3, Z10, Z3
+	VMAXPS Z4, Z10, Z4
+	VMAXPS Z5, Z10, Z5
+	VMAXPS Z6, Z10, Z6
+	VMAXPS Z7, Z10, Z7
+	VMAXPS Z8, Z10, Z8
+	VMAXPS Z9, Z10, Z9
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z11
-	VMAXPS       Z10, Z0, Z0
-	VMINPS       Z11, Z0, Z0
-	VMAXPS       Z10, Z1, Z1
-	VMINPS       Z11, Z1, Z1
-	VMAXPS       Z10, Z2, Z2
-	VMINPS       Z11, Z2, Z2
-	VMAXPS       Z10, Z3, Z3
-	VMINPS       Z11, Z3, Z3
-	VMAXPS       Z10, Z4, Z4
-	VMINPS       Z11, Z4, Z4
-	VMAXPS       Z10, Z5, Z5
-	VMINPS       Z11, Z5, Z5
-	VMAXPS       Z10, Z6, Z6
-	VMINPS       Z11, Z6, Z6
-	VMAXPS       Z10, Z7, Z7
-	VMINPS       Z11, Z7, Z7
-	VMAXPS       Z10, Z8, Z8
-	VMINPS       Z11, Z8, Z8
-	VMAXPS       Z10, Z9, Z9
-	VMINPS       Z11, Z9, Z9
+	VMAXPS       Z0, Z10, Z0
+	VMINPS       Z0, Z11, Z0
+	VMAXPS       Z1, Z10, Z1
+	VMINPS       Z1, Z11, Z1
+	VMAXPS       Z2, Z10, Z2
+	VMINPS       Z2, Z11, Z2
+	VMAXPS       Z3, Z10, Z3
+	VMINPS       Z3, Z11, Z3
+	VMAXPS       Z4, Z10, Z4
+	VMINPS       Z4, Z11, Z4
+	VMAXPS       Z5, Z10, Z5
+	VMINPS       Z5, Z11, Z5
+	VMAXPS       Z6, Z10, Z6
+	VMINPS       Z6, Z11, Z6
+	VMAXPS       Z7, Z10, Z7
+	VMINPS       Z7, Z11, Z7
+	VMAXPS       Z8, Z10, Z8
+	VMINPS       Z8, Z11, Z8
+	VMAXPS       Z9, Z10, Z9
+	VMINPS       Z9, Z11, Z9
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Z11
-	VMINPS       Z10, Z0, Z12
-	VMAXPS       Z10, Z0, Z0
+	VMINPS       Z0, Z10, Z12
+	VMAXPS       Z0, Z10, Z0
 	VFMADD231PS  Z11, Z12, Z0
-	VMINPS       Z10, Z1, Z12
-	VMAXPS       Z10, Z1, Z1
+	VMINPS       Z1, Z10, Z12
+	VMAXPS       Z1, Z10, Z1
 	VFMADD231PS  Z11, Z12, Z1
 	VBROADCASTSS 4(R11), Z11
-	VMINPS       Z10, Z2, Z12
-	VMAXPS       Z10, Z2, Z2
+	VMINPS       Z2, Z10, Z12
+	VMAXPS       Z2, Z10, Z2
 	VFMADD231PS  Z11, Z12, Z2
-	VMINPS       Z10, Z3, Z12
-	VMAXPS       Z10, Z3, Z3
+	VMINPS       Z3, Z10, Z12
+	VMAXPS       Z3, Z10, Z3
 	VFMADD231PS  Z11, Z12, Z3
 	VBROADCASTSS 8(R11), Z11
-	VMINPS       Z10, Z4, Z12
-	VMAXPS       Z10, Z4, Z4
+	VMINPS       Z4, Z10, Z12
+	VMAXPS       Z4, Z10, Z4
 	VFMADD231PS  Z11, Z12, Z4
-	VMINPS       Z10, Z5, Z12
-	VMAXPS       Z10, Z5, Z5
+	VMINPS       Z5, Z10, Z12
+	VMAXPS       Z5, Z10, Z5
 	VFMADD231PS  Z11, Z12, Z5
 	VBROADCASTSS 12(R11), Z11
-	VMINPS       Z10, Z6, Z12
-	VMAXPS       Z10, Z6, Z6
+	VMINPS       Z6, Z10, Z12
+	VMAXPS       Z6, Z10, Z6
 	VFMADD231PS  Z11, Z12, Z6
-	VMINPS       Z10, Z7, Z12
-	VMAXPS       Z10, Z7, Z7
+	VMINPS       Z7, Z10, Z12
+	VMAXPS       Z7, Z10, Z7
 	VFMADD231PS  Z11, Z12, Z7
 	VBROADCASTSS 16(R11), Z11
-	VMINPS       Z10, Z8, Z12
-	VMAXPS       Z10, Z8, Z8
+	VMINPS       Z8, Z10, Z12
+	VMAXPS       Z8, Z10, Z8
 	VFMADD231PS  Z11, Z12, Z8
-	VMINPS       Z10, Z9, Z12
-	VMAXPS       Z10, Z9, Z9
+	VMINPS       Z9, Z10, Z12
+	VMAXPS       Z9, Z10, Z9
 	VFMADD231PS  Z11, Z12, Z9
 
 noprelu:
@@ -3487,34 +3487,34 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Z11
 	VBROADCASTSS (R13), Z13
-	VMAXPS       Z11, Z0, Z0
-	VMINPS       Z13, Z0, Z0
-	VMAXPS       Z11, Z1, Z1
-	VMINPS       Z13, Z1, Z1
+	VMAXPS       Z0, Z11, Z0
+	VMINPS       Z0, Z13, Z0
+	VMAXPS       Z1, Z11, Z1
+	VMINPS       Z1, Z13, Z1
 	VBROADCASTSS 4(R12), Z11
 	VBROADCASTSS 4(R13), Z13
-	VMAXPS       Z11, Z2, Z2
-	VMINPS       Z13, Z2, Z2
-	VMAXPS       Z11, Z3, Z3
-	VMINPS       Z13, Z3, Z3
+	VMAXPS       Z2, Z11, Z2
+	VMINPS       Z2, Z13, Z2
+	VMAXPS       Z3, Z11, Z3
+	VMINPS       Z3, Z13, Z3
 	VBROADCASTSS 8(R12), Z11
 	VBROADCASTSS 8(R13), Z13
-	VMAXPS       Z11, Z4, Z4
-	VMINPS       Z13, Z4, Z4
-	VMAXPS       Z11, Z5, Z5
-	VMINPS       Z13, Z5, Z5
+	VMAXPS       Z4, Z11, Z4
+	VMINPS       Z4, Z13, Z4
+	VMAXPS       Z5, Z11, Z5
+	VMINPS       Z5, Z13, Z5
 	VBROADCASTSS 12(R12), Z11
 	VBROADCASTSS 12(R13), Z13
-	VMAXPS       Z11, Z6, Z6
-	VMINPS       Z13, Z6, Z6
-	VMAXPS       Z11, Z7, Z7
-	VMINPS       Z13, Z7, Z7
+	VMAXPS       Z6, Z11, Z6
+	VMINPS       Z6, Z13, Z6
+	VMAXPS       Z7, Z11, Z7
+	VMINPS       Z7, Z13, Z7
 	VBROADCASTSS 16(R12), Z11
 	VBROADCASTSS 16(R13), Z13
-	VMAXPS       Z11, Z8, Z8
-	VMINPS       Z13, Z8, Z8
-	VMAXPS       Z11, Z9, Z9
-	VMINPS       Z13, Z9, Z9
+	VMAXPS       Z8, Z11, Z8
+	VMINPS       Z8, Z13, Z8
+	VMAXPS       Z9, Z11, Z9
+	VMINPS       Z9, Z13, Z9
 
 noclamp:
 	MOVQ    DX, BX
@@ -3707,80 +3707,80 @@ nobias:
 	VXORPS Z10, Z10, Z10
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z10, Z0, Z0
-	VMAXPS Z10, Z1, Z1
-	VMAXPS Z10, Z2, Z2
-	VMAXPS Z10, Z3, Z3
-	VMAXPS Z10, Z4, Z4
-	VMAXPS Z10, Z5, Z5
-	VMAXPS Z10, Z6, Z6
-	VMAXPS Z10, Z7, Z7
-	VMAXPS Z10, Z8, Z8
-	VMAXPS Z10, Z9, Z9
+	VMAXPS Z0, Z10, Z0
+	VMAXPS Z1, Z10, Z1
+	VMAXPS Z2, Z10, Z2
+	VMAXPS Z3, Z10, Z3
+	VMAXPS Z4, Z10, Z4
+	VMAXPS Z5, Z10, Z5
+	VMAXPS Z6, Z10, Z6
+	VMAXPS Z7, Z10, Z7
+	VMAXPS Z8, Z10, Z8
+	VMAXPS Z9, Z10, Z9
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z11
-	VMAXPS       Z10, Z0, Z0
-	VMINPS       Z11, Z0, Z0
-	VMAXPS       Z10, Z1, Z1
-	VMINPS       Z11, Z1, Z1
-	VMAXPS       Z10, Z2, Z2
-	VMINPS       Z11, Z2, Z2
-	VMAXPS       Z10, Z3, Z3
-	VMINPS       Z11, Z3, Z3
-	VMAXPS       Z10, Z4, Z4
-	VMINPS       Z11, Z4, Z4
-	VMAXPS       Z10, Z5, Z5
-	VMINPS       Z11, Z5, Z5
-	VMAXPS       Z10, Z6, Z6
-	VMINPS       Z11, Z6, Z6
-	VMAXPS       Z10, Z7, Z7
-	VMINPS       Z11, Z7, Z7
-	VMAXPS       Z10, Z8, Z8
-	VMINPS       Z11, Z8, Z8
-	VMAXPS       Z10, Z9, Z9
-	VMINPS       Z11, Z9, Z9
+	VMAXPS       Z0, Z10, Z0
+	VMINPS       Z0, Z11, Z0
+	VMAXPS       Z1, Z10, Z1
+	VMINPS       Z1, Z11, Z1
+	VMAXPS       Z2, Z10, Z2
+	VMINPS       Z2, Z11, Z2
+	VMAXPS       Z3, Z10, Z3
+	VMINPS       Z3, Z11, Z3
+	VMAXPS       Z4, Z10, Z4
+	VMINPS       Z4, Z11, Z4
+	VMAXPS       Z5, Z10, Z5
+	VMINPS       Z5, Z11, Z5
+	VMAXPS       Z6, Z10, Z6
+	VMINPS       Z6, Z11, Z6
+	VMAXPS       Z7, Z10, Z7
+	VMINPS       Z7, Z11, Z7
+	VMAXPS       Z8, Z10, Z8
+	VMINPS       Z8, Z11, Z8
+	VMAXPS       Z9, Z10, Z9
+	VMINPS       Z9, Z11, Z9
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z11
-	VMINPS       Z10, Z0, Z12
-	VMAXPS       Z10, Z0, Z0
+	VMINPS       Z0, Z10, Z12
+	VMAXPS       Z0, Z10, Z0
 	VFMADD231PS  Z11, Z12, Z0
-	VMINPS       Z10, Z1, Z12
-	VMAXPS       Z10, Z1, Z1
+	VMINPS       Z1, Z10, Z12
+	VMAXPS       Z1, Z10, Z1
 	VFMADD231PS  Z11, Z12, Z1
 	VBROADCASTSS 4(R11), Z11
-	VMINPS       Z10, Z2, Z12
-	VMAXPS       Z10, Z2, Z2
+	VMINPS       Z2, Z10, Z12
+	VMAXPS       Z2, Z10, Z2
 	VFMADD231PS  Z11, Z12, Z2
-	VMINPS       Z10, Z3, Z12
-	VMAXPS       Z10, Z3, Z3
+	VMINPS       Z3, Z10, Z12
+	VMAXPS       Z3, Z10, Z3
 	VFMADD231PS  Z11, Z12, Z3
 	VBROADCASTSS 8(R11), Z11
-	VMINPS       Z10, Z4, Z12
-	VMAXPS       Z10, Z4, Z4
+	VMINPS       Z4, Z10, Z12
+	VMAXPS       Z4, Z10, Z4
 	VFMADD231PS  Z11, Z12, Z4
-	VMINPS       Z10, Z5, Z12
-	VMAXPS       Z10, Z5, Z5
+	VMINPS       Z5, Z10, Z12
+	VMAXPS       Z5, Z10, Z5
 	VFMADD231PS  Z11, Z12, Z5
 	VBROADCASTSS 12(R11), Z11
-	VMINPS       Z10, Z6, Z12
-	VMAXPS       Z10, Z6, Z6
+	VMINPS       Z6, Z10, Z12
+	VMAXPS       Z6, Z10, Z6
 	VFMADD231PS  Z11, Z12, Z6
-	VMINPS       Z10, Z7, Z12
-	VMAXPS       Z10, Z7, Z7
+	VMINPS       Z7, Z10, Z12
+	VMAXPS       Z7, Z10, Z7
 	VFMADD231PS  Z11, Z12, Z7
 	VBROADCASTSS 16(R11), Z11
-	VMINPS       Z10, Z8, Z12
-	VMAXPS       Z10, Z8, Z8
+	VMINPS       Z8, Z10, Z12
+	VMAXPS       Z8, Z10, Z8
 	VFMADD231PS  Z11, Z12, Z8
-	VMINPS       Z10, Z9, Z12
-	VMAXPS       Z10, Z9, Z9
+	VMINPS       Z9, Z10, Z12
+	VMAXPS       Z9, Z10, Z9
 	VFMADD231PS  Z11, Z12, Z9
 
 noprelu:
@@ -3790,34 +3790,34 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z11
 	VBROADCASTSS (R13), Z13
-	VMAXPS       Z11, Z0, Z0
-	VMINPS       Z13, Z0, Z0
-	VMAXPS       Z11, Z1, Z1
-	VMINPS       Z13, Z1, Z1
+	VMAXPS       Z0, Z11, Z0
+	VMINPS       Z0, Z13, Z0
+	VMAXPS       Z1, Z11, Z1
+	VMINPS       Z1, Z13, Z1
 	VBROADCASTSS 4(R12), Z11
 	VBROADCASTSS 4(R13), Z13
-	VMAXPS       Z11, Z2, Z2
-	VMINPS       Z13, Z2, Z2
-	VMAXPS       Z11, Z3, Z3
-	VMINPS       Z13, Z3, Z3
+	VMAXPS       Z2, Z11, Z2
+	VMINPS       Z2, Z13, Z2
+	VMAXPS       Z3, Z11, Z3
+	VMINPS       Z3, Z13, Z3
 	VBROADCASTSS 8(R12), Z11
 	VBROADCASTSS 8(R13), Z13
-	VMAXPS       Z11, Z4, Z4
-	VMINPS       Z13, Z4, Z4
-	VMAXPS       Z11, Z5, Z5
-	VMINPS       Z13, Z5, Z5
+	VMAXPS       Z4, Z11, Z4
+	VMINPS       Z4, Z13, Z4
+	VMAXPS       Z5, Z11, Z5
+	VMINPS       Z5, Z13, Z5
 	VBROADCASTSS 12(R12), Z11
 	VBROADCASTSS 12(R13), Z13
-	VMAXPS       Z11, Z6, Z6
-	VMINPS       Z13, Z6, Z6
-	VMAXPS       Z11, Z7, Z7
-	VMINPS       Z13, Z7, Z7
+	VMAXPS       Z6, Z11, Z6
+	VMINPS       Z6, Z13, Z6
+	VMAXPS       Z7, Z11, Z7
+	VMINPS       Z7, Z13, Z7
 	VBROADCASTSS 16(R12), Z11
 	VBROADCASTSS 16(R13), Z13
-	VMAXPS       Z11, Z8, Z8
-	VMINPS       Z13, Z8, Z8
-	VMAXPS       Z11, Z9, Z9
-	VMINPS       Z13, Z9, Z9
+	VMAXPS       Z8, Z11, Z8
+	VMINPS       Z8, Z13, Z8
+	VMAXPS       Z9, Z11, Z9
+	VMINPS       Z9, Z13, Z9
 
 noclamp:
 	MOVQ    DX, BX
@@ -4022,80 +4022,80 @@ nobias:
 	VXORPS Z10, Z10, Z10
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z10, Z0, Z0
-	VMAXPS Z10, Z1, Z1
-	VMAXPS Z10, Z2, Z2
-	VMAXPS Z10, Z3, Z3
-	VMAXPS Z10, Z4, Z4
-	VMAXPS Z10, Z5, Z5
-	VMAXPS Z10, Z6, Z6
-	VMAXPS Z10, Z7, Z7
-	VMAXPS Z10, Z8, Z8
-	VMAXPS Z10, Z9, Z9
+	VMAXPS Z0, Z10, Z0
+	VMAXPS Z1, Z10, Z1
+	VMAXPS Z2, Z10, Z2
+	VMAXPS Z3, Z10, Z3
+	VMAXPS Z4, Z10, Z4
+	VMAXPS Z5, Z10, Z5
+	VMAXPS Z6, Z10, Z6
+	VMAXPS Z7, Z10, Z7
+	VMAXPS Z8, Z10, Z8
+	VMAXPS Z9, Z10, Z9
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z11
-	VMAXPS       Z10, Z0, Z0
-	VMINPS       Z11, Z0, Z0
-	VMAXPS       Z10, Z1, Z1
-	VMINPS       Z11, Z1, Z1
-	VMAXPS       Z10, Z2, Z2
-	VMINPS       Z11, Z2, Z2
-	VMAXPS       Z10, Z3, Z3
-	VMINPS       Z11, Z3, Z3
-	VMAXPS       Z10, Z4, Z4
-	VMINPS       Z11, Z4, Z4
-	VMAXPS       Z10, Z5, Z5
-	VMINPS       Z11, Z5, Z5
-	VMAXPS       Z10, Z6, Z6
-	VMINPS       Z11, Z6, Z6
-	VMAXPS       Z10, Z7, Z7
-	VMINPS       Z11, Z7, Z7
-	VMAXPS       Z10, Z8, Z8
-	VMINPS       Z11, Z8, Z8
-	VMAXPS       Z10, Z9, Z9
-	VMINPS       Z11, Z9, Z9
+	VMAXPS       Z0, Z10, Z0
+	VMINPS       Z0, Z11, Z0
+	VMAXPS       Z1, Z10, Z1
+	VMINPS       Z1, Z11, Z1
+	VMAXPS       Z2, Z10, Z2
+	VMINPS       Z2, Z11, Z2
+	VMAXPS       Z3, Z10, Z3
+	VMINPS       Z3, Z11, Z3
+	VMAXPS       Z4, Z10, Z4
+	VMINPS       Z4, Z11, Z4
+	VMAXPS       Z5, Z10, Z5
+	VMINPS       Z5, Z11, Z5
+	VMAXPS       Z6, Z10, Z6
+	VMINPS       Z6, Z11, Z6
+	VMAXPS       Z7, Z10, Z7
+	VMINPS       Z7, Z11, Z7
+	VMAXPS       Z8, Z10, Z8
+	VMINPS       Z8, Z11, Z8
+	VMAXPS       Z9, Z10, Z9
+	VMINPS       Z9, Z11, Z9
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+88(FP), R11
 	VBROADCASTSS (R11), Z11
-	VMINPS       Z10, Z0, Z12
-	VMAXPS       Z10, Z0, Z0
+	VMINPS       Z0, Z10, Z12
+	VMAXPS       Z0, Z10, Z0
 	VFMADD231PS  Z11, Z12, Z0
-	VMINPS       Z10, Z1, Z12
-	VMAXPS       Z10, Z1, Z1
+	VMINPS       Z1, Z10, Z12
+	VMAXPS       Z1, Z10, Z1
 	VFMADD231PS  Z11, Z12, Z1
 	VBROADCASTSS 4(R11), Z11
-	VMINPS       Z10, Z2, Z12
-	VMAXPS       Z10, Z2, Z2
+	VMINPS       Z2, Z10, Z12
+	VMAXPS       Z2, Z10, Z2
 	VFMADD231PS  Z11, Z12, Z2
-	VMINPS       Z10, Z3, Z12
-	VMAXPS       Z10, Z3, Z3
+	VMINPS       Z3, Z10, Z12
+	VMAXPS       Z3, Z10, Z3
 	VFMADD231PS  Z11, Z12, Z3
 	VBROADCASTSS 8(R11), Z11
-	VMINPS       Z10, Z4, Z12
-	VMAXPS       Z10, Z4, Z4
+	VMINPS       Z4, Z10, Z12
+	VMAXPS       Z4, Z10, Z4
 	VFMADD231PS  Z11, Z12, Z4
-	VMINPS       Z10, Z5, Z12
-	VMAXPS       Z10, Z5, Z5
+	VMINPS       Z5, Z10, Z12
+	VMAXPS       Z5, Z10, Z5
 	VFMADD231PS  Z11, Z12, Z5
 	VBROADCASTSS 12(R11), Z11
-	VMINPS       Z10, Z6, Z12
-	VMAXPS       Z10, Z6, Z6
+	VMINPS       Z6, Z10, Z12
+	VMAXPS       Z6, Z10, Z6
 	VFMADD231PS  Z11, Z12, Z6
-	VMINPS       Z10, Z7, Z12
-	VMAXPS       Z10, Z7, Z7
+	VMINPS       Z7, Z10, Z12
+	VMAXPS       Z7, Z10, Z7
 	VFMADD231PS  Z11, Z12, Z7
 	VBROADCASTSS 16(R11), Z11
-	VMINPS       Z10, Z8, Z12
-	VMAXPS       Z10, Z8, Z8
+	VMINPS       Z8, Z10, Z12
+	VMAXPS       Z8, Z10, Z8
 	VFMADD231PS  Z11, Z12, Z8
-	VMINPS       Z10, Z9, Z12
-	VMAXPS       Z10, Z9, Z9
+	VMINPS       Z9, Z10, Z12
+	VMAXPS       Z9, Z10, Z9
 	VFMADD231PS  Z11, Z12, Z9
 
 noprelu:
@@ -4105,34 +4105,34 @@ noprelu:
 	MOVQ         hi+104(FP), R13
 	VBROADCASTSS (R12), Z11
 	VBROADCASTSS (R13), Z13
-	VMAXPS       Z11, Z0, Z0
-	VMINPS       Z13, Z0, Z0
-	VMAXPS       Z11, Z1, Z1
-	VMINPS       Z13, Z1, Z1
+	VMAXPS       Z0, Z11, Z0
+	VMINPS       Z0, Z13, Z0
+	VMAXPS       Z1, Z11, Z1
+	VMINPS       Z1, Z13, Z1
 	VBROADCASTSS 4(R12), Z11
 	VBROADCASTSS 4(R13), Z13
-	VMAXPS       Z11, Z2, Z2
-	VMINPS       Z13, Z2, Z2
-	VMAXPS       Z11, Z3, Z3
-	VMINPS       Z13, Z3, Z3
+	VMAXPS       Z2, Z11, Z2
+	VMINPS       Z2, Z13, Z2
+	VMAXPS       Z3, Z11, Z3
+	VMINPS       Z3, Z13, Z3
 	VBROADCASTSS 8(R12), Z11
 	VBROADCASTSS 8(R13), Z13
-	VMAXPS       Z11, Z4, Z4
-	VMINPS       Z13, Z4, Z4
-	VMAXPS       Z11, Z5, Z5
-	VMINPS       Z13, Z5, Z5
+	VMAXPS       Z4, Z11, Z4
+	VMINPS       Z4, Z13, Z4
+	VMAXPS       Z5, Z11, Z5
+	VMINPS       Z5, Z13, Z5
 	VBROADCASTSS 12(R12), Z11
 	VBROADCASTSS 12(R13), Z13
-	VMAXPS       Z11, Z6, Z6
-	VMINPS       Z13, Z6, Z6
-	VMAXPS       Z11, Z7, Z7
-	VMINPS       Z13, Z7, Z7
+	VMAXPS       Z6, Z11, Z6
+	VMINPS       Z6, Z13, Z6
+	VMAXPS       Z7, Z11, Z7
+	VMINPS       Z7, Z13, Z7
 	VBROADCASTSS 16(R12), Z11
 	VBROADCASTSS 16(R13), Z13
-	VMAXPS       Z11, Z8, Z8
-	VMINPS       Z13, Z8, Z8
-	VMAXPS       Z11, Z9, Z9
-	VMINPS       Z13, Z9, Z9
+	VMAXPS       Z8, Z11, Z8
+	VMINPS       Z8, Z13, Z8
+	VMAXPS       Z9, Z11, Z9
+	VMINPS       Z9, Z13, Z9
 
 noclamp:
 	MOVQ    DX, BX
@@ -4334,80 +4334,80 @@ nobias:
 	VXORPS Z10, Z10, Z10
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z10, Z0, Z0
-	VMAXPS Z10, Z1, Z1
-	VMAXPS Z10, Z2, Z2
-	VMAXPS Z10, Z3, Z3
-	VMAXPS Z10, Z4, Z4
-	VMAXPS Z10, Z5, Z5
-	VMAXPS Z10, Z6, Z6
-	VMAXPS Z10, Z7, Z7
-	VMAXPS Z10, Z8, Z8
-	VMAXPS Z10, Z9, Z9
+	VMAXPS Z0, Z10, Z0
+	VMAXPS Z1, Z10, Z1
+	VMAXPS Z2, Z10, Z2
+	VMAXPS Z3, Z10, Z3
+	VMAXPS Z4, Z10, Z4
+	VMAXPS Z5, Z10, Z5
+	VMAXPS Z6, Z10, Z6
+	VMAXPS Z7, Z10, Z7
+	VMAXPS Z8, Z10, Z8
+	VMAXPS Z9, Z10, Z9
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z11
-	VMAXPS       Z10, Z0, Z0
-	VMINPS       Z11, Z0, Z0
-	VMAXPS       Z10, Z1, Z1
-	VMINPS       Z11, Z1, Z1
-	VMAXPS       Z10, Z2, Z2
-	VMINPS       Z11, Z2, Z2
-	VMAXPS       Z10, Z3, Z3
-	VMINPS       Z11, Z3, Z3
-	VMAXPS       Z10, Z4, Z4
-	VMINPS       Z11, Z4, Z4
-	VMAXPS       Z10, Z5, Z5
-	VMINPS       Z11, Z5, Z5
-	VMAXPS       Z10, Z6, Z6
-	VMINPS       Z11, Z6, Z6
-	VMAXPS       Z10, Z7, Z7
-	VMINPS       Z11, Z7, Z7
-	VMAXPS       Z10, Z8, Z8
-	VMINPS       Z11, Z8, Z8
-	VMAXPS       Z10, Z9, Z9
-	VMINPS       Z11, Z9, Z9
+	VMAXPS       Z0, Z10, Z0
+	VMINPS       Z0, Z11, Z0
+	VMAXPS       Z1, Z10, Z1
+	VMINPS       Z1, Z11, Z1
+	VMAXPS       Z2, Z10, Z2
+	VMINPS       Z2, Z11, Z2
+	VMAXPS       Z3, Z10, Z3
+	VMINPS       Z3, Z11, Z3
+	VMAXPS       Z4, Z10, Z4
+	VMINPS       Z4, Z11, Z4
+	VMAXPS       Z5, Z10, Z5
+	VMINPS       Z5, Z11, Z5
+	VMAXPS       Z6, Z10, Z6
+	VMINPS       Z6, Z11, Z6
+	VMAXPS       Z7, Z10, Z7
+	VMINPS       Z7, Z11, Z7
+	VMAXPS       Z8, Z10, Z8
+	VMINPS       Z8, Z11, Z8
+	VMAXPS       Z9, Z10, Z9
+	VMINPS       Z9, Z11, Z9
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z11
-	VMINPS       Z10, Z0, Z12
-	VMAXPS       Z10, Z0, Z0
+	VMINPS       Z0, Z10, Z12
+	VMAXPS       Z0, Z10, Z0
 	VFMADD231PS  Z11, Z12, Z0
-	VMINPS       Z10, Z1, Z12
-	VMAXPS       Z10, Z1, Z1
+	VMINPS       Z1, Z10, Z12
+	VMAXPS       Z1, Z10, Z1
 	VFMADD231PS  Z11, Z12, Z1
 	VBROADCASTSS 4(R11), Z11
-	VMINPS       Z10, Z2, Z12
-	VMAXPS       Z10, Z2, Z2
+	VMINPS       Z2, Z10, Z12
+	VMAXPS       Z2, Z10, Z2
 	VFMADD231PS  Z11, Z12, Z2
-	VMINPS       Z10, Z3, Z12
-	VMAXPS       Z10, Z3, Z3
+	VMINPS       Z3, Z10, Z12
+	VMAXPS       Z3, Z10, Z3
 	VFMADD231PS  Z11, Z12, Z3
 	VBROADCASTSS 8(R11), Z11
-	VMINPS       Z10, Z4, Z12
-	VMAXPS       Z10, Z4, Z4
+	VMINPS       Z4, Z10, Z12
+	VMAXPS       Z4, Z10, Z4
 	VFMADD231PS  Z11, Z12, Z4
-	VMINPS       Z10, Z5, Z12
-	VMAXPS       Z10, Z5, Z5
+	VMINPS       Z5, Z10, Z12
+	VMAXPS       Z5, Z10, Z5
 	VFMADD231PS  Z11, Z12, Z5
 	VBROADCASTSS 12(R11), Z11
-	VMINPS       Z10, Z6, Z12
-	VMAXPS       Z10, Z6, Z6
+	VMINPS       Z6, Z10, Z12
+	VMAXPS       Z6, Z10, Z6
 	VFMADD231PS  Z11, Z12, Z6
-	VMINPS       Z10, Z7, Z12
-	VMAXPS       Z10, Z7, Z7
+	VMINPS       Z7, Z10, Z12
+	VMAXPS       Z7, Z10, Z7
 	VFMADD231PS  Z11, Z12, Z7
 	VBROADCASTSS 16(R11), Z11
-	VMINPS       Z10, Z8, Z12
-	VMAXPS       Z10, Z8, Z8
+	VMINPS       Z8, Z10, Z12
+	VMAXPS       Z8, Z10, Z8
 	VFMADD231PS  Z11, Z12, Z8
-	VMINPS       Z10, Z9, Z12
-	VMAXPS       Z10, Z9, Z9
+	VMINPS       Z9, Z10, Z12
+	VMAXPS       Z9, Z10, Z9
 	VFMADD231PS  Z11, Z12, Z9
 
 noprelu:
@@ -4417,34 +4417,34 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z11
 	VBROADCASTSS (R13), Z13
-	VMAXPS       Z11, Z0, Z0
-	VMINPS       Z13, Z0, Z0
-	VMAXPS       Z11, Z1, Z1
-	VMINPS       Z13, Z1, Z1
+	VMAXPS       Z0, Z11, Z0
+	VMINPS       Z0, Z13, Z0
+	VMAXPS       Z1, Z11, Z1
+	VMINPS       Z1, Z13, Z1
 	VBROADCASTSS 4(R12), Z11
 	VBROADCASTSS 4(R13), Z13
-	VMAXPS       Z11, Z2, Z2
-	VMINPS       Z13, Z2, Z2
-	VMAXPS       Z11, Z3, Z3
-	VMINPS       Z13, Z3, Z3
+	VMAXPS       Z2, Z11, Z2
+	VMINPS       Z2, Z13, Z2
+	VMAXPS       Z3, Z11, Z3
+	VMINPS       Z3, Z13, Z3
 	VBROADCASTSS 8(R12), Z11
 	VBROADCASTSS 8(R13), Z13
-	VMAXPS       Z11, Z4, Z4
-	VMINPS       Z13, Z4, Z4
-	VMAXPS       Z11, Z5, Z5
-	VMINPS       Z13, Z5, Z5
+	VMAXPS       Z4, Z11, Z4
+	VMINPS       Z4, Z13, Z4
+	VMAXPS       Z5, Z11, Z5
+	VMINPS       Z5, Z13, Z5
 	VBROADCASTSS 12(R12), Z11
 	VBROADCASTSS 12(R13), Z13
-	VMAXPS       Z11, Z6, Z6
-	VMINPS       Z13, Z6, Z6
-	VMAXPS       Z11, Z7, Z7
-	VMINPS       Z13, Z7, Z7
+	VMAXPS       Z6, Z11, Z6
+	VMINPS       Z6, Z13, Z6
+	VMAXPS       Z7, Z11, Z7
+	VMINPS       Z7, Z13, Z7
 	VBROADCASTSS 16(R12), Z11
 	VBROADCASTSS 16(R13), Z13
-	VMAXPS       Z11, Z8, Z8
-	VMINPS       Z13, Z8, Z8
-	VMAXPS       Z11, Z9, Z9
-	VMINPS       Z13, Z9, Z9
+	VMAXPS       Z8, Z11, Z8
+	VMINPS       Z8, Z13, Z8
+	VMAXPS       Z9, Z11, Z9
+	VMINPS       Z9, Z13, Z9
 
 noclamp:
 	MOVQ    DX, BX
@@ -4653,93 +4653,93 @@ nobias:
 	VXORPS Z12, Z12, Z12
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z12, Z0, Z0
-	VMAXPS Z12, Z1, Z1
-	VMAXPS Z12, Z2, Z2
-	VMAXPS Z12, Z3, Z3
-	VMAXPS Z12, Z4, Z4
-	VMAXPS Z12, Z5, Z5
-	VMAXPS Z12, Z6, Z6
-	VMAXPS Z12, Z7, Z7
-	VMAXPS Z12, Z8, Z8
-	VMAXPS Z12, Z9, Z9
-	VMAXPS Z12, Z10, Z10
-	VMAXPS Z12, Z11, Z11
+	VMAXPS Z0, Z12, Z0
+	VMAXPS Z1, Z12, Z1
+	VMAXPS Z2, Z12, Z2
+	VMAXPS Z3, Z12, Z3
+	VMAXPS Z4, Z12, Z4
+	VMAXPS Z5, Z12, Z5
+	VMAXPS Z6, Z12, Z6
+	VMAXPS Z7, Z12, Z7
+	VMAXPS Z8, Z12, Z8
+	VMAXPS Z9, Z12, Z9
+	VMAXPS Z10, Z12, Z10
+	VMAXPS Z11, Z12, Z11
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z13
-	VMAXPS       Z12, Z0, Z0
-	VMINPS       Z13, Z0, Z0
-	VMAXPS       Z12, Z1, Z1
-	VMINPS       Z13, Z1, Z1
-	VMAXPS       Z12, Z2, Z2
-	VMINPS       Z13, Z2, Z2
-	VMAXPS       Z12, Z3, Z3
-	VMINPS       Z13, Z3, Z3
-	VMAXPS       Z12, Z4, Z4
-	VMINPS       Z13, Z4, Z4
-	VMAXPS       Z12, Z5, Z5
-	VMINPS       Z13, Z5, Z5
-	VMAXPS       Z12, Z6, Z6
-	VMINPS       Z13, Z6, Z6
-	VMAXPS       Z12, Z7, Z7
-	VMINPS       Z13, Z7, Z7
-	VMAXPS       Z12, Z8, Z8
-	VMINPS       Z13, Z8, Z8
-	VMAXPS       Z12, Z9, Z9
-	VMINPS       Z13, Z9, Z9
-	VMAXPS       Z12, Z10, Z10
-	VMINPS       Z13, Z10, Z10
-	VMAXPS       Z12, Z11, Z11
-	VMINPS       Z13, Z11, Z11
+	VMAXPS       Z0, Z12, Z0
+	VMINPS       Z0, Z13, Z0
+	VMAXPS       Z1, Z12, Z1
+	VMINPS       Z1, Z13, Z1
+	VMAXPS       Z2, Z12, Z2
+	VMINPS       Z2, Z13, Z2
+	VMAXPS       Z3, Z12, Z3
+	VMINPS       Z3, Z13, Z3
+	VMAXPS       Z4, Z12, Z4
+	VMINPS       Z4, Z13, Z4
+	VMAXPS       Z5, Z12, Z5
+	VMINPS       Z5, Z13, Z5
+	VMAXPS       Z6, Z12, Z6
+	VMINPS       Z6, Z13, Z6
+	VMAXPS       Z7, Z12, Z7
+	VMINPS       Z7, Z13, Z7
+	VMAXPS       Z8, Z12, Z8
+	VMINPS       Z8, Z13, Z8
+	VMAXPS       Z9, Z12, Z9
+	VMINPS       Z9, Z13, Z9
+	VMAXPS       Z10, Z12, Z10
+	VMINPS       Z10, Z13, Z10
+	VMAXPS       Z11, Z12, Z11
+	VMINPS       Z11, Z13, Z11
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Z13
-	VMINPS       Z12, Z0, Z14
-	VMAXPS       Z12, Z0, Z0
+	VMINPS       Z0, Z12, Z14
+	VMAXPS       Z0, Z12, Z0
 	VFMADD231PS  Z13, Z14, Z0
-	VMINPS       Z12, Z1, Z14
-	VMAXPS       Z12, Z1, Z1
+	VMINPS       Z1, Z12, Z14
+	VMAXPS       Z1, Z12, Z1
 	VFMADD231PS  Z13, Z14, Z1
 	VBROADCASTSS 4(R11), Z13
-	VMINPS       Z12, Z2, Z14
-	VMAXPS       Z12, Z2, Z2
+	VMINPS       Z2, Z12, Z14
+	VMAXPS       Z2, Z12, Z2
 	VFMADD231PS  Z13, Z14, Z2
-	VMINPS       Z12, Z3, Z14
-	VMAXPS       Z12, Z3, Z3
+	VMINPS       Z3, Z12, Z14
+	VMAXPS       Z3, Z12, Z3
 	VFMADD231PS  Z13, Z14, Z3
 	VBROADCASTSS 8(R11), Z13
-	VMINPS       Z12, Z4, Z14
-	VMAXPS       Z12, Z4, Z4
+	VMINPS       Z4, Z12, Z14
+	VMAXPS       Z4, Z12, Z4
 	VFMADD231PS  Z13, Z14, Z4
-	VMINPS       Z12, Z5, Z14
-	VMAXPS       Z12, Z5, Z5
+	VMINPS       Z5, Z12, Z14
+	VMAXPS       Z5, Z12, Z5
 	VFMADD231PS  Z13, Z14, Z5
 	VBROADCASTSS 12(R11), Z13
-	VMINPS       Z12, Z6, Z14
-	VMAXPS       Z12, Z6, Z6
+	VMINPS       Z6, Z12, Z14
+	VMAXPS       Z6, Z12, Z6
 	VFMADD231PS  Z13, Z14, Z6
-	VMINPS       Z12, Z7, Z14
-	VMAXPS       Z12, Z7, Z7
+	VMINPS       Z7, Z12, Z14
+	VMAXPS       Z7, Z12, Z7
 	VFMADD231PS  Z13, Z14, Z7
 	VBROADCASTSS 16(R11), Z13
-	VMINPS       Z12, Z8, Z14
-	VMAXPS       Z12, Z8, Z8
+	VMINPS       Z8, Z12, Z14
+	VMAXPS       Z8, Z12, Z8
 	VFMADD231PS  Z13, Z14, Z8
-	VMINPS       Z12, Z9, Z14
-	VMAXPS       Z12, Z9, Z9
+	VMINPS       Z9, Z12, Z14
+	VMAXPS       Z9, Z12, Z9
 	VFMADD231PS  Z13, Z14, Z9
 	VBROADCASTSS 20(R11), Z13
-	VMINPS       Z12, Z10, Z14
-	VMAXPS       Z12, Z10, Z10
+	VMINPS       Z10, Z12, Z14
+	VMAXPS       Z10, Z12, Z10
 	VFMADD231PS  Z13, Z14, Z10
-	VMINPS       Z12, Z11, Z14
-	VMAXPS       Z12, Z11, Z11
+	VMINPS       Z11, Z12, Z14
+	VMAXPS       Z11, Z12, Z11
 	VFMADD231PS  Z13, Z14, Z11
 
 noprelu:
@@ -4749,40 +4749,40 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Z13
 	VBROADCASTSS (R13), Z15
-	VMAXPS       Z13, Z0, Z0
-	VMINPS       Z15, Z0, Z0
-	VMAXPS       Z13, Z1, Z1
-	VMINPS       Z15, Z1, Z1
+	VMAXPS       Z0, Z13, Z0
+	VMINPS       Z0, Z15, Z0
+	VMAXPS       Z1, Z13, Z1
+	VMINPS       Z1, Z15, Z1
 	VBROADCASTSS 4(R12), Z13
 	VBROADCASTSS 4(R13), Z15
-	VMAXPS       Z13, Z2, Z2
-	VMINPS       Z15, Z2, Z2
-	VMAXPS       Z13, Z3, Z3
-	VMINPS       Z15, Z3, Z3
+	VMAXPS       Z2, Z13, Z2
+	VMINPS       Z2, Z15, Z2
+	VMAXPS       Z3, Z13, Z3
+	VMINPS       Z3, Z15, Z3
 	VBROADCASTSS 8(R12), Z13
 	VBROADCASTSS 8(R13), Z15
-	VMAXPS       Z13, Z4, Z4
-	VMINPS       Z15, Z4, Z4
-	VMAXPS       Z13, Z5, Z5
-	VMINPS       Z15, Z5, Z5
+	VMAXPS       Z4, Z13, Z4
+	VMINPS       Z4, Z15, Z4
+	VMAXPS       Z5, Z13, Z5
+	VMINPS       Z5, Z15, Z5
 	VBROADCASTSS 12(R12), Z13
 	VBROADCASTSS 12(R13), Z15
-	VMAXPS       Z13, Z6, Z6
-	VMINPS       Z15, Z6, Z6
-	VMAXPS       Z13, Z7, Z7
-	VMINPS       Z15, Z7, Z7
+	VMAXPS       Z6, Z13, Z6
+	VMINPS       Z6, Z15, Z6
+	VMAXPS       Z7, Z13, Z7
+	VMINPS       Z7, Z15, Z7
 	VBROADCASTSS 16(R12), Z13
 	VBROADCASTSS 16(R13), Z15
-	VMAXPS       Z13, Z8, Z8
-	VMINPS       Z15, Z8, Z8
-	VMAXPS       Z13, Z9, Z9
-	VMINPS       Z15, Z9, Z9
+	VMAXPS       Z8, Z13, Z8
+	VMINPS       Z8, Z15, Z8
+	VMAXPS       Z9, Z13, Z9
+	VMINPS       Z9, Z15, Z9
 	VBROADCASTSS 20(R12), Z13
 	VBROADCASTSS 20(R13), Z15
-	VMAXPS       Z13, Z10, Z10
-	VMINPS       Z15, Z10, Z10
-	VMAXPS       Z13, Z11, Z11
-	VMINPS       Z15, Z11, Z11
+	VMAXPS       Z10, Z13, Z10
+	VMINPS       Z10, Z15, Z10
+	VMAXPS       Z11, Z13, Z11
+	VMINPS       Z11, Z15, Z11
 
 noclamp:
 	MOVQ    DX, BX
@@ -5001,93 +5001,93 @@ nobias:
 	VXORPS Z12, Z12, Z12
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z12, Z0, Z0
-	VMAXPS Z12, Z1, Z1
-	VMAXPS Z12, Z2, Z2
-	VMAXPS Z12, Z3, Z3
-	VMAXPS Z12, Z4, Z4
-	VMAXPS Z12, Z5, Z5
-	VMAXPS Z12, Z6, Z6
-	VMAXPS Z12, Z7, Z7
-	VMAXPS Z12, Z8, Z8
-	VMAXPS Z12, Z9, Z9
-	VMAXPS Z12, Z10, Z10
-	VMAXPS Z12, Z11, Z11
+	VMAXPS Z0, Z12, Z0
+	VMAXPS Z1, Z12, Z1
+	VMAXPS Z2, Z12, Z2
+	VMAXPS Z3, Z12, Z3
+	VMAXPS Z4, Z12, Z4
+	VMAXPS Z5, Z12, Z5
+	VMAXPS Z6, Z12, Z6
+	VMAXPS Z7, Z12, Z7
+	VMAXPS Z8, Z12, Z8
+	VMAXPS Z9, Z12, Z9
+	VMAXPS Z10, Z12, Z10
+	VMAXPS Z11, Z12, Z11
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z13
-	VMAXPS       Z12, Z0, Z0
-	VMINPS       Z13, Z0, Z0
-	VMAXPS       Z12, Z1, Z1
-	VMINPS       Z13, Z1, Z1
-	VMAXPS       Z12, Z2, Z2
-	VMINPS       Z13, Z2, Z2
-	VMAXPS       Z12, Z3, Z3
-	VMINPS       Z13, Z3, Z3
-	VMAXPS       Z12, Z4, Z4
-	VMINPS       Z13, Z4, Z4
-	VMAXPS       Z12, Z5, Z5
-	VMINPS       Z13, Z5, Z5
-	VMAXPS       Z12, Z6, Z6
-	VMINPS       Z13, Z6, Z6
-	VMAXPS       Z12, Z7, Z7
-	VMINPS       Z13, Z7, Z7
-	VMAXPS       Z12, Z8, Z8
-	VMINPS       Z13, Z8, Z8
-	VMAXPS       Z12, Z9, Z9
-	VMINPS       Z13, Z9, Z9
-	VMAXPS       Z12, Z10, Z10
-	VMINPS       Z13, Z10, Z10
-	VMAXPS       Z12, Z11, Z11
-	VMINPS       Z13, Z11, Z11
+	VMAXPS       Z0, Z12, Z0
+	VMINPS       Z0, Z13, Z0
+	VMAXPS       Z1, Z12, Z1
+	VMINPS       Z1, Z13, Z1
+	VMAXPS       Z2, Z12, Z2
+	VMINPS       Z2, Z13, Z2
+	VMAXPS       Z3, Z12, Z3
+	VMINPS       Z3, Z13, Z3
+	VMAXPS       Z4, Z12, Z4
+	VMINPS       Z4, Z13, Z4
+	VMAXPS       Z5, Z12, Z5
+	VMINPS       Z5, Z13, Z5
+	VMAXPS       Z6, Z12, Z6
+	VMINPS       Z6, Z13, Z6
+	VMAXPS       Z7, Z12, Z7
+	VMINPS       Z7, Z13, Z7
+	VMAXPS       Z8, Z12, Z8
+	VMINPS       Z8, Z13, Z8
+	VMAXPS       Z9, Z12, Z9
+	VMINPS       Z9, Z13, Z9
+	VMAXPS       Z10, Z12, Z10
+	VMINPS       Z10, Z13, Z10
+	VMAXPS       Z11, Z12, Z11
+	VMINPS       Z11, Z13, Z11
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z13
-	VMINPS       Z12, Z0, Z14
-	VMAXPS       Z12, Z0, Z0
+	VMINPS       Z0, Z12, Z14
+	VMAXPS       Z0, Z12, Z0
 	VFMADD231PS  Z13, Z14, Z0
-	VMINPS       Z12, Z1, Z14
-	VMAXPS       Z12, Z1, Z1
+	VMINPS       Z1, Z12, Z14
+	VMAXPS       Z1, Z12, Z1
 	VFMADD231PS  Z13, Z14, Z1
 	VBROADCASTSS 4(R11), Z13
-	VMINPS       Z12, Z2, Z14
-	VMAXPS       Z12, Z2, Z2
+	VMINPS       Z2, Z12, Z14
+	VMAXPS       Z2, Z12, Z2
 	VFMADD231PS  Z13, Z14, Z2
-	VMINPS       Z12, Z3, Z14
-	VMAXPS       Z12, Z3, Z3
+	VMINPS       Z3, Z12, Z14
+	VMAXPS       Z3, Z12, Z3
 	VFMADD231PS  Z13, Z14, Z3
 	VBROADCASTSS 8(R11), Z13
-	VMINPS       Z12, Z4, Z14
-	VMAXPS       Z12, Z4, Z4
+	VMINPS       Z4, Z12, Z14
+	VMAXPS       Z4, Z12, Z4
 	VFMADD231PS  Z13, Z14, Z4
-	VMINPS       Z12, Z5, Z14
-	VMAXPS       Z12, Z5, Z5
+	VMINPS       Z5, Z12, Z14
+	VMAXPS       Z5, Z12, Z5
 	VFMADD231PS  Z13, Z14, Z5
 	VBROADCASTSS 12(R11), Z13
-	VMINPS       Z12, Z6, Z14
-	VMAXPS       Z12, Z6, Z6
+	VMINPS       Z6, Z12, Z14
+	VMAXPS       Z6, Z12, Z6
 	VFMADD231PS  Z13, Z14, Z6
-	VMINPS       Z12, Z7, Z14
-	VMAXPS       Z12, Z7, Z7
+	VMINPS       Z7, Z12, Z14
+	VMAXPS       Z7, Z12, Z7
 	VFMADD231PS  Z13, Z14, Z7
 	VBROADCASTSS 16(R11), Z13
-	VMINPS       Z12, Z8, Z14
-	VMAXPS       Z12, Z8, Z8
+	VMINPS       Z8, Z12, Z14
+	VMAXPS       Z8, Z12, Z8
 	VFMADD231PS  Z13, Z14, Z8
-	VMINPS       Z12, Z9, Z14
-	VMAXPS       Z12, Z9, Z9
+	VMINPS       Z9, Z12, Z14
+	VMAXPS       Z9, Z12, Z9
 	VFMADD231PS  Z13, Z14, Z9
 	VBROADCASTSS 20(R11), Z13
-	VMINPS       Z12, Z10, Z14
-	VMAXPS       Z12, Z10, Z10
+	VMINPS       Z10, Z12, Z14
+	VMAXPS       Z10, Z12, Z10
 	VFMADD231PS  Z13, Z14, Z10
-	VMINPS       Z12, Z11, Z14
-	VMAXPS       Z12, Z11, Z11
+	VMINPS       Z11, Z12, Z14
+	VMAXPS       Z11, Z12, Z11
 	VFMADD231PS  Z13, Z14, Z11
 
 noprelu:
@@ -5097,40 +5097,40 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z13
 	VBROADCASTSS (R13), Z15
-	VMAXPS       Z13, Z0, Z0
-	VMINPS       Z15, Z0, Z0
-	VMAXPS       Z13, Z1, Z1
-	VMINPS       Z15, Z1, Z1
+	VMAXPS       Z0, Z13, Z0
+	VMINPS       Z0, Z15, Z0
+	VMAXPS       Z1, Z13, Z1
+	VMINPS       Z1, Z15, Z1
 	VBROADCASTSS 4(R12), Z13
 	VBROADCASTSS 4(R13), Z15
-	VMAXPS       Z13, Z2, Z2
-	VMINPS       Z15, Z2, Z2
-	VMAXPS       Z13, Z3, Z3
-	VMINPS       Z15, Z3, Z3
+	VMAXPS       Z2, Z13, Z2
+	VMINPS       Z2, Z15, Z2
+	VMAXPS       Z3, Z13, Z3
+	VMINPS       Z3, Z15, Z3
 	VBROADCASTSS 8(R12), Z13
 	VBROADCASTSS 8(R13), Z15
-	VMAXPS       Z13, Z4, Z4
-	VMINPS       Z15, Z4, Z4
-	VMAXPS       Z13, Z5, Z5
-	VMINPS       Z15, Z5, Z5
+	VMAXPS       Z4, Z13, Z4
+	VMINPS       Z4, Z15, Z4
+	VMAXPS       Z5, Z13, Z5
+	VMINPS       Z5, Z15, Z5
 	VBROADCASTSS 12(R12), Z13
 	VBROADCASTSS 12(R13), Z15
-	VMAXPS       Z13, Z6, Z6
-	VMINPS       Z15, Z6, Z6
-	VMAXPS       Z13, Z7, Z7
-	VMINPS       Z15, Z7, Z7
+	VMAXPS       Z6, Z13, Z6
+	VMINPS       Z6, Z15, Z6
+	VMAXPS       Z7, Z13, Z7
+	VMINPS       Z7, Z15, Z7
 	VBROADCASTSS 16(R12), Z13
 	VBROADCASTSS 16(R13), Z15
-	VMAXPS       Z13, Z8, Z8
-	VMINPS       Z15, Z8, Z8
-	VMAXPS       Z13, Z9, Z9
-	VMINPS       Z15, Z9, Z9
+	VMAXPS       Z8, Z13, Z8
+	VMINPS       Z8, Z15, Z8
+	VMAXPS       Z9, Z13, Z9
+	VMINPS       Z9, Z15, Z9
 	VBROADCASTSS 20(R12), Z13
 	VBROADCASTSS 20(R13), Z15
-	VMAXPS       Z13, Z10, Z10
-	VMINPS       Z15, Z10, Z10
-	VMAXPS       Z13, Z11, Z11
-	VMINPS       Z15, Z11, Z11
+	VMAXPS       Z10, Z13, Z10
+	VMINPS       Z10, Z15, Z10
+	VMAXPS       Z11, Z13, Z11
+	VMINPS       Z11, Z15, Z11
 
 noclamp:
 	MOVQ    DX, BX
@@ -5361,93 +5361,93 @@ nobias:
 	VXORPS Z12, Z12, Z12
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z12, Z0, Z0
-	VMAXPS Z12, Z1, Z1
-	VMAXPS Z12, Z2, Z2
-	VMAXPS Z12, Z3, Z3
-	VMAXPS Z12, Z4, Z4
-	VMAXPS Z12, Z5, Z5
-	VMAXPS Z12, Z6, Z6
-	VMAXPS Z12, Z7, Z7
-	VMAXPS Z12, Z8, Z8
-	VMAXPS Z12, Z9, Z9
-	VMAXPS Z12, Z10, Z10
-	VMAXPS Z12, Z11, Z11
+	VMAXPS Z0, Z12, Z0
+	VMAXPS Z1, Z12, Z1
+	VMAXPS Z2, Z12, Z2
+	VMAXPS Z3, Z12, Z3
+	VMAXPS Z4, Z12, Z4
+	VMAXPS Z5, Z12, Z5
+	VMAXPS Z6, Z12, Z6
+	VMAXPS Z7, Z12, Z7
+	VMAXPS Z8, Z12, Z8
+	VMAXPS Z9, Z12, Z9
+	VMAXPS Z10, Z12, Z10
+	VMAXPS Z11, Z12, Z11
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z13
-	VMAXPS       Z12, Z0, Z0
-	VMINPS       Z13, Z0, Z0
-	VMAXPS       Z12, Z1, Z1
-	VMINPS       Z13, Z1, Z1
-	VMAXPS       Z12, Z2, Z2
-	VMINPS       Z13, Z2, Z2
-	VMAXPS       Z12, Z3, Z3
-	VMINPS       Z13, Z3, Z3
-	VMAXPS       Z12, Z4, Z4
-	VMINPS       Z13, Z4, Z4
-	VMAXPS       Z12, Z5, Z5
-	VMINPS       Z13, Z5, Z5
-	VMAXPS       Z12, Z6, Z6
-	VMINPS       Z13, Z6, Z6
-	VMAXPS       Z12, Z7, Z7
-	VMINPS       Z13, Z7, Z7
-	VMAXPS       Z12, Z8, Z8
-	VMINPS       Z13, Z8, Z8
-	VMAXPS       Z12, Z9, Z9
-	VMINPS       Z13, Z9, Z9
-	VMAXPS       Z12, Z10, Z10
-	VMINPS       Z13, Z10, Z10
-	VMAXPS       Z12, Z11, Z11
-	VMINPS       Z13, Z11, Z11
+	VMAXPS       Z0, Z12, Z0
+	VMINPS       Z0, Z13, Z0
+	VMAXPS       Z1, Z12, Z1
+	VMINPS       Z1, Z13, Z1
+	VMAXPS       Z2, Z12, Z2
+	VMINPS       Z2, Z13, Z2
+	VMAXPS       Z3, Z12, Z3
+	VMINPS       Z3, Z13, Z3
+	VMAXPS       Z4, Z12, Z4
+	VMINPS       Z4, Z13, Z4
+	VMAXPS       Z5, Z12, Z5
+	VMINPS       Z5, Z13, Z5
+	VMAXPS       Z6, Z12, Z6
+	VMINPS       Z6, Z13, Z6
+	VMAXPS       Z7, Z12, Z7
+	VMINPS       Z7, Z13, Z7
+	VMAXPS       Z8, Z12, Z8
+	VMINPS       Z8, Z13, Z8
+	VMAXPS       Z9, Z12, Z9
+	VMINPS       Z9, Z13, Z9
+	VMAXPS       Z10, Z12, Z10
+	VMINPS       Z10, Z13, Z10
+	VMAXPS       Z11, Z12, Z11
+	VMINPS       Z11, Z13, Z11
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+88(FP), R11
 	VBROADCASTSS (R11), Z13
-	VMINPS       Z12, Z0, Z14
-	VMAXPS       Z12, Z0, Z0
+	VMINPS       Z0, Z12, Z14
+	VMAXPS       Z0, Z12, Z0
 	VFMADD231PS  Z13, Z14, Z0
-	VMINPS       Z12, Z1, Z14
-	VMAXPS       Z12, Z1, Z1
+	VMINPS       Z1, Z12, Z14
+	VMAXPS       Z1, Z12, Z1
 	VFMADD231PS  Z13, Z14, Z1
 	VBROADCASTSS 4(R11), Z13
-	VMINPS       Z12, Z2, Z14
-	VMAXPS       Z12, Z2, Z2
+	VMINPS       Z2, Z12, Z14
+	VMAXPS       Z2, Z12, Z2
 	VFMADD231PS  Z13, Z14, Z2
-	VMINPS       Z12, Z3, Z14
-	VMAXPS       Z12, Z3, Z3
+	VMINPS       Z3, Z12, Z14
+	VMAXPS       Z3, Z12, Z3
 	VFMADD231PS  Z13, Z14, Z3
 	VBROADCASTSS 8(R11), Z13
-	VMINPS       Z12, Z4, Z14
-	VMAXPS       Z12, Z4, Z4
+	VMINPS       Z4, Z12, Z14
+	VMAXPS       Z4, Z12, Z4
 	VFMADD231PS  Z13, Z14, Z4
-	VMINPS       Z12, Z5, Z14
-	VMAXPS       Z12, Z5, Z5
+	VMINPS       Z5, Z12, Z14
+	VMAXPS       Z5, Z12, Z5
 	VFMADD231PS  Z13, Z14, Z5
 	VBROADCASTSS 12(R11), Z13
-	VMINPS       Z12, Z6, Z14
-	VMAXPS       Z12, Z6, Z6
+	VMINPS       Z6, Z12, Z14
+	VMAXPS       Z6, Z12, Z6
 	VFMADD231PS  Z13, Z14, Z6
-	VMINPS       Z12, Z7, Z14
-	VMAXPS       Z12, Z7, Z7
+	VMINPS       Z7, Z12, Z14
+	VMAXPS       Z7, Z12, Z7
 	VFMADD231PS  Z13, Z14, Z7
 	VBROADCASTSS 16(R11), Z13
-	VMINPS       Z12, Z8, Z14
-	VMAXPS       Z12, Z8, Z8
+	VMINPS       Z8, Z12, Z14
+	VMAXPS       Z8, Z12, Z8
 	VFMADD231PS  Z13, Z14, Z8
-	VMINPS       Z12, Z9, Z14
-	VMAXPS       Z12, Z9, Z9
+	VMINPS       Z9, Z12, Z14
+	VMAXPS       Z9, Z12, Z9
 	VFMADD231PS  Z13, Z14, Z9
 	VBROADCASTSS 20(R11), Z13
-	VMINPS       Z12, Z10, Z14
-	VMAXPS       Z12, Z10, Z10
+	VMINPS       Z10, Z12, Z14
+	VMAXPS       Z10, Z12, Z10
 	VFMADD231PS  Z13, Z14, Z10
-	VMINPS       Z12, Z11, Z14
-	VMAXPS       Z12, Z11, Z11
+	VMINPS       Z11, Z12, Z14
+	VMAXPS       Z11, Z12, Z11
 	VFMADD231PS  Z13, Z14, Z11
 
 noprelu:
@@ -5457,40 +5457,40 @@ noprelu:
 	MOVQ         hi+104(FP), R13
 	VBROADCASTSS (R12), Z13
 	VBROADCASTSS (R13), Z15
-	VMAXPS       Z13, Z0, Z0
-	VMINPS       Z15, Z0, Z0
-	VMAXPS       Z13, Z1, Z1
-	VMINPS       Z15, Z1, Z1
+	VMAXPS       Z0, Z13, Z0
+	VMINPS       Z0, Z15, Z0
+	VMAXPS       Z1, Z13, Z1
+	VMINPS       Z1, Z15, Z1
 	VBROADCASTSS 4(R12), Z13
 	VBROADCASTSS 4(R13), Z15
-	VMAXPS       Z13, Z2, Z2
-	VMINPS       Z15, Z2, Z2
-	VMAXPS       Z13, Z3, Z3
-	VMINPS       Z15, Z3, Z3
+	VMAXPS       Z2, Z13, Z2
+	VMINPS       Z2, Z15, Z2
+	VMAXPS       Z3, Z13, Z3
+	VMINPS       Z3, Z15, Z3
 	VBROADCASTSS 8(R12), Z13
 	VBROADCASTSS 8(R13), Z15
-	VMAXPS       Z13, Z4, Z4
-	VMINPS       Z15, Z4, Z4
-	VMAXPS       Z13, Z5, Z5
-	VMINPS       Z15, Z5, Z5
+	VMAXPS       Z4, Z13, Z4
+	VMINPS       Z4, Z15, Z4
+	VMAXPS       Z5, Z13, Z5
+	VMINPS       Z5, Z15, Z5
 	VBROADCASTSS 12(R12), Z13
 	VBROADCASTSS 12(R13), Z15
-	VMAXPS       Z13, Z6, Z6
-	VMINPS       Z15, Z6, Z6
-	VMAXPS       Z13, Z7, Z7
-	VMINPS       Z15, Z7, Z7
+	VMAXPS       Z6, Z13, Z6
+	VMINPS       Z6, Z15, Z6
+	VMAXPS       Z7, Z13, Z7
+	VMINPS       Z7, Z15, Z7
 	VBROADCASTSS 16(R12), Z13
 	VBROADCASTSS 16(R13), Z15
-	VMAXPS       Z13, Z8, Z8
-	VMINPS       Z15, Z8, Z8
-	VMAXPS       Z13, Z9, Z9
-	VMINPS       Z15, Z9, Z9
+	VMAXPS       Z8, Z13, Z8
+	VMINPS       Z8, Z15, Z8
+	VMAXPS       Z9, Z13, Z9
+	VMINPS       Z9, Z15, Z9
 	VBROADCASTSS 20(R12), Z13
 	VBROADCASTSS 20(R13), Z15
-	VMAXPS       Z13, Z10, Z10
-	VMINPS       Z15, Z10, Z10
-	VMAXPS       Z13, Z11, Z11
-	VMINPS       Z15, Z11, Z11
+	VMAXPS       Z10, Z13, Z10
+	VMINPS       Z10, Z15, Z10
+	VMAXPS       Z11, Z13, Z11
+	VMINPS       Z11, Z15, Z11
 
 noclamp:
 	MOVQ    DX, BX
@@ -5718,93 +5718,93 @@ nobias:
 	VXORPS Z12, Z12, Z12
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z12, Z0, Z0
-	VMAXPS Z12, Z1, Z1
-	VMAXPS Z12, Z2, Z2
-	VMAXPS Z12, Z3, Z3
-	VMAXPS Z12, Z4, Z4
-	VMAXPS Z12, Z5, Z5
-	VMAXPS Z12, Z6, Z6
-	VMAXPS Z12, Z7, Z7
-	VMAXPS Z12, Z8, Z8
-	VMAXPS Z12, Z9, Z9
-	VMAXPS Z12, Z10, Z10
-	VMAXPS Z12, Z11, Z11
+	VMAXPS Z0, Z12, Z0
+	VMAXPS Z1, Z12, Z1
+	VMAXPS Z2, Z12, Z2
+	VMAXPS Z3, Z12, Z3
+	VMAXPS Z4, Z12, Z4
+	VMAXPS Z5, Z12, Z5
+	VMAXPS Z6, Z12, Z6
+	VMAXPS Z7, Z12, Z7
+	VMAXPS Z8, Z12, Z8
+	VMAXPS Z9, Z12, Z9
+	VMAXPS Z10, Z12, Z10
+	VMAXPS Z11, Z12, Z11
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z13
-	VMAXPS       Z12, Z0, Z0
-	VMINPS       Z13, Z0, Z0
-	VMAXPS       Z12, Z1, Z1
-	VMINPS       Z13, Z1, Z1
-	VMAXPS       Z12, Z2, Z2
-	VMINPS       Z13, Z2, Z2
-	VMAXPS       Z12, Z3, Z3
-	VMINPS       Z13, Z3, Z3
-	VMAXPS       Z12, Z4, Z4
-	VMINPS       Z13, Z4, Z4
-	VMAXPS       Z12, Z5, Z5
-	VMINPS       Z13, Z5, Z5
-	VMAXPS       Z12, Z6, Z6
-	VMINPS       Z13, Z6, Z6
-	VMAXPS       Z12, Z7, Z7
-	VMINPS       Z13, Z7, Z7
-	VMAXPS       Z12, Z8, Z8
-	VMINPS       Z13, Z8, Z8
-	VMAXPS       Z12, Z9, Z9
-	VMINPS       Z13, Z9, Z9
-	VMAXPS       Z12, Z10, Z10
-	VMINPS       Z13, Z10, Z10
-	VMAXPS       Z12, Z11, Z11
-	VMINPS       Z13, Z11, Z11
+	VMAXPS       Z0, Z12, Z0
+	VMINPS       Z0, Z13, Z0
+	VMAXPS       Z1, Z12, Z1
+	VMINPS       Z1, Z13, Z1
+	VMAXPS       Z2, Z12, Z2
+	VMINPS       Z2, Z13, Z2
+	VMAXPS       Z3, Z12, Z3
+	VMINPS       Z3, Z13, Z3
+	VMAXPS       Z4, Z12, Z4
+	VMINPS       Z4, Z13, Z4
+	VMAXPS       Z5, Z12, Z5
+	VMINPS       Z5, Z13, Z5
+	VMAXPS       Z6, Z12, Z6
+	VMINPS       Z6, Z13, Z6
+	VMAXPS       Z7, Z12, Z7
+	VMINPS       Z7, Z13, Z7
+	VMAXPS       Z8, Z12, Z8
+	VMINPS       Z8, Z13, Z8
+	VMAXPS       Z9, Z12, Z9
+	VMINPS       Z9, Z13, Z9
+	VMAXPS       Z10, Z12, Z10
+	VMINPS       Z10, Z13, Z10
+	VMAXPS       Z11, Z12, Z11
+	VMINPS       Z11, Z13, Z11
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z13
-	VMINPS       Z12, Z0, Z14
-	VMAXPS       Z12, Z0, Z0
+	VMINPS       Z0, Z12, Z14
+	VMAXPS       Z0, Z12, Z0
 	VFMADD231PS  Z13, Z14, Z0
-	VMINPS       Z12, Z1, Z14
-	VMAXPS       Z12, Z1, Z1
+	VMINPS       Z1, Z12, Z14
+	VMAXPS       Z1, Z12, Z1
 	VFMADD231PS  Z13, Z14, Z1
 	VBROADCASTSS 4(R11), Z13
-	VMINPS       Z12, Z2, Z14
-	VMAXPS       Z12, Z2, Z2
+	VMINPS       Z2, Z12, Z14
+	VMAXPS       Z2, Z12, Z2
 	VFMADD231PS  Z13, Z14, Z2
-	VMINPS       Z12, Z3, Z14
-	VMAXPS       Z12, Z3, Z3
+	VMINPS       Z3, Z12, Z14
+	VMAXPS       Z3, Z12, Z3
 	VFMADD231PS  Z13, Z14, Z3
 	VBROADCASTSS 8(R11), Z13
-	VMINPS       Z12, Z4, Z14
-	VMAXPS       Z12, Z4, Z4
+	VMINPS       Z4, Z12, Z14
+	VMAXPS       Z4, Z12, Z4
 	VFMADD231PS  Z13, Z14, Z4
-	VMINPS       Z12, Z5, Z14
-	VMAXPS       Z12, Z5, Z5
+	VMINPS       Z5, Z12, Z14
+	VMAXPS       Z5, Z12, Z5
 	VFMADD231PS  Z13, Z14, Z5
 	VBROADCASTSS 12(R11), Z13
-	VMINPS       Z12, Z6, Z14
-	VMAXPS       Z12, Z6, Z6
+	VMINPS       Z6, Z12, Z14
+	VMAXPS       Z6, Z12, Z6
 	VFMADD231PS  Z13, Z14, Z6
-	VMINPS       Z12, Z7, Z14
-	VMAXPS       Z12, Z7, Z7
+	VMINPS       Z7, Z12, Z14
+	VMAXPS       Z7, Z12, Z7
 	VFMADD231PS  Z13, Z14, Z7
 	VBROADCASTSS 16(R11), Z13
-	VMINPS       Z12, Z8, Z14
-	VMAXPS       Z12, Z8, Z8
+	VMINPS       Z8, Z12, Z14
+	VMAXPS       Z8, Z12, Z8
 	VFMADD231PS  Z13, Z14, Z8
-	VMINPS       Z12, Z9, Z14
-	VMAXPS       Z12, Z9, Z9
+	VMINPS       Z9, Z12, Z14
+	VMAXPS       Z9, Z12, Z9
 	VFMADD231PS  Z13, Z14, Z9
 	VBROADCASTSS 20(R11), Z13
-	VMINPS       Z12, Z10, Z14
-	VMAXPS       Z12, Z10, Z10
+	VMINPS       Z10, Z12, Z14
+	VMAXPS       Z10, Z12, Z10
 	VFMADD231PS  Z13, Z14, Z10
-	VMINPS       Z12, Z11, Z14
-	VMAXPS       Z12, Z11, Z11
+	VMINPS       Z11, Z12, Z14
+	VMAXPS       Z11, Z12, Z11
 	VFMADD231PS  Z13, Z14, Z11
 
 noprelu:
@@ -5814,40 +5814,40 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z13
 	VBROADCASTSS (R13), Z15
-	VMAXPS       Z13, Z0, Z0
-	VMINPS       Z15, Z0, Z0
-	VMAXPS       Z13, Z1, Z1
-	VMINPS       Z15, Z1, Z1
+	VMAXPS       Z0, Z13, Z0
+	VMINPS       Z0, Z15, Z0
+	VMAXPS       Z1, Z13, Z1
+	VMINPS       Z1, Z15, Z1
 	VBROADCASTSS 4(R12), Z13
 	VBROADCASTSS 4(R13), Z15
-	VMAXPS       Z13, Z2, Z2
-	VMINPS       Z15, Z2, Z2
-	VMAXPS       Z13, Z3, Z3
-	VMINPS       Z15, Z3, Z3
+	VMAXPS       Z2, Z13, Z2
+	VMINPS       Z2, Z15, Z2
+	VMAXPS       Z3, Z13, Z3
+	VMINPS       Z3, Z15, Z3
 	VBROADCASTSS 8(R12), Z13
 	VBROADCASTSS 8(R13), Z15
-	VMAXPS       Z13, Z4, Z4
-	VMINPS       Z15, Z4, Z4
-	VMAXPS       Z13, Z5, Z5
-	VMINPS       Z15, Z5, Z5
+	VMAXPS       Z4, Z13, Z4
+	VMINPS       Z4, Z15, Z4
+	VMAXPS       Z5, Z13, Z5
+	VMINPS       Z5, Z15, Z5
 	VBROADCASTSS 12(R12), Z13
 	VBROADCASTSS 12(R13), Z15
-	VMAXPS       Z13, Z6, Z6
-	VMINPS       Z15, Z6, Z6
-	VMAXPS       Z13, Z7, Z7
-	VMINPS       Z15, Z7, Z7
+	VMAXPS       Z6, Z13, Z6
+	VMINPS       Z6, Z15, Z6
+	VMAXPS       Z7, Z13, Z7
+	VMINPS       Z7, Z15, Z7
 	VBROADCASTSS 16(R12), Z13
 	VBROADCASTSS 16(R13), Z15
-	VMAXPS       Z13, Z8, Z8
-	VMINPS       Z15, Z8, Z8
-	VMAXPS       Z13, Z9, Z9
-	VMINPS       Z15, Z9, Z9
+	VMAXPS       Z8, Z13, Z8
+	VMINPS       Z8, Z15, Z8
+	VMAXPS       Z9, Z13, Z9
+	VMINPS       Z9, Z15, Z9
 	VBROADCASTSS 20(R12), Z13
 	VBROADCASTSS 20(R13), Z15
-	VMAXPS       Z13, Z10, Z10
-	VMINPS       Z15, Z10, Z10
-	VMAXPS       Z13, Z11, Z11
-	VMINPS       Z15, Z11, Z11
+	VMAXPS       Z10, Z13, Z10
+	VMINPS       Z10, Z15, Z10
+	VMAXPS       Z11, Z13, Z11
+	VMINPS       Z11, Z15, Z11
 
 noclamp:
 	MOVQ    DX, BX
@@ -6082,106 +6082,106 @@ nobias:
 	VXORPS Z14, Z14, Z14
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z14, Z0, Z0
-	VMAXPS Z14, Z1, Z1
-	VMAXPS Z14, Z2, Z2
-	VMAXPS Z14, Z3, Z3
-	VMAXPS Z14, Z4, Z4
-	VMAXPS Z14, Z5, Z5
-	VMAXPS Z14, Z6, Z6
-	VMAXPS Z14, Z7, Z7
-	VMAXPS Z14, Z8, Z8
-	VMAXPS Z14, Z9, Z9
-	VMAXPS Z14, Z10, Z10
-	VMAXPS Z14, Z11, Z11
-	VMAXPS Z14, Z12, Z12
-	VMAXPS Z14, Z13, Z13
+	VMAXPS Z0, Z14, Z0
+	VMAXPS Z1, Z14, Z1
+	VMAXPS Z2, Z14, Z2
+	VMAXPS Z3, Z14, Z3
+	VMAXPS Z4, Z14, Z4
+	VMAXPS Z5, Z14, Z5
+	VMAXPS Z6, Z14, Z6
+	VMAXPS Z7, Z14, Z7
+	VMAXPS Z8, Z14, Z8
+	VMAXPS Z9, Z14, Z9
+	VMAXPS Z10, Z14, Z10
+	VMAXPS Z11, Z14, Z11
+	VMAXPS Z12, Z14, Z12
+	VMAXPS Z13, Z14, Z13
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z15
-	VMAXPS       Z14, Z0, Z0
-	VMINPS       Z15, Z0, Z0
-	VMAXPS       Z14, Z1, Z1
-	VMINPS       Z15, Z1, Z1
-	VMAXPS       Z14, Z2, Z2
-	VMINPS       Z15, Z2, Z2
-	VMAXPS       Z14, Z3, Z3
-	VMINPS       Z15, Z3, Z3
-	VMAXPS       Z14, Z4, Z4
-	VMINPS       Z15, Z4, Z4
-	VMAXPS       Z14, Z5, Z5
-	VMINPS       Z15, Z5, Z5
-	VMAXPS       Z14, Z6, Z6
-	VMINPS       Z15, Z6, Z6
-	VMAXPS       Z14, Z7, Z7
-	VMINPS       Z15, Z7, Z7
-	VMAXPS       Z14, Z8, Z8
-	VMINPS       Z15, Z8, Z8
-	VMAXPS       Z14, Z9, Z9
-	VMINPS       Z15, Z9, Z9
-	VMAXPS       Z14, Z10, Z10
-	VMINPS       Z15, Z10, Z10
-	VMAXPS       Z14, Z11, Z11
-	VMINPS       Z15, Z11, Z11
-	VMAXPS       Z14, Z12, Z12
-	VMINPS       Z15, Z12, Z12
-	VMAXPS       Z14, Z13, Z13
-	VMINPS       Z15, Z13, Z13
+	VMAXPS       Z0, Z14, Z0
+	VMINPS       Z0, Z15, Z0
+	VMAXPS       Z1, Z14, Z1
+	VMINPS       Z1, Z15, Z1
+	VMAXPS       Z2, Z14, Z2
+	VMINPS       Z2, Z15, Z2
+	VMAXPS       Z3, Z14, Z3
+	VMINPS       Z3, Z15, Z3
+	VMAXPS       Z4, Z14, Z4
+	VMINPS       Z4, Z15, Z4
+	VMAXPS       Z5, Z14, Z5
+	VMINPS       Z5, Z15, Z5
+	VMAXPS       Z6, Z14, Z6
+	VMINPS       Z6, Z15, Z6
+	VMAXPS       Z7, Z14, Z7
+	VMINPS       Z7, Z15, Z7
+	VMAXPS       Z8, Z14, Z8
+	VMINPS       Z8, Z15, Z8
+	VMAXPS       Z9, Z14, Z9
+	VMINPS       Z9, Z15, Z9
+	VMAXPS       Z10, Z14, Z10
+	VMINPS       Z10, Z15, Z10
+	VMAXPS       Z11, Z14, Z11
+	VMINPS       Z11, Z15, Z11
+	VMAXPS       Z12, Z14, Z12
+	VMINPS       Z12, Z15, Z12
+	VMAXPS       Z13, Z14, Z13
+	VMINPS       Z13, Z15, Z13
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Z15
-	VMINPS       Z14, Z0, Z16
-	VMAXPS       Z14, Z0, Z0
+	VMINPS       Z0, Z14, Z16
+	VMAXPS       Z0, Z14, Z0
 	VFMADD231PS  Z15, Z16, Z0
-	VMINPS       Z14, Z1, Z16
-	VMAXPS       Z14, Z1, Z1
+	VMINPS       Z1, Z14, Z16
+	VMAXPS       Z1, Z14, Z1
 	VFMADD231PS  Z15, Z16, Z1
 	VBROADCASTSS 4(R11), Z15
-	VMINPS       Z14, Z2, Z16
-	VMAXPS       Z14, Z2, Z2
+	VMINPS       Z2, Z14, Z16
+	VMAXPS       Z2, Z14, Z2
 	VFMADD231PS  Z15, Z16, Z2
-	VMINPS       Z14, Z3, Z16
-	VMAXPS       Z14, Z3, Z3
+	VMINPS       Z3, Z14, Z16
+	VMAXPS       Z3, Z14, Z3
 	VFMADD231PS  Z15, Z16, Z3
 	VBROADCASTSS 8(R11), Z15
-	VMINPS       Z14, Z4, Z16
-	VMAXPS       Z14, Z4, Z4
+	VMINPS       Z4, Z14, Z16
+	VMAXPS       Z4, Z14, Z4
 	VFMADD231PS  Z15, Z16, Z4
-	VMINPS       Z14, Z5, Z16
-	VMAXPS       Z14, Z5, Z5
+	VMINPS       Z5, Z14, Z16
+	VMAXPS       Z5, Z14, Z5
 	VFMADD231PS  Z15, Z16, Z5
 	VBROADCASTSS 12(R11), Z15
-	VMINPS       Z14, Z6, Z16
-	VMAXPS       Z14, Z6, Z6
+	VMINPS       Z6, Z14, Z16
+	VMAXPS       Z6, Z14, Z6
 	VFMADD231PS  Z15, Z16, Z6
-	VMINPS       Z14, Z7, Z16
-	VMAXPS       Z14, Z7, Z7
+	VMINPS       Z7, Z14, Z16
+	VMAXPS       Z7, Z14, Z7
 	VFMADD231PS  Z15, Z16, Z7
 	VBROADCASTSS 16(R11), Z15
-	VMINPS       Z14, Z8, Z16
-	VMAXPS       Z14, Z8, Z8
+	VMINPS       Z8, Z14, Z16
+	VMAXPS       Z8, Z14, Z8
 	VFMADD231PS  Z15, Z16, Z8
-	VMINPS       Z14, Z9, Z16
-	VMAXPS       Z14, Z9, Z9
+	VMINPS       Z9, Z14, Z16
+	VMAXPS       Z9, Z14, Z9
 	VFMADD231PS  Z15, Z16, Z9
 	VBROADCASTSS 20(R11), Z15
-	VMINPS       Z14, Z10, Z16
-	VMAXPS       Z14, Z10, Z10
+	VMINPS       Z10, Z14, Z16
+	VMAXPS       Z10, Z14, Z10
 	VFMADD231PS  Z15, Z16, Z10
-	VMINPS       Z14, Z11, Z16
-	VMAXPS       Z14, Z11, Z11
+	VMINPS       Z11, Z14, Z16
+	VMAXPS       Z11, Z14, Z11
 	VFMADD231PS  Z15, Z16, Z11
 	VBROADCASTSS 24(R11), Z15
-	VMINPS       Z14, Z12, Z16
-	VMAXPS       Z14, Z12, Z12
+	VMINPS       Z12, Z14, Z16
+	VMAXPS       Z12, Z14, Z12
 	VFMADD231PS  Z15, Z16, Z12
-	VMINPS       Z14, Z13, Z16
-	VMAXPS       Z14, Z13, Z13
+	VMINPS       Z13, Z14, Z16
+	VMAXPS       Z13, Z14, Z13
 	VFMADD231PS  Z15, Z16, Z13
 
 noprelu:
@@ -6191,46 +6191,46 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Z15
 	VBROADCASTSS (R13), Z17
-	VMAXPS       Z15, Z0, Z0
-	VMINPS       Z17, Z0, Z0
-	VMAXPS       Z15, Z1, Z1
-	VMINPS       Z17, Z1, Z1
+	VMAXPS       Z0, Z15, Z0
+	VMINPS       Z0, Z17, Z0
+	VMAXPS       Z1, Z15, Z1
+	VMINPS       Z1, Z17, Z1
 	VBROADCASTSS 4(R12), Z15
 	VBROADCASTSS 4(R13), Z17
-	VMAXPS       Z15, Z2, Z2
-	VMINPS       Z17, Z2, Z2
-	VMAXPS       Z15, Z3, Z3
-	VMINPS       Z17, Z3, Z3
+	VMAXPS       Z2, Z15, Z2
+	VMINPS       Z2, Z17, Z2
+	VMAXPS       Z3, Z15, Z3
+	VMINPS       Z3, Z17, Z3
 	VBROADCASTSS 8(R12), Z15
 	VBROADCASTSS 8(R13), Z17
-	VMAXPS       Z15, Z4, Z4
-	VMINPS       Z17, Z4, Z4
-	VMAXPS       Z15, Z5, Z5
-	VMINPS       Z17, Z5, Z5
+	VMAXPS       Z4, Z15, Z4
+	VMINPS       Z4, Z17, Z4
+	VMAXPS       Z5, Z15, Z5
+	VMINPS       Z5, Z17, Z5
 	VBROADCASTSS 12(R12), Z15
 	VBROADCASTSS 12(R13), Z17
-	VMAXPS       Z15, Z6, Z6
-	VMINPS       Z17, Z6, Z6
-	VMAXPS       Z15, Z7, Z7
-	VMINPS       Z17, Z7, Z7
+	VMAXPS       Z6, Z15, Z6
+	VMINPS       Z6, Z17, Z6
+	VMAXPS       Z7, Z15, Z7
+	VMINPS       Z7, Z17, Z7
 	VBROADCASTSS 16(R12), Z15
 	VBROADCASTSS 16(R13), Z17
-	VMAXPS       Z15, Z8, Z8
-	VMINPS       Z17, Z8, Z8
-	VMAXPS       Z15, Z9, Z9
-	VMINPS       Z17, Z9, Z9
+	VMAXPS       Z8, Z15, Z8
+	VMINPS       Z8, Z17, Z8
+	VMAXPS       Z9, Z15, Z9
+	VMINPS       Z9, Z17, Z9
 	VBROADCASTSS 20(R12), Z15
 	VBROADCASTSS 20(R13), Z17
-	VMAXPS       Z15, Z10, Z10
-	VMINPS       Z17, Z10, Z10
-	VMAXPS       Z15, Z11, Z11
-	VMINPS       Z17, Z11, Z11
+	VMAXPS       Z10, Z15, Z10
+	VMINPS       Z10, Z17, Z10
+	VMAXPS       Z11, Z15, Z11
+	VMINPS       Z11, Z17, Z11
 	VBROADCASTSS 24(R12), Z15
 	VBROADCASTSS 24(R13), Z17
-	VMAXPS       Z15, Z12, Z12
-	VMINPS       Z17, Z12, Z12
-	VMAXPS       Z15, Z13, Z13
-	VMINPS       Z17, Z13, Z13
+	VMAXPS       Z12, Z15, Z12
+	VMINPS       Z12, Z17, Z12
+	VMAXPS       Z13, Z15, Z13
+	VMINPS       Z13, Z17, Z13
 
 noclamp:
 	MOVQ    DX, BX
@@ -6475,106 +6475,106 @@ nobias:
 	VXORPS Z14, Z14, Z14
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z14, Z0, Z0
-	VMAXPS Z14, Z1, Z1
-	VMAXPS Z14, Z2, Z2
-	VMAXPS Z14, Z3, Z3
-	VMAXPS Z14, Z4, Z4
-	VMAXPS Z14, Z5, Z5
-	VMAXPS Z14, Z6, Z6
-	VMAXPS Z14, Z7, Z7
-	VMAXPS Z14, Z8, Z8
-	VMAXPS Z14, Z9, Z9
-	VMAXPS Z14, Z10, Z10
-	VMAXPS Z14, Z11, Z11
-	VMAXPS Z14, Z12, Z12
-	VMAXPS Z14, Z13, Z13
+	VMAXPS Z0, Z14, Z0
+	VMAXPS Z1, Z14, Z1
+	VMAXPS Z2, Z14, Z2
+	VMAXPS Z3, Z14, Z3
+	VMAXPS Z4, Z14, Z4
+	VMAXPS Z5, Z14, Z5
+	VMAXPS Z6, Z14, Z6
+	VMAXPS Z7, Z14, Z7
+	VMAXPS Z8, Z14, Z8
+	VMAXPS Z9, Z14, Z9
+	VMAXPS Z10, Z14, Z10
+	VMAXPS Z11, Z14, Z11
+	VMAXPS Z12, Z14, Z12
+	VMAXPS Z13, Z14, Z13
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z15
-	VMAXPS       Z14, Z0, Z0
-	VMINPS       Z15, Z0, Z0
-	VMAXPS       Z14, Z1, Z1
-	VMINPS       Z15, Z1, Z1
-	VMAXPS       Z14, Z2, Z2
-	VMINPS       Z15, Z2, Z2
-	VMAXPS       Z14, Z3, Z3
-	VMINPS       Z15, Z3, Z3
-	VMAXPS       Z14, Z4, Z4
-	VMINPS       Z15, Z4, Z4
-	VMAXPS       Z14, Z5, Z5
-	VMINPS       Z15, Z5, Z5
-	VMAXPS       Z14, Z6, Z6
-	VMINPS       Z15, Z6, Z6
-	VMAXPS       Z14, Z7, Z7
-	VMINPS       Z15, Z7, Z7
-	VMAXPS       Z14, Z8, Z8
-	VMINPS       Z15, Z8, Z8
-	VMAXPS       Z14, Z9, Z9
-	VMINPS       Z15, Z9, Z9
-	VMAXPS       Z14, Z10, Z10
-	VMINPS       Z15, Z10, Z10
-	VMAXPS       Z14, Z11, Z11
-	VMINPS       Z15, Z11, Z11
-	VMAXPS       Z14, Z12, Z12
-	VMINPS       Z15, Z12, Z12
-	VMAXPS       Z14, Z13, Z13
-	VMINPS       Z15, Z13, Z13
+	VMAXPS       Z0, Z14, Z0
+	VMINPS       Z0, Z15, Z0
+	VMAXPS       Z1, Z14, Z1
+	VMINPS       Z1, Z15, Z1
+	VMAXPS       Z2, Z14, Z2
+	VMINPS       Z2, Z15, Z2
+	VMAXPS       Z3, Z14, Z3
+	VMINPS       Z3, Z15, Z3
+	VMAXPS       Z4, Z14, Z4
+	VMINPS       Z4, Z15, Z4
+	VMAXPS       Z5, Z14, Z5
+	VMINPS       Z5, Z15, Z5
+	VMAXPS       Z6, Z14, Z6
+	VMINPS       Z6, Z15, Z6
+	VMAXPS       Z7, Z14, Z7
+	VMINPS       Z7, Z15, Z7
+	VMAXPS       Z8, Z14, Z8
+	VMINPS       Z8, Z15, Z8
+	VMAXPS       Z9, Z14, Z9
+	VMINPS       Z9, Z15, Z9
+	VMAXPS       Z10, Z14, Z10
+	VMINPS       Z10, Z15, Z10
+	VMAXPS       Z11, Z14, Z11
+	VMINPS       Z11, Z15, Z11
+	VMAXPS       Z12, Z14, Z12
+	VMINPS       Z12, Z15, Z12
+	VMAXPS       Z13, Z14, Z13
+	VMINPS       Z13, Z15, Z13
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z15
-	VMINPS       Z14, Z0, Z16
-	VMAXPS       Z14, Z0, Z0
+	VMINPS       Z0, Z14, Z16
+	VMAXPS       Z0, Z14, Z0
 	VFMADD231PS  Z15, Z16, Z0
-	VMINPS       Z14, Z1, Z16
-	VMAXPS       Z14, Z1, Z1
+	VMINPS       Z1, Z14, Z16
+	VMAXPS       Z1, Z14, Z1
 	VFMADD231PS  Z15, Z16, Z1
 	VBROADCASTSS 4(R11), Z15
-	VMINPS       Z14, Z2, Z16
-	VMAXPS       Z14, Z2, Z2
+	VMINPS       Z2, Z14, Z16
+	VMAXPS       Z2, Z14, Z2
 	VFMADD231PS  Z15, Z16, Z2
-	VMINPS       Z14, Z3, Z16
-	VMAXPS       Z14, Z3, Z3
+	VMINPS       Z3, Z14, Z16
+	VMAXPS       Z3, Z14, Z3
 	VFMADD231PS  Z15, Z16, Z3
 	VBROADCASTSS 8(R11), Z15
-	VMINPS       Z14, Z4, Z16
-	VMAXPS       Z14, Z4, Z4
+	VMINPS       Z4, Z14, Z16
+	VMAXPS       Z4, Z14, Z4
 	VFMADD231PS  Z15, Z16, Z4
-	VMINPS       Z14, Z5, Z16
-	VMAXPS       Z14, Z5, Z5
+	VMINPS       Z5, Z14, Z16
+	VMAXPS       Z5, Z14, Z5
 	VFMADD231PS  Z15, Z16, Z5
 	VBROADCASTSS 12(R11), Z15
-	VMINPS       Z14, Z6, Z16
-	VMAXPS       Z14, Z6, Z6
+	VMINPS       Z6, Z14, Z16
+	VMAXPS       Z6, Z14, Z6
 	VFMADD231PS  Z15, Z16, Z6
-	VMINPS       Z14, Z7, Z16
-	VMAXPS       Z14, Z7, Z7
+	VMINPS       Z7, Z14, Z16
+	VMAXPS       Z7, Z14, Z7
 	VFMADD231PS  Z15, Z16, Z7
 	VBROADCASTSS 16(R11), Z15
-	VMINPS       Z14, Z8, Z16
-	VMAXPS       Z14, Z8, Z8
+	VMINPS       Z8, Z14, Z16
+	VMAXPS       Z8, Z14, Z8
 	VFMADD231PS  Z15, Z16, Z8
-	VMINPS       Z14, Z9, Z16
-	VMAXPS       Z14, Z9, Z9
+	VMINPS       Z9, Z14, Z16
+	VMAXPS       Z9, Z14, Z9
 	VFMADD231PS  Z15, Z16, Z9
 	VBROADCASTSS 20(R11), Z15
-	VMINPS       Z14, Z10, Z16
-	VMAXPS       Z14, Z10, Z10
+	VMINPS       Z10, Z14, Z16
+	VMAXPS       Z10, Z14, Z10
 	VFMADD231PS  Z15, Z16, Z10
-	VMINPS       Z14, Z11, Z16
-	VMAXPS       Z14, Z11, Z11
+	VMINPS       Z11, Z14, Z16
+	VMAXPS       Z11, Z14, Z11
 	VFMADD231PS  Z15, Z16, Z11
 	VBROADCASTSS 24(R11), Z15
-	VMINPS       Z14, Z12, Z16
-	VMAXPS       Z14, Z12, Z12
+	VMINPS       Z12, Z14, Z16
+	VMAXPS       Z12, Z14, Z12
 	VFMADD231PS  Z15, Z16, Z12
-	VMINPS       Z14, Z13, Z16
-	VMAXPS       Z14, Z13, Z13
+	VMINPS       Z13, Z14, Z16
+	VMAXPS       Z13, Z14, Z13
 	VFMADD231PS  Z15, Z16, Z13
 
 noprelu:
@@ -6584,46 +6584,46 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z15
 	VBROADCASTSS (R13), Z17
-	VMAXPS       Z15, Z0, Z0
-	VMINPS       Z17, Z0, Z0
-	VMAXPS       Z15, Z1, Z1
-	VMINPS       Z17, Z1, Z1
+	VMAXPS       Z0, Z15, Z0
+	VMINPS       Z0, Z17, Z0
+	VMAXPS       Z1, Z15, Z1
+	VMINPS       Z1, Z17, Z1
 	VBROADCASTSS 4(R12), Z15
 	VBROADCASTSS 4(R13), Z17
-	VMAXPS       Z15, Z2, Z2
-	VMINPS       Z17, Z2, Z2
-	VMAXPS       Z15, Z3, Z3
-	VMINPS       Z17, Z3, Z3
+	VMAXPS       Z2, Z15, Z2
+	VMINPS       Z2, Z17, Z2
+	VMAXPS       Z3, Z15, Z3
+	VMINPS       Z3, Z17, Z3
 	VBROADCASTSS 8(R12), Z15
 	VBROADCASTSS 8(R13), Z17
-	VMAXPS       Z15, Z4, Z4
-	VMINPS       Z17, Z4, Z4
-	VMAXPS       Z15, Z5, Z5
-	VMINPS       Z17, Z5, Z5
+	VMAXPS       Z4, Z15, Z4
+	VMINPS       Z4, Z17, Z4
+	VMAXPS       Z5, Z15, Z5
+	VMINPS       Z5, Z17, Z5
 	VBROADCASTSS 12(R12), Z15
 	VBROADCASTSS 12(R13), Z17
-	VMAXPS       Z15, Z6, Z6
-	VMINPS       Z17, Z6, Z6
-	VMAXPS       Z15, Z7, Z7
-	VMINPS       Z17, Z7, Z7
+	VMAXPS       Z6, Z15, Z6
+	VMINPS       Z6, Z17, Z6
+	VMAXPS       Z7, Z15, Z7
+	VMINPS       Z7, Z17, Z7
 	VBROADCASTSS 16(R12), Z15
 	VBROADCASTSS 16(R13), Z17
-	VMAXPS       Z15, Z8, Z8
-	VMINPS       Z17, Z8, Z8
-	VMAXPS       Z15, Z9, Z9
-	VMINPS       Z17, Z9, Z9
+	VMAXPS       Z8, Z15, Z8
+	VMINPS       Z8, Z17, Z8
+	VMAXPS       Z9, Z15, Z9
+	VMINPS       Z9, Z17, Z9
 	VBROADCASTSS 20(R12), Z15
 	VBROADCASTSS 20(R13), Z17
-	VMAXPS       Z15, Z10, Z10
-	VMINPS       Z17, Z10, Z10
-	VMAXPS       Z15, Z11, Z11
-	VMINPS       Z17, Z11, Z11
+	VMAXPS       Z10, Z15, Z10
+	VMINPS       Z10, Z17, Z10
+	VMAXPS       Z11, Z15, Z11
+	VMINPS       Z11, Z17, Z11
 	VBROADCASTSS 24(R12), Z15
 	VBROADCASTSS 24(R13), Z17
-	VMAXPS       Z15, Z12, Z12
-	VMINPS       Z17, Z12, Z12
-	VMAXPS       Z15, Z13, Z13
-	VMINPS       Z17, Z13, Z13
+	VMAXPS       Z12, Z15, Z12
+	VMINPS       Z12, Z17, Z12
+	VMAXPS       Z13, Z15, Z13
+	VMINPS       Z13, Z17, Z13
 
 noclamp:
 	MOVQ    DX, BX
@@ -6880,106 +6880,106 @@ nobias:
 	VXORPS Z14, Z14, Z14
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z14, Z0, Z0
-	VMAXPS Z14, Z1, Z1
-	VMAXPS Z14, Z2, Z2
-	VMAXPS Z14, Z3, Z3
-	VMAXPS Z14, Z4, Z4
-	VMAXPS Z14, Z5, Z5
-	VMAXPS Z14, Z6, Z6
-	VMAXPS Z14, Z7, Z7
-	VMAXPS Z14, Z8, Z8
-	VMAXPS Z14, Z9, Z9
-	VMAXPS Z14, Z10, Z10
-	VMAXPS Z14, Z11, Z11
-	VMAXPS Z14, Z12, Z12
-	VMAXPS Z14, Z13, Z13
+	VMAXPS Z0, Z14, Z0
+	VMAXPS Z1, Z14, Z1
+	VMAXPS Z2, Z14, Z2
+	VMAXPS Z3, Z14, Z3
+	VMAXPS Z4, Z14, Z4
+	VMAXPS Z5, Z14, Z5
+	VMAXPS Z6, Z14, Z6
+	VMAXPS Z7, Z14, Z7
+	VMAXPS Z8, Z14, Z8
+	VMAXPS Z9, Z14, Z9
+	VMAXPS Z10, Z14, Z10
+	VMAXPS Z11, Z14, Z11
+	VMAXPS Z12, Z14, Z12
+	VMAXPS Z13, Z14, Z13
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z15
-	VMAXPS       Z14, Z0, Z0
-	VMINPS       Z15, Z0, Z0
-	VMAXPS       Z14, Z1, Z1
-	VMINPS       Z15, Z1, Z1
-	VMAXPS       Z14, Z2, Z2
-	VMINPS       Z15, Z2, Z2
-	VMAXPS       Z14, Z3, Z3
-	VMINPS       Z15, Z3, Z3
-	VMAXPS       Z14, Z4, Z4
-	VMINPS       Z15, Z4, Z4
-	VMAXPS       Z14, Z5, Z5
-	VMINPS       Z15, Z5, Z5
-	VMAXPS       Z14, Z6, Z6
-	VMINPS       Z15, Z6, Z6
-	VMAXPS       Z14, Z7, Z7
-	VMINPS       Z15, Z7, Z7
-	VMAXPS       Z14, Z8, Z8
-	VMINPS       Z15, Z8, Z8
-	VMAXPS       Z14, Z9, Z9
-	VMINPS       Z15, Z9, Z9
-	VMAXPS       Z14, Z10, Z10
-	VMINPS       Z15, Z10, Z10
-	VMAXPS       Z14, Z11, Z11
-	VMINPS       Z15, Z11, Z11
-	VMAXPS       Z14, Z12, Z12
-	VMINPS       Z15, Z12, Z12
-	VMAXPS       Z14, Z13, Z13
-	VMINPS       Z15, Z13, Z13
+	VMAXPS       Z0, Z14, Z0
+	VMINPS       Z0, Z15, Z0
+	VMAXPS       Z1, Z14, Z1
+	VMINPS       Z1, Z15, Z1
+	VMAXPS       Z2, Z14, Z2
+	VMINPS       Z2, Z15, Z2
+	VMAXPS       Z3, Z14, Z3
+	VMINPS       Z3, Z15, Z3
+	VMAXPS       Z4, Z14, Z4
+	VMINPS       Z4, Z15, Z4
+	VMAXPS       Z5, Z14, Z5
+	VMINPS       Z5, Z15, Z5
+	VMAXPS       Z6, Z14, Z6
+	VMINPS       Z6, Z15, Z6
+	VMAXPS       Z7, Z14, Z7
+	VMINPS       Z7, Z15, Z7
+	VMAXPS       Z8, Z14, Z8
+	VMINPS       Z8, Z15, Z8
+	VMAXPS       Z9, Z14, Z9
+	VMINPS       Z9, Z15, Z9
+	VMAXPS       Z10, Z14, Z10
+	VMINPS       Z10, Z15, Z10
+	VMAXPS       Z11, Z14, Z11
+	VMINPS       Z11, Z15, Z11
+	VMAXPS       Z12, Z14, Z12
+	VMINPS       Z12, Z15, Z12
+	VMAXPS       Z13, Z14, Z13
+	VMINPS       Z13, Z15, Z13
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+88(FP), R11
 	VBROADCASTSS (R11), Z15
-	VMINPS       Z14, Z0, Z16
-	VMAXPS       Z14, Z0, Z0
+	VMINPS       Z0, Z14, Z16
+	VMAXPS       Z0, Z14, Z0
 	VFMADD231PS  Z15, Z16, Z0
-	VMINPS       Z14, Z1, Z16
-	VMAXPS       Z14, Z1, Z1
+	VMINPS       Z1, Z14, Z16
+	VMAXPS       Z1, Z14, Z1
 	VFMADD231PS  Z15, Z16, Z1
 	VBROADCASTSS 4(R11), Z15
-	VMINPS       Z14, Z2, Z16
-	VMAXPS       Z14, Z2, Z2
+	VMINPS       Z2, Z14, Z16
+	VMAXPS       Z2, Z14, Z2
 	VFMADD231PS  Z15, Z16, Z2
-	VMINPS       Z14, Z3, Z16
-	VMAXPS       Z14, Z3, Z3
+	VMINPS       Z3, Z14, Z16
+	VMAXPS       Z3, Z14, Z3
 	VFMADD231PS  Z15, Z16, Z3
 	VBROADCASTSS 8(R11), Z15
-	VMINPS       Z14, Z4, Z16
-	VMAXPS       Z14, Z4, Z4
+	VMINPS       Z4, Z14, Z16
+	VMAXPS       Z4, Z14, Z4
 	VFMADD231PS  Z15, Z16, Z4
-	VMINPS       Z14, Z5, Z16
-	VMAXPS       Z14, Z5, Z5
+	VMINPS       Z5, Z14, Z16
+	VMAXPS       Z5, Z14, Z5
 	VFMADD231PS  Z15, Z16, Z5
 	VBROADCASTSS 12(R11), Z15
-	VMINPS       Z14, Z6, Z16
-	VMAXPS       Z14, Z6, Z6
+	VMINPS       Z6, Z14, Z16
+	VMAXPS       Z6, Z14, Z6
 	VFMADD231PS  Z15, Z16, Z6
-	VMINPS       Z14, Z7, Z16
-	VMAXPS       Z14, Z7, Z7
+	VMINPS       Z7, Z14, Z16
+	VMAXPS       Z7, Z14, Z7
 	VFMADD231PS  Z15, Z16, Z7
 	VBROADCASTSS 16(R11), Z15
-	VMINPS       Z14, Z8, Z16
-	VMAXPS       Z14, Z8, Z8
+	VMINPS       Z8, Z14, Z16
+	VMAXPS       Z8, Z14, Z8
 	VFMADD231PS  Z15, Z16, Z8
-	VMINPS       Z14, Z9, Z16
-	VMAXPS       Z14, Z9, Z9
+	VMINPS       Z9, Z14, Z16
+	VMAXPS       Z9, Z14, Z9
 	VFMADD231PS  Z15, Z16, Z9
 	VBROADCASTSS 20(R11), Z15
-	VMINPS       Z14, Z10, Z16
-	VMAXPS       Z14, Z10, Z10
+	VMINPS       Z10, Z14, Z16
+	VMAXPS       Z10, Z14, Z10
 	VFMADD231PS  Z15, Z16, Z10
-	VMINPS       Z14, Z11, Z16
-	VMAXPS       Z14, Z11, Z11
+	VMINPS       Z11, Z14, Z16
+	VMAXPS       Z11, Z14, Z11
 	VFMADD231PS  Z15, Z16, Z11
 	VBROADCASTSS 24(R11), Z15
-	VMINPS       Z14, Z12, Z16
-	VMAXPS       Z14, Z12, Z12
+	VMINPS       Z12, Z14, Z16
+	VMAXPS       Z12, Z14, Z12
 	VFMADD231PS  Z15, Z16, Z12
-	VMINPS       Z14, Z13, Z16
-	VMAXPS       Z14, Z13, Z13
+	VMINPS       Z13, Z14, Z16
+	VMAXPS       Z13, Z14, Z13
 	VFMADD231PS  Z15, Z16, Z13
 
 noprelu:
@@ -6989,46 +6989,46 @@ noprelu:
 	MOVQ         hi+104(FP), R13
 	VBROADCASTSS (R12), Z15
 	VBROADCASTSS (R13), Z17
-	VMAXPS       Z15, Z0, Z0
-	VMINPS       Z17, Z0, Z0
-	VMAXPS       Z15, Z1, Z1
-	VMINPS       Z17, Z1, Z1
+	VMAXPS       Z0, Z15, Z0
+	VMINPS       Z0, Z17, Z0
+	VMAXPS       Z1, Z15, Z1
+	VMINPS       Z1, Z17, Z1
 	VBROADCASTSS 4(R12), Z15
 	VBROADCASTSS 4(R13), Z17
-	VMAXPS       Z15, Z2, Z2
-	VMINPS       Z17, Z2, Z2
-	VMAXPS       Z15, Z3, Z3
-	VMINPS       Z17, Z3, Z3
+	VMAXPS       Z2, Z15, Z2
+	VMINPS       Z2, Z17, Z2
+	VMAXPS       Z3, Z15, Z3
+	VMINPS       Z3, Z17, Z3
 	VBROADCASTSS 8(R12), Z15
 	VBROADCASTSS 8(R13), Z17
-	VMAXPS       Z15, Z4, Z4
-	VMINPS       Z17, Z4, Z4
-	VMAXPS       Z15, Z5, Z5
-	VMINPS       Z17, Z5, Z5
+	VMAXPS       Z4, Z15, Z4
+	VMINPS       Z4, Z17, Z4
+	VMAXPS       Z5, Z15, Z5
+	VMINPS       Z5, Z17, Z5
 	VBROADCASTSS 12(R12), Z15
 	VBROADCASTSS 12(R13), Z17
-	VMAXPS       Z15, Z6, Z6
-	VMINPS       Z17, Z6, Z6
-	VMAXPS       Z15, Z7, Z7
-	VMINPS       Z17, Z7, Z7
+	VMAXPS       Z6, Z15, Z6
+	VMINPS       Z6, Z17, Z6
+	VMAXPS       Z7, Z15, Z7
+	VMINPS       Z7, Z17, Z7
 	VBROADCASTSS 16(R12), Z15
 	VBROADCASTSS 16(R13), Z17
-	VMAXPS       Z15, Z8, Z8
-	VMINPS       Z17, Z8, Z8
-	VMAXPS       Z15, Z9, Z9
-	VMINPS       Z17, Z9, Z9
+	VMAXPS       Z8, Z15, Z8
+	VMINPS       Z8, Z17, Z8
+	VMAXPS       Z9, Z15, Z9
+	VMINPS       Z9, Z17, Z9
 	VBROADCASTSS 20(R12), Z15
 	VBROADCASTSS 20(R13), Z17
-	VMAXPS       Z15, Z10, Z10
-	VMINPS       Z17, Z10, Z10
-	VMAXPS       Z15, Z11, Z11
-	VMINPS       Z17, Z11, Z11
+	VMAXPS       Z10, Z15, Z10
+	VMINPS       Z10, Z17, Z10
+	VMAXPS       Z11, Z15, Z11
+	VMINPS       Z11, Z17, Z11
 	VBROADCASTSS 24(R12), Z15
 	VBROADCASTSS 24(R13), Z17
-	VMAXPS       Z15, Z12, Z12
-	VMINPS       Z17, Z12, Z12
-	VMAXPS       Z15, Z13, Z13
-	VMINPS       Z17, Z13, Z13
+	VMAXPS       Z12, Z15, Z12
+	VMINPS       Z12, Z17, Z12
+	VMAXPS       Z13, Z15, Z13
+	VMINPS       Z13, Z17, Z13
 
 noclamp:
 	MOVQ    DX, BX
@@ -7282,106 +7282,106 @@ nobias:
 	VXORPS Z14, Z14, Z14
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z14, Z0, Z0
-	VMAXPS Z14, Z1, Z1
-	VMAXPS Z14, Z2, Z2
-	VMAXPS Z14, Z3, Z3
-	VMAXPS Z14, Z4, Z4
-	VMAXPS Z14, Z5, Z5
-	VMAXPS Z14, Z6, Z6
-	VMAXPS Z14, Z7, Z7
-	VMAXPS Z14, Z8, Z8
-	VMAXPS Z14, Z9, Z9
-	VMAXPS Z14, Z10, Z10
-	VMAXPS Z14, Z11, Z11
-	VMAXPS Z14, Z12, Z12
-	VMAXPS Z14, Z13, Z13
+	VMAXPS Z0, Z14, Z0
+	VMAXPS Z1, Z14, Z1
+	VMAXPS Z2, Z14, Z2
+	VMAXPS Z3, Z14, Z3
+	VMAXPS Z4, Z14, Z4
+	VMAXPS Z5, Z14, Z5
+	VMAXPS Z6, Z14, Z6
+	VMAXPS Z7, Z14, Z7
+	VMAXPS Z8, Z14, Z8
+	VMAXPS Z9, Z14, Z9
+	VMAXPS Z10, Z14, Z10
+	VMAXPS Z11, Z14, Z11
+	VMAXPS Z12, Z14, Z12
+	VMAXPS Z13, Z14, Z13
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z15
-	VMAXPS       Z14, Z0, Z0
-	VMINPS       Z15, Z0, Z0
-	VMAXPS       Z14, Z1, Z1
-	VMINPS       Z15, Z1, Z1
-	VMAXPS       Z14, Z2, Z2
-	VMINPS       Z15, Z2, Z2
-	VMAXPS       Z14, Z3, Z3
-	VMINPS       Z15, Z3, Z3
-	VMAXPS       Z14, Z4, Z4
-	VMINPS       Z15, Z4, Z4
-	VMAXPS       Z14, Z5, Z5
-	VMINPS       Z15, Z5, Z5
-	VMAXPS       Z14, Z6, Z6
-	VMINPS       Z15, Z6, Z6
-	VMAXPS       Z14, Z7, Z7
-	VMINPS       Z15, Z7, Z7
-	VMAXPS       Z14, Z8, Z8
-	VMINPS       Z15, Z8, Z8
-	VMAXPS       Z14, Z9, Z9
-	VMINPS       Z15, Z9, Z9
-	VMAXPS       Z14, Z10, Z10
-	VMINPS       Z15, Z10, Z10
-	VMAXPS       Z14, Z11, Z11
-	VMINPS       Z15, Z11, Z11
-	VMAXPS       Z14, Z12, Z12
-	VMINPS       Z15, Z12, Z12
-	VMAXPS       Z14, Z13, Z13
-	VMINPS       Z15, Z13, Z13
+	VMAXPS       Z0, Z14, Z0
+	VMINPS       Z0, Z15, Z0
+	VMAXPS       Z1, Z14, Z1
+	VMINPS       Z1, Z15, Z1
+	VMAXPS       Z2, Z14, Z2
+	VMINPS       Z2, Z15, Z2
+	VMAXPS       Z3, Z14, Z3
+	VMINPS       Z3, Z15, Z3
+	VMAXPS       Z4, Z14, Z4
+	VMINPS       Z4, Z15, Z4
+	VMAXPS       Z5, Z14, Z5
+	VMINPS       Z5, Z15, Z5
+	VMAXPS       Z6, Z14, Z6
+	VMINPS       Z6, Z15, Z6
+	VMAXPS       Z7, Z14, Z7
+	VMINPS       Z7, Z15, Z7
+	VMAXPS       Z8, Z14, Z8
+	VMINPS       Z8, Z15, Z8
+	VMAXPS       Z9, Z14, Z9
+	VMINPS       Z9, Z15, Z9
+	VMAXPS       Z10, Z14, Z10
+	VMINPS       Z10, Z15, Z10
+	VMAXPS       Z11, Z14, Z11
+	VMINPS       Z11, Z15, Z11
+	VMAXPS       Z12, Z14, Z12
+	VMINPS       Z12, Z15, Z12
+	VMAXPS       Z13, Z14, Z13
+	VMINPS       Z13, Z15, Z13
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z15
-	VMINPS       Z14, Z0, Z16
-	VMAXPS       Z14, Z0, Z0
+	VMINPS       Z0, Z14, Z16
+	VMAXPS       Z0, Z14, Z0
 	VFMADD231PS  Z15, Z16, Z0
-	VMINPS       Z14, Z1, Z16
-	VMAXPS       Z14, Z1, Z1
+	VMINPS       Z1, Z14, Z16
+	VMAXPS       Z1, Z14, Z1
 	VFMADD231PS  Z15, Z16, Z1
 	VBROADCASTSS 4(R11), Z15
-	VMINPS       Z14, Z2, Z16
-	VMAXPS       Z14, Z2, Z2
+	VMINPS       Z2, Z14, Z16
+	VMAXPS       Z2, Z14, Z2
 	VFMADD231PS  Z15, Z16, Z2
-	VMINPS       Z14, Z3, Z16
-	VMAXPS       Z14, Z3, Z3
+	VMINPS       Z3, Z14, Z16
+	VMAXPS       Z3, Z14, Z3
 	VFMADD231PS  Z15, Z16, Z3
 	VBROADCASTSS 8(R11), Z15
-	VMINPS       Z14, Z4, Z16
-	VMAXPS       Z14, Z4, Z4
+	VMINPS       Z4, Z14, Z16
+	VMAXPS       Z4, Z14, Z4
 	VFMADD231PS  Z15, Z16, Z4
-	VMINPS       Z14, Z5, Z16
-	VMAXPS       Z14, Z5, Z5
+	VMINPS       Z5, Z14, Z16
+	VMAXPS       Z5, Z14, Z5
 	VFMADD231PS  Z15, Z16, Z5
 	VBROADCASTSS 12(R11), Z15
-	VMINPS       Z14, Z6, Z16
-	VMAXPS       Z14, Z6, Z6
+	VMINPS       Z6, Z14, Z16
+	VMAXPS       Z6, Z14, Z6
 	VFMADD231PS  Z15, Z16, Z6
-	VMINPS       Z14, Z7, Z16
-	VMAXPS       Z14, Z7, Z7
+	VMINPS       Z7, Z14, Z16
+	VMAXPS       Z7, Z14, Z7
 	VFMADD231PS  Z15, Z16, Z7
 	VBROADCASTSS 16(R11), Z15
-	VMINPS       Z14, Z8, Z16
-	VMAXPS       Z14, Z8, Z8
+	VMINPS       Z8, Z14, Z16
+	VMAXPS       Z8, Z14, Z8
 	VFMADD231PS  Z15, Z16, Z8
-	VMINPS       Z14, Z9, Z16
-	VMAXPS       Z14, Z9, Z9
+	VMINPS       Z9, Z14, Z16
+	VMAXPS       Z9, Z14, Z9
 	VFMADD231PS  Z15, Z16, Z9
 	VBROADCASTSS 20(R11), Z15
-	VMINPS       Z14, Z10, Z16
-	VMAXPS       Z14, Z10, Z10
+	VMINPS       Z10, Z14, Z16
+	VMAXPS       Z10, Z14, Z10
 	VFMADD231PS  Z15, Z16, Z10
-	VMINPS       Z14, Z11, Z16
-	VMAXPS       Z14, Z11, Z11
+	VMINPS       Z11, Z14, Z16
+	VMAXPS       Z11, Z14, Z11
 	VFMADD231PS  Z15, Z16, Z11
 	VBROADCASTSS 24(R11), Z15
-	VMINPS       Z14, Z12, Z16
-	VMAXPS       Z14, Z12, Z12
+	VMINPS       Z12, Z14, Z16
+	VMAXPS       Z12, Z14, Z12
 	VFMADD231PS  Z15, Z16, Z12
-	VMINPS       Z14, Z13, Z16
-	VMAXPS       Z14, Z13, Z13
+	VMINPS       Z13, Z14, Z16
+	VMAXPS       Z13, Z14, Z13
 	VFMADD231PS  Z15, Z16, Z13
 
 noprelu:
@@ -7391,46 +7391,46 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z15
 	VBROADCASTSS (R13), Z17
-	VMAXPS       Z15, Z0, Z0
-	VMINPS       Z17, Z0, Z0
-	VMAXPS       Z15, Z1, Z1
-	VMINPS       Z17, Z1, Z1
+	VMAXPS       Z0, Z15, Z0
+	VMINPS       Z0, Z17, Z0
+	VMAXPS       Z1, Z15, Z1
+	VMINPS       Z1, Z17, Z1
 	VBROADCASTSS 4(R12), Z15
 	VBROADCASTSS 4(R13), Z17
-	VMAXPS       Z15, Z2, Z2
-	VMINPS       Z17, Z2, Z2
-	VMAXPS       Z15, Z3, Z3
-	VMINPS       Z17, Z3, Z3
+	VMAXPS       Z2, Z15, Z2
+	VMINPS       Z2, Z17, Z2
+	VMAXPS       Z3, Z15, Z3
+	VMINPS       Z3, Z17, Z3
 	VBROADCASTSS 8(R12), Z15
 	VBROADCASTSS 8(R13), Z17
-	VMAXPS       Z15, Z4, Z4
-	VMINPS       Z17, Z4, Z4
-	VMAXPS       Z15, Z5, Z5
-	VMINPS       Z17, Z5, Z5
+	VMAXPS       Z4, Z15, Z4
+	VMINPS       Z4, Z17, Z4
+	VMAXPS       Z5, Z15, Z5
+	VMINPS       Z5, Z17, Z5
 	VBROADCASTSS 12(R12), Z15
 	VBROADCASTSS 12(R13), Z17
-	VMAXPS       Z15, Z6, Z6
-	VMINPS       Z17, Z6, Z6
-	VMAXPS       Z15, Z7, Z7
-	VMINPS       Z17, Z7, Z7
+	VMAXPS       Z6, Z15, Z6
+	VMINPS       Z6, Z17, Z6
+	VMAXPS       Z7, Z15, Z7
+	VMINPS       Z7, Z17, Z7
 	VBROADCASTSS 16(R12), Z15
 	VBROADCASTSS 16(R13), Z17
-	VMAXPS       Z15, Z8, Z8
-	VMINPS       Z17, Z8, Z8
-	VMAXPS       Z15, Z9, Z9
-	VMINPS       Z17, Z9, Z9
+	VMAXPS       Z8, Z15, Z8
+	VMINPS       Z8, Z17, Z8
+	VMAXPS       Z9, Z15, Z9
+	VMINPS       Z9, Z17, Z9
 	VBROADCASTSS 20(R12), Z15
 	VBROADCASTSS 20(R13), Z17
-	VMAXPS       Z15, Z10, Z10
-	VMINPS       Z17, Z10, Z10
-	VMAXPS       Z15, Z11, Z11
-	VMINPS       Z17, Z11, Z11
+	VMAXPS       Z10, Z15, Z10
+	VMINPS       Z10, Z17, Z10
+	VMAXPS       Z11, Z15, Z11
+	VMINPS       Z11, Z17, Z11
 	VBROADCASTSS 24(R12), Z15
 	VBROADCASTSS 24(R13), Z17
-	VMAXPS       Z15, Z12, Z12
-	VMINPS       Z17, Z12, Z12
-	VMAXPS       Z15, Z13, Z13
-	VMINPS       Z17, Z13, Z13
+	VMAXPS       Z12, Z15, Z12
+	VMINPS       Z12, Z17, Z12
+	VMAXPS       Z13, Z15, Z13
+	VMINPS       Z13, Z17, Z13
 
 noclamp:
 	MOVQ    DX, BX
@@ -7691,119 +7691,119 @@ nobias:
 	VXORPS Z16, Z16, Z16
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z16, Z0, Z0
-	VMAXPS Z16, Z1, Z1
-	VMAXPS Z16, Z2, Z2
-	VMAXPS Z16, Z3, Z3
-	VMAXPS Z16, Z4, Z4
-	VMAXPS Z16, Z5, Z5
-	VMAXPS Z16, Z6, Z6
-	VMAXPS Z16, Z7, Z7
-	VMAXPS Z16, Z8, Z8
-	VMAXPS Z16, Z9, Z9
-	VMAXPS Z16, Z10, Z10
-	VMAXPS Z16, Z11, Z11
-	VMAXPS Z16, Z12, Z12
-	VMAXPS Z16, Z13, Z13
-	VMAXPS Z16, Z14, Z14
-	VMAXPS Z16, Z15, Z15
+	VMAXPS Z0, Z16, Z0
+	VMAXPS Z1, Z16, Z1
+	VMAXPS Z2, Z16, Z2
+	VMAXPS Z3, Z16, Z3
+	VMAXPS Z4, Z16, Z4
+	VMAXPS Z5, Z16, Z5
+	VMAXPS Z6, Z16, Z6
+	VMAXPS Z7, Z16, Z7
+	VMAXPS Z8, Z16, Z8
+	VMAXPS Z9, Z16, Z9
+	VMAXPS Z10, Z16, Z10
+	VMAXPS Z11, Z16, Z11
+	VMAXPS Z12, Z16, Z12
+	VMAXPS Z13, Z16, Z13
+	VMAXPS Z14, Z16, Z14
+	VMAXPS Z15, Z16, Z15
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z17
-	VMAXPS       Z16, Z0, Z0
-	VMINPS       Z17, Z0, Z0
-	VMAXPS       Z16, Z1, Z1
-	VMINPS       Z17, Z1, Z1
-	VMAXPS       Z16, Z2, Z2
-	VMINPS       Z17, Z2, Z2
-	VMAXPS       Z16, Z3, Z3
-	VMINPS       Z17, Z3, Z3
-	VMAXPS       Z16, Z4, Z4
-	VMINPS       Z17, Z4, Z4
-	VMAXPS       Z16, Z5, Z5
-	VMINPS       Z17, Z5, Z5
-	VMAXPS       Z16, Z6, Z6
-	VMINPS       Z17, Z6, Z6
-	VMAXPS       Z16, Z7, Z7
-	VMINPS       Z17, Z7, Z7
-	VMAXPS       Z16, Z8, Z8
-	VMINPS       Z17, Z8, Z8
-	VMAXPS       Z16, Z9, Z9
-	VMINPS       Z17, Z9, Z9
-	VMAXPS       Z16, Z10, Z10
-	VMINPS       Z17, Z10, Z10
-	VMAXPS       Z16, Z11, Z11
-	VMINPS       Z17, Z11, Z11
-	VMAXPS       Z16, Z12, Z12
-	VMINPS       Z17, Z12, Z12
-	VMAXPS       Z16, Z13, Z13
-	VMINPS       Z17, Z13, Z13
-	VMAXPS       Z16, Z14, Z14
-	VMINPS       Z17, Z14, Z14
-	VMAXPS       Z16, Z15, Z15
-	VMINPS       Z17, Z15, Z15
+	VMAXPS       Z0, Z16, Z0
+	VMINPS       Z0, Z17, Z0
+	VMAXPS       Z1, Z16, Z1
+	VMINPS       Z1, Z17, Z1
+	VMAXPS       Z2, Z16, Z2
+	VMINPS       Z2, Z17, Z2
+	VMAXPS       Z3, Z16, Z3
+	VMINPS       Z3, Z17, Z3
+	VMAXPS       Z4, Z16, Z4
+	VMINPS       Z4, Z17, Z4
+	VMAXPS       Z5, Z16, Z5
+	VMINPS       Z5, Z17, Z5
+	VMAXPS       Z6, Z16, Z6
+	VMINPS       Z6, Z17, Z6
+	VMAXPS       Z7, Z16, Z7
+	VMINPS       Z7, Z17, Z7
+	VMAXPS       Z8, Z16, Z8
+	VMINPS       Z8, Z17, Z8
+	VMAXPS       Z9, Z16, Z9
+	VMINPS       Z9, Z17, Z9
+	VMAXPS       Z10, Z16, Z10
+	VMINPS       Z10, Z17, Z10
+	VMAXPS       Z11, Z16, Z11
+	VMINPS       Z11, Z17, Z11
+	VMAXPS       Z12, Z16, Z12
+	VMINPS       Z12, Z17, Z12
+	VMAXPS       Z13, Z16, Z13
+	VMINPS       Z13, Z17, Z13
+	VMAXPS       Z14, Z16, Z14
+	VMINPS       Z14, Z17, Z14
+	VMAXPS       Z15, Z16, Z15
+	VMINPS       Z15, Z17, Z15
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Z17
-	VMINPS       Z16, Z0, Z18
-	VMAXPS       Z16, Z0, Z0
+	VMINPS       Z0, Z16, Z18
+	VMAXPS       Z0, Z16, Z0
 	VFMADD231PS  Z17, Z18, Z0
-	VMINPS       Z16, Z1, Z18
-	VMAXPS       Z16, Z1, Z1
+	VMINPS       Z1, Z16, Z18
+	VMAXPS       Z1, Z16, Z1
 	VFMADD231PS  Z17, Z18, Z1
 	VBROADCASTSS 4(R11), Z17
-	VMINPS       Z16, Z2, Z18
-	VMAXPS       Z16, Z2, Z2
+	VMINPS       Z2, Z16, Z18
+	VMAXPS       Z2, Z16, Z2
 	VFMADD231PS  Z17, Z18, Z2
-	VMINPS       Z16, Z3, Z18
-	VMAXPS       Z16, Z3, Z3
+	VMINPS       Z3, Z16, Z18
+	VMAXPS       Z3, Z16, Z3
 	VFMADD231PS  Z17, Z18, Z3
 	VBROADCASTSS 8(R11), Z17
-	VMINPS       Z16, Z4, Z18
-	VMAXPS       Z16, Z4, Z4
+	VMINPS       Z4, Z16, Z18
+	VMAXPS       Z4, Z16, Z4
 	VFMADD231PS  Z17, Z18, Z4
-	VMINPS       Z16, Z5, Z18
-	VMAXPS       Z16, Z5, Z5
+	VMINPS       Z5, Z16, Z18
+	VMAXPS       Z5, Z16, Z5
 	VFMADD231PS  Z17, Z18, Z5
 	VBROADCASTSS 12(R11), Z17
-	VMINPS       Z16, Z6, Z18
-	VMAXPS       Z16, Z6, Z6
+	VMINPS       Z6, Z16, Z18
+	VMAXPS       Z6, Z16, Z6
 	VFMADD231PS  Z17, Z18, Z6
-	VMINPS       Z16, Z7, Z18
-	VMAXPS       Z16, Z7, Z7
+	VMINPS       Z7, Z16, Z18
+	VMAXPS       Z7, Z16, Z7
 	VFMADD231PS  Z17, Z18, Z7
 	VBROADCASTSS 16(R11), Z17
-	VMINPS       Z16, Z8, Z18
-	VMAXPS       Z16, Z8, Z8
+	VMINPS       Z8, Z16, Z18
+	VMAXPS       Z8, Z16, Z8
 	VFMADD231PS  Z17, Z18, Z8
-	VMINPS       Z16, Z9, Z18
-	VMAXPS       Z16, Z9, Z9
+	VMINPS       Z9, Z16, Z18
+	VMAXPS       Z9, Z16, Z9
 	VFMADD231PS  Z17, Z18, Z9
 	VBROADCASTSS 20(R11), Z17
-	VMINPS       Z16, Z10, Z18
-	VMAXPS       Z16, Z10, Z10
+	VMINPS       Z10, Z16, Z18
+	VMAXPS       Z10, Z16, Z10
 	VFMADD231PS  Z17, Z18, Z10
-	VMINPS       Z16, Z11, Z18
-	VMAXPS       Z16, Z11, Z11
+	VMINPS       Z11, Z16, Z18
+	VMAXPS       Z11, Z16, Z11
 	VFMADD231PS  Z17, Z18, Z11
 	VBROADCASTSS 24(R11), Z17
-	VMINPS       Z16, Z12, Z18
-	VMAXPS       Z16, Z12, Z12
+	VMINPS       Z12, Z16, Z18
+	VMAXPS       Z12, Z16, Z12
 	VFMADD231PS  Z17, Z18, Z12
-	VMINPS       Z16, Z13, Z18
-	VMAXPS       Z16, Z13, Z13
+	VMINPS       Z13, Z16, Z18
+	VMAXPS       Z13, Z16, Z13
 	VFMADD231PS  Z17, Z18, Z13
 	VBROADCASTSS 28(R11), Z17
-	VMINPS       Z16, Z14, Z18
-	VMAXPS       Z16, Z14, Z14
+	VMINPS       Z14, Z16, Z18
+	VMAXPS       Z14, Z16, Z14
 	VFMADD231PS  Z17, Z18, Z14
-	VMINPS       Z16, Z15, Z18
-	VMAXPS       Z16, Z15, Z15
+	VMINPS       Z15, Z16, Z18
+	VMAXPS       Z15, Z16, Z15
 	VFMADD231PS  Z17, Z18, Z15
 
 noprelu:
@@ -7813,52 +7813,52 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Z17
 	VBROADCASTSS (R13), Z19
-	VMAXPS       Z17, Z0, Z0
-	VMINPS       Z19, Z0, Z0
-	VMAXPS       Z17, Z1, Z1
-	VMINPS       Z19, Z1, Z1
+	VMAXPS       Z0, Z17, Z0
+	VMINPS       Z0, Z19, Z0
+	VMAXPS       Z1, Z17, Z1
+	VMINPS       Z1, Z19, Z1
 	VBROADCASTSS 4(R12), Z17
 	VBROADCASTSS 4(R13), Z19
-	VMAXPS       Z17, Z2, Z2
-	VMINPS       Z19, Z2, Z2
-	VMAXPS       Z17, Z3, Z3
-	VMINPS       Z19, Z3, Z3
+	VMAXPS       Z2, Z17, Z2
+	VMINPS       Z2, Z19, Z2
+	VMAXPS       Z3, Z17, Z3
+	VMINPS       Z3, Z19, Z3
 	VBROADCASTSS 8(R12), Z17
 	VBROADCASTSS 8(R13), Z19
-	VMAXPS       Z17, Z4, Z4
-	VMINPS       Z19, Z4, Z4
-	VMAXPS       Z17, Z5, Z5
-	VMINPS       Z19, Z5, Z5
+	VMAXPS       Z4, Z17, Z4
+	VMINPS       Z4, Z19, Z4
+	VMAXPS       Z5, Z17, Z5
+	VMINPS       Z5, Z19, Z5
 	VBROADCASTSS 12(R12), Z17
 	VBROADCASTSS 12(R13), Z19
-	VMAXPS       Z17, Z6, Z6
-	VMINPS       Z19, Z6, Z6
-	VMAXPS       Z17, Z7, Z7
-	VMINPS       Z19, Z7, Z7
+	VMAXPS       Z6, Z17, Z6
+	VMINPS       Z6, Z19, Z6
+	VMAXPS       Z7, Z17, Z7
+	VMINPS       Z7, Z19, Z7
 	VBROADCASTSS 16(R12), Z17
 	VBROADCASTSS 16(R13), Z19
-	VMAXPS       Z17, Z8, Z8
-	VMINPS       Z19, Z8, Z8
-	VMAXPS       Z17, Z9, Z9
-	VMINPS       Z19, Z9, Z9
+	VMAXPS       Z8, Z17, Z8
+	VMINPS       Z8, Z19, Z8
+	VMAXPS       Z9, Z17, Z9
+	VMINPS       Z9, Z19, Z9
 	VBROADCASTSS 20(R12), Z17
 	VBROADCASTSS 20(R13), Z19
-	VMAXPS       Z17, Z10, Z10
-	VMINPS       Z19, Z10, Z10
-	VMAXPS       Z17, Z11, Z11
-	VMINPS       Z19, Z11, Z11
+	VMAXPS       Z10, Z17, Z10
+	VMINPS       Z10, Z19, Z10
+	VMAXPS       Z11, Z17, Z11
+	VMINPS       Z11, Z19, Z11
 	VBROADCASTSS 24(R12), Z17
 	VBROADCASTSS 24(R13), Z19
-	VMAXPS       Z17, Z12, Z12
-	VMINPS       Z19, Z12, Z12
-	VMAXPS       Z17, Z13, Z13
-	VMINPS       Z19, Z13, Z13
+	VMAXPS       Z12, Z17, Z12
+	VMINPS       Z12, Z19, Z12
+	VMAXPS       Z13, Z17, Z13
+	VMINPS       Z13, Z19, Z13
 	VBROADCASTSS 28(R12), Z17
 	VBROADCASTSS 28(R13), Z19
-	VMAXPS       Z17, Z14, Z14
-	VMINPS       Z19, Z14, Z14
-	VMAXPS       Z17, Z15, Z15
-	VMINPS       Z19, Z15, Z15
+	VMAXPS       Z14, Z17, Z14
+	VMINPS       Z14, Z19, Z14
+	VMAXPS       Z15, Z17, Z15
+	VMINPS       Z15, Z19, Z15
 
 noclamp:
 	MOVQ    DX, BX
@@ -8129,119 +8129,119 @@ nobias:
 	VXORPS Z16, Z16, Z16
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z16, Z0, Z0
-	VMAXPS Z16, Z1, Z1
-	VMAXPS Z16, Z2, Z2
-	VMAXPS Z16, Z3, Z3
-	VMAXPS Z16, Z4, Z4
-	VMAXPS Z16, Z5, Z5
-	VMAXPS Z16, Z6, Z6
-	VMAXPS Z16, Z7, Z7
-	VMAXPS Z16, Z8, Z8
-	VMAXPS Z16, Z9, Z9
-	VMAXPS Z16, Z10, Z10
-	VMAXPS Z16, Z11, Z11
-	VMAXPS Z16, Z12, Z12
-	VMAXPS Z16, Z13, Z13
-	VMAXPS Z16, Z14, Z14
-	VMAXPS Z16, Z15, Z15
+	VMAXPS Z0, Z16, Z0
+	VMAXPS Z1, Z16, Z1
+	VMAXPS Z2, Z16, Z2
+	VMAXPS Z3, Z16, Z3
+	VMAXPS Z4, Z16, Z4
+	VMAXPS Z5, Z16, Z5
+	VMAXPS Z6, Z16, Z6
+	VMAXPS Z7, Z16, Z7
+	VMAXPS Z8, Z16, Z8
+	VMAXPS Z9, Z16, Z9
+	VMAXPS Z10, Z16, Z10
+	VMAXPS Z11, Z16, Z11
+	VMAXPS Z12, Z16, Z12
+	VMAXPS Z13, Z16, Z13
+	VMAXPS Z14, Z16, Z14
+	VMAXPS Z15, Z16, Z15
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z17
-	VMAXPS       Z16, Z0, Z0
-	VMINPS       Z17, Z0, Z0
-	VMAXPS       Z16, Z1, Z1
-	VMINPS       Z17, Z1, Z1
-	VMAXPS       Z16, Z2, Z2
-	VMINPS       Z17, Z2, Z2
-	VMAXPS       Z16, Z3, Z3
-	VMINPS       Z17, Z3, Z3
-	VMAXPS       Z16, Z4, Z4
-	VMINPS       Z17, Z4, Z4
-	VMAXPS       Z16, Z5, Z5
-	VMINPS       Z17, Z5, Z5
-	VMAXPS       Z16, Z6, Z6
-	VMINPS       Z17, Z6, Z6
-	VMAXPS       Z16, Z7, Z7
-	VMINPS       Z17, Z7, Z7
-	VMAXPS       Z16, Z8, Z8
-	VMINPS       Z17, Z8, Z8
-	VMAXPS       Z16, Z9, Z9
-	VMINPS       Z17, Z9, Z9
-	VMAXPS       Z16, Z10, Z10
-	VMINPS       Z17, Z10, Z10
-	VMAXPS       Z16, Z11, Z11
-	VMINPS       Z17, Z11, Z11
-	VMAXPS       Z16, Z12, Z12
-	VMINPS       Z17, Z12, Z12
-	VMAXPS       Z16, Z13, Z13
-	VMINPS       Z17, Z13, Z13
-	VMAXPS       Z16, Z14, Z14
-	VMINPS       Z17, Z14, Z14
-	VMAXPS       Z16, Z15, Z15
-	VMINPS       Z17, Z15, Z15
+	VMAXPS       Z0, Z16, Z0
+	VMINPS       Z0, Z17, Z0
+	VMAXPS       Z1, Z16, Z1
+	VMINPS       Z1, Z17, Z1
+	VMAXPS       Z2, Z16, Z2
+	VMINPS       Z2, Z17, Z2
+	VMAXPS       Z3, Z16, Z3
+	VMINPS       Z3, Z17, Z3
+	VMAXPS       Z4, Z16, Z4
+	VMINPS       Z4, Z17, Z4
+	VMAXPS       Z5, Z16, Z5
+	VMINPS       Z5, Z17, Z5
+	VMAXPS       Z6, Z16, Z6
+	VMINPS       Z6, Z17, Z6
+	VMAXPS       Z7, Z16, Z7
+	VMINPS       Z7, Z17, Z7
+	VMAXPS       Z8, Z16, Z8
+	VMINPS       Z8, Z17, Z8
+	VMAXPS       Z9, Z16, Z9
+	VMINPS       Z9, Z17, Z9
+	VMAXPS       Z10, Z16, Z10
+	VMINPS       Z10, Z17, Z10
+	VMAXPS       Z11, Z16, Z11
+	VMINPS       Z11, Z17, Z11
+	VMAXPS       Z12, Z16, Z12
+	VMINPS       Z12, Z17, Z12
+	VMAXPS       Z13, Z16, Z13
+	VMINPS       Z13, Z17, Z13
+	VMAXPS       Z14, Z16, Z14
+	VMINPS       Z14, Z17, Z14
+	VMAXPS       Z15, Z16, Z15
+	VMINPS       Z15, Z17, Z15
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z17
-	VMINPS       Z16, Z0, Z18
-	VMAXPS       Z16, Z0, Z0
+	VMINPS       Z0, Z16, Z18
+	VMAXPS       Z0, Z16, Z0
 	VFMADD231PS  Z17, Z18, Z0
-	VMINPS       Z16, Z1, Z18
-	VMAXPS       Z16, Z1, Z1
+	VMINPS       Z1, Z16, Z18
+	VMAXPS       Z1, Z16, Z1
 	VFMADD231PS  Z17, Z18, Z1
 	VBROADCASTSS 4(R11), Z17
-	VMINPS       Z16, Z2, Z18
-	VMAXPS       Z16, Z2, Z2
+	VMINPS       Z2, Z16, Z18
+	VMAXPS       Z2, Z16, Z2
 	VFMADD231PS  Z17, Z18, Z2
-	VMINPS       Z16, Z3, Z18
-	VMAXPS       Z16, Z3, Z3
+	VMINPS       Z3, Z16, Z18
+	VMAXPS       Z3, Z16, Z3
 	VFMADD231PS  Z17, Z18, Z3
 	VBROADCASTSS 8(R11), Z17
-	VMINPS       Z16, Z4, Z18
-	VMAXPS       Z16, Z4, Z4
+	VMINPS       Z4, Z16, Z18
+	VMAXPS       Z4, Z16, Z4
 	VFMADD231PS  Z17, Z18, Z4
-	VMINPS       Z16, Z5, Z18
-	VMAXPS       Z16, Z5, Z5
+	VMINPS       Z5, Z16, Z18
+	VMAXPS       Z5, Z16, Z5
 	VFMADD231PS  Z17, Z18, Z5
 	VBROADCASTSS 12(R11), Z17
-	VMINPS       Z16, Z6, Z18
-	VMAXPS       Z16, Z6, Z6
+	VMINPS       Z6, Z16, Z18
+	VMAXPS       Z6, Z16, Z6
 	VFMADD231PS  Z17, Z18, Z6
-	VMINPS       Z16, Z7, Z18
-	VMAXPS       Z16, Z7, Z7
+	VMINPS       Z7, Z16, Z18
+	VMAXPS       Z7, Z16, Z7
 	VFMADD231PS  Z17, Z18, Z7
 	VBROADCASTSS 16(R11), Z17
-	VMINPS       Z16, Z8, Z18
-	VMAXPS       Z16, Z8, Z8
+	VMINPS       Z8, Z16, Z18
+	VMAXPS       Z8, Z16, Z8
 	VFMADD231PS  Z17, Z18, Z8
-	VMINPS       Z16, Z9, Z18
-	VMAXPS       Z16, Z9, Z9
+	VMINPS       Z9, Z16, Z18
+	VMAXPS       Z9, Z16, Z9
 	VFMADD231PS  Z17, Z18, Z9
 	VBROADCASTSS 20(R11), Z17
-	VMINPS       Z16, Z10, Z18
-	VMAXPS       Z16, Z10, Z10
+	VMINPS       Z10, Z16, Z18
+	VMAXPS       Z10, Z16, Z10
 	VFMADD231PS  Z17, Z18, Z10
-	VMINPS       Z16, Z11, Z18
-	VMAXPS       Z16, Z11, Z11
+	VMINPS       Z11, Z16, Z18
+	VMAXPS       Z11, Z16, Z11
 	VFMADD231PS  Z17, Z18, Z11
 	VBROADCASTSS 24(R11), Z17
-	VMINPS       Z16, Z12, Z18
-	VMAXPS       Z16, Z12, Z12
+	VMINPS       Z12, Z16, Z18
+	VMAXPS       Z12, Z16, Z12
 	VFMADD231PS  Z17, Z18, Z12
-	VMINPS       Z16, Z13, Z18
-	VMAXPS       Z16, Z13, Z13
+	VMINPS       Z13, Z16, Z18
+	VMAXPS       Z13, Z16, Z13
 	VFMADD231PS  Z17, Z18, Z13
 	VBROADCASTSS 28(R11), Z17
-	VMINPS       Z16, Z14, Z18
-	VMAXPS       Z16, Z14, Z14
+	VMINPS       Z14, Z16, Z18
+	VMAXPS       Z14, Z16, Z14
 	VFMADD231PS  Z17, Z18, Z14
-	VMINPS       Z16, Z15, Z18
-	VMAXPS       Z16, Z15, Z15
+	VMINPS       Z15, Z16, Z18
+	VMAXPS       Z15, Z16, Z15
 	VFMADD231PS  Z17, Z18, Z15
 
 noprelu:
@@ -8251,52 +8251,52 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z17
 	VBROADCASTSS (R13), Z19
-	VMAXPS       Z17, Z0, Z0
-	VMINPS       Z19, Z0, Z0
-	VMAXPS       Z17, Z1, Z1
-	VMINPS       Z19, Z1, Z1
+	VMAXPS       Z0, Z17, Z0
+	VMINPS       Z0, Z19, Z0
+	VMAXPS       Z1, Z17, Z1
+	VMINPS       Z1, Z19, Z1
 	VBROADCASTSS 4(R12), Z17
 	VBROADCASTSS 4(R13), Z19
-	VMAXPS       Z17, Z2, Z2
-	VMINPS       Z19, Z2, Z2
-	VMAXPS       Z17, Z3, Z3
-	VMINPS       Z19, Z3, Z3
+	VMAXPS       Z2, Z17, Z2
+	VMINPS       Z2, Z19, Z2
+	VMAXPS       Z3, Z17, Z3
+	VMINPS       Z3, Z19, Z3
 	VBROADCASTSS 8(R12), Z17
 	VBROADCASTSS 8(R13), Z19
-	VMAXPS       Z17, Z4, Z4
-	VMINPS       Z19, Z4, Z4
-	VMAXPS       Z17, Z5, Z5
-	VMINPS       Z19, Z5, Z5
+	VMAXPS       Z4, Z17, Z4
+	VMINPS       Z4, Z19, Z4
+	VMAXPS       Z5, Z17, Z5
+	VMINPS       Z5, Z19, Z5
 	VBROADCASTSS 12(R12), Z17
 	VBROADCASTSS 12(R13), Z19
-	VMAXPS       Z17, Z6, Z6
-	VMINPS       Z19, Z6, Z6
-	VMAXPS       Z17, Z7, Z7
-	VMINPS       Z19, Z7, Z7
+	VMAXPS       Z6, Z17, Z6
+	VMINPS       Z6, Z19, Z6
+	VMAXPS       Z7, Z17, Z7
+	VMINPS       Z7, Z19, Z7
 	VBROADCASTSS 16(R12), Z17
 	VBROADCASTSS 16(R13), Z19
-	VMAXPS       Z17, Z8, Z8
-	VMINPS       Z19, Z8, Z8
-	VMAXPS       Z17, Z9, Z9
-	VMINPS       Z19, Z9, Z9
+	VMAXPS       Z8, Z17, Z8
+	VMINPS       Z8, Z19, Z8
+	VMAXPS       Z9, Z17, Z9
+	VMINPS       Z9, Z19, Z9
 	VBROADCASTSS 20(R12), Z17
 	VBROADCASTSS 20(R13), Z19
-	VMAXPS       Z17, Z10, Z10
-	VMINPS       Z19, Z10, Z10
-	VMAXPS       Z17, Z11, Z11
-	VMINPS       Z19, Z11, Z11
+	VMAXPS       Z10, Z17, Z10
+	VMINPS       Z10, Z19, Z10
+	VMAXPS       Z11, Z17, Z11
+	VMINPS       Z11, Z19, Z11
 	VBROADCASTSS 24(R12), Z17
 	VBROADCASTSS 24(R13), Z19
-	VMAXPS       Z17, Z12, Z12
-	VMINPS       Z19, Z12, Z12
-	VMAXPS       Z17, Z13, Z13
-	VMINPS       Z19, Z13, Z13
+	VMAXPS       Z12, Z17, Z12
+	VMINPS       Z12, Z19, Z12
+	VMAXPS       Z13, Z17, Z13
+	VMINPS       Z13, Z19, Z13
 	VBROADCASTSS 28(R12), Z17
 	VBROADCASTSS 28(R13), Z19
-	VMAXPS       Z17, Z14, Z14
-	VMINPS       Z19, Z14, Z14
-	VMAXPS       Z17, Z15, Z15
-	VMINPS       Z19, Z15, Z15
+	VMAXPS       Z14, Z17, Z14
+	VMINPS       Z14, Z19, Z14
+	VMAXPS       Z15, Z17, Z15
+	VMINPS       Z15, Z19, Z15
 
 noclamp:
 	MOVQ    DX, BX
@@ -8579,119 +8579,119 @@ nobias:
 	VXORPS Z16, Z16, Z16
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z16, Z0, Z0
-	VMAXPS Z16, Z1, Z1
-	VMAXPS Z16, Z2, Z2
-	VMAXPS Z16, Z3, Z3
-	VMAXPS Z16, Z4, Z4
-	VMAXPS Z16, Z5, Z5
-	VMAXPS Z16, Z6, Z6
-	VMAXPS Z16, Z7, Z7
-	VMAXPS Z16, Z8, Z8
-	VMAXPS Z16, Z9, Z9
-	VMAXPS Z16, Z10, Z10
-	VMAXPS Z16, Z11, Z11
-	VMAXPS Z16, Z12, Z12
-	VMAXPS Z16, Z13, Z13
-	VMAXPS Z16, Z14, Z14
-	VMAXPS Z16, Z15, Z15
+	VMAXPS Z0, Z16, Z0
+	VMAXPS Z1, Z16, Z1
+	VMAXPS Z2, Z16, Z2
+	VMAXPS Z3, Z16, Z3
+	VMAXPS Z4, Z16, Z4
+	VMAXPS Z5, Z16, Z5
+	VMAXPS Z6, Z16, Z6
+	VMAXPS Z7, Z16, Z7
+	VMAXPS Z8, Z16, Z8
+	VMAXPS Z9, Z16, Z9
+	VMAXPS Z10, Z16, Z10
+	VMAXPS Z11, Z16, Z11
+	VMAXPS Z12, Z16, Z12
+	VMAXPS Z13, Z16, Z13
+	VMAXPS Z14, Z16, Z14
+	VMAXPS Z15, Z16, Z15
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z17
-	VMAXPS       Z16, Z0, Z0
-	VMINPS       Z17, Z0, Z0
-	VMAXPS       Z16, Z1, Z1
-	VMINPS       Z17, Z1, Z1
-	VMAXPS       Z16, Z2, Z2
-	VMINPS       Z17, Z2, Z2
-	VMAXPS       Z16, Z3, Z3
-	VMINPS       Z17, Z3, Z3
-	VMAXPS       Z16, Z4, Z4
-	VMINPS       Z17, Z4, Z4
-	VMAXPS       Z16, Z5, Z5
-	VMINPS       Z17, Z5, Z5
-	VMAXPS       Z16, Z6, Z6
-	VMINPS       Z17, Z6, Z6
-	VMAXPS       Z16, Z7, Z7
-	VMINPS       Z17, Z7, Z7
-	VMAXPS       Z16, Z8, Z8
-	VMINPS       Z17, Z8, Z8
-	VMAXPS       Z16, Z9, Z9
-	VMINPS       Z17, Z9, Z9
-	VMAXPS       Z16, Z10, Z10
-	VMINPS       Z17, Z10, Z10
-	VMAXPS       Z16, Z11, Z11
-	VMINPS       Z17, Z11, Z11
-	VMAXPS       Z16, Z12, Z12
-	VMINPS       Z17, Z12, Z12
-	VMAXPS       Z16, Z13, Z13
-	VMINPS       Z17, Z13, Z13
-	VMAXPS       Z16, Z14, Z14
-	VMINPS       Z17, Z14, Z14
-	VMAXPS       Z16, Z15, Z15
-	VMINPS       Z17, Z15, Z15
+	VMAXPS       Z0, Z16, Z0
+	VMINPS       Z0, Z17, Z0
+	VMAXPS       Z1, Z16, Z1
+	VMINPS       Z1, Z17, Z1
+	VMAXPS       Z2, Z16, Z2
+	VMINPS       Z2, Z17, Z2
+	VMAXPS       Z3, Z16, Z3
+	VMINPS       Z3, Z17, Z3
+	VMAXPS       Z4, Z16, Z4
+	VMINPS       Z4, Z17, Z4
+	VMAXPS       Z5, Z16, Z5
+	VMINPS       Z5, Z17, Z5
+	VMAXPS       Z6, Z16, Z6
+	VMINPS       Z6, Z17, Z6
+	VMAXPS       Z7, Z16, Z7
+	VMINPS       Z7, Z17, Z7
+	VMAXPS       Z8, Z16, Z8
+	VMINPS       Z8, Z17, Z8
+	VMAXPS       Z9, Z16, Z9
+	VMINPS       Z9, Z17, Z9
+	VMAXPS       Z10, Z16, Z10
+	VMINPS       Z10, Z17, Z10
+	VMAXPS       Z11, Z16, Z11
+	VMINPS       Z11, Z17, Z11
+	VMAXPS       Z12, Z16, Z12
+	VMINPS       Z12, Z17, Z12
+	VMAXPS       Z13, Z16, Z13
+	VMINPS       Z13, Z17, Z13
+	VMAXPS       Z14, Z16, Z14
+	VMINPS       Z14, Z17, Z14
+	VMAXPS       Z15, Z16, Z15
+	VMINPS       Z15, Z17, Z15
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+88(FP), R11
 	VBROADCASTSS (R11), Z17
-	VMINPS       Z16, Z0, Z18
-	VMAXPS       Z16, Z0, Z0
+	VMINPS       Z0, Z16, Z18
+	VMAXPS       Z0, Z16, Z0
 	VFMADD231PS  Z17, Z18, Z0
-	VMINPS       Z16, Z1, Z18
-	VMAXPS       Z16, Z1, Z1
+	VMINPS       Z1, Z16, Z18
+	VMAXPS       Z1, Z16, Z1
 	VFMADD231PS  Z17, Z18, Z1
 	VBROADCASTSS 4(R11), Z17
-	VMINPS       Z16, Z2, Z18
-	VMAXPS       Z16, Z2, Z2
+	VMINPS       Z2, Z16, Z18
+	VMAXPS       Z2, Z16, Z2
 	VFMADD231PS  Z17, Z18, Z2
-	VMINPS       Z16, Z3, Z18
-	VMAXPS       Z16, Z3, Z3
+	VMINPS       Z3, Z16, Z18
+	VMAXPS       Z3, Z16, Z3
 	VFMADD231PS  Z17, Z18, Z3
 	VBROADCASTSS 8(R11), Z17
-	VMINPS       Z16, Z4, Z18
-	VMAXPS       Z16, Z4, Z4
+	VMINPS       Z4, Z16, Z18
+	VMAXPS       Z4, Z16, Z4
 	VFMADD231PS  Z17, Z18, Z4
-	VMINPS       Z16, Z5, Z18
-	VMAXPS       Z16, Z5, Z5
+	VMINPS       Z5, Z16, Z18
+	VMAXPS       Z5, Z16, Z5
 	VFMADD231PS  Z17, Z18, Z5
 	VBROADCASTSS 12(R11), Z17
-	VMINPS       Z16, Z6, Z18
-	VMAXPS       Z16, Z6, Z6
+	VMINPS       Z6, Z16, Z18
+	VMAXPS       Z6, Z16, Z6
 	VFMADD231PS  Z17, Z18, Z6
-	VMINPS       Z16, Z7, Z18
-	VMAXPS       Z16, Z7, Z7
+	VMINPS       Z7, Z16, Z18
+	VMAXPS       Z7, Z16, Z7
 	VFMADD231PS  Z17, Z18, Z7
 	VBROADCASTSS 16(R11), Z17
-	VMINPS       Z16, Z8, Z18
-	VMAXPS       Z16, Z8, Z8
+	VMINPS       Z8, Z16, Z18
+	VMAXPS       Z8, Z16, Z8
 	VFMADD231PS  Z17, Z18, Z8
-	VMINPS       Z16, Z9, Z18
-	VMAXPS       Z16, Z9, Z9
+	VMINPS       Z9, Z16, Z18
+	VMAXPS       Z9, Z16, Z9
 	VFMADD231PS  Z17, Z18, Z9
 	VBROADCASTSS 20(R11), Z17
-	VMINPS       Z16, Z10, Z18
-	VMAXPS       Z16, Z10, Z10
+	VMINPS       Z10, Z16, Z18
+	VMAXPS       Z10, Z16, Z10
 	VFMADD231PS  Z17, Z18, Z10
-	VMINPS       Z16, Z11, Z18
-	VMAXPS       Z16, Z11, Z11
+	VMINPS       Z11, Z16, Z18
+	VMAXPS       Z11, Z16, Z11
 	VFMADD231PS  Z17, Z18, Z11
 	VBROADCASTSS 24(R11), Z17
-	VMINPS       Z16, Z12, Z18
-	VMAXPS       Z16, Z12, Z12
+	VMINPS       Z12, Z16, Z18
+	VMAXPS       Z12, Z16, Z12
 	VFMADD231PS  Z17, Z18, Z12
-	VMINPS       Z16, Z13, Z18
-	VMAXPS       Z16, Z13, Z13
+	VMINPS       Z13, Z16, Z18
+	VMAXPS       Z13, Z16, Z13
 	VFMADD231PS  Z17, Z18, Z13
 	VBROADCASTSS 28(R11), Z17
-	VMINPS       Z16, Z14, Z18
-	VMAXPS       Z16, Z14, Z14
+	VMINPS       Z14, Z16, Z18
+	VMAXPS       Z14, Z16, Z14
 	VFMADD231PS  Z17, Z18, Z14
-	VMINPS       Z16, Z15, Z18
-	VMAXPS       Z16, Z15, Z15
+	VMINPS       Z15, Z16, Z18
+	VMAXPS       Z15, Z16, Z15
 	VFMADD231PS  Z17, Z18, Z15
 
 noprelu:
@@ -8701,52 +8701,52 @@ noprelu:
 	MOVQ         hi+104(FP), R13
 	VBROADCASTSS (R12), Z17
 	VBROADCASTSS (R13), Z19
-	VMAXPS       Z17, Z0, Z0
-	VMINPS       Z19, Z0, Z0
-	VMAXPS       Z17, Z1, Z1
-	VMINPS       Z19, Z1, Z1
+	VMAXPS       Z0, Z17, Z0
+	VMINPS       Z0, Z19, Z0
+	VMAXPS       Z1, Z17, Z1
+	VMINPS       Z1, Z19, Z1
 	VBROADCASTSS 4(R12), Z17
 	VBROADCASTSS 4(R13), Z19
-	VMAXPS       Z17, Z2, Z2
-	VMINPS       Z19, Z2, Z2
-	VMAXPS       Z17, Z3, Z3
-	VMINPS       Z19, Z3, Z3
+	VMAXPS       Z2, Z17, Z2
+	VMINPS       Z2, Z19, Z2
+	VMAXPS       Z3, Z17, Z3
+	VMINPS       Z3, Z19, Z3
 	VBROADCASTSS 8(R12), Z17
 	VBROADCASTSS 8(R13), Z19
-	VMAXPS       Z17, Z4, Z4
-	VMINPS       Z19, Z4, Z4
-	VMAXPS       Z17, Z5, Z5
-	VMINPS       Z19, Z5, Z5
+	VMAXPS       Z4, Z17, Z4
+	VMINPS       Z4, Z19, Z4
+	VMAXPS       Z5, Z17, Z5
+	VMINPS       Z5, Z19, Z5
 	VBROADCASTSS 12(R12), Z17
 	VBROADCASTSS 12(R13), Z19
-	VMAXPS       Z17, Z6, Z6
-	VMINPS       Z19, Z6, Z6
-	VMAXPS       Z17, Z7, Z7
-	VMINPS       Z19, Z7, Z7
+	VMAXPS       Z6, Z17, Z6
+	VMINPS       Z6, Z19, Z6
+	VMAXPS       Z7, Z17, Z7
+	VMINPS       Z7, Z19, Z7
 	VBROADCASTSS 16(R12), Z17
 	VBROADCASTSS 16(R13), Z19
-	VMAXPS       Z17, Z8, Z8
-	VMINPS       Z19, Z8, Z8
-	VMAXPS       Z17, Z9, Z9
-	VMINPS       Z19, Z9, Z9
+	VMAXPS       Z8, Z17, Z8
+	VMINPS       Z8, Z19, Z8
+	VMAXPS       Z9, Z17, Z9
+	VMINPS       Z9, Z19, Z9
 	VBROADCASTSS 20(R12), Z17
 	VBROADCASTSS 20(R13), Z19
-	VMAXPS       Z17, Z10, Z10
-	VMINPS       Z19, Z10, Z10
-	VMAXPS       Z17, Z11, Z11
-	VMINPS       Z19, Z11, Z11
+	VMAXPS       Z10, Z17, Z10
+	VMINPS       Z10, Z19, Z10
+	VMAXPS       Z11, Z17, Z11
+	VMINPS       Z11, Z19, Z11
 	VBROADCASTSS 24(R12), Z17
 	VBROADCASTSS 24(R13), Z19
-	VMAXPS       Z17, Z12, Z12
-	VMINPS       Z19, Z12, Z12
-	VMAXPS       Z17, Z13, Z13
-	VMINPS       Z19, Z13, Z13
+	VMAXPS       Z12, Z17, Z12
+	VMINPS       Z12, Z19, Z12
+	VMAXPS       Z13, Z17, Z13
+	VMINPS       Z13, Z19, Z13
 	VBROADCASTSS 28(R12), Z17
 	VBROADCASTSS 28(R13), Z19
-	VMAXPS       Z17, Z14, Z14
-	VMINPS       Z19, Z14, Z14
-	VMAXPS       Z17, Z15, Z15
-	VMINPS       Z19, Z15, Z15
+	VMAXPS       Z14, Z17, Z14
+	VMINPS       Z14, Z19, Z14
+	VMAXPS       Z15, Z17, Z15
+	VMINPS       Z15, Z19, Z15
 
 noclamp:
 	MOVQ    DX, BX
@@ -9026,119 +9026,119 @@ nobias:
 	VXORPS Z16, Z16, Z16
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Z16, Z0, Z0
-	VMAXPS Z16, Z1, Z1
-	VMAXPS Z16, Z2, Z2
-	VMAXPS Z16, Z3, Z3
-	VMAXPS Z16, Z4, Z4
-	VMAXPS Z16, Z5, Z5
-	VMAXPS Z16, Z6, Z6
-	VMAXPS Z16, Z7, Z7
-	VMAXPS Z16, Z8, Z8
-	VMAXPS Z16, Z9, Z9
-	VMAXPS Z16, Z10, Z10
-	VMAXPS Z16, Z11, Z11
-	VMAXPS Z16, Z12, Z12
-	VMAXPS Z16, Z13, Z13
-	VMAXPS Z16, Z14, Z14
-	VMAXPS Z16, Z15, Z15
+	VMAXPS Z0, Z16, Z0
+	VMAXPS Z1, Z16, Z1
+	VMAXPS Z2, Z16, Z2
+	VMAXPS Z3, Z16, Z3
+	VMAXPS Z4, Z16, Z4
+	VMAXPS Z5, Z16, Z5
+	VMAXPS Z6, Z16, Z6
+	VMAXPS Z7, Z16, Z7
+	VMAXPS Z8, Z16, Z8
+	VMAXPS Z9, Z16, Z9
+	VMAXPS Z10, Z16, Z10
+	VMAXPS Z11, Z16, Z11
+	VMAXPS Z12, Z16, Z12
+	VMAXPS Z13, Z16, Z13
+	VMAXPS Z14, Z16, Z14
+	VMAXPS Z15, Z16, Z15
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Z17
-	VMAXPS       Z16, Z0, Z0
-	VMINPS       Z17, Z0, Z0
-	VMAXPS       Z16, Z1, Z1
-	VMINPS       Z17, Z1, Z1
-	VMAXPS       Z16, Z2, Z2
-	VMINPS       Z17, Z2, Z2
-	VMAXPS       Z16, Z3, Z3
-	VMINPS       Z17, Z3, Z3
-	VMAXPS       Z16, Z4, Z4
-	VMINPS       Z17, Z4, Z4
-	VMAXPS       Z16, Z5, Z5
-	VMINPS       Z17, Z5, Z5
-	VMAXPS       Z16, Z6, Z6
-	VMINPS       Z17, Z6, Z6
-	VMAXPS       Z16, Z7, Z7
-	VMINPS       Z17, Z7, Z7
-	VMAXPS       Z16, Z8, Z8
-	VMINPS       Z17, Z8, Z8
-	VMAXPS       Z16, Z9, Z9
-	VMINPS       Z17, Z9, Z9
-	VMAXPS       Z16, Z10, Z10
-	VMINPS       Z17, Z10, Z10
-	VMAXPS       Z16, Z11, Z11
-	VMINPS       Z17, Z11, Z11
-	VMAXPS       Z16, Z12, Z12
-	VMINPS       Z17, Z12, Z12
-	VMAXPS       Z16, Z13, Z13
-	VMINPS       Z17, Z13, Z13
-	VMAXPS       Z16, Z14, Z14
-	VMINPS       Z17, Z14, Z14
-	VMAXPS       Z16, Z15, Z15
-	VMINPS       Z17, Z15, Z15
+	VMAXPS       Z0, Z16, Z0
+	VMINPS       Z0, Z17, Z0
+	VMAXPS       Z1, Z16, Z1
+	VMINPS       Z1, Z17, Z1
+	VMAXPS       Z2, Z16, Z2
+	VMINPS       Z2, Z17, Z2
+	VMAXPS       Z3, Z16, Z3
+	VMINPS       Z3, Z17, Z3
+	VMAXPS       Z4, Z16, Z4
+	VMINPS       Z4, Z17, Z4
+	VMAXPS       Z5, Z16, Z5
+	VMINPS       Z5, Z17, Z5
+	VMAXPS       Z6, Z16, Z6
+	VMINPS       Z6, Z17, Z6
+	VMAXPS       Z7, Z16, Z7
+	VMINPS       Z7, Z17, Z7
+	VMAXPS       Z8, Z16, Z8
+	VMINPS       Z8, Z17, Z8
+	VMAXPS       Z9, Z16, Z9
+	VMINPS       Z9, Z17, Z9
+	VMAXPS       Z10, Z16, Z10
+	VMINPS       Z10, Z17, Z10
+	VMAXPS       Z11, Z16, Z11
+	VMINPS       Z11, Z17, Z11
+	VMAXPS       Z12, Z16, Z12
+	VMINPS       Z12, Z17, Z12
+	VMAXPS       Z13, Z16, Z13
+	VMINPS       Z13, Z17, Z13
+	VMAXPS       Z14, Z16, Z14
+	VMINPS       Z14, Z17, Z14
+	VMAXPS       Z15, Z16, Z15
+	VMINPS       Z15, Z17, Z15
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Z17
-	VMINPS       Z16, Z0, Z18
-	VMAXPS       Z16, Z0, Z0
+	VMINPS       Z0, Z16, Z18
+	VMAXPS       Z0, Z16, Z0
 	VFMADD231PS  Z17, Z18, Z0
-	VMINPS       Z16, Z1, Z18
-	VMAXPS       Z16, Z1, Z1
+	VMINPS       Z1, Z16, Z18
+	VMAXPS       Z1, Z16, Z1
 	VFMADD231PS  Z17, Z18, Z1
 	VBROADCASTSS 4(R11), Z17
-	VMINPS       Z16, Z2, Z18
-	VMAXPS       Z16, Z2, Z2
+	VMINPS       Z2, Z16, Z18
+	VMAXPS       Z2, Z16, Z2
 	VFMADD231PS  Z17, Z18, Z2
-	VMINPS       Z16, Z3, Z18
-	VMAXPS       Z16, Z3, Z3
+	VMINPS       Z3, Z16, Z18
+	VMAXPS       Z3, Z16, Z3
 	VFMADD231PS  Z17, Z18, Z3
 	VBROADCASTSS 8(R11), Z17
-	VMINPS       Z16, Z4, Z18
-	VMAXPS       Z16, Z4, Z4
+	VMINPS       Z4, Z16, Z18
+	VMAXPS       Z4, Z16, Z4
 	VFMADD231PS  Z17, Z18, Z4
-	VMINPS       Z16, Z5, Z18
-	VMAXPS       Z16, Z5, Z5
+	VMINPS       Z5, Z16, Z18
+	VMAXPS       Z5, Z16, Z5
 	VFMADD231PS  Z17, Z18, Z5
 	VBROADCASTSS 12(R11), Z17
-	VMINPS       Z16, Z6, Z18
-	VMAXPS       Z16, Z6, Z6
+	VMINPS       Z6, Z16, Z18
+	VMAXPS       Z6, Z16, Z6
 	VFMADD231PS  Z17, Z18, Z6
-	VMINPS       Z16, Z7, Z18
-	VMAXPS       Z16, Z7, Z7
+	VMINPS       Z7, Z16, Z18
+	VMAXPS       Z7, Z16, Z7
 	VFMADD231PS  Z17, Z18, Z7
 	VBROADCASTSS 16(R11), Z17
-	VMINPS       Z16, Z8, Z18
-	VMAXPS       Z16, Z8, Z8
+	VMINPS       Z8, Z16, Z18
+	VMAXPS       Z8, Z16, Z8
 	VFMADD231PS  Z17, Z18, Z8
-	VMINPS       Z16, Z9, Z18
-	VMAXPS       Z16, Z9, Z9
+	VMINPS       Z9, Z16, Z18
+	VMAXPS       Z9, Z16, Z9
 	VFMADD231PS  Z17, Z18, Z9
 	VBROADCASTSS 20(R11), Z17
-	VMINPS       Z16, Z10, Z18
-	VMAXPS       Z16, Z10, Z10
+	VMINPS       Z10, Z16, Z18
+	VMAXPS       Z10, Z16, Z10
 	VFMADD231PS  Z17, Z18, Z10
-	VMINPS       Z16, Z11, Z18
-	VMAXPS       Z16, Z11, Z11
+	VMINPS       Z11, Z16, Z18
+	VMAXPS       Z11, Z16, Z11
 	VFMADD231PS  Z17, Z18, Z11
 	VBROADCASTSS 24(R11), Z17
-	VMINPS       Z16, Z12, Z18
-	VMAXPS       Z16, Z12, Z12
+	VMINPS       Z12, Z16, Z18
+	VMAXPS       Z12, Z16, Z12
 	VFMADD231PS  Z17, Z18, Z12
-	VMINPS       Z16, Z13, Z18
-	VMAXPS       Z16, Z13, Z13
+	VMINPS       Z13, Z16, Z18
+	VMAXPS       Z13, Z16, Z13
 	VFMADD231PS  Z17, Z18, Z13
 	VBROADCASTSS 28(R11), Z17
-	VMINPS       Z16, Z14, Z18
-	VMAXPS       Z16, Z14, Z14
+	VMINPS       Z14, Z16, Z18
+	VMAXPS       Z14, Z16, Z14
 	VFMADD231PS  Z17, Z18, Z14
-	VMINPS       Z16, Z15, Z18
-	VMAXPS       Z16, Z15, Z15
+	VMINPS       Z15, Z16, Z18
+	VMAXPS       Z15, Z16, Z15
 	VFMADD231PS  Z17, Z18, Z15
 
 noprelu:
@@ -9148,52 +9148,52 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Z17
 	VBROADCASTSS (R13), Z19
-	VMAXPS       Z17, Z0, Z0
-	VMINPS       Z19, Z0, Z0
-	VMAXPS       Z17, Z1, Z1
-	VMINPS       Z19, Z1, Z1
+	VMAXPS       Z0, Z17, Z0
+	VMINPS       Z0, Z19, Z0
+	VMAXPS       Z1, Z17, Z1
+	VMINPS       Z1, Z19, Z1
 	VBROADCASTSS 4(R12), Z17
 	VBROADCASTSS 4(R13), Z19
-	VMAXPS       Z17, Z2, Z2
-	VMINPS       Z19, Z2, Z2
-	VMAXPS       Z17, Z3, Z3
-	VMINPS       Z19, Z3, Z3
+	VMAXPS       Z2, Z17, Z2
+	VMINPS       Z2, Z19, Z2
+	VMAXPS       Z3, Z17, Z3
+	VMINPS       Z3, Z19, Z3
 	VBROADCASTSS 8(R12), Z17
 	VBROADCASTSS 8(R13), Z19
-	VMAXPS       Z17, Z4, Z4
-	VMINPS       Z19, Z4, Z4
-	VMAXPS       Z17, Z5, Z5
-	VMINPS       Z19, Z5, Z5
+	VMAXPS       Z4, Z17, Z4
+	VMINPS       Z4, Z19, Z4
+	VMAXPS       Z5, Z17, Z5
+	VMINPS       Z5, Z19, Z5
 	VBROADCASTSS 12(R12), Z17
 	VBROADCASTSS 12(R13), Z19
-	VMAXPS       Z17, Z6, Z6
-	VMINPS       Z19, Z6, Z6
-	VMAXPS       Z17, Z7, Z7
-	VMINPS       Z19, Z7, Z7
+	VMAXPS       Z6, Z17, Z6
+	VMINPS       Z6, Z19, Z6
+	VMAXPS       Z7, Z17, Z7
+	VMINPS       Z7, Z19, Z7
 	VBROADCASTSS 16(R12), Z17
 	VBROADCASTSS 16(R13), Z19
-	VMAXPS       Z17, Z8, Z8
-	VMINPS       Z19, Z8, Z8
-	VMAXPS       Z17, Z9, Z9
-	VMINPS       Z19, Z9, Z9
+	VMAXPS       Z8, Z17, Z8
+	VMINPS       Z8, Z19, Z8
+	VMAXPS       Z9, Z17, Z9
+	VMINPS       Z9, Z19, Z9
 	VBROADCASTSS 20(R12), Z17
 	VBROADCASTSS 20(R13), Z19
-	VMAXPS       Z17, Z10, Z10
-	VMINPS       Z19, Z10, Z10
-	VMAXPS       Z17, Z11, Z11
-	VMINPS       Z19, Z11, Z11
+	VMAXPS       Z10, Z17, Z10
+	VMINPS       Z10, Z19, Z10
+	VMAXPS       Z11, Z17, Z11
+	VMINPS       Z11, Z19, Z11
 	VBROADCASTSS 24(R12), Z17
 	VBROADCASTSS 24(R13), Z19
-	VMAXPS       Z17, Z12, Z12
-	VMINPS       Z19, Z12, Z12
-	VMAXPS       Z17, Z13, Z13
-	VMINPS       Z19, Z13, Z13
+	VMAXPS       Z12, Z17, Z12
+	VMINPS       Z12, Z19, Z12
+	VMAXPS       Z13, Z17, Z13
+	VMINPS       Z13, Z19, Z13
 	VBROADCASTSS 28(R12), Z17
 	VBROADCASTSS 28(R13), Z19
-	VMAXPS       Z17, Z14, Z14
-	VMINPS       Z19, Z14, Z14
-	VMAXPS       Z17, Z15, Z15
-	VMINPS       Z19, Z15, Z15
+	VMAXPS       Z14, Z17, Z14
+	VMINPS       Z14, Z19, Z14
+	VMAXPS       Z15, Z17, Z15
+	VMINPS       Z15, Z19, Z15
 
 noclamp:
 	MOVQ    DX, BX
@@ -9349,28 +9349,28 @@ nobias:
 	VXORPS Y2, Y2, Y2
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y2, Y0, Y0
-	VMAXPS Y2, Y1, Y1
+	VMAXPS Y0, Y2, Y0
+	VMAXPS Y1, Y2, Y1
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y3
-	VMAXPS       Y2, Y0, Y0
-	VMINPS       Y3, Y0, Y0
-	VMAXPS       Y2, Y1, Y1
-	VMINPS       Y3, Y1, Y1
+	VMAXPS       Y0, Y2, Y0
+	VMINPS       Y0, Y3, Y0
+	VMAXPS       Y1, Y2, Y1
+	VMINPS       Y1, Y3, Y1
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Y3
-	VMINPS       Y2, Y0, Y4
-	VMAXPS       Y2, Y0, Y0
+	VMINPS       Y0, Y2, Y4
+	VMAXPS       Y0, Y2, Y0
 	VFMADD231PS  Y3, Y4, Y0
-	VMINPS       Y2, Y1, Y4
-	VMAXPS       Y2, Y1, Y1
+	VMINPS       Y1, Y2, Y4
+	VMAXPS       Y1, Y2, Y1
 	VFMADD231PS  Y3, Y4, Y1
 
 noprelu:
@@ -9380,10 +9380,10 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Y3
 	VBROADCASTSS (R13), Y5
-	VMAXPS       Y3, Y0, Y0
-	VMINPS       Y5, Y0, Y0
-	VMAXPS       Y3, Y1, Y1
-	VMINPS       Y5, Y1, Y1
+	VMAXPS       Y0, Y3, Y0
+	VMINPS       Y0, Y5, Y0
+	VMAXPS       Y1, Y3, Y1
+	VMINPS       Y1, Y5, Y1
 
 noclamp:
 	MOVQ    DX, BX
@@ -9484,28 +9484,28 @@ nobias:
 	VXORPS Y2, Y2, Y2
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y2, Y0, Y0
-	VMAXPS Y2, Y1, Y1
+	VMAXPS Y0, Y2, Y0
+	VMAXPS Y1, Y2, Y1
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y3
-	VMAXPS       Y2, Y0, Y0
-	VMINPS       Y3, Y0, Y0
-	VMAXPS       Y2, Y1, Y1
-	VMINPS       Y3, Y1, Y1
+	VMAXPS       Y0, Y2, Y0
+	VMINPS       Y0, Y3, Y0
+	VMAXPS       Y1, Y2, Y1
+	VMINPS       Y1, Y3, Y1
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y3
-	VMINPS       Y2, Y0, Y4
-	VMAXPS       Y2, Y0, Y0
+	VMINPS       Y0, Y2, Y4
+	VMAXPS       Y0, Y2, Y0
 	VFMADD231PS  Y3, Y4, Y0
-	VMINPS       Y2, Y1, Y4
-	VMAXPS       Y2, Y1, Y1
+	VMINPS       Y1, Y2, Y4
+	VMAXPS       Y1, Y2, Y1
 	VFMADD231PS  Y3, Y4, Y1
 
 noprelu:
@@ -9515,10 +9515,10 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y3
 	VBROADCASTSS (R13), Y5
-	VMAXPS       Y3, Y0, Y0
-	VMINPS       Y5, Y0, Y0
-	VMAXPS       Y3, Y1, Y1
-	VMINPS       Y5, Y1, Y1
+	VMAXPS       Y0, Y3, Y0
+	VMINPS       Y0, Y5, Y0
+	VMAXPS       Y1, Y3, Y1
+	VMINPS       Y1, Y5, Y1
 
 noclamp:
 	MOVQ    DX, BX
@@ -9628,28 +9628,28 @@ nobias:
 	VXORPS Y2, Y2, Y2
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y2, Y0, Y0
-	VMAXPS Y2, Y1, Y1
+	VMAXPS Y0, Y2, Y0
+	VMAXPS Y1, Y2, Y1
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y3
-	VMAXPS       Y2, Y0, Y0
-	VMINPS       Y3, Y0, Y0
-	VMAXPS       Y2, Y1, Y1
-	VMINPS       Y3, Y1, Y1
+	VMAXPS       Y0, Y2, Y0
+	VMINPS       Y0, Y3, Y0
+	VMAXPS       Y1, Y2, Y1
+	VMINPS       Y1, Y3, Y1
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y3
-	VMINPS       Y2, Y0, Y4
-	VMAXPS       Y2, Y0, Y0
+	VMINPS       Y0, Y2, Y4
+	VMAXPS       Y0, Y2, Y0
 	VFMADD231PS  Y3, Y4, Y0
-	VMINPS       Y2, Y1, Y4
-	VMAXPS       Y2, Y1, Y1
+	VMINPS       Y1, Y2, Y4
+	VMAXPS       Y1, Y2, Y1
 	VFMADD231PS  Y3, Y4, Y1
 
 noprelu:
@@ -9659,10 +9659,10 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y3
 	VBROADCASTSS (R13), Y5
-	VMAXPS       Y3, Y0, Y0
-	VMINPS       Y5, Y0, Y0
-	VMAXPS       Y3, Y1, Y1
-	VMINPS       Y5, Y1, Y1
+	VMAXPS       Y0, Y3, Y0
+	VMINPS       Y0, Y5, Y0
+	VMAXPS       Y1, Y3, Y1
+	VMINPS       Y1, Y5, Y1
 
 noclamp:
 	MOVQ    DX, BX
@@ -9775,41 +9775,41 @@ nobias:
 	VXORPS Y4, Y4, Y4
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y4, Y0, Y0
-	VMAXPS Y4, Y1, Y1
-	VMAXPS Y4, Y2, Y2
-	VMAXPS Y4, Y3, Y3
+	VMAXPS Y0, Y4, Y0
+	VMAXPS Y1, Y4, Y1
+	VMAXPS Y2, Y4, Y2
+	VMAXPS Y3, Y4, Y3
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y5
-	VMAXPS       Y4, Y0, Y0
-	VMINPS       Y5, Y0, Y0
-	VMAXPS       Y4, Y1, Y1
-	VMINPS       Y5, Y1, Y1
-	VMAXPS       Y4, Y2, Y2
-	VMINPS       Y5, Y2, Y2
-	VMAXPS       Y4, Y3, Y3
-	VMINPS       Y5, Y3, Y3
+	VMAXPS       Y0, Y4, Y0
+	VMINPS       Y0, Y5, Y0
+	VMAXPS       Y1, Y4, Y1
+	VMINPS       Y1, Y5, Y1
+	VMAXPS       Y2, Y4, Y2
+	VMINPS       Y2, Y5, Y2
+	VMAXPS       Y3, Y4, Y3
+	VMINPS       Y3, Y5, Y3
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Y5
-	VMINPS       Y4, Y0, Y6
-	VMAXPS       Y4, Y0, Y0
+	VMINPS       Y0, Y4, Y6
+	VMAXPS       Y0, Y4, Y0
 	VFMADD231PS  Y5, Y6, Y0
-	VMINPS       Y4, Y1, Y6
-	VMAXPS       Y4, Y1, Y1
+	VMINPS       Y1, Y4, Y6
+	VMAXPS       Y1, Y4, Y1
 	VFMADD231PS  Y5, Y6, Y1
 	VBROADCASTSS 4(R11), Y5
-	VMINPS       Y4, Y2, Y6
-	VMAXPS       Y4, Y2, Y2
+	VMINPS       Y2, Y4, Y6
+	VMAXPS       Y2, Y4, Y2
 	VFMADD231PS  Y5, Y6, Y2
-	VMINPS       Y4, Y3, Y6
-	VMAXPS       Y4, Y3, Y3
+	VMINPS       Y3, Y4, Y6
+	VMAXPS       Y3, Y4, Y3
 	VFMADD231PS  Y5, Y6, Y3
 
 noprelu:
@@ -9819,16 +9819,16 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Y5
 	VBROADCASTSS (R13), Y7
-	VMAXPS       Y5, Y0, Y0
-	VMINPS       Y7, Y0, Y0
-	VMAXPS       Y5, Y1, Y1
-	VMINPS       Y7, Y1, Y1
+	VMAXPS       Y0, Y5, Y0
+	VMINPS       Y0, Y7, Y0
+	VMAXPS       Y1, Y5, Y1
+	VMINPS       Y1, Y7, Y1
 	VBROADCASTSS 4(R12), Y5
 	VBROADCASTSS 4(R13), Y7
-	VMAXPS       Y5, Y2, Y2
-	VMINPS       Y7, Y2, Y2
-	VMAXPS       Y5, Y3, Y3
-	VMINPS       Y7, Y3, Y3
+	VMAXPS       Y2, Y5, Y2
+	VMINPS       Y2, Y7, Y2
+	VMAXPS       Y3, Y5, Y3
+	VMINPS       Y3, Y7, Y3
 
 noclamp:
 	MOVQ    DX, BX
@@ -9951,41 +9951,41 @@ nobias:
 	VXORPS Y4, Y4, Y4
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y4, Y0, Y0
-	VMAXPS Y4, Y1, Y1
-	VMAXPS Y4, Y2, Y2
-	VMAXPS Y4, Y3, Y3
+	VMAXPS Y0, Y4, Y0
+	VMAXPS Y1, Y4, Y1
+	VMAXPS Y2, Y4, Y2
+	VMAXPS Y3, Y4, Y3
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y5
-	VMAXPS       Y4, Y0, Y0
-	VMINPS       Y5, Y0, Y0
-	VMAXPS       Y4, Y1, Y1
-	VMINPS       Y5, Y1, Y1
-	VMAXPS       Y4, Y2, Y2
-	VMINPS       Y5, Y2, Y2
-	VMAXPS       Y4, Y3, Y3
-	VMINPS       Y5, Y3, Y3
+	VMAXPS       Y0, Y4, Y0
+	VMINPS       Y0, Y5, Y0
+	VMAXPS       Y1, Y4, Y1
+	VMINPS       Y1, Y5, Y1
+	VMAXPS       Y2, Y4, Y2
+	VMINPS       Y2, Y5, Y2
+	VMAXPS       Y3, Y4, Y3
+	VMINPS       Y3, Y5, Y3
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y5
-	VMINPS       Y4, Y0, Y6
-	VMAXPS       Y4, Y0, Y0
+	VMINPS       Y0, Y4, Y6
+	VMAXPS       Y0, Y4, Y0
 	VFMADD231PS  Y5, Y6, Y0
-	VMINPS       Y4, Y1, Y6
-	VMAXPS       Y4, Y1, Y1
+	VMINPS       Y1, Y4, Y6
+	VMAXPS       Y1, Y4, Y1
 	VFMADD231PS  Y5, Y6, Y1
 	VBROADCASTSS 4(R11), Y5
-	VMINPS       Y4, Y2, Y6
-	VMAXPS       Y4, Y2, Y2
+	VMINPS       Y2, Y4, Y6
+	VMAXPS       Y2, Y4, Y2
 	VFMADD231PS  Y5, Y6, Y2
-	VMINPS       Y4, Y3, Y6
-	VMAXPS       Y4, Y3, Y3
+	VMINPS       Y3, Y4, Y6
+	VMAXPS       Y3, Y4, Y3
 	VFMADD231PS  Y5, Y6, Y3
 
 noprelu:
@@ -9995,16 +9995,16 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y5
 	VBROADCASTSS (R13), Y7
-	VMAXPS       Y5, Y0, Y0
-	VMINPS       Y7, Y0, Y0
-	VMAXPS       Y5, Y1, Y1
-	VMINPS       Y7, Y1, Y1
+	VMAXPS       Y0, Y5, Y0
+	VMINPS       Y0, Y7, Y0
+	VMAXPS       Y1, Y5, Y1
+	VMINPS       Y1, Y7, Y1
 	VBROADCASTSS 4(R12), Y5
 	VBROADCASTSS 4(R13), Y7
-	VMAXPS       Y5, Y2, Y2
-	VMINPS       Y7, Y2, Y2
-	VMAXPS       Y5, Y3, Y3
-	VMINPS       Y7, Y3, Y3
+	VMAXPS       Y2, Y5, Y2
+	VMINPS       Y2, Y7, Y2
+	VMAXPS       Y3, Y5, Y3
+	VMINPS       Y3, Y7, Y3
 
 noclamp:
 	MOVQ    DX, BX
@@ -10136,41 +10136,41 @@ nobias:
 	VXORPS Y4, Y4, Y4
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y4, Y0, Y0
-	VMAXPS Y4, Y1, Y1
-	VMAXPS Y4, Y2, Y2
-	VMAXPS Y4, Y3, Y3
+	VMAXPS Y0, Y4, Y0
+	VMAXPS Y1, Y4, Y1
+	VMAXPS Y2, Y4, Y2
+	VMAXPS Y3, Y4, Y3
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y5
-	VMAXPS       Y4, Y0, Y0
-	VMINPS       Y5, Y0, Y0
-	VMAXPS       Y4, Y1, Y1
-	VMINPS       Y5, Y1, Y1
-	VMAXPS       Y4, Y2, Y2
-	VMINPS       Y5, Y2, Y2
-	VMAXPS       Y4, Y3, Y3
-	VMINPS       Y5, Y3, Y3
+	VMAXPS       Y0, Y4, Y0
+	VMINPS       Y0, Y5, Y0
+	VMAXPS       Y1, Y4, Y1
+	VMINPS       Y1, Y5, Y1
+	VMAXPS       Y2, Y4, Y2
+	VMINPS       Y2, Y5, Y2
+	VMAXPS       Y3, Y4, Y3
+	VMINPS       Y3, Y5, Y3
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y5
-	VMINPS       Y4, Y0, Y6
-	VMAXPS       Y4, Y0, Y0
+	VMINPS       Y0, Y4, Y6
+	VMAXPS       Y0, Y4, Y0
 	VFMADD231PS  Y5, Y6, Y0
-	VMINPS       Y4, Y1, Y6
-	VMAXPS       Y4, Y1, Y1
+	VMINPS       Y1, Y4, Y6
+	VMAXPS       Y1, Y4, Y1
 	VFMADD231PS  Y5, Y6, Y1
 	VBROADCASTSS 4(R11), Y5
-	VMINPS       Y4, Y2, Y6
-	VMAXPS       Y4, Y2, Y2
+	VMINPS       Y2, Y4, Y6
+	VMAXPS       Y2, Y4, Y2
 	VFMADD231PS  Y5, Y6, Y2
-	VMINPS       Y4, Y3, Y6
-	VMAXPS       Y4, Y3, Y3
+	VMINPS       Y3, Y4, Y6
+	VMAXPS       Y3, Y4, Y3
 	VFMADD231PS  Y5, Y6, Y3
 
 noprelu:
@@ -10180,16 +10180,16 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y5
 	VBROADCASTSS (R13), Y7
-	VMAXPS       Y5, Y0, Y0
-	VMINPS       Y7, Y0, Y0
-	VMAXPS       Y5, Y1, Y1
-	VMINPS       Y7, Y1, Y1
+	VMAXPS       Y0, Y5, Y0
+	VMINPS       Y0, Y7, Y0
+	VMAXPS       Y1, Y5, Y1
+	VMINPS       Y1, Y7, Y1
 	VBROADCASTSS 4(R12), Y5
 	VBROADCASTSS 4(R13), Y7
-	VMAXPS       Y5, Y2, Y2
-	VMINPS       Y7, Y2, Y2
-	VMAXPS       Y5, Y3, Y3
-	VMINPS       Y7, Y3, Y3
+	VMAXPS       Y2, Y5, Y2
+	VMINPS       Y2, Y7, Y2
+	VMAXPS       Y3, Y5, Y3
+	VMINPS       Y3, Y7, Y3
 
 noclamp:
 	MOVQ    DX, BX
@@ -10332,54 +10332,54 @@ nobias:
 	VXORPS Y6, Y6, Y6
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y6, Y0, Y0
-	VMAXPS Y6, Y1, Y1
-	VMAXPS Y6, Y2, Y2
-	VMAXPS Y6, Y3, Y3
-	VMAXPS Y6, Y4, Y4
-	VMAXPS Y6, Y5, Y5
+	VMAXPS Y0, Y6, Y0
+	VMAXPS Y1, Y6, Y1
+	VMAXPS Y2, Y6, Y2
+	VMAXPS Y3, Y6, Y3
+	VMAXPS Y4, Y6, Y4
+	VMAXPS Y5, Y6, Y5
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y7
-	VMAXPS       Y6, Y0, Y0
-	VMINPS       Y7, Y0, Y0
-	VMAXPS       Y6, Y1, Y1
-	VMINPS       Y7, Y1, Y1
-	VMAXPS       Y6, Y2, Y2
-	VMINPS       Y7, Y2, Y2
-	VMAXPS       Y6, Y3, Y3
-	VMINPS       Y7, Y3, Y3
-	VMAXPS       Y6, Y4, Y4
-	VMINPS       Y7, Y4, Y4
-	VMAXPS       Y6, Y5, Y5
-	VMINPS       Y7, Y5, Y5
+	VMAXPS       Y0, Y6, Y0
+	VMINPS       Y0, Y7, Y0
+	VMAXPS       Y1, Y6, Y1
+	VMINPS       Y1, Y7, Y1
+	VMAXPS       Y2, Y6, Y2
+	VMINPS       Y2, Y7, Y2
+	VMAXPS       Y3, Y6, Y3
+	VMINPS       Y3, Y7, Y3
+	VMAXPS       Y4, Y6, Y4
+	VMINPS       Y4, Y7, Y4
+	VMAXPS       Y5, Y6, Y5
+	VMINPS       Y5, Y7, Y5
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Y7
-	VMINPS       Y6, Y0, Y8
-	VMAXPS       Y6, Y0, Y0
+	VMINPS       Y0, Y6, Y8
+	VMAXPS       Y0, Y6, Y0
 	VFMADD231PS  Y7, Y8, Y0
-	VMINPS       Y6, Y1, Y8
-	VMAXPS       Y6, Y1, Y1
+	VMINPS       Y1, Y6, Y8
+	VMAXPS       Y1, Y6, Y1
 	VFMADD231PS  Y7, Y8, Y1
 	VBROADCASTSS 4(R11), Y7
-	VMINPS       Y6, Y2, Y8
-	VMAXPS       Y6, Y2, Y2
+	VMINPS       Y2, Y6, Y8
+	VMAXPS       Y2, Y6, Y2
 	VFMADD231PS  Y7, Y8, Y2
-	VMINPS       Y6, Y3, Y8
-	VMAXPS       Y6, Y3, Y3
+	VMINPS       Y3, Y6, Y8
+	VMAXPS       Y3, Y6, Y3
 	VFMADD231PS  Y7, Y8, Y3
 	VBROADCASTSS 8(R11), Y7
-	VMINPS       Y6, Y4, Y8
-	VMAXPS       Y6, Y4, Y4
+	VMINPS       Y4, Y6, Y8
+	VMAXPS       Y4, Y6, Y4
 	VFMADD231PS  Y7, Y8, Y4
-	VMINPS       Y6, Y5, Y8
-	VMAXPS       Y6, Y5, Y5
+	VMINPS       Y5, Y6, Y8
+	VMAXPS       Y5, Y6, Y5
 	VFMADD231PS  Y7, Y8, Y5
 
 noprelu:
@@ -10389,22 +10389,22 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Y7
 	VBROADCASTSS (R13), Y9
-	VMAXPS       Y7, Y0, Y0
-	VMINPS       Y9, Y0, Y0
-	VMAXPS       Y7, Y1, Y1
-	VMINPS       Y9, Y1, Y1
+	VMAXPS       Y0, Y7, Y0
+	VMINPS       Y0, Y9, Y0
+	VMAXPS       Y1, Y7, Y1
+	VMINPS       Y1, Y9, Y1
 	VBROADCASTSS 4(R12), Y7
 	VBROADCASTSS 4(R13), Y9
-	VMAXPS       Y7, Y2, Y2
-	VMINPS       Y9, Y2, Y2
-	VMAXPS       Y7, Y3, Y3
-	VMINPS       Y9, Y3, Y3
+	VMAXPS       Y2, Y7, Y2
+	VMINPS       Y2, Y9, Y2
+	VMAXPS       Y3, Y7, Y3
+	VMINPS       Y3, Y9, Y3
 	VBROADCASTSS 8(R12), Y7
 	VBROADCASTSS 8(R13), Y9
-	VMAXPS       Y7, Y4, Y4
-	VMINPS       Y9, Y4, Y4
-	VMAXPS       Y7, Y5, Y5
-	VMINPS       Y9, Y5, Y5
+	VMAXPS       Y4, Y7, Y4
+	VMINPS       Y4, Y9, Y4
+	VMAXPS       Y5, Y7, Y5
+	VMINPS       Y5, Y9, Y5
 
 noclamp:
 	MOVQ    DX, BX
@@ -10557,54 +10557,54 @@ nobias:
 	VXORPS Y6, Y6, Y6
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y6, Y0, Y0
-	VMAXPS Y6, Y1, Y1
-	VMAXPS Y6, Y2, Y2
-	VMAXPS Y6, Y3, Y3
-	VMAXPS Y6, Y4, Y4
-	VMAXPS Y6, Y5, Y5
+	VMAXPS Y0, Y6, Y0
+	VMAXPS Y1, Y6, Y1
+	VMAXPS Y2, Y6, Y2
+	VMAXPS Y3, Y6, Y3
+	VMAXPS Y4, Y6, Y4
+	VMAXPS Y5, Y6, Y5
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y7
-	VMAXPS       Y6, Y0, Y0
-	VMINPS       Y7, Y0, Y0
-	VMAXPS       Y6, Y1, Y1
-	VMINPS       Y7, Y1, Y1
-	VMAXPS       Y6, Y2, Y2
-	VMINPS       Y7, Y2, Y2
-	VMAXPS       Y6, Y3, Y3
-	VMINPS       Y7, Y3, Y3
-	VMAXPS       Y6, Y4, Y4
-	VMINPS       Y7, Y4, Y4
-	VMAXPS       Y6, Y5, Y5
-	VMINPS       Y7, Y5, Y5
+	VMAXPS       Y0, Y6, Y0
+	VMINPS       Y0, Y7, Y0
+	VMAXPS       Y1, Y6, Y1
+	VMINPS       Y1, Y7, Y1
+	VMAXPS       Y2, Y6, Y2
+	VMINPS       Y2, Y7, Y2
+	VMAXPS       Y3, Y6, Y3
+	VMINPS       Y3, Y7, Y3
+	VMAXPS       Y4, Y6, Y4
+	VMINPS       Y4, Y7, Y4
+	VMAXPS       Y5, Y6, Y5
+	VMINPS       Y5, Y7, Y5
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y7
-	VMINPS       Y6, Y0, Y8
-	VMAXPS       Y6, Y0, Y0
+	VMINPS       Y0, Y6, Y8
+	VMAXPS       Y0, Y6, Y0
 	VFMADD231PS  Y7, Y8, Y0
-	VMINPS       Y6, Y1, Y8
-	VMAXPS       Y6, Y1, Y1
+	VMINPS       Y1, Y6, Y8
+	VMAXPS       Y1, Y6, Y1
 	VFMADD231PS  Y7, Y8, Y1
 	VBROADCASTSS 4(R11), Y7
-	VMINPS       Y6, Y2, Y8
-	VMAXPS       Y6, Y2, Y2
+	VMINPS       Y2, Y6, Y8
+	VMAXPS       Y2, Y6, Y2
 	VFMADD231PS  Y7, Y8, Y2
-	VMINPS       Y6, Y3, Y8
-	VMAXPS       Y6, Y3, Y3
+	VMINPS       Y3, Y6, Y8
+	VMAXPS       Y3, Y6, Y3
 	VFMADD231PS  Y7, Y8, Y3
 	VBROADCASTSS 8(R11), Y7
-	VMINPS       Y6, Y4, Y8
-	VMAXPS       Y6, Y4, Y4
+	VMINPS       Y4, Y6, Y8
+	VMAXPS       Y4, Y6, Y4
 	VFMADD231PS  Y7, Y8, Y4
-	VMINPS       Y6, Y5, Y8
-	VMAXPS       Y6, Y5, Y5
+	VMINPS       Y5, Y6, Y8
+	VMAXPS       Y5, Y6, Y5
 	VFMADD231PS  Y7, Y8, Y5
 
 noprelu:
@@ -10614,22 +10614,22 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y7
 	VBROADCASTSS (R13), Y9
-	VMAXPS       Y7, Y0, Y0
-	VMINPS       Y9, Y0, Y0
-	VMAXPS       Y7, Y1, Y1
-	VMINPS       Y9, Y1, Y1
+	VMAXPS       Y0, Y7, Y0
+	VMINPS       Y0, Y9, Y0
+	VMAXPS       Y1, Y7, Y1
+	VMINPS       Y1, Y9, Y1
 	VBROADCASTSS 4(R12), Y7
 	VBROADCASTSS 4(R13), Y9
-	VMAXPS       Y7, Y2, Y2
-	VMINPS       Y9, Y2, Y2
-	VMAXPS       Y7, Y3, Y3
-	VMINPS       Y9, Y3, Y3
+	VMAXPS       Y2, Y7, Y2
+	VMINPS       Y2, Y9, Y2
+	VMAXPS       Y3, Y7, Y3
+	VMINPS       Y3, Y9, Y3
 	VBROADCASTSS 8(R12), Y7
 	VBROADCASTSS 8(R13), Y9
-	VMAXPS       Y7, Y4, Y4
-	VMINPS       Y9, Y4, Y4
-	VMAXPS       Y7, Y5, Y5
-	VMINPS       Y9, Y5, Y5
+	VMAXPS       Y4, Y7, Y4
+	VMINPS       Y4, Y9, Y4
+	VMAXPS       Y5, Y7, Y5
+	VMINPS       Y5, Y9, Y5
 
 noclamp:
 	MOVQ    DX, BX
@@ -10791,54 +10791,54 @@ nobias:
 	VXORPS Y6, Y6, Y6
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y6, Y0, Y0
-	VMAXPS Y6, Y1, Y1
-	VMAXPS Y6, Y2, Y2
-	VMAXPS Y6, Y3, Y3
-	VMAXPS Y6, Y4, Y4
-	VMAXPS Y6, Y5, Y5
+	VMAXPS Y0, Y6, Y0
+	VMAXPS Y1, Y6, Y1
+	VMAXPS Y2, Y6, Y2
+	VMAXPS Y3, Y6, Y3
+	VMAXPS Y4, Y6, Y4
+	VMAXPS Y5, Y6, Y5
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y7
-	VMAXPS       Y6, Y0, Y0
-	VMINPS       Y7, Y0, Y0
-	VMAXPS       Y6, Y1, Y1
-	VMINPS       Y7, Y1, Y1
-	VMAXPS       Y6, Y2, Y2
-	VMINPS       Y7, Y2, Y2
-	VMAXPS       Y6, Y3, Y3
-	VMINPS       Y7, Y3, Y3
-	VMAXPS       Y6, Y4, Y4
-	VMINPS       Y7, Y4, Y4
-	VMAXPS       Y6, Y5, Y5
-	VMINPS       Y7, Y5, Y5
+	VMAXPS       Y0, Y6, Y0
+	VMINPS       Y0, Y7, Y0
+	VMAXPS       Y1, Y6, Y1
+	VMINPS       Y1, Y7, Y1
+	VMAXPS       Y2, Y6, Y2
+	VMINPS       Y2, Y7, Y2
+	VMAXPS       Y3, Y6, Y3
+	VMINPS       Y3, Y7, Y3
+	VMAXPS       Y4, Y6, Y4
+	VMINPS       Y4, Y7, Y4
+	VMAXPS       Y5, Y6, Y5
+	VMINPS       Y5, Y7, Y5
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y7
-	VMINPS       Y6, Y0, Y8
-	VMAXPS       Y6, Y0, Y0
+	VMINPS       Y0, Y6, Y8
+	VMAXPS       Y0, Y6, Y0
 	VFMADD231PS  Y7, Y8, Y0
-	VMINPS       Y6, Y1, Y8
-	VMAXPS       Y6, Y1, Y1
+	VMINPS       Y1, Y6, Y8
+	VMAXPS       Y1, Y6, Y1
 	VFMADD231PS  Y7, Y8, Y1
 	VBROADCASTSS 4(R11), Y7
-	VMINPS       Y6, Y2, Y8
-	VMAXPS       Y6, Y2, Y2
+	VMINPS       Y2, Y6, Y8
+	VMAXPS       Y2, Y6, Y2
 	VFMADD231PS  Y7, Y8, Y2
-	VMINPS       Y6, Y3, Y8
-	VMAXPS       Y6, Y3, Y3
+	VMINPS       Y3, Y6, Y8
+	VMAXPS       Y3, Y6, Y3
 	VFMADD231PS  Y7, Y8, Y3
 	VBROADCASTSS 8(R11), Y7
-	VMINPS       Y6, Y4, Y8
-	VMAXPS       Y6, Y4, Y4
+	VMINPS       Y4, Y6, Y8
+	VMAXPS       Y4, Y6, Y4
 	VFMADD231PS  Y7, Y8, Y4
-	VMINPS       Y6, Y5, Y8
-	VMAXPS       Y6, Y5, Y5
+	VMINPS       Y5, Y6, Y8
+	VMAXPS       Y5, Y6, Y5
 	VFMADD231PS  Y7, Y8, Y5
 
 noprelu:
@@ -10848,22 +10848,22 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y7
 	VBROADCASTSS (R13), Y9
-	VMAXPS       Y7, Y0, Y0
-	VMINPS       Y9, Y0, Y0
-	VMAXPS       Y7, Y1, Y1
-	VMINPS       Y9, Y1, Y1
+	VMAXPS       Y0, Y7, Y0
+	VMINPS       Y0, Y9, Y0
+	VMAXPS       Y1, Y7, Y1
+	VMINPS       Y1, Y9, Y1
 	VBROADCASTSS 4(R12), Y7
 	VBROADCASTSS 4(R13), Y9
-	VMAXPS       Y7, Y2, Y2
-	VMINPS       Y9, Y2, Y2
-	VMAXPS       Y7, Y3, Y3
-	VMINPS       Y9, Y3, Y3
+	VMAXPS       Y2, Y7, Y2
+	VMINPS       Y2, Y9, Y2
+	VMAXPS       Y3, Y7, Y3
+	VMINPS       Y3, Y9, Y3
 	VBROADCASTSS 8(R12), Y7
 	VBROADCASTSS 8(R13), Y9
-	VMAXPS       Y7, Y4, Y4
-	VMINPS       Y9, Y4, Y4
-	VMAXPS       Y7, Y5, Y5
-	VMINPS       Y9, Y5, Y5
+	VMAXPS       Y4, Y7, Y4
+	VMINPS       Y4, Y9, Y4
+	VMAXPS       Y5, Y7, Y5
+	VMINPS       Y5, Y9, Y5
 
 noclamp:
 	MOVQ    DX, BX
@@ -11020,67 +11020,67 @@ nobias:
 	VXORPS Y8, Y8, Y8
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y8, Y0, Y0
-	VMAXPS Y8, Y1, Y1
-	VMAXPS Y8, Y2, Y2
-	VMAXPS Y8, Y3, Y3
-	VMAXPS Y8, Y4, Y4
-	VMAXPS Y8, Y5, Y5
-	VMAXPS Y8, Y6, Y6
-	VMAXPS Y8, Y7, Y7
+	VMAXPS Y0, Y8, Y0
+	VMAXPS Y1, Y8, Y1
+	VMAXPS Y2, Y8, Y2
+	VMAXPS Y3, Y8, Y3
+	VMAXPS Y4, Y8, Y4
+	VMAXPS Y5, Y8, Y5
+	VMAXPS Y6, Y8, Y6
+	VMAXPS Y7, Y8, Y7
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y9
-	VMAXPS       Y8, Y0, Y0
-	VMINPS       Y9, Y0, Y0
-	VMAXPS       Y8, Y1, Y1
-	VMINPS       Y9, Y1, Y1
-	VMAXPS       Y8, Y2, Y2
-	VMINPS       Y9, Y2, Y2
-	VMAXPS       Y8, Y3, Y3
-	VMINPS       Y9, Y3, Y3
-	VMAXPS       Y8, Y4, Y4
-	VMINPS       Y9, Y4, Y4
-	VMAXPS       Y8, Y5, Y5
-	VMINPS       Y9, Y5, Y5
-	VMAXPS       Y8, Y6, Y6
-	VMINPS       Y9, Y6, Y6
-	VMAXPS       Y8, Y7, Y7
-	VMINPS       Y9, Y7, Y7
+	VMAXPS       Y0, Y8, Y0
+	VMINPS       Y0, Y9, Y0
+	VMAXPS       Y1, Y8, Y1
+	VMINPS       Y1, Y9, Y1
+	VMAXPS       Y2, Y8, Y2
+	VMINPS       Y2, Y9, Y2
+	VMAXPS       Y3, Y8, Y3
+	VMINPS       Y3, Y9, Y3
+	VMAXPS       Y4, Y8, Y4
+	VMINPS       Y4, Y9, Y4
+	VMAXPS       Y5, Y8, Y5
+	VMINPS       Y5, Y9, Y5
+	VMAXPS       Y6, Y8, Y6
+	VMINPS       Y6, Y9, Y6
+	VMAXPS       Y7, Y8, Y7
+	VMINPS       Y7, Y9, Y7
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Y9
-	VMINPS       Y8, Y0, Y10
-	VMAXPS       Y8, Y0, Y0
+	VMINPS       Y0, Y8, Y10
+	VMAXPS       Y0, Y8, Y0
 	VFMADD231PS  Y9, Y10, Y0
-	VMINPS       Y8, Y1, Y10
-	VMAXPS       Y8, Y1, Y1
+	VMINPS       Y1, Y8, Y10
+	VMAXPS       Y1, Y8, Y1
 	VFMADD231PS  Y9, Y10, Y1
 	VBROADCASTSS 4(R11), Y9
-	VMINPS       Y8, Y2, Y10
-	VMAXPS       Y8, Y2, Y2
+	VMINPS       Y2, Y8, Y10
+	VMAXPS       Y2, Y8, Y2
 	VFMADD231PS  Y9, Y10, Y2
-	VMINPS       Y8, Y3, Y10
-	VMAXPS       Y8, Y3, Y3
+	VMINPS       Y3, Y8, Y10
+	VMAXPS       Y3, Y8, Y3
 	VFMADD231PS  Y9, Y10, Y3
 	VBROADCASTSS 8(R11), Y9
-	VMINPS       Y8, Y4, Y10
-	VMAXPS       Y8, Y4, Y4
+	VMINPS       Y4, Y8, Y10
+	VMAXPS       Y4, Y8, Y4
 	VFMADD231PS  Y9, Y10, Y4
-	VMINPS       Y8, Y5, Y10
-	VMAXPS       Y8, Y5, Y5
+	VMINPS       Y5, Y8, Y10
+	VMAXPS       Y5, Y8, Y5
 	VFMADD231PS  Y9, Y10, Y5
 	VBROADCASTSS 12(R11), Y9
-	VMINPS       Y8, Y6, Y10
-	VMAXPS       Y8, Y6, Y6
+	VMINPS       Y6, Y8, Y10
+	VMAXPS       Y6, Y8, Y6
 	VFMADD231PS  Y9, Y10, Y6
-	VMINPS       Y8, Y7, Y10
-	VMAXPS       Y8, Y7, Y7
+	VMINPS       Y7, Y8, Y10
+	VMAXPS       Y7, Y8, Y7
 	VFMADD231PS  Y9, Y10, Y7
 
 noprelu:
@@ -11090,28 +11090,28 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Y9
 	VBROADCASTSS (R13), Y11
-	VMAXPS       Y9, Y0, Y0
-	VMINPS       Y11, Y0, Y0
-	VMAXPS       Y9, Y1, Y1
-	VMINPS       Y11, Y1, Y1
+	VMAXPS       Y0, Y9, Y0
+	VMINPS       Y0, Y11, Y0
+	VMAXPS       Y1, Y9, Y1
+	VMINPS       Y1, Y11, Y1
 	VBROADCASTSS 4(R12), Y9
 	VBROADCASTSS 4(R13), Y11
-	VMAXPS       Y9, Y2, Y2
-	VMINPS       Y11, Y2, Y2
-	VMAXPS       Y9, Y3, Y3
-	VMINPS       Y11, Y3, Y3
+	VMAXPS       Y2, Y9, Y2
+	VMINPS       Y2, Y11, Y2
+	VMAXPS       Y3, Y9, Y3
+	VMINPS       Y3, Y11, Y3
 	VBROADCASTSS 8(R12), Y9
 	VBROADCASTSS 8(R13), Y11
-	VMAXPS       Y9, Y4, Y4
-	VMINPS       Y11, Y4, Y4
-	VMAXPS       Y9, Y5, Y5
-	VMINPS       Y11, Y5, Y5
+	VMAXPS       Y4, Y9, Y4
+	VMINPS       Y4, Y11, Y4
+	VMAXPS       Y5, Y9, Y5
+	VMINPS       Y5, Y11, Y5
 	VBROADCASTSS 12(R12), Y9
 	VBROADCASTSS 12(R13), Y11
-	VMAXPS       Y9, Y6, Y6
-	VMINPS       Y11, Y6, Y6
-	VMAXPS       Y9, Y7, Y7
-	VMINPS       Y11, Y7, Y7
+	VMAXPS       Y6, Y9, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y9, Y7
+	VMINPS       Y7, Y11, Y7
 
 noclamp:
 	MOVQ    DX, BX
@@ -11278,67 +11278,67 @@ nobias:
 	VXORPS Y8, Y8, Y8
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y8, Y0, Y0
-	VMAXPS Y8, Y1, Y1
-	VMAXPS Y8, Y2, Y2
-	VMAXPS Y8, Y3, Y3
-	VMAXPS Y8, Y4, Y4
-	VMAXPS Y8, Y5, Y5
-	VMAXPS Y8, Y6, Y6
-	VMAXPS Y8, Y7, Y7
+	VMAXPS Y0, Y8, Y0
+	VMAXPS Y1, Y8, Y1
+	VMAXPS Y2, Y8, Y2
+	VMAXPS Y3, Y8, Y3
+	VMAXPS Y4, Y8, Y4
+	VMAXPS Y5, Y8, Y5
+	VMAXPS Y6, Y8, Y6
+	VMAXPS Y7, Y8, Y7
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y9
-	VMAXPS       Y8, Y0, Y0
-	VMINPS       Y9, Y0, Y0
-	VMAXPS       Y8, Y1, Y1
-	VMINPS       Y9, Y1, Y1
-	VMAXPS       Y8, Y2, Y2
-	VMINPS       Y9, Y2, Y2
-	VMAXPS       Y8, Y3, Y3
-	VMINPS       Y9, Y3, Y3
-	VMAXPS       Y8, Y4, Y4
-	VMINPS       Y9, Y4, Y4
-	VMAXPS       Y8, Y5, Y5
-	VMINPS       Y9, Y5, Y5
-	VMAXPS       Y8, Y6, Y6
-	VMINPS       Y9, Y6, Y6
-	VMAXPS       Y8, Y7, Y7
-	VMINPS       Y9, Y7, Y7
+	VMAXPS       Y0, Y8, Y0
+	VMINPS       Y0, Y9, Y0
+	VMAXPS       Y1, Y8, Y1
+	VMINPS       Y1, Y9, Y1
+	VMAXPS       Y2, Y8, Y2
+	VMINPS       Y2, Y9, Y2
+	VMAXPS       Y3, Y8, Y3
+	VMINPS       Y3, Y9, Y3
+	VMAXPS       Y4, Y8, Y4
+	VMINPS       Y4, Y9, Y4
+	VMAXPS       Y5, Y8, Y5
+	VMINPS       Y5, Y9, Y5
+	VMAXPS       Y6, Y8, Y6
+	VMINPS       Y6, Y9, Y6
+	VMAXPS       Y7, Y8, Y7
+	VMINPS       Y7, Y9, Y7
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y9
-	VMINPS       Y8, Y0, Y10
-	VMAXPS       Y8, Y0, Y0
+	VMINPS       Y0, Y8, Y10
+	VMAXPS       Y0, Y8, Y0
 	VFMADD231PS  Y9, Y10, Y0
-	VMINPS       Y8, Y1, Y10
-	VMAXPS       Y8, Y1, Y1
+	VMINPS       Y1, Y8, Y10
+	VMAXPS       Y1, Y8, Y1
 	VFMADD231PS  Y9, Y10, Y1
 	VBROADCASTSS 4(R11), Y9
-	VMINPS       Y8, Y2, Y10
-	VMAXPS       Y8, Y2, Y2
+	VMINPS       Y2, Y8, Y10
+	VMAXPS       Y2, Y8, Y2
 	VFMADD231PS  Y9, Y10, Y2
-	VMINPS       Y8, Y3, Y10
-	VMAXPS       Y8, Y3, Y3
+	VMINPS       Y3, Y8, Y10
+	VMAXPS       Y3, Y8, Y3
 	VFMADD231PS  Y9, Y10, Y3
 	VBROADCASTSS 8(R11), Y9
-	VMINPS       Y8, Y4, Y10
-	VMAXPS       Y8, Y4, Y4
+	VMINPS       Y4, Y8, Y10
+	VMAXPS       Y4, Y8, Y4
 	VFMADD231PS  Y9, Y10, Y4
-	VMINPS       Y8, Y5, Y10
-	VMAXPS       Y8, Y5, Y5
+	VMINPS       Y5, Y8, Y10
+	VMAXPS       Y5, Y8, Y5
 	VFMADD231PS  Y9, Y10, Y5
 	VBROADCASTSS 12(R11), Y9
-	VMINPS       Y8, Y6, Y10
-	VMAXPS       Y8, Y6, Y6
+	VMINPS       Y6, Y8, Y10
+	VMAXPS       Y6, Y8, Y6
 	VFMADD231PS  Y9, Y10, Y6
-	VMINPS       Y8, Y7, Y10
-	VMAXPS       Y8, Y7, Y7
+	VMINPS       Y7, Y8, Y10
+	VMAXPS       Y7, Y8, Y7
 	VFMADD231PS  Y9, Y10, Y7
 
 noprelu:
@@ -11348,28 +11348,28 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y9
 	VBROADCASTSS (R13), Y11
-	VMAXPS       Y9, Y0, Y0
-	VMINPS       Y11, Y0, Y0
-	VMAXPS       Y9, Y1, Y1
-	VMINPS       Y11, Y1, Y1
+	VMAXPS       Y0, Y9, Y0
+	VMINPS       Y0, Y11, Y0
+	VMAXPS       Y1, Y9, Y1
+	VMINPS       Y1, Y11, Y1
 	VBROADCASTSS 4(R12), Y9
 	VBROADCASTSS 4(R13), Y11
-	VMAXPS       Y9, Y2, Y2
-	VMINPS       Y11, Y2, Y2
-	VMAXPS       Y9, Y3, Y3
-	VMINPS       Y11, Y3, Y3
+	VMAXPS       Y2, Y9, Y2
+	VMINPS       Y2, Y11, Y2
+	VMAXPS       Y3, Y9, Y3
+	VMINPS       Y3, Y11, Y3
 	VBROADCASTSS 8(R12), Y9
 	VBROADCASTSS 8(R13), Y11
-	VMAXPS       Y9, Y4, Y4
-	VMINPS       Y11, Y4, Y4
-	VMAXPS       Y9, Y5, Y5
-	VMINPS       Y11, Y5, Y5
+	VMAXPS       Y4, Y9, Y4
+	VMINPS       Y4, Y11, Y4
+	VMAXPS       Y5, Y9, Y5
+	VMINPS       Y5, Y11, Y5
 	VBROADCASTSS 12(R12), Y9
 	VBROADCASTSS 12(R13), Y11
-	VMAXPS       Y9, Y6, Y6
-	VMINPS       Y11, Y6, Y6
-	VMAXPS       Y9, Y7, Y7
-	VMINPS       Y11, Y7, Y7
+	VMAXPS       Y6, Y9, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y9, Y7
+	VMINPS       Y7, Y11, Y7
 
 noclamp:
 	MOVQ    DX, BX
@@ -11545,67 +11545,67 @@ nobias:
 	VXORPS Y8, Y8, Y8
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y8, Y0, Y0
-	VMAXPS Y8, Y1, Y1
-	VMAXPS Y8, Y2, Y2
-	VMAXPS Y8, Y3, Y3
-	VMAXPS Y8, Y4, Y4
-	VMAXPS Y8, Y5, Y5
-	VMAXPS Y8, Y6, Y6
-	VMAXPS Y8, Y7, Y7
+	VMAXPS Y0, Y8, Y0
+	VMAXPS Y1, Y8, Y1
+	VMAXPS Y2, Y8, Y2
+	VMAXPS Y3, Y8, Y3
+	VMAXPS Y4, Y8, Y4
+	VMAXPS Y5, Y8, Y5
+	VMAXPS Y6, Y8, Y6
+	VMAXPS Y7, Y8, Y7
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y9
-	VMAXPS       Y8, Y0, Y0
-	VMINPS       Y9, Y0, Y0
-	VMAXPS       Y8, Y1, Y1
-	VMINPS       Y9, Y1, Y1
-	VMAXPS       Y8, Y2, Y2
-	VMINPS       Y9, Y2, Y2
-	VMAXPS       Y8, Y3, Y3
-	VMINPS       Y9, Y3, Y3
-	VMAXPS       Y8, Y4, Y4
-	VMINPS       Y9, Y4, Y4
-	VMAXPS       Y8, Y5, Y5
-	VMINPS       Y9, Y5, Y5
-	VMAXPS       Y8, Y6, Y6
-	VMINPS       Y9, Y6, Y6
-	VMAXPS       Y8, Y7, Y7
-	VMINPS       Y9, Y7, Y7
+	VMAXPS       Y0, Y8, Y0
+	VMINPS       Y0, Y9, Y0
+	VMAXPS       Y1, Y8, Y1
+	VMINPS       Y1, Y9, Y1
+	VMAXPS       Y2, Y8, Y2
+	VMINPS       Y2, Y9, Y2
+	VMAXPS       Y3, Y8, Y3
+	VMINPS       Y3, Y9, Y3
+	VMAXPS       Y4, Y8, Y4
+	VMINPS       Y4, Y9, Y4
+	VMAXPS       Y5, Y8, Y5
+	VMINPS       Y5, Y9, Y5
+	VMAXPS       Y6, Y8, Y6
+	VMINPS       Y6, Y9, Y6
+	VMAXPS       Y7, Y8, Y7
+	VMINPS       Y7, Y9, Y7
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y9
-	VMINPS       Y8, Y0, Y10
-	VMAXPS       Y8, Y0, Y0
+	VMINPS       Y0, Y8, Y10
+	VMAXPS       Y0, Y8, Y0
 	VFMADD231PS  Y9, Y10, Y0
-	VMINPS       Y8, Y1, Y10
-	VMAXPS       Y8, Y1, Y1
+	VMINPS       Y1, Y8, Y10
+	VMAXPS       Y1, Y8, Y1
 	VFMADD231PS  Y9, Y10, Y1
 	VBROADCASTSS 4(R11), Y9
-	VMINPS       Y8, Y2, Y10
-	VMAXPS       Y8, Y2, Y2
+	VMINPS       Y2, Y8, Y10
+	VMAXPS       Y2, Y8, Y2
 	VFMADD231PS  Y9, Y10, Y2
-	VMINPS       Y8, Y3, Y10
-	VMAXPS       Y8, Y3, Y3
+	VMINPS       Y3, Y8, Y10
+	VMAXPS       Y3, Y8, Y3
 	VFMADD231PS  Y9, Y10, Y3
 	VBROADCASTSS 8(R11), Y9
-	VMINPS       Y8, Y4, Y10
-	VMAXPS       Y8, Y4, Y4
+	VMINPS       Y4, Y8, Y10
+	VMAXPS       Y4, Y8, Y4
 	VFMADD231PS  Y9, Y10, Y4
-	VMINPS       Y8, Y5, Y10
-	VMAXPS       Y8, Y5, Y5
+	VMINPS       Y5, Y8, Y10
+	VMAXPS       Y5, Y8, Y5
 	VFMADD231PS  Y9, Y10, Y5
 	VBROADCASTSS 12(R11), Y9
-	VMINPS       Y8, Y6, Y10
-	VMAXPS       Y8, Y6, Y6
+	VMINPS       Y6, Y8, Y10
+	VMAXPS       Y6, Y8, Y6
 	VFMADD231PS  Y9, Y10, Y6
-	VMINPS       Y8, Y7, Y10
-	VMAXPS       Y8, Y7, Y7
+	VMINPS       Y7, Y8, Y10
+	VMAXPS       Y7, Y8, Y7
 	VFMADD231PS  Y9, Y10, Y7
 
 noprelu:
@@ -11615,28 +11615,28 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y9
 	VBROADCASTSS (R13), Y11
-	VMAXPS       Y9, Y0, Y0
-	VMINPS       Y11, Y0, Y0
-	VMAXPS       Y9, Y1, Y1
-	VMINPS       Y11, Y1, Y1
+	VMAXPS       Y0, Y9, Y0
+	VMINPS       Y0, Y11, Y0
+	VMAXPS       Y1, Y9, Y1
+	VMINPS       Y1, Y11, Y1
 	VBROADCASTSS 4(R12), Y9
 	VBROADCASTSS 4(R13), Y11
-	VMAXPS       Y9, Y2, Y2
-	VMINPS       Y11, Y2, Y2
-	VMAXPS       Y9, Y3, Y3
-	VMINPS       Y11, Y3, Y3
+	VMAXPS       Y2, Y9, Y2
+	VMINPS       Y2, Y11, Y2
+	VMAXPS       Y3, Y9, Y3
+	VMINPS       Y3, Y11, Y3
 	VBROADCASTSS 8(R12), Y9
 	VBROADCASTSS 8(R13), Y11
-	VMAXPS       Y9, Y4, Y4
-	VMINPS       Y11, Y4, Y4
-	VMAXPS       Y9, Y5, Y5
-	VMINPS       Y11, Y5, Y5
+	VMAXPS       Y4, Y9, Y4
+	VMINPS       Y4, Y11, Y4
+	VMAXPS       Y5, Y9, Y5
+	VMINPS       Y5, Y11, Y5
 	VBROADCASTSS 12(R12), Y9
 	VBROADCASTSS 12(R13), Y11
-	VMAXPS       Y9, Y6, Y6
-	VMINPS       Y11, Y6, Y6
-	VMAXPS       Y9, Y7, Y7
-	VMINPS       Y11, Y7, Y7
+	VMAXPS       Y6, Y9, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y9, Y7
+	VMINPS       Y7, Y11, Y7
 
 noclamp:
 	MOVQ    DX, BX
@@ -11819,80 +11819,80 @@ nobias:
 	VXORPS Y10, Y10, Y10
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y10, Y0, Y0
-	VMAXPS Y10, Y1, Y1
-	VMAXPS Y10, Y2, Y2
-	VMAXPS Y10, Y3, Y3
-	VMAXPS Y10, Y4, Y4
-	VMAXPS Y10, Y5, Y5
-	VMAXPS Y10, Y6, Y6
-	VMAXPS Y10, Y7, Y7
-	VMAXPS Y10, Y8, Y8
-	VMAXPS Y10, Y9, Y9
+	VMAXPS Y0, Y10, Y0
+	VMAXPS Y1, Y10, Y1
+	VMAXPS Y2, Y10, Y2
+	VMAXPS Y3, Y10, Y3
+	VMAXPS Y4, Y10, Y4
+	VMAXPS Y5, Y10, Y5
+	VMAXPS Y6, Y10, Y6
+	VMAXPS Y7, Y10, Y7
+	VMAXPS Y8, Y10, Y8
+	VMAXPS Y9, Y10, Y9
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y11
-	VMAXPS       Y10, Y0, Y0
-	VMINPS       Y11, Y0, Y0
-	VMAXPS       Y10, Y1, Y1
-	VMINPS       Y11, Y1, Y1
-	VMAXPS       Y10, Y2, Y2
-	VMINPS       Y11, Y2, Y2
-	VMAXPS       Y10, Y3, Y3
-	VMINPS       Y11, Y3, Y3
-	VMAXPS       Y10, Y4, Y4
-	VMINPS       Y11, Y4, Y4
-	VMAXPS       Y10, Y5, Y5
-	VMINPS       Y11, Y5, Y5
-	VMAXPS       Y10, Y6, Y6
-	VMINPS       Y11, Y6, Y6
-	VMAXPS       Y10, Y7, Y7
-	VMINPS       Y11, Y7, Y7
-	VMAXPS       Y10, Y8, Y8
-	VMINPS       Y11, Y8, Y8
-	VMAXPS       Y10, Y9, Y9
-	VMINPS       Y11, Y9, Y9
+	VMAXPS       Y0, Y10, Y0
+	VMINPS       Y0, Y11, Y0
+	VMAXPS       Y1, Y10, Y1
+	VMINPS       Y1, Y11, Y1
+	VMAXPS       Y2, Y10, Y2
+	VMINPS       Y2, Y11, Y2
+	VMAXPS       Y3, Y10, Y3
+	VMINPS       Y3, Y11, Y3
+	VMAXPS       Y4, Y10, Y4
+	VMINPS       Y4, Y11, Y4
+	VMAXPS       Y5, Y10, Y5
+	VMINPS       Y5, Y11, Y5
+	VMAXPS       Y6, Y10, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y10, Y7
+	VMINPS       Y7, Y11, Y7
+	VMAXPS       Y8, Y10, Y8
+	VMINPS       Y8, Y11, Y8
+	VMAXPS       Y9, Y10, Y9
+	VMINPS       Y9, Y11, Y9
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Y11
-	VMINPS       Y10, Y0, Y12
-	VMAXPS       Y10, Y0, Y0
+	VMINPS       Y0, Y10, Y12
+	VMAXPS       Y0, Y10, Y0
 	VFMADD231PS  Y11, Y12, Y0
-	VMINPS       Y10, Y1, Y12
-	VMAXPS       Y10, Y1, Y1
+	VMINPS       Y1, Y10, Y12
+	VMAXPS       Y1, Y10, Y1
 	VFMADD231PS  Y11, Y12, Y1
 	VBROADCASTSS 4(R11), Y11
-	VMINPS       Y10, Y2, Y12
-	VMAXPS       Y10, Y2, Y2
+	VMINPS       Y2, Y10, Y12
+	VMAXPS       Y2, Y10, Y2
 	VFMADD231PS  Y11, Y12, Y2
-	VMINPS       Y10, Y3, Y12
-	VMAXPS       Y10, Y3, Y3
+	VMINPS       Y3, Y10, Y12
+	VMAXPS       Y3, Y10, Y3
 	VFMADD231PS  Y11, Y12, Y3
 	VBROADCASTSS 8(R11), Y11
-	VMINPS       Y10, Y4, Y12
-	VMAXPS       Y10, Y4, Y4
+	VMINPS       Y4, Y10, Y12
+	VMAXPS       Y4, Y10, Y4
 	VFMADD231PS  Y11, Y12, Y4
-	VMINPS       Y10, Y5, Y12
-	VMAXPS       Y10, Y5, Y5
+	VMINPS       Y5, Y10, Y12
+	VMAXPS       Y5, Y10, Y5
 	VFMADD231PS  Y11, Y12, Y5
 	VBROADCASTSS 12(R11), Y11
-	VMINPS       Y10, Y6, Y12
-	VMAXPS       Y10, Y6, Y6
+	VMINPS       Y6, Y10, Y12
+	VMAXPS       Y6, Y10, Y6
 	VFMADD231PS  Y11, Y12, Y6
-	VMINPS       Y10, Y7, Y12
-	VMAXPS       Y10, Y7, Y7
+	VMINPS       Y7, Y10, Y12
+	VMAXPS       Y7, Y10, Y7
 	VFMADD231PS  Y11, Y12, Y7
 	VBROADCASTSS 16(R11), Y11
-	VMINPS       Y10, Y8, Y12
-	VMAXPS       Y10, Y8, Y8
+	VMINPS       Y8, Y10, Y12
+	VMAXPS       Y8, Y10, Y8
 	VFMADD231PS  Y11, Y12, Y8
-	VMINPS       Y10, Y9, Y12
-	VMAXPS       Y10, Y9, Y9
+	VMINPS       Y9, Y10, Y12
+	VMAXPS       Y9, Y10, Y9
 	VFMADD231PS  Y11, Y12, Y9
 
 noprelu:
@@ -11902,34 +11902,34 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Y11
 	VBROADCASTSS (R13), Y13
-	VMAXPS       Y11, Y0, Y0
-	VMINPS       Y13, Y0, Y0
-	VMAXPS       Y11, Y1, Y1
-	VMINPS       Y13, Y1, Y1
+	VMAXPS       Y0, Y11, Y0
+	VMINPS       Y0, Y13, Y0
+	VMAXPS       Y1, Y11, Y1
+	VMINPS       Y1, Y13, Y1
 	VBROADCASTSS 4(R12), Y11
 	VBROADCASTSS 4(R13), Y13
-	VMAXPS       Y11, Y2, Y2
-	VMINPS       Y13, Y2, Y2
-	VMAXPS       Y11, Y3, Y3
-	VMINPS       Y13, Y3, Y3
+	VMAXPS       Y2, Y11, Y2
+	VMINPS       Y2, Y13, Y2
+	VMAXPS       Y3, Y11, Y3
+	VMINPS       Y3, Y13, Y3
 	VBROADCASTSS 8(R12), Y11
 	VBROADCASTSS 8(R13), Y13
-	VMAXPS       Y11, Y4, Y4
-	VMINPS       Y13, Y4, Y4
-	VMAXPS       Y11, Y5, Y5
-	VMINPS       Y13, Y5, Y5
+	VMAXPS       Y4, Y11, Y4
+	VMINPS       Y4, Y13, Y4
+	VMAXPS       Y5, Y11, Y5
+	VMINPS       Y5, Y13, Y5
 	VBROADCASTSS 12(R12), Y11
 	VBROADCASTSS 12(R13), Y13
-	VMAXPS       Y11, Y6, Y6
-	VMINPS       Y13, Y6, Y6
-	VMAXPS       Y11, Y7, Y7
-	VMINPS       Y13, Y7, Y7
+	VMAXPS       Y6, Y11, Y6
+	VMINPS       Y6, Y13, Y6
+	VMAXPS       Y7, Y11, Y7
+	VMINPS       Y7, Y13, Y7
 	VBROADCASTSS 16(R12), Y11
 	VBROADCASTSS 16(R13), Y13
-	VMAXPS       Y11, Y8, Y8
-	VMINPS       Y13, Y8, Y8
-	VMAXPS       Y11, Y9, Y9
-	VMINPS       Y13, Y9, Y9
+	VMAXPS       Y8, Y11, Y8
+	VMINPS       Y8, Y13, Y8
+	VMAXPS       Y9, Y11, Y9
+	VMINPS       Y9, Y13, Y9
 
 noclamp:
 	MOVQ    DX, BX
@@ -12122,80 +12122,80 @@ nobias:
 	VXORPS Y10, Y10, Y10
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y10, Y0, Y0
-	VMAXPS Y10, Y1, Y1
-	VMAXPS Y10, Y2, Y2
-	VMAXPS Y10, Y3, Y3
-	VMAXPS Y10, Y4, Y4
-	VMAXPS Y10, Y5, Y5
-	VMAXPS Y10, Y6, Y6
-	VMAXPS Y10, Y7, Y7
-	VMAXPS Y10, Y8, Y8
-	VMAXPS Y10, Y9, Y9
+	VMAXPS Y0, Y10, Y0
+	VMAXPS Y1, Y10, Y1
+	VMAXPS Y2, Y10, Y2
+	VMAXPS Y3, Y10, Y3
+	VMAXPS Y4, Y10, Y4
+	VMAXPS Y5, Y10, Y5
+	VMAXPS Y6, Y10, Y6
+	VMAXPS Y7, Y10, Y7
+	VMAXPS Y8, Y10, Y8
+	VMAXPS Y9, Y10, Y9
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y11
-	VMAXPS       Y10, Y0, Y0
-	VMINPS       Y11, Y0, Y0
-	VMAXPS       Y10, Y1, Y1
-	VMINPS       Y11, Y1, Y1
-	VMAXPS       Y10, Y2, Y2
-	VMINPS       Y11, Y2, Y2
-	VMAXPS       Y10, Y3, Y3
-	VMINPS       Y11, Y3, Y3
-	VMAXPS       Y10, Y4, Y4
-	VMINPS       Y11, Y4, Y4
-	VMAXPS       Y10, Y5, Y5
-	VMINPS       Y11, Y5, Y5
-	VMAXPS       Y10, Y6, Y6
-	VMINPS       Y11, Y6, Y6
-	VMAXPS       Y10, Y7, Y7
-	VMINPS       Y11, Y7, Y7
-	VMAXPS       Y10, Y8, Y8
-	VMINPS       Y11, Y8, Y8
-	VMAXPS       Y10, Y9, Y9
-	VMINPS       Y11, Y9, Y9
+	VMAXPS       Y0, Y10, Y0
+	VMINPS       Y0, Y11, Y0
+	VMAXPS       Y1, Y10, Y1
+	VMINPS       Y1, Y11, Y1
+	VMAXPS       Y2, Y10, Y2
+	VMINPS       Y2, Y11, Y2
+	VMAXPS       Y3, Y10, Y3
+	VMINPS       Y3, Y11, Y3
+	VMAXPS       Y4, Y10, Y4
+	VMINPS       Y4, Y11, Y4
+	VMAXPS       Y5, Y10, Y5
+	VMINPS       Y5, Y11, Y5
+	VMAXPS       Y6, Y10, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y10, Y7
+	VMINPS       Y7, Y11, Y7
+	VMAXPS       Y8, Y10, Y8
+	VMINPS       Y8, Y11, Y8
+	VMAXPS       Y9, Y10, Y9
+	VMINPS       Y9, Y11, Y9
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y11
-	VMINPS       Y10, Y0, Y12
-	VMAXPS       Y10, Y0, Y0
+	VMINPS       Y0, Y10, Y12
+	VMAXPS       Y0, Y10, Y0
 	VFMADD231PS  Y11, Y12, Y0
-	VMINPS       Y10, Y1, Y12
-	VMAXPS       Y10, Y1, Y1
+	VMINPS       Y1, Y10, Y12
+	VMAXPS       Y1, Y10, Y1
 	VFMADD231PS  Y11, Y12, Y1
 	VBROADCASTSS 4(R11), Y11
-	VMINPS       Y10, Y2, Y12
-	VMAXPS       Y10, Y2, Y2
+	VMINPS       Y2, Y10, Y12
+	VMAXPS       Y2, Y10, Y2
 	VFMADD231PS  Y11, Y12, Y2
-	VMINPS       Y10, Y3, Y12
-	VMAXPS       Y10, Y3, Y3
+	VMINPS       Y3, Y10, Y12
+	VMAXPS       Y3, Y10, Y3
 	VFMADD231PS  Y11, Y12, Y3
 	VBROADCASTSS 8(R11), Y11
-	VMINPS       Y10, Y4, Y12
-	VMAXPS       Y10, Y4, Y4
+	VMINPS       Y4, Y10, Y12
+	VMAXPS       Y4, Y10, Y4
 	VFMADD231PS  Y11, Y12, Y4
-	VMINPS       Y10, Y5, Y12
-	VMAXPS       Y10, Y5, Y5
+	VMINPS       Y5, Y10, Y12
+	VMAXPS       Y5, Y10, Y5
 	VFMADD231PS  Y11, Y12, Y5
 	VBROADCASTSS 12(R11), Y11
-	VMINPS       Y10, Y6, Y12
-	VMAXPS       Y10, Y6, Y6
+	VMINPS       Y6, Y10, Y12
+	VMAXPS       Y6, Y10, Y6
 	VFMADD231PS  Y11, Y12, Y6
-	VMINPS       Y10, Y7, Y12
-	VMAXPS       Y10, Y7, Y7
+	VMINPS       Y7, Y10, Y12
+	VMAXPS       Y7, Y10, Y7
 	VFMADD231PS  Y11, Y12, Y7
 	VBROADCASTSS 16(R11), Y11
-	VMINPS       Y10, Y8, Y12
-	VMAXPS       Y10, Y8, Y8
+	VMINPS       Y8, Y10, Y12
+	VMAXPS       Y8, Y10, Y8
 	VFMADD231PS  Y11, Y12, Y8
-	VMINPS       Y10, Y9, Y12
-	VMAXPS       Y10, Y9, Y9
+	VMINPS       Y9, Y10, Y12
+	VMAXPS       Y9, Y10, Y9
 	VFMADD231PS  Y11, Y12, Y9
 
 noprelu:
@@ -12205,34 +12205,34 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y11
 	VBROADCASTSS (R13), Y13
-	VMAXPS       Y11, Y0, Y0
-	VMINPS       Y13, Y0, Y0
-	VMAXPS       Y11, Y1, Y1
-	VMINPS       Y13, Y1, Y1
+	VMAXPS       Y0, Y11, Y0
+	VMINPS       Y0, Y13, Y0
+	VMAXPS       Y1, Y11, Y1
+	VMINPS       Y1, Y13, Y1
 	VBROADCASTSS 4(R12), Y11
 	VBROADCASTSS 4(R13), Y13
-	VMAXPS       Y11, Y2, Y2
-	VMINPS       Y13, Y2, Y2
-	VMAXPS       Y11, Y3, Y3
-	VMINPS       Y13, Y3, Y3
+	VMAXPS       Y2, Y11, Y2
+	VMINPS       Y2, Y13, Y2
+	VMAXPS       Y3, Y11, Y3
+	VMINPS       Y3, Y13, Y3
 	VBROADCASTSS 8(R12), Y11
 	VBROADCASTSS 8(R13), Y13
-	VMAXPS       Y11, Y4, Y4
-	VMINPS       Y13, Y4, Y4
-	VMAXPS       Y11, Y5, Y5
-	VMINPS       Y13, Y5, Y5
+	VMAXPS       Y4, Y11, Y4
+	VMINPS       Y4, Y13, Y4
+	VMAXPS       Y5, Y11, Y5
+	VMINPS       Y5, Y13, Y5
 	VBROADCASTSS 12(R12), Y11
 	VBROADCASTSS 12(R13), Y13
-	VMAXPS       Y11, Y6, Y6
-	VMINPS       Y13, Y6, Y6
-	VMAXPS       Y11, Y7, Y7
-	VMINPS       Y13, Y7, Y7
+	VMAXPS       Y6, Y11, Y6
+	VMINPS       Y6, Y13, Y6
+	VMAXPS       Y7, Y11, Y7
+	VMINPS       Y7, Y13, Y7
 	VBROADCASTSS 16(R12), Y11
 	VBROADCASTSS 16(R13), Y13
-	VMAXPS       Y11, Y8, Y8
-	VMINPS       Y13, Y8, Y8
-	VMAXPS       Y11, Y9, Y9
-	VMINPS       Y13, Y9, Y9
+	VMAXPS       Y8, Y11, Y8
+	VMINPS       Y8, Y13, Y8
+	VMAXPS       Y9, Y11, Y9
+	VMINPS       Y9, Y13, Y9
 
 noclamp:
 	MOVQ    DX, BX
@@ -12434,80 +12434,80 @@ nobias:
 	VXORPS Y10, Y10, Y10
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y10, Y0, Y0
-	VMAXPS Y10, Y1, Y1
-	VMAXPS Y10, Y2, Y2
-	VMAXPS Y10, Y3, Y3
-	VMAXPS Y10, Y4, Y4
-	VMAXPS Y10, Y5, Y5
-	VMAXPS Y10, Y6, Y6
-	VMAXPS Y10, Y7, Y7
-	VMAXPS Y10, Y8, Y8
-	VMAXPS Y10, Y9, Y9
+	VMAXPS Y0, Y10, Y0
+	VMAXPS Y1, Y10, Y1
+	VMAXPS Y2, Y10, Y2
+	VMAXPS Y3, Y10, Y3
+	VMAXPS Y4, Y10, Y4
+	VMAXPS Y5, Y10, Y5
+	VMAXPS Y6, Y10, Y6
+	VMAXPS Y7, Y10, Y7
+	VMAXPS Y8, Y10, Y8
+	VMAXPS Y9, Y10, Y9
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y11
-	VMAXPS       Y10, Y0, Y0
-	VMINPS       Y11, Y0, Y0
-	VMAXPS       Y10, Y1, Y1
-	VMINPS       Y11, Y1, Y1
-	VMAXPS       Y10, Y2, Y2
-	VMINPS       Y11, Y2, Y2
-	VMAXPS       Y10, Y3, Y3
-	VMINPS       Y11, Y3, Y3
-	VMAXPS       Y10, Y4, Y4
-	VMINPS       Y11, Y4, Y4
-	VMAXPS       Y10, Y5, Y5
-	VMINPS       Y11, Y5, Y5
-	VMAXPS       Y10, Y6, Y6
-	VMINPS       Y11, Y6, Y6
-	VMAXPS       Y10, Y7, Y7
-	VMINPS       Y11, Y7, Y7
-	VMAXPS       Y10, Y8, Y8
-	VMINPS       Y11, Y8, Y8
-	VMAXPS       Y10, Y9, Y9
-	VMINPS       Y11, Y9, Y9
+	VMAXPS       Y0, Y10, Y0
+	VMINPS       Y0, Y11, Y0
+	VMAXPS       Y1, Y10, Y1
+	VMINPS       Y1, Y11, Y1
+	VMAXPS       Y2, Y10, Y2
+	VMINPS       Y2, Y11, Y2
+	VMAXPS       Y3, Y10, Y3
+	VMINPS       Y3, Y11, Y3
+	VMAXPS       Y4, Y10, Y4
+	VMINPS       Y4, Y11, Y4
+	VMAXPS       Y5, Y10, Y5
+	VMINPS       Y5, Y11, Y5
+	VMAXPS       Y6, Y10, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y10, Y7
+	VMINPS       Y7, Y11, Y7
+	VMAXPS       Y8, Y10, Y8
+	VMINPS       Y8, Y11, Y8
+	VMAXPS       Y9, Y10, Y9
+	VMINPS       Y9, Y11, Y9
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y11
-	VMINPS       Y10, Y0, Y12
-	VMAXPS       Y10, Y0, Y0
+	VMINPS       Y0, Y10, Y12
+	VMAXPS       Y0, Y10, Y0
 	VFMADD231PS  Y11, Y12, Y0
-	VMINPS       Y10, Y1, Y12
-	VMAXPS       Y10, Y1, Y1
+	VMINPS       Y1, Y10, Y12
+	VMAXPS       Y1, Y10, Y1
 	VFMADD231PS  Y11, Y12, Y1
 	VBROADCASTSS 4(R11), Y11
-	VMINPS       Y10, Y2, Y12
-	VMAXPS       Y10, Y2, Y2
+	VMINPS       Y2, Y10, Y12
+	VMAXPS       Y2, Y10, Y2
 	VFMADD231PS  Y11, Y12, Y2
-	VMINPS       Y10, Y3, Y12
-	VMAXPS       Y10, Y3, Y3
+	VMINPS       Y3, Y10, Y12
+	VMAXPS       Y3, Y10, Y3
 	VFMADD231PS  Y11, Y12, Y3
 	VBROADCASTSS 8(R11), Y11
-	VMINPS       Y10, Y4, Y12
-	VMAXPS       Y10, Y4, Y4
+	VMINPS       Y4, Y10, Y12
+	VMAXPS       Y4, Y10, Y4
 	VFMADD231PS  Y11, Y12, Y4
-	VMINPS       Y10, Y5, Y12
-	VMAXPS       Y10, Y5, Y5
+	VMINPS       Y5, Y10, Y12
+	VMAXPS       Y5, Y10, Y5
 	VFMADD231PS  Y11, Y12, Y5
 	VBROADCASTSS 12(R11), Y11
-	VMINPS       Y10, Y6, Y12
-	VMAXPS       Y10, Y6, Y6
+	VMINPS       Y6, Y10, Y12
+	VMAXPS       Y6, Y10, Y6
 	VFMADD231PS  Y11, Y12, Y6
-	VMINPS       Y10, Y7, Y12
-	VMAXPS       Y10, Y7, Y7
+	VMINPS       Y7, Y10, Y12
+	VMAXPS       Y7, Y10, Y7
 	VFMADD231PS  Y11, Y12, Y7
 	VBROADCASTSS 16(R11), Y11
-	VMINPS       Y10, Y8, Y12
-	VMAXPS       Y10, Y8, Y8
+	VMINPS       Y8, Y10, Y12
+	VMAXPS       Y8, Y10, Y8
 	VFMADD231PS  Y11, Y12, Y8
-	VMINPS       Y10, Y9, Y12
-	VMAXPS       Y10, Y9, Y9
+	VMINPS       Y9, Y10, Y12
+	VMAXPS       Y9, Y10, Y9
 	VFMADD231PS  Y11, Y12, Y9
 
 noprelu:
@@ -12517,34 +12517,34 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y11
 	VBROADCASTSS (R13), Y13
-	VMAXPS       Y11, Y0, Y0
-	VMINPS       Y13, Y0, Y0
-	VMAXPS       Y11, Y1, Y1
-	VMINPS       Y13, Y1, Y1
+	VMAXPS       Y0, Y11, Y0
+	VMINPS       Y0, Y13, Y0
+	VMAXPS       Y1, Y11, Y1
+	VMINPS       Y1, Y13, Y1
 	VBROADCASTSS 4(R12), Y11
 	VBROADCASTSS 4(R13), Y13
-	VMAXPS       Y11, Y2, Y2
-	VMINPS       Y13, Y2, Y2
-	VMAXPS       Y11, Y3, Y3
-	VMINPS       Y13, Y3, Y3
+	VMAXPS       Y2, Y11, Y2
+	VMINPS       Y2, Y13, Y2
+	VMAXPS       Y3, Y11, Y3
+	VMINPS       Y3, Y13, Y3
 	VBROADCASTSS 8(R12), Y11
 	VBROADCASTSS 8(R13), Y13
-	VMAXPS       Y11, Y4, Y4
-	VMINPS       Y13, Y4, Y4
-	VMAXPS       Y11, Y5, Y5
-	VMINPS       Y13, Y5, Y5
+	VMAXPS       Y4, Y11, Y4
+	VMINPS       Y4, Y13, Y4
+	VMAXPS       Y5, Y11, Y5
+	VMINPS       Y5, Y13, Y5
 	VBROADCASTSS 12(R12), Y11
 	VBROADCASTSS 12(R13), Y13
-	VMAXPS       Y11, Y6, Y6
-	VMINPS       Y13, Y6, Y6
-	VMAXPS       Y11, Y7, Y7
-	VMINPS       Y13, Y7, Y7
+	VMAXPS       Y6, Y11, Y6
+	VMINPS       Y6, Y13, Y6
+	VMAXPS       Y7, Y11, Y7
+	VMINPS       Y7, Y13, Y7
 	VBROADCASTSS 16(R12), Y11
 	VBROADCASTSS 16(R13), Y13
-	VMAXPS       Y11, Y8, Y8
-	VMINPS       Y13, Y8, Y8
-	VMAXPS       Y11, Y9, Y9
-	VMINPS       Y13, Y9, Y9
+	VMAXPS       Y8, Y11, Y8
+	VMINPS       Y8, Y13, Y8
+	VMAXPS       Y9, Y11, Y9
+	VMINPS       Y9, Y13, Y9
 
 noclamp:
 	MOVQ    DX, BX
@@ -12753,93 +12753,93 @@ nobias:
 	VXORPS Y12, Y12, Y12
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y12, Y0, Y0
-	VMAXPS Y12, Y1, Y1
-	VMAXPS Y12, Y2, Y2
-	VMAXPS Y12, Y3, Y3
-	VMAXPS Y12, Y4, Y4
-	VMAXPS Y12, Y5, Y5
-	VMAXPS Y12, Y6, Y6
-	VMAXPS Y12, Y7, Y7
-	VMAXPS Y12, Y8, Y8
-	VMAXPS Y12, Y9, Y9
-	VMAXPS Y12, Y10, Y10
-	VMAXPS Y12, Y11, Y11
+	VMAXPS Y0, Y12, Y0
+	VMAXPS Y1, Y12, Y1
+	VMAXPS Y2, Y12, Y2
+	VMAXPS Y3, Y12, Y3
+	VMAXPS Y4, Y12, Y4
+	VMAXPS Y5, Y12, Y5
+	VMAXPS Y6, Y12, Y6
+	VMAXPS Y7, Y12, Y7
+	VMAXPS Y8, Y12, Y8
+	VMAXPS Y9, Y12, Y9
+	VMAXPS Y10, Y12, Y10
+	VMAXPS Y11, Y12, Y11
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y13
-	VMAXPS       Y12, Y0, Y0
-	VMINPS       Y13, Y0, Y0
-	VMAXPS       Y12, Y1, Y1
-	VMINPS       Y13, Y1, Y1
-	VMAXPS       Y12, Y2, Y2
-	VMINPS       Y13, Y2, Y2
-	VMAXPS       Y12, Y3, Y3
-	VMINPS       Y13, Y3, Y3
-	VMAXPS       Y12, Y4, Y4
-	VMINPS       Y13, Y4, Y4
-	VMAXPS       Y12, Y5, Y5
-	VMINPS       Y13, Y5, Y5
-	VMAXPS       Y12, Y6, Y6
-	VMINPS       Y13, Y6, Y6
-	VMAXPS       Y12, Y7, Y7
-	VMINPS       Y13, Y7, Y7
-	VMAXPS       Y12, Y8, Y8
-	VMINPS       Y13, Y8, Y8
-	VMAXPS       Y12, Y9, Y9
-	VMINPS       Y13, Y9, Y9
-	VMAXPS       Y12, Y10, Y10
-	VMINPS       Y13, Y10, Y10
-	VMAXPS       Y12, Y11, Y11
-	VMINPS       Y13, Y11, Y11
+	VMAXPS       Y0, Y12, Y0
+	VMINPS       Y0, Y13, Y0
+	VMAXPS       Y1, Y12, Y1
+	VMINPS       Y1, Y13, Y1
+	VMAXPS       Y2, Y12, Y2
+	VMINPS       Y2, Y13, Y2
+	VMAXPS       Y3, Y12, Y3
+	VMINPS       Y3, Y13, Y3
+	VMAXPS       Y4, Y12, Y4
+	VMINPS       Y4, Y13, Y4
+	VMAXPS       Y5, Y12, Y5
+	VMINPS       Y5, Y13, Y5
+	VMAXPS       Y6, Y12, Y6
+	VMINPS       Y6, Y13, Y6
+	VMAXPS       Y7, Y12, Y7
+	VMINPS       Y7, Y13, Y7
+	VMAXPS       Y8, Y12, Y8
+	VMINPS       Y8, Y13, Y8
+	VMAXPS       Y9, Y12, Y9
+	VMINPS       Y9, Y13, Y9
+	VMAXPS       Y10, Y12, Y10
+	VMINPS       Y10, Y13, Y10
+	VMAXPS       Y11, Y12, Y11
+	VMINPS       Y11, Y13, Y11
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+56(FP), R11
 	VBROADCASTSS (R11), Y13
-	VMINPS       Y12, Y0, Y14
-	VMAXPS       Y12, Y0, Y0
+	VMINPS       Y0, Y12, Y14
+	VMAXPS       Y0, Y12, Y0
 	VFMADD231PS  Y13, Y14, Y0
-	VMINPS       Y12, Y1, Y14
-	VMAXPS       Y12, Y1, Y1
+	VMINPS       Y1, Y12, Y14
+	VMAXPS       Y1, Y12, Y1
 	VFMADD231PS  Y13, Y14, Y1
 	VBROADCASTSS 4(R11), Y13
-	VMINPS       Y12, Y2, Y14
-	VMAXPS       Y12, Y2, Y2
+	VMINPS       Y2, Y12, Y14
+	VMAXPS       Y2, Y12, Y2
 	VFMADD231PS  Y13, Y14, Y2
-	VMINPS       Y12, Y3, Y14
-	VMAXPS       Y12, Y3, Y3
+	VMINPS       Y3, Y12, Y14
+	VMAXPS       Y3, Y12, Y3
 	VFMADD231PS  Y13, Y14, Y3
 	VBROADCASTSS 8(R11), Y13
-	VMINPS       Y12, Y4, Y14
-	VMAXPS       Y12, Y4, Y4
+	VMINPS       Y4, Y12, Y14
+	VMAXPS       Y4, Y12, Y4
 	VFMADD231PS  Y13, Y14, Y4
-	VMINPS       Y12, Y5, Y14
-	VMAXPS       Y12, Y5, Y5
+	VMINPS       Y5, Y12, Y14
+	VMAXPS       Y5, Y12, Y5
 	VFMADD231PS  Y13, Y14, Y5
 	VBROADCASTSS 12(R11), Y13
-	VMINPS       Y12, Y6, Y14
-	VMAXPS       Y12, Y6, Y6
+	VMINPS       Y6, Y12, Y14
+	VMAXPS       Y6, Y12, Y6
 	VFMADD231PS  Y13, Y14, Y6
-	VMINPS       Y12, Y7, Y14
-	VMAXPS       Y12, Y7, Y7
+	VMINPS       Y7, Y12, Y14
+	VMAXPS       Y7, Y12, Y7
 	VFMADD231PS  Y13, Y14, Y7
 	VBROADCASTSS 16(R11), Y13
-	VMINPS       Y12, Y8, Y14
-	VMAXPS       Y12, Y8, Y8
+	VMINPS       Y8, Y12, Y14
+	VMAXPS       Y8, Y12, Y8
 	VFMADD231PS  Y13, Y14, Y8
-	VMINPS       Y12, Y9, Y14
-	VMAXPS       Y12, Y9, Y9
+	VMINPS       Y9, Y12, Y14
+	VMAXPS       Y9, Y12, Y9
 	VFMADD231PS  Y13, Y14, Y9
 	VBROADCASTSS 20(R11), Y13
-	VMINPS       Y12, Y10, Y14
-	VMAXPS       Y12, Y10, Y10
+	VMINPS       Y10, Y12, Y14
+	VMAXPS       Y10, Y12, Y10
 	VFMADD231PS  Y13, Y14, Y10
-	VMINPS       Y12, Y11, Y14
-	VMAXPS       Y12, Y11, Y11
+	VMINPS       Y11, Y12, Y14
+	VMAXPS       Y11, Y12, Y11
 	VFMADD231PS  Y13, Y14, Y11
 
 noprelu:
@@ -12849,40 +12849,40 @@ noprelu:
 	MOVQ         hi+72(FP), R13
 	VBROADCASTSS (R12), Y13
 	VBROADCASTSS (R13), Y15
-	VMAXPS       Y13, Y0, Y0
-	VMINPS       Y15, Y0, Y0
-	VMAXPS       Y13, Y1, Y1
-	VMINPS       Y15, Y1, Y1
+	VMAXPS       Y0, Y13, Y0
+	VMINPS       Y0, Y15, Y0
+	VMAXPS       Y1, Y13, Y1
+	VMINPS       Y1, Y15, Y1
 	VBROADCASTSS 4(R12), Y13
 	VBROADCASTSS 4(R13), Y15
-	VMAXPS       Y13, Y2, Y2
-	VMINPS       Y15, Y2, Y2
-	VMAXPS       Y13, Y3, Y3
-	VMINPS       Y15, Y3, Y3
+	VMAXPS       Y2, Y13, Y2
+	VMINPS       Y2, Y15, Y2
+	VMAXPS       Y3, Y13, Y3
+	VMINPS       Y3, Y15, Y3
 	VBROADCASTSS 8(R12), Y13
 	VBROADCASTSS 8(R13), Y15
-	VMAXPS       Y13, Y4, Y4
-	VMINPS       Y15, Y4, Y4
-	VMAXPS       Y13, Y5, Y5
-	VMINPS       Y15, Y5, Y5
+	VMAXPS       Y4, Y13, Y4
+	VMINPS       Y4, Y15, Y4
+	VMAXPS       Y5, Y13, Y5
+	VMINPS       Y5, Y15, Y5
 	VBROADCASTSS 12(R12), Y13
 	VBROADCASTSS 12(R13), Y15
-	VMAXPS       Y13, Y6, Y6
-	VMINPS       Y15, Y6, Y6
-	VMAXPS       Y13, Y7, Y7
-	VMINPS       Y15, Y7, Y7
+	VMAXPS       Y6, Y13, Y6
+	VMINPS       Y6, Y15, Y6
+	VMAXPS       Y7, Y13, Y7
+	VMINPS       Y7, Y15, Y7
 	VBROADCASTSS 16(R12), Y13
 	VBROADCASTSS 16(R13), Y15
-	VMAXPS       Y13, Y8, Y8
-	VMINPS       Y15, Y8, Y8
-	VMAXPS       Y13, Y9, Y9
-	VMINPS       Y15, Y9, Y9
+	VMAXPS       Y8, Y13, Y8
+	VMINPS       Y8, Y15, Y8
+	VMAXPS       Y9, Y13, Y9
+	VMINPS       Y9, Y15, Y9
 	VBROADCASTSS 20(R12), Y13
 	VBROADCASTSS 20(R13), Y15
-	VMAXPS       Y13, Y10, Y10
-	VMINPS       Y15, Y10, Y10
-	VMAXPS       Y13, Y11, Y11
-	VMINPS       Y15, Y11, Y11
+	VMAXPS       Y10, Y13, Y10
+	VMINPS       Y10, Y15, Y10
+	VMAXPS       Y11, Y13, Y11
+	VMINPS       Y11, Y15, Y11
 
 noclamp:
 	MOVQ    DX, BX
@@ -13101,93 +13101,93 @@ nobias:
 	VXORPS Y12, Y12, Y12
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y12, Y0, Y0
-	VMAXPS Y12, Y1, Y1
-	VMAXPS Y12, Y2, Y2
-	VMAXPS Y12, Y3, Y3
-	VMAXPS Y12, Y4, Y4
-	VMAXPS Y12, Y5, Y5
-	VMAXPS Y12, Y6, Y6
-	VMAXPS Y12, Y7, Y7
-	VMAXPS Y12, Y8, Y8
-	VMAXPS Y12, Y9, Y9
-	VMAXPS Y12, Y10, Y10
-	VMAXPS Y12, Y11, Y11
+	VMAXPS Y0, Y12, Y0
+	VMAXPS Y1, Y12, Y1
+	VMAXPS Y2, Y12, Y2
+	VMAXPS Y3, Y12, Y3
+	VMAXPS Y4, Y12, Y4
+	VMAXPS Y5, Y12, Y5
+	VMAXPS Y6, Y12, Y6
+	VMAXPS Y7, Y12, Y7
+	VMAXPS Y8, Y12, Y8
+	VMAXPS Y9, Y12, Y9
+	VMAXPS Y10, Y12, Y10
+	VMAXPS Y11, Y12, Y11
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y13
-	VMAXPS       Y12, Y0, Y0
-	VMINPS       Y13, Y0, Y0
-	VMAXPS       Y12, Y1, Y1
-	VMINPS       Y13, Y1, Y1
-	VMAXPS       Y12, Y2, Y2
-	VMINPS       Y13, Y2, Y2
-	VMAXPS       Y12, Y3, Y3
-	VMINPS       Y13, Y3, Y3
-	VMAXPS       Y12, Y4, Y4
-	VMINPS       Y13, Y4, Y4
-	VMAXPS       Y12, Y5, Y5
-	VMINPS       Y13, Y5, Y5
-	VMAXPS       Y12, Y6, Y6
-	VMINPS       Y13, Y6, Y6
-	VMAXPS       Y12, Y7, Y7
-	VMINPS       Y13, Y7, Y7
-	VMAXPS       Y12, Y8, Y8
-	VMINPS       Y13, Y8, Y8
-	VMAXPS       Y12, Y9, Y9
-	VMINPS       Y13, Y9, Y9
-	VMAXPS       Y12, Y10, Y10
-	VMINPS       Y13, Y10, Y10
-	VMAXPS       Y12, Y11, Y11
-	VMINPS       Y13, Y11, Y11
+	VMAXPS       Y0, Y12, Y0
+	VMINPS       Y0, Y13, Y0
+	VMAXPS       Y1, Y12, Y1
+	VMINPS       Y1, Y13, Y1
+	VMAXPS       Y2, Y12, Y2
+	VMINPS       Y2, Y13, Y2
+	VMAXPS       Y3, Y12, Y3
+	VMINPS       Y3, Y13, Y3
+	VMAXPS       Y4, Y12, Y4
+	VMINPS       Y4, Y13, Y4
+	VMAXPS       Y5, Y12, Y5
+	VMINPS       Y5, Y13, Y5
+	VMAXPS       Y6, Y12, Y6
+	VMINPS       Y6, Y13, Y6
+	VMAXPS       Y7, Y12, Y7
+	VMINPS       Y7, Y13, Y7
+	VMAXPS       Y8, Y12, Y8
+	VMINPS       Y8, Y13, Y8
+	VMAXPS       Y9, Y12, Y9
+	VMINPS       Y9, Y13, Y9
+	VMAXPS       Y10, Y12, Y10
+	VMINPS       Y10, Y13, Y10
+	VMAXPS       Y11, Y12, Y11
+	VMINPS       Y11, Y13, Y11
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y13
-	VMINPS       Y12, Y0, Y14
-	VMAXPS       Y12, Y0, Y0
+	VMINPS       Y0, Y12, Y14
+	VMAXPS       Y0, Y12, Y0
 	VFMADD231PS  Y13, Y14, Y0
-	VMINPS       Y12, Y1, Y14
-	VMAXPS       Y12, Y1, Y1
+	VMINPS       Y1, Y12, Y14
+	VMAXPS       Y1, Y12, Y1
 	VFMADD231PS  Y13, Y14, Y1
 	VBROADCASTSS 4(R11), Y13
-	VMINPS       Y12, Y2, Y14
-	VMAXPS       Y12, Y2, Y2
+	VMINPS       Y2, Y12, Y14
+	VMAXPS       Y2, Y12, Y2
 	VFMADD231PS  Y13, Y14, Y2
-	VMINPS       Y12, Y3, Y14
-	VMAXPS       Y12, Y3, Y3
+	VMINPS       Y3, Y12, Y14
+	VMAXPS       Y3, Y12, Y3
 	VFMADD231PS  Y13, Y14, Y3
 	VBROADCASTSS 8(R11), Y13
-	VMINPS       Y12, Y4, Y14
-	VMAXPS       Y12, Y4, Y4
+	VMINPS       Y4, Y12, Y14
+	VMAXPS       Y4, Y12, Y4
 	VFMADD231PS  Y13, Y14, Y4
-	VMINPS       Y12, Y5, Y14
-	VMAXPS       Y12, Y5, Y5
+	VMINPS       Y5, Y12, Y14
+	VMAXPS       Y5, Y12, Y5
 	VFMADD231PS  Y13, Y14, Y5
 	VBROADCASTSS 12(R11), Y13
-	VMINPS       Y12, Y6, Y14
-	VMAXPS       Y12, Y6, Y6
+	VMINPS       Y6, Y12, Y14
+	VMAXPS       Y6, Y12, Y6
 	VFMADD231PS  Y13, Y14, Y6
-	VMINPS       Y12, Y7, Y14
-	VMAXPS       Y12, Y7, Y7
+	VMINPS       Y7, Y12, Y14
+	VMAXPS       Y7, Y12, Y7
 	VFMADD231PS  Y13, Y14, Y7
 	VBROADCASTSS 16(R11), Y13
-	VMINPS       Y12, Y8, Y14
-	VMAXPS       Y12, Y8, Y8
+	VMINPS       Y8, Y12, Y14
+	VMAXPS       Y8, Y12, Y8
 	VFMADD231PS  Y13, Y14, Y8
-	VMINPS       Y12, Y9, Y14
-	VMAXPS       Y12, Y9, Y9
+	VMINPS       Y9, Y12, Y14
+	VMAXPS       Y9, Y12, Y9
 	VFMADD231PS  Y13, Y14, Y9
 	VBROADCASTSS 20(R11), Y13
-	VMINPS       Y12, Y10, Y14
-	VMAXPS       Y12, Y10, Y10
+	VMINPS       Y10, Y12, Y14
+	VMAXPS       Y10, Y12, Y10
 	VFMADD231PS  Y13, Y14, Y10
-	VMINPS       Y12, Y11, Y14
-	VMAXPS       Y12, Y11, Y11
+	VMINPS       Y11, Y12, Y14
+	VMAXPS       Y11, Y12, Y11
 	VFMADD231PS  Y13, Y14, Y11
 
 noprelu:
@@ -13197,40 +13197,40 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y13
 	VBROADCASTSS (R13), Y15
-	VMAXPS       Y13, Y0, Y0
-	VMINPS       Y15, Y0, Y0
-	VMAXPS       Y13, Y1, Y1
-	VMINPS       Y15, Y1, Y1
+	VMAXPS       Y0, Y13, Y0
+	VMINPS       Y0, Y15, Y0
+	VMAXPS       Y1, Y13, Y1
+	VMINPS       Y1, Y15, Y1
 	VBROADCASTSS 4(R12), Y13
 	VBROADCASTSS 4(R13), Y15
-	VMAXPS       Y13, Y2, Y2
-	VMINPS       Y15, Y2, Y2
-	VMAXPS       Y13, Y3, Y3
-	VMINPS       Y15, Y3, Y3
+	VMAXPS       Y2, Y13, Y2
+	VMINPS       Y2, Y15, Y2
+	VMAXPS       Y3, Y13, Y3
+	VMINPS       Y3, Y15, Y3
 	VBROADCASTSS 8(R12), Y13
 	VBROADCASTSS 8(R13), Y15
-	VMAXPS       Y13, Y4, Y4
-	VMINPS       Y15, Y4, Y4
-	VMAXPS       Y13, Y5, Y5
-	VMINPS       Y15, Y5, Y5
+	VMAXPS       Y4, Y13, Y4
+	VMINPS       Y4, Y15, Y4
+	VMAXPS       Y5, Y13, Y5
+	VMINPS       Y5, Y15, Y5
 	VBROADCASTSS 12(R12), Y13
 	VBROADCASTSS 12(R13), Y15
-	VMAXPS       Y13, Y6, Y6
-	VMINPS       Y15, Y6, Y6
-	VMAXPS       Y13, Y7, Y7
-	VMINPS       Y15, Y7, Y7
+	VMAXPS       Y6, Y13, Y6
+	VMINPS       Y6, Y15, Y6
+	VMAXPS       Y7, Y13, Y7
+	VMINPS       Y7, Y15, Y7
 	VBROADCASTSS 16(R12), Y13
 	VBROADCASTSS 16(R13), Y15
-	VMAXPS       Y13, Y8, Y8
-	VMINPS       Y15, Y8, Y8
-	VMAXPS       Y13, Y9, Y9
-	VMINPS       Y15, Y9, Y9
+	VMAXPS       Y8, Y13, Y8
+	VMINPS       Y8, Y15, Y8
+	VMAXPS       Y9, Y13, Y9
+	VMINPS       Y9, Y15, Y9
 	VBROADCASTSS 20(R12), Y13
 	VBROADCASTSS 20(R13), Y15
-	VMAXPS       Y13, Y10, Y10
-	VMINPS       Y15, Y10, Y10
-	VMAXPS       Y13, Y11, Y11
-	VMINPS       Y15, Y11, Y11
+	VMAXPS       Y10, Y13, Y10
+	VMINPS       Y10, Y15, Y10
+	VMAXPS       Y11, Y13, Y11
+	VMINPS       Y11, Y15, Y11
 
 noclamp:
 	MOVQ    DX, BX
@@ -13458,93 +13458,93 @@ nobias:
 	VXORPS Y12, Y12, Y12
 	TESTQ  $0x00000004, R9
 	JZ     norelu
-	VMAXPS Y12, Y0, Y0
-	VMAXPS Y12, Y1, Y1
-	VMAXPS Y12, Y2, Y2
-	VMAXPS Y12, Y3, Y3
-	VMAXPS Y12, Y4, Y4
-	VMAXPS Y12, Y5, Y5
-	VMAXPS Y12, Y6, Y6
-	VMAXPS Y12, Y7, Y7
-	VMAXPS Y12, Y8, Y8
-	VMAXPS Y12, Y9, Y9
-	VMAXPS Y12, Y10, Y10
-	VMAXPS Y12, Y11, Y11
+	VMAXPS Y0, Y12, Y0
+	VMAXPS Y1, Y12, Y1
+	VMAXPS Y2, Y12, Y2
+	VMAXPS Y3, Y12, Y3
+	VMAXPS Y4, Y12, Y4
+	VMAXPS Y5, Y12, Y5
+	VMAXPS Y6, Y12, Y6
+	VMAXPS Y7, Y12, Y7
+	VMAXPS Y8, Y12, Y8
+	VMAXPS Y9, Y12, Y9
+	VMAXPS Y10, Y12, Y10
+	VMAXPS Y11, Y12, Y11
 
 norelu:
 	TESTQ        $0x00000008, R9
 	JZ           norelu6
 	VBROADCASTSS six<>+0(SB), Y13
-	VMAXPS       Y12, Y0, Y0
-	VMINPS       Y13, Y0, Y0
-	VMAXPS       Y12, Y1, Y1
-	VMINPS       Y13, Y1, Y1
-	VMAXPS       Y12, Y2, Y2
-	VMINPS       Y13, Y2, Y2
-	VMAXPS       Y12, Y3, Y3
-	VMINPS       Y13, Y3, Y3
-	VMAXPS       Y12, Y4, Y4
-	VMINPS       Y13, Y4, Y4
-	VMAXPS       Y12, Y5, Y5
-	VMINPS       Y13, Y5, Y5
-	VMAXPS       Y12, Y6, Y6
-	VMINPS       Y13, Y6, Y6
-	VMAXPS       Y12, Y7, Y7
-	VMINPS       Y13, Y7, Y7
-	VMAXPS       Y12, Y8, Y8
-	VMINPS       Y13, Y8, Y8
-	VMAXPS       Y12, Y9, Y9
-	VMINPS       Y13, Y9, Y9
-	VMAXPS       Y12, Y10, Y10
-	VMINPS       Y13, Y10, Y10
-	VMAXPS       Y12, Y11, Y11
-	VMINPS       Y13, Y11, Y11
+	VMAXPS       Y0, Y12, Y0
+	VMINPS       Y0, Y13, Y0
+	VMAXPS       Y1, Y12, Y1
+	VMINPS       Y1, Y13, Y1
+	VMAXPS       Y2, Y12, Y2
+	VMINPS       Y2, Y13, Y2
+	VMAXPS       Y3, Y12, Y3
+	VMINPS       Y3, Y13, Y3
+	VMAXPS       Y4, Y12, Y4
+	VMINPS       Y4, Y13, Y4
+	VMAXPS       Y5, Y12, Y5
+	VMINPS       Y5, Y13, Y5
+	VMAXPS       Y6, Y12, Y6
+	VMINPS       Y6, Y13, Y6
+	VMAXPS       Y7, Y12, Y7
+	VMINPS       Y7, Y13, Y7
+	VMAXPS       Y8, Y12, Y8
+	VMINPS       Y8, Y13, Y8
+	VMAXPS       Y9, Y12, Y9
+	VMINPS       Y9, Y13, Y9
+	VMAXPS       Y10, Y12, Y10
+	VMINPS       Y10, Y13, Y10
+	VMAXPS       Y11, Y12, Y11
+	VMINPS       Y11, Y13, Y11
 
 norelu6:
 	TESTQ        $0x00000010, R9
 	JZ           noprelu
 	MOVQ         slope+72(FP), R11
 	VBROADCASTSS (R11), Y13
-	VMINPS       Y12, Y0, Y14
-	VMAXPS       Y12, Y0, Y0
+	VMINPS       Y0, Y12, Y14
+	VMAXPS       Y0, Y12, Y0
 	VFMADD231PS  Y13, Y14, Y0
-	VMINPS       Y12, Y1, Y14
-	VMAXPS       Y12, Y1, Y1
+	VMINPS       Y1, Y12, Y14
+	VMAXPS       Y1, Y12, Y1
 	VFMADD231PS  Y13, Y14, Y1
 	VBROADCASTSS 4(R11), Y13
-	VMINPS       Y12, Y2, Y14
-	VMAXPS       Y12, Y2, Y2
+	VMINPS       Y2, Y12, Y14
+	VMAXPS       Y2, Y12, Y2
 	VFMADD231PS  Y13, Y14, Y2
-	VMINPS       Y12, Y3, Y14
-	VMAXPS       Y12, Y3, Y3
+	VMINPS       Y3, Y12, Y14
+	VMAXPS       Y3, Y12, Y3
 	VFMADD231PS  Y13, Y14, Y3
 	VBROADCASTSS 8(R11), Y13
-	VMINPS       Y12, Y4, Y14
-	VMAXPS       Y12, Y4, Y4
+	VMINPS       Y4, Y12, Y14
+	VMAXPS       Y4, Y12, Y4
 	VFMADD231PS  Y13, Y14, Y4
-	VMINPS       Y12, Y5, Y14
-	VMAXPS       Y12, Y5, Y5
+	VMINPS       Y5, Y12, Y14
+	VMAXPS       Y5, Y12, Y5
 	VFMADD231PS  Y13, Y14, Y5
 	VBROADCASTSS 12(R11), Y13
-	VMINPS       Y12, Y6, Y14
-	VMAXPS       Y12, Y6, Y6
+	VMINPS       Y6, Y12, Y14
+	VMAXPS       Y6, Y12, Y6
 	VFMADD231PS  Y13, Y14, Y6
-	VMINPS       Y12, Y7, Y14
-	VMAXPS       Y12, Y7, Y7
+	VMINPS       Y7, Y12, Y14
+	VMAXPS       Y7, Y12, Y7
 	VFMADD231PS  Y13, Y14, Y7
 	VBROADCASTSS 16(R11), Y13
-	VMINPS       Y12, Y8, Y14
-	VMAXPS       Y12, Y8, Y8
+	VMINPS       Y8, Y12, Y14
+	VMAXPS       Y8, Y12, Y8
 	VFMADD231PS  Y13, Y14, Y8
-	VMINPS       Y12, Y9, Y14
-	VMAXPS       Y12, Y9, Y9
+	VMINPS       Y9, Y12, Y14
+	VMAXPS       Y9, Y12, Y9
 	VFMADD231PS  Y13, Y14, Y9
 	VBROADCASTSS 20(R11), Y13
-	VMINPS       Y12, Y10, Y14
-	VMAXPS       Y12, Y10, Y10
+	VMINPS       Y10, Y12, Y14
+	VMAXPS       Y10, Y12, Y10
 	VFMADD231PS  Y13, Y14, Y10
-	VMINPS       Y12, Y11, Y14
-	VMAXPS       Y12, Y11, Y11
+	VMINPS       Y11, Y12, Y14
+	VMAXPS       Y11, Y12, Y11
 	VFMADD231PS  Y13, Y14, Y11
 
 noprelu:
@@ -13554,40 +13554,40 @@ noprelu:
 	MOVQ         hi+88(FP), R13
 	VBROADCASTSS (R12), Y13
 	VBROADCASTSS (R13), Y15
-	VMAXPS       Y13, Y0, Y0
-	VMINPS       Y15, Y0, Y0
-	VMAXPS       Y13, Y1, Y1
-	VMINPS       Y15, Y1, Y1
+	VMAXPS       Y0, Y13, Y0
+	VMINPS       Y0, Y15, Y0
+	VMAXPS       Y1, Y13, Y1
+	VMINPS       Y1, Y15, Y1
 	VBROADCASTSS 4(R12), Y13
 	VBROADCASTSS 4(R13), Y15
-	VMAXPS       Y13, Y2, Y2
-	VMINPS       Y15, Y2, Y2
-	VMAXPS       Y13, Y3, Y3
-	VMINPS       Y15, Y3, Y3
+	VMAXPS       Y2, Y13, Y2
+	VMINPS       Y2, Y15, Y2
+	VMAXPS       Y3, Y13, Y3
+	VMINPS       Y3, Y15, Y3
 	VBROADCASTSS 8(R12), Y13
 	VBROADCASTSS 8(R13), Y15
-	VMAXPS       Y13, Y4, Y4
-	VMINPS       Y15, Y4, Y4
-	VMAXPS       Y13, Y5, Y5
-	VMINPS       Y15, Y5, Y5
+	VMAXPS       Y4, Y13, Y4
+	VMINPS       Y4, Y15, Y4
+	VMAXPS       Y5, Y13, Y5
+	VMINPS       Y5, Y15, Y5
 	VBROADCASTSS 12(R12), Y13
 	VBROADCASTSS 12(R13), Y15
-	VMAXPS       Y13, Y6, Y6
-	VMINPS       Y15, Y6, Y6
-	VMAXPS       Y13, Y7, Y7
-	VMINPS       Y15, Y7, Y7
+	VMAXPS       Y6, Y13, Y6
+	VMINPS       Y6, Y15, Y6
+	VMAXPS       Y7, Y13, Y7
+	VMINPS       Y7, Y15, Y7
 	VBROADCASTSS 16(R12), Y13
 	VBROADCASTSS 16(R13), Y15
-	VMAXPS       Y13, Y8, Y8
-	VMINPS       Y15, Y8, Y8
-	VMAXPS       Y13, Y9, Y9
-	VMINPS       Y15, Y9, Y9
+	VMAXPS       Y8, Y13, Y8
+	VMINPS       Y8, Y15, Y8
+	VMAXPS       Y9, Y13, Y9
+	VMINPS       Y9, Y15, Y9
 	VBROADCASTSS 20(R12), Y13
 	VBROADCASTSS 20(R13), Y15
-	VMAXPS       Y13, Y10, Y10
-	VMINPS       Y15, Y10, Y10
-	VMAXPS       Y13, Y11, Y11
-	VMINPS       Y15, Y11, Y11
+	VMAXPS       Y10, Y13, Y10
+	VMINPS       Y10, Y15, Y10
+	VMAXPS       Y11, Y13, Y11
+	VMINPS       Y11, Y15, Y11
 
 noclamp:
 	MOVQ    DX, BX
@@ -13960,17 +13960,17 @@ v32:
 	VADDPS      96(DI)(SI*1), Y15, Y15
 
 anoacc:
-	VMAXPS  Y10, Y12, Y12
-	VMINPS  Y11, Y12, Y12
+	VMAXPS  Y12, Y10, Y12
+	VMINPS  Y12, Y11, Y12
 	VMOVUPS Y12, (DI)(SI*1)
-	VMAXPS  Y10, Y13, Y13
-	VMINPS  Y11, Y13, Y13
+	VMAXPS  Y13, Y10, Y13
+	VMINPS  Y13, Y11, Y13
 	VMOVUPS Y13, 32(DI)(SI*1)
-	VMAXPS  Y10, Y14, Y14
-	VMINPS  Y11, Y14, Y14
+	VMAXPS  Y14, Y10, Y14
+	VMINPS  Y14, Y11, Y14
 	VMOVUPS Y14, 64(DI)(SI*1)
-	VMAXPS  Y10, Y15, Y15
-	VMINPS  Y11, Y15, Y15
+	VMAXPS  Y15, Y10, Y15
+	VMINPS  Y15, Y11, Y15
 	VMOVUPS Y15, 96(DI)(SI*1)
 	ADDQ    $0x80, SI
 	SUBQ    $0x20, CX
@@ -13994,8 +13994,8 @@ v8:
 	VADDPS      (DI)(SI*1), Y12, Y12
 
 bnoacc:
-	VMAXPS  Y10, Y12, Y12
-	VMINPS  Y11, Y12, Y12
+	VMAXPS  Y12, Y10, Y12
+	VMINPS  Y12, Y11, Y12
 	VMOVUPS Y12, (DI)(SI*1)
 	ADDQ    $0x20, SI
 	SUBQ    $0x08, CX
@@ -14019,8 +14019,8 @@ s1:
 	VADDSS      (DI)(SI*1), X12, X12
 
 cnoacc:
-	VMAXSS X10, X12, X12
-	VMINSS X11, X12, X12
+	VMAXSS X12, X10, X12
+	VMINSS X12, X11, X12
 	VMOVSS X12, (DI)(SI*1)
 	ADDQ   $0x04, SI
 	DECQ   CX
@@ -14577,36 +14577,42 @@ r0noacc:
 	VADDPS 256(SP), Y7, Y7
 
 r0nobias:
-	TESTQ  $0x00000004, R10
-	JZ     r0norelu
-	VMAXPS 384(SP), Y6, Y6
-	VMAXPS 384(SP), Y7, Y7
+	TESTQ   $0x00000004, R10
+	JZ      r0norelu
+	VMOVUPS 384(SP), Y1
+	VMAXPS  Y6, Y1, Y6
+	VMAXPS  Y7, Y1, Y7
 
 r0norelu:
-	TESTQ  $0x00000008, R10
-	JZ     r0norelu6
-	VMAXPS 384(SP), Y6, Y6
-	VMINPS 416(SP), Y6, Y6
-	VMAXPS 384(SP), Y7, Y7
-	VMINPS 416(SP), Y7, Y7
+	TESTQ   $0x00000008, R10
+	JZ      r0norelu6
+	VMOVUPS 384(SP), Y1
+	VMOVUPS 416(SP), Y2
+	VMAXPS  Y6, Y1, Y6
+	VMINPS  Y6, Y2, Y6
+	VMAXPS  Y7, Y1, Y7
+	VMINPS  Y7, Y2, Y7
 
 r0norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r0noprelu
-	VMINPS      384(SP), Y6, Y0
-	VMAXPS      384(SP), Y6, Y6
+	VMOVUPS     384(SP), Y1
+	VMINPS      Y6, Y1, Y0
+	VMAXPS      Y6, Y1, Y6
 	VFMADD231PS 288(SP), Y0, Y6
-	VMINPS      384(SP), Y7, Y0
-	VMAXPS      384(SP), Y7, Y7
+	VMINPS      Y7, Y1, Y0
+	VMAXPS      Y7, Y1, Y7
 	VFMADD231PS 288(SP), Y0, Y7
 
 r0noprelu:
-	TESTQ  $0x00000020, R10
-	JZ     r0noclamp
-	VMAXPS 320(SP), Y6, Y6
-	VMINPS 352(SP), Y6, Y6
-	VMAXPS 320(SP), Y7, Y7
-	VMINPS 352(SP), Y7, Y7
+	TESTQ   $0x00000020, R10
+	JZ      r0noclamp
+	VMOVUPS 320(SP), Y1
+	VMOVUPS 352(SP), Y2
+	VMAXPS  Y6, Y1, Y6
+	VMINPS  Y6, Y2, Y6
+	VMAXPS  Y7, Y1, Y7
+	VMINPS  Y7, Y2, Y7
 
 r0noclamp:
 	VMOVUPS    Y6, (BX)
@@ -14636,36 +14642,42 @@ r1noacc:
 	VADDPS 256(SP), Y7, Y7
 
 r1nobias:
-	TESTQ  $0x00000004, R10
-	JZ     r1norelu
-	VMAXPS 384(SP), Y6, Y6
-	VMAXPS 384(SP), Y7, Y7
+	TESTQ   $0x00000004, R10
+	JZ      r1norelu
+	VMOVUPS 384(SP), Y1
+	VMAXPS  Y6, Y1, Y6
+	VMAXPS  Y7, Y1, Y7
 
 r1norelu:
-	TESTQ  $0x00000008, R10
-	JZ     r1norelu6
-	VMAXPS 384(SP), Y6, Y6
-	VMINPS 416(SP), Y6, Y6
-	VMAXPS 384(SP), Y7, Y7
-	VMINPS 416(SP), Y7, Y7
+	TESTQ   $0x00000008, R10
+	JZ      r1norelu6
+	VMOVUPS 384(SP), Y1
+	VMOVUPS 416(SP), Y2
+	VMAXPS  Y6, Y1, Y6
+	VMINPS  Y6, Y2, Y6
+	VMAXPS  Y7, Y1, Y7
+	VMINPS  Y7, Y2, Y7
 
 r1norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r1noprelu
-	VMINPS      384(SP), Y6, Y0
-	VMAXPS      384(SP), Y6, Y6
+	VMOVUPS     384(SP), Y1
+	VMINPS      Y6, Y1, Y0
+	VMAXPS      Y6, Y1, Y6
 	VFMADD231PS 288(SP), Y0, Y6
-	VMINPS      384(SP), Y7, Y0
-	VMAXPS      384(SP), Y7, Y7
+	VMINPS      Y7, Y1, Y0
+	VMAXPS      Y7, Y1, Y7
 	VFMADD231PS 288(SP), Y0, Y7
 
 r1noprelu:
-	TESTQ  $0x00000020, R10
-	JZ     r1noclamp
-	VMAXPS 320(SP), Y6, Y6
-	VMINPS 352(SP), Y6, Y6
-	VMAXPS 320(SP), Y7, Y7
-	VMINPS 352(SP), Y7, Y7
+	TESTQ   $0x00000020, R10
+	JZ      r1noclamp
+	VMOVUPS 320(SP), Y1
+	VMOVUPS 352(SP), Y2
+	VMAXPS  Y6, Y1, Y6
+	VMINPS  Y6, Y2, Y6
+	VMAXPS  Y7, Y1, Y7
+	VMINPS  Y7, Y2, Y7
 
 r1noclamp:
 	VMOVUPS Y6, (BX)
@@ -15388,52 +15400,58 @@ r0noacc:
 	VADDPS 768(SP), Y13, Y13
 
 r0nobias:
-	TESTQ  $0x00000004, R10
-	JZ     r0norelu
-	VMAXPS 896(SP), Y10, Y10
-	VMAXPS 896(SP), Y11, Y11
-	VMAXPS 896(SP), Y12, Y12
-	VMAXPS 896(SP), Y13, Y13
+	TESTQ   $0x00000004, R10
+	JZ      r0norelu
+	VMOVUPS 896(SP), Y1
+	VMAXPS  Y10, Y1, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMAXPS  Y13, Y1, Y13
 
 r0norelu:
-	TESTQ  $0x00000008, R10
-	JZ     r0norelu6
-	VMAXPS 896(SP), Y10, Y10
-	VMINPS 928(SP), Y10, Y10
-	VMAXPS 896(SP), Y11, Y11
-	VMINPS 928(SP), Y11, Y11
-	VMAXPS 896(SP), Y12, Y12
-	VMINPS 928(SP), Y12, Y12
-	VMAXPS 896(SP), Y13, Y13
-	VMINPS 928(SP), Y13, Y13
+	TESTQ   $0x00000008, R10
+	JZ      r0norelu6
+	VMOVUPS 896(SP), Y1
+	VMOVUPS 928(SP), Y2
+	VMAXPS  Y10, Y1, Y10
+	VMINPS  Y10, Y2, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMINPS  Y11, Y2, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMINPS  Y12, Y2, Y12
+	VMAXPS  Y13, Y1, Y13
+	VMINPS  Y13, Y2, Y13
 
 r0norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r0noprelu
-	VMINPS      896(SP), Y10, Y0
-	VMAXPS      896(SP), Y10, Y10
+	VMOVUPS     896(SP), Y1
+	VMINPS      Y10, Y1, Y0
+	VMAXPS      Y10, Y1, Y10
 	VFMADD231PS 800(SP), Y0, Y10
-	VMINPS      896(SP), Y11, Y0
-	VMAXPS      896(SP), Y11, Y11
+	VMINPS      Y11, Y1, Y0
+	VMAXPS      Y11, Y1, Y11
 	VFMADD231PS 800(SP), Y0, Y11
-	VMINPS      896(SP), Y12, Y0
-	VMAXPS      896(SP), Y12, Y12
+	VMINPS      Y12, Y1, Y0
+	VMAXPS      Y12, Y1, Y12
 	VFMADD231PS 800(SP), Y0, Y12
-	VMINPS      896(SP), Y13, Y0
-	VMAXPS      896(SP), Y13, Y13
+	VMINPS      Y13, Y1, Y0
+	VMAXPS      Y13, Y1, Y13
 	VFMADD231PS 800(SP), Y0, Y13
 
 r0noprelu:
-	TESTQ  $0x00000020, R10
-	JZ     r0noclamp
-	VMAXPS 832(SP), Y10, Y10
-	VMINPS 864(SP), Y10, Y10
-	VMAXPS 832(SP), Y11, Y11
-	VMINPS 864(SP), Y11, Y11
-	VMAXPS 832(SP), Y12, Y12
-	VMINPS 864(SP), Y12, Y12
-	VMAXPS 832(SP), Y13, Y13
-	VMINPS 864(SP), Y13, Y13
+	TESTQ   $0x00000020, R10
+	JZ      r0noclamp
+	VMOVUPS 832(SP), Y1
+	VMOVUPS 864(SP), Y2
+	VMAXPS  Y10, Y1, Y10
+	VMINPS  Y10, Y2, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMINPS  Y11, Y2, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMINPS  Y12, Y2, Y12
+	VMAXPS  Y13, Y1, Y13
+	VMINPS  Y13, Y2, Y13
 
 r0noclamp:
 	VMOVUPS     Y10, (BX)
@@ -15489,52 +15507,58 @@ r1noacc:
 	VADDPS 768(SP), Y13, Y13
 
 r1nobias:
-	TESTQ  $0x00000004, R10
-	JZ     r1norelu
-	VMAXPS 896(SP), Y10, Y10
-	VMAXPS 896(SP), Y11, Y11
-	VMAXPS 896(SP), Y12, Y12
-	VMAXPS 896(SP), Y13, Y13
+	TESTQ   $0x00000004, R10
+	JZ      r1norelu
+	VMOVUPS 896(SP), Y1
+	VMAXPS  Y10, Y1, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMAXPS  Y13, Y1, Y13
 
 r1norelu:
-	TESTQ  $0x00000008, R10
-	JZ     r1norelu6
-	VMAXPS 896(SP), Y10, Y10
-	VMINPS 928(SP), Y10, Y10
-	VMAXPS 896(SP), Y11, Y11
-	VMINPS 928(SP), Y11, Y11
-	VMAXPS 896(SP), Y12, Y12
-	VMINPS 928(SP), Y12, Y12
-	VMAXPS 896(SP), Y13, Y13
-	VMINPS 928(SP), Y13, Y13
+	TESTQ   $0x00000008, R10
+	JZ      r1norelu6
+	VMOVUPS 896(SP), Y1
+	VMOVUPS 928(SP), Y2
+	VMAXPS  Y10, Y1, Y10
+	VMINPS  Y10, Y2, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMINPS  Y11, Y2, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMINPS  Y12, Y2, Y12
+	VMAXPS  Y13, Y1, Y13
+	VMINPS  Y13, Y2, Y13
 
 r1norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r1noprelu
-	VMINPS      896(SP), Y10, Y0
-	VMAXPS      896(SP), Y10, Y10
+	VMOVUPS     896(SP), Y1
+	VMINPS      Y10, Y1, Y0
+	VMAXPS      Y10, Y1, Y10
 	VFMADD231PS 800(SP), Y0, Y10
-	VMINPS      896(SP), Y11, Y0
-	VMAXPS      896(SP), Y11, Y11
+	VMINPS      Y11, Y1, Y0
+	VMAXPS      Y11, Y1, Y11
 	VFMADD231PS 800(SP), Y0, Y11
-	VMINPS      896(SP), Y12, Y0
-	VMAXPS      896(SP), Y12, Y12
+	VMINPS      Y12, Y1, Y0
+	VMAXPS      Y12, Y1, Y12
 	VFMADD231PS 800(SP), Y0, Y12
-	VMINPS      896(SP), Y13, Y0
-	VMAXPS      896(SP), Y13, Y13
+	VMINPS      Y13, Y1, Y0
+	VMAXPS      Y13, Y1, Y13
 	VFMADD231PS 800(SP), Y0, Y13
 
 r1noprelu:
-	TESTQ  $0x00000020, R10
-	JZ     r1noclamp
-	VMAXPS 832(SP), Y10, Y10
-	VMINPS 864(SP), Y10, Y10
-	VMAXPS 832(SP), Y11, Y11
-	VMINPS 864(SP), Y11, Y11
-	VMAXPS 832(SP), Y12, Y12
-	VMINPS 864(SP), Y12, Y12
-	VMAXPS 832(SP), Y13, Y13
-	VMINPS 864(SP), Y13, Y13
+	TESTQ   $0x00000020, R10
+	JZ      r1noclamp
+	VMOVUPS 832(SP), Y1
+	VMOVUPS 864(SP), Y2
+	VMAXPS  Y10, Y1, Y10
+	VMINPS  Y10, Y2, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMINPS  Y11, Y2, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMINPS  Y12, Y2, Y12
+	VMAXPS  Y13, Y1, Y13
+	VMINPS  Y13, Y2, Y13
 
 r1noclamp:
 	VMOVUPS     Y10, (BX)
@@ -15590,52 +15614,58 @@ r2noacc:
 	VADDPS 768(SP), Y13, Y13
 
 r2nobias:
-	TESTQ  $0x00000004, R10
-	JZ     r2norelu
-	VMAXPS 896(SP), Y10, Y10
-	VMAXPS 896(SP), Y11, Y11
-	VMAXPS 896(SP), Y12, Y12
-	VMAXPS 896(SP), Y13, Y13
+	TESTQ   $0x00000004, R10
+	JZ      r2norelu
+	VMOVUPS 896(SP), Y1
+	VMAXPS  Y10, Y1, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMAXPS  Y13, Y1, Y13
 
 r2norelu:
-	TESTQ  $0x00000008, R10
-	JZ     r2norelu6
-	VMAXPS 896(SP), Y10, Y10
-	VMINPS 928(SP), Y10, Y10
-	VMAXPS 896(SP), Y11, Y11
-	VMINPS 928(SP), Y11, Y11
-	VMAXPS 896(SP), Y12, Y12
-	VMINPS 928(SP), Y12, Y12
-	VMAXPS 896(SP), Y13, Y13
-	VMINPS 928(SP), Y13, Y13
+	TESTQ   $0x00000008, R10
+	JZ      r2norelu6
+	VMOVUPS 896(SP), Y1
+	VMOVUPS 928(SP), Y2
+	VMAXPS  Y10, Y1, Y10
+	VMINPS  Y10, Y2, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMINPS  Y11, Y2, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMINPS  Y12, Y2, Y12
+	VMAXPS  Y13, Y1, Y13
+	VMINPS  Y13, Y2, Y13
 
 r2norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r2noprelu
-	VMINPS      896(SP), Y10, Y0
-	VMAXPS      896(SP), Y10, Y10
+	VMOVUPS     896(SP), Y1
+	VMINPS      Y10, Y1, Y0
+	VMAXPS      Y10, Y1, Y10
 	VFMADD231PS 800(SP), Y0, Y10
-	VMINPS      896(SP), Y11, Y0
-	VMAXPS      896(SP), Y11, Y11
+	VMINPS      Y11, Y1, Y0
+	VMAXPS      Y11, Y1, Y11
 	VFMADD231PS 800(SP), Y0, Y11
-	VMINPS      896(SP), Y12, Y0
-	VMAXPS      896(SP), Y12, Y12
+	VMINPS      Y12, Y1, Y0
+	VMAXPS      Y12, Y1, Y12
 	VFMADD231PS 800(SP), Y0, Y12
-	VMINPS      896(SP), Y13, Y0
-	VMAXPS      896(SP), Y13, Y13
+	VMINPS      Y13, Y1, Y0
+	VMAXPS      Y13, Y1, Y13
 	VFMADD231PS 800(SP), Y0, Y13
 
 r2noprelu:
-	TESTQ  $0x00000020, R10
-	JZ     r2noclamp
-	VMAXPS 832(SP), Y10, Y10
-	VMINPS 864(SP), Y10, Y10
-	VMAXPS 832(SP), Y11, Y11
-	VMINPS 864(SP), Y11, Y11
-	VMAXPS 832(SP), Y12, Y12
-	VMINPS 864(SP), Y12, Y12
-	VMAXPS 832(SP), Y13, Y13
-	VMINPS 864(SP), Y13, Y13
+	TESTQ   $0x00000020, R10
+	JZ      r2noclamp
+	VMOVUPS 832(SP), Y1
+	VMOVUPS 864(SP), Y2
+	VMAXPS  Y10, Y1, Y10
+	VMINPS  Y10, Y2, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMINPS  Y11, Y2, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMINPS  Y12, Y2, Y12
+	VMAXPS  Y13, Y1, Y13
+	VMINPS  Y13, Y2, Y13
 
 r2noclamp:
 	VMOVUPS     Y10, (BX)
@@ -15691,52 +15721,58 @@ r3noacc:
 	VADDPS 768(SP), Y13, Y13
 
 r3nobias:
-	TESTQ  $0x00000004, R10
-	JZ     r3norelu
-	VMAXPS 896(SP), Y10, Y10
-	VMAXPS 896(SP), Y11, Y11
-	VMAXPS 896(SP), Y12, Y12
-	VMAXPS 896(SP), Y13, Y13
+	TESTQ   $0x00000004, R10
+	JZ      r3norelu
+	VMOVUPS 896(SP), Y1
+	VMAXPS  Y10, Y1, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMAXPS  Y13, Y1, Y13
 
 r3norelu:
-	TESTQ  $0x00000008, R10
-	JZ     r3norelu6
-	VMAXPS 896(SP), Y10, Y10
-	VMINPS 928(SP), Y10, Y10
-	VMAXPS 896(SP), Y11, Y11
-	VMINPS 928(SP), Y11, Y11
-	VMAXPS 896(SP), Y12, Y12
-	VMINPS 928(SP), Y12, Y12
-	VMAXPS 896(SP), Y13, Y13
-	VMINPS 928(SP), Y13, Y13
+	TESTQ   $0x00000008, R10
+	JZ      r3norelu6
+	VMOVUPS 896(SP), Y1
+	VMOVUPS 928(SP), Y2
+	VMAXPS  Y10, Y1, Y10
+	VMINPS  Y10, Y2, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMINPS  Y11, Y2, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMINPS  Y12, Y2, Y12
+	VMAXPS  Y13, Y1, Y13
+	VMINPS  Y13, Y2, Y13
 
 r3norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r3noprelu
-	VMINPS      896(SP), Y10, Y0
-	VMAXPS      896(SP), Y10, Y10
+	VMOVUPS     896(SP), Y1
+	VMINPS      Y10, Y1, Y0
+	VMAXPS      Y10, Y1, Y10
 	VFMADD231PS 800(SP), Y0, Y10
-	VMINPS      896(SP), Y11, Y0
-	VMAXPS      896(SP), Y11, Y11
+	VMINPS      Y11, Y1, Y0
+	VMAXPS      Y11, Y1, Y11
 	VFMADD231PS 800(SP), Y0, Y11
-	VMINPS      896(SP), Y12, Y0
-	VMAXPS      896(SP), Y12, Y12
+	VMINPS      Y12, Y1, Y0
+	VMAXPS      Y12, Y1, Y12
 	VFMADD231PS 800(SP), Y0, Y12
-	VMINPS      896(SP), Y13, Y0
-	VMAXPS      896(SP), Y13, Y13
+	VMINPS      Y13, Y1, Y0
+	VMAXPS      Y13, Y1, Y13
 	VFMADD231PS 800(SP), Y0, Y13
 
 r3noprelu:
-	TESTQ  $0x00000020, R10
-	JZ     r3noclamp
-	VMAXPS 832(SP), Y10, Y10
-	VMINPS 864(SP), Y10, Y10
-	VMAXPS 832(SP), Y11, Y11
-	VMINPS 864(SP), Y11, Y11
-	VMAXPS 832(SP), Y12, Y12
-	VMINPS 864(SP), Y12, Y12
-	VMAXPS 832(SP), Y13, Y13
-	VMINPS 864(SP), Y13, Y13
+	TESTQ   $0x00000020, R10
+	JZ      r3noclamp
+	VMOVUPS 832(SP), Y1
+	VMOVUPS 864(SP), Y2
+	VMAXPS  Y10, Y1, Y10
+	VMINPS  Y10, Y2, Y10
+	VMAXPS  Y11, Y1, Y11
+	VMINPS  Y11, Y2, Y11
+	VMAXPS  Y12, Y1, Y12
+	VMINPS  Y12, Y2, Y12
+	VMAXPS  Y13, Y1, Y13
+	VMINPS  Y13, Y2, Y13
 
 r3noclamp:
 	VMOVUPS Y10, (BX)
@@ -16030,34 +16066,34 @@ r0noacc:
 r0nobias:
 	TESTQ  $0x00000004, R10
 	JZ     r0norelu
-	VMAXPS Z20, Z10, Z10
-	VMAXPS Z20, Z11, Z11
+	VMAXPS Z10, Z20, Z10
+	VMAXPS Z11, Z20, Z11
 
 r0norelu:
 	TESTQ  $0x00000008, R10
 	JZ     r0norelu6
-	VMAXPS Z20, Z10, Z10
-	VMINPS Z21, Z10, Z10
-	VMAXPS Z20, Z11, Z11
-	VMINPS Z21, Z11, Z11
+	VMAXPS Z10, Z20, Z10
+	VMINPS Z10, Z21, Z10
+	VMAXPS Z11, Z20, Z11
+	VMINPS Z11, Z21, Z11
 
 r0norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r0noprelu
-	VMINPS      Z20, Z10, Z0
-	VMAXPS      Z20, Z10, Z10
+	VMINPS      Z10, Z20, Z0
+	VMAXPS      Z10, Z20, Z10
 	VFMADD231PS Z17, Z0, Z10
-	VMINPS      Z20, Z11, Z0
-	VMAXPS      Z20, Z11, Z11
+	VMINPS      Z11, Z20, Z0
+	VMAXPS      Z11, Z20, Z11
 	VFMADD231PS Z17, Z0, Z11
 
 r0noprelu:
 	TESTQ  $0x00000020, R10
 	JZ     r0noclamp
-	VMAXPS Z18, Z10, Z10
-	VMINPS Z19, Z10, Z10
-	VMAXPS Z18, Z11, Z11
-	VMINPS Z19, Z11, Z11
+	VMAXPS Z10, Z18, Z10
+	VMINPS Z10, Z19, Z10
+	VMAXPS Z11, Z18, Z11
+	VMINPS Z11, Z19, Z11
 
 r0noclamp:
 	VMOVUPS   Z10, (BX)
@@ -16089,34 +16125,34 @@ r1noacc:
 r1nobias:
 	TESTQ  $0x00000004, R10
 	JZ     r1norelu
-	VMAXPS Z20, Z10, Z10
-	VMAXPS Z20, Z11, Z11
+	VMAXPS Z10, Z20, Z10
+	VMAXPS Z11, Z20, Z11
 
 r1norelu:
 	TESTQ  $0x00000008, R10
 	JZ     r1norelu6
-	VMAXPS Z20, Z10, Z10
-	VMINPS Z21, Z10, Z10
-	VMAXPS Z20, Z11, Z11
-	VMINPS Z21, Z11, Z11
+	VMAXPS Z10, Z20, Z10
+	VMINPS Z10, Z21, Z10
+	VMAXPS Z11, Z20, Z11
+	VMINPS Z11, Z21, Z11
 
 r1norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r1noprelu
-	VMINPS      Z20, Z10, Z0
-	VMAXPS      Z20, Z10, Z10
+	VMINPS      Z10, Z20, Z0
+	VMAXPS      Z10, Z20, Z10
 	VFMADD231PS Z17, Z0, Z10
-	VMINPS      Z20, Z11, Z0
-	VMAXPS      Z20, Z11, Z11
+	VMINPS      Z11, Z20, Z0
+	VMAXPS      Z11, Z20, Z11
 	VFMADD231PS Z17, Z0, Z11
 
 r1noprelu:
 	TESTQ  $0x00000020, R10
 	JZ     r1noclamp
-	VMAXPS Z18, Z10, Z10
-	VMINPS Z19, Z10, Z10
-	VMAXPS Z18, Z11, Z11
-	VMINPS Z19, Z11, Z11
+	VMAXPS Z10, Z18, Z10
+	VMINPS Z10, Z19, Z10
+	VMAXPS Z11, Z18, Z11
+	VMINPS Z11, Z19, Z11
 
 r1noclamp:
 	VMOVUPS Z10, (BX)
@@ -16850,50 +16886,50 @@ r0noacc:
 r0nobias:
 	TESTQ  $0x00000004, R10
 	JZ     r0norelu
-	VMAXPS Z20, Z6, Z6
-	VMAXPS Z20, Z7, Z7
-	VMAXPS Z20, Z8, Z8
-	VMAXPS Z20, Z9, Z9
+	VMAXPS Z6, Z20, Z6
+	VMAXPS Z7, Z20, Z7
+	VMAXPS Z8, Z20, Z8
+	VMAXPS Z9, Z20, Z9
 
 r0norelu:
 	TESTQ  $0x00000008, R10
 	JZ     r0norelu6
-	VMAXPS Z20, Z6, Z6
-	VMINPS Z21, Z6, Z6
-	VMAXPS Z20, Z7, Z7
-	VMINPS Z21, Z7, Z7
-	VMAXPS Z20, Z8, Z8
-	VMINPS Z21, Z8, Z8
-	VMAXPS Z20, Z9, Z9
-	VMINPS Z21, Z9, Z9
+	VMAXPS Z6, Z20, Z6
+	VMINPS Z6, Z21, Z6
+	VMAXPS Z7, Z20, Z7
+	VMINPS Z7, Z21, Z7
+	VMAXPS Z8, Z20, Z8
+	VMINPS Z8, Z21, Z8
+	VMAXPS Z9, Z20, Z9
+	VMINPS Z9, Z21, Z9
 
 r0norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r0noprelu
-	VMINPS      Z20, Z6, Z0
-	VMAXPS      Z20, Z6, Z6
+	VMINPS      Z6, Z20, Z0
+	VMAXPS      Z6, Z20, Z6
 	VFMADD231PS Z17, Z0, Z6
-	VMINPS      Z20, Z7, Z0
-	VMAXPS      Z20, Z7, Z7
+	VMINPS      Z7, Z20, Z0
+	VMAXPS      Z7, Z20, Z7
 	VFMADD231PS Z17, Z0, Z7
-	VMINPS      Z20, Z8, Z0
-	VMAXPS      Z20, Z8, Z8
+	VMINPS      Z8, Z20, Z0
+	VMAXPS      Z8, Z20, Z8
 	VFMADD231PS Z17, Z0, Z8
-	VMINPS      Z20, Z9, Z0
-	VMAXPS      Z20, Z9, Z9
+	VMINPS      Z9, Z20, Z0
+	VMAXPS      Z9, Z20, Z9
 	VFMADD231PS Z17, Z0, Z9
 
 r0noprelu:
 	TESTQ  $0x00000020, R10
 	JZ     r0noclamp
-	VMAXPS Z18, Z6, Z6
-	VMINPS Z19, Z6, Z6
-	VMAXPS Z18, Z7, Z7
-	VMINPS Z19, Z7, Z7
-	VMAXPS Z18, Z8, Z8
-	VMINPS Z19, Z8, Z8
-	VMAXPS Z18, Z9, Z9
-	VMINPS Z19, Z9, Z9
+	VMAXPS Z6, Z18, Z6
+	VMINPS Z6, Z19, Z6
+	VMAXPS Z7, Z18, Z7
+	VMINPS Z7, Z19, Z7
+	VMAXPS Z8, Z18, Z8
+	VMINPS Z8, Z19, Z8
+	VMAXPS Z9, Z18, Z9
+	VMINPS Z9, Z19, Z9
 
 r0noclamp:
 	VMOVUPS     Z6, (BX)
@@ -16955,50 +16991,50 @@ r1noacc:
 r1nobias:
 	TESTQ  $0x00000004, R10
 	JZ     r1norelu
-	VMAXPS Z20, Z6, Z6
-	VMAXPS Z20, Z7, Z7
-	VMAXPS Z20, Z8, Z8
-	VMAXPS Z20, Z9, Z9
+	VMAXPS Z6, Z20, Z6
+	VMAXPS Z7, Z20, Z7
+	VMAXPS Z8, Z20, Z8
+	VMAXPS Z9, Z20, Z9
 
 r1norelu:
 	TESTQ  $0x00000008, R10
 	JZ     r1norelu6
-	VMAXPS Z20, Z6, Z6
-	VMINPS Z21, Z6, Z6
-	VMAXPS Z20, Z7, Z7
-	VMINPS Z21, Z7, Z7
-	VMAXPS Z20, Z8, Z8
-	VMINPS Z21, Z8, Z8
-	VMAXPS Z20, Z9, Z9
-	VMINPS Z21, Z9, Z9
+	VMAXPS Z6, Z20, Z6
+	VMINPS Z6, Z21, Z6
+	VMAXPS Z7, Z20, Z7
+	VMINPS Z7, Z21, Z7
+	VMAXPS Z8, Z20, Z8
+	VMINPS Z8, Z21, Z8
+	VMAXPS Z9, Z20, Z9
+	VMINPS Z9, Z21, Z9
 
 r1norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r1noprelu
-	VMINPS      Z20, Z6, Z0
-	VMAXPS      Z20, Z6, Z6
+	VMINPS      Z6, Z20, Z0
+	VMAXPS      Z6, Z20, Z6
 	VFMADD231PS Z17, Z0, Z6
-	VMINPS      Z20, Z7, Z0
-	VMAXPS      Z20, Z7, Z7
+	VMINPS      Z7, Z20, Z0
+	VMAXPS      Z7, Z20, Z7
 	VFMADD231PS Z17, Z0, Z7
-	VMINPS      Z20, Z8, Z0
-	VMAXPS      Z20, Z8, Z8
+	VMINPS      Z8, Z20, Z0
+	VMAXPS      Z8, Z20, Z8
 	VFMADD231PS Z17, Z0, Z8
-	VMINPS      Z20, Z9, Z0
-	VMAXPS      Z20, Z9, Z9
+	VMINPS      Z9, Z20, Z0
+	VMAXPS      Z9, Z20, Z9
 	VFMADD231PS Z17, Z0, Z9
 
 r1noprelu:
 	TESTQ  $0x00000020, R10
 	JZ     r1noclamp
-	VMAXPS Z18, Z6, Z6
-	VMINPS Z19, Z6, Z6
-	VMAXPS Z18, Z7, Z7
-	VMINPS Z19, Z7, Z7
-	VMAXPS Z18, Z8, Z8
-	VMINPS Z19, Z8, Z8
-	VMAXPS Z18, Z9, Z9
-	VMINPS Z19, Z9, Z9
+	VMAXPS Z6, Z18, Z6
+	VMINPS Z6, Z19, Z6
+	VMAXPS Z7, Z18, Z7
+	VMINPS Z7, Z19, Z7
+	VMAXPS Z8, Z18, Z8
+	VMINPS Z8, Z19, Z8
+	VMAXPS Z9, Z18, Z9
+	VMINPS Z9, Z19, Z9
 
 r1noclamp:
 	VMOVUPS     Z6, (BX)
@@ -17060,50 +17096,50 @@ r2noacc:
 r2nobias:
 	TESTQ  $0x00000004, R10
 	JZ     r2norelu
-	VMAXPS Z20, Z6, Z6
-	VMAXPS Z20, Z7, Z7
-	VMAXPS Z20, Z8, Z8
-	VMAXPS Z20, Z9, Z9
+	VMAXPS Z6, Z20, Z6
+	VMAXPS Z7, Z20, Z7
+	VMAXPS Z8, Z20, Z8
+	VMAXPS Z9, Z20, Z9
 
 r2norelu:
 	TESTQ  $0x00000008, R10
 	JZ     r2norelu6
-	VMAXPS Z20, Z6, Z6
-	VMINPS Z21, Z6, Z6
-	VMAXPS Z20, Z7, Z7
-	VMINPS Z21, Z7, Z7
-	VMAXPS Z20, Z8, Z8
-	VMINPS Z21, Z8, Z8
-	VMAXPS Z20, Z9, Z9
-	VMINPS Z21, Z9, Z9
+	VMAXPS Z6, Z20, Z6
+	VMINPS Z6, Z21, Z6
+	VMAXPS Z7, Z20, Z7
+	VMINPS Z7, Z21, Z7
+	VMAXPS Z8, Z20, Z8
+	VMINPS Z8, Z21, Z8
+	VMAXPS Z9, Z20, Z9
+	VMINPS Z9, Z21, Z9
 
 r2norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r2noprelu
-	VMINPS      Z20, Z6, Z0
-	VMAXPS      Z20, Z6, Z6
+	VMINPS      Z6, Z20, Z0
+	VMAXPS      Z6, Z20, Z6
 	VFMADD231PS Z17, Z0, Z6
-	VMINPS      Z20, Z7, Z0
-	VMAXPS      Z20, Z7, Z7
+	VMINPS      Z7, Z20, Z0
+	VMAXPS      Z7, Z20, Z7
 	VFMADD231PS Z17, Z0, Z7
-	VMINPS      Z20, Z8, Z0
-	VMAXPS      Z20, Z8, Z8
+	VMINPS      Z8, Z20, Z0
+	VMAXPS      Z8, Z20, Z8
 	VFMADD231PS Z17, Z0, Z8
-	VMINPS      Z20, Z9, Z0
-	VMAXPS      Z20, Z9, Z9
+	VMINPS      Z9, Z20, Z0
+	VMAXPS      Z9, Z20, Z9
 	VFMADD231PS Z17, Z0, Z9
 
 r2noprelu:
 	TESTQ  $0x00000020, R10
 	JZ     r2noclamp
-	VMAXPS Z18, Z6, Z6
-	VMINPS Z19, Z6, Z6
-	VMAXPS Z18, Z7, Z7
-	VMINPS Z19, Z7, Z7
-	VMAXPS Z18, Z8, Z8
-	VMINPS Z19, Z8, Z8
-	VMAXPS Z18, Z9, Z9
-	VMINPS Z19, Z9, Z9
+	VMAXPS Z6, Z18, Z6
+	VMINPS Z6, Z19, Z6
+	VMAXPS Z7, Z18, Z7
+	VMINPS Z7, Z19, Z7
+	VMAXPS Z8, Z18, Z8
+	VMINPS Z8, Z19, Z8
+	VMAXPS Z9, Z18, Z9
+	VMINPS Z9, Z19, Z9
 
 r2noclamp:
 	VMOVUPS     Z6, (BX)
@@ -17165,50 +17201,50 @@ r3noacc:
 r3nobias:
 	TESTQ  $0x00000004, R10
 	JZ     r3norelu
-	VMAXPS Z20, Z6, Z6
-	VMAXPS Z20, Z7, Z7
-	VMAXPS Z20, Z8, Z8
-	VMAXPS Z20, Z9, Z9
+	VMAXPS Z6, Z20, Z6
+	VMAXPS Z7, Z20, Z7
+	VMAXPS Z8, Z20, Z8
+	VMAXPS Z9, Z20, Z9
 
 r3norelu:
 	TESTQ  $0x00000008, R10
 	JZ     r3norelu6
-	VMAXPS Z20, Z6, Z6
-	VMINPS Z21, Z6, Z6
-	VMAXPS Z20, Z7, Z7
-	VMINPS Z21, Z7, Z7
-	VMAXPS Z20, Z8, Z8
-	VMINPS Z21, Z8, Z8
-	VMAXPS Z20, Z9, Z9
-	VMINPS Z21, Z9, Z9
+	VMAXPS Z6, Z20, Z6
+	VMINPS Z6, Z21, Z6
+	VMAXPS Z7, Z20, Z7
+	VMINPS Z7, Z21, Z7
+	VMAXPS Z8, Z20, Z8
+	VMINPS Z8, Z21, Z8
+	VMAXPS Z9, Z20, Z9
+	VMINPS Z9, Z21, Z9
 
 r3norelu6:
 	TESTQ       $0x00000010, R10
 	JZ          r3noprelu
-	VMINPS      Z20, Z6, Z0
-	VMAXPS      Z20, Z6, Z6
+	VMINPS      Z6, Z20, Z0
+	VMAXPS      Z6, Z20, Z6
 	VFMADD231PS Z17, Z0, Z6
-	VMINPS      Z20, Z7, Z0
-	VMAXPS      Z20, Z7, Z7
+	VMINPS      Z7, Z20, Z0
+	VMAXPS      Z7, Z20, Z7
 	VFMADD231PS Z17, Z0, Z7
-	VMINPS      Z20, Z8, Z0
-	VMAXPS      Z20, Z8, Z8
+	VMINPS      Z8, Z20, Z0
+	VMAXPS      Z8, Z20, Z8
 	VFMADD231PS Z17, Z0, Z8
-	VMINPS      Z20, Z9, Z0
-	VMAXPS      Z20, Z9, Z9
+	VMINPS      Z9, Z20, Z0
+	VMAXPS      Z9, Z20, Z9
 	VFMADD231PS Z17, Z0, Z9
 
 r3noprelu:
 	TESTQ  $0x00000020, R10
 	JZ     r3noclamp
-	VMAXPS Z18, Z6, Z6
-	VMINPS Z19, Z6, Z6
-	VMAXPS Z18, Z7, Z7
-	VMINPS Z19, Z7, Z7
-	VMAXPS Z18, Z8, Z8
-	VMINPS Z19, Z8, Z8
-	VMAXPS Z18, Z9, Z9
-	VMINPS Z19, Z9, Z9
+	VMAXPS Z6, Z18, Z6
+	VMINPS Z6, Z19, Z6
+	VMAXPS Z7, Z18, Z7
+	VMINPS Z7, Z19, Z7
+	VMAXPS Z8, Z18, Z8
+	VMINPS Z8, Z19, Z8
+	VMAXPS Z9, Z18, Z9
+	VMINPS Z9, Z19, Z9
 
 r3noclamp:
 	VMOVUPS Z6, (BX)

@@ -163,18 +163,41 @@ func (c *Config) Validate() error {
 }
 
 // Check tells whether the configuration suits network g: form resnet needs a
-// residual network (a plain net has no ResNet baseline to prune). Errors
-// wrap ErrConfig.
+// residual network (a plain net has no ResNet baseline to prune), and the
+// guards min_channels and round_to must be below the widest conv layer's
+// channel count (else no layer could lose a channel and every "pruned" point
+// would be the unpruned network). Errors wrap ErrConfig.
 func (c *Config) Check(g *nn.Graph) error {
-	if slices.Contains(c.Forms, FormResNet) && !g.HasResidual() {
-		arch := g.Arch
-		if arch == "" {
-			arch = "the network"
+	widest := 0
+	for _, n := range g.Nodes {
+		if n.Op == nn.OpConv {
+			widest = max(widest, n.Out)
 		}
+	}
+	if widest > 1 {
+		for _, guard := range []struct {
+			name string
+			v    int
+		}{{"min_channels", c.MinChannels}, {"round_to", c.RoundTo}} {
+			if guard.v >= widest {
+				return fmt.Errorf("sweep: %w: %s %d: the widest layer of %s has %d channels, so nothing could be pruned (want 1…%d)",
+					ErrConfig, guard.name, guard.v, archName(g), widest, widest-1)
+			}
+		}
+	}
+	if slices.Contains(c.Forms, FormResNet) && !g.HasResidual() {
 		return fmt.Errorf("sweep: %w: form %s needs a residual network; %s has no residual blocks (use form %s only)",
-			ErrConfig, FormResNet, arch, FormRMNet)
+			ErrConfig, FormResNet, archName(g), FormRMNet)
 	}
 	return nil
+}
+
+// archName names g's architecture in a message.
+func archName(g *nn.Graph) string {
+	if g.Arch == "" {
+		return "the network"
+	}
+	return g.Arch
 }
 
 // PointRatios returns the sweep's pruning ratios rounded as the store keeps

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -527,6 +528,24 @@ func TestCheckNeedsResidual(t *testing.T) {
 	c.Forms = []string{FormResNet}
 	if err := c.Check(testGraph(t)); err != nil {
 		t.Errorf("Check(resnet20) = %v; want nil", err)
+	}
+}
+
+func TestCheckGuardsWithinWidths(t *testing.T) {
+	g := testGraph(t) // resnet20: widest conv 64 channels
+	tests := []struct {
+		minChannels, roundTo int
+		ok                   bool
+	}{
+		{1, 1, true}, {63, 1, true}, {1, 63, true}, {64, 1, false}, {1000000, 1, false}, {1, 64, false}, {1, 4096, false},
+	}
+	for _, tt := range tests {
+		c := Config{Dataset: "mnist", MinChannels: tt.minChannels, RoundTo: tt.roundTo}
+		c.Defaults()
+		err := c.Check(g)
+		if (err == nil) != tt.ok || err != nil && (!errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "64 channels")) {
+			t.Errorf("min_channels %d round_to %d: got %v; want ok=%v (ErrConfig naming the width)", tt.minChannels, tt.roundTo, err, tt.ok)
+		}
 	}
 }
 

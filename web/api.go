@@ -385,7 +385,20 @@ func handleAPICreateSweep(db sweepWriter, d Deps, graphs *graphCache, log *slog.
 		var req sweepRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
+		err := dec.Decode(&req)
+		if err == nil {
+			// One JSON object and nothing after it.
+			if _, terr := dec.Token(); terr != io.EOF {
+				err = errors.New("trailing data after the JSON object")
+				if terr != nil && !errors.Is(terr, io.ErrUnexpectedEOF) {
+					var mbe *http.MaxBytesError
+					if errors.As(terr, &mbe) {
+						err = terr
+					}
+				}
+			}
+		}
+		if err != nil {
 			var mbe *http.MaxBytesError
 			if !errors.As(err, &mbe) {
 				err = errStatus(http.StatusBadRequest, "request body: "+err.Error())

@@ -116,7 +116,12 @@ func newEnv(t *testing.T, maxUpload int64) *testEnv {
 func (e *testEnv) do(method, target string, body io.Reader, header ...string) *httptest.ResponseRecorder {
 	e.t.Helper()
 	req := httptest.NewRequest(method, target, body)
+	req.Host = "127.0.0.1:8080"
 	for i := 0; i+1 < len(header); i += 2 {
+		if strings.EqualFold(header[i], "Host") {
+			req.Host = header[i+1]
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	w := httptest.NewRecorder()

@@ -63,7 +63,7 @@ func addModel(ctx context.Context, db modelStore, src io.Reader, filename, name 
 	if !modelExts[ext] {
 		ext = ""
 	}
-	tmp, err := os.CreateTemp(dir, ".upload-*"+ext)
+	tmp, err := os.CreateTemp(dir, uploadPattern+ext)
 	if err != nil {
 		return store.Model{}, false, fmt.Errorf("upload: %w", err)
 	}
@@ -164,9 +164,46 @@ func addModel(ctx context.Context, db modelStore, src io.Reader, filename, name 
 	return m, true, nil
 }
 
+// uploadPattern names the temporary files of uploads in progress.
+const uploadPattern = ".upload-*"
+
+// RemoveStaleUploads deletes the partial uploads a crashed or killed server
+// left in the artifact directory dir. Call it at start-up, once the listener
+// is bound (one server per database, as for interrupted sweeps). It returns
+// the number of files removed and their bytes.
+func RemoveStaleUploads(dir string) (n int, bytes int64, err error) {
+	paths, err := filepath.Glob(filepath.Join(dir, uploadPattern))
+	if err != nil {
+		return 0, 0, fmt.Errorf("upload: %w", err)
+	}
+	for _, p := range paths {
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			return n, bytes, fmt.Errorf("upload: remove stale %s: %w", p, err)
+		}
+		n++
+		bytes += fi.Size()
+	}
+	return n, bytes, nil
+}
+
 // convertReport applies RM (folded deploy form) and measures the
-// equivalence on a random batch with the reference forward.
-func convertReport(g *nn.Graph, in nn.Shape) (c store.Conversion, err error) {
+// equivalence on a random batch with the reference forward. Networks above
+// blockwiseAbove parameters are checked one group of blocks at a time
+// (convertReportBlockwise), which gives the same report without holding the
+// whole dense RMNet.
+func convertReport(g *nn.Graph, in nn.Shape) (store.Conversion, error) {
+	if paramFloats(g) > blockwiseAbove {
+		return convertReportBlockwise(g, in)
+	}
+	return convertReportWhole(g, in)
+}
+
+// convertReportWhole is convertReport on the whole network at once.
+func convertReportWhole(g *nn.Graph, in nn.Shape) (c store.Conversion, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("rm: %v", r)
@@ -195,6 +232,16 @@ func safeLoad(path string) (g *nn.Graph, err error) {
 		}
 	}()
 	return modelio.Load(path, modelio.Options{})
+}
+
+// safeLoadArch is safeLoad with an architecture override.
+func safeLoadArch(path, arch string) (g *nn.Graph, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			g, err = nil, fmt.Errorf("%s: malformed model file (%v)", path, r)
+		}
+	}()
+	return modelio.Load(path, modelio.Options{Arch: arch})
 }
 
 func safeSummarize(g *nn.Graph, in nn.Shape) (s *nn.Summary, err error) {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -11,15 +12,19 @@ import (
 
 // rmChecker runs the RM equivalence check of uploaded models in the
 // background, one at a time: it converts the network and compares both
-// forms on the reference forward, which takes ~30 s and ~1.2 GB for a
-// real-width ResNet-50 at 224×224. An upload is answered as soon as the file
-// is validated and stored; the model page shows the check as running and
-// swaps in the report when it is stored.
+// forms on the reference forward (~30 s for a real-width ResNet-50 at
+// 224×224; large networks group by group, see convertReportBlockwise). An
+// upload is answered as soon as the file is validated and stored; the model
+// page shows the check as running and swaps in the report when it is stored.
+// A queued check holds only the model row: the network is loaded from its
+// stored file when its turn comes, so a queue of checks costs no memory.
 type rmChecker struct {
 	db  conversionCreator
 	log *slog.Logger
 	// report computes the conversion report (convertReport; tests replace it).
 	report func(g *nn.Graph, in nn.Shape) (store.Conversion, error)
+	// load reads a stored model's network (safeLoad of its file).
+	load func(m store.Model) (*nn.Graph, error)
 
 	mu      sync.Mutex
 	pending map[int64]bool
@@ -30,6 +35,17 @@ func newRMChecker(db *store.DB, log *slog.Logger) *rmChecker {
 	c := &rmChecker{log: log, report: rmReport, pending: map[int64]bool{}, sem: make(chan struct{}, 1)}
 	if db != nil {
 		c.db = db
+		c.load = func(m store.Model) (*nn.Graph, error) {
+			path, ok := inside(db.ArtifactDir(), m.Path)
+			if !ok {
+				return nil, fmt.Errorf("model %d: file outside the artifact directory", m.ID)
+			}
+			g, err := safeLoad(path)
+			if err != nil && m.Arch != "" {
+				g, err = safeLoadArch(path, m.Arch)
+			}
+			return g, err
+		}
 	}
 	return c
 }
@@ -37,8 +53,9 @@ func newRMChecker(db *store.DB, log *slog.Logger) *rmChecker {
 // rmReport is the check servers start with (tests replace it).
 var rmReport = convertReport
 
-// start queues the check of model m (graph g); it returns at once.
-func (c *rmChecker) start(m store.Model, g *nn.Graph) {
+// start queues the check of model m; it returns at once. The network the
+// upload parsed is not kept (see rmChecker).
+func (c *rmChecker) start(m store.Model, _ *nn.Graph) {
 	if c.db == nil {
 		return
 	}
@@ -53,7 +70,11 @@ func (c *rmChecker) start(m store.Model, g *nn.Graph) {
 			delete(c.pending, m.ID)
 			c.mu.Unlock()
 		}()
-		if err := storeRMCheck(context.Background(), c.db, c.report, m, g); err != nil {
+		g, err := c.load(m)
+		if err == nil {
+			err = storeRMCheck(context.Background(), c.db, c.report, m, g)
+		}
+		if err != nil {
 			c.log.Warn("RM check failed", "model", m.ID, "err", err)
 		}
 	}()

@@ -12,10 +12,11 @@ import (
 // addRoutes lists every route of the site.
 func addRoutes(r chi.Router, d Deps, graphs *graphCache, checks *rmChecker) {
 	db, log := d.DB, d.Log
+	uploads := newInFlight(d.MaxUploads, log)
 
 	// Pages.
 	r.Get("/", handleIndex(db, d.MaxUpload, log))
-	r.Post("/models", handleUploadForm(db, d.MaxUpload, checks, log))
+	r.With(uploads.limit(true)).Post("/models", handleUploadForm(db, d.MaxUpload, checks, log))
 	r.Get("/models/{id}", handleModelPage(db, checks, false, log))
 	r.Get("/models/{id}/rm", handleModelPage(db, checks, true, log))
 	r.Post("/models/{id}/delete", handleDeleteForm(db, d.Queue, graphs, log))
@@ -38,7 +39,7 @@ func addRoutes(r chi.Router, d Deps, graphs *graphCache, checks *rmChecker) {
 	// JSON API.
 	r.Route("/api", func(r chi.Router) {
 		r.Get("/models", handleAPIModels(db, log))
-		r.Post("/models", handleAPIUpload(db, d.MaxUpload, checks, log))
+		r.With(uploads.limit(false)).Post("/models", handleAPIUpload(db, d.MaxUpload, checks, log))
 		r.Get("/models/{id}", handleAPIModel(db, checks, log))
 		r.Delete("/models/{id}", handleAPIDeleteModel(db, d.Queue, graphs, log))
 		r.Get("/sweeps", handleAPISweeps(db, log))

@@ -26,13 +26,24 @@ type Deps struct {
 	CanFinetune bool
 	// MaxUpload limits model uploads; 0 means DefaultMaxUpload.
 	MaxUpload int64
-	Log       *slog.Logger
+	// MaxUploads limits the uploads parsed at once (503 with Retry-After
+	// beyond); 0 means DefaultMaxUploads.
+	MaxUploads int
+	// Addr is the listener's address (host:port): requests must name it, a
+	// loopback name with its port, or one of AllowedHosts in their Host
+	// header (DNS-rebinding protection). "" accepts any port.
+	Addr         string
+	AllowedHosts []string
+	Log          *slog.Logger
 }
 
 // NewServer returns the dashboard and JSON API as one handler.
 func NewServer(d Deps) http.Handler {
 	if d.MaxUpload <= 0 {
 		d.MaxUpload = DefaultMaxUpload
+	}
+	if d.MaxUploads <= 0 {
+		d.MaxUploads = DefaultMaxUploads
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -48,7 +59,7 @@ func NewServer(d Deps) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request refused"})
 	}))
-	return securityHeaders(cop.Handler(r))
+	return securityHeaders(newHostGuard(d.Addr, d.AllowedHosts).handler(cop.Handler(r)))
 }
 
 // securityHeaders sets headers every response carries.

@@ -363,6 +363,14 @@ func TestCreateSweepAPI(t *testing.T) {
 		{"unknown field", fmt.Sprintf(`{"model_id": %d, "dataset": "mnist", "path": "/tmp"}`, m), 400, "unknown field"},
 		{"malformed", `{"model_id": `, 400, "request body"},
 		{"too large", `{"dataset": "` + strings.Repeat("a", 70000) + `"}`, 413, "too large"},
+		{"trailing object", fmt.Sprintf(`{"model_id": %d, "dataset": "mnist"}{"model_id": %d}`, m, m), 400, "trailing data"},
+		{"trailing garbage", fmt.Sprintf(`{"model_id": %d, "dataset": "mnist"} x`, m), 400, "trailing data"},
+		{"trailing number", fmt.Sprintf(`{"model_id": %d, "dataset": "mnist"} 1`, m), 400, "trailing data"},
+		{"trailing space", fmt.Sprintf("{\"model_id\": %d, \"dataset\": \"mnist\"}\n \t", m), 202, `"id"`},
+		{"min_channels beyond widths", fmt.Sprintf(`{"model_id": %d, "dataset": "mnist", "min_channels": 1000000}`, m), 422, "min_channels 1000000: the widest layer of resnet20 has 64 channels"},
+		{"min_channels at width", fmt.Sprintf(`{"model_id": %d, "dataset": "mnist", "min_channels": 64}`, m), 422, "want 1…63"},
+		{"min_channels below width", fmt.Sprintf(`{"model_id": %d, "dataset": "mnist", "min_channels": 63}`, m), 202, `"id"`},
+		{"round_to beyond widths", fmt.Sprintf(`{"model_id": %d, "dataset": "mnist", "round_to": 4096}`, m), 422, "round_to 4096"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -318,12 +318,15 @@ func kernel(s isa, mr int, mode int) {
 	}
 	Label("nobias")
 
+	// VMAXPS/VMINPS return their second source (Intel order: avo's first
+	// operand) when either is NaN, so the data goes first and NaN propagates
+	// as in the reference and the generic code.
 	VXORPS(zero, zero, zero)
 	TESTQ(U32(flagReLU), flags)
 	JZ(LabelRef("norelu"))
 	for r := 0; r < mr; r++ {
 		for v := 0; v < s.nv; v++ {
-			VMAXPS(zero, acc(0, r, v), acc(0, r, v))
+			VMAXPS(acc(0, r, v), zero, acc(0, r, v))
 		}
 	}
 	Label("norelu")
@@ -333,8 +336,8 @@ func kernel(s isa, mr int, mode int) {
 	VBROADCASTSS(six, t1)
 	for r := 0; r < mr; r++ {
 		for v := 0; v < s.nv; v++ {
-			VMAXPS(zero, acc(0, r, v), acc(0, r, v))
-			VMINPS(t1, acc(0, r, v), acc(0, r, v))
+			VMAXPS(acc(0, r, v), zero, acc(0, r, v))
+			VMINPS(acc(0, r, v), t1, acc(0, r, v))
 		}
 	}
 	Label("norelu6")
@@ -345,8 +348,8 @@ func kernel(s isa, mr int, mode int) {
 	for r := 0; r < mr; r++ {
 		VBROADCASTSS(Mem{Base: slope, Disp: 4 * r}, t1)
 		for v := 0; v < s.nv; v++ {
-			VMINPS(zero, acc(0, r, v), t2)
-			VMAXPS(zero, acc(0, r, v), acc(0, r, v))
+			VMINPS(acc(0, r, v), zero, t2)
+			VMAXPS(acc(0, r, v), zero, acc(0, r, v))
 			VFMADD231PS(t1, t2, acc(0, r, v))
 		}
 	}
@@ -360,8 +363,8 @@ func kernel(s isa, mr int, mode int) {
 		VBROADCASTSS(Mem{Base: lo, Disp: 4 * r}, t1)
 		VBROADCASTSS(Mem{Base: hi, Disp: 4 * r}, t3)
 		for v := 0; v < s.nv; v++ {
-			VMAXPS(t1, acc(0, r, v), acc(0, r, v))
-			VMINPS(t3, acc(0, r, v), acc(0, r, v))
+			VMAXPS(acc(0, r, v), t1, acc(0, r, v))
+			VMINPS(acc(0, r, v), t3, acc(0, r, v))
 		}
 	}
 	Label("noclamp")
@@ -733,12 +736,13 @@ func dwTaps() {
 		for v := 0; v < nv; v++ {
 			m := Mem{Base: out, Index: idx, Scale: 1, Disp: 32 * v}
 			if scalar {
-				VMAXSS(lo.AsX(), accs[v].AsX(), accs[v].AsX())
-				VMINSS(hi.AsX(), accs[v].AsX(), accs[v].AsX())
+				// Data first: NaN propagates (see the GEMM epilogue).
+				VMAXSS(accs[v].AsX(), lo.AsX(), accs[v].AsX())
+				VMINSS(accs[v].AsX(), hi.AsX(), accs[v].AsX())
 				VMOVSS(accs[v].AsX(), m)
 			} else {
-				VMAXPS(lo, accs[v], accs[v])
-				VMINPS(hi, accs[v], accs[v])
+				VMAXPS(accs[v], lo, accs[v])
+				VMINPS(accs[v], hi, accs[v])
 				VMOVUPS(accs[v], m)
 			}
 		}
@@ -993,6 +997,15 @@ func winoOut(v isa, m int) {
 			VMOVUPS(src, cst.Offset(32*i))
 		}
 	}
+	// creg returns constant i in a register: its own on the ZMM path, else
+	// loaded into tmp.
+	creg := func(i int, tmp VecPhysical) VecPhysical {
+		if zmmPath {
+			return v.regs[16+i]
+		}
+		VMOVUPS(cst.Offset(32*i), tmp)
+		return tmp
+	}
 	perm := func(i int) VecPhysical { return v.regs[24+i] }
 	dst, ldd, src, ss, nv, flags, row, sp := RDI, R8, RSI, R9, RCX, R10, RBX, RDX
 	Load(Param("dst"), dst)
@@ -1112,25 +1125,32 @@ func winoOut(v isa, m int) {
 		JZ(LabelRef(p + "nobias"))
 		each(func(v VecPhysical, q int) { VADDPS(cv(cBias), v, v) })
 		Label(p + "nobias")
+		// VMAXPS/VMINPS return their second source (avo's first operand)
+		// when either is NaN: the data goes first, the constant in a
+		// register (x[1], x[2] are free here), so NaN propagates.
 		TESTQ(U32(flagReLU), flags)
 		JZ(LabelRef(p + "norelu"))
-		each(func(v VecPhysical, q int) { VMAXPS(cv(cZero), v, v) })
+		z := creg(cZero, x[1])
+		each(func(v VecPhysical, q int) { VMAXPS(v, z, v) })
 		Label(p + "norelu")
 		TESTQ(U32(flagReLU6), flags)
 		JZ(LabelRef(p + "norelu6"))
-		each(func(v VecPhysical, q int) { VMAXPS(cv(cZero), v, v); VMINPS(cv(cSix), v, v) })
+		z, c6 := creg(cZero, x[1]), creg(cSix, x[2])
+		each(func(v VecPhysical, q int) { VMAXPS(v, z, v); VMINPS(v, c6, v) })
 		Label(p + "norelu6")
 		TESTQ(U32(flagPReLU), flags)
 		JZ(LabelRef(p + "noprelu"))
+		z = creg(cZero, x[1])
 		each(func(v VecPhysical, q int) {
-			VMINPS(cv(cZero), v, x[0])
-			VMAXPS(cv(cZero), v, v)
+			VMINPS(v, z, x[0])
+			VMAXPS(v, z, v)
 			VFMADD231PS(cv(cSlope), x[0], v)
 		})
 		Label(p + "noprelu")
 		TESTQ(U32(flagClamp), flags)
 		JZ(LabelRef(p + "noclamp"))
-		each(func(v VecPhysical, q int) { VMAXPS(cv(cLo), v, v); VMINPS(cv(cHi), v, v) })
+		clo, chi := creg(cLo, x[1]), creg(cHi, x[2])
+		each(func(v VecPhysical, q int) { VMAXPS(v, clo, v); VMINPS(v, chi, v) })
 		Label(p + "noclamp")
 		each(func(v VecPhysical, q int) { VMOVUPS(v, cm(q)) })
 		if r+1 < m {

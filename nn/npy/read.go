@@ -113,8 +113,12 @@ func read(r io.Reader, name string, size int64) ([]int, []float32, error) {
 		}
 	}
 
-	// Grow the output as data arrives unless the size is known.
-	data := make([]float32, 0, min(numel, chunkSize))
+	// Unless the size is known (then the header's claim was checked against
+	// it), collect the data in chunks as it arrives and join them at the
+	// end: a header's claim alone allocates nothing, and the peak is twice
+	// the data, not the garbage of repeated growth.
+	var data []float32
+	var chunks [][]float32
 	if size >= 0 {
 		data = make([]float32, 0, numel)
 	}
@@ -129,6 +133,15 @@ func read(r io.Reader, name string, size int64) ([]int, []float32, error) {
 			return nil, nil, short("", err)
 		}
 		b := buf[:k]
+		if size < 0 {
+			if len(chunks) > 0 {
+				data = chunks[len(chunks)-1]
+			}
+			if len(chunks) == 0 || len(data)+int(k)/elem > cap(data) {
+				chunks = append(chunks, make([]float32, 0, chunkSize))
+			}
+			data = chunks[len(chunks)-1]
+		}
 		if elem == 4 {
 			for i := 0; i < len(b); i += 4 {
 				data = append(data, math.Float32frombits(binary.LittleEndian.Uint32(b[i:])))
@@ -138,7 +151,16 @@ func read(r io.Reader, name string, size int64) ([]int, []float32, error) {
 				data = append(data, float32(math.Float64frombits(binary.LittleEndian.Uint64(b[i:]))))
 			}
 		}
+		if size < 0 {
+			chunks[len(chunks)-1] = data
+		}
 		left -= k
+	}
+	if size < 0 {
+		data = make([]float32, 0, numel)
+		for _, c := range chunks {
+			data = append(data, c...)
+		}
 	}
 	return shape, data, nil
 }

@@ -179,6 +179,9 @@ func read(r io.ReaderAt, size int64, name string) (*nn.StateDict, error) {
 
 // openZip indexes a torch zip archive (torch >= 1.6) and unpickles its data.pkl.
 func (rd *reader) openZip() (any, error) {
+	if err := rd.checkZipDirectory(); err != nil {
+		return nil, err
+	}
 	zr, err := zip.NewReader(rd.r, rd.size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return nil, rd.wrap("not a valid zip archive (truncated or corrupt)", err)
@@ -263,6 +266,61 @@ func (rd *reader) openZip() (any, error) {
 		return nil, rd.wrap(pkl.Name, err)
 	}
 	return top, nil
+}
+
+// Limits of a torch zip archive's central directory, checked before
+// archive/zip reads it (it keeps a few hundred bytes per record, so a file
+// of millions of empty records would take gigabytes). A checkpoint has one
+// record per storage plus a few: the largest torchvision CNNs have ~1,200.
+const (
+	maxZipRecords = 16384
+	maxZipDirSize = 16 << 20
+)
+
+// checkZipDirectory reads the record count and central directory size from
+// the end-of-central-directory record (or its ZIP64 form) and refuses an
+// archive past maxZipRecords or maxZipDirSize. A missing or malformed record
+// is left to archive/zip to report.
+func (rd *reader) checkZipDirectory() error {
+	tail := make([]byte, min(rd.size, 22+65535))
+	if _, err := rd.r.ReadAt(tail, rd.size-int64(len(tail))); err != nil && err != io.EOF {
+		return rd.wrap("read", err)
+	}
+	at := bytes.LastIndex(tail, []byte("PK\x05\x06"))
+	if at < 0 || len(tail)-at < 22 {
+		return nil
+	}
+	eocd := tail[at:]
+	records := uint64(binary.LittleEndian.Uint16(eocd[10:]))
+	dirSize := uint64(binary.LittleEndian.Uint32(eocd[12:]))
+	if records == 0xffff || dirSize == 0xffffffff {
+		// ZIP64: the locator (20 bytes) precedes the record and points at
+		// the ZIP64 end-of-central-directory record.
+		locAt := rd.size - int64(len(tail)) + int64(at) - 20
+		var loc [20]byte
+		if locAt < 0 {
+			return nil
+		}
+		if _, err := rd.r.ReadAt(loc[:], locAt); err != nil || !bytes.Equal(loc[:4], []byte("PK\x06\x07")) {
+			return nil
+		}
+		var rec [56]byte
+		off := binary.LittleEndian.Uint64(loc[8:])
+		if off > uint64(rd.size-56) {
+			return nil
+		}
+		if _, err := rd.r.ReadAt(rec[:], int64(off)); err != nil || !bytes.Equal(rec[:4], []byte("PK\x06\x06")) {
+			return nil
+		}
+		records, dirSize = binary.LittleEndian.Uint64(rec[32:]), binary.LittleEndian.Uint64(rec[40:])
+	}
+	if records > maxZipRecords {
+		return rd.errorf("zip archive has %d records (max %d)", records, maxZipRecords)
+	}
+	if dirSize > maxZipDirSize {
+		return rd.errorf("zip central directory is %d bytes (max %d)", dirSize, maxZipDirSize)
+	}
+	return nil
 }
 
 // small reads a whole (small) zip record, checking its CRC.

@@ -82,9 +82,14 @@ func Read(r io.ReaderAt, size int64, name string) (*File, error) {
 		return nil, &FormatError{Name: name, Problem: err.Error(), Err: err}
 	}
 
-	var maxBytes uint64
+	var maxBytes, floats uint64
 	for _, e := range entries {
 		maxBytes = max(maxBytes, e.end-e.begin)
+		floats += e.numel
+	}
+	if limit := uint64(2*size) + expandSlack; 4*floats > limit {
+		return nil, formatErr(name, "tensors of 1-byte dtypes expand to %d bytes of float32, more than twice the %d-byte file (+%d MB)",
+			4*floats, size, expandSlack>>20)
 	}
 	buf := make([]byte, min(maxBytes, chunkSize))
 	sd := nn.NewStateDict()
@@ -253,6 +258,9 @@ func parseHeader(hdr []byte) (map[string]string, []entry, error) {
 				return nil, nil, err
 			}
 			continue
+		}
+		if len(entries) == MaxTensors {
+			return nil, nil, fmt.Errorf("header lists more than %d tensors", MaxTensors)
 		}
 		e, err := parseEntry(dec, key)
 		if err != nil {

@@ -25,9 +25,23 @@ import (
 	"github.com/rmprune/rmprune/nn"
 )
 
-// MaxHeaderSize is the largest JSON header accepted, in bytes (the reference
-// implementation's limit).
-const MaxHeaderSize = 100_000_000
+// MaxHeaderSize is the largest JSON header accepted, in bytes. The
+// reference implementation allows 100 MB; a network's header (names, shapes,
+// offsets and our graph and recipe metadata) is well under 1 MB even for a
+// pruned ResNet-152, and the header is held in memory while it is parsed.
+const MaxHeaderSize = 8 << 20
+
+// expandSlack is how many bytes of float32 beyond twice the file size its
+// tensors may decode to. Tensors are converted to float32, so F16/BF16 data
+// doubles and 1-byte dtypes (U8, I8, BOOL, F8) quadruple: a file that is
+// mostly 1-byte tensors is refused rather than taking four times its size.
+const expandSlack = 64 << 20
+
+// MaxTensors is the most tensors a file may hold. Each tensor costs a few
+// hundred bytes of bookkeeping whatever its size, so a file of millions of
+// one-byte tensors would take gigabytes; the largest torchvision CNN state
+// dicts have about 1,200.
+const MaxTensors = 16384
 
 // File is the content of a safetensors file.
 type File struct {

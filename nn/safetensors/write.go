@@ -55,6 +55,9 @@ func planFile(meta map[string]string, sd *nn.StateDict) (*plan, error) {
 	if sd == nil {
 		return nil, errors.New("nil state dict")
 	}
+	if len(sd.Keys) > MaxTensors {
+		return nil, fmt.Errorf("state dict has %d tensors; at most %d can be read back", len(sd.Keys), MaxTensors)
+	}
 	if len(sd.Keys) != len(sd.Tensors) {
 		return nil, fmt.Errorf("state dict has %d keys for %d tensors", len(sd.Keys), len(sd.Tensors))
 	}
