@@ -8,7 +8,11 @@ import (
 
 // Pool is a persistent set of worker goroutines that run one parallel loop at
 // a time. Hand-offs spin briefly before parking, so back-to-back layers of a
-// batch-1 inference do not pay a scheduler wake-up each.
+// batch-1 inference do not pay a scheduler wake-up each. Chunk w of a loop is
+// claimed (one compare-and-swap) by worker w or, once the caller has finished
+// its own chunk, by the caller: a worker the Go scheduler has not run yet (a
+// busy process, an oversubscribed machine) never holds up a layer — the caller
+// runs its chunk instead, as worker w, so per-worker scratch stays exclusive.
 type Pool struct {
 	workers int
 	fn      func(worker, lo, hi int)
@@ -17,6 +21,7 @@ type Pool struct {
 	pending atomic.Int64
 	wake    []chan struct{}
 	parked  []atomic.Bool
+	claimed []atomic.Uint64 // epoch for which chunk w was last claimed
 	done    chan struct{}
 	stop    atomic.Bool
 	wg      sync.WaitGroup
@@ -30,7 +35,7 @@ func NewPool(workers int) *Pool {
 	if workers < 1 {
 		workers = 1
 	}
-	p := &Pool{workers: workers, wake: make([]chan struct{}, workers), parked: make([]atomic.Bool, workers), done: make(chan struct{}, 1)}
+	p := &Pool{workers: workers, wake: make([]chan struct{}, workers), parked: make([]atomic.Bool, workers), claimed: make([]atomic.Uint64, workers), done: make(chan struct{}, 1)}
 	for w := 1; w < workers; w++ {
 		p.wake[w] = make(chan struct{}, 1)
 		p.wg.Add(1)
@@ -74,6 +79,9 @@ func (p *Pool) loop(w int) {
 		if p.stop.Load() {
 			return
 		}
+		if !p.claimed[w].CompareAndSwap(seen-1, seen) {
+			continue // the caller took this chunk (or this epoch is over)
+		}
 		if lo, hi := chunk(p.n, p.workers, w); lo < hi {
 			p.fn(w, lo, hi)
 		}
@@ -98,7 +106,7 @@ func (p *Pool) Run(n int, fn func(worker, lo, hi int)) {
 	}
 	p.fn, p.n = fn, n
 	p.pending.Store(int64(p.workers - 1))
-	p.epoch.Add(1)
+	e := p.epoch.Add(1)
 	for w := 1; w < p.workers; w++ {
 		if p.parked[w].Load() {
 			p.parked[w].Store(false)
@@ -110,6 +118,15 @@ func (p *Pool) Run(n int, fn func(worker, lo, hi int)) {
 	}
 	if lo, hi := chunk(n, p.workers, 0); lo < hi {
 		fn(0, lo, hi)
+	}
+	// Run the chunks of workers that have not started yet.
+	for w := 1; w < p.workers; w++ {
+		if p.claimed[w].CompareAndSwap(e-1, e) {
+			if lo, hi := chunk(n, p.workers, w); lo < hi {
+				fn(w, lo, hi)
+			}
+			p.pending.Add(-1)
+		}
 	}
 	spins := 0
 	for p.pending.Load() != 0 {
