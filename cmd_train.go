@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"runtime"
 	"strings"
 
 	"github.com/rmprune/rmprune/dataset"
 	"github.com/rmprune/rmprune/nn"
-	"github.com/rmprune/rmprune/sweep"
 	"github.com/rmprune/rmprune/train"
 )
 
@@ -24,6 +22,8 @@ type trainFlags struct {
 	out              *string
 	limit, evalLimit *int
 	keepCopies       *bool // finetune only
+	masks            *bool
+	maskS, maskT     *float64
 }
 
 func addTrainFlags(f *flags, epochs int, lr float64) *trainFlags {
@@ -41,7 +41,26 @@ func addTrainFlags(f *flags, epochs int, lr float64) *trainFlags {
 		out:       f.String("out", "", "model file to write (our .safetensors), every epoch, atomically"),
 		limit:     f.Int("limit", 0, "train on the first N training images only"),
 		evalLimit: f.Int("eval-limit", 0, "evaluate on the first N test images only"),
+		masks:     f.Bool("masks", false, "add the RMNet reference code's per-channel masks at 1 (mask-sparsity training; a model that has masks keeps them)"),
+		maskS:     f.Float64("mask-sparsity", 0, "mask penalty s: loss + s·Σ|m| over all masks"),
+		maskT:     f.Float64("mask-threshold", 0, "after every step a mask with |m| ≤ T is set to exactly 0 and stays 0"),
 	}
+}
+
+// prepareMasks adds masks when --masks asks for them and checks that the
+// mask flags have masks to act on.
+func (t *trainFlags) prepareMasks(g *nn.Graph) (*nn.Graph, error) {
+	if *t.masks && !g.HasMasks() {
+		m, err := nn.AddMasks(g)
+		if err != nil {
+			return nil, err
+		}
+		g = m
+	}
+	if (*t.maskS != 0 || *t.maskT != 0) && !g.HasMasks() {
+		return nil, fmt.Errorf("--mask-sparsity and --mask-threshold act on masks: the model has none (add --masks)")
+	}
+	return g, nil
 }
 
 func (t *trainFlags) run(e *env, f *flags, g *nn.Graph, d *dataset.Dataset, what string) error {
@@ -50,6 +69,7 @@ func (t *trainFlags) run(e *env, f *flags, g *nn.Graph, d *dataset.Dataset, what
 	opt.Seed, opt.Threads, opt.MaxSteps, opt.Resume, opt.Out = *t.seed, f.threads, *t.maxSteps, *t.resume, *t.out
 	opt.Limit, opt.EvalLimit = *t.limit, *t.evalLimit
 	opt.KeepCopies = t.keepCopies != nil && *t.keepCopies
+	opt.MaskSparsity, opt.MaskThreshold = *t.maskS, *t.maskT
 	bar := newBar(e.stderr, -1, what)
 	opt.Progress = func(p train.Progress) {
 		if p.EpochDone {
@@ -73,6 +93,9 @@ func (t *trainFlags) run(e *env, f *flags, g *nn.Graph, d *dataset.Dataset, what
 			top1 = fmt.Sprintf("%.2f%%", 100**r.Top1)
 		}
 		fmt.Fprintf(w, "wrote %s: test top-1 %s, %.0f training images/s (batch %d, %d threads)\n", r.Out, top1, r.ImagesPerS, r.Batch, r.Threads)
+		for _, m := range r.Masks {
+			fmt.Fprintf(w, "  %-11s %4d of %4d masks exactly 0, %d more below 0.01\n", m.Kind, m.Zero, m.Channels, m.BelowThresh)
+		}
 	})
 }
 
@@ -87,11 +110,13 @@ func (t *trainFlags) check() error {
 }
 
 func cmdTrain(e *env, args []string) error {
-	f := newFlags(e, "train", "--arch A --data DATASET [--epochs E] [--batch N] [--lr F] [--wd F] [--sparsity S] [--seed N]\n"+
-		"        [--threads N] [--max-steps K] [--resume] --out M [--json]",
-		"Train a network from scratch (SGD, momentum 0.9, cosine schedule), optionally with the network-slimming\nsparsity penalty on BN γ. A checkpoint is written every epoch; --resume continues it.")
-	arch := f.String("arch", "", "architecture: "+strings.Join(nn.Archs, "|"))
-	f.IntVar(&f.threads, "threads", min(runtime.NumCPU(), sweep.MaxThreads), "worker threads")
+	f := newFlags(e, "train", "(--arch A | --model M) --data DATASET [--epochs E] [--batch N] [--lr F] [--wd F] [--sparsity S] [--seed N]\n"+
+		"        [--masks] [--mask-sparsity S] [--mask-threshold T] [--threads N] [--max-steps K] [--resume] --out M [--json]",
+		"Train a network from scratch (--arch; SGD, momentum 0.9, cosine schedule) or further (--model), optionally with\n"+
+			"the network-slimming sparsity penalty on BN γ or with the RMNet reference code's masks (--masks: mask-sparsity\n"+
+			"training, masks added at 1 to a ResNet). A checkpoint is written every epoch; --resume continues it.")
+	f.modelFlags()
+	arch := &f.arch
 	t := addTrainFlags(f, 1, 0.1)
 	if err := f.parse(args); err != nil || helpAsked(args) {
 		return err
@@ -100,24 +125,35 @@ func cmdTrain(e *env, args []string) error {
 		if err := t.check(); err != nil {
 			return err
 		}
-		if *arch == "" {
-			return fmt.Errorf("--arch is required (%s)", strings.Join(nn.Archs, ", "))
+		if *arch == "" && f.model == "" {
+			return fmt.Errorf("--arch or --model is required (%s)", strings.Join(nn.Archs, ", "))
 		}
 		d, err := dataset.Open(*t.data)
 		if err != nil {
 			return err
 		}
-		g, err := nn.Build(*arch, d.Shape[0], d.Classes, *t.seed)
+		var g *nn.Graph
+		if f.model != "" {
+			g, err = f.loadModel()
+		} else {
+			g, err = nn.Build(*arch, d.Shape[0], d.Classes, *t.seed)
+			if err == nil {
+				g.Input = d.Shape
+			}
+		}
 		if err != nil {
 			return err
 		}
-		g.Input = d.Shape
+		if g, err = t.prepareMasks(g); err != nil {
+			return err
+		}
 		return t.run(e, f, g, d, "train")
 	}())
 }
 
 func cmdFinetune(e *env, args []string) error {
-	f := newFlags(e, "finetune", "--model M --data DATASET --epochs E [--batch N] [--lr F] [--keep-copies] [--resume] --out M2 [--json]",
+	f := newFlags(e, "finetune", "--model M --data DATASET --epochs E [--batch N] [--lr F] [--keep-copies] [--masks] [--mask-sparsity S]\n"+
+		"        [--mask-threshold T] [--resume] --out M2 [--json]",
 		"Fine-tune a model (typically a pruned BN-kept plain net written by prune) on a data set.")
 	f.modelFlags()
 	t := addTrainFlags(f, 2, 0.01)
@@ -131,6 +167,9 @@ func cmdFinetune(e *env, args []string) error {
 		}
 		g, err := f.loadModel()
 		if err != nil {
+			return err
+		}
+		if g, err = t.prepareMasks(g); err != nil {
 			return err
 		}
 		d, err := dataset.Open(*t.data)

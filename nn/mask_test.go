@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -178,5 +179,71 @@ func TestMaskSummary(t *testing.T) {
 				t.Error("MaskSummary of a net without masks; want nil")
 			}
 		})
+	}
+}
+
+// TestAddMasksMatchesSpec: AddMasks of a plain ResNet has the nodes (names,
+// ops, inputs, order, mask sizes) of the same spec built with Masks, and
+// computes the same function as the plain net (masks at 1).
+func TestAddMasksMatchesSpec(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for name, spec := range maskedSpecs(t) {
+		t.Run(name, func(t *testing.T) {
+			want := spec.Build(1)
+			spec.Masks = false
+			plain := spec.Build(1)
+			RandomizeBN(plain, rng)
+			got, err := AddMasks(plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Nodes) != len(want.Nodes) {
+				t.Fatalf("got %d nodes; want %d", len(got.Nodes), len(want.Nodes))
+			}
+			for i, w := range want.Nodes {
+				n := got.Nodes[i]
+				if n.Name != w.Name || n.Op != w.Op || fmt.Sprint(n.Inputs) != fmt.Sprint(w.Inputs) {
+					t.Fatalf("node %d: got %s %s %v; want %s %s %v", i, n.Name, n.Op, n.Inputs, w.Name, w.Op, w.Inputs)
+				}
+				if n.Op == OpMask && fmt.Sprint(n.P("weight")) != fmt.Sprint(w.P("weight")) {
+					t.Fatalf("mask %s: got %v; want %v", n.Name, n.P("weight"), w.P("weight"))
+				}
+			}
+			if plain.HasMasks() {
+				t.Fatal("AddMasks changed its input graph")
+			}
+			size := 32
+			if spec.StemKernel == 7 {
+				size = 64
+			}
+			x := randAct(rng, 2, Shape{3, size, size})
+			a, err := plain.Forward(x, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := got.Forward(x, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range a.D {
+				if a.D[i] != b.D[i] {
+					t.Fatalf("output %d: got %g; want %g (masks at 1)", i, b.D[i], a.D[i])
+				}
+			}
+			if _, err := AddMasks(got); err == nil {
+				t.Error("AddMasks of a masked graph: got no error")
+			}
+		})
+	}
+}
+
+func TestAddMasksRefuses(t *testing.T) {
+	mb := StandardMobileNetV2(3, 10, 0.5).Build(1)
+	plain := StandardMobileNetV2(3, 10, 0.5)
+	plain.Blocks = plain.Blocks[:1]
+	for name, g := range map[string]*Graph{"mobilenet_v2": mb, "no residual": plain.Build(1)} {
+		if _, err := AddMasks(g); err == nil {
+			t.Errorf("%s: got no error", name)
+		}
 	}
 }

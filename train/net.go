@@ -19,6 +19,7 @@ type Param struct {
 	Grad  []float32
 	Mom   []float32
 	Gamma bool // a BatchNorm γ (the sparsity penalty applies)
+	Mask  bool // a mask (nn.OpMask): the mask penalty and threshold apply (SGD.stepMask)
 	// Frozen, when not nil, marks elements SGD leaves unchanged (Net.KeepCopies).
 	Frozen []bool
 
@@ -177,6 +178,7 @@ func (t *Net) plan(shapes map[string]nn.Shape) error {
 		byName[n.Name] = l
 		t.layers = append(t.layers, l)
 	}
+	t.planMasks()
 	// A ReLU that is the only reader of a BatchNorm or an add is computed by
 	// it: the producer writes the ReLU's output and reads the ReLU's
 	// gradient, saving two passes over the activation.
@@ -272,6 +274,8 @@ func (t *Net) newOp(l *layer) (op, error) {
 		return &flattenOp{}, nil
 	case nn.OpLinear:
 		return t.newLinear(l), nil
+	case nn.OpMask:
+		return t.newMask(l), nil
 	}
 	return nil, fmt.Errorf("train: node %s: op %q cannot be trained", n.Name, n.Op)
 }
@@ -290,6 +294,7 @@ func (t *Net) Forward(x []float32, n int, train bool) []float32 {
 		panic(fmt.Sprintf("train: Forward batch %d (max %d) with %d inputs", n, t.maxBatch, len(x)))
 	}
 	t.n, t.train = n, train
+	t.prepareMasks()
 	in := t.layers[0]
 	in.out = x[:n*t.in.Numel()]
 	for i, l := range t.layers[1:] {
@@ -391,6 +396,7 @@ func (t *Net) Backward() {
 		}
 		l.impl.backward(t, l)
 	}
+	t.finishMasks()
 }
 
 // setOutputGrad sets the gradient of the output (tests).

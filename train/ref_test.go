@@ -113,7 +113,7 @@ func (r *ref64) forward(x []float64, n int, in nn.Shape) act64 {
 					}
 				}
 			}
-		case nn.OpReLU, nn.OpReLU6, nn.OpPReLU, nn.OpClamp:
+		case nn.OpReLU, nn.OpReLU6, nn.OpPReLU, nn.OpClamp, nn.OpMask:
 			a := ins[0]
 			out = act64{a.n, a.c, a.h, a.w, make([]float64, len(a.d))}
 			hw := a.h * a.w
@@ -130,6 +130,8 @@ func (r *ref64) forward(x []float64, n int, in nn.Shape) act64 {
 					}
 				case nn.OpClamp:
 					v = math.Min(math.Max(v, P("min")[c]), P("max")[c])
+				case nn.OpMask:
+					v *= P("weight")[c]
 				}
 				out.d[j] = v
 			}

@@ -13,6 +13,9 @@ type SGD struct {
 	Momentum    float64
 	WeightDecay float64
 	Sparsity    float64
+	// MaskSparsity and MaskThreshold apply to masks (Param.Mask) instead of
+	// the rule above: see stepMask.
+	MaskSparsity, MaskThreshold float64
 }
 
 // Step updates params with learning rate lr.
@@ -20,6 +23,10 @@ func (o SGD) Step(params []*Param, lr float64) {
 	mu, wd, s := float32(o.Momentum), float32(o.WeightDecay), float32(o.Sparsity)
 	lr32 := float32(lr)
 	for _, p := range params {
+		if p.Mask {
+			o.stepMask(p, lr32)
+			continue
+		}
 		sparse := p.Gamma && s != 0
 		for i, v := range p.Data {
 			if p.Frozen != nil && p.Frozen[i] {

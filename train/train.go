@@ -35,8 +35,14 @@ type Options struct {
 	WD       float64 // weight decay, on every parameter as PyTorch's default
 	Momentum float64 // SGD momentum in [0, 1)
 	Sparsity float64 // s of network slimming: s·sign(γ) added to BatchNorm γ gradients
-	Seed     uint64  // data order and augmentation (initial weights are the caller's)
-	Threads  int     // workers (default: the number of CPUs)
+	// MaskSparsity s and MaskThreshold t train the masks (nn.OpMask) of a
+	// masked graph: s·sign(m) joins each mask's gradient (loss + s·Σ|m|) and
+	// after every step a mask with |m| ≤ t is set to exactly 0 and stays 0.
+	// Weight decay applies to masks as to every parameter (PyTorch's
+	// default, as the RMNet reference code's optimizer does).
+	MaskSparsity, MaskThreshold float64
+	Seed                        uint64 // data order and augmentation (initial weights are the caller's)
+	Threads                     int    // workers (default: the number of CPUs)
 	// MaxSteps > 0 stops the run after that many steps of this invocation;
 	// the report then has no test accuracy (a checkpoint is still written).
 	MaxSteps int
@@ -94,6 +100,8 @@ type Report struct {
 	Threads    int      `json:"threads"`
 	Seconds    float64  `json:"seconds"`
 	Out        string   `json:"out"`
+	// Masks: per-kind mask counts of a masked model at the end (CountMasks).
+	Masks []MaskStats `json:"masks,omitempty"`
 }
 
 // state is the resume record stored in the ".state" file's metadata.
@@ -105,9 +113,12 @@ type state struct {
 	WD       float64 `json:"wd"`
 	Momentum float64 `json:"momentum"`
 	Sparsity float64 `json:"sparsity"`
-	Seed     uint64  `json:"seed"`
-	Limit    int     `json:"limit"`
-	Train    int     `json:"train_images"`
+	// Mask penalty and threshold (absent in states written before masks).
+	MaskSparsity  float64 `json:"mask_sparsity,omitempty"`
+	MaskThreshold float64 `json:"mask_threshold,omitempty"`
+	Seed          uint64  `json:"seed"`
+	Limit         int     `json:"limit"`
+	Train         int     `json:"train_images"`
 }
 
 const (
@@ -138,6 +149,10 @@ func (o *Options) validate() error {
 		return fmt.Errorf("train: momentum %g, want in [0, 1)", o.Momentum)
 	case !(o.Sparsity >= 0):
 		return fmt.Errorf("train: sparsity %g, want ≥ 0", o.Sparsity)
+	case !(o.MaskSparsity >= 0) || math.IsInf(o.MaskSparsity, 0):
+		return fmt.Errorf("train: mask sparsity %g, want ≥ 0", o.MaskSparsity)
+	case !(o.MaskThreshold >= 0 && o.MaskThreshold < 1):
+		return fmt.Errorf("train: mask threshold %g, want in [0, 1)", o.MaskThreshold)
 	case o.MaxSteps < 0:
 		return fmt.Errorf("train: max steps %d, want ≥ 0", o.MaxSteps)
 	case o.Out == "":
@@ -227,7 +242,7 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 	defer net.Close()
 
 	st := state{Epochs: opt.Epochs, Batch: batch, LR: opt.LR, WD: opt.WD, Momentum: opt.Momentum,
-		Sparsity: opt.Sparsity, Seed: opt.Seed, Limit: opt.Limit, Train: split.Len()}
+		Sparsity: opt.Sparsity, MaskSparsity: opt.MaskSparsity, MaskThreshold: opt.MaskThreshold, Seed: opt.Seed, Limit: opt.Limit, Train: split.Len()}
 	if opt.Resume {
 		if err := resume(net, opt.Out, &st); err != nil {
 			return nil, err
@@ -238,7 +253,8 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 	}
 	spe := loader.Batches()
 	total := opt.Epochs * spe
-	sgd := SGD{Momentum: opt.Momentum, WeightDecay: opt.WD, Sparsity: opt.Sparsity}
+	sgd := SGD{Momentum: opt.Momentum, WeightDecay: opt.WD, Sparsity: opt.Sparsity,
+		MaskSparsity: opt.MaskSparsity, MaskThreshold: opt.MaskThreshold}
 	rep := &Report{Epochs: opt.Epochs, Batch: batch, Threads: opt.Threads, Out: opt.Out}
 
 	var times []time.Duration
@@ -337,6 +353,7 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 		}
 	}
 	rep.ImagesPerS = imagesPerS(times, batch)
+	rep.Masks = CountMasks(g)
 	rep.Loss, rep.TrainTop1 = lastLoss, lastAcc
 	rep.Steps = st.Step
 	rep.Seconds = time.Since(start).Seconds()
@@ -432,6 +449,8 @@ func resume(net *Net, out string, st *state) error {
 	check("wd", st.WD, saved.WD)
 	check("momentum", st.Momentum, saved.Momentum)
 	check("sparsity", st.Sparsity, saved.Sparsity)
+	check("mask sparsity", st.MaskSparsity, saved.MaskSparsity)
+	check("mask threshold", st.MaskThreshold, saved.MaskThreshold)
 	check("seed", st.Seed, saved.Seed)
 	check("training images", st.Train, saved.Train)
 	if len(diff) > 0 {
