@@ -238,6 +238,22 @@ func (o *maskOp) backwardTask(_, lo, hi int) {
 			}
 			// dy is not written: it may be a buffer other layers read
 			// (the add's, shared with the residual branch).
+			if ys != nil && dx != nil && !acc {
+				// The usual case (mask_res, mask2): gated, dx written.
+				for i := 0; i < len(xs); i += 64 {
+					var s float32
+					e := min(i+64, len(xs))
+					xb, db, yb, ob := xs[i:e], dy[i:e], ys[i:e], dx[i:e]
+					db, yb, ob = db[:len(xb)], yb[:len(xb)], ob[:len(xb)]
+					for j, xv := range xb {
+						g := reluGrad(db[j], yb[j])
+						s += xv * g
+						ob[j] = m * g
+					}
+					dm += float64(s)
+				}
+				continue
+			}
 			for i := 0; i < len(xs); i += 64 {
 				var s float32
 				e := min(i+64, len(xs))

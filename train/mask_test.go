@@ -1,10 +1,13 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -347,4 +350,99 @@ func BenchmarkMaskTrainStep(b *testing.B) {
 	b.ReportMetric(ips[0], "plain-images/s")
 	b.ReportMetric(ips[1], "masked-images/s")
 	b.ReportMetric(ips[1]/ips[0], "masked/plain")
+}
+
+// TestMaskRunResume: mask-sparsity training of tiny BasicBlock and
+// Bottleneck ResNets drives masks to exactly 0 (they stay 0), records
+// running1/running2, and resumes exactly; changed mask settings are refused.
+func TestMaskRunResume(t *testing.T) {
+	data := openMNIST(t)
+	for _, bottleneck := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bottleneck=%v", bottleneck), func(t *testing.T) {
+			build := func() *nn.Graph {
+				spec := nn.ResNetSpec{InChannels: 1, StemWidth: 8, StemKernel: 3, Classes: 10, Masks: true,
+					Blocks: nn.ResNetBlocks([]int{1, 1}, []int{4, 8}, 8, bottleneck)}
+				g := spec.Build(3)
+				g.Arch, g.Classes = "tiny-resnet", 10
+				return g
+			}
+			dir := t.TempDir()
+			opt := DefaultOptions()
+			opt.Epochs, opt.Batch, opt.Seed, opt.Threads = 2, 64, 5, 2
+			opt.Limit, opt.EvalLimit = 256, 100
+			opt.MaskSparsity, opt.MaskThreshold = 1, 0.3
+			a := build()
+			opt.Out = filepath.Join(dir, "a.safetensors")
+			rep, err := Run(context.Background(), a, data, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			zero := 0
+			for _, m := range rep.Masks {
+				zero += m.Zero
+			}
+			if zero == 0 {
+				t.Errorf("no mask exactly 0 after training with s = 1, t = 0.3: %+v", rep.Masks)
+			}
+			for _, name := range []string{"relu", "layer1.0.relu", "layer1.0.add", "layer2.0.add"} {
+				if v := a.Node(name).P("act_var"); len(v) == 0 || v[0] == 1 {
+					t.Errorf("%s: act_var %v; want running statistics", name, v)
+				}
+			}
+
+			b := build()
+			opt.Out = filepath.Join(dir, "b.safetensors")
+			opt.MaxSteps = 3
+			if _, err := Run(context.Background(), b, data, opt); err != nil {
+				t.Fatal(err)
+			}
+			opt.MaxSteps, opt.Resume = 0, true
+			b = build()
+			if _, err := Run(context.Background(), b, data, opt); err != nil {
+				t.Fatal(err)
+			}
+			sa, sb := a.StateDict(), b.StateDict()
+			for _, k := range sa.Keys {
+				x, y := nn.Floats(sa.Tensors[k]), nn.Floats(sb.Tensors[k])
+				for i := range x {
+					if x[i] != y[i] {
+						t.Fatalf("%s[%d]: resumed %g; uninterrupted %g", k, i, y[i], x[i])
+					}
+				}
+			}
+			// A finished masked model trained further: its zero masks stay 0.
+			zeros := map[string][]int{}
+			for _, n := range a.Nodes {
+				if n.Op == nn.OpMask {
+					for i, v := range n.P("weight") {
+						if v == 0 {
+							zeros[n.Name] = append(zeros[n.Name], i)
+						}
+					}
+				}
+			}
+			more := opt
+			more.Resume, more.MaskSparsity, more.MaskThreshold, more.Epochs = false, 0, 0, 1
+			more.Out = filepath.Join(dir, "c.safetensors")
+			if _, err := Run(context.Background(), a, data, more); err != nil {
+				t.Fatal(err)
+			}
+			for name, idx := range zeros {
+				for _, i := range idx {
+					if v := a.Node(name).P("weight")[i]; v != 0 {
+						t.Errorf("%s[%d]: zero mask became %g in further training", name, i, v)
+					}
+				}
+			}
+			opt.MaskThreshold = 0.01
+			if _, err := Run(context.Background(), build(), data, opt); err == nil || !strings.Contains(err.Error(), "mask threshold") {
+				t.Errorf("resume with another mask threshold: err %v; want a settings error naming it", err)
+			}
+			opt.MaskThreshold = 1
+			opt.Resume = false
+			if _, err := Run(context.Background(), build(), data, opt); err == nil {
+				t.Error("mask threshold 1: got no error")
+			}
+		})
+	}
 }
