@@ -223,6 +223,7 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 	if g.Classes == 0 {
 		g.Classes = data.Classes
 	}
+	g.Dataset = data.Name
 	if len(g.Labels) == 0 && len(data.Labels) == g.Classes {
 		g.Labels = slices.Clone(data.Labels)
 	}
