@@ -4,16 +4,18 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rmprune/rmprune/dataset"
 	"github.com/rmprune/rmprune/evaluate"
 	"github.com/rmprune/rmprune/modelio"
+	"github.com/rmprune/rmprune/nn"
 )
 
 // The embedded demo is the sparsity-trained ResNet-20: it loads, has MNIST's
-// shape, classifies MNIST test digits (the README quotes 99.37% on all
-// 10,000; this checks the first 1,000) and most of its BN scales are ~0.
+// shape, classifies MNIST test digits (the README quotes its top-1 on all
+// 10,000; this checks the first 1,000) and is mask-sparsity trained.
 func TestMNISTDemoIsTrained(t *testing.T) {
 	path := filepath.Join(t.TempDir(), MNISTFile)
 	if err := os.WriteFile(path, MNIST(), 0o600); err != nil {
@@ -37,22 +39,36 @@ func TestMNISTDemoIsTrained(t *testing.T) {
 	if r.Top1 < 0.98 {
 		t.Errorf("demo top-1 on 1,000 MNIST test images got %.4f; want ≥ 0.98", r.Top1)
 	}
-	var near, total int
+	checkMasks(t, g)
+	t.Logf("top-1 %.4f", r.Top1)
+}
+
+// checkMasks: a demo is mask-sparsity trained: it has the reference code's
+// masks on every channel kind and at least 30% of them are exactly 0.
+func checkMasks(t *testing.T, g *nn.Graph) {
+	t.Helper()
+	var zero, total int
+	kinds := map[string]bool{}
 	for _, n := range g.Nodes {
-		if n.Op == "batchnorm" {
-			for _, v := range n.P("weight") {
-				total++
-				if v < 0.05 && v > -0.05 {
-					near++
-				}
+		if n.Op != nn.OpMask {
+			continue
+		}
+		kinds[n.Name[strings.LastIndex(n.Name, ".mask")+1:]] = true
+		for _, v := range n.P("weight") {
+			total++
+			if v == 0 {
+				zero++
 			}
 		}
 	}
-	// Sparsity training (network slimming) drove most BN scales to ~0.
-	if float64(near) < 0.5*float64(total) {
-		t.Errorf("%d of %d BN |γ| < 0.05; want at least half (a sparsity-trained model)", near, total)
+	for _, k := range []string{"mask1", "mask_res.0", "mask2"} {
+		if !kinds[k] {
+			t.Errorf("no %s masks (kinds %v); want a mask-trained model", k, kinds)
+		}
 	}
-	t.Logf("top-1 %.4f; %d of %d BN |γ| < 0.05", r.Top1, near, total)
+	if float64(zero) < 0.3*float64(total) {
+		t.Errorf("%d of %d masks exactly 0; want at least 30%% (a mask-sparsity-trained model)", zero, total)
+	}
 }
 
 // The Fashion-MNIST demo file (not embedded) is trained: the README quotes
@@ -73,4 +89,5 @@ func TestFashionDemoIsTrained(t *testing.T) {
 	if r.Top1 < 0.90 {
 		t.Errorf("Fashion-MNIST demo top-1 on 1,000 test images got %.4f; want ≥ 0.90", r.Top1)
 	}
+	checkMasks(t, g)
 }

@@ -34,6 +34,8 @@ type maskOp struct {
 	// BatchNorm's own (trained) ones.
 	bn          *bnOp
 	gamma, beta *Param
+	// fused: computed by the add it alone reads (maskedAddOp).
+	fused bool
 	// rm, rv are the running statistics of the input (nil: not collected).
 	rm, rv   []float32
 	fwd, bwd func(worker, lo, hi int)
@@ -53,9 +55,10 @@ func (t *Net) planMasks() {
 			continue
 		}
 		owner := l
-		if p := l.ins[0]; p.node.Op == nn.OpBatchNorm && len(cons[p]) == 1 && p.relu == nil && !p.alias {
-			// The BatchNorm writes the masked output: the mask's buffers are
-			// the BatchNorm's (as a flatten's are its input's).
+		p := l.ins[0]
+		if (p.node.Op == nn.OpBatchNorm || (p.node.Op == nn.OpAdd && len(p.ins) == 2)) && len(cons[p]) == 1 && p.relu == nil && !p.alias {
+			// The BatchNorm or add writes the masked output: the mask's
+			// buffers are its producer's (as a flatten's are its input's).
 			l.alias, owner = true, p
 		}
 		if r := cons[l]; len(r) == 1 && r[0].node.Op == nn.OpReLU {
@@ -68,6 +71,11 @@ func (t *Net) newMask(l *layer) *maskOp {
 	o := &maskOp{t: t, l: l, m: t.newParam(l.node, "weight", false)}
 	o.m.Mask = true
 	o.fwd, o.bwd = o.forwardTask, o.backwardTask
+	if l.alias && l.ins[0].node.Op == nn.OpAdd {
+		l.ins[0].impl.(*maskedAddOp).m = o.m
+		o.fused = true
+		return o
+	}
 	if l.alias {
 		bn := l.ins[0].impl.(*bnOp)
 		c := l.outS.C
@@ -135,7 +143,7 @@ func (t *Net) finishMasks() {
 }
 
 func (o *maskOp) forward(t *Net, l *layer) {
-	if o.bn == nil {
+	if o.bn == nil && !o.fused {
 		t.pool.Run(l.outS.C, o.fwd)
 	}
 }
@@ -204,7 +212,7 @@ func (o *maskOp) forwardTask(_, lo, hi int) {
 }
 
 func (o *maskOp) backward(t *Net, l *layer) {
-	if o.bn == nil {
+	if o.bn == nil && !o.fused {
 		t.pool.Run(l.outS.C, o.bwd)
 	}
 }
@@ -272,6 +280,159 @@ func (o *maskOp) backwardTask(_, lo, hi int) {
 					}
 				}
 				dm += float64(s)
+			}
+		}
+		o.m.Grad[c] = float32(dm)
+	}
+}
+
+// maskedAddOp is a two-input add whose only reader is a mask (mask2), with
+// the mask's ReLU when it has one: y = ReLU(m·(a+b)). It collects the running
+// statistics of a+b (running2) as act_mean/act_var of the add, and its
+// backward writes both inputs' gradients and the mask's in one pass.
+type maskedAddOp struct {
+	t        *Net
+	l        *layer
+	m        *Param
+	rm, rv   []float32
+	fwd, bwd func(worker, lo, hi int)
+}
+
+// maskedAdd reports whether add layer l is read by a mask alone that it
+// computes.
+func (t *Net) maskedAdd(l *layer) bool {
+	for _, o := range t.layers {
+		if o.node.Op == nn.OpMask && o.alias && o.ins[0] == l {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Net) newMaskedAdd(l *layer) *maskedAddOp {
+	o := &maskedAddOp{t: t, l: l}
+	n, c := l.node, l.outS.C
+	if p := n.P("act_mean"); len(p) != c {
+		n.SetP("act_mean", []int{c}, make([]float32, c))
+	}
+	if p := n.P("act_var"); len(p) != c {
+		n.SetP("act_var", []int{c}, maskOnes(c))
+	}
+	o.rm, o.rv = n.P("act_mean"), n.P("act_var")
+	o.fwd, o.bwd = o.forwardTask, o.backwardTask
+	return o
+}
+
+func maskOnes(c int) []float32 {
+	v := make([]float32, c)
+	for i := range v {
+		v[i] = 1
+	}
+	return v
+}
+
+func (o *maskedAddOp) forward(t *Net, l *layer) { t.pool.Run(l.outS.C, o.fwd) }
+
+func (o *maskedAddOp) forwardTask(_, lo, hi int) {
+	t, l := o.t, o.l
+	hw, C := l.outS.H*l.outS.W, l.outS.C
+	xa, xb := l.ins[0].out, l.ins[1].out
+	out := l.out
+	if l.relu != nil {
+		out = l.relu.out
+	}
+	stats := t.train
+	cnt := float64(t.n * hw)
+	for c := lo; c < hi; c++ {
+		m := o.m.Data[c]
+		var s, ss float64
+		for b := 0; b < t.n; b++ {
+			a := xa[(b*C+c)*hw : (b*C+c+1)*hw]
+			bb := xb[(b*C+c)*hw : (b*C+c+1)*hw]
+			dst := out[(b*C+c)*hw : (b*C+c+1)*hw]
+			bb, dst = bb[:len(a)], dst[:len(a)]
+			for i := 0; i < len(a); i += 64 {
+				var s32, ss32 float32
+				e := min(i+64, len(a))
+				if l.relu != nil {
+					for j := i; j < e; j++ {
+						v := a[j] + bb[j]
+						s32 += v
+						ss32 += v * v
+						dst[j] = max(m*v, 0)
+					}
+				} else {
+					for j := i; j < e; j++ {
+						v := a[j] + bb[j]
+						s32 += v
+						ss32 += v * v
+						dst[j] = m * v
+					}
+				}
+				s += float64(s32)
+				ss += float64(ss32)
+			}
+		}
+		if stats {
+			mean := s / cnt
+			vr := max(ss/cnt-mean*mean, 0)
+			if cnt > 1 {
+				vr *= cnt / (cnt - 1)
+			}
+			o.rm[c] = float32((1-bnMomentum)*float64(o.rm[c]) + bnMomentum*mean)
+			o.rv[c] = float32((1-bnMomentum)*float64(o.rv[c]) + bnMomentum*vr)
+		}
+	}
+}
+
+func (o *maskedAddOp) backward(t *Net, l *layer) { t.pool.Run(l.outS.C, o.bwd) }
+
+// backwardTask: g = the output gradient (gated by the ReLU); the inputs get
+// m·g, the mask Σ (a+b)·g. The add's gradient buffer (which an input it
+// alone reads shares) receives m·g; other inputs get it stored or added.
+func (o *maskedAddOp) backwardTask(_, lo, hi int) {
+	t, l := o.t, o.l
+	hw, C := l.outS.H*l.outS.W, l.outS.C
+	xa, xb := l.ins[0].out, l.ins[1].out
+	dyAll := l.grad
+	var gate []float32
+	if l.relu != nil {
+		dyAll, gate = l.relu.grad, l.relu.out
+	}
+	for c := lo; c < hi; c++ {
+		m := o.m.Data[c]
+		var dm float64
+		for b := 0; b < t.n; b++ {
+			off := (b*C + c) * hw
+			a := xa[off : off+hw]
+			bb := xb[off : off+hw]
+			dy := dyAll[off : off+hw]
+			bb, dy = bb[:len(a)], dy[:len(a)]
+			var ys []float32
+			if gate != nil {
+				ys = gate[off : off+hw]
+				ys = ys[:len(a)]
+			}
+			// The add's own gradient: m·g (shared with inputs it alone reads).
+			own := l.grad[off : off+hw]
+			own = own[:len(a)]
+			for i := 0; i < len(a); i += 64 {
+				var s float32
+				e := min(i+64, len(a))
+				for j := i; j < e; j++ {
+					g := dy[j]
+					if ys != nil {
+						g = reluGrad(g, ys[j])
+					}
+					s += (a[j] + bb[j]) * g
+					own[j] = m * g
+				}
+				dm += float64(s)
+			}
+			for k, in := range l.ins {
+				if in.grad != nil && !in.gradShared {
+					store(in.grad[off:off+hw], own, l.addIn[k])
+				}
 			}
 		}
 		o.m.Grad[c] = float32(dm)

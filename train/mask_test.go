@@ -74,6 +74,13 @@ var maskGradCases = []gradCase{
 		k := b.mask("m2", x, 4, []float32{-0.4, 0, 2, 1})
 		b.op("add", nn.OpAdd, m, k)
 	}, false},
+	// mask2 fused into its add, without a ReLU, some masks exactly 0.
+	{"add-mask-zero", 3, 5, 3, func(b *graphBuilder) {
+		x := b.conv("conv", "input", 3, 4, 3, 1, 1, 1, true)
+		y := b.conv("conv2", x, 4, 4, 3, 1, 1, 1, false)
+		y = b.op("add", nn.OpAdd, y, x)
+		b.mask("mask", y, 4, []float32{0, 1.3, -0.6, 0})
+	}, false},
 	// Identity and projection blocks: mask_res with its ReLU, mask2 on the
 	// residual sum, then a classifier.
 	{"masked-blocks-ce", 3, 8, 4, func(b *graphBuilder) {
@@ -101,7 +108,7 @@ func TestMaskGradients(t *testing.T) {
 				res := runGradCase(t, tc, threads)
 				found := false
 				for _, name := range res.names {
-					found = found || name == "mask.weight" || name == "m1.weight" || name == "layer1.0.mask2.weight"
+					found = found || strings.HasSuffix(name, "mask.weight") || name == "m1.weight" || name == "layer1.0.mask2.weight"
 				}
 				if !found {
 					t.Fatalf("no mask gradient among %v", res.names)
@@ -116,7 +123,13 @@ func TestMaskGradients(t *testing.T) {
 
 // TestMaskGradientCheckFails shows the check catches a wrong mask gradient.
 func TestMaskGradientCheckFails(t *testing.T) {
-	res := runGradCase(t, maskGradCases[3], 1)
+	var tc gradCase
+	for _, c := range maskGradCases {
+		if c.name == "masked-blocks-ce" {
+			tc = c
+		}
+	}
+	res := runGradCase(t, tc, 1)
 	for _, name := range []string{"mask1.weight", "layer1.0.mask1.weight", "layer1.0.mask_res.0.weight", "layer2.0.mask2.weight", "bn1.weight"} {
 		g := res.ours[name]
 		orig := append([]float32(nil), g...)
@@ -235,6 +248,14 @@ func TestMaskRunningStats(t *testing.T) {
 			out := l.out
 			if l.relu != nil {
 				out = l.relu.out
+			}
+			if l.node.Op == nn.OpAdd { // the sum, before mask2
+				out = make([]float32, 5*4*36)
+				for _, in := range l.ins {
+					for i := range out {
+						out[i] += in.out[i]
+					}
+				}
 			}
 			mean, vr := g.Node(name).P("act_mean"), g.Node(name).P("act_var")
 			if len(mean) != 4 || len(vr) != 4 {

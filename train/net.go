@@ -265,6 +265,9 @@ func (t *Net) newOp(l *layer) (op, error) {
 	case nn.OpReLU, nn.OpReLU6, nn.OpClamp, nn.OpPReLU:
 		return t.newAct(l), nil
 	case nn.OpAdd:
+		if t.maskedAdd(l) {
+			return t.newMaskedAdd(l), nil
+		}
 		return t.newAdd(l), nil
 	case nn.OpMaxPool, nn.OpAvgPool:
 		return t.newPool(l), nil
