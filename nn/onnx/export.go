@@ -40,6 +40,7 @@ var supported = map[nn.Op]bool{
 	nn.OpInput: true, nn.OpConv: true, nn.OpBatchNorm: true, nn.OpReLU: true, nn.OpReLU6: true,
 	nn.OpPReLU: true, nn.OpClamp: true, nn.OpAdd: true, nn.OpMaxPool: true, nn.OpAvgPool: true,
 	nn.OpGlobalAvgPool: true, nn.OpFlatten: true, nn.OpLinear: true,
+	nn.OpMask: true, // folded by FoldBN (FoldMasks) before lowering
 }
 
 // ExportInfo describes the ONNX graph an export writes.
