@@ -56,6 +56,7 @@ func cmdServe(e *env, args []string) error {
 	f.Var(&allowedHosts, "allowed-host", "extra Host name the dashboard answers to (e.g. behind a reverse proxy; NAME or NAME:PORT); repeatable")
 	datasets := datasetFlags{}
 	f.Var(datasets, "dataset", "extra dataset offered to sweeps, NAME=SPEC ("+sweepSpecs+"); repeatable")
+	cf := clusterFlags(f)
 	if err := f.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -129,9 +130,20 @@ func cmdServe(e *env, args []string) error {
 			log.Info("demo installed", "sweep", id)
 		}
 	}
-	queue := web.NewQueue(db, runner, *jobs, log)
-	handler := web.NewServer(web.Deps{DB: db, Runner: runner, Queue: queue, Datasets: names,
-		CanFinetune: runner.CanFinetune(), Addr: ln.Addr().String(), AllowedHosts: allowedHosts, Log: log})
+	var sweeps web.SweepRunner = runner
+	deps := web.Deps{DB: db, Runner: runner, Datasets: names, CanFinetune: runner.CanFinetune(),
+		Addr: ln.Addr().String(), AllowedHosts: allowedHosts, Log: log}
+	if cf.enabled() {
+		coord, closeCluster, err := startCluster(ctx, cf, db, runner, log, e)
+		if err != nil {
+			return err
+		}
+		defer closeCluster()
+		sweeps, deps.Runner, deps.Workers = coord, coord, coord.Workers
+	}
+	queue := web.NewQueue(db, sweeps, *jobs, log)
+	deps.Queue = queue
+	handler := web.NewServer(deps)
 
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
@@ -148,7 +160,7 @@ func cmdServe(e *env, args []string) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
-	queue.Wait()
+	queue.Wait() // before the cluster's deferred close
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
