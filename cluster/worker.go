@@ -403,4 +403,3 @@ func (w *Worker) model(ctx context.Context, j *Job) (*nn.Graph, error) {
 	}
 	return g, nil
 }
-
