@@ -304,10 +304,21 @@ func TestClusterSweepSurvives(t *testing.T) {
 		paused, pausedPoint = busyWorker(c, ws, map[string]bool{killed.name: true})
 		return paused != nil || stored() == points
 	})
+	fenced := false
 	if paused != nil {
 		paused.cmd.Process.Signal(syscall.SIGSTOP)
 		t.Logf("paused %s computing %s", paused.name, pausedPoint)
-		time.Sleep(3 * testPolicy.AckWait)
+		// A fresh worker takes the job once AckWait has passed.
+		ws = append(ws, startWorker(t, url, "w4"))
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) && stored() < points {
+			if cl := claims(t, c.nc, pausedPoint); cl.Worker != "" && cl.Worker != paused.name {
+				fenced = true
+				t.Logf("%s redelivered to %s (delivery %d)", pausedPoint, cl.Worker, cl.Delivery)
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		paused.cmd.Process.Signal(syscall.SIGCONT)
 	}
 
@@ -380,8 +391,12 @@ func TestClusterSweepSurvives(t *testing.T) {
 	if cl := claims(t, c.nc, killedPoint); cl.Delivery < 2 {
 		t.Errorf("killed point %s: claim %+v; want a redelivery", killedPoint, cl)
 	}
-	if paused != nil && strings.Contains(paused.logText(), "stale") {
-		t.Logf("paused worker fenced itself off: %q", lastLine(paused.logText(), "stale"))
+	if fenced {
+		// The resumed worker finishes its point late: it must drop it.
+		waitFor(t, 2*time.Minute, "the paused worker to drop its stale result", func() bool {
+			return strings.Contains(paused.logText(), "stale result dropped")
+		})
+		t.Logf("paused worker: %s", lastLine(paused.logText(), "stale"))
 	}
 }
 
