@@ -191,6 +191,7 @@ func (c *Coordinator) handleResult(ctx context.Context, m jetstream.Msg) {
 		m.Term()
 		return
 	}
+	t0 := time.Now()
 	pr := *r.Point
 	pr.Files = append([]sweep.File(nil), pr.Files...)
 	for i := range pr.Files {
@@ -213,6 +214,14 @@ func (c *Coordinator) handleResult(ctx context.Context, m jetstream.Msg) {
 	} else {
 		c.Duplicate.Add(1)
 	}
+	md, _ := m.Metadata()
+	lag := 0.0
+	if md != nil {
+		lag = time.Since(md.Timestamp).Seconds() // result published → stored
+	}
+	c.log.Info("cluster: point stored", "point", r.PointID, "worker", r.Worker, "created", created,
+		"compute_s", r.ComputeSec, "upload_s", r.UploadSec, "publish_to_stored_s", lag,
+		"store_s", time.Since(t0).Seconds(), "result_bytes", len(m.Data()))
 	m.Ack()
 	c.notify(r.SweepID)
 }
@@ -455,6 +464,10 @@ func (c *Coordinator) run(ctx context.Context, s store.Sweep, progress func(floa
 		progMu.Unlock()
 		if n == len(plan) {
 			c.db.SetSweepProgress(context.WithoutCancel(ctx), s.ID, 1)
+			st := c.nc.Stats()
+			c.log.Info("cluster: sweep done", "sweep", s.ID, "points", n, "published", published,
+				"coordinator_msgs_in", st.InMsgs, "coordinator_msgs_out", st.OutMsgs,
+				"coordinator_bytes_in", st.InBytes, "coordinator_bytes_out", st.OutBytes)
 			return nil
 		}
 		frac := max((float64(n)+partial)/float64(len(plan)), last) // never goes back

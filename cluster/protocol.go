@@ -84,6 +84,7 @@ type Result struct {
 	Final      bool               `json:"final,omitempty"` // an error after the last allowed delivery
 	Point      *sweep.PointResult `json:"point,omitempty"`
 	ComputeSec float64            `json:"compute_s"` // time the worker spent on the attempt
+	UploadSec  float64            `json:"upload_s"`  // of which: artifacts to the object store
 }
 
 // ProgressReport is a point's progress (ProgressBucket, key = point id).

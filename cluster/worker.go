@@ -280,6 +280,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, ackWait time.Durat
 		r.Final = maxDeliver > 0 && int(att.Delivery) >= maxDeliver
 		log.Warn("point failed", "err", r.Error, "final", r.Final)
 	} else {
+		up := time.Now()
 		for _, f := range pr.Files {
 			if _, err := w.res.blobs.GetInfo(ctx, f.SHA256); err == nil {
 				continue
@@ -291,6 +292,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, ackWait time.Durat
 			}
 		}
 		r.Point = pr
+		r.UploadSec = time.Since(up).Seconds()
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -307,7 +309,9 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, ackWait time.Durat
 	switch {
 	case r.Error == "":
 		m.DoubleAck(ctx)
-		log.Info("point done", "seconds", r.ComputeSec)
+		st := w.nc.Stats() // cumulative, this connection
+		log.Info("point done", "seconds", r.ComputeSec, "upload_s", r.UploadSec, "result_bytes", len(b),
+			"conn_msgs_out", st.OutMsgs, "conn_bytes_out", st.OutBytes, "conn_msgs_in", st.InMsgs, "conn_bytes_in", st.InBytes)
 	case r.Final:
 		m.TermWithReason("failed: " + r.Error)
 	default:
