@@ -70,6 +70,9 @@ func cmdServe(e *env, args []string) error {
 	if err := checkBounds(f); err != nil {
 		return err
 	}
+	if err := cf.check(); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := context.WithCancel(e.ctx)
 	defer stop()

@@ -40,13 +40,26 @@ func clusterFlags(f *flag.FlagSet) *serveClusterFlags {
 
 func (c *serveClusterFlags) enabled() bool { return *c.cluster }
 
+// check refuses flag combinations before anything is opened.
+func (c *serveClusterFlags) check() error {
+	if !*c.cluster {
+		return nil
+	}
+	if *c.url == "" {
+		if err := cluster.CheckListen(*c.listen, *c.public, *c.tokenFile != ""); err != nil {
+			return err
+		}
+	}
+	if *c.ackWait < 100*time.Millisecond || *c.maxDeliver < 1 || *c.workerTTL < time.Second {
+		return errors.New("--ack-wait ≥ 100ms, --max-deliver ≥ 1 and --worker-ttl ≥ 1s, please")
+	}
+	return nil
+}
+
 // startCluster embeds a NATS server (or dials --nats-url), creates the
 // coordinator, starts it and queues again the sweeps a previous coordinator
 // left interrupted (their workers went on meanwhile).
 func startCluster(ctx context.Context, cf *serveClusterFlags, db *store.DB, runner *sweep.Runner, log *slog.Logger, e *env) (*cluster.Coordinator, func(), error) {
-	if *cf.ackWait < 100*time.Millisecond || *cf.maxDeliver < 1 || *cf.workerTTL < time.Second {
-		return nil, nil, errors.New("--ack-wait ≥ 100ms, --max-deliver ≥ 1 and --worker-ttl ≥ 1s, please")
-	}
 	token := ""
 	if *cf.tokenFile != "" {
 		var err error

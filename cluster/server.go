@@ -38,22 +38,11 @@ type Server struct {
 // StartServer starts an embedded NATS server and waits until it accepts
 // clients.
 func StartServer(o ServerOptions) (*Server, error) {
-	host, portText, err := net.SplitHostPort(o.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: nats listen address %q: %w", o.Listen, err)
+	if err := CheckListen(o.Listen, o.Public, o.Token != ""); err != nil {
+		return nil, err
 	}
-	port, err := strconv.Atoi(portText)
-	if err != nil || port < 0 || port > 65535 {
-		return nil, fmt.Errorf("cluster: nats listen address %q: bad port", o.Listen)
-	}
-	if !isLoopback(host) {
-		if !o.Public {
-			return nil, fmt.Errorf("cluster: nats listen address %q is not loopback: add --nats-public and --nats-token-file", o.Listen)
-		}
-		if o.Token == "" {
-			return nil, fmt.Errorf("cluster: nats listen address %q is not loopback: it needs a token (--nats-token-file)", o.Listen)
-		}
-	}
+	host, portText, _ := net.SplitHostPort(o.Listen)
+	port, _ := strconv.Atoi(portText)
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
@@ -83,6 +72,27 @@ func (s *Server) URL() string { return s.ns.ClientURL() }
 func (s *Server) Shutdown() {
 	s.ns.Shutdown()
 	s.ns.WaitForShutdown()
+}
+
+// CheckListen checks an embedded server's listen address: host:port, a
+// loopback host unless public, and then a token.
+func CheckListen(listen string, public, token bool) error {
+	host, portText, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("cluster: nats listen address %q: %w", listen, err)
+	}
+	if port, err := strconv.Atoi(portText); err != nil || port < 0 || port > 65535 {
+		return fmt.Errorf("cluster: nats listen address %q: bad port", listen)
+	}
+	if !isLoopback(host) {
+		if !public {
+			return fmt.Errorf("cluster: nats listen address %q is not loopback: add --nats-public and --nats-token-file", listen)
+		}
+		if !token {
+			return fmt.Errorf("cluster: nats listen address %q is not loopback: it needs a token (--nats-token-file)", listen)
+		}
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {
