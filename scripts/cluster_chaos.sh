@@ -8,12 +8,15 @@
 #
 #   scripts/cluster_chaos.sh            (from the repository root)
 #   LIMIT=500 FTL=500 scripts/cluster_chaos.sh   (a faster, smaller run)
+#   CHAOS=0 INPROC=0 scripts/cluster_chaos.sh    (the cluster alone, no kills, no in-process run)
 set -euo pipefail
 LIMIT=${LIMIT:-1000}   # test images evaluated per point
 FTL=${FTL:-1000}       # fine-tuning images per point (1 epoch)
 ACK=${ACK:-10s}
 NPORT=${NPORT:-14333}
 HPORT=${HPORT:-18333}
+CHAOS=${CHAOS:-1}
+INPROC=${INPROC:-1}
 RATIOS=0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8
 DIR=$(mktemp -d /tmp/rmprune-chaos.XXXXXX)
 BIN=$DIR/rmprune
@@ -62,7 +65,7 @@ while :; do
 	st=$(status)
 	[[ $st == done || $st == failed ]] && break
 	now=$(date +%s)
-	if ((now - last_kill >= 20)); then
+	if ((CHAOS && now - last_kill >= 20)); then
 		i=$((RANDOM % 3))
 		kill -9 "${pids[$i]}" 2>/dev/null || true
 		echo "$(date -u +%T) SIGKILL slot $i (pid ${pids[$i]}); restarting it"
@@ -102,6 +105,7 @@ for k in ("compute_s","upload_s","publish_to_stored_s","store_s","result_bytes")
 PY
 cleanup
 pids=(); SERVE=
+((INPROC)) || exit 0
 
 t2=$(date +%s.%N)
 "$BIN" sweep --model demo/resnet20-mnist.safetensors --data mnist --ratios $RATIOS --limit "$LIMIT" \
