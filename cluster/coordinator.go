@@ -248,6 +248,14 @@ func (c *Coordinator) handleMaxDeliveries(ctx context.Context, data []byte) {
 	if json.Unmarshal(raw.Data, &j) != nil {
 		return
 	}
+	if ps, err := c.db.Points(ctx, j.SweepID); err == nil {
+		for _, p := range ps {
+			if PointID(j.SweepID, sweep.Key{Form: p.Form, Ratio: store.NormRatio(p.Ratio)}) == j.PointID {
+				st.DeleteMsg(ctx, a.StreamSeq) // a duplicate job of a stored point
+				return
+			}
+		}
+	}
 	c.mu.Lock()
 	msg := fmt.Sprintf("point %s: no worker finished it in %d deliveries", j.PointID, a.Deliveries)
 	if e := c.lastErr[j.PointID]; e != "" {

@@ -227,6 +227,12 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, ackWait time.Durat
 		return
 	}
 	if !ok {
+		if cur, _, err := w.res.currentClaim(ctx, j.PointID); err == nil && cur.Gen > att.Gen {
+			// A job published again (a newer generation) supersedes this one.
+			log.Info("superseded job dropped (a newer publication holds the point)")
+			m.TermWithReason("superseded")
+			return
+		}
 		log.Info("stale delivery skipped (a later attempt holds the point)")
 		return
 	}
