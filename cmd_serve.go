@@ -45,6 +45,7 @@ func cmdServe(e *env, args []string) error {
 	f.SetOutput(e.stderr)
 	f.Usage = func() {
 		fmt.Fprintf(e.stderr, "usage: rmprune [serve] [--addr 127.0.0.1:8080] [--db PATH] [--no-demo] [--dataset NAME=SPEC ...] [--jobs N] [--allowed-host NAME ...]\n"+
+			"       [--cluster [--nats ADDR | --nats-url URL]]\n"+
 			"Start the dashboard: models, sweeps, Pareto charts, compare and downloads.\n\nflags:\n")
 		f.PrintDefaults()
 	}
