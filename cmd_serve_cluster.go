@@ -45,6 +45,11 @@ func (c *serveClusterFlags) check() error {
 	if !*c.cluster {
 		return nil
 	}
+	if *c.tokenFile != "" {
+		if _, err := cluster.ReadToken(*c.tokenFile); err != nil {
+			return err
+		}
+	}
 	if *c.url == "" {
 		if err := cluster.CheckListen(*c.listen, *c.public, *c.tokenFile != ""); err != nil {
 			return err
