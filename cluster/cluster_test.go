@@ -32,6 +32,14 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary != "" {
+		os.RemoveAll(filepath.Dir(binary))
+	}
+	os.Exit(code)
+}
+
 func rmpruneBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
