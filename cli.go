@@ -54,6 +54,7 @@ func init() {
 		{"finetune", "--model M --data DATASET --epochs E --out M2", "fine-tune a (pruned) model", cmdFinetune},
 		{"bench", "--model M [--rm] [--batch N] [--threads N] [--per-layer] | --kernels", "measure speed on the SIMD engine", cmdBench},
 		{"serve", "[--addr 127.0.0.1:8080] [--db PATH] [--no-demo] [--dataset NAME=SPEC ...] [--jobs N]", "the dashboard (the default command)", cmdServe},
+		{"worker", "--server nats://HOST:PORT [--name N] [--target LABEL] [--threads N]", "compute sweep points for a serve --cluster coordinator", cmdWorker},
 		{"sweep", "--model M --data DATASET --method slim|l1 --ratios 0.1,0.3,... [--form rmnet,resnet]", "accuracy–speed points over pruning ratios, into the database", cmdSweep},
 	}
 }

@@ -45,6 +45,7 @@ func cmdServe(e *env, args []string) error {
 	f.SetOutput(e.stderr)
 	f.Usage = func() {
 		fmt.Fprintf(e.stderr, "usage: rmprune [serve] [--addr 127.0.0.1:8080] [--db PATH] [--no-demo] [--dataset NAME=SPEC ...] [--jobs N] [--allowed-host NAME ...]\n"+
+			"       [--cluster [--nats ADDR | --nats-url URL]]\n"+
 			"Start the dashboard: models, sweeps, Pareto charts, compare and downloads.\n\nflags:\n")
 		f.PrintDefaults()
 	}
@@ -56,6 +57,7 @@ func cmdServe(e *env, args []string) error {
 	f.Var(&allowedHosts, "allowed-host", "extra Host name the dashboard answers to (e.g. behind a reverse proxy; NAME or NAME:PORT); repeatable")
 	datasets := datasetFlags{}
 	f.Var(datasets, "dataset", "extra dataset offered to sweeps, NAME=SPEC ("+sweepSpecs+"); repeatable")
+	cf := clusterFlags(f)
 	if err := f.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -67,6 +69,9 @@ func cmdServe(e *env, args []string) error {
 		return errUsage
 	}
 	if err := checkBounds(f); err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -129,9 +134,20 @@ func cmdServe(e *env, args []string) error {
 			log.Info("demo installed", "sweep", id)
 		}
 	}
-	queue := web.NewQueue(db, runner, *jobs, log)
-	handler := web.NewServer(web.Deps{DB: db, Runner: runner, Queue: queue, Datasets: names,
-		CanFinetune: runner.CanFinetune(), Addr: ln.Addr().String(), AllowedHosts: allowedHosts, Log: log})
+	var sweeps web.SweepRunner = runner
+	deps := web.Deps{DB: db, Runner: runner, Datasets: names, CanFinetune: runner.CanFinetune(),
+		Addr: ln.Addr().String(), AllowedHosts: allowedHosts, Log: log}
+	if cf.enabled() {
+		coord, closeCluster, err := startCluster(ctx, cf, db, runner, log, e)
+		if err != nil {
+			return err
+		}
+		defer closeCluster()
+		sweeps, deps.Runner, deps.Workers = coord, coord, coord.Workers
+	}
+	queue := web.NewQueue(db, sweeps, *jobs, log)
+	deps.Queue = queue
+	handler := web.NewServer(deps)
 
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
@@ -148,7 +164,7 @@ func cmdServe(e *env, args []string) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
-	queue.Wait()
+	queue.Wait() // before the cluster's deferred close
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

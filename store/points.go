@@ -56,12 +56,13 @@ type Point struct {
 	ISA       string    `json:"isa"`
 	Threads   int       `json:"threads"`
 	Version   string    `json:"version"` // rmprune binary version
+	Worker    string    `json:"worker"`  // the cluster worker that measured it; "" in process
 	CreatedAt time.Time `json:"created_at"`
 }
 
 const pointCols = `id, sweep_id, form, ratio, channels, params, macs, macs_computed, flops, size_bytes, top1, top5,
 	latency_ms_p50, latency_ms_p90, images_per_s, layer_ms, cpu, isa, threads, version, created_at, macs_onnx, onnx_export,
-	latency_ms_p25, latency_ms_p75, latency_rounds, latency_load, latency_unreliable`
+	latency_ms_p25, latency_ms_p75, latency_rounds, latency_load, latency_unreliable, worker`
 
 func scanPoint(s scanner) (Point, error) {
 	var p Point
@@ -70,7 +71,7 @@ func scanPoint(s scanner) (Point, error) {
 	err := s.Scan(&p.ID, &p.SweepID, &p.Form, &p.Ratio, &channels, &p.Params, &p.MACs, &p.MACsComputed, &p.FLOPs, &p.SizeBytes,
 		&p.Top1, &p.Top5, &p.LatencyMSP50, &p.LatencyMSP90, &p.ImagesPerS, &layerMS, &p.CPU, &p.ISA,
 		&p.Threads, &p.Version, &created, &p.MACsONNX, &p.ONNXExport,
-		&p.LatencyMSP25, &p.LatencyMSP75, &p.LatencyRounds, &p.LatencyLoad, &p.LatencyUnreliable)
+		&p.LatencyMSP25, &p.LatencyMSP75, &p.LatencyRounds, &p.LatencyLoad, &p.LatencyUnreliable, &p.Worker)
 	if err != nil {
 		return Point{}, err
 	}
@@ -139,12 +140,12 @@ func (db *DB) AddPoint(ctx context.Context, p Point) (stored Point, created bool
 		}
 		stored, err = scanPoint(tx.QueryRowContext(ctx, `INSERT INTO points (sweep_id, form, ratio, channels,
 			params, macs, macs_computed, flops, size_bytes, top1, top5, latency_ms_p50, latency_ms_p90, images_per_s,
-			layer_ms, cpu, isa, threads, version, created_at, macs_onnx, onnx_export)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			layer_ms, cpu, isa, threads, version, created_at, macs_onnx, onnx_export, worker)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (sweep_id, form, ratio) DO NOTHING RETURNING `+pointCols,
 			p.SweepID, p.Form, p.Ratio, channels, p.Params, p.MACs, p.MACsComputed, p.FLOPs, p.SizeBytes, p.Top1, p.Top5,
 			p.LatencyMSP50, p.LatencyMSP90, p.ImagesPerS, layerMS, p.CPU, p.ISA, p.Threads, p.Version,
-			db.nowText(), p.MACsONNX, p.ONNXExport))
+			db.nowText(), p.MACsONNX, p.ONNXExport, p.Worker))
 		if errors.Is(err, sql.ErrNoRows) {
 			stored, err = scanPoint(tx.QueryRowContext(ctx, `SELECT `+pointCols+` FROM points
 				WHERE sweep_id = ? AND form = ? AND ratio = ?`, p.SweepID, p.Form, p.Ratio))

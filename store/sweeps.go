@@ -58,7 +58,8 @@ type Sweep struct {
 	FinetuneLimit  int       `json:"finetune_limit"` // training images per fine-tuning epoch; 0 = all
 	Batch          int       `json:"batch"`
 	Threads        int       `json:"threads"`
-	Limit          int       `json:"limit"` // images evaluated; 0 = the whole test split
+	Limit          int       `json:"limit"`  // images evaluated; 0 = the whole test split
+	Target         string    `json:"target"` // cluster worker target ("" = the default)
 	Status         Status    `json:"status"`
 	Progress       float64   `json:"progress"` // 0..1
 	Error          string    `json:"error,omitempty"`
@@ -68,14 +69,14 @@ type Sweep struct {
 }
 
 const sweepCols = `id, model_id, dataset, method, scope, forms, ratios, min_channels, round_to,
-	finetune_epochs, finetune_limit, batch, threads, eval_limit, status, progress, error, created_at, started_at, finished_at`
+	finetune_epochs, finetune_limit, batch, threads, eval_limit, target, status, progress, error, created_at, started_at, finished_at`
 
 func scanSweep(s scanner) (Sweep, error) {
 	var w Sweep
 	var forms, ratios string
 	var created, started, finished sql.NullString
 	err := s.Scan(&w.ID, &w.ModelID, &w.Dataset, &w.Method, &w.Scope, &forms, &ratios, &w.MinChannels,
-		&w.RoundTo, &w.FinetuneEpochs, &w.FinetuneLimit, &w.Batch, &w.Threads, &w.Limit, &w.Status, &w.Progress, &w.Error,
+		&w.RoundTo, &w.FinetuneEpochs, &w.FinetuneLimit, &w.Batch, &w.Threads, &w.Limit, &w.Target, &w.Status, &w.Progress, &w.Error,
 		&created, &started, &finished)
 	if err != nil {
 		return Sweep{}, err
@@ -132,10 +133,10 @@ func (db *DB) CreateSweep(ctx context.Context, s Sweep) (Sweep, error) {
 		}
 		now := db.nowText()
 		stored, err = scanSweep(tx.QueryRowContext(ctx, `INSERT INTO sweeps (model_id, dataset, method, scope,
-			forms, ratios, min_channels, round_to, finetune_epochs, finetune_limit, batch, threads, eval_limit, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING `+sweepCols,
+			forms, ratios, min_channels, round_to, finetune_epochs, finetune_limit, batch, threads, eval_limit, target, status, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING `+sweepCols,
 			s.ModelID, s.Dataset, s.Method, s.Scope, string(forms), string(rj), s.MinChannels, s.RoundTo,
-			s.FinetuneEpochs, s.FinetuneLimit, s.Batch, s.Threads, s.Limit, now))
+			s.FinetuneEpochs, s.FinetuneLimit, s.Batch, s.Threads, s.Limit, s.Target, now))
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,8 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rmprune/rmprune/modelio"
-	"github.com/rmprune/rmprune/nn/onnx"
+	"github.com/rmprune/rmprune/internal/atomicfile"
 	"github.com/rmprune/rmprune/store"
 )
 
@@ -53,78 +51,78 @@ func SweepDir(sweepID int64) string {
 	return filepath.Join("sweeps", strconv.FormatInt(sweepID, 10))
 }
 
-// writeArtifacts writes point k's model files and recipe into the sweep's
-// directory and describes them (paths relative to the artifact directory).
-func (j *job) writeArtifacts(k Key, net *network) (map[string]store.Artifact, error) {
-	root := j.r.DB.ArtifactDir()
-	rel := SweepDir(j.s.ID)
+// WriteFiles writes a point's artifacts into sweep sweepID's directory under
+// root (a store's ArtifactDir), each atomically, and describes them (paths
+// relative to root). On error nothing it wrote is left.
+func WriteFiles(root string, sweepID int64, files []File) (map[string]store.Artifact, error) {
+	rel := SweepDir(sweepID)
 	if err := os.MkdirAll(filepath.Join(root, rel), 0o750); err != nil {
 		return nil, fmt.Errorf("sweep: %w", err)
 	}
-	base := filepath.Join(rel, ArtifactName(k.Form, k.Ratio))
-	files := map[string]store.Artifact{}
-	write := func(kind, relPath string, save func(path string) error) error {
-		path := filepath.Join(root, relPath)
-		if err := save(path); err != nil {
-			os.Remove(path)
-			return fmt.Errorf("sweep: write %s: %w", kind, err)
+	out := map[string]store.Artifact{}
+	for _, f := range files {
+		if f.Name != SanitizeName(f.Name) {
+			removeFiles(root, out)
+			return nil, fmt.Errorf("sweep: artifact name %q is not a plain file name", f.Name)
 		}
-		a, err := describe(root, relPath)
-		if err != nil {
+		sum := sha256.Sum256(f.Data)
+		if got := hex.EncodeToString(sum[:]); got != f.SHA256 {
+			removeFiles(root, out)
+			return nil, fmt.Errorf("sweep: artifact %s: sha256 %s, want %s", f.Name, got, f.SHA256)
+		}
+		relPath := filepath.Join(rel, f.Name)
+		if err := atomicfile.Write(filepath.Join(root, relPath), func(w io.Writer) error {
+			_, err := w.Write(f.Data)
 			return err
+		}); err != nil {
+			removeFiles(root, out)
+			return nil, fmt.Errorf("sweep: write %s: %w", f.Kind, err)
 		}
-		a.Kind = kind
-		files[kind] = a
-		return nil
+		out[f.Kind] = store.Artifact{Kind: f.Kind, Path: relPath, SizeBytes: int64(len(f.Data)), SHA256: f.SHA256}
 	}
-	err := write(store.KindSafetensors, base+".safetensors", func(path string) error {
-		return modelio.SaveSafetensors(path, net.g)
-	})
-	if err == nil {
-		err = write(store.KindONNX, base+".onnx", func(path string) error {
-			return onnx.WriteFile(path, net.g, onnx.Options{Shape: j.g.InputShape(), ProducerVersion: j.version})
-		})
-	}
-	if err == nil && net.recipe != nil {
-		err = write(store.KindRecipe, base+".recipe.json", func(path string) error {
-			b, err := json.MarshalIndent(net.recipe, "", "  ")
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(path, append(b, '\n'), 0o640)
-		})
-	}
-	if err != nil {
-		removeFiles(root, files)
-		return nil, err
-	}
-	return files, nil
+	return out, nil
 }
 
-// describe measures the size and SHA-256 of root/rel.
-func describe(root, rel string) (store.Artifact, error) {
-	f, err := os.Open(filepath.Join(root, rel))
+// StoreResult stores a computed point of sweep sweepID in db, its
+// artifacts written under db.ArtifactDir(). A point the store already holds
+// wins: created is false and the stored point is returned (its artifacts
+// are written only when it has none). worker names who computed it ("" in
+// process).
+func StoreResult(ctx context.Context, db *store.DB, sweepID int64, res *PointResult, worker string) (stored store.Point, created bool, err error) {
+	p := res.Point
+	p.SweepID, p.Worker = sweepID, worker
+	files, err := WriteFiles(db.ArtifactDir(), sweepID, res.Files)
 	if err != nil {
-		return store.Artifact{}, fmt.Errorf("sweep: %w", err)
+		return store.Point{}, false, err
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	stored, created, err = db.AddPoint(ctx, p)
 	if err != nil {
-		return store.Artifact{}, fmt.Errorf("sweep: read %s: %w", rel, err)
+		removeFiles(db.ArtifactDir(), files)
+		return store.Point{}, false, fmt.Errorf("sweep: %w", err)
 	}
-	return store.Artifact{Path: rel, SizeBytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	if !created {
+		// Another runner stored this point meanwhile; keep its files if it
+		// has them, else ours.
+		have, err := db.Artifacts(ctx, stored.ID)
+		if err == nil && len(have) > 0 {
+			return stored, false, nil
+		}
+	}
+	if err := addArtifacts(ctx, db, stored.ID, files); err != nil {
+		return store.Point{}, false, err
+	}
+	return stored, created, nil
 }
 
 // addArtifacts records files as the point's artifacts, in a fixed order.
-func (j *job) addArtifacts(ctx context.Context, pointID int64, files map[string]store.Artifact) error {
+func addArtifacts(ctx context.Context, db *store.DB, pointID int64, files map[string]store.Artifact) error {
 	for _, kind := range []string{store.KindSafetensors, store.KindONNX, store.KindRecipe} {
 		a, ok := files[kind]
 		if !ok {
 			continue
 		}
 		a.PointID = pointID
-		if _, _, err := j.r.DB.AddArtifact(ctx, a); err != nil {
+		if _, _, err := db.AddArtifact(ctx, a); err != nil {
 			return fmt.Errorf("sweep: %w", err)
 		}
 	}

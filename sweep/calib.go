@@ -22,12 +22,16 @@ const (
 
 // calibImages is the number of calibration images for g: r.CalibImages when
 // set (negative: none), else what fits the budget.
-func (r *Runner) calibImages(g *nn.Graph) int {
+func (r *Runner) calibImages(g *nn.Graph) int { return calibImages(r.CalibImages, g) }
+
+// calibImages is the number of calibration images for g given a setting as
+// Runner.CalibImages.
+func calibImages(set int, g *nn.Graph) int {
 	switch {
-	case r.CalibImages < 0:
+	case set < 0:
 		return 0
-	case r.CalibImages > 0:
-		return r.CalibImages
+	case set > 0:
+		return set
 	}
 	sum, err := g.Summarize(g.InputShape())
 	if err != nil || sum.MACs <= 0 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -49,7 +50,12 @@ type Config struct {
 	Batch          int       `json:"batch"`           // batch for evaluation and images/s (default 32)
 	Threads        int       `json:"threads"`         // worker threads (default: the machine's cores)
 	Limit          int       `json:"limit"`           // test images evaluated (0: the whole test split)
+	Target         string    `json:"target"`          // cluster workers of this target run the points ("": the default)
 }
+
+// TargetPattern is what a worker target label may be: lower-case letters,
+// digits, '_' and '-', at most 32 ("" is the default target).
+var TargetPattern = regexp.MustCompile(`^[a-z0-9_-]{0,32}$`)
 
 // DefaultRatios returns 0.1, 0.2, …, 0.9.
 func DefaultRatios() []float64 {
@@ -158,6 +164,8 @@ func (c *Config) Validate() error {
 		return bad("threads %d: want 1…%d", c.Threads, MaxThreads)
 	case c.Limit < 0:
 		return bad("limit %d: want ≥ 0 (0: the whole test split)", c.Limit)
+	case !TargetPattern.MatchString(c.Target):
+		return bad("target %q: use at most 32 lower-case letters, digits, '_' and '-'", c.Target)
 	}
 	return nil
 }
@@ -222,7 +230,7 @@ func (c *Config) Sweep(modelID int64) store.Sweep {
 		ModelID: modelID, Dataset: c.Dataset, Method: c.Method, Scope: c.Scope,
 		Forms: slices.Clone(c.Forms), Ratios: slices.Clone(c.Ratios),
 		MinChannels: c.MinChannels, RoundTo: c.RoundTo, FinetuneEpochs: c.FinetuneEpochs, FinetuneLimit: c.FinetuneLimit,
-		Batch: c.Batch, Threads: c.Threads, Limit: c.Limit,
+		Batch: c.Batch, Threads: c.Threads, Limit: c.Limit, Target: c.Target,
 	}
 }
 
@@ -232,6 +240,6 @@ func FromSweep(s store.Sweep) Config {
 		Dataset: s.Dataset, Method: s.Method, Scope: s.Scope,
 		Forms: slices.Clone(s.Forms), Ratios: slices.Clone(s.Ratios),
 		MinChannels: s.MinChannels, RoundTo: s.RoundTo, FinetuneEpochs: s.FinetuneEpochs, FinetuneLimit: s.FinetuneLimit,
-		Batch: s.Batch, Threads: s.Threads, Limit: s.Limit,
+		Batch: s.Batch, Threads: s.Threads, Limit: s.Limit, Target: s.Target,
 	}
 }

@@ -11,15 +11,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rmprune/rmprune/bench"
 	"github.com/rmprune/rmprune/dataset"
 	"github.com/rmprune/rmprune/evaluate"
 	"github.com/rmprune/rmprune/internal/version"
 	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn"
-	"github.com/rmprune/rmprune/nn/onnx"
 	"github.com/rmprune/rmprune/pruning"
-	"github.com/rmprune/rmprune/rm"
 	"github.com/rmprune/rmprune/store"
 	"github.com/rmprune/rmprune/train"
 )
@@ -100,6 +97,9 @@ type Runner struct {
 	// Latency configures the interleaved latency pass that ends every sweep
 	// (sweep/latency.go) and Remeasure.
 	Latency LatencyOptions
+	// Targets accepts sweeps that name a worker target (a cluster
+	// coordinator places their points); the in-process runner refuses them.
+	Targets bool
 	// OnPoint, when not nil, is called after each point the run measures
 	// and stores (not for points found already stored).
 	OnPoint func(p store.Point)
@@ -189,6 +189,9 @@ func (r *Runner) Validate(c *Config) error {
 	if c.FinetuneEpochs > 0 && !r.CanFinetune() {
 		return fmt.Errorf("sweep: %w: %w", ErrConfig, ErrFinetuneUnavailable)
 	}
+	if c.Target != "" && !r.Targets {
+		return fmt.Errorf("sweep: %w: target %q: this server runs sweeps in process (start it with --cluster)", ErrConfig, c.Target)
+	}
 	return nil
 }
 
@@ -276,7 +279,7 @@ type job struct {
 	cfg      Config
 	g        *nn.Graph // the model as loaded
 	d        *dataset.Dataset
-	src      *nn.Graph // g with measured block statistics: the source of form rmnet
+	comp     *Computer // computes the points of g on d
 	version  string
 	progress func(float64, string)
 
@@ -345,6 +348,7 @@ func (j *job) run(ctx context.Context) error {
 		}
 	}
 
+	j.comp = &Computer{Model: j.g, Data: j.d, Finetune: r.Finetune, CalibImages: r.CalibImages}
 	plan := Plan(&j.cfg)
 	have, err := r.DB.Points(ctx, j.s.ID)
 	if err != nil {
@@ -432,62 +436,6 @@ type network struct {
 	recipe   *pruning.Recipe
 }
 
-// source returns the network form rmnet starts from: the model with its
-// residual blocks' statistics measured (once, on first use; see
-// Runner.CalibImages).
-func (j *job) source() (*nn.Graph, error) {
-	if j.src != nil {
-		return j.src, nil
-	}
-	n := j.r.calibImages(j.g)
-	if n > 0 {
-		j.report(j.frac, fmt.Sprintf("measuring block statistics on %d images", n))
-	}
-	src, _, err := withStats(j.g, j.d, n)
-	if err != nil {
-		return nil, fmt.Errorf("calibration: %w", err)
-	}
-	j.src = src
-	return src, nil
-}
-
-// build makes the network of point k: the loaded model (resnet@0), its RM
-// conversion in BN-kept form (rmnet@0) or a pruning.
-func (j *job) build(k Key) (*network, error) {
-	switch {
-	case k.Ratio == 0 && k.Form == FormResNet:
-		return &network{g: j.g, channels: convChannels(j.g)}, nil
-	case k.Ratio == 0:
-		src, err := j.source()
-		if err != nil {
-			return nil, err
-		}
-		res, err := rm.Convert(src, rm.Options{KeepBN: true})
-		if err != nil {
-			return nil, err
-		}
-		return &network{g: res.Graph, channels: convChannels(res.Graph)}, nil
-	}
-	ratio := k.Ratio
-	src := j.g
-	if k.Form == FormRMNet {
-		var err error
-		if src, err = j.source(); err != nil {
-			return nil, err
-		}
-	}
-	res, err := pruning.Prune(src, pruning.Options{Method: j.cfg.Method, Scope: j.cfg.Scope, Ratio: &ratio,
-		Form: k.Form, MinChannels: j.cfg.MinChannels, RoundTo: j.cfg.RoundTo})
-	if err != nil {
-		return nil, err
-	}
-	n := &network{g: res.Graph, recipe: res.Recipe}
-	for _, l := range res.Report.Layers {
-		n.channels = append(n.channels, store.LayerChannels{Layer: l.Name, Before: l.Before, After: l.After})
-	}
-	return n, nil
-}
-
 // convChannels lists every conv's output channels, unchanged (an unpruned net).
 func convChannels(g *nn.Graph) []store.LayerChannels {
 	var ls []store.LayerChannels
@@ -499,106 +447,33 @@ func convChannels(g *nn.Graph) []store.LayerChannels {
 	return ls
 }
 
+// Input returns the PointInput of point k of the job's sweep.
+func (j *job) input(k Key) PointInput {
+	return j.r.PointInput(&j.cfg, k, j.version)
+}
+
+// PointInput returns the input of point k of a sweep configured by cfg
+// (after Defaults), with the runner's limits applied.
+func (r *Runner) PointInput(cfg *Config, k Key, version string) PointInput {
+	limit := cfg.FinetuneLimit
+	if limit == 0 || (r.FinetuneLimit > 0 && r.FinetuneLimit < limit) {
+		limit = r.FinetuneLimit
+	}
+	return PointInput{Form: k.Form, Ratio: k.Ratio, Config: *cfg, FinetuneLimit: limit, BenchTime: r.BenchTime,
+		Version: version}
+}
+
 // point measures and stores point k.
 func (j *job) point(ctx context.Context, k Key) (store.Point, error) {
-	cfg := &j.cfg
-	j.stage(k, "prune", 0, "pruning")
-	net, err := j.build(k)
+	res, err := j.comp.Compute(ctx, j.input(k), func(stage string, f float64, msg string) {
+		j.stage(k, stage, f, msg)
+	})
 	if err != nil {
 		return store.Point{}, err
 	}
-	if k.Ratio > 0 && cfg.FinetuneEpochs > 0 {
-		j.stage(k, "finetune", 0, "fine-tuning")
-		limit := cfg.FinetuneLimit
-		if limit == 0 || (j.r.FinetuneLimit > 0 && j.r.FinetuneLimit < limit) {
-			limit = j.r.FinetuneLimit
-		}
-		tuned, err := j.r.finetune()(ctx, net.g, j.d, FinetuneOptions{Epochs: cfg.FinetuneEpochs,
-			Limit: limit, Batch: cfg.Batch,
-			Threads: cfg.Threads, Progress: func(f float64) {
-				j.stage(k, "finetune", f, fmt.Sprintf("fine-tuning %.0f%%", 100*f))
-			}})
-		if err != nil {
-			return store.Point{}, fmt.Errorf("fine-tune: %w", err)
-		}
-		tuned.Recipe, tuned.SourceSHA256 = net.g.Recipe, net.g.SourceSHA256
-		net.g = tuned
-	}
-	in := j.g.InputShape()
-	sum, err := net.g.Summarize(in)
-	if err != nil {
-		return store.Point{}, err
-	}
-	j.stage(k, "evaluate", 0, "evaluating")
-	ev, err := evaluate.Run(ctx, net.g, j.d, j.d.Test, evaluate.Options{Batch: cfg.Batch, Threads: cfg.Threads,
-		Limit: cfg.Limit, Progress: func(done, total int) {
-			j.stage(k, "evaluate", float64(done)/float64(max(total, 1)), fmt.Sprintf("evaluating %d/%d", done, total))
-		}})
-	if err != nil {
-		return store.Point{}, err
-	}
-	j.stage(k, "bench", 0, "timing batch 1")
-	bt := j.r.BenchTime
-	if bt <= 0 {
-		bt = DefaultBenchTime
-	}
-	lat, err := bench.Model(ctx, net.g, bench.Options{Batch: 1, Threads: cfg.Threads, Shape: in, MinRuns: 5,
-		MaxRuns: 2000, MinTime: bt, PerLayer: true})
-	if err != nil {
-		return store.Point{}, fmt.Errorf("bench: %w", err)
-	}
-	thr := lat
-	if cfg.Batch > 1 {
-		j.stage(k, "bench", 0.5, fmt.Sprintf("timing batch %d", cfg.Batch))
-		if thr, err = bench.Model(ctx, net.g, bench.Options{Batch: cfg.Batch, Threads: cfg.Threads, Shape: in,
-			MinRuns: 5, MaxRuns: 2000, MinTime: bt}); err != nil {
-			return store.Point{}, fmt.Errorf("bench: %w", err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return store.Point{}, err
-	}
-	j.stage(k, "save", 0, "writing artifacts")
-	files, err := j.writeArtifacts(k, net)
-	if err != nil {
-		return store.Point{}, err
-	}
-	// What ONNX Runtime computes with the downloadable file (the same
-	// options as writeArtifacts).
-	ox, err := onnx.Describe(net.g, onnx.Options{Shape: j.g.InputShape()})
-	if err != nil {
-		removeFiles(j.r.DB.ArtifactDir(), files)
-		return store.Point{}, err
-	}
-	p := store.Point{
-		SweepID: j.s.ID, Form: k.Form, Ratio: k.Ratio, Channels: net.channels,
-		Params: sum.Params, MACs: sum.MACs, MACsComputed: sum.MACs - lat.MACsSaved, FLOPs: sum.FLOPs,
-		MACsONNX: ox.MACs, ONNXExport: ox.Form,
-		SizeBytes: files[store.KindSafetensors].SizeBytes,
-		Top1:      ev.Top1, Top5: ev.Top5,
-		LatencyMSP50: lat.LatencyMsP50, LatencyMSP90: lat.LatencyMsP90, ImagesPerS: thr.ImagesPerS,
-		CPU: lat.CPU, ISA: lat.ISA, Threads: lat.Threads, Version: j.version,
-	}
-	for _, l := range lat.Layers {
-		p.LayerMS = append(p.LayerMS, store.LayerLatency{Layer: l.Name, MS: l.Ms})
-	}
-	stored, created, err := j.r.DB.AddPoint(context.WithoutCancel(ctx), p)
-	if err != nil {
-		removeFiles(j.r.DB.ArtifactDir(), files)
-		return store.Point{}, err
-	}
-	if !created {
-		// Another runner stored this point meanwhile; keep its files if it
-		// has them, else ours.
-		have, err := j.r.DB.Artifacts(context.WithoutCancel(ctx), stored.ID)
-		if err == nil && len(have) > 0 {
-			return stored, nil
-		}
-	}
-	if err := j.addArtifacts(context.WithoutCancel(ctx), stored.ID, files); err != nil {
-		return store.Point{}, err
-	}
-	return stored, nil
+	j.stage(k, "save", 0.5, "writing artifacts")
+	stored, _, err := StoreResult(context.WithoutCancel(ctx), j.r.DB, j.s.ID, res, "")
+	return stored, err
 }
 
 // repairArtifacts writes the artifacts of a stored point that has none (a
@@ -615,20 +490,24 @@ func (j *job) repairArtifacts(ctx context.Context, k Key, p store.Point) error {
 	if len(have) >= want {
 		return nil
 	}
-	net, err := j.build(k)
-	if err != nil {
-		return fmt.Errorf("sweep: point %s: %w", k, err)
-	}
 	if j.cfg.FinetuneEpochs > 0 && k.Ratio > 0 {
 		// The fine-tuned weights are lost: do not store untuned ones in
 		// their place.
 		return nil
 	}
-	files, err := j.writeArtifacts(k, net)
+	net, err := j.comp.build(&j.cfg, k, nil)
 	if err != nil {
 		return fmt.Errorf("sweep: point %s: %w", k, err)
 	}
-	return j.addArtifacts(ctx, p.ID, files)
+	enc, err := encodeArtifacts(k, net, j.g.InputShape(), j.version)
+	if err != nil {
+		return fmt.Errorf("sweep: point %s: %w", k, err)
+	}
+	files, err := WriteFiles(j.r.DB.ArtifactDir(), j.s.ID, enc)
+	if err != nil {
+		return fmt.Errorf("sweep: point %s: %w", k, err)
+	}
+	return addArtifacts(ctx, j.r.DB, p.ID, files)
 }
 
 // formatRatio writes a stored ratio briefly: 0.3, 0.125.

@@ -111,13 +111,15 @@ type apiPoint struct {
 	LatencyMSP90 float64 `json:"latency_ms_p90"`
 	ImagesPerS   float64 `json:"images_per_s"`
 	apiLatency
+	Worker string `json:"worker"` // the cluster worker that measured it; "" in process
+	CPU    string `json:"cpu"`    // the CPU it was measured on
 }
 
 func toAPIPoint(p store.Point) apiPoint {
 	ox, oxForm := onnxCost(p)
 	return apiPoint{ID: p.ID, Form: p.Form, Ratio: p.Ratio, Params: p.Params, MACs: p.MACs, MACsComputed: computedMACs(p), FLOPs: p.FLOPs,
 		MACsONNX: ox, ONNXExport: oxForm, SizeBytes: p.SizeBytes, Top1: p.Top1, Top5: p.Top5, LatencyMSP50: p.LatencyMSP50,
-		LatencyMSP90: p.LatencyMSP90, ImagesPerS: p.ImagesPerS, apiLatency: toAPILatency(p)}
+		LatencyMSP90: p.LatencyMSP90, ImagesPerS: p.ImagesPerS, apiLatency: toAPILatency(p), Worker: p.Worker, CPU: p.CPU}
 }
 
 // apiSweep is GET /api/sweeps/{id}.
@@ -140,6 +142,7 @@ type apiSweep struct {
 	Batch          int        `json:"batch"`
 	Threads        int        `json:"threads"`
 	Limit          int        `json:"limit"`
+	Target         string     `json:"target"`
 	CreatedAt      time.Time  `json:"created_at"`
 	Points         []apiPoint `json:"points"`
 	Remeasure      string     `json:"remeasure,omitempty"` // "queued" or "running" while a latency re-measure is pending
@@ -149,7 +152,7 @@ func toAPISweep(s store.Sweep, ps []store.Point, msg string) apiSweep {
 	out := apiSweep{ID: s.ID, ModelID: s.ModelID, Status: string(s.Status), Progress: s.Progress, Message: msg,
 		Error: s.Error, Dataset: s.Dataset, Method: s.Method, Scope: s.Scope, Forms: s.Forms, Ratios: s.Ratios,
 		MinChannels: s.MinChannels, RoundTo: s.RoundTo, FinetuneEpochs: s.FinetuneEpochs, FinetuneLimit: s.FinetuneLimit, Batch: s.Batch,
-		Threads: s.Threads, Limit: s.Limit, CreatedAt: s.CreatedAt, Points: []apiPoint{}}
+		Threads: s.Threads, Limit: s.Limit, Target: s.Target, CreatedAt: s.CreatedAt, Points: []apiPoint{}}
 	for _, p := range ps {
 		out.Points = append(out.Points, toAPIPoint(p))
 	}

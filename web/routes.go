@@ -35,6 +35,7 @@ func addRoutes(r chi.Router, d Deps, graphs *graphCache, checks *rmChecker) {
 	r.Get("/compare.csv", handleCompareCSV(db, log))
 	r.Get("/models/{id}/layers.csv", handleLayersCSV(db, log))
 	r.Get("/points/{id}", handlePointPage(db, log))
+	r.Get("/workers", handleWorkersPage(d, log))
 
 	// JSON API.
 	r.Route("/api", func(r chi.Router) {
@@ -51,6 +52,7 @@ func addRoutes(r chi.Router, d Deps, graphs *graphCache, checks *rmChecker) {
 		r.Post("/sweeps/{id}/remeasure", handleAPIRemeasure(db, d.Queue, log))
 		r.Get("/sweeps/{id}/points.csv", handlePointsCSV(db, log))
 		r.Get("/points/{id}", handleAPIPoint(db, log))
+		r.Get("/workers", handleAPIWorkers(d, log))
 		r.Get("/points/{id}/model", handleDownloadModel(db, log))
 		r.Get("/points/{id}/recipe", handleDownloadRecipe(db, log))
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {

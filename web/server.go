@@ -10,6 +10,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/rmprune/rmprune/cluster"
 	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/store"
@@ -35,6 +36,8 @@ type Deps struct {
 	Addr         string
 	AllowedHosts []string
 	Log          *slog.Logger
+	// Workers lists a cluster's workers (serve --cluster); nil without one.
+	Workers func(ctx context.Context) ([]cluster.WorkerInfo, error)
 }
 
 // NewServer returns the dashboard and JSON API as one handler.

@@ -467,7 +467,11 @@ func axisLinks(path string, q url.Values, current string) []AxisLink {
 func envString(ps []store.Point) string {
 	for _, p := range ps {
 		if p.CPU != "" || p.ISA != "" {
-			return fmt.Sprintf("%s · %s · %d threads · rmprune %s", p.CPU, p.ISA, p.Threads, p.Version)
+			s := fmt.Sprintf("%s · %s · %d threads · rmprune %s", p.CPU, p.ISA, p.Threads, p.Version)
+			if len(ps) == 1 && p.Worker != "" {
+				s += " · worker " + p.Worker
+			}
+			return s
 		}
 	}
 	return ""
