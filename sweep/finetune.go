@@ -15,6 +15,14 @@ import (
 // with: a tenth of training's default, as the pruned network starts trained.
 const FinetuneLR = 0.01
 
+// MaskTrainedFinetuneLR is the peak learning rate for networks pruned from a
+// mask-trained model. Folding a mask m into the BatchNorm before it turns a
+// step on (γ, m) into a step on γ·m that is ~1/m² times larger relative to
+// the parameter; measured on the MNIST demo (slim 0.3, ResNet form, one pass
+// over 5,000 images): lr 0.01 took top-1 from 99.3% to 71%, lr 0.001 kept
+// 99.28%.
+const MaskTrainedFinetuneLR = 0.001
+
 // Train is the FinetuneFunc a Runner uses when its Finetune field is nil: it
 // fine-tunes a copy of g with the train package (SGD with momentum 0.9,
 // weight decay 5e-4, cosine schedule from FinetuneLR, batch 128, no
@@ -34,6 +42,9 @@ func Train(ctx context.Context, g *nn.Graph, d *dataset.Dataset, opt FinetuneOpt
 	tuned := g.Clone()
 	o := train.DefaultOptions()
 	o.Epochs, o.LR, o.Threads, o.Seed = opt.Epochs, FinetuneLR, opt.Threads, 1
+	if opt.MaskTrained {
+		o.LR = MaskTrainedFinetuneLR
+	}
 	o.Limit, o.EvalLimit = opt.Limit, 1 // the sweep evaluates on its own
 	o.Out = filepath.Join(dir, "model.safetensors")
 	if opt.Progress != nil {

@@ -169,7 +169,7 @@ func (c *Computer) Compute(ctx context.Context, in PointInput, progress Progress
 			ft = Train
 		}
 		tuned, err := ft(ctx, net.g, c.Data, FinetuneOptions{Epochs: cfg.FinetuneEpochs,
-			Limit: in.FinetuneLimit, Batch: cfg.Batch,
+			Limit: in.FinetuneLimit, Batch: cfg.Batch, MaskTrained: c.Model.HasMasks(),
 			Threads: cfg.Threads, Progress: func(f float64) {
 				progress("finetune", f, fmt.Sprintf("fine-tuning %.0f%%", 100*f))
 			}})

@@ -47,6 +47,11 @@ type FinetuneOptions struct {
 	Limit   int // train on the first Limit training images; 0: all (Runner.FinetuneLimit)
 	Batch   int // the sweep's batch; the function may use its own training batch instead
 	Threads int
+	// MaskTrained says the pruned network comes from a mask-trained model:
+	// its BatchNorm scales carry the folded masks (γ·m, often ≪ 1), so the
+	// same step size is a far larger relative step than in training and Train
+	// fine-tunes at MaskTrainedFinetuneLR instead.
+	MaskTrained bool
 	// Progress, when not nil, takes the fraction of the fine-tuning done (0..1).
 	Progress func(frac float64)
 }
