@@ -2,42 +2,10 @@ package npy
 
 import (
 	"bytes"
+	"github.com/rmprune/rmprune/internal/memtest"
 	"path/filepath"
-	"runtime"
-	"sync/atomic"
 	"testing"
-	"time"
 )
-
-// peakHeap runs f and returns the largest heap in use while it ran, above
-// the heap in use before (runtime.ReadMemStats every millisecond).
-func peakHeap(f func()) uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
-	f()
-	runtime.ReadMemStats(&ms)
-	peak.Store(max(peak.Load(), ms.HeapInuse))
-	close(done)
-	return max(peak.Load(), base) - base
-}
 
 // TestReadMemoryBounded: a 16 MB array costs about its size (plus the 1 MB
 // chunk), from a file or from a stream of unknown length, and a header that
@@ -51,17 +19,17 @@ func TestReadMemoryBounded(t *testing.T) {
 	const slack = 8 << 20
 	size := uint64(4*n + 128)
 	var err error
-	if peak := peakHeap(func() { _, _, err = ReadFile(path) }); err != nil || peak > size+slack {
+	if peak := memtest.PeakHeap(func() { _, _, err = ReadFile(path) }); err != nil || peak > size+slack {
 		t.Errorf("ReadFile: peak heap %d, err %v; want ≤ %d (the file + %d), no error", peak, err, size+slack, slack)
 	}
 	var buf bytes.Buffer
 	Write(&buf, []int{4, 1 << 20}, make([]float32, n))
 	// A stream of unknown length grows by doubling: at most ~2× the data.
-	if peak := peakHeap(func() { _, _, err = Read(&buf) }); err != nil || peak > 2*size+slack {
+	if peak := memtest.PeakHeap(func() { _, _, err = Read(&buf) }); err != nil || peak > 2*size+slack {
 		t.Errorf("Read: peak heap %d, err %v; want ≤ %d, no error", peak, err, 2*size+slack)
 	}
 	huge := npyFile(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,)}", make([]byte, 64))
-	if peak := peakHeap(func() { _, _, err = Read(bytes.NewReader(huge)) }); err == nil || peak > slack {
+	if peak := memtest.PeakHeap(func() { _, _, err = Read(bytes.NewReader(huge)) }); err == nil || peak > slack {
 		t.Errorf("huge claimed shape from a stream: peak heap %d, err %v; want an error within %d", peak, err, slack)
 	}
 }

@@ -4,12 +4,10 @@ import (
 	"archive/zip"
 	"bytes"
 	"fmt"
+	"github.com/rmprune/rmprune/internal/memtest"
 	"os"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // manyRecords builds a torch-like zip archive with n empty storage records.
@@ -27,36 +25,6 @@ func manyRecords(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
-}
-
-// peakHeap runs f and returns the largest heap in use while it ran, above
-// the heap in use before (runtime.ReadMemStats every millisecond).
-func peakHeap(f func()) uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
-	f()
-	runtime.ReadMemStats(&ms)
-	peak.Store(max(peak.Load(), ms.HeapInuse))
-	close(done)
-	return max(peak.Load(), base) - base
 }
 
 // TestReadMemoryBounded reads archives with too many records (plain and
@@ -81,7 +49,7 @@ func TestReadMemoryBounded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var err error
-			peak := peakHeap(func() { _, err = Read(bytes.NewReader(tt.file), int64(len(tt.file)), "x.pth") })
+			peak := memtest.PeakHeap(func() { _, err = Read(bytes.NewReader(tt.file), int64(len(tt.file)), "x.pth") })
 			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("err %v; want %q", err, tt.wantErr)
 			}

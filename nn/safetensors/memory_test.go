@@ -3,11 +3,9 @@ package safetensors
 import (
 	"bytes"
 	"fmt"
-	"runtime"
+	"github.com/rmprune/rmprune/internal/memtest"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/rmprune/rmprune/nn"
 )
@@ -24,41 +22,6 @@ func manyTensors(n int) []byte {
 	}
 	h.WriteString("}")
 	return build(h.String(), make([]byte, n))
-}
-
-// peakHeap runs f and returns the largest heap in use while it ran, above
-// the heap in use before, sampled every millisecond with runtime.ReadMemStats.
-func peakHeap(f func()) uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
-	f()
-	runtime.ReadMemStats(&ms)
-	if ms.HeapInuse > peak.Load() {
-		peak.Store(ms.HeapInuse)
-	}
-	close(done)
-	if p := peak.Load(); p > base {
-		return p - base
-	}
-	return 0
 }
 
 // TestReadMemoryBounded reads hostile many-tensor files and a file of a few
@@ -92,7 +55,7 @@ func TestReadMemoryBounded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var err error
-			peak := peakHeap(func() {
+			peak := memtest.PeakHeap(func() {
 				_, err = Read(bytes.NewReader(tt.file), int64(len(tt.file)), "x.safetensors")
 			})
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
