@@ -43,26 +43,30 @@ func PackConvInto(p *PackedA, w []float32, s ConvShape) *PackedA {
 // ConvScratch is the number of floats a [Workspace] needs for the padded
 // (and, for StrideW > 1, column-phase-split) copy of the input of a conv of
 // shape s; 0 when the input is used in place (no padding, StrideW 1). The
-// Workspace also keeps s.K() int32 tap offsets. It grows to both on first
-// use, or ahead of time with [Workspace.Reserve].
-func ConvScratch(s ConvShape) int {
+// Workspace also keeps s.K() int32 tap offsets and, for pitched convs (see
+// [convLayout]), an OutC × pitched-columns output. It grows to all of them on
+// first use, or ahead of time with [Workspace.Reserve].
+func ConvScratch(s ConvShape) int { return convScratch(s, active) }
+
+func convScratch(s ConvShape, ks *kernelSet) int {
 	if s.PadH == 0 && s.PadW == 0 && s.StrideW == 1 {
 		return 0
 	}
 	if s.KH == 1 && s.KW == 1 && s.PadH == 0 && s.PadW == 0 {
 		return s.C * s.OutH() * s.OutW() // strided 1×1: subsampled input
 	}
-	hp, wp := s.H+2*s.PadH, s.W+2*s.PadW
-	wq := (wp + s.StrideW - 1) / s.StrideW
-	return s.StrideW * s.C * hp * wq
+	l := layoutOf(s, ks)
+	return s.StrideW * s.C * l.hp * l.wq
 }
 
 // Reserve grows the Workspace's conv scratch for shape s (see [ConvScratch]),
 // so that later Conv2D calls up to that size allocate nothing. Every worker
 // gets its own input copy: each pads just the rows it reads, so the layers of
 // a layer-parallel inference keep their data in the core that computes it.
-func (w *Workspace) Reserve(s ConvShape) {
-	n := ConvScratch(s)
+func (w *Workspace) Reserve(s ConvShape) { w.reserve(s, active) }
+
+func (w *Workspace) reserve(s ConvShape, ks *kernelSet) {
+	n := convScratch(s, ks)
 	for i := range w.imgs {
 		if len(w.imgs[i]) < n {
 			w.imgs[i] = make([]float32, n)
@@ -72,6 +76,64 @@ func (w *Workspace) Reserve(s ConvShape) {
 	if k := s.K(); len(w.offs) < k {
 		w.offs = make([]int32, k)
 	}
+	if l := layoutOf(s, ks); l.pitched(s) {
+		w.growPitched(s.OutC * l.n)
+	}
+}
+
+// growPitched makes the pitched conv output at least n floats.
+func (w *Workspace) growPitched(n int) {
+	if len(w.pc) < n {
+		w.pc = make([]float32, n)
+	}
+}
+
+// convLayout is the geometry of a padded conv's worker copies and GEMM
+// columns. Rows of an output whose width is not a multiple of the (half)
+// vector width straddle vectors, and such strips must be packed (an
+// im2col copy) before the microkernel runs; a pitched conv instead
+// computes pitch ≥ OutW columns per output row (the extra ones read the
+// copy's zero margin and are thrown away) and rounds the column count up to
+// whole strips, so every strip is read in place by the indirect kernels.
+// The product goes to the Workspace's pitched output and each worker
+// copies the real columns of its tiles to the destination.
+type convLayout struct {
+	hp, wq int // rows of a channel plane and floats per row of one column phase
+	pitch  int // GEMM columns per output row (OutW unless pitched)
+	n      int // GEMM columns
+}
+
+// pitched reports whether the layout computes more columns than s outputs.
+func (l convLayout) pitched(s ConvShape) bool { return l.pitch != s.OutW() }
+
+// pitchEnabled lets tests and benchmarks turn pitched convs off.
+var pitchEnabled = true
+
+// layoutOf returns the layout of a conv of shape s that copies its input
+// (padding or StrideW > 1) on kernel path ks.
+func layoutOf(s ConvShape, ks *kernelSet) convLayout {
+	sw := s.StrideW
+	oh, ow := s.OutH(), s.OutW()
+	l := convLayout{hp: s.H + 2*s.PadH, wq: (s.W + 2*s.PadW + sw - 1) / sw, pitch: ow, n: oh * ow}
+	if ks.ind == nil || !pitchEnabled || s.PadH == 0 && s.PadW == 0 && (sw == 1 || s.KH == 1 && s.KW == 1) {
+		return l // read in place, or a subsampled 1×1
+	}
+	unit := ks.vw
+	if ks.half != nil {
+		unit = ks.vw / 2
+	}
+	p := (ow + unit - 1) / unit * unit
+	// Up to a third more columns pays (MNIST's 28, 14 and 7 go to 32, 16
+	// and 8); narrower rows pack.
+	if p == ow || 3*p > 4*ow {
+		return l
+	}
+	n := (oh*p + ks.nr - 1) / ks.nr * ks.nr
+	ohv := (n + p - 1) / p // output rows the GEMM covers, the last ones phantom
+	l.pitch, l.n = p, n
+	l.wq = max(l.wq, p+(s.KW-1)/sw)
+	l.hp = max(l.hp, (ohv-1)*s.StrideH+s.KH)
+	return l
 }
 
 // convGeo is the geometry the conv packers and direct kernels see: output
@@ -85,6 +147,7 @@ type convGeo struct {
 // a later conv with the same key only rewrites the interior.
 type padKey struct {
 	s      ConvShape
+	l      convLayout
 	y0, y1 int
 }
 
@@ -93,6 +156,8 @@ type padKey struct {
 type convSrc struct {
 	src []float32
 	s   ConvShape
+	l   convLayout
+	out []float32 // pitched: the destination (OutC×OutH×OutW) of the real columns
 }
 
 // Conv2D computes dst[OutC×OutH×OutW] (+)= conv(src[C×H×W], w) with the
@@ -138,28 +203,34 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 		w.run(wt, bRows, img, n, convGeo{}, nil, dst, n, n, ep)
 		return
 	}
-	w.Reserve(s)
+	w.reserve(s, wt.ks)
 	src = src[:s.C*s.H*s.W]
-	hp, sw := s.H+2*s.PadH, s.StrideW
-	wq := (s.W + 2*s.PadW + sw - 1) / sw // width of one column phase
+	sw := s.StrideW
+	l := layoutOf(s, wt.ks)
 	// offs[k] is the offset of tap k = (ci, ky, kx) from an output's first tap.
 	offs := w.offs[:s.K()]
-	phase := s.C * hp * wq
+	phase := s.C * l.hp * l.wq
 	for ci, k := 0, 0; ci < s.C; ci++ {
 		for ky := 0; ky < s.KH; ky++ {
 			for kx := 0; kx < s.KW; kx++ {
-				offs[k] = int32((kx%sw)*phase + (ci*hp+ky)*wq + kx/sw)
+				offs[k] = int32((kx%sw)*phase + (ci*l.hp+ky)*l.wq + kx/sw)
 				k++
 			}
 		}
 	}
-	geo := convGeo{ow: s.OutW(), rowStride: s.StrideH * wq}
+	geo := convGeo{ow: l.pitch, rowStride: s.StrideH * l.wq}
 	if sw == 1 && s.PadH == 0 && s.PadW == 0 {
 		w.run(wt, bConv, src, 0, geo, nil, dst, n, n, ep) // read in place
 		return
 	}
-	w.cs = convSrc{src: src, s: s}
-	w.run(wt, bConv, nil, 0, geo, &w.cs, dst, n, n, ep)
+	w.cs = convSrc{src: src, s: s, l: l}
+	if l.pitched(s) {
+		w.growPitched(s.OutC * l.n)
+		w.cs.out = dst[:s.OutC*n]
+		w.run(wt, bConv, nil, 0, geo, &w.cs, w.pc[:s.OutC*l.n], l.n, l.n, ep)
+	} else {
+		w.run(wt, bConv, nil, 0, geo, &w.cs, dst, n, n, ep)
+	}
 	w.cs = convSrc{}
 }
 
@@ -172,36 +243,40 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 // the interior is copied.
 func padRows(ks *kernelSet, img []float32, cs *convSrc, y0, y1 int, zeroed bool) {
 	s, src := &cs.s, cs.src
-	hp, wp, sw := s.H+2*s.PadH, s.W+2*s.PadW, s.StrideW
-	wq := (wp + sw - 1) / sw
+	hp, wq, sw := cs.l.hp, cs.l.wq, s.StrideW
 	// Source rows [a, b) land in padded rows [a+PadH, b+PadH).
 	a, b := max(y0-s.PadH, 0), min(y1-s.PadH, s.H)
 	if sw == 1 {
 		if zeroed && a < b {
 			pa := a + s.PadH
 			for c := 0; c < s.C; c++ {
-				ks.copy(&img[c*hp*wp+pa*wp+s.PadW], wp, &src[(c*s.H+a)*s.W], s.W, b-a, s.W)
+				ks.copy(&img[c*hp*wq+pa*wq+s.PadW], wq, &src[(c*s.H+a)*s.W], s.W, b-a, s.W)
 			}
 			return
 		}
+		rp := wq - s.PadW - s.W // right margin: padding and a pitched conv's extra columns
 		for c := 0; c < s.C; c++ {
-			plane := img[c*hp*wp : (c+1)*hp*wp]
+			plane := img[c*hp*wq : (c+1)*hp*wq]
 			if a >= b {
-				clear(plane[y0*wp : y1*wp])
+				clear(plane[y0*wq : y1*wq])
 				continue
 			}
 			pa, pb := a+s.PadH, b+s.PadH
 			// Zero only the border: the copy overwrites the interior.
-			clear(plane[y0*wp : pa*wp+s.PadW])
+			clear(plane[y0*wq : pa*wq+s.PadW])
 			for y := pa + 1; y < pb; y++ {
-				// Right pad of row y−1 and left pad of row y (too short for clear).
-				border := plane[y*wp-s.PadW : y*wp+s.PadW]
-				for i := range border {
-					border[i] = 0
+				// Right margin of row y−1 and left pad of row y.
+				border := plane[y*wq-rp : y*wq+s.PadW]
+				if len(border) <= 4 {
+					for i := range border {
+						border[i] = 0
+					}
+				} else {
+					clear(border)
 				}
 			}
-			clear(plane[pb*wp-s.PadW : y1*wp])
-			ks.copy(&plane[pa*wp+s.PadW], wp, &src[(c*s.H+a)*s.W], s.W, b-a, s.W)
+			clear(plane[pb*wq-rp : y1*wq])
+			ks.copy(&plane[pa*wq+s.PadW], wq, &src[(c*s.H+a)*s.W], s.W, b-a, s.W)
 		}
 		return
 	}

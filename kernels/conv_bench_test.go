@@ -13,6 +13,11 @@ var convBenchShapes = []ConvShape{
 	{C: 16, H: 32, W: 32, OutC: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1},
 	{C: 32, H: 16, W: 16, OutC: 32, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1},
 	{C: 64, H: 8, W: 8, OutC: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1},
+	// MNIST-sized maps: rows that are not a multiple of the vector width.
+	{C: 16, H: 28, W: 28, OutC: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1},
+	{C: 32, H: 14, W: 14, OutC: 32, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1},
+	{C: 64, H: 7, W: 7, OutC: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1},
+	{C: 16, H: 28, W: 28, OutC: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1},
 	{C: 32, H: 32, W: 32, OutC: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1},
 	{C: 64, H: 32, W: 32, OutC: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1},
 	{C: 16, H: 32, W: 32, OutC: 32, KH: 1, KW: 1, StrideH: 2, StrideW: 2},

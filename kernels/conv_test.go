@@ -54,6 +54,11 @@ func convCases(rng *rand.Rand) []ConvShape {
 	}
 	cs = append(cs, ConvShape{C: 3, H: 10, W: 7, OutC: 6, KH: 3, KW: 1, StrideH: 2, StrideW: 1, PadH: 1, PadW: 0})
 	cs = append(cs, sq(3, 23, 23, 8, 7, 2, 3)) // ImageNet-like stem
+	// Pitched convs (rows not a multiple of the vector width), MNIST sizes
+	// and odd ones, multi-panel M and K beyond one block.
+	cs = append(cs, sq(16, 28, 28, 16, 3, 1, 1), sq(5, 14, 14, 33, 3, 1, 1), sq(9, 7, 7, 17, 3, 1, 1),
+		sq(16, 28, 28, 32, 3, 2, 1), sq(3, 13, 12, 5, 3, 1, 1), sq(2, 6, 22, 3, 5, 1, 2), sq(50, 7, 7, 20, 3, 1, 1),
+		sq(4, 15, 13, 6, 3, 2, 1), sq(3, 9, 11, 4, 3, 3, 1))
 	for range 15 {
 		cs = append(cs, sq(1+rng.IntN(40), 3+rng.IntN(14), 3+rng.IntN(14), 1+rng.IntN(40), 1+2*rng.IntN(2), 1+rng.IntN(2), rng.IntN(2)))
 	}
@@ -67,9 +72,48 @@ const convTol = 3e-5
 
 func TestConv2D(t *testing.T) {
 	t.Run("direct", testConv2D)
+	pitchEnabled = false
+	t.Run("unpitched", testConv2D)
+	pitchEnabled = true
 	directEnabled = false
 	defer func() { directEnabled = true }()
 	t.Run("packed", testConv2D)
+}
+
+// TestConvLayout checks which convs are pitched and that a pitched conv's
+// GEMM covers whole strips inside its input copy.
+func TestConvLayout(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		ks := active
+		for _, tt := range []struct {
+			s    ConvShape
+			want bool // pitched (on paths with indirect kernels)
+		}{
+			{ConvShape{C: 16, H: 28, W: 28, OutC: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, true},
+			{ConvShape{C: 16, H: 7, W: 7, OutC: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, true},
+			{ConvShape{C: 16, H: 28, W: 28, OutC: 16, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}, true},
+			{ConvShape{C: 16, H: 32, W: 32, OutC: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, false},
+			{ConvShape{C: 16, H: 9, W: 9, OutC: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, false},
+			{ConvShape{C: 16, H: 28, W: 28, OutC: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1}, false},
+			{ConvShape{C: 16, H: 28, W: 28, OutC: 16, KH: 1, KW: 1, StrideH: 2, StrideW: 2}, false},
+		} {
+			l := layoutOf(tt.s, ks)
+			want := tt.want && ks.ind != nil
+			if got := l.pitched(tt.s); got != want {
+				t.Errorf("%+v: pitched %v; want %v", tt.s, got, want)
+			}
+			if !l.pitched(tt.s) {
+				continue
+			}
+			if l.n%ks.nr != 0 || l.n < tt.s.OutH()*l.pitch {
+				t.Errorf("%+v: %d columns; want a multiple of %d ≥ %d", tt.s, l.n, ks.nr, tt.s.OutH()*l.pitch)
+			}
+			rows := (l.n+l.pitch-1)/l.pitch - 1
+			if need := rows*tt.s.StrideH + tt.s.KH; l.hp < need {
+				t.Errorf("%+v: %d plane rows; want ≥ %d", tt.s, l.hp, need)
+			}
+		}
+	})
 }
 
 func testConv2D(t *testing.T) {

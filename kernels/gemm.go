@@ -173,6 +173,7 @@ type Workspace struct {
 	offs    []int32     // conv tap offsets, grown on demand
 	wino    *winoState  // Winograd scratch (winograd.go), created on first use
 	cs      convSrc     // input of the running conv
+	pc      []float32   // pitched conv output (see convLayout), grown on demand
 
 	job      gemmJob
 	task     func(worker, lo, hi int) // bound once to runTasks
@@ -257,8 +258,14 @@ func (w *Workspace) run(a *PackedA, kind bKind, b []float32, ldb int, geo convGe
 	if len(c) < (a.M-1)*ldc+n {
 		panic(fmt.Sprintf("kernels: output has %d elements, need %d", len(c), (a.M-1)*ldc+n))
 	}
-	if ep != nil && ep.Residual != nil && len(ep.Residual) < (a.M-1)*ldc+n {
-		panic(fmt.Sprintf("kernels: epilogue residual has %d elements, need %d", len(ep.Residual), (a.M-1)*ldc+n))
+	if ep != nil && ep.Residual != nil {
+		need := (a.M-1)*ldc + n
+		if cs != nil && cs.out != nil {
+			need = len(cs.out) // pitched: the residual is laid out like the destination
+		}
+		if len(ep.Residual) < need {
+			panic(fmt.Sprintf("kernels: epilogue residual has %d elements, need %d", len(ep.Residual), need))
+		}
 	}
 	j := &w.job
 	*j = gemmJob{a: a, kind: kind, b: b, ldb: ldb, geo: geo, cs: cs, c: c, ldc: ldc, n: n, flags: ep.flags(a.M)}
@@ -302,8 +309,8 @@ func (w *Workspace) runTasks(worker, lo, hi int) {
 		s := &j.cs.s
 		y0 := n0 / j.geo.ow * s.StrideH
 		y1 := ((n1-1)/j.geo.ow)*s.StrideH + s.KH
-		b = w.imgs[worker][:ConvScratch(*s)]
-		key := padKey{s: *s, y0: y0, y1: y1}
+		b = w.imgs[worker][:s.StrideW*s.C*j.cs.l.hp*j.cs.l.wq]
+		key := padKey{s: *s, l: j.cs.l, y0: y0, y1: y1}
 		padRows(ks, b, j.cs, y0, y1, w.padded[worker] == key)
 		w.padded[worker] = key
 	}
@@ -312,8 +319,18 @@ func (w *Workspace) runTasks(worker, lo, hi int) {
 		s0, s1 := ni*strips/j.nTasks, (ni+1)*strips/j.nTasks
 		p0, p1 := mi*panels/j.mTasks, (mi+1)*panels/j.mTasks
 		m0, m1 := p0*ks.mr, min(p1*ks.mr, j.a.M)
+		c0, c1 := s0*ks.nr, min(s1*ks.nr, j.n)
+		if j.cs != nil && j.cs.out != nil {
+			// Pitched conv: preload what the product adds to, compute, and
+			// copy the real columns out.
+			if j.ep.Residual != nil || j.ep.Accumulate {
+				j.pitchRows(m0, m1, c0, c1, true)
+			}
+			w.block(b, w.strips[worker], s0, s1, m0, m1)
+			j.pitchRows(m0, m1, c0, c1, false)
+			continue
+		}
 		if r := j.ep.Residual; r != nil {
-			c0, c1 := s0*ks.nr, min(s1*ks.nr, j.n)
 			for i := m0; i < m1; i++ {
 				dst, src := j.c[i*j.ldc+c0:i*j.ldc+c1], r[i*j.ldc+c0:i*j.ldc+c1]
 				if j.ep.Accumulate {
@@ -326,6 +343,40 @@ func (w *Workspace) runTasks(worker, lo, hi int) {
 			}
 		}
 		w.block(b, w.strips[worker], s0, s1, m0, m1)
+	}
+}
+
+// pitchRows moves rows [m0, m1), pitched columns [c0, c1) of a pitched conv
+// between its pitched product j.c and the destination j.cs.out. With in set
+// it loads the product's starting value (the destination with Accumulate,
+// plus the residual); otherwise it stores the real columns.
+func (j *gemmJob) pitchRows(m0, m1, c0, c1 int, in bool) {
+	s := &j.cs.s
+	oh, ow, p := s.OutH(), s.OutW(), j.cs.l.pitch
+	ohw := oh * ow
+	out, res := j.cs.out, j.ep.Residual
+	for oy := c0 / p; oy < min(oh, (c1+p-1)/p); oy++ {
+		xa, xb := max(c0-oy*p, 0), min(c1-oy*p, ow)
+		if xa >= xb {
+			continue
+		}
+		for i := m0; i < m1; i++ {
+			pc := j.c[i*j.ldc+oy*p+xa : i*j.ldc+oy*p+xb]
+			d := out[i*ohw+oy*ow+xa : i*ohw+oy*ow+xb]
+			switch {
+			case !in:
+				copy(d, pc)
+			case res == nil:
+				copy(pc, d)
+			case j.ep.Accumulate:
+				r := res[i*ohw+oy*ow+xa : i*ohw+oy*ow+xb]
+				for x := range pc {
+					pc[x] = d[x] + r[x]
+				}
+			default:
+				copy(pc, res[i*ohw+oy*ow+xa:i*ohw+oy*ow+xb])
+			}
+		}
 	}
 }
 
