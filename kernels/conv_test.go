@@ -65,6 +65,25 @@ func convCases(rng *rand.Rand) []ConvShape {
 	return cs
 }
 
+// gatherResidual gives ep a random residual of its own row count with
+// ResidualRows (some rows without) and ResidualScale for m rows of hw
+// values, and returns the residual each row gets.
+func gatherResidual(rng *rand.Rand, ep *Epilogue, m, hw int) []float32 {
+	r := 1 + rng.IntN(m+3)
+	ep.Residual = randSlice(rng, r*hw)
+	ep.ResidualRows, ep.ResidualScale = make([]int32, m), randSlice(rng, m)
+	eff := make([]float32, m*hw)
+	for o := range m {
+		ep.ResidualRows[o] = int32(rng.IntN(r+1) - 1)
+		if ri := ep.ResidualRows[o]; ri >= 0 {
+			for p := range hw {
+				eff[o*hw+p] = ep.ResidualScale[o] * ep.Residual[int(ri)*hw+p]
+			}
+		}
+	}
+	return eff
+}
+
 // convTol bounds the conv rel error (max|y−r|/max|r|): float32 sums over K up
 // to ~1000 taps with cancellation reach ~1.2e-5 on these random cases; the
 // project-wide SIMD tolerance is 1e-4.
@@ -139,10 +158,14 @@ func testConv2D(t *testing.T) {
 			refEp, refOld := ep, old
 			if ep != nil && ci%3 == 0 {
 				// A residual is the same as accumulating onto old (+) it.
-				ep.Residual = randSlice(rng, n)
+				eff := randSlice(rng, n)
+				ep.Residual = eff
+				if ci%2 == 0 {
+					eff = gatherResidual(rng, ep, s.OutC, s.OutH()*s.OutW())
+				}
 				refEp = &Epilogue{Bias: ep.Bias, Act: ep.Act, Slope: ep.Slope, Min: ep.Min, Max: ep.Max, Accumulate: true}
 				refOld = make([]float32, n)
-				for i, r := range ep.Residual {
+				for i, r := range eff {
 					refOld[i] = r
 					if ep.Accumulate {
 						refOld[i] += old[i]

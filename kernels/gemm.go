@@ -34,10 +34,51 @@ type Epilogue struct {
 	Slope      []float32 // per-row PReLU slopes (Act == ActPReLU)
 	Min, Max   []float32 // optional per-row clamp applied after Act; both or neither
 	Accumulate bool      // add the product to the existing contents of C
-	// Residual, laid out like C, is added to the product (Gemm and Conv2D
-	// only). Each worker reads the part of its own output tiles, which keeps
-	// a layer-parallel residual block's data in the core that computes it.
+	// Residual, laid out like C, is added to the product (Gemm, Conv2D and
+	// Winograd only). Each worker reads the part of its own output tiles,
+	// which keeps a layer-parallel residual block's data in the core that
+	// computes it.
 	Residual []float32
+	// ResidualRows and ResidualScale, when set, make row r's residual
+	// ResidualScale[r]·Residual row ResidualRows[r] (no residual when
+	// ResidualRows[r] < 0): a scaled skip connection (a channel mask), or
+	// channels gathered from a conv's input (RM's merged identity).
+	ResidualRows  []int32
+	ResidualScale []float32
+}
+
+// residualRow returns the residual row and scale of output row r (ok false:
+// none).
+func (e *Epilogue) residualRow(r int) (row int, scale float32, ok bool) {
+	row, scale = r, 1
+	if e.ResidualRows != nil {
+		row = int(e.ResidualRows[r])
+	}
+	if e.ResidualScale != nil {
+		scale = e.ResidualScale[r]
+	}
+	return row, scale, row >= 0
+}
+
+// addResidual sets dst (or, with acc, adds to it) scale·src.
+func addResidual(dst, src []float32, scale float32, acc bool) {
+	src = src[:len(dst)]
+	switch {
+	case scale == 1 && !acc:
+		copy(dst, src)
+	case scale == 1:
+		for i, v := range src {
+			dst[i] += v
+		}
+	case acc:
+		for i, v := range src {
+			dst[i] += scale * v
+		}
+	default:
+		for i, v := range src {
+			dst[i] = scale * v
+		}
+	}
 }
 
 // flags returns the kernel flag bits and validates per-row slices for m rows.
@@ -74,6 +115,14 @@ func (e *Epilogue) flags(m int) int {
 			panic(fmt.Sprintf("kernels: epilogue clamp has %d/%d elements, need %d", len(e.Min), len(e.Max), m))
 		}
 		f |= flagClamp
+	}
+	if e.ResidualRows != nil || e.ResidualScale != nil {
+		if e.Residual == nil {
+			panic("kernels: epilogue residual rows or scale without a residual")
+		}
+		if e.ResidualRows != nil && len(e.ResidualRows) < m || e.ResidualScale != nil && len(e.ResidualScale) < m {
+			panic(fmt.Sprintf("kernels: epilogue residual rows/scale have %d/%d elements, need %d", len(e.ResidualRows), len(e.ResidualScale), m))
+		}
 	}
 	return f
 }
@@ -263,6 +312,16 @@ func (w *Workspace) run(a *PackedA, kind bKind, b []float32, ldb int, geo convGe
 		if cs != nil && cs.out != nil {
 			need = len(cs.out) // pitched: the residual is laid out like the destination
 		}
+		if ep.ResidualRows != nil {
+			top := -1
+			for _, r := range ep.ResidualRows[:a.M] {
+				top = max(top, int(r))
+			}
+			need = top*ldc + n
+			if cs != nil && cs.out != nil {
+				need = len(cs.out) / a.M * (top + 1)
+			}
+		}
 		if len(ep.Residual) < need {
 			panic(fmt.Sprintf("kernels: epilogue residual has %d elements, need %d", len(ep.Residual), need))
 		}
@@ -332,13 +391,13 @@ func (w *Workspace) runTasks(worker, lo, hi int) {
 		}
 		if r := j.ep.Residual; r != nil {
 			for i := m0; i < m1; i++ {
-				dst, src := j.c[i*j.ldc+c0:i*j.ldc+c1], r[i*j.ldc+c0:i*j.ldc+c1]
-				if j.ep.Accumulate {
-					for x, v := range src {
-						dst[x] += v
-					}
-				} else {
-					copy(dst, src)
+				dst := j.c[i*j.ldc+c0 : i*j.ldc+c1]
+				ri, sc, ok := j.ep.residualRow(i)
+				switch {
+				case ok:
+					addResidual(dst, r[ri*j.ldc+c0:], sc, j.ep.Accumulate)
+				case !j.ep.Accumulate:
+					clear(dst)
 				}
 			}
 		}
@@ -354,7 +413,7 @@ func (j *gemmJob) pitchRows(m0, m1, c0, c1 int, in bool) {
 	s := &j.cs.s
 	oh, ow, p := s.OutH(), s.OutW(), j.cs.l.pitch
 	ohw := oh * ow
-	out, res := j.cs.out, j.ep.Residual
+	out, res, acc := j.cs.out, j.ep.Residual, j.ep.Accumulate
 	for oy := c0 / p; oy < min(oh, (c1+p-1)/p); oy++ {
 		xa, xb := max(c0-oy*p, 0), min(c1-oy*p, ow)
 		if xa >= xb {
@@ -363,18 +422,20 @@ func (j *gemmJob) pitchRows(m0, m1, c0, c1 int, in bool) {
 		for i := m0; i < m1; i++ {
 			pc := j.c[i*j.ldc+oy*p+xa : i*j.ldc+oy*p+xb]
 			d := out[i*ohw+oy*ow+xa : i*ohw+oy*ow+xb]
-			switch {
-			case !in:
+			if !in {
 				copy(d, pc)
-			case res == nil:
+				continue
+			}
+			if acc {
 				copy(pc, d)
-			case j.ep.Accumulate:
-				r := res[i*ohw+oy*ow+xa : i*ohw+oy*ow+xb]
-				for x := range pc {
-					pc[x] = d[x] + r[x]
-				}
-			default:
-				copy(pc, res[i*ohw+oy*ow+xa:i*ohw+oy*ow+xb])
+			}
+			if res == nil {
+				continue
+			}
+			if ri, sc, ok := j.ep.residualRow(i); ok {
+				addResidual(pc, res[ri*ohw+oy*ow+xa:], sc, acc)
+			} else if !acc {
+				clear(pc)
 			}
 		}
 	}

@@ -231,8 +231,21 @@ func (w *Workspace) Winograd(dst, src []float32, n int, ww *WinogradWeights, s C
 	if len(src) < n*s.C*s.H*s.W || len(dst) < n*s.OutC*g.oh*g.ow {
 		panic(fmt.Sprintf("kernels: Winograd short slices src=%d dst=%d for %d images", len(src), len(dst), n))
 	}
-	if ep != nil && ep.Residual != nil && len(ep.Residual) < n*s.OutC*g.oh*g.ow {
-		panic(fmt.Sprintf("kernels: Winograd epilogue residual has %d elements, need %d", len(ep.Residual), n*s.OutC*g.oh*g.ow))
+	if ep != nil && ep.Residual != nil {
+		need := n * s.OutC * g.oh * g.ow
+		if ep.ResidualRows != nil {
+			if n > 1 {
+				panic("kernels: Winograd residual rows on a batch")
+			}
+			top := -1
+			for _, r := range ep.ResidualRows[:s.OutC] {
+				top = max(top, int(r))
+			}
+			need = (top + 1) * g.oh * g.ow
+		}
+		if len(ep.Residual) < need {
+			panic(fmt.Sprintf("kernels: Winograd epilogue residual has %d elements, need %d", len(ep.Residual), need))
+		}
 	}
 	flags := ep.flags(s.OutC)
 	w.ReserveWinograd(s, ww.m, n)
@@ -353,13 +366,12 @@ func (w *Workspace) winoOut(worker, lo, hi int) {
 			d := st.dst[pl : pl+oh*ow]
 			rv := min(m, oh-ty*m)
 			if res := st.ep.Residual; res != nil {
-				res, d := res[pl+ty*m*ow:pl+(ty*m+rv)*ow], d[ty*m*ow:(ty*m+rv)*ow]
-				if st.ep.Accumulate {
-					for i, v := range res {
-						d[i] += v
-					}
-				} else {
-					copy(d, res)
+				d := d[ty*m*ow : (ty*m+rv)*ow]
+				if ri, sc, ok := st.ep.residualRow(o); ok {
+					rp := (img*s.OutC + ri) * oh * ow
+					addResidual(d, res[rp+ty*m*ow:], sc, st.ep.Accumulate)
+				} else if !st.ep.Accumulate {
+					clear(d)
 				}
 			}
 			t := (r-st.r0)*g.tw + o*g.tp
