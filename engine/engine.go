@@ -80,9 +80,11 @@ type step struct {
 	scale []float32                   // channelwise
 	ep    kernels.Epilogue
 	res   int // buffer to preload into the output before an accumulating conv (-1: none)
-	k     int // pooling window
-	s, p  int
-	ns    int64
+	// resScale scales the residual per channel (a fused mask on the skip).
+	resScale []float32
+	k        int // pooling window
+	s, p     int
+	ns       int64
 }
 
 // Compile prepares g for inference.
@@ -187,6 +189,26 @@ func (e *Engine) plan(g *nn.Graph, shapes map[string]nn.Shape) error {
 						st.ep.Accumulate = true
 						fused[c.Name] = true
 						last = c
+					} else if m := byName[other]; st.kind == kConv && scaledSkip(m, c, n.Out, cons) {
+						// add(conv, mask(x)) with x ready: the mask scales
+						// the residual rows (the mask-trained demos' mask_res).
+						if _, ready := produced[m.Inputs[0]]; ready {
+							ins = append(ins, m.Inputs[0])
+							st.ep.Accumulate = true
+							st.resScale = m.P("weight")
+							if mb := m.P("bias"); mb != nil {
+								b := make([]float32, n.Out)
+								if st.ep.Bias != nil {
+									copy(b, st.ep.Bias)
+								}
+								for i, v := range mb {
+									b[i] += v
+								}
+								st.ep.Bias = b
+							}
+							fused[c.Name], fused[m.Name] = true, true
+							last = c
+						}
 					}
 				}
 			}
@@ -366,6 +388,13 @@ func (e *Engine) planConv(st *step, n *nn.Node) error {
 	return nil
 }
 
+// scaledSkip reports whether m is a per-channel scale (a depthwise 1×1
+// conv, what a left-over mask becomes) of out channels read only by add.
+func scaledSkip(m, add *nn.Node, out int, cons map[string][]*nn.Node) bool {
+	return m != nil && m.Op == nn.OpConv && m.Kernel == 1 && m.Stride == 1 && m.Pad == 0 &&
+		m.In == out && m.Out == out && m.G() == out && len(cons[m.Name]) == 1 && cons[m.Name][0] == add
+}
+
 // setAct puts one activation node into an epilogue; it reports false for
 // anything else or when the slot is taken.
 func setAct(ep *kernels.Epilogue, n *nn.Node) bool {
@@ -484,7 +513,7 @@ func exec(st *step, ws *kernels.Workspace, mode int, bufs [][]float32) {
 			// of its own output tiles.
 			ep := st.ep
 			if res != nil {
-				ep.Accumulate, ep.Residual = false, res
+				ep.Accumulate, ep.Residual, ep.ResidualScale = false, res, st.resScale
 			}
 			if ww := st.wino[mode]; ww != nil {
 				ws.Winograd(out, x, 1, ww, st.conv, &ep)
@@ -492,7 +521,12 @@ func exec(st *step, ws *kernels.Workspace, mode int, bufs [][]float32) {
 				ws.Conv2D(out, x, st.w, st.conv, &ep)
 			}
 		case st.sp != nil:
-			if res != nil {
+			if sc := st.resScale; res != nil && sc != nil {
+				hw := len(out) / len(sc)
+				for c, a := range sc {
+					sample(out[c*hw:(c+1)*hw], res[c*hw:], a, 1, 1, hw, hw, false)
+				}
+			} else if res != nil {
 				copy(out, res)
 			}
 			st.sp.run(ws, mode, out, x, st.conv, &st.ep)

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/rmprune/rmprune/nn"
@@ -79,9 +80,35 @@ func plainNet(rng *rand.Rand) *nn.Graph {
 	return g
 }
 
+// maskedResNet is a narrow ResNet with the mask-trained demos' masks at
+// random values (some zero, some negative; mask_res folds to max(m, 0)).
+func maskedResNet(t *testing.T, rng *rand.Rand, widths []int) *nn.Graph {
+	g, err := nn.AddMasks(narrowResNet(false, false, []int{2, 2, 2}, widths, 1, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nn.RandomizeBN(g, rng)
+	for _, n := range g.Nodes {
+		if n.Op == nn.OpMask {
+			for i, m := range n.P("weight") {
+				n.P("weight")[i] = m * float32(rng.Float64()*1.5-0.2)
+				if i%5 == 3 {
+					n.P("weight")[i] = 0
+				}
+			}
+		}
+	}
+	return g
+}
+
 func TestEngineMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	mb := nn.StandardMobileNetV2(3, 10, 0.25)
+	masked := maskedResNet(t, rng, []int{16, 32, 64})
+	maskedRM, err := rm.Convert(maskedResNet(t, rng, []int{8, 13, 24}), rm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name  string
 		g     *nn.Graph
@@ -92,6 +119,9 @@ func TestEngineMatchesReference(t *testing.T) {
 		{"resnet50-narrow", narrowResNet(true, true, []int{1, 2, 1, 1}, []int{4, 8, 16, 32}, 3, 10), nn.Shape{C: 3, H: 64, W: 64}},
 		{"mobilenet_v2", mb.Build(3), nn.Shape{C: 3, H: 32, W: 32}},
 		{"plain", plainNet(rng), nn.Shape{C: 3, H: 16, W: 16}},
+		{"masked-resnet", masked, nn.Shape{C: 1, H: 28, W: 28}},
+		{"masked-resnet-odd", masked, nn.Shape{C: 1, H: 13, W: 19}},
+		{"masked-rmnet-odd", maskedRM.Graph, nn.Shape{C: 1, H: 22, W: 15}},
 	}
 	for _, tt := range tests {
 		nn.RandomizeBN(tt.g, rng)
@@ -213,5 +243,21 @@ func TestEngineErrors(t *testing.T) {
 	}
 	if _, err := e.Run(make([]float32, 5), 1); err == nil {
 		t.Error("short input: got nil error")
+	}
+}
+
+// TestEngineFusesScaledSkip: a mask on a block's shortcut (add(conv,
+// mask(x))) goes into the conv's residual epilogue, not a step of its own.
+func TestEngineFusesScaledSkip(t *testing.T) {
+	g := maskedResNet(t, rand.New(rand.NewPCG(5, 6)), []int{8, 16, 32})
+	e, err := Compile(g, Options{Threads: 2, MaxBatch: 2, Shape: nn.Shape{C: 1, H: 28, W: 28}, Winograd: WinogradOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, lt := range e.LayerTimes() {
+		if strings.Contains(lt.Name, "mask_res") || strings.HasSuffix(lt.Name, ".add") {
+			t.Errorf("step %q: want the shortcut mask and the add fused into the conv", lt.Name)
+		}
 	}
 }
