@@ -3,9 +3,11 @@ package engine_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"github.com/rmprune/rmprune/engine"
+	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/rm"
 )
@@ -32,6 +34,43 @@ func BenchmarkResNet56(b *testing.B) {
 			for _, batch := range []int{1, 32} {
 				b.Run(fmt.Sprintf("%s/t%d/b%d", m.name, threads, batch), func(b *testing.B) {
 					e, err := engine.Compile(m.g, engine.Options{Threads: threads, MaxBatch: batch, Shape: shape})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer e.Close()
+					x := rm.RandomInput(batch, shape, 1).D
+					for b.Loop() {
+						e.Run(x, batch)
+					}
+					b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkDemo times the trained demo models (ResNet-20 on 1×28×28) as
+// ResNet and as RMNet, per batch, for profiling the engine on them:
+//
+//	go test -run XXX -bench Demo -cpuprofile cpu.out ./engine
+func BenchmarkDemo(b *testing.B) {
+	for _, name := range []string{"resnet20-mnist", "resnet20-fashion-mnist"} {
+		g, err := modelio.Load(filepath.Join("..", "demo", name+".safetensors"), modelio.Options{})
+		if err != nil {
+			b.Skip(err) // the demo models are committed; a trimmed checkout may lack them
+		}
+		res, err := rm.Convert(g, rm.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		shape := g.InputShape()
+		for _, m := range []struct {
+			form string
+			g    *nn.Graph
+		}{{"resnet", g}, {"rmnet", res.Graph}} {
+			for _, batch := range []int{1, 32} {
+				b.Run(fmt.Sprintf("%s/%s/b%d", name, m.form, batch), func(b *testing.B) {
+					e, err := engine.Compile(m.g, engine.Options{Threads: 2, MaxBatch: batch, Shape: shape})
 					if err != nil {
 						b.Fatal(err)
 					}

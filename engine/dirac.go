@@ -14,10 +14,10 @@ import (
 // one of them) or a 1×1 GEMM, and runs the dense k×k GEMM over what is left.
 type split struct {
 	rows    int       // leading Dirac rows
-	rowSrc  []int     // input channel each Dirac row copies
+	rowSrc  []int32   // input channel each Dirac row copies
 	rowCoef []float32 // and its scale
 	q       int       // leading centre-only input channels (k > 1 only)
-	sel     []int     // per dense row: the centre-only channel it reads (−1: none), when a selection
+	sel     []int32   // per dense row: the centre-only channel it reads (−1: none), when a selection
 	coef    []float32
 	center  *kernels.PackedA // otherwise the 1×1 weights [dense rows × q]
 	cShape  kernels.ConvShape
@@ -42,7 +42,7 @@ func planSplit(w []float32, s kernels.ConvShape) *split {
 	src, coef := nn.DiracRows(w, M, C, k)
 	for o := 0; o < M && src[o] >= 0; o++ {
 		sp.rows++
-		sp.rowSrc = append(sp.rowSrc, src[o])
+		sp.rowSrc = append(sp.rowSrc, int32(src[o]))
 		sp.rowCoef = append(sp.rowCoef, coef[o])
 	}
 	dense := M - sp.rows
@@ -63,7 +63,7 @@ func planSplit(w []float32, s kernels.ConvShape) *split {
 	// The centre-only part: a gather when every dense row reads at most one
 	// of those channels, else a 1×1 GEMM.
 	if sp.q > 0 {
-		sp.sel, sp.coef = make([]int, dense), make([]float32, dense)
+		sp.sel, sp.coef = make([]int32, dense), make([]float32, dense)
 		for i := range sp.sel {
 			sp.sel[i] = -1
 			for c := 0; c < sp.q; c++ {
@@ -72,7 +72,7 @@ func planSplit(w []float32, s kernels.ConvShape) *split {
 						sp.sel = nil
 						break
 					}
-					sp.sel[i], sp.coef[i] = c, v
+					sp.sel[i], sp.coef[i] = int32(c), v
 				}
 			}
 			if sp.sel == nil {
@@ -106,14 +106,23 @@ func planSplit(w []float32, s kernels.ConvShape) *split {
 
 // run computes one image: y[M×OH×OW] from x[C×H×W]. When ep.Accumulate is
 // set, y already holds the residual to add.
+//
+// At stride 1 the Dirac rows are one parallel row copy and the selected
+// centre-only channels go into the dense GEMM's epilogue as gathered
+// residual rows, so the workers add them to their own output tiles.
 func (sp *split) run(ws *kernels.Workspace, mode int, y, x []float32, s kernels.ConvShape, ep *kernels.Epilogue) {
 	oh, ow := s.OutH(), s.OutW()
 	ohw, hw, st := oh*ow, s.H*s.W, s.StrideH
+	unit := st == 1 && oh == s.H && ow == s.W
 	// Dirac rows.
-	for o := 0; o < sp.rows; o++ {
-		dst := y[o*ohw : (o+1)*ohw]
-		sample(dst, x[sp.rowSrc[o]*hw:], sp.rowCoef[o], st, oh, ow, s.W, ep.Accumulate)
-		epilogueRow(dst, o, ep)
+	if unit {
+		ws.ScaleRows(y[:sp.rows*ohw], x, ohw, sp.rowSrc, sp.rowCoef, ep)
+	} else {
+		for o := 0; o < sp.rows; o++ {
+			dst := y[o*ohw : (o+1)*ohw]
+			sample(dst, x[int(sp.rowSrc[o])*hw:], sp.rowCoef[o], st, oh, ow, s.W, ep.Accumulate)
+			epilogueRow(dst, o, ep)
+		}
 	}
 	dense := s.OutC - sp.rows
 	if dense == 0 {
@@ -123,7 +132,9 @@ func (sp *split) run(ws *kernels.Workspace, mode int, y, x []float32, s kernels.
 	epd := shiftEp(ep, sp.rows)
 	acc := ep.Accumulate
 	if sp.q > 0 {
-		if sp.sel != nil {
+		if sp.sel != nil && unit && sp.rest != nil {
+			epd.Residual, epd.ResidualRows, epd.ResidualScale = x[:sp.q*hw], sp.sel, sp.coef
+		} else if sp.sel != nil {
 			for i, c := range sp.sel {
 				out := yd[i*ohw : (i+1)*ohw]
 				if c < 0 {
@@ -132,7 +143,7 @@ func (sp *split) run(ws *kernels.Workspace, mode int, y, x []float32, s kernels.
 					}
 					continue
 				}
-				sample(out, x[c*hw:], sp.coef[i], st, oh, ow, s.W, acc)
+				sample(out, x[int(c)*hw:], sp.coef[i], st, oh, ow, s.W, acc)
 			}
 			acc = true
 			if sp.rest == nil {

@@ -231,6 +231,8 @@ type Workspace struct {
 	dwTask   func(worker, lo, hi int) // bound once to dwTasks
 	pool     poolJob
 	poolTask func(worker, lo, hi int) // bound once to poolTasks
+	rows     rowsJob
+	rowsTask func(worker, lo, hi int) // bound once to rowsTasks
 }
 
 // stripGroup is the number of B strips packed together.
@@ -255,6 +257,7 @@ func NewWorkspace(workers int, par ParallelFunc) *Workspace {
 	w.task = w.runTasks
 	w.dwTask = w.dwTasks
 	w.poolTask = w.poolTasks
+	w.rowsTask = w.rowsTasks
 	return w
 }
 
