@@ -134,6 +134,7 @@ type winoGeo struct {
 	rows     int // tile rows of the batch (n·th)
 	cr       int // tile rows per chunk (the GEMMs' N is cr·tw)
 	tp       int // row stride of V and M (≥ cr·tw + lanes)
+	vs, ms   int // ξ stride of V and M: an odd number of cache lines (see oddLines)
 	wq       int // width of one column phase of the padded input
 	bandRows int // tile rows per phase-split input band
 }
@@ -157,6 +158,9 @@ func winoGeometry(s ConvShape, m, n, lanes int) winoGeo {
 	// A transform step writes (and reads) lanes tiles even when fewer
 	// remain in the tile row; the row padding keeps that inside the row.
 	g.tp = (g.cr*g.tw+7)/8*8 + lanes
+	// The GEMMs compute whole strips (see winoGemm): room for them.
+	g.tp = max(g.tp, (g.cr*g.tw+maxNR-1)/maxNR*maxNR)
+	g.vs, g.ms = oddLines(s.C*g.tp), oddLines(s.OutC*g.tp)
 	g.wq = g.nv*lanes + 1
 	// Worker scratch: the band of phase-split rows, m·(bandRows·m+2)·wq.
 	g.bandRows = min(g.th, (StripFloats/(m*g.wq)-2)/m)
@@ -169,7 +173,20 @@ func winoGeometry(s ConvShape, m, n, lanes int) winoGeo {
 // [Workspace.ReserveWinograd].
 func WinogradScratch(s ConvShape, m, n int) int {
 	g := winoGeometry(s, m, n, wideWinoLanes) // the most scratch of any path
-	return g.a * g.a * g.tp * (s.C + s.OutC)
+	return g.a * g.a * (g.tp*(s.C+s.OutC) + 64) // ≥ a²·(vs+ms) on every path
+}
+
+// oddLines rounds n floats up to an odd number of 64-byte cache lines. The
+// transforms read and write the (m+2)² matrices of a tile at the ξ stride
+// of V and M at once; a stride of a power-of-two bytes (C·tp = 16·64 floats
+// at 28×28 with F(4×4)) puts all of them in one L1 set and made the
+// transforms three times slower than at 32×32.
+func oddLines(n int) int {
+	l := (n + 15) / 16
+	if l%2 == 0 {
+		l++
+	}
+	return l * 16
 }
 
 // winoState is the Workspace's Winograd scratch and the current call.
@@ -255,9 +272,9 @@ func (w *Workspace) Winograd(dst, src []float32, n int, ww *WinogradWeights, s C
 	if ep != nil {
 		st.ep = *ep
 	}
-	nv := g.a * g.a * g.tp * s.C
+	nv := g.a * g.a * g.vs
 	st.v = st.buf[:nv]
-	st.mo = st.buf[nv : nv+g.a*g.a*g.tp*s.OutC]
+	st.mo = st.buf[nv : nv+g.a*g.a*g.ms]
 	for st.r0 = 0; st.r0 < g.rows; st.r0 = st.r1 {
 		st.r1 = min(g.rows, st.r0+g.cr)
 		if w.par == nil {
@@ -317,7 +334,7 @@ func (w *Workspace) winoIn(worker, lo, hi int) {
 				}
 				for ty := ty0; ty < ty0+nty; ty++ {
 					t := (img*g.th + ty - st.r0) * g.tw
-					in(&st.v[c*g.tp+t], s.C*g.tp, &planes[(ty-ty0)*m*wq], wq, ps, g.nv)
+					in(&st.v[c*g.tp+t], g.vs, &planes[(ty-ty0)*m*wq], wq, ps, g.nv)
 				}
 			}
 			r = img*g.th + tyEnd
@@ -331,13 +348,19 @@ func (w *Workspace) winoGemm(worker, lo, hi int) {
 	st := w.wino
 	s, g := st.ww.s, st.g
 	t := (st.r1 - st.r0) * g.tw
+	// Whole strips: the columns past the tiles read V's row padding and
+	// their products are never read, but a partial strip would be packed
+	// and copied out through the edge tile.
+	if nr := st.ww.u[0].ks.nr; (t+nr-1)/nr*nr <= g.tp {
+		t = (t + nr - 1) / nr * nr
+	}
 	sub := &st.subs[worker]
 	for x := lo; x < hi; x++ {
 		a := &st.ww.u[x]
-		b := st.v[x*s.C*g.tp : (x+1)*s.C*g.tp]
+		b := st.v[x*g.vs : x*g.vs+s.C*g.tp]
 		sub.job = gemmJob{
 			a: a, kind: bRows, b: b, ldb: g.tp,
-			c: st.mo[x*s.OutC*g.tp : (x+1)*s.OutC*g.tp], ldc: g.tp, n: t, mTasks: 1, nTasks: 1,
+			c: st.mo[x*g.ms : x*g.ms+s.OutC*g.tp], ldc: g.tp, n: t, mTasks: 1, nTasks: 1,
 		}
 		sub.block(b, w.strips[worker], 0, (t+a.ks.nr-1)/a.ks.nr, 0, a.M)
 	}
@@ -356,7 +379,7 @@ func (w *Workspace) winoOut(worker, lo, hi int) {
 	ew := g.lanes * m
 	edge := w.strips[worker][:m*ew]
 	bias0, slope0, lo0, hi0 := epPtrs(&st.ep, st.flags)
-	ss := s.OutC * g.tp
+	ss := g.ms
 	nfull := min(g.nv, ow/ew) // steps with all columns inside
 	for o := lo; o < hi; o++ {
 		bias, slope, plo, phi := rowPtr(bias0, o), rowPtr(slope0, o), rowPtr(lo0, o), rowPtr(hi0, o)
