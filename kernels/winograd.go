@@ -172,7 +172,7 @@ func winoGeometry(s ConvShape, m, n, lanes int) winoGeo {
 // (the transformed input and the GEMM outputs of one chunk of tiles); see
 // [Workspace.ReserveWinograd].
 func WinogradScratch(s ConvShape, m, n int) int {
-	g := winoGeometry(s, m, n, wideWinoLanes) // the most scratch of any path
+	g := winoGeometry(s, m, n, wideWinoLanes)   // the most scratch of any path
 	return g.a * g.a * (g.tp*(s.C+s.OutC) + 64) // ≥ a²·(vs+ms) on every path
 }
 
