@@ -68,7 +68,7 @@ func eligible(mode WinogradMode, s kernels.ConvShape) bool {
 // chooseWinograd returns, per execution mode, the Winograd weights a conv of
 // shape s with weights w runs with (nil: direct): forced by mode, or timed
 // on ws[md] (nil: the mode is never used).
-func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*kernels.Workspace) (out [2]*kernels.WinogradWeights) {
+func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*kernels.Workspace, group int) (out [2]*kernels.WinogradWeights) {
 	if !eligible(mode, s) {
 		return out
 	}
@@ -100,7 +100,11 @@ func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*
 			if ws[md].Workers() > 1 && s.OutC*s.K()*s.OutH()*s.OutW() < splitWinogradMACs {
 				continue
 			}
-			if m := fastest(s, ws[md]); m > 0 {
+			n := 1
+			if md == imagePar {
+				n = group
+			}
+			if m := fastest(s, ws[md], n); m > 0 {
 				out[md] = pack(m)
 			}
 		}
@@ -117,24 +121,28 @@ func (e *Engine) chooseAlgorithms(mode WinogradMode) {
 	if len(e.arenas) > 0 {
 		ws[imagePar] = e.wss[0]
 	}
-	reserve := func(ww [2]*kernels.WinogradWeights, s kernels.ConvShape) {
+	reserve := func(ww [2]*kernels.WinogradWeights, s kernels.ConvShape, split bool) {
 		if ww[layerPar] != nil {
 			e.ws.ReserveWinograd(s, ww[layerPar].Tile(), 1)
 		}
 		if ww[imagePar] != nil {
+			n := e.group // a split conv runs image by image
+			if split {
+				n = 1
+			}
 			for _, w := range e.wss {
-				w.ReserveWinograd(s, ww[imagePar].Tile(), 1)
+				w.ReserveWinograd(s, ww[imagePar].Tile(), n)
 			}
 		}
 	}
 	for _, st := range e.steps {
 		switch {
 		case st.kind == kConv && st.sp == nil && st.rawW != nil:
-			st.wino = chooseWinograd(mode, st.rawW, st.conv, ws)
-			reserve(st.wino, st.conv)
+			st.wino = chooseWinograd(mode, st.rawW, st.conv, ws, e.group)
+			reserve(st.wino, st.conv, false)
 		case st.kind == kConv && st.sp != nil && st.sp.rRaw != nil:
-			st.sp.rWino = chooseWinograd(mode, st.sp.rRaw, st.sp.rShape, ws)
-			reserve(st.sp.rWino, st.sp.rShape)
+			st.sp.rWino = chooseWinograd(mode, st.sp.rRaw, st.sp.rShape, ws, 1)
+			reserve(st.sp.rWino, st.sp.rShape, true)
 		}
 		st.rawW = nil
 		if st.sp != nil {
@@ -142,9 +150,9 @@ func (e *Engine) chooseAlgorithms(mode WinogradMode) {
 		}
 	}
 	if mode == WinogradAuto {
-		e.confirmWinograd(layerPar, e.ws, e.bufs)
+		e.confirmWinograd(layerPar, e.ws, e.bufs, 1)
 		if len(e.arenas) > 0 {
-			e.confirmWinograd(imagePar, e.wss[0], e.arenas[0])
+			e.confirmWinograd(imagePar, e.wss[0], e.arenas[0], e.group)
 		}
 	}
 }
@@ -168,7 +176,7 @@ func (st *step) winoSlot(md int) **kernels.WinogradWeights {
 // larger transformed weights and its scratch can cost more in the network
 // than the layer saved (measured on CIFAR ResNet-56 with 2 image-parallel
 // workers: 27.7 ms per batch of 32 direct, 30.2 ms with the timed choice).
-func (e *Engine) confirmWinograd(md int, ws *kernels.Workspace, bufs [][]float32) {
+func (e *Engine) confirmWinograd(md int, ws *kernels.Workspace, bufs [][]float32, n int) {
 	var chosen []**kernels.WinogradWeights
 	var saved []*kernels.WinogradWeights
 	for _, st := range e.steps {
@@ -179,7 +187,7 @@ func (e *Engine) confirmWinograd(md int, ws *kernels.Workspace, bufs [][]float32
 	if len(chosen) == 0 {
 		return
 	}
-	x := make([]float32, e.in.Numel())
+	x := make([]float32, n*e.in.Numel())
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())
@@ -194,7 +202,7 @@ func (e *Engine) confirmWinograd(md int, ws *kernels.Workspace, bufs [][]float32
 			}
 		}
 	}
-	run := func() { e.runRange(ws, md, bufs, false) }
+	run := func() { e.runRange(ws, md, bufs, n, false) }
 	with, without := time.Duration(1<<62), time.Duration(1<<62)
 	for range 3 {
 		set(true)
@@ -214,6 +222,7 @@ const splitWinogradMACs = 20_000_000
 type tuneKey struct {
 	s       kernels.ConvShape
 	workers int
+	images  int
 	isa     string
 }
 
@@ -222,12 +231,12 @@ var (
 	tuneCache = map[tuneKey]int{}
 )
 
-// fastest times direct convolution against F(2×2) and F(4×4) on one image
-// of shape s on ws (random weights: the time does not depend on values) and
-// returns the tile size of the winner, 0 for direct. Results are cached per
-// process.
-func fastest(s kernels.ConvShape, ws *kernels.Workspace) int {
-	key := tuneKey{s, ws.Workers(), kernels.ISA()}
+// fastest times direct convolution (image by image) against F(2×2) and
+// F(4×4) on n images of shape s on ws (random weights: the time does not
+// depend on values) and returns the tile size of the winner, 0 for direct.
+// Results are cached per process.
+func fastest(s kernels.ConvShape, ws *kernels.Workspace, n int) int {
+	key := tuneKey{s, ws.Workers(), n, kernels.ISA()}
 	tuneMu.Lock()
 	defer tuneMu.Unlock()
 	if m, ok := tuneCache[key]; ok {
@@ -242,16 +251,21 @@ func fastest(s kernels.ConvShape, ws *kernels.Workspace) int {
 		return v
 	}
 	w := rnd(s.OutC * s.K())
-	src := rnd(s.C * s.H * s.W)
-	dst := make([]float32, s.OutC*s.OutH()*s.OutW())
+	isz, osz := s.C*s.H*s.W, s.OutC*s.OutH()*s.OutW()
+	src := rnd(n * isz)
+	dst := make([]float32, n*osz)
 	ep := &kernels.Epilogue{Bias: rnd(s.OutC), Act: kernels.ActReLU}
 	pw := kernels.PackConv(w, s)
-	direct := timeConv(func() { ws.Conv2D(dst, src, pw, s, ep) })
+	direct := timeConv(func() {
+		for i := range n {
+			ws.Conv2D(dst[i*osz:(i+1)*osz], src[i*isz:(i+1)*isz], pw, s, ep)
+		}
+	})
 	best, bestT := 0, direct
 	for _, m := range []int{2, 4} {
 		ww := kernels.PackWinograd(w, s, m)
-		ws.ReserveWinograd(s, m, 1)
-		t := timeConv(func() { ws.Winograd(dst, src, 1, ww, s, ep) })
+		ws.ReserveWinograd(s, m, n)
+		t := timeConv(func() { ws.Winograd(dst, src, n, ww, s, ep) })
 		if t < direct*95/100 && t < bestT {
 			best, bestT = m, t
 		}
