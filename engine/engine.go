@@ -291,6 +291,13 @@ func (e *Engine) plan(g *nn.Graph, shapes map[string]nn.Shape) error {
 		}
 		return a
 	}
+	arenas := 1
+	if w := e.pool.Workers(); w > 1 && e.max >= w {
+		arenas += w
+	}
+	if err := checkMemory(per, arenas, steps, e.pool.Workers(), e.max, e.in, e.out); err != nil {
+		return err
+	}
 	e.bufs = newArena()
 	if w := e.pool.Workers(); w > 1 && e.max >= w {
 		e.arenas = make([][][]float32, w)

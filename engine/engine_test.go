@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -213,5 +214,28 @@ func TestEngineErrors(t *testing.T) {
 	}
 	if _, err := e.Run(make([]float32, 5), 1); err == nil {
 		t.Error("short input: got nil error")
+	}
+}
+
+// Compile refuses a shape or batch whose buffers pass the memory budget,
+// and accepts the same net within it.
+func TestCompileMemoryBudget(t *testing.T) {
+	old := memoryBudget
+	defer func() { memoryBudget = old }()
+	spec, _ := nn.StandardResNet("resnet20", 3, 10)
+	g := spec.Build(1)
+	memoryBudget = func() int64 { return 64 << 20 }
+	e, err := Compile(g, Options{Threads: 2, MaxBatch: 4, Shape: nn.Shape{C: 3, H: 32, W: 32}})
+	if err != nil {
+		t.Fatalf("32×32 batch 4 within 64 MiB: %v", err)
+	}
+	e.Close()
+	for _, o := range []Options{
+		{Threads: 2, MaxBatch: 1, Shape: nn.Shape{C: 3, H: 512, W: 512}},
+		{Threads: 2, MaxBatch: 4096, Shape: nn.Shape{C: 3, H: 64, W: 64}},
+	} {
+		if _, err := Compile(g, o); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%v batch %d in 64 MiB: got %v; want ErrTooLarge", o.Shape, o.MaxBatch, err)
+		}
 	}
 }
