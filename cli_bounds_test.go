@@ -80,3 +80,34 @@ func TestFlagBounds(t *testing.T) {
 		t.Errorf("files written: %v", fs)
 	}
 }
+
+// TestShapeTooLarge: an input shape whose buffers pass half the machine's
+// memory is refused at once with one line naming the shape, for every
+// command that compiles the engine at a --shape.
+func TestShapeTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	model := fixture.Path("resnet20_cifar.pth")
+	for _, args := range [][]string{
+		{"bench", "--model", model, "--shape", "1x30000x30000"},
+		{"bench", "--model", model, "--shape", "1x4000x4000", "--batch", "4096"},
+		{"prune", "--model", model, "--method", "l1", "--ratio", "0.3", "--shape", "1x60000x60000", "--out", filepath.Join(dir, "p.safetensors")},
+	} {
+		t.Run(strings.Join(args[len(args)-2:], " "), func(t *testing.T) {
+			start := time.Now()
+			stdout, stderr, err := runCLI(t, args...)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %v; want under 5 s", took)
+			}
+			if err == nil {
+				t.Fatalf("got nil error; stdout %q", stdout)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || !strings.Contains(msg, "memory") || exitCode(err) == 0 || strings.Contains(stderr, "goroutine") {
+				t.Errorf("error %q, exit %d, stderr %.300q; want one line about memory, non-zero exit, no trace", msg, exitCode(err), stderr)
+			}
+		})
+	}
+	if fs, _ := filepath.Glob(filepath.Join(dir, "*")); len(fs) != 0 {
+		t.Errorf("files written: %v", fs)
+	}
+}

@@ -100,6 +100,12 @@ func cmdPrune(e *env, args []string) error {
 		p := res.Graph
 		copyMeta(p, g)
 		p.Recipe = res.Graph.Recipe
+		// The work the engine does: RM's copy channels are not dense MACs.
+		// (Before writing: a shape the engine refuses leaves no file.)
+		computed, err := engine.ComputedMACs(p, opt.Shape)
+		if err != nil {
+			return err
+		}
 		var export string
 		var macsONNX int64
 		if ext == ".onnx" {
@@ -111,11 +117,6 @@ func cmdPrune(e *env, args []string) error {
 			return err
 		}
 		r := res.Report
-		// The work the engine does: RM's copy channels are not dense MACs.
-		computed, err := engine.ComputedMACs(p, opt.Shape)
-		if err != nil {
-			return err
-		}
 		rep := struct {
 			*pruning.Report
 			MACsComputed int64  `json:"macs_computed_after"`

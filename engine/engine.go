@@ -320,9 +320,16 @@ func (e *Engine) plan(g *nn.Graph, shapes map[string]nn.Shape) error {
 		}
 		return a
 	}
-	e.bufs = newArena(1)
+	arenas := 1 // images' worth of arena
 	if w := e.pool.Workers(); w > 1 && e.max >= w {
 		e.group = min(imageGroup, (e.max+w-1)/w)
+		arenas += w * e.group
+	}
+	if err := checkMemory(per, arenas, steps, e.pool.Workers(), e.max, e.in, e.out); err != nil {
+		return err
+	}
+	e.bufs = newArena(1)
+	if w := e.pool.Workers(); w > 1 && e.max >= w {
 		e.arenas = make([][][]float32, w)
 		for i := range e.arenas {
 			e.arenas[i] = newArena(e.group)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -261,6 +262,29 @@ func TestEngineFusesScaledSkip(t *testing.T) {
 	for _, lt := range e.LayerTimes() {
 		if strings.Contains(lt.Name, "mask_res") || strings.HasSuffix(lt.Name, ".add") {
 			t.Errorf("step %q: want the shortcut mask and the add fused into the conv", lt.Name)
+		}
+	}
+}
+
+// Compile refuses a shape or batch whose buffers pass the memory budget,
+// and accepts the same net within it.
+func TestCompileMemoryBudget(t *testing.T) {
+	old := memoryBudget
+	defer func() { memoryBudget = old }()
+	spec, _ := nn.StandardResNet("resnet20", 3, 10)
+	g := spec.Build(1)
+	memoryBudget = func() int64 { return 64 << 20 }
+	e, err := Compile(g, Options{Threads: 2, MaxBatch: 4, Shape: nn.Shape{C: 3, H: 32, W: 32}})
+	if err != nil {
+		t.Fatalf("32×32 batch 4 within 64 MiB: %v", err)
+	}
+	e.Close()
+	for _, o := range []Options{
+		{Threads: 2, MaxBatch: 1, Shape: nn.Shape{C: 3, H: 512, W: 512}},
+		{Threads: 2, MaxBatch: 4096, Shape: nn.Shape{C: 3, H: 64, W: 64}},
+	} {
+		if _, err := Compile(g, o); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%v batch %d in 64 MiB: got %v; want ErrTooLarge", o.Shape, o.MaxBatch, err)
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package nn
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // ErrArch marks a state dict whose architecture cannot be inferred or does
@@ -22,6 +24,7 @@ func FromStateDict(sd *StateDict, arch string) (*Graph, error) {
 	t := map[string][]float32{}
 	shape := map[string][]int{}
 	tracked := map[string]float32{}
+	shared := overlapping(sd)
 	for _, k := range sd.Keys {
 		name := k
 		for strings.HasPrefix(name, "module.") {
@@ -35,7 +38,15 @@ func FromStateDict(sd *StateDict, arch string) (*Graph, error) {
 		if _, dup := t[name]; dup {
 			return nil, fmt.Errorf("nn: key %q appears twice (with and without module.): %w", name, ErrArch)
 		}
-		t[name] = append([]float32(nil), Floats(v)...)
+		// The graph takes the loaded data over (a second copy would double
+		// the peak memory of a large upload); tensors that share memory with
+		// another (views of one PyTorch storage) get their own copy, so that
+		// training one parameter in place never changes another.
+		data := Floats(v)
+		if shared[k] {
+			data = slices.Clone(data)
+		}
+		t[name] = data[:len(data):len(data)]
 		shape[name] = ShapeOf(v)
 	}
 	sh := func(k string) []int { return shape[k] }
@@ -60,6 +71,40 @@ func FromStateDict(sd *StateDict, arch string) (*Graph, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// overlapping returns the keys whose data shares memory with another key's.
+func overlapping(sd *StateDict) map[string]bool {
+	type span struct {
+		lo, hi uintptr
+		key    string
+	}
+	var spans []span
+	for _, k := range sd.Keys {
+		v, ok := sd.Tensors[k]
+		if !ok || v.IsScalar() {
+			continue
+		}
+		d := Floats(v)
+		if len(d) == 0 {
+			continue
+		}
+		lo := uintptr(unsafe.Pointer(unsafe.SliceData(d)))
+		spans = append(spans, span{lo, lo + uintptr(len(d))*4, k})
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
+	shared := map[string]bool{}
+	var reach uintptr // the highest end so far
+	last := -1        // the span that reaches it
+	for i, s := range spans {
+		if last >= 0 && s.lo < reach {
+			shared[s.key], shared[spans[last].key] = true, true
+		}
+		if s.hi > reach {
+			reach, last = s.hi, i
+		}
+	}
+	return shared
 }
 
 func mapKeys[V any](m map[string]V) func(func(string) bool) {

@@ -191,3 +191,51 @@ func FuzzFromStateDict(f *testing.F) {
 		}
 	})
 }
+
+// Tensors that share memory in the state dict (views of one PyTorch
+// storage) become separate parameters: changing one leaves the other as it
+// was. Tensors that share nothing are taken over without a copy.
+func TestFromStateDictSharedStorage(t *testing.T) {
+	spec, _ := StandardResNet("resnet20", 3, 10)
+	g := spec.Build(1)
+	src := g.StateDict()
+	sd := NewStateDict()
+	for _, k := range src.Keys {
+		sd.Add(k, NewTensor(ShapeOf(src.Tensors[k]), slices.Clone(Floats(src.Tensors[k]))))
+	}
+	// conv2 of block layer1.0 is a view of conv1's storage, and bn2's
+	// running_var one of bn1's weight.
+	a, b := "layer1.0.conv1.weight", "layer1.0.conv2.weight"
+	sd.Tensors[b] = NewTensor(ShapeOf(sd.Tensors[b]), Floats(sd.Tensors[a]))
+	w := Floats(sd.Tensors["layer1.0.bn1.weight"])
+	sd.Tensors["layer1.0.bn2.running_var"] = NewTensor([]int{len(w)}, w)
+	g2, err := FromStateDict(sd, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	param := func(node, p string) []float32 {
+		for _, n := range g2.Nodes {
+			if n.Name == node {
+				return Floats(n.Params[p])
+			}
+		}
+		t.Fatalf("no node %s", node)
+		return nil
+	}
+	c1, c2 := param("layer1.0.conv1", "weight"), param("layer1.0.conv2", "weight")
+	before := c2[0]
+	c1[0] += 1
+	if got := c2[0]; got != before {
+		t.Errorf("conv2.weight[0] = %v after changing conv1.weight[0]; want %v (shared storage must be copied)", got, before)
+	}
+	g1, v2 := param("layer1.0.bn1", "weight"), param("layer1.0.bn2", "running_var")
+	before = v2[0]
+	g1[0] += 1
+	if got := v2[0]; got != before {
+		t.Errorf("bn2.running_var[0] = %v after changing bn1.weight[0]; want %v", got, before)
+	}
+	fc := Floats(sd.Tensors["fc.weight"])
+	if got := param("fc", "weight"); &got[0] != &fc[0] {
+		t.Errorf("fc.weight was copied; a tensor that shares no memory should be taken over")
+	}
+}

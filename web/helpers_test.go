@@ -72,6 +72,11 @@ func addFakePoint(db *store.DB, sweepID int64, form string, ratio float64, i int
 	if err != nil {
 		panic(err)
 	}
+	err = db.SetPointLatency(ctx, []store.PointLatency{{PointID: p.ID, P25: 0.5, P50: p.LatencyMSP50, P75: 2,
+		P90: p.LatencyMSP90, Rounds: 5, Load: 0.25}})
+	if err != nil {
+		panic(err)
+	}
 	dir := filepath.Join(db.ArtifactDir(), sweep.SweepDir(sweepID))
 	os.MkdirAll(dir, 0o750)
 	kinds := []string{store.KindSafetensors, store.KindONNX}

@@ -87,7 +87,8 @@ func TestRoutes(t *testing.T) {
 		{"api sweep unknown", "/api/sweeps/999", 404, "application/json", []string{`"error"`}},
 		{"api point", "/api/points/" + id(pr), 200, "application/json", []string{`"channels"`}},
 		{"api sweep onnx macs", "/api/sweeps/" + id(s), 200, "application/json", []string{`"macs_onnx": 7699999`, `"onnx_export": "copy-aware"`}},
-		{"csv", "/api/sweeps/" + id(s) + "/points.csv", 200, "text/csv", []string{"id,sweep_id,form,ratio,params,macs,macs_computed", "rmnet,0.3,189000,21000000,7000000,", ",macs_onnx,onnx_export", ",7699999,copy-aware"}},
+		{"csv", "/api/sweeps/" + id(s) + "/points.csv", 200, "text/csv", []string{"id,sweep_id,form,ratio,params,macs,macs_computed", "rmnet,0.3,189000,21000000,7000000,", ",macs_onnx,onnx_export,latency_ms_p25,latency_ms_p75,latency_rounds,latency_load,latency_unreliable,worker",
+			",7699999,copy-aware,0.5,2,5,0.25,,"}},
 		{"csv unknown", "/api/sweeps/999/points.csv", 404, "application/json", nil},
 		{"onnx", "/api/points/" + id(pr) + "/model?format=onnx", 200, "application/octet-stream", []string{"onnx bytes"}},
 		{"onnx default", "/api/points/" + id(pr) + "/model", 200, "application/octet-stream", []string{"onnx bytes"}},
@@ -114,7 +115,7 @@ func TestRoutes(t *testing.T) {
 			body := w.Body.String()
 			for _, s := range tt.want {
 				if !strings.Contains(body, s) {
-					t.Errorf("GET %s: body lacks %q", tt.target, s)
+					t.Errorf("GET %s: body lacks %q: %.600s", tt.target, s, body)
 				}
 			}
 		})
