@@ -52,17 +52,30 @@ type Point struct {
 	LatencyLoad       float64 `json:"latency_load"`
 	LatencyUnreliable string  `json:"latency_unreliable,omitempty"` // why the figure is not to be trusted; "" when it is
 	// The environment the point was measured in.
-	CPU       string    `json:"cpu"`
-	ISA       string    `json:"isa"`
-	Threads   int       `json:"threads"`
-	Version   string    `json:"version"` // rmprune binary version
-	Worker    string    `json:"worker"`  // the cluster worker that measured it; "" in process
+	CPU     string `json:"cpu"`
+	ISA     string `json:"isa"`
+	Threads int    `json:"threads"`
+	Version string `json:"version"` // rmprune binary version
+	Worker  string `json:"worker"`  // the cluster worker that measured it; "" in process
+	// Status is PointDone, or PointRefused for a point the pruning guards
+	// refused (Error says why; its measurements are 0 and it has no files).
+	Status    string    `json:"status"`
+	Error     string    `json:"error,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// Point statuses.
+const (
+	PointDone    = "done"
+	PointRefused = "refused"
+)
+
+// Refused reports whether the pruning guards refused the point.
+func (p Point) Refused() bool { return p.Status == PointRefused }
+
 const pointCols = `id, sweep_id, form, ratio, channels, params, macs, macs_computed, flops, size_bytes, top1, top5,
 	latency_ms_p50, latency_ms_p90, images_per_s, layer_ms, cpu, isa, threads, version, created_at, macs_onnx, onnx_export,
-	latency_ms_p25, latency_ms_p75, latency_rounds, latency_load, latency_unreliable, worker`
+	latency_ms_p25, latency_ms_p75, latency_rounds, latency_load, latency_unreliable, worker, status, error`
 
 func scanPoint(s scanner) (Point, error) {
 	var p Point
@@ -71,7 +84,8 @@ func scanPoint(s scanner) (Point, error) {
 	err := s.Scan(&p.ID, &p.SweepID, &p.Form, &p.Ratio, &channels, &p.Params, &p.MACs, &p.MACsComputed, &p.FLOPs, &p.SizeBytes,
 		&p.Top1, &p.Top5, &p.LatencyMSP50, &p.LatencyMSP90, &p.ImagesPerS, &layerMS, &p.CPU, &p.ISA,
 		&p.Threads, &p.Version, &created, &p.MACsONNX, &p.ONNXExport,
-		&p.LatencyMSP25, &p.LatencyMSP75, &p.LatencyRounds, &p.LatencyLoad, &p.LatencyUnreliable, &p.Worker)
+		&p.LatencyMSP25, &p.LatencyMSP75, &p.LatencyRounds, &p.LatencyLoad, &p.LatencyUnreliable, &p.Worker,
+		&p.Status, &p.Error)
 	if err != nil {
 		return Point{}, err
 	}
@@ -100,10 +114,22 @@ func jsonList[T any](v []T) (string, error) {
 // NormRatio) and returns the stored row with created = true. It is idempotent
 // on (sweep, form, ratio): when that point exists nothing is written and the
 // stored point is returned with created = false, so a resumed sweep may
-// re-add points safely. ErrNotFound when the sweep does not exist.
+// re-add points safely. ErrNotFound when the sweep does not exist. Status
+// "" is PointDone; a PointRefused point needs its reason in Error.
 func (db *DB) AddPoint(ctx context.Context, p Point) (stored Point, created bool, err error) {
 	op := fmt.Sprintf("add point %s@%g to sweep %d", p.Form, p.Ratio, p.SweepID)
 	p.Ratio = NormRatio(p.Ratio)
+	switch p.Status {
+	case "":
+		p.Status = PointDone
+	case PointDone:
+	case PointRefused:
+		if strings.TrimSpace(p.Error) == "" {
+			return Point{}, false, wrap(op, fmt.Errorf("%w: a refused point needs its reason", ErrInvalid))
+		}
+	default:
+		return Point{}, false, wrap(op, fmt.Errorf("%w: point status %q (want %s or %s)", ErrInvalid, p.Status, PointDone, PointRefused))
+	}
 	for _, v := range []struct {
 		name string
 		v    float64
@@ -140,12 +166,12 @@ func (db *DB) AddPoint(ctx context.Context, p Point) (stored Point, created bool
 		}
 		stored, err = scanPoint(tx.QueryRowContext(ctx, `INSERT INTO points (sweep_id, form, ratio, channels,
 			params, macs, macs_computed, flops, size_bytes, top1, top5, latency_ms_p50, latency_ms_p90, images_per_s,
-			layer_ms, cpu, isa, threads, version, created_at, macs_onnx, onnx_export, worker)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			layer_ms, cpu, isa, threads, version, created_at, macs_onnx, onnx_export, worker, status, error)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (sweep_id, form, ratio) DO NOTHING RETURNING `+pointCols,
 			p.SweepID, p.Form, p.Ratio, channels, p.Params, p.MACs, p.MACsComputed, p.FLOPs, p.SizeBytes, p.Top1, p.Top5,
 			p.LatencyMSP50, p.LatencyMSP90, p.ImagesPerS, layerMS, p.CPU, p.ISA, p.Threads, p.Version,
-			db.nowText(), p.MACsONNX, p.ONNXExport, p.Worker))
+			db.nowText(), p.MACsONNX, p.ONNXExport, p.Worker, p.Status, p.Error))
 		if errors.Is(err, sql.ErrNoRows) {
 			stored, err = scanPoint(tx.QueryRowContext(ctx, `SELECT `+pointCols+` FROM points
 				WHERE sweep_id = ? AND form = ? AND ratio = ?`, p.SweepID, p.Form, p.Ratio))

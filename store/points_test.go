@@ -20,7 +20,7 @@ func testPoint(sweepID int64, form string, ratio float64) Point {
 		FLOPs: 60_000_000, SizeBytes: 800_000,
 		Top1: 0.991, Top5: 0.9999, LatencyMSP50: 0.42, LatencyMSP90: 0.47, ImagesPerS: 5100,
 		LayerMS: []LayerLatency{{Layer: "layer1.0.conv1", MS: 0.01}},
-		CPU:     "Test CPU", ISA: "avx2", Threads: 2, Version: "v0.0.0-test",
+		CPU:     "Test CPU", ISA: "avx2", Threads: 2, Version: "v0.0.0-test", Status: PointDone,
 	}
 }
 
@@ -107,6 +107,8 @@ func TestAddPointValidation(t *testing.T) {
 		{"latency NaN", func(p *Point) { p.LatencyMSP50 = nan() }},
 		{"ratio < 0", func(p *Point) { p.Ratio = -0.1 }},
 		{"layer latency NaN", func(p *Point) { p.LayerMS[0].MS = nan() }},
+		{"unknown status", func(p *Point) { p.Status = "skipped" }},
+		{"refused without a reason", func(p *Point) { p.Status, p.Error = PointRefused, " " }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,6 +382,9 @@ func TestMigrationsKeepOldRows(t *testing.T) {
 		wantONNX, wantExport := map[string]int64{"rmnet": 0, "resnet": p.MACsONNX}[q.Form], map[string]string{"rmnet": "", "resnet": p.ONNXExport}[q.Form]
 		if q.MACsONNX != wantONNX || q.ONNXExport != wantExport {
 			t.Errorf("%s: macs_onnx %d, onnx_export %q; want %d, %q", q.Form, q.MACsONNX, q.ONNXExport, wantONNX, wantExport)
+		}
+		if q.Status != PointDone || q.Error != "" {
+			t.Errorf("%s: status %q, error %q; want done and no error", q.Form, q.Status, q.Error)
 		}
 		if q.LatencyRounds != 0 || q.LatencyMSP25 != 0 || q.LatencyUnreliable != "" {
 			t.Errorf("%s: latency rounds %d, p25 %v, unreliable %q; want none (timed alone)", q.Form,
