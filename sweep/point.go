@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -141,11 +142,24 @@ func (c *Computer) build(cfg *Config, k Key, progress Progress) (*network, error
 	return n, nil
 }
 
+// Refusal reports whether err is a refusal of the pruning guards —
+// pruning.ErrNoStats (a slim ratio on the RMNet form without activation
+// statistics) or pruning.ErrDestroyed (a ratio ≤ 0.5 that would keep < 5% of
+// the channels) — and gives its reason on one line.
+func Refusal(err error) (reason string, ok bool) {
+	if err == nil || !(errors.Is(err, pruning.ErrNoStats) || errors.Is(err, pruning.ErrDestroyed)) {
+		return "", false
+	}
+	return oneLine(err.Error()), true
+}
+
 // Compute measures one point: prune, [fine-tune], evaluate top-1/top-5 on
 // the test split, time batch 1 (latency p50/p90, per layer) and the sweep's
 // batch (images/s) on the SIMD engine, and encode the artifacts (our
 // safetensors, ONNX and, for pruned points, the recipe JSON). progress may
-// be nil.
+// be nil. A ratio the pruning guards refuse (see Refusal) is not an error:
+// the result is the point with status store.PointRefused, its reason, and no
+// measurements or files.
 func (c *Computer) Compute(ctx context.Context, in PointInput, progress Progress) (res *PointResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -159,6 +173,12 @@ func (c *Computer) Compute(ctx context.Context, in PointInput, progress Progress
 	k := in.Key()
 	progress("prune", 0, "pruning")
 	net, err := c.build(cfg, k, progress)
+	if reason, ok := Refusal(err); ok {
+		// The pruning guards refused this ratio: a result, not a failure,
+		// so the rest of the sweep goes on.
+		return &PointResult{Point: store.Point{Form: k.Form, Ratio: k.Ratio, Status: store.PointRefused,
+			Error: reason, Version: in.Version}}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

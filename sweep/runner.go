@@ -229,7 +229,9 @@ func Plan(c *Config) []Key {
 // the SIMD engine — and stores it with its artifacts (our safetensors, ONNX
 // and, for pruned points, the recipe JSON) under DB.ArtifactDir()/sweeps/ID/.
 // Points already stored are skipped, so a cancelled, failed or interrupted
-// sweep resumes where it stopped.
+// sweep resumes where it stopped. A ratio the pruning guards refuse
+// (pruning.ErrNoStats, ErrDestroyed) is stored as a refused point with its
+// reason, and the sweep goes on.
 //
 // progress, when not nil, gets the fraction done (0..1, non-decreasing) and a
 // line saying what is being done; the fraction is also saved in the store.
@@ -376,7 +378,11 @@ func (j *job) run(ctx context.Context) error {
 		}
 		if p, ok := stored[k]; ok {
 			// A process that died between storing a point and its
-			// artifacts left them missing: write them now.
+			// artifacts left them missing: write them now (a refused
+			// point has none).
+			if p.Refused() {
+				continue
+			}
 			if err := j.repairArtifacts(ctx, k, p); err != nil {
 				return err
 			}
@@ -391,7 +397,11 @@ func (j *job) run(ctx context.Context) error {
 		}
 		j.done++
 		j.saved = time.Time{} // save every whole point
-		j.report(float64(j.done)/float64(j.total), fmt.Sprintf("%s: top-1 %.2f%%, %.3f ms", k, 100*p.Top1, p.LatencyMSP50))
+		msg := fmt.Sprintf("%s: top-1 %.2f%%, %.3f ms", k, 100*p.Top1, p.LatencyMSP50)
+		if p.Refused() {
+			msg = fmt.Sprintf("%s: refused (%s); going on", k, p.Error)
+		}
+		j.report(float64(j.done)/float64(j.total), msg)
 		if r.OnPoint != nil {
 			r.OnPoint(p)
 		}
