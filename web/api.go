@@ -113,13 +113,18 @@ type apiPoint struct {
 	apiLatency
 	Worker string `json:"worker"` // the cluster worker that measured it; "" in process
 	CPU    string `json:"cpu"`    // the CPU it was measured on
+	// Status is "done", or "refused" when the pruning guards refused the
+	// ratio (Error says why; the point has no measurements or files).
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
 }
 
 func toAPIPoint(p store.Point) apiPoint {
 	ox, oxForm := onnxCost(p)
 	return apiPoint{ID: p.ID, Form: p.Form, Ratio: p.Ratio, Params: p.Params, MACs: p.MACs, MACsComputed: computedMACs(p), FLOPs: p.FLOPs,
 		MACsONNX: ox, ONNXExport: oxForm, SizeBytes: p.SizeBytes, Top1: p.Top1, Top5: p.Top5, LatencyMSP50: p.LatencyMSP50,
-		LatencyMSP90: p.LatencyMSP90, ImagesPerS: p.ImagesPerS, apiLatency: toAPILatency(p), Worker: p.Worker, CPU: p.CPU}
+		LatencyMSP90: p.LatencyMSP90, ImagesPerS: p.ImagesPerS, apiLatency: toAPILatency(p), Worker: p.Worker, CPU: p.CPU,
+		Status: p.Status, Error: p.Error}
 }
 
 // apiSweep is GET /api/sweeps/{id}.

@@ -84,7 +84,7 @@ func seriesOf(sw store.Sweep, points []store.Point, prefix string, index int) []
 	for i, f := range forms {
 		var ps []store.Point
 		for _, p := range points {
-			if p.Form == f {
+			if p.Form == f && !p.Refused() { // a refused point has no measurement to draw
 				ps = append(ps, p)
 			}
 		}

@@ -114,14 +114,14 @@ func handlePointsCSV(db interface {
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"id", "sweep_id", "form", "ratio", "params", "macs", "macs_computed", "flops", "size_bytes", "top1", "top5",
 			"latency_ms_p50", "latency_ms_p90", "images_per_s", "cpu", "isa", "threads", "version", "macs_onnx", "onnx_export",
-			"latency_ms_p25", "latency_ms_p75", "latency_rounds", "latency_load", "latency_unreliable", "worker"})
+			"latency_ms_p25", "latency_ms_p75", "latency_rounds", "latency_load", "latency_unreliable", "worker", "status", "error"})
 		g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 		for _, p := range ps {
 			ox, oxForm := onnxCost(p)
 			cw.Write([]string{itoa(p.ID), itoa(p.SweepID), p.Form, g(p.Ratio), itoa(p.Params), itoa(p.MACs), itoa(computedMACs(p)), itoa(p.FLOPs),
 				itoa(p.SizeBytes), g(p.Top1), g(p.Top5), g(p.LatencyMSP50), g(p.LatencyMSP90), g(p.ImagesPerS),
 				csvSafe(p.CPU), csvSafe(p.ISA), itoa(p.Threads), csvSafe(p.Version), itoa(ox), oxForm,
-				g(p.LatencyMSP25), g(p.LatencyMSP75), itoa(p.LatencyRounds), g(p.LatencyLoad), csvSafe(p.LatencyUnreliable), csvSafe(p.Worker)})
+				g(p.LatencyMSP25), g(p.LatencyMSP75), itoa(p.LatencyRounds), g(p.LatencyLoad), csvSafe(p.LatencyUnreliable), csvSafe(p.Worker), p.Status, csvSafe(p.Error)})
 		}
 		cw.Flush()
 	}

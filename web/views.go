@@ -201,6 +201,7 @@ type PointRow struct {
 	Reference                       bool
 	LatencyTitle                    string // p25–p75, rounds, why unreliable
 	Unreliable                      bool
+	Refused                         string // why the pruning guards refused the ratio ("" when measured)
 }
 
 func pointRow(p store.Point) PointRow {
@@ -212,7 +213,16 @@ func pointRow(p store.Point) PointRow {
 	return PointRow{ID: p.ID, SweepID: p.SweepID, Form: p.Form, Ratio: fmtRatio(p.Ratio), Params: fmtCount(p.Params),
 		FLOPs: fmtCount(p.FLOPs), Top1: fmtPct(p.Top1), Top5: fmtPct(p.Top5), P50: fmtMS(p.LatencyMSP50),
 		P90: fmtMS(p.LatencyMSP90), IPS: fmt.Sprintf("%.0f", p.ImagesPerS), Size: size, Reference: p.Ratio == 0,
-		ORTMACs: fmtCount(ox), Export: oxForm, LatencyTitle: latencyTitle(p), Unreliable: p.LatencyUnreliable != ""}
+		ORTMACs: fmtCount(ox), Export: oxForm, LatencyTitle: latencyTitle(p), Unreliable: p.LatencyUnreliable != "",
+		Refused: refusedReason(p)}
+}
+
+// refusedReason is why the pruning guards refused p ("" when measured).
+func refusedReason(p store.Point) string {
+	if !p.Refused() {
+		return ""
+	}
+	return p.Error
 }
 
 // SweepView is the sweep page.
