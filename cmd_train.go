@@ -50,8 +50,8 @@ func addTrainFlags(f *flags, epochs int, lr float64) *trainFlags {
 // prepareMasks adds masks when --masks asks for them and checks that the
 // mask flags have masks to act on.
 func (t *trainFlags) prepareMasks(g *nn.Graph) (*nn.Graph, error) {
-	if *t.masks && !g.HasMasks() {
-		m, err := nn.AddMasks(g)
+	if *t.masks {
+		m, err := train.WithMasks(g)
 		if err != nil {
 			return nil, err
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rmprune/rmprune/dataset"
 	"github.com/rmprune/rmprune/internal/version"
 	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/store"
@@ -109,6 +110,10 @@ func (c *Coordinator) Start(ctx context.Context) error {
 // Validate checks a sweep configuration (the runner's data sets, limits;
 // targets allowed).
 func (c *Coordinator) Validate(cfg *sweep.Config) error { return c.runner.Validate(cfg) }
+
+// Dataset opens a data set the runner knows by name (the dashboard's
+// mask-training jobs run in the coordinator's process).
+func (c *Coordinator) Dataset(name string) (*dataset.Dataset, error) { return c.runner.Dataset(name) }
 
 // Workers lists the registered workers, by name.
 func (c *Coordinator) Workers(ctx context.Context) ([]WorkerInfo, error) {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +72,13 @@ type apiModel struct {
 	// kind (stem, inner, reserved, block_out) the share of exactly-zero masks.
 	Masks          bool               `json:"masks"`
 	MaskZeroShares map[string]float64 `json:"mask_zero_shares,omitempty"`
+	// MasksZero of MasksCount masks are exactly 0 (all kinds).
+	MasksZero  int `json:"masks_zero,omitempty"`
+	MasksCount int `json:"masks_count,omitempty"`
+	// SweepFinetuneLR is the peak learning rate a sweep fine-tunes this
+	// model's pruned points with, both forms alike (sweep.MaskTrainedFinetuneLR
+	// for a mask-trained model, else sweep.FinetuneLR).
+	SweepFinetuneLR float64 `json:"sweep_finetune_lr"`
 }
 
 func toAPIModel(m store.Model) apiModel {
@@ -79,6 +88,13 @@ func toAPIModel(m store.Model) apiModel {
 	var r *nn.MaskReport
 	if a.Masks, r = maskReport(m.Layers); r != nil {
 		a.MaskZeroShares = r.ZeroShares()
+		for _, k := range r.Kinds {
+			a.MasksZero, a.MasksCount = a.MasksZero+k.Zero, a.MasksCount+k.Count
+		}
+	}
+	a.SweepFinetuneLR = sweep.FinetuneLR
+	if a.Masks {
+		a.SweepFinetuneLR = sweep.MaskTrainedFinetuneLR
 	}
 	return a
 }
@@ -313,6 +329,7 @@ type deleteStore interface {
 	sweepLister
 	ArtifactDir() string
 	DeleteModel(ctx context.Context, id int64) ([]string, error)
+	MaskTrainings(ctx context.Context, modelID int64) ([]store.MaskTraining, error)
 }
 
 // deleteModel stops the model's running sweeps, deletes its rows and files.
@@ -331,9 +348,23 @@ func deleteModel(ctx context.Context, db deleteStore, q *Queue, graphs *graphCac
 			q.Cancel(s.ID, 30*time.Second)
 		}
 	}
+	// Its mask trainings go with it (their checkpoints too); the models
+	// they stored stay.
+	ts, err := db.MaskTrainings(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if t.Status == store.StatusRunning {
+			q.cancelTraining(t.ID, 30*time.Second)
+		}
+	}
 	paths, err := db.DeleteModel(ctx, id)
 	if err != nil {
 		return err
+	}
+	for _, t := range ts {
+		os.RemoveAll(filepath.Join(db.ArtifactDir(), maskTrainDir(t.ID)))
 	}
 	removeModelFiles(db.ArtifactDir(), paths, ids)
 	graphs.drop(id)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rmprune/rmprune/dataset"
 	"github.com/rmprune/rmprune/demo"
 	"github.com/rmprune/rmprune/store"
 	"github.com/rmprune/rmprune/sweep"
@@ -29,6 +30,9 @@ type fakeRunner struct {
 }
 
 func (f *fakeRunner) Validate(c *sweep.Config) error { return f.real.Validate(c) }
+
+// Dataset opens real data sets (mask-training jobs train for real).
+func (f *fakeRunner) Dataset(name string) (*dataset.Dataset, error) { return f.real.Dataset(name) }
 
 func (f *fakeRunner) Run(ctx context.Context, id int64, progress func(float64, string)) error {
 	s, err := f.db.Sweep(ctx, id)

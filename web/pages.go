@@ -327,7 +327,7 @@ func handleEstimate(graphs *graphCache, log *slog.Logger) http.HandlerFunc {
 			return
 		}
 		if modelID <= 0 {
-			render(w, r, http.StatusOK, estimateFragment("—", nil))
+			render(w, r, http.StatusOK, estimateFragment("—", nil, nil))
 			return
 		}
 		ratio, err := strconv.ParseFloat(r.Form.Get("preview"), 64)
@@ -365,7 +365,8 @@ func handleEstimate(graphs *graphCache, log *slog.Logger) http.HandlerFunc {
 			}
 			rows = append(rows, row)
 		}
-		render(w, r, http.StatusOK, estimateFragment(fmtRatio(ratio), rows))
+		note := sweepNote(modelID, g, cfg) // masktrain_pages.go
+		render(w, r, http.StatusOK, estimateFragment(fmtRatio(ratio), rows, &note))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/store"
 	"github.com/rmprune/rmprune/sweep"
 )
@@ -51,6 +52,10 @@ type Queue struct {
 
 	// remeasuring are latency re-measures running here, by sweep id (remeasure.go).
 	remeasuring map[int64]*task
+	// training are mask trainings running here, by training id, and
+	// modelCheck what is done with the model one stores (masktrain.go).
+	training   map[int64]*trainTask
+	modelCheck func(store.Model, *nn.Graph)
 }
 
 // task is a sweep running in this process.
@@ -113,6 +118,10 @@ func (q *Queue) work(ctx context.Context) {
 		}
 		if job.Kind == store.JobKindRemeasure {
 			q.runRemeasure(ctx, job) // remeasure.go
+			continue
+		}
+		if job.Kind == store.JobKindMaskTrain {
+			q.runMaskTrain(ctx, job) // masktrain.go
 			continue
 		}
 		if job.Kind != store.JobKindSweep {

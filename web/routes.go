@@ -36,6 +36,13 @@ func addRoutes(r chi.Router, d Deps, graphs *graphCache, checks *rmChecker) {
 	r.Get("/models/{id}/layers.csv", handleLayersCSV(db, log))
 	r.Get("/points/{id}", handlePointPage(db, log))
 	r.Get("/workers", handleWorkersPage(d, log))
+	r.Get("/models/{id}/masktrain", handleMaskTrainCard(db, d, graphs, d.Queue, log))
+	r.Post("/models/{id}/masktrain", handleMaskTrainForm(db, d, graphs, log))
+	r.Get("/masktrain/{id}", handleMaskTrainPage(db, d.Queue, false, log))
+	r.Get("/masktrain/{id}/live", handleMaskTrainPage(db, d.Queue, true, log))
+	for _, a := range []string{"cancel", "resume", "restart"} {
+		r.Post("/masktrain/{id}/"+a, handleMaskTrainAction(db, d.Queue, a, log))
+	}
 
 	// JSON API.
 	r.Route("/api", func(r chi.Router) {
@@ -53,6 +60,12 @@ func addRoutes(r chi.Router, d Deps, graphs *graphCache, checks *rmChecker) {
 		r.Get("/sweeps/{id}/points.csv", handlePointsCSV(db, log))
 		r.Get("/points/{id}", handleAPIPoint(db, log))
 		r.Get("/workers", handleAPIWorkers(d, log))
+		r.Post("/models/{id}/masktrain", handleAPIMaskTrain(db, d, graphs, log))
+		r.Get("/masktrain", handleAPIMaskTrainings(db, d.Queue, log))
+		r.Get("/masktrain/{id}", handleAPIMaskTraining(db, d.Queue, log))
+		r.Post("/masktrain/{id}/cancel", handleAPIMaskTrainCancel(db, d.Queue, log))
+		r.Post("/masktrain/{id}/resume", handleAPIMaskTrainResume(db, d.Queue, false, log))
+		r.Post("/masktrain/{id}/restart", handleAPIMaskTrainResume(db, d.Queue, true, log))
 		r.Get("/points/{id}/model", handleDownloadModel(db, log))
 		r.Get("/points/{id}/recipe", handleDownloadRecipe(db, log))
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -57,7 +57,9 @@ func NewServer(d Deps) http.Handler {
 	d.Datasets = slices.Clone(d.Datasets)
 	slices.Sort(d.Datasets)
 	r := chi.NewRouter()
-	addRoutes(r, d, &graphCache{db: d.DB}, newRMChecker(d.DB, d.Log))
+	checks := newRMChecker(d.DB, d.Log)
+	d.Queue.setModelCheck(checks.start) // models stored by mask trainings are checked like uploads
+	addRoutes(r, d, &graphCache{db: d.DB}, checks)
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request refused"})
