@@ -281,4 +281,30 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Errorf("download link title %q; want it to name the copy-aware form", title)
 	}
 	t.Logf("downloaded %s: %d bytes, ops %v", href, len(b), ops)
+
+	// Mask-sparsity training from the model page (a short one): the job
+	// page follows it without reloads and links the stored model.
+	step("mask training", 60*time.Second,
+		chromedp.Navigate(srv.URL+"/models/1"),
+		chromedp.WaitVisible(chromedp.CSS("#masktrain-form")),
+		chromedp.SetValue(chromedp.CSS(`#masktrain-form input[name="limit"]`), "256"),
+		chromedp.SetValue(chromedp.CSS(`#masktrain-form input[name="eval_limit"]`), "200"),
+		chromedp.SetValue(chromedp.CSS(`#masktrain-form input[name="batch"]`), "64"),
+		chromedp.Click(chromedp.CSS("#masktrain-start")),
+		chromedp.WaitVisible(chromedp.CSS("#mt-live")),
+	)
+	eval(`String(window.rmpruneJob = true)`)
+	if st := waitFor(`document.getElementById("mt-live").dataset.status`, "done", 3*time.Minute); st != "done" {
+		t.Fatalf("mask training: status %q; want done: %s", st, eval(`document.body.innerText`))
+	}
+	if v := eval(`String(window.rmpruneJob === true)`); v != "true" {
+		t.Errorf("the job page reloaded; want it updated in place")
+	}
+	step("mask-trained model", 30*time.Second,
+		chromedp.Click(chromedp.CSS("#mt-result-link")),
+		chromedp.WaitVisible(chromedp.CSS("#masks")),
+	)
+	if h := eval(`document.querySelector("h1").textContent`); !strings.Contains(h, "(mask-trained)") {
+		t.Errorf("result model page title %q; want it named after its source", h)
+	}
 }
