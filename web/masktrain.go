@@ -752,7 +752,7 @@ func (q *Queue) maskTrain(ctx context.Context, db maskTrainStore, mt store.MaskT
 	if err != nil {
 		return store.Model{}, fmt.Errorf("store the trained model: %w", err)
 	}
-	q.log.Info("mask training stored its model", "training", mt.ID, "model", m.ID, "top1", rep.Top1, "seconds", rep.Seconds)
+	q.log.Info("mask training stored its model", "training", mt.ID, "model", m.ID, "test_top1", fmtTop1(rep.Top1), "seconds", rep.Seconds)
 	return m, nil
 }
 
