@@ -317,9 +317,13 @@ func maskTrainState(q *Queue, t store.MaskTraining) apiMaskTraining {
 		a.Live = &live
 	}
 	if l, frac, ok := q.trainingLive(t.ID); ok {
-		a.Live, a.Progress, a.Status = &l, frac, string(store.StatusRunning)
+		a.Progress, a.Status, a.Message = frac, string(store.StatusRunning), l.Message
+		if l.Steps > 0 {
+			a.Live = &l
+		}
 	}
 	switch {
+	case a.Message != "":
 	case a.Live != nil && a.Status == string(store.StatusRunning):
 		a.Message = a.Live.Message
 	case a.Status == string(store.StatusQueued):
