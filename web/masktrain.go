@@ -612,6 +612,15 @@ func (q *Queue) runMaskTrain(ctx context.Context, job store.Job) {
 	}()
 	q.log.Info("mask training started", "training", mt.ID, "model", mt.ModelID)
 	res, err := q.maskTrain(tctx, db, mt, t, check)
+	// Keep the last report (the step a checkpoint was written at).
+	q.mu.Lock()
+	last, frac := t.live, t.frac
+	q.mu.Unlock()
+	if last.Steps > 0 {
+		if b, merr := json.Marshal(last); merr == nil {
+			db.SetMaskTrainingLive(bg, mt.ID, b, frac)
+		}
+	}
 	st, text := store.StatusDone, ""
 	var ce *collapseError
 	switch cause := context.Cause(tctx); {
