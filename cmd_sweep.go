@@ -164,7 +164,7 @@ func cmdSweep(e *env, args []string) error {
 				Top1: p.Top1, Top5: p.Top5, LatencyMSP50: p.LatencyMSP50, LatencyMSP90: p.LatencyMSP90,
 				ImagesPerS: p.ImagesPerS, SizeBytes: p.SizeBytes, Artifacts: map[string]string{},
 				LatencyMSP25: p.LatencyMSP25, LatencyMSP75: p.LatencyMSP75, LatencyRounds: p.LatencyRounds,
-				LatencyUnreliable: p.LatencyUnreliable != "", LatencyNote: p.LatencyUnreliable}
+				LatencyUnreliable: p.LatencyUnreliable != "", LatencyNote: p.LatencyUnreliable, Status: p.Status, Error: p.Error}
 			arts, err := db.Artifacts(bg, p.ID)
 			if err != nil {
 				return err
@@ -209,17 +209,29 @@ type sweepPoint struct {
 	LatencyRounds     int     `json:"latency_rounds"`
 	LatencyUnreliable bool    `json:"latency_unreliable"`
 	LatencyNote       string  `json:"latency_note,omitempty"`
+	// Status is "done", or "refused" by the pruning guards (Error says why).
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
 }
 
 func printSweep(w io.Writer, r *sweepReport, points []store.Point) {
 	fmt.Fprintf(w, "sweep %d %s (model %d, database %s)\n", r.ID, r.Status, r.ModelID, r.Database)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "form\tratio\tparams\tMFLOPs\ttop-1\ttop-5\tp50 ms\tp90 ms\timages/s\t")
+	var refused []string
 	for _, p := range r.Points {
+		if p.Status == store.PointRefused {
+			fmt.Fprintf(tw, "%s\t%.2f\trefused\t\t\t\t\t\t\t\n", p.Form, p.Ratio)
+			refused = append(refused, fmt.Sprintf("refused %s@%g: %s", p.Form, p.Ratio, p.Error))
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%.2f\t%.2f%%\t%.2f%%\t%.3f\t%.3f\t%.0f\t\n", p.Form, p.Ratio, p.Params,
 			float64(p.FLOPs)/1e6, 100*p.Top1, 100*p.Top5, p.LatencyMSP50, p.LatencyMSP90, p.ImagesPerS)
 	}
 	tw.Flush()
+	for _, line := range refused {
+		fmt.Fprintln(w, line)
+	}
 	if len(points) > 0 {
 		fmt.Fprintf(w, "measured on %s (%s), %d threads, rmprune %s\n", points[0].CPU, points[0].ISA,
 			points[0].Threads, points[0].Version)
