@@ -462,3 +462,39 @@ func TestCollapsed(t *testing.T) {
 		})
 	}
 }
+
+// TestMaskTrainBadData: a data set that does not fit the model fails the
+// job with a one-line reason on its page; no model is stored.
+func TestMaskTrainBadData(t *testing.T) {
+	e := newEnv(t, 0)
+	g, err := nn.Build("resnet20", 3, 10, 7) // 3×32×32 input: not MNIST's 1×28×28
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Input = [3]int{3, 32, 32}
+	p := filepath.Join(t.TempDir(), "rgb.safetensors")
+	if err := modelio.SaveSafetensors(p, g); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := e.uploadBytes(b, "rgb.safetensors")
+	var acc struct{ ID int64 }
+	if got := e.postJSON("/api/models/"+itoa(id)+"/masktrain", `{`+tinyTrain+`}`, &acc); got != http.StatusAccepted {
+		t.Fatalf("status %d; want 202 (the data are checked by the job)", got)
+	}
+	e.startQueue()
+	a := e.waitTraining(acc.ID, "finished", time.Minute, func(a apiMaskTraining) bool { return a.Status == "failed" || a.Status == "done" })
+	if a.Status != "failed" || !strings.Contains(a.Error, "does not match the mnist images") || strings.Contains(a.Error, "\n") {
+		t.Errorf("status %s error %q; want failed with one line naming the mismatch", a.Status, a.Error)
+	}
+	w := e.do(http.MethodGet, "/masktrain/"+itoa(acc.ID), nil)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "does not match the mnist images") || !strings.Contains(w.Body.String(), `id="mt-restart"`) {
+		t.Errorf("job page: status %d; want the reason and a restart button", w.Code)
+	}
+	if ms, _ := e.db.Models(context.Background()); len(ms) != 1 {
+		t.Errorf("%d models; want only the source", len(ms))
+	}
+}
