@@ -19,7 +19,8 @@ import (
 // DESIGN's images_per_s; scripts/bench_train.sh compares it with PyTorch).
 // resnet20-direct runs every conv directly (NetOptions.Direct), no Winograd;
 // rmnet20 is ResNet-20 after RM with BatchNorms kept (the form pruning
-// fine-tunes), -keepcopies with Net.KeepCopies.
+// fine-tunes), -keepcopies with Net.KeepCopies (the copy structure run as
+// copies), -keepcopies-dense with it frozen but computed densely.
 func BenchmarkTrainStep(b *testing.B) {
 	for _, bc := range []struct {
 		arch            string
@@ -32,6 +33,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		{"resnet20-direct", 1, 28, 128, 2},
 		{"rmnet20", 1, 28, 128, 2},
 		{"rmnet20-keepcopies", 1, 28, 128, 2},
+		{"rmnet20-keepcopies-dense", 1, 28, 128, 2},
 		{"resnet20-1thread-direct", 1, 28, 128, 1},
 	} {
 		b.Run(bc.arch, func(b *testing.B) {
@@ -56,6 +58,9 @@ func BenchmarkTrainStep(b *testing.B) {
 			defer net.Close()
 			if strings.HasSuffix(bc.arch, "-keepcopies") {
 				net.KeepCopies()
+			}
+			if strings.HasSuffix(bc.arch, "-keepcopies-dense") {
+				net.keepCopies(false)
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
 			x := make([]float32, bc.batch*in.Numel())

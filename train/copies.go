@@ -79,11 +79,27 @@ func copyMask(n *nn.Node) []bool {
 
 // KeepCopies freezes the copy structure of every conv (see copyMask): SGD
 // leaves those weights as they are, so a fine-tuned RMNet keeps running its
-// reserved channels and merged identities as copies.
-func (t *Net) KeepCopies() {
+// reserved channels and merged identities as copies. The Net runs them as
+// copies too (copyConvOp): Dirac rows as channel copies, centre-only columns
+// as 1×1 contributions, dense MACs only for what trains.
+func (t *Net) KeepCopies() { t.keepCopies(true) }
+
+// keepCopies is KeepCopies; with run false the convs keep computing the
+// frozen structure densely (tests and benchmarks compare both).
+func (t *Net) keepCopies(run bool) {
 	for _, p := range t.params {
 		if p.node != nil && p.param == "weight" {
 			p.Frozen = copyMask(p.node)
+		}
+	}
+	if !run {
+		return
+	}
+	for _, l := range t.layers {
+		if c, ok := l.impl.(*convOp); ok && c.w.Frozen != nil {
+			if cc := t.newCopyConv(l, c); cc != nil {
+				l.impl = cc
+			}
 		}
 	}
 }
