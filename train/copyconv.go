@@ -283,13 +283,11 @@ func (o *copyConvOp) forwardTask(worker, lo, hi int) {
 				accum(dst, o.ql.out[(b*nd+i)*ohw:])
 			}
 			if o.sel != nil && o.sel[i] >= 0 {
-				o.sample(dst, img[int(o.sel[i])*o.ihw:], o.selCoef[i])
+				o.sample(dst, img[int(o.sel[i])*o.ihw:], o.selCoef[i], true)
 			}
 		}
 		for r, row := range o.dRow {
-			dst := out[int(row)*ohw : int(row+1)*ohw]
-			clear(dst)
-			o.sample(dst, img[int(o.dSrc[r])*o.ihw:], o.dCoef[r])
+			o.sample(out[int(row)*ohw:int(row+1)*ohw], img[int(o.dSrc[r])*o.ihw:], o.dCoef[r], false)
 		}
 		if o.orig.stats != nil && o.t.train {
 			o.orig.addStats(worker, out)
@@ -364,37 +362,48 @@ func (o *copyConvOp) backwardTask(worker, lo, hi int) {
 	osz := o.m * ohw
 	for b := lo; b < hi; b++ {
 		img, g := x[b*isz:(b+1)*isz], dy[b*osz:(b+1)*osz]
+		var dx []float32
+		if l.inGrad(0) {
+			dx = l.ins[0].grad[b*isz : (b+1)*isz]
+			switch {
+			case o.dense != nil && o.directIn:
+				// The dense part wrote (or added) its input gradient in place.
+			case o.dense == nil:
+				if !l.addIn[0] {
+					clear(dx)
+				}
+			case l.addIn[0]:
+				addRows(dx, o.dl.ins[0].grad[b*len(o.rest)*hw:], o.rest, hw)
+			default:
+				// rest and cols partition the channels.
+				scatterRows(dx, o.dl.ins[0].grad[b*len(o.rest)*hw:], o.rest, hw)
+				for _, c := range o.cols {
+					clear(dx[int(c)*hw : int(c+1)*hw])
+				}
+			}
+			if o.q != nil {
+				addRows(dx, o.ql.ins[0].grad[b*len(o.cols)*hw:], o.cols, hw)
+			}
+		}
 		if o.sel != nil {
 			sg := o.selG[worker]
 			for i, r := range o.rows {
-				if c := o.sel[i]; c >= 0 {
-					sg[i] += o.dot(g[int(r)*ohw:int(r+1)*ohw], img[int(c)*hw:])
+				c := o.sel[i]
+				if c < 0 {
+					continue
+				}
+				gr, xc := g[int(r)*ohw:int(r+1)*ohw], img[int(c)*hw:]
+				if dx != nil {
+					sg[i] += o.dotScatter(dx[int(c)*hw:], gr, xc, o.selCoef[i])
+				} else {
+					sg[i] += o.dot(gr, xc)
 				}
 			}
 		}
-		if !l.inGrad(0) {
-			continue
-		}
-		dx := l.ins[0].grad[b*isz : (b+1)*isz]
-		// The dense part wrote (or added) its input gradient in place.
-		if !(o.dense != nil && o.directIn) && !l.addIn[0] {
-			clear(dx)
-		}
-		if o.dense != nil && !o.directIn {
-			addRows(dx, o.dl.ins[0].grad[b*len(o.rest)*hw:], o.rest, hw)
-		}
-		if o.q != nil {
-			addRows(dx, o.ql.ins[0].grad[b*len(o.cols)*hw:], o.cols, hw)
-		}
-		if o.sel != nil {
-			for i, r := range o.rows {
-				if c := o.sel[i]; c >= 0 {
-					o.scatterAdd(dx[int(c)*hw:], g[int(r)*ohw:int(r+1)*ohw], o.selCoef[i])
-				}
+		if dx != nil {
+			for r, row := range o.dRow {
+				o.scatterAdd(dx[int(o.dSrc[r])*hw:], g[int(row)*ohw:int(row+1)*ohw], o.dCoef[r])
 			}
-		}
-		for r, row := range o.dRow {
-			o.scatterAdd(dx[int(o.dSrc[r])*hw:], g[int(row)*ohw:int(row+1)*ohw], o.dCoef[r])
 		}
 	}
 }
@@ -407,6 +416,14 @@ func gatherRows(dst, src []float32, idx []int32, hw int) {
 	}
 }
 
+// scatterRows copies consecutive rows of src to rows idx of dst (hw floats
+// each).
+func scatterRows(dst, src []float32, idx []int32, hw int) {
+	for j, c := range idx {
+		copy(dst[int(c)*hw:int(c+1)*hw], src[j*hw:(j+1)*hw])
+	}
+}
+
 // addRows adds consecutive rows of src to rows idx of dst (hw floats each).
 func addRows(dst, src []float32, idx []int32, hw int) {
 	for j, c := range idx {
@@ -414,21 +431,36 @@ func addRows(dst, src []float32, idx []int32, hw int) {
 	}
 }
 
-// sample adds a·x[oy·st][ox·st] to dst[oy][ox] (dst oh×ow, x a plane of
-// the input).
-func (o *copyConvOp) sample(dst, x []float32, a float32) {
+// sample writes (acc: adds) a·x[oy·st][ox·st] to dst[oy][ox] (dst oh×ow, x
+// a plane of the input).
+func (o *copyConvOp) sample(dst, x []float32, a float32, acc bool) {
 	if o.st == 1 && o.ow == o.iw {
 		x = x[:len(dst)]
-		for i, v := range x {
-			dst[i] += a * v
+		switch {
+		case acc:
+			for i, v := range x {
+				dst[i] += a * v
+			}
+		case a == 1:
+			copy(dst, x)
+		default:
+			for i, v := range x {
+				dst[i] = a * v
+			}
 		}
 		return
 	}
 	for oy := 0; oy < o.oh; oy++ {
 		r := x[oy*o.st*o.iw:]
 		d := dst[oy*o.ow : (oy+1)*o.ow]
+		if acc {
+			for ox := range d {
+				d[ox] += a * r[ox*o.st]
+			}
+			continue
+		}
 		for ox := range d {
-			d[ox] += a * r[ox*o.st]
+			d[ox] = a * r[ox*o.st]
 		}
 	}
 }
@@ -467,6 +499,33 @@ func (o *copyConvOp) dot(g, x []float32) float64 {
 			a += v * r[ox*o.st]
 		}
 		s += float64(a)
+	}
+	return s
+}
+
+// dotScatter is scatterAdd(dx, g, a) returning dot(g, x) in the same pass.
+func (o *copyConvOp) dotScatter(dx, g, x []float32, a float32) float64 {
+	if o.st != 1 || o.ow != o.iw {
+		o.scatterAdd(dx, g, a)
+		return o.dot(g, x)
+	}
+	var s float64
+	for i := 0; i < len(g); i += o.ow {
+		gr := g[i : i+o.ow]
+		xr, dr := x[i:i+o.ow], dx[i:i+o.ow]
+		var s0, s1 float32
+		j := 0
+		for ; j+2 <= len(gr); j += 2 {
+			s0 += gr[j] * xr[j]
+			s1 += gr[j+1] * xr[j+1]
+			dr[j] += a * gr[j]
+			dr[j+1] += a * gr[j+1]
+		}
+		for ; j < len(gr); j++ {
+			s0 += gr[j] * xr[j]
+			dr[j] += a * gr[j]
+		}
+		s += float64(s0 + s1)
 	}
 	return s
 }
