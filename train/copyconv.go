@@ -63,7 +63,7 @@ type copyConvOp struct {
 	q  *convOp
 	ql *layer
 
-	gather, fwd, scatter, bwd func(worker, lo, hi int)
+	gather, fwd, gatherGrad, bwd func(worker, lo, hi int)
 }
 
 // newCopyConv plans conv layer l (op orig, weights frozen by copyMask) as
@@ -172,7 +172,7 @@ func (t *Net) newCopyConv(l *layer, orig *convOp) *copyConvOp {
 			o.q, o.ql = t.subConv(l, "centre", o.gathered(nq, l.inGrad(0)), false, nd, 1, n.Stride, 0, qOut, dGrad)
 		}
 	}
-	o.gather, o.fwd, o.scatter, o.bwd = o.gatherTask, o.forwardTask, o.scatterTask, o.backwardTask
+	o.gather, o.fwd, o.gatherGrad, o.bwd = o.gatherTask, o.forwardTask, o.gatherGradTask, o.backwardTask
 	return o
 }
 
@@ -297,7 +297,7 @@ func (o *copyConvOp) forwardTask(worker, lo, hi int) {
 
 func (o *copyConvOp) backward(t *Net, l *layer) {
 	if len(o.rows) > 0 && !o.directOut {
-		t.pool.Run(t.n, o.scatter)
+		t.pool.Run(t.n, o.gatherGrad)
 	}
 	if o.dense != nil {
 		o.dense.backward(t, o.dl)
@@ -343,8 +343,8 @@ func (o *copyConvOp) backward(t *Net, l *layer) {
 	}
 }
 
-// scatterTask gathers the dense rows' output gradient of images [lo, hi).
-func (o *copyConvOp) scatterTask(_, lo, hi int) {
+// gatherGradTask gathers the dense rows' output gradient of images [lo, hi).
+func (o *copyConvOp) gatherGradTask(_, lo, hi int) {
 	dy, ohw := o.l.grad, o.oh*o.ow
 	osz, nd := o.m*ohw, len(o.rows)
 	for b := lo; b < hi; b++ {
