@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rmprune/rmprune/engine"
 	"github.com/rmprune/rmprune/modelio"
@@ -39,10 +40,15 @@ func BenchmarkResNet56(b *testing.B) {
 					}
 					defer e.Close()
 					x := rm.RandomInput(batch, shape, 1).D
+					best := time.Duration(1 << 62)
 					for b.Loop() {
+						t0 := time.Now()
 						e.Run(x, batch)
+						best = min(best, time.Since(t0))
 					}
 					b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+					// The machine is shared: the best run shows the code's speed.
+					b.ReportMetric(float64(batch)/best.Seconds(), "best-img/s")
 				})
 			}
 		}
@@ -68,18 +74,24 @@ func BenchmarkDemo(b *testing.B) {
 			form string
 			g    *nn.Graph
 		}{{"resnet", g}, {"rmnet", res.Graph}} {
-			for _, batch := range []int{1, 32} {
-				b.Run(fmt.Sprintf("%s/%s/b%d", name, m.form, batch), func(b *testing.B) {
-					e, err := engine.Compile(m.g, engine.Options{Threads: 2, MaxBatch: batch, Shape: shape})
+			for _, tb := range [][2]int{{1, 1}, {2, 1}, {2, 32}} {
+				threads, batch := tb[0], tb[1]
+				b.Run(fmt.Sprintf("%s/%s/t%d/b%d", name, m.form, threads, batch), func(b *testing.B) {
+					e, err := engine.Compile(m.g, engine.Options{Threads: threads, MaxBatch: batch, Shape: shape})
 					if err != nil {
 						b.Fatal(err)
 					}
 					defer e.Close()
 					x := rm.RandomInput(batch, shape, 1).D
+					best := time.Duration(1 << 62)
 					for b.Loop() {
+						t0 := time.Now()
 						e.Run(x, batch)
+						best = min(best, time.Since(t0))
 					}
 					b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+					// The machine is shared: the best run shows the code's speed.
+					b.ReportMetric(float64(batch)/best.Seconds(), "best-img/s")
 				})
 			}
 		}
