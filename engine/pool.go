@@ -4,38 +4,68 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Pool is a persistent set of worker goroutines that run one parallel loop at
 // a time. Hand-offs spin briefly before parking, so back-to-back layers of a
-// batch-1 inference do not pay a scheduler wake-up each. Chunk w of a loop is
-// claimed (one compare-and-swap) by worker w or, once the caller has finished
-// its own chunk, by the caller: a worker the Go scheduler has not run yet (a
-// busy process, an oversubscribed machine) never holds up a layer — the caller
-// runs its chunk instead, as worker w, so per-worker scratch stays exclusive.
+// batch-1 inference do not pay a scheduler wake-up each.
+//
+// A loop's range is cut into one chunk per worker and every chunk into up
+// to maxPieces pieces. Worker w runs the pieces of chunk w first, in order
+// (so a layer-parallel inference keeps each core on the same rows from
+// layer to layer), then takes the pieces still unclaimed in the other
+// chunks; the caller (worker 0) does the same. So a worker the Go scheduler
+// or the OS has not run yet (a busy process, a shared machine) holds up a
+// loop by at most the piece it has claimed, not its whole chunk. A piece
+// always runs with its runner's own worker index, so per-worker scratch
+// stays exclusive.
 type Pool struct {
 	workers int
 	fn      func(worker, lo, hi int)
 	n       int
 	epoch   atomic.Uint64
-	pending atomic.Int64
+	pending atomic.Int64 // pieces of the current loop not yet finished
+	next    []paddedCounter
 	wake    []chan struct{}
 	parked  []atomic.Bool
-	claimed []atomic.Uint64 // epoch for which chunk w was last claimed
 	done    chan struct{}
 	stop    atomic.Bool
 	wg      sync.WaitGroup
 }
 
-// spinIters bounds how long a worker spins for the next job before parking.
-const spinIters = 200000
+// paddedCounter is the claim counter of one chunk, on its own cache line:
+// epoch<<(2·pieceBits) | pieces<<pieceBits | the next unclaimed piece. The
+// piece count lives in the counter so that a worker still looking at the
+// previous loop never reads the loop's length, which the caller may be
+// rewriting for the next one.
+type paddedCounter struct {
+	v atomic.Uint64
+	_ [56]byte
+}
+
+const (
+	maxPieces = 4
+	pieceBits = 8
+)
+
+// spinIters bounds how long the caller spins for its workers before
+// parking; spinTime how long a worker spins for the next loop. A parked
+// worker costs the next layer a futex wake-up (tens of µs, more than a
+// small layer), so a worker spins by time, not by a count that runs out
+// quickly once the OS has descheduled it for a while.
+const (
+	spinIters = 200000
+	spinTime  = 2 * time.Millisecond
+)
 
 // NewPool starts workers−1 goroutines (the caller is worker 0).
 func NewPool(workers int) *Pool {
 	if workers < 1 {
 		workers = 1
 	}
-	p := &Pool{workers: workers, wake: make([]chan struct{}, workers), parked: make([]atomic.Bool, workers), claimed: make([]atomic.Uint64, workers), done: make(chan struct{}, 1)}
+	p := &Pool{workers: workers, wake: make([]chan struct{}, workers), parked: make([]atomic.Bool, workers),
+		next: make([]paddedCounter, workers), done: make(chan struct{}, 1)}
 	for w := 1; w < workers; w++ {
 		p.wake[w] = make(chan struct{}, 1)
 		p.wg.Add(1)
@@ -51,20 +81,60 @@ func chunk(n, parts, i int) (lo, hi int) {
 	return n * i / parts, n * (i + 1) / parts
 }
 
+// pieces is the number of pieces chunk c of a loop over n is cut into.
+func (p *Pool) pieces(n, c int) int {
+	lo, hi := chunk(n, p.workers, c)
+	return min(hi-lo, maxPieces)
+}
+
+// work runs, as worker w, the unclaimed pieces of loop epoch e: chunk w's
+// first, then the other chunks'.
+func (p *Pool) work(w int, e uint64) {
+	for i := range p.workers {
+		c := (w + i) % p.workers
+		ctr := &p.next[c].v
+		for {
+			v := ctr.Load()
+			k, np := int(v&(1<<pieceBits-1)), int(v>>pieceBits&(1<<pieceBits-1))
+			if v>>(2*pieceBits) != e || k >= np {
+				break
+			}
+			if !ctr.CompareAndSwap(v, v+1) {
+				continue
+			}
+			// Claimed: the loop is live until this piece is done.
+			lo, hi := chunk(p.n, p.workers, c)
+			a, b := chunk(hi-lo, np, k)
+			p.fn(w, lo+a, lo+b)
+			if p.pending.Add(-1) == 0 && w != 0 {
+				select {
+				case p.done <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
 func (p *Pool) loop(w int) {
 	defer p.wg.Done()
 	seen := uint64(0)
 	for {
 		spins := 0
+		var since time.Time
 		for p.epoch.Load() == seen {
 			if p.stop.Load() {
 				return
 			}
 			spins++
-			if spins < spinIters {
-				if spins%2048 == 0 {
-					runtime.Gosched()
-				}
+			if spins%2048 != 0 {
+				continue
+			}
+			runtime.Gosched()
+			if since.IsZero() {
+				since = time.Now()
+			}
+			if time.Since(since) < spinTime {
 				continue
 			}
 			p.parked[w].Store(true)
@@ -73,30 +143,20 @@ func (p *Pool) loop(w int) {
 				continue
 			}
 			<-p.wake[w]
-			spins = 0
+			spins, since = 0, time.Time{}
 		}
 		seen = p.epoch.Load()
 		if p.stop.Load() {
 			return
 		}
-		if !p.claimed[w].CompareAndSwap(seen-1, seen) {
-			continue // the caller took this chunk (or this epoch is over)
-		}
-		if lo, hi := chunk(p.n, p.workers, w); lo < hi {
-			p.fn(w, lo, hi)
-		}
-		if p.pending.Add(-1) == 0 {
-			select {
-			case p.done <- struct{}{}:
-			default:
-			}
-		}
+		p.work(w, seen)
 	}
 }
 
 // Run calls fn(worker, lo, hi) over disjoint sub-ranges covering [0, n) and
-// returns when all are done. It has the shape of kernels.ParallelFunc. Run is
-// not reentrant: one loop at a time.
+// returns when all are done; a worker may get several sub-ranges, never two
+// at once. It has the shape of kernels.ParallelFunc. Run is not reentrant:
+// one loop at a time.
 func (p *Pool) Run(n int, fn func(worker, lo, hi int)) {
 	if p.workers == 1 || n <= 1 {
 		if n > 0 {
@@ -105,8 +165,16 @@ func (p *Pool) Run(n int, fn func(worker, lo, hi int)) {
 		return
 	}
 	p.fn, p.n = fn, n
-	p.pending.Store(int64(p.workers - 1))
-	e := p.epoch.Add(1)
+	total := 0
+	for c := range p.workers {
+		total += p.pieces(n, c)
+	}
+	p.pending.Store(int64(total))
+	e := p.epoch.Load() + 1
+	for c := range p.workers {
+		p.next[c].v.Store(e<<(2*pieceBits) | uint64(p.pieces(n, c))<<pieceBits)
+	}
+	p.epoch.Store(e)
 	for w := 1; w < p.workers; w++ {
 		if p.parked[w].Load() {
 			p.parked[w].Store(false)
@@ -116,18 +184,7 @@ func (p *Pool) Run(n int, fn func(worker, lo, hi int)) {
 			}
 		}
 	}
-	if lo, hi := chunk(n, p.workers, 0); lo < hi {
-		fn(0, lo, hi)
-	}
-	// Run the chunks of workers that have not started yet.
-	for w := 1; w < p.workers; w++ {
-		if p.claimed[w].CompareAndSwap(e-1, e) {
-			if lo, hi := chunk(n, p.workers, w); lo < hi {
-				fn(w, lo, hi)
-			}
-			p.pending.Add(-1)
-		}
-	}
+	p.work(0, e)
 	spins := 0
 	for p.pending.Load() != 0 {
 		spins++

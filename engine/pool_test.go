@@ -51,31 +51,65 @@ func BenchmarkPoolHandoff(b *testing.B) {
 	}
 }
 
-// Every chunk runs exactly once per loop, with its own worker index, also
-// when the caller takes the chunks of workers the scheduler has not run (one
-// P: the caller usually gets there first).
-func TestPoolChunksOnceEach(t *testing.T) {
+// Every index runs exactly once per loop, each call with a valid worker
+// index that no other running call holds, also when one worker takes the
+// pieces of workers the scheduler has not run (one P: the caller usually gets
+// there first), and for loops shorter and longer than the pieces.
+func TestPoolIndicesOnceEach(t *testing.T) {
 	for _, procs := range []int{1, 2} {
 		prev := runtime.GOMAXPROCS(procs)
 		p := NewPool(3)
 		for i := 0; i < 2000; i++ {
-			var hits [9]atomic.Int32
-			p.Run(9, func(w, lo, hi int) {
-				if wantLo, wantHi := chunk(9, 3, w); lo != wantLo || hi != wantHi {
-					t.Errorf("worker %d got [%d,%d); want [%d,%d)", w, lo, hi, wantLo, wantHi)
+			n := 2 + i%37
+			hits := make([]atomic.Int32, n)
+			var busy [3]atomic.Bool
+			p.Run(n, func(w, lo, hi int) {
+				if w < 0 || w >= 3 || lo >= hi || lo < 0 || hi > n {
+					t.Errorf("call worker %d [%d,%d) in a loop of %d", w, lo, hi, n)
+					return
+				}
+				if busy[w].Swap(true) {
+					t.Errorf("worker %d runs two calls at once", w)
 				}
 				for j := lo; j < hi; j++ {
 					hits[j].Add(1)
 				}
+				busy[w].Store(false)
 			})
 			for j := range hits {
 				if h := hits[j].Load(); h != 1 {
-					t.Fatalf("GOMAXPROCS %d, loop %d: index %d ran %d times; want 1", procs, i, j, h)
+					t.Fatalf("GOMAXPROCS %d, loop %d of %d: index %d ran %d times; want 1", procs, i, n, j, h)
 				}
 			}
 		}
 		p.Close()
 		runtime.GOMAXPROCS(prev)
+	}
+}
+
+// Each worker starts with the first piece of its own chunk (the two first
+// calls wait for each other, so both workers run), as layer-parallel
+// inference relies on for cache locality.
+func TestPoolOwnChunkFirst(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	for range 50 {
+		var started [2]atomic.Bool
+		var first [2][2]int
+		p.Run(8, func(w, lo, hi int) {
+			if !started[w].Swap(true) {
+				first[w] = [2]int{lo, hi}
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for !started[1-w].Load() && time.Now().Before(deadline) {
+				runtime.Gosched()
+			}
+		})
+		for w, want := range [][2]int{{0, 1}, {4, 5}} {
+			if first[w] != want {
+				t.Fatalf("worker %d began with [%d,%d); want [%d,%d)", w, first[w][0], first[w][1], want[0], want[1])
+			}
+		}
 	}
 }
 
