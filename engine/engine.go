@@ -106,7 +106,7 @@ func Compile(g *nn.Graph, opt Options) (*Engine, error) {
 	}
 	e := &Engine{in: opt.Shape, max: opt.MaxBatch, noSplit: opt.Dense}
 	e.pool = NewPool(opt.Threads)
-	e.ws = kernels.NewWorkspace(opt.Threads, e.pool.Run)
+	e.ws = kernels.NewWorkspace(opt.Threads, e.pool.RunShared)
 	e.wss = make([]*kernels.Workspace, opt.Threads)
 	for i := range e.wss {
 		e.wss[i] = kernels.NewWorkspace(1, nil)
@@ -459,7 +459,7 @@ func (e *Engine) Run(x []float32, n int) ([]float32, error) {
 	if w := e.pool.Workers(); w > 1 && n >= w {
 		e.mode = imagePar
 		e.x = x
-		e.pool.Run(n, e.chunkFn)
+		e.pool.RunShared(n, e.chunkFn)
 		e.x = nil
 		if e.Profile {
 			e.runs++

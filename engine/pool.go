@@ -11,19 +11,22 @@ import (
 // a time. Hand-offs spin briefly before parking, so back-to-back layers of a
 // batch-1 inference do not pay a scheduler wake-up each.
 //
-// A loop's range is cut into one chunk per worker and every chunk into up
-// to maxPieces pieces. Worker w runs the pieces of chunk w first, in order
-// (so a layer-parallel inference keeps each core on the same rows from
-// layer to layer), then takes the pieces still unclaimed in the other
-// chunks; the caller (worker 0) does the same. So a worker the Go scheduler
-// or the OS has not run yet (a busy process, a shared machine) holds up a
-// loop by at most the piece it has claimed, not its whole chunk. A piece
-// always runs with its runner's own worker index, so per-worker scratch
-// stays exclusive.
+// A loop's range is cut into one chunk per worker. [Pool.Run] calls fn once
+// per chunk with the chunk's index as the worker: chunk w is claimed (one
+// compare-and-swap) by worker w or, once the caller has finished its own
+// chunk, by the caller, which runs it as worker w — so per-worker slots
+// (partial sums reduced in worker order) stay deterministic. [Pool.RunShared]
+// cuts every chunk into up to maxPieces pieces: worker w runs the pieces of
+// chunk w first, in order (so a layer-parallel inference keeps each core on
+// the same rows from layer to layer), then takes the pieces still unclaimed
+// in the other chunks, each with its own worker index. A worker the Go
+// scheduler or the OS has not run yet (a busy process, a shared machine) then
+// holds up a loop by at most the piece it has claimed, not its whole chunk.
 type Pool struct {
 	workers int
 	fn      func(worker, lo, hi int)
 	n       int
+	shared  bool // the current loop runs pieces as their runner (RunShared)
 	epoch   atomic.Uint64
 	pending atomic.Int64 // pieces of the current loop not yet finished
 	next    []paddedCounter
@@ -82,8 +85,11 @@ func chunk(n, parts, i int) (lo, hi int) {
 }
 
 // pieces is the number of pieces chunk c of a loop over n is cut into.
-func (p *Pool) pieces(n, c int) int {
+func (p *Pool) pieces(n, c int, shared bool) int {
 	lo, hi := chunk(n, p.workers, c)
+	if !shared {
+		return min(hi-lo, 1)
+	}
 	return min(hi-lo, maxPieces)
 }
 
@@ -105,7 +111,11 @@ func (p *Pool) work(w int, e uint64) {
 			// Claimed: the loop is live until this piece is done.
 			lo, hi := chunk(p.n, p.workers, c)
 			a, b := chunk(hi-lo, np, k)
-			p.fn(w, lo+a, lo+b)
+			if p.shared {
+				p.fn(w, lo+a, lo+b)
+			} else {
+				p.fn(c, lo, hi) // the whole chunk, as its worker
+			}
 			if p.pending.Add(-1) == 0 && w != 0 {
 				select {
 				case p.done <- struct{}{}:
@@ -153,26 +163,33 @@ func (p *Pool) loop(w int) {
 	}
 }
 
-// Run calls fn(worker, lo, hi) over disjoint sub-ranges covering [0, n) and
-// returns when all are done; a worker may get several sub-ranges, never two
-// at once. It has the shape of kernels.ParallelFunc. Run is not reentrant:
-// one loop at a time.
-func (p *Pool) Run(n int, fn func(worker, lo, hi int)) {
+// Run calls fn(w, lo, hi) once for every worker w whose chunk [lo, hi) of
+// [0, n) is not empty and returns when all are done. It has the shape of
+// kernels.ParallelFunc. Run is not reentrant: one loop at a time.
+func (p *Pool) Run(n int, fn func(worker, lo, hi int)) { p.run(n, fn, false) }
+
+// RunShared calls fn(worker, lo, hi) over disjoint sub-ranges covering
+// [0, n), up to maxPieces per chunk, and returns when all are done; a worker
+// may get several sub-ranges, never two at once. It has the shape of
+// kernels.ParallelFunc, for work that does not keep per-worker results.
+func (p *Pool) RunShared(n int, fn func(worker, lo, hi int)) { p.run(n, fn, true) }
+
+func (p *Pool) run(n int, fn func(worker, lo, hi int), shared bool) {
 	if p.workers == 1 || n <= 1 {
 		if n > 0 {
 			fn(0, 0, n)
 		}
 		return
 	}
-	p.fn, p.n = fn, n
+	p.fn, p.n, p.shared = fn, n, shared
 	total := 0
 	for c := range p.workers {
-		total += p.pieces(n, c)
+		total += p.pieces(n, c, shared)
 	}
 	p.pending.Store(int64(total))
 	e := p.epoch.Load() + 1
 	for c := range p.workers {
-		p.next[c].v.Store(e<<(2*pieceBits) | uint64(p.pieces(n, c))<<pieceBits)
+		p.next[c].v.Store(e<<(2*pieceBits) | uint64(p.pieces(n, c, shared))<<pieceBits)
 	}
 	p.epoch.Store(e)
 	for w := 1; w < p.workers; w++ {

@@ -53,41 +53,51 @@ func BenchmarkPoolHandoff(b *testing.B) {
 
 // Every index runs exactly once per loop, each call with a valid worker
 // index that no other running call holds, also when one worker takes the
-// pieces of workers the scheduler has not run (one P: the caller usually gets
-// there first), and for loops shorter and longer than the pieces.
+// chunks or pieces of workers the scheduler has not run (one P: the caller
+// usually gets there first), for loops shorter and longer than the pieces.
+// Run gives every worker exactly its chunk, whoever runs it.
 func TestPoolIndicesOnceEach(t *testing.T) {
-	for _, procs := range []int{1, 2} {
-		prev := runtime.GOMAXPROCS(procs)
-		p := NewPool(3)
-		for i := 0; i < 2000; i++ {
-			n := 2 + i%37
-			hits := make([]atomic.Int32, n)
-			var busy [3]atomic.Bool
-			p.Run(n, func(w, lo, hi int) {
-				if w < 0 || w >= 3 || lo >= hi || lo < 0 || hi > n {
-					t.Errorf("call worker %d [%d,%d) in a loop of %d", w, lo, hi, n)
-					return
-				}
-				if busy[w].Swap(true) {
-					t.Errorf("worker %d runs two calls at once", w)
-				}
-				for j := lo; j < hi; j++ {
-					hits[j].Add(1)
-				}
-				busy[w].Store(false)
-			})
-			for j := range hits {
-				if h := hits[j].Load(); h != 1 {
-					t.Fatalf("GOMAXPROCS %d, loop %d of %d: index %d ran %d times; want 1", procs, i, n, j, h)
+	for _, shared := range []bool{false, true} {
+		for _, procs := range []int{1, 2} {
+			prev := runtime.GOMAXPROCS(procs)
+			p := NewPool(3)
+			run := p.Run
+			if shared {
+				run = p.RunShared
+			}
+			for i := 0; i < 2000; i++ {
+				n := 2 + i%37
+				hits := make([]atomic.Int32, n)
+				var busy [3]atomic.Bool
+				run(n, func(w, lo, hi int) {
+					if w < 0 || w >= 3 || lo >= hi || lo < 0 || hi > n {
+						t.Errorf("call worker %d [%d,%d) in a loop of %d", w, lo, hi, n)
+						return
+					}
+					if wantLo, wantHi := chunk(n, 3, w); !shared && (lo != wantLo || hi != wantHi) {
+						t.Errorf("worker %d got [%d,%d); want [%d,%d)", w, lo, hi, wantLo, wantHi)
+					}
+					if busy[w].Swap(true) {
+						t.Errorf("worker %d runs two calls at once", w)
+					}
+					for j := lo; j < hi; j++ {
+						hits[j].Add(1)
+					}
+					busy[w].Store(false)
+				})
+				for j := range hits {
+					if h := hits[j].Load(); h != 1 {
+						t.Fatalf("shared %v, GOMAXPROCS %d, loop %d of %d: index %d ran %d times; want 1", shared, procs, i, n, j, h)
+					}
 				}
 			}
+			p.Close()
+			runtime.GOMAXPROCS(prev)
 		}
-		p.Close()
-		runtime.GOMAXPROCS(prev)
 	}
 }
 
-// Each worker starts with the first piece of its own chunk (the two first
+// With RunShared each worker starts with the first piece of its own chunk (the two first
 // calls wait for each other, so both workers run), as layer-parallel
 // inference relies on for cache locality.
 func TestPoolOwnChunkFirst(t *testing.T) {
@@ -96,7 +106,7 @@ func TestPoolOwnChunkFirst(t *testing.T) {
 	for range 50 {
 		var started [2]atomic.Bool
 		var first [2][2]int
-		p.Run(8, func(w, lo, hi int) {
+		p.RunShared(8, func(w, lo, hi int) {
 			if !started[w].Swap(true) {
 				first[w] = [2]int{lo, hi}
 			}
