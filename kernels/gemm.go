@@ -417,9 +417,39 @@ func (j *gemmJob) pitchRows(m0, m1, c0, c1 int, in bool) {
 	oh, ow, p := s.OutH(), s.OutW(), j.cs.l.pitch
 	ohw := oh * ow
 	out, res, acc := j.cs.out, j.ep.Residual, j.ep.Accumulate
+	// Whole output rows (strips of a pitch dividing NR are whole rows) as
+	// one strided block copy per channel: a copy call per 28-float row cost
+	// more than the rows' FMAs on two workers.
+	ya, yb := (c0+p-1)/p, min(oh, c1/p)
+	if ya < yb {
+		ks := j.a.ks
+		for i := m0; i < m1; i++ {
+			pc, d := &j.c[i*j.ldc+ya*p], &out[i*ohw+ya*ow]
+			switch ri, sc, ok := j.ep.residualRow(i); {
+			case !in:
+				ks.copy(d, ow, pc, p, yb-ya, ow)
+			case res == nil:
+				ks.copy(pc, p, d, ow, yb-ya, ow)
+			case ok && sc == 1 && !acc:
+				ks.copy(pc, p, &res[ri*ohw+ya*ow], ow, yb-ya, ow)
+			default:
+				for oy := ya; oy < yb; oy++ {
+					pc := j.c[i*j.ldc+oy*p : i*j.ldc+oy*p+ow]
+					if acc {
+						copy(pc, out[i*ohw+oy*ow:])
+					}
+					if ok {
+						addResidual(pc, res[ri*ohw+oy*ow:], sc, acc)
+					} else if !acc {
+						clear(pc)
+					}
+				}
+			}
+		}
+	}
 	for oy := c0 / p; oy < min(oh, (c1+p-1)/p); oy++ {
 		xa, xb := max(c0-oy*p, 0), min(c1-oy*p, ow)
-		if xa >= xb {
+		if xa >= xb || oy >= ya && oy < yb {
 			continue
 		}
 		for i := m0; i < m1; i++ {
