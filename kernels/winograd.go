@@ -197,6 +197,8 @@ type winoState struct {
 	// The current call and chunk (kept here so that dispatching allocates nothing).
 	ww       *WinogradWeights
 	dst, src []float32
+	// floats between images of src, dst and the residual
+	srcStride, dstStride, resStride int
 	v, mo    []float32
 	g        winoGeo
 	r0, r1   int // tile rows of the chunk (row r is tile row r%th of image r/th)
@@ -235,6 +237,16 @@ func (w *Workspace) ReserveWinograd(s ConvShape, m, n int) {
 // on its worker's strip buffer) and the output transform with the epilogue
 // (by output channel).
 func (w *Workspace) Winograd(dst, src []float32, n int, ww *WinogradWeights, s ConvShape, ep *Epilogue) {
+	w.WinogradImages(dst, s.OutC*s.OutH()*s.OutW(), src, s.C*s.H*s.W, n, ww, s, ep)
+}
+
+// WinogradImages is [Workspace.Winograd] on images that lie dstStride and
+// srcStride floats apart (at least one image each): image i reads
+// src[i·srcStride:] and writes dst[i·dstStride:] (channels of a larger
+// image, as a split conv computes). A Residual then lies dstStride apart
+// too, or, with ResidualRows, len(Residual)/n apart (rows gathered from
+// each image's own slice, e.g. its input).
+func (w *Workspace) WinogradImages(dst []float32, dstStride int, src []float32, srcStride, n int, ww *WinogradWeights, s ConvShape, ep *Epilogue) {
 	if s != ww.s {
 		panic(fmt.Sprintf("kernels: Winograd shape %+v does not match the weights' %+v", s, ww.s))
 	}
@@ -245,20 +257,23 @@ func (w *Workspace) Winograd(dst, src []float32, n int, ww *WinogradWeights, s C
 	if g.bandRows < 1 {
 		panic(fmt.Sprintf("kernels: Winograd input width %d exceeds the scratch of %d floats", s.W, StripFloats))
 	}
-	if len(src) < n*s.C*s.H*s.W || len(dst) < n*s.OutC*g.oh*g.ow {
-		panic(fmt.Sprintf("kernels: Winograd short slices src=%d dst=%d for %d images", len(src), len(dst), n))
+	isz, osz := s.C*s.H*s.W, s.OutC*g.oh*g.ow
+	if srcStride < isz || dstStride < osz || len(src) < (n-1)*srcStride+isz || len(dst) < (n-1)*dstStride+osz {
+		panic(fmt.Sprintf("kernels: Winograd short slices src=%d dst=%d (strides %d, %d) for %d images", len(src), len(dst), srcStride, dstStride, n))
 	}
+	resStride := dstStride
 	if ep != nil && ep.Residual != nil {
-		need := n * s.OutC * g.oh * g.ow
+		need := (n-1)*dstStride + osz
 		if ep.ResidualRows != nil {
-			if n > 1 {
-				panic("kernels: Winograd residual rows on a batch")
-			}
 			top := -1
 			for _, r := range ep.ResidualRows[:s.OutC] {
 				top = max(top, int(r))
 			}
+			resStride = len(ep.Residual) / n
 			need = (top + 1) * g.oh * g.ow
+			if resStride < need {
+				panic(fmt.Sprintf("kernels: Winograd epilogue residual has %d elements, need %d per image", len(ep.Residual), need))
+			}
 		}
 		if len(ep.Residual) < need {
 			panic(fmt.Sprintf("kernels: Winograd epilogue residual has %d elements, need %d", len(ep.Residual), need))
@@ -268,6 +283,7 @@ func (w *Workspace) Winograd(dst, src []float32, n int, ww *WinogradWeights, s C
 	w.ReserveWinograd(s, ww.m, n)
 	st := w.wino
 	st.ww, st.dst, st.src, st.g, st.flags = ww, dst, src, g, flags
+	st.srcStride, st.dstStride, st.resStride = srcStride, dstStride, resStride
 	st.ep = Epilogue{}
 	if ep != nil {
 		st.ep = *ep
@@ -314,7 +330,7 @@ func (w *Workspace) winoIn(worker, lo, hi int) {
 		for r := st.r0; r < st.r1; {
 			img, ty0 := r/g.th, r%g.th
 			tyEnd := min(g.th, ty0+st.r1-r)
-			plane := st.src[(img*s.C+c)*s.H*s.W : (img*s.C+c+1)*s.H*s.W]
+			plane := st.src[img*st.srcStride+c*s.H*s.W : img*st.srcStride+(c+1)*s.H*s.W]
 			for ; ty0 < tyEnd; ty0 += g.bandRows {
 				nty := min(g.bandRows, tyEnd-ty0)
 				for p := 0; p < m; p++ {
@@ -373,7 +389,7 @@ func (w *Workspace) winoGemm(worker, lo, hi int) {
 // scratch.
 func (w *Workspace) winoOut(worker, lo, hi int) {
 	st := w.wino
-	s, g := st.ww.s, st.g
+	g := st.g
 	_, out := winoFuncs(st.ww.u[0].ks, g.m, g.lanes)
 	m, oh, ow := g.m, g.oh, g.ow
 	ew := g.lanes * m
@@ -385,13 +401,13 @@ func (w *Workspace) winoOut(worker, lo, hi int) {
 		bias, slope, plo, phi := rowPtr(bias0, o), rowPtr(slope0, o), rowPtr(lo0, o), rowPtr(hi0, o)
 		for r := st.r0; r < st.r1; r++ {
 			img, ty := r/g.th, r%g.th
-			pl := (img*s.OutC + o) * oh * ow
+			pl := img*st.dstStride + o*oh*ow
 			d := st.dst[pl : pl+oh*ow]
 			rv := min(m, oh-ty*m)
 			if res := st.ep.Residual; res != nil {
 				d := d[ty*m*ow : (ty*m+rv)*ow]
 				if ri, sc, ok := st.ep.residualRow(o); ok {
-					rp := (img*s.OutC + ri) * oh * ow
+					rp := img*st.resStride + ri*oh*ow
 					addResidual(d, res[rp+ty*m*ow:], sc, st.ep.Accumulate)
 				} else if !st.ep.Accumulate {
 					clear(d)

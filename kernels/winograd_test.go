@@ -317,3 +317,57 @@ func TestDeinterleave4(t *testing.T) {
 		}
 	}
 }
+
+// WinogradImages on images that lie apart (channels of larger images) with
+// a gathered residual per image computes what one Winograd call per image
+// does; guard values between the images stay untouched.
+func TestWinogradImages(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(45, 46))
+		ws := NewWorkspace(2, serialPar(2))
+		for ci, s := range []ConvShape{sq3(5, 14, 14, 7, 1), sq3(3, 7, 9, 4, 1), sq3(8, 28, 28, 6, 1)} {
+			for _, m := range []int{2, 4} {
+				n := 3
+				isz, osz := s.C*s.H*s.W, s.OutC*s.OutH()*s.OutW()
+				ss, ds := isz+5*s.H*s.W, osz+3
+				src := randSlice(rng, (n-1)*ss+isz)
+				ww := PackWinograd(randSlice(rng, s.OutC*s.K()), s, m)
+				ep := randEpilogue(rng, ci+m, s.OutC)
+				if ep == nil {
+					ep = &Epilogue{}
+				}
+				rs := (s.OutC + 3) * s.OutH() * s.OutW() // gatherResidual draws up to OutC+3 rows
+				gathered := &Epilogue{}
+				*gathered = *ep
+				gathered.Residual = randSlice(rng, n*rs)
+				gatherResidual(rng, gathered, s.OutC, s.OutH()*s.OutW()) // rows and scales
+				gathered.Residual = randSlice(rng, n*rs)
+				for _, e := range []*Epilogue{ep, gathered} {
+					old := randSlice(rng, (n-1)*ds+osz)
+					got := append([]float32(nil), old...)
+					ws.WinogradImages(got, ds, src, ss, n, ww, s, e)
+					for i := range n {
+						want := append([]float32(nil), old[i*ds:i*ds+osz]...)
+						one := *e
+						if e.Residual != nil {
+							one.Residual = e.Residual[i*rs : (i+1)*rs]
+						}
+						ws.Winograd(want, src[i*ss:i*ss+isz], 1, ww, s, &one)
+						for j, v := range want {
+							if got[i*ds+j] != v {
+								t.Fatalf("F%d %+v image %d [%d]: got %g; want %g", m, s, i, j, got[i*ds+j], v)
+							}
+						}
+						if i < n-1 {
+							for j := osz; j < ds; j++ {
+								if got[i*ds+j] != old[i*ds+j] {
+									t.Fatalf("F%d %+v: the gap after image %d changed", m, s, i)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
