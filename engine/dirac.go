@@ -171,6 +171,33 @@ func (sp *split) run(ws *kernels.Workspace, mode int, y, x []float32, s kernels.
 	ws.Conv2D(yd, x[sp.q*hw:], sp.rest, sp.rShape, &epd)
 }
 
+// batched reports whether runImages can run the conv of shape s on a group
+// of images in mode: its dense part is Winograd at stride 1, with no
+// centre part or a gathered one.
+func (sp *split) batched(mode int, s kernels.ConvShape) bool {
+	return sp.rWino[mode] != nil && s.StrideH == 1 && s.StrideW == 1 && s.OutH() == s.H && s.OutW() == s.W &&
+		(sp.q == 0 || sp.sel != nil)
+}
+
+// runImages is run on n images at once (see batched): the Dirac rows image
+// by image, the dense rows of all images in one Winograd call, with the
+// selected centre-only channels of each image gathered into its epilogue.
+func (sp *split) runImages(ws *kernels.Workspace, mode int, y, x []float32, n int, s kernels.ConvShape, ep *kernels.Epilogue) {
+	hw := s.H * s.W
+	isz, osz := s.C*hw, s.OutC*hw
+	for i := range n {
+		ws.ScaleRows(y[i*osz:i*osz+sp.rows*hw], x[i*isz:(i+1)*isz], hw, sp.rowSrc, sp.rowCoef, ep)
+	}
+	if s.OutC == sp.rows {
+		return
+	}
+	epd := shiftEp(ep, sp.rows)
+	if sp.q > 0 {
+		epd.Residual, epd.ResidualRows, epd.ResidualScale = x[:n*isz], sp.sel, sp.coef
+	}
+	ws.WinogradImages(y[sp.rows*hw:], osz, x[sp.q*hw:], isz, n, sp.rWino[mode], sp.rShape, &epd)
+}
+
 // shiftEp offsets an epilogue's per-row slices by r rows.
 func shiftEp(ep *kernels.Epilogue, r int) kernels.Epilogue {
 	e := *ep

@@ -520,6 +520,21 @@ func (e *Engine) runRange(ws *kernels.Workspace, mode int, bufs [][]float32, n i
 				ep.Accumulate, ep.Residual, ep.ResidualScale = false, bufs[st.res][:n*on], st.resScale
 			}
 			ws.Winograd(out, x, n, ww, st.conv, &ep)
+		} else if st.sp != nil && n > 1 && st.sp.batched(mode, st.conv) {
+			on := st.outS.Numel()
+			out, x := bufs[st.out][:n*on], bufs[st.in[0]][:n*st.inS.Numel()]
+			if st.res >= 0 {
+				res := bufs[st.res][:n*on]
+				if sc := st.resScale; sc != nil {
+					hw := on / len(sc)
+					for p := range n * len(sc) {
+						sample(out[p*hw:(p+1)*hw], res[p*hw:], sc[p%len(sc)], 1, 1, hw, hw, false)
+					}
+				} else {
+					copy(out, res)
+				}
+			}
+			st.sp.runImages(ws, mode, out, x, n, st.conv, &st.ep)
 		} else {
 			for i := range n {
 				exec(st, ws, mode, bufs, i)

@@ -121,15 +121,12 @@ func (e *Engine) chooseAlgorithms(mode WinogradMode) {
 	if len(e.arenas) > 0 {
 		ws[imagePar] = e.wss[0]
 	}
-	reserve := func(ww [2]*kernels.WinogradWeights, s kernels.ConvShape, split bool) {
+	reserve := func(ww [2]*kernels.WinogradWeights, s kernels.ConvShape) {
 		if ww[layerPar] != nil {
 			e.ws.ReserveWinograd(s, ww[layerPar].Tile(), 1)
 		}
 		if ww[imagePar] != nil {
-			n := e.group // a split conv runs image by image
-			if split {
-				n = 1
-			}
+			n := e.group
 			for _, w := range e.wss {
 				w.ReserveWinograd(s, ww[imagePar].Tile(), n)
 			}
@@ -139,10 +136,10 @@ func (e *Engine) chooseAlgorithms(mode WinogradMode) {
 		switch {
 		case st.kind == kConv && st.sp == nil && st.rawW != nil:
 			st.wino = chooseWinograd(mode, st.rawW, st.conv, ws, e.group)
-			reserve(st.wino, st.conv, false)
+			reserve(st.wino, st.conv)
 		case st.kind == kConv && st.sp != nil && st.sp.rRaw != nil:
-			st.sp.rWino = chooseWinograd(mode, st.sp.rRaw, st.sp.rShape, ws, 1)
-			reserve(st.sp.rWino, st.sp.rShape, true)
+			st.sp.rWino = chooseWinograd(mode, st.sp.rRaw, st.sp.rShape, ws, e.group)
+			reserve(st.sp.rWino, st.sp.rShape)
 		}
 		st.rawW = nil
 		if st.sp != nil {
