@@ -199,11 +199,11 @@ type winoState struct {
 	dst, src []float32
 	// floats between images of src, dst and the residual
 	srcStride, dstStride, resStride int
-	v, mo    []float32
-	g        winoGeo
-	r0, r1   int // tile rows of the chunk (row r is tile row r%th of image r/th)
-	flags    int
-	ep       Epilogue
+	v, mo                           []float32
+	g                               winoGeo
+	r0, r1                          int // tile rows of the chunk (row r is tile row r%th of image r/th)
+	flags                           int
+	ep                              Epilogue
 
 	inTask, gemmTask, outTask func(worker, lo, hi int)
 }
