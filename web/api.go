@@ -455,16 +455,25 @@ func handleAPICreateSweep(db sweepWriter, d Deps, graphs *graphCache, log *slog.
 	}
 }
 
+// modelQuery reads the optional ?model=ID filter of a list route (0: none).
+func modelQuery(r *http.Request) (int64, error) {
+	v := r.URL.Query().Get("model")
+	if v == "" {
+		return 0, nil
+	}
+	ids, err := parseIDs("model", []string{v}, 1)
+	if err != nil || len(ids) != 1 {
+		return 0, errStatus(http.StatusBadRequest, "model: want an id")
+	}
+	return ids[0], nil
+}
+
 func handleAPISweeps(db sweepLister, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var modelID int64
-		if v := r.URL.Query().Get("model"); v != "" {
-			ids, err := parseIDs("model", []string{v}, 1)
-			if err != nil || len(ids) != 1 {
-				apiError(w, r, log, errStatus(http.StatusBadRequest, "model: want an id"))
-				return
-			}
-			modelID = ids[0]
+		modelID, err := modelQuery(r)
+		if err != nil {
+			apiError(w, r, log, err)
+			return
 		}
 		ss, err := db.Sweeps(r.Context(), modelID)
 		if err != nil {

@@ -353,14 +353,10 @@ func handleAPIMaskTraining(db maskTrainStore, q *Queue, log *slog.Logger) http.H
 // handleAPIMaskTrainings is GET /api/masktrain[?model=ID], newest first.
 func handleAPIMaskTrainings(db maskTrainStore, q *Queue, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var modelID int64
-		if v := r.URL.Query().Get("model"); v != "" {
-			ids, err := parseIDs("model", []string{v}, 1)
-			if err != nil || len(ids) != 1 {
-				apiError(w, r, log, errStatus(http.StatusBadRequest, "model: want an id"))
-				return
-			}
-			modelID = ids[0]
+		modelID, err := modelQuery(r)
+		if err != nil {
+			apiError(w, r, log, err)
+			return
 		}
 		ts, err := db.MaskTrainings(r.Context(), modelID)
 		if err != nil {
