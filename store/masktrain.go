@@ -141,20 +141,8 @@ func (db *DB) SetMaskTrainingLive(ctx context.Context, id int64, live json.RawMe
 	if err != nil {
 		return wrap(op, err)
 	}
-	return wrap(op, db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE mask_trainings SET live = ? WHERE id = ?`, text, id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE jobs SET progress = ?, updated_at = ? WHERE kind = ? AND ref_id = ?`,
-			progress, db.nowText(), JobKindMaskTrain, id)
-		return err
-	}))
+	return wrap(op, db.updateWithJobProgress(ctx, `UPDATE mask_trainings SET live = ? WHERE id = ?`, text,
+		JobKindMaskTrain, id, progress))
 }
 
 // FinishMaskTraining records the model a training stored and marks its job

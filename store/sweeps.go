@@ -237,8 +237,16 @@ func (db *DB) SetSweepProgress(ctx context.Context, id int64, progress float64) 
 	if err := checkFraction("progress", progress); err != nil {
 		return wrap(op, err)
 	}
-	return wrap(op, db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sweeps SET progress = ? WHERE id = ?`, progress, id)
+	return wrap(op, db.updateWithJobProgress(ctx, `UPDATE sweeps SET progress = ? WHERE id = ?`, progress,
+		JobKindSweep, id, progress))
+}
+
+// updateWithJobProgress runs stmt (an UPDATE of row id taking value and id)
+// and sets the progress of row id's jobs of the given kind, in one
+// transaction. ErrNotFound when stmt changes no row.
+func (db *DB) updateWithJobProgress(ctx context.Context, stmt string, value any, kind string, id int64, progress float64) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, stmt, value, id)
 		if err != nil {
 			return err
 		}
@@ -248,9 +256,9 @@ func (db *DB) SetSweepProgress(ctx context.Context, id int64, progress float64) 
 			return ErrNotFound
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE jobs SET progress = ?, updated_at = ? WHERE kind = ? AND ref_id = ?`,
-			progress, db.nowText(), JobKindSweep, id)
+			progress, db.nowText(), kind, id)
 		return err
-	}))
+	})
 }
 
 // ResumeSweep queues an interrupted, failed or cancelled sweep (and its jobs)
