@@ -476,15 +476,7 @@ func (q *Queue) cancelTraining(id int64, timeout time.Duration) bool {
 	q.mu.Lock()
 	t, ok := q.training[id]
 	q.mu.Unlock()
-	if !ok {
-		return false
-	}
-	t.cancel(errCancelled)
-	select {
-	case <-t.done:
-	case <-time.After(timeout):
-	}
-	return true
+	return ok && t.stop(timeout)
 }
 
 // setModelCheck sets what is done with a model a training stored (the RM

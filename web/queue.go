@@ -199,9 +199,11 @@ func (q *Queue) Cancel(id int64, timeout time.Duration) bool {
 	q.mu.Lock()
 	t, ok := q.running[id]
 	q.mu.Unlock()
-	if !ok {
-		return false
-	}
+	return ok && t.stop(timeout)
+}
+
+// stop cancels t and waits up to timeout for it to end.
+func (t *task) stop(timeout time.Duration) bool {
 	t.cancel(errCancelled)
 	select {
 	case <-t.done:
