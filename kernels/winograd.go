@@ -75,14 +75,14 @@ const (
 	wideWinoLanes = 16
 )
 
-// winoPickLanes returns the transform width for rows of tw tiles on path ks:
-// wide when ks has wide transforms and they leave no more lanes idle.
-func winoPickLanes(ks *kernelSet, tw int) int {
-	w, n := wideWinoLanes, winoLanes
-	if ks.winoInW[0] != nil && (tw+w-1)/w*w <= (tw+n-1)/n*n {
-		return w
+// winoPickLanes returns the transform width on path ks: wide when ks has
+// wide transforms (a transform step runs over consecutive tiles of several
+// tile rows, so wide steps leave no more lanes idle than narrow ones).
+func winoPickLanes(ks *kernelSet) int {
+	if ks.winoInW[0] != nil {
+		return wideWinoLanes
 	}
-	return n
+	return winoLanes
 }
 
 // winoInFunc is the input transform of nv steps of lanes horizontally
@@ -125,18 +125,28 @@ func PackWinograd(w []float32, s ConvShape, m int) *WinogradWeights {
 }
 
 // winoGeo is the tiling of one Winograd call.
+//
+// Tiles are numbered row after row with a pitch of twp = tw+1 per tile row:
+// tile u of chunk row k is column k·twp + u of V and M, and column k·twp+tw
+// is a junk tile that nothing reads out. The pitch lets a transform step run
+// over the consecutive tiles of several tile rows (and images): in the
+// phase-split input each tile row occupies twp columns (its tiles read
+// columns u and u+1), so the tiles of a band of tile rows are one
+// contiguous run of lanes, which fills the vectors on small maps (a 14×14
+// map has 4 tiles per row for F(4×4): 4 of 16 lanes if steps stopped at the
+// end of a tile row).
 type winoGeo struct {
 	m, a     int // tile and transform size
 	lanes    int // tiles per transform step
 	oh, ow   int
 	th, tw   int // tiles per image
-	nv       int // transform steps per tile row: ⌈tw/lanes⌉
+	twp      int // tile pitch per tile row: tw+1
 	rows     int // tile rows of the batch (n·th)
-	cr       int // tile rows per chunk (the GEMMs' N is cr·tw)
-	tp       int // row stride of V and M (≥ cr·tw + lanes)
+	cr       int // tile rows per chunk (the GEMMs' N is cr·twp)
+	tp       int // row stride of V and M (≥ cr·twp + lanes)
 	vs, ms   int // ξ stride of V and M: an odd number of cache lines (see oddLines)
-	wq       int // width of one column phase of the padded input
 	bandRows int // tile rows per phase-split input band
+	outRows  int // tile rows per output-transform band
 }
 
 // winoChunkBytes is the target size of a chunk's V and M: the batch is
@@ -148,22 +158,35 @@ var (
 	winoMinTiles   = 128
 )
 
-func winoGeometry(s ConvShape, m, n, lanes int) winoGeo {
+func winoGeometry(s ConvShape, m, n, lanes, nr int) winoGeo {
 	g := winoGeo{m: m, a: m + 2, lanes: lanes, oh: s.OutH(), ow: s.OutW()}
 	g.th, g.tw = (g.oh+m-1)/m, (g.ow+m-1)/m
-	g.nv = (g.tw + lanes - 1) / lanes
+	g.twp = g.tw + 1
 	g.rows = n * g.th
 	tiles := max(winoMinTiles, winoChunkBytes/(4*g.a*g.a*(s.C+s.OutC)))
-	g.cr = min(g.rows, (tiles+g.tw-1)/g.tw)
-	// A transform step writes (and reads) lanes tiles even when fewer
-	// remain in the tile row; the row padding keeps that inside the row.
-	g.tp = (g.cr*g.tw+7)/8*8 + lanes
+	g.cr = min(g.rows, (tiles+g.twp-1)/g.twp)
+	// Of the chunks down to 3/4 of that size, take the one whose GEMM
+	// columns (cr·twp) leave the least of the last nr-column strip empty:
+	// 26 rows of 5 tiles would start a strip for 2 columns, 25 fill 4 strips
+	// but for 3 columns. Never larger (WinogradScratch sizes for nr = 1).
+	best := 1.0
+	for cr := g.cr; nr > 1 && cr >= max(1, g.cr*3/4); cr-- {
+		t := cr * g.twp
+		if waste := float64((t+nr-1)/nr*nr-t) / float64(t); waste < best-1e-9 {
+			best, g.cr = waste, cr
+		}
+	}
+	// The last transform step of a run writes (and reads) up to lanes−1
+	// tiles past it; the row padding keeps that inside the row.
+	g.tp = (g.cr*g.twp+7)/8*8 + lanes
 	// The GEMMs compute whole strips (see winoGemm): room for them.
-	g.tp = max(g.tp, (g.cr*g.tw+maxNR-1)/maxNR*maxNR)
+	g.tp = max(g.tp, (g.cr*g.twp+maxNR-1)/maxNR*maxNR)
 	g.vs, g.ms = oddLines(s.C*g.tp), oddLines(s.OutC*g.tp)
-	g.wq = g.nv*lanes + 1
-	// Worker scratch: the band of phase-split rows, m·(bandRows·m+2)·wq.
-	g.bandRows = min(g.th, (StripFloats/(m*g.wq)-2)/m)
+	// Worker scratch: the input band, m phases × α rows × (⌈bandRows·twp /
+	// lanes⌉·lanes + 1) columns; the output band, m rows × ⌈outRows·twp /
+	// lanes⌉·lanes·m columns.
+	g.bandRows = min(g.cr, (StripFloats/(m*g.a)-1-lanes)/g.twp)
+	g.outRows = min(g.cr, (StripFloats/(m*m)-lanes)/g.twp)
 	return g
 }
 
@@ -172,8 +195,8 @@ func winoGeometry(s ConvShape, m, n, lanes int) winoGeo {
 // (the transformed input and the GEMM outputs of one chunk of tiles); see
 // [Workspace.ReserveWinograd].
 func WinogradScratch(s ConvShape, m, n int) int {
-	g := winoGeometry(s, m, n, wideWinoLanes)   // the most scratch of any path
-	return g.a * g.a * (g.tp*(s.C+s.OutC) + 64) // ≥ a²·(vs+ms) on every path
+	g := winoGeometry(s, m, n, wideWinoLanes, 1) // the most scratch of any path
+	return g.a * g.a * (g.tp*(s.C+s.OutC) + 64)  // ≥ a²·(vs+ms) on every path
 }
 
 // oddLines rounds n floats up to an odd number of 64-byte cache lines. The
@@ -253,8 +276,8 @@ func (w *Workspace) WinogradImages(dst []float32, dstStride int, src []float32, 
 	if n <= 0 {
 		return
 	}
-	g := winoGeometry(s, ww.m, n, winoPickLanes(ww.u[0].ks, (s.OutW()+ww.m-1)/ww.m))
-	if g.bandRows < 1 {
+	g := winoGeometry(s, ww.m, n, winoPickLanes(ww.u[0].ks), ww.u[0].ks.nr)
+	if g.bandRows < 1 || g.outRows < 1 {
 		panic(fmt.Sprintf("kernels: Winograd input width %d exceeds the scratch of %d floats", s.W, StripFloats))
 	}
 	isz, osz := s.C*s.H*s.W, s.OutC*g.oh*g.ow
@@ -307,53 +330,56 @@ func (w *Workspace) WinogradImages(dst []float32, dstStride int, src []float32, 
 }
 
 // winoIn transforms input channels [lo, hi) of the chunk's tile rows into V.
-// Each channel image is copied, band by band, zero-padded and split into m
-// column phases (phase p holds padded columns p, p+m, …) into the worker's
-// scratch, so that column j of adjacent tiles is one contiguous run.
+// The tile rows go in bands: for each tile row k of a band and each of its α
+// input rows i, the zero-padded input row is split into m column phases
+// (phase p holds padded columns p, p+m, …) at columns k·twp… of super-row i
+// of the worker's scratch, so that column j of the band's consecutive tiles
+// is one contiguous run (see winoGeo) and one transform call covers the band.
 func (w *Workspace) winoIn(worker, lo, hi int) {
 	st := w.wino
 	s, g := st.ww.s, st.g
 	ks := st.ww.u[0].ks
 	in, _ := winoFuncs(ks, g.m, g.lanes)
-	m, wq := g.m, g.wq            // m·wq ≥ PadW + W: a padded row fits the phases
-	ps := (g.bandRows*m + 2) * wq // phase stride
+	m, a, twp := g.m, g.a, g.twp
+	sw := (g.bandRows*twp+g.lanes-1)/g.lanes*g.lanes + 1 // super-row width
+	ps := a * sw                                         // phase stride
 	planes := w.strips[worker][:m*ps]
 	// Source column x is padded column PadW+x: phase (PadW+x)%m, index
-	// (PadW+x)/m. The split sends x%m = k to phase row offset hd[k].
+	// (PadW+x)/m. The split sends x%m = k to phase offset hd[k].
 	// Computed once: m is not a constant, so / and % are divisions.
 	var hd [4]int
 	for k := 0; k < m; k++ {
 		X := s.PadW + k
 		hd[k] = (X%m)*ps + X/m
 	}
+	hw := s.H * s.W
 	for c := lo; c < hi; c++ {
-		for r := st.r0; r < st.r1; {
-			img, ty0 := r/g.th, r%g.th
-			tyEnd := min(g.th, ty0+st.r1-r)
-			plane := st.src[img*st.srcStride+c*s.H*s.W : img*st.srcStride+(c+1)*s.H*s.W]
-			for ; ty0 < tyEnd; ty0 += g.bandRows {
-				nty := min(g.bandRows, tyEnd-ty0)
-				for p := 0; p < m; p++ {
-					clear(planes[p*ps : p*ps+(nty*m+2)*wq])
+		for r0 := st.r0; r0 < st.r1; r0 += g.bandRows {
+			nb := min(g.bandRows, st.r1-r0)
+			nv := (nb*twp + g.lanes - 1) / g.lanes
+			used := nv*g.lanes + 1
+			for p := 0; p < m; p++ {
+				for i := 0; i < a; i++ {
+					clear(planes[p*ps+i*sw : p*ps+i*sw+used])
 				}
-				yy0 := max(0, s.PadH-ty0*m)
-				yy1 := min(nty*m+2, s.H+s.PadH-ty0*m)
-				for yy := yy0; yy < yy1; yy++ {
-					iy := ty0*m + yy - s.PadH
+			}
+			for k := 0; k < nb; k++ {
+				img, ty := (r0+k)/g.th, (r0+k)%g.th
+				plane := st.src[img*st.srcStride+c*hw : img*st.srcStride+(c+1)*hw]
+				i0 := max(0, s.PadH-ty*m)
+				i1 := min(a, s.H+s.PadH-ty*m)
+				for i := i0; i < i1; i++ {
+					iy := ty*m + i - s.PadH
 					srow := plane[iy*s.W : (iy+1)*s.W]
-					y := yy * wq
+					y := i*sw + k*twp
 					if m == 2 {
 						ks.deint(&planes[hd[0]+y], &planes[hd[1]+y], &srow[0], s.W)
 					} else {
 						ks.deint4(&planes[hd[0]+y], &planes[hd[1]+y], &planes[hd[2]+y], &planes[hd[3]+y], &srow[0], s.W)
 					}
 				}
-				for ty := ty0; ty < ty0+nty; ty++ {
-					t := (img*g.th + ty - st.r0) * g.tw
-					in(&st.v[c*g.tp+t], g.vs, &planes[(ty-ty0)*m*wq], wq, ps, g.nv)
-				}
 			}
-			r = img*g.th + tyEnd
+			in(&st.v[c*g.tp+(r0-st.r0)*twp], g.vs, &planes[0], sw, ps, nv)
 		}
 	}
 }
@@ -363,7 +389,7 @@ func (w *Workspace) winoIn(worker, lo, hi int) {
 func (w *Workspace) winoGemm(worker, lo, hi int) {
 	st := w.wino
 	s, g := st.ww.s, st.g
-	t := (st.r1 - st.r0) * g.tw
+	t := (st.r1 - st.r0) * g.twp
 	// Whole strips: the columns past the tiles read V's row padding and
 	// their products are never read, but a partial strip would be packed
 	// and copied out through the edge tile.
@@ -384,52 +410,50 @@ func (w *Workspace) winoGemm(worker, lo, hi int) {
 }
 
 // winoOut applies the output transform and the epilogue to the chunk's tile
-// rows for output channels [lo, hi). Steps whose m×(lanes·m) output block
-// lies inside dst are written in place; edge steps go through the worker's
-// scratch.
+// rows for output channels [lo, hi). A band of tile rows is transformed in
+// one call into the worker's scratch (m rows; tile row k at columns
+// k·twp·m…) and copied out; with an accumulating epilogue the scratch is
+// loaded from dst first.
 func (w *Workspace) winoOut(worker, lo, hi int) {
 	st := w.wino
 	g := st.g
 	_, out := winoFuncs(st.ww.u[0].ks, g.m, g.lanes)
-	m, oh, ow := g.m, g.oh, g.ow
-	ew := g.lanes * m
-	edge := w.strips[worker][:m*ew]
+	m, oh, ow, twp := g.m, g.oh, g.ow, g.twp
+	ldd := (g.outRows*twp + g.lanes - 1) / g.lanes * g.lanes * m
+	edge := w.strips[worker][:m*ldd]
 	bias0, slope0, lo0, hi0 := epPtrs(&st.ep, st.flags)
 	ss := g.ms
-	nfull := min(g.nv, ow/ew) // steps with all columns inside
+	acc := st.flags&flagAcc != 0
 	for o := lo; o < hi; o++ {
 		bias, slope, plo, phi := rowPtr(bias0, o), rowPtr(slope0, o), rowPtr(lo0, o), rowPtr(hi0, o)
-		for r := st.r0; r < st.r1; r++ {
-			img, ty := r/g.th, r%g.th
-			pl := img*st.dstStride + o*oh*ow
-			d := st.dst[pl : pl+oh*ow]
-			rv := min(m, oh-ty*m)
-			if res := st.ep.Residual; res != nil {
-				d := d[ty*m*ow : (ty*m+rv)*ow]
-				if ri, sc, ok := st.ep.residualRow(o); ok {
-					rp := img*st.resStride + ri*oh*ow
-					addResidual(d, res[rp+ty*m*ow:], sc, st.ep.Accumulate)
-				} else if !st.ep.Accumulate {
-					clear(d)
-				}
-			}
-			t := (r-st.r0)*g.tw + o*g.tp
-			q0 := 0
-			if rv == m && nfull > 0 {
-				out(&d[ty*m*ow], ow, &st.mo[t], ss, nfull, st.flags, bias, slope, plo, phi)
-				q0 = nfull
-			}
-			for q := q0; q < g.nv; q++ {
-				x0 := q * ew
-				cols := min(ew, ow-x0)
-				if st.flags&flagAcc != 0 {
-					for y := 0; y < rv; y++ {
-						copy(edge[y*ew:y*ew+cols], d[(ty*m+y)*ow+x0:])
+		for r0 := st.r0; r0 < st.r1; r0 += g.outRows {
+			nb := min(g.outRows, st.r1-r0)
+			for k := 0; k < nb && acc; k++ {
+				img, ty := (r0+k)/g.th, (r0+k)%g.th
+				pl := img*st.dstStride + o*oh*ow
+				rv := min(m, oh-ty*m)
+				d := st.dst[pl+ty*m*ow : pl+(ty*m+rv)*ow]
+				if res := st.ep.Residual; res != nil {
+					if ri, sc, ok := st.ep.residualRow(o); ok {
+						rp := img*st.resStride + ri*oh*ow
+						addResidual(d, res[rp+ty*m*ow:], sc, st.ep.Accumulate)
+					} else if !st.ep.Accumulate {
+						clear(d)
 					}
 				}
-				out(&edge[0], ew, &st.mo[t+q*g.lanes], ss, 1, st.flags, bias, slope, plo, phi)
 				for y := 0; y < rv; y++ {
-					copy(d[(ty*m+y)*ow+x0:(ty*m+y)*ow+x0+cols], edge[y*ew:])
+					copy(edge[y*ldd+k*twp*m:y*ldd+k*twp*m+ow], d[y*ow:(y+1)*ow])
+				}
+			}
+			nv := (nb*twp + g.lanes - 1) / g.lanes
+			out(&edge[0], ldd, &st.mo[o*g.tp+(r0-st.r0)*twp], ss, nv, st.flags, bias, slope, plo, phi)
+			for k := 0; k < nb; k++ {
+				img, ty := (r0+k)/g.th, (r0+k)%g.th
+				pl := img*st.dstStride + o*oh*ow
+				rv := min(m, oh-ty*m)
+				d := st.dst[pl+ty*m*ow : pl+(ty*m+rv)*ow]
+				for y := 0; y < rv; y++ {
+					copy(d[y*ow:(y+1)*ow], edge[y*ldd+k*twp*m:])
 				}
 			}
 		}

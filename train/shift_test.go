@@ -17,7 +17,7 @@ func TestWeightGradShift(t *testing.T) {
 	for _, tc := range []struct {
 		cin, cout, h, k, pad, n int
 	}{
-		{3, 8, 16, 3, 1, 7},   // chunks of 6 images: 6 + 1
+		{4, 8, 16, 3, 1, 7},   // chunks of 6 images: 6 + 1 (fewer than 4 channels take im2col)
 		{16, 16, 14, 3, 1, 9}, // chunks of 8 images, split by the workers
 		{4, 5, 28, 5, 2, 3},
 		{6, 7, 14, 1, 0, 3},
