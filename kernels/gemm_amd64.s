@@ -17259,3 +17259,1599 @@ r3noclamp:
 done:
 	VZEROUPPER
 	RET
+
+// func scaleShiftAVX512(dst *float32, src *float32, n int, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·scaleShiftAVX512(SB), NOSPLIT, $0-32
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVSS        a+24(FP), X15
+	VBROADCASTSS X15, Z12
+	MOVSS        b+28(FP), X15
+	VBROADCASTSS X15, Z13
+	VXORPS       Z14, Z14, Z14
+
+loop4:
+	CMPQ        CX, $0x00000040
+	JL          loop1
+	VMOVUPS     (SI), Z0
+	VFMADD213PS Z13, Z12, Z0
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     64(SI), Z1
+	VFMADD213PS Z13, Z12, Z1
+	VMOVUPS     Z1, 64(DI)
+	VMOVUPS     128(SI), Z2
+	VFMADD213PS Z13, Z12, Z2
+	VMOVUPS     Z2, 128(DI)
+	VMOVUPS     192(SI), Z3
+	VFMADD213PS Z13, Z12, Z3
+	VMOVUPS     Z3, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	SUBQ        $0x00000040, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (SI), Z0
+	VFMADD213PS Z13, Z12, Z0
+	VMOVUPS     Z0, (DI)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, CX
+	JMP         loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func scaleShiftReLUAVX512(dst *float32, src *float32, n int, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·scaleShiftReLUAVX512(SB), NOSPLIT, $0-32
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVSS        a+24(FP), X15
+	VBROADCASTSS X15, Z12
+	MOVSS        b+28(FP), X15
+	VBROADCASTSS X15, Z13
+	VXORPS       Z14, Z14, Z14
+
+loop4:
+	CMPQ        CX, $0x00000040
+	JL          loop1
+	VMOVUPS     (SI), Z0
+	VFMADD213PS Z13, Z12, Z0
+	VMAXPS      Z0, Z14, Z0
+	VADDPS      Z14, Z0, Z0
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     64(SI), Z1
+	VFMADD213PS Z13, Z12, Z1
+	VMAXPS      Z1, Z14, Z1
+	VADDPS      Z14, Z1, Z1
+	VMOVUPS     Z1, 64(DI)
+	VMOVUPS     128(SI), Z2
+	VFMADD213PS Z13, Z12, Z2
+	VMAXPS      Z2, Z14, Z2
+	VADDPS      Z14, Z2, Z2
+	VMOVUPS     Z2, 128(DI)
+	VMOVUPS     192(SI), Z3
+	VFMADD213PS Z13, Z12, Z3
+	VMAXPS      Z3, Z14, Z3
+	VADDPS      Z14, Z3, Z3
+	VMOVUPS     Z3, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	SUBQ        $0x00000040, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (SI), Z0
+	VFMADD213PS Z13, Z12, Z0
+	VMAXPS      Z0, Z14, Z0
+	VADDPS      Z14, Z0, Z0
+	VMOVUPS     Z0, (DI)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, CX
+	JMP         loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func sumSqAVX512(p *float32, n int) (s float32, ss float32)
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·sumSqAVX512(SB), NOSPLIT, $0-24
+	MOVQ   p+0(FP), SI
+	MOVQ   n+8(FP), CX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+loop4:
+	CMPQ        CX, $0x00000040
+	JL          loop1
+	VMOVUPS     (SI), Z8
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z8, Z4
+	VMOVUPS     64(SI), Z9
+	VADDPS      Z9, Z1, Z1
+	VFMADD231PS Z9, Z9, Z5
+	VMOVUPS     128(SI), Z10
+	VADDPS      Z10, Z2, Z2
+	VFMADD231PS Z10, Z10, Z6
+	VMOVUPS     192(SI), Z11
+	VADDPS      Z11, Z3, Z3
+	VFMADD231PS Z11, Z11, Z7
+	ADDQ        $0x00000100, SI
+	SUBQ        $0x00000040, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (SI), Z8
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z8, Z4
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, CX
+	JMP         loop1
+
+done:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VEXTRACTF128  $0x01, Y4, X5
+	VADDPS        X5, X4, X4
+	VMOVHLPS      X4, X4, X5
+	VADDPS        X5, X4, X4
+	VMOVSHDUP     X4, X5
+	VADDSS        X5, X4, X4
+	MOVSS         X0, s+16(FP)
+	MOVSS         X4, ss+20(FP)
+	VZEROUPPER
+	RET
+
+// func sumDotAVX512(dy *float32, x *float32, n int, m float32) (s float32, sx float32)
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·sumDotAVX512(SB), NOSPLIT, $0-40
+	MOVQ         dy+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VXORPS       Z0, Z0, Z0
+	VXORPS       Z1, Z1, Z1
+	VXORPS       Z2, Z2, Z2
+	VXORPS       Z3, Z3, Z3
+	VXORPS       Z4, Z4, Z4
+	VXORPS       Z5, Z5, Z5
+	VXORPS       Z6, Z6, Z6
+	VXORPS       Z7, Z7, Z7
+	MOVSS        m+24(FP), X15
+	VBROADCASTSS X15, Z14
+	VXORPS       Z15, Z15, Z15
+
+loop4:
+	CMPQ        CX, $0x00000040
+	JL          loop1
+	VMOVUPS     (DI), Z8
+	VMOVUPS     (SI), Z9
+	VSUBPS      Z14, Z9, Z9
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z9, Z4
+	VMOVUPS     64(DI), Z11
+	VMOVUPS     64(SI), Z12
+	VSUBPS      Z14, Z12, Z12
+	VADDPS      Z11, Z1, Z1
+	VFMADD231PS Z11, Z12, Z5
+	VMOVUPS     128(DI), Z8
+	VMOVUPS     128(SI), Z9
+	VSUBPS      Z14, Z9, Z9
+	VADDPS      Z8, Z2, Z2
+	VFMADD231PS Z8, Z9, Z6
+	VMOVUPS     192(DI), Z11
+	VMOVUPS     192(SI), Z12
+	VSUBPS      Z14, Z12, Z12
+	VADDPS      Z11, Z3, Z3
+	VFMADD231PS Z11, Z12, Z7
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	SUBQ        $0x00000040, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (DI), Z8
+	VMOVUPS     (SI), Z9
+	VSUBPS      Z14, Z9, Z9
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z9, Z4
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, CX
+	JMP         loop1
+
+done:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VEXTRACTF128  $0x01, Y4, X5
+	VADDPS        X5, X4, X4
+	VMOVHLPS      X4, X4, X5
+	VADDPS        X5, X4, X4
+	VMOVSHDUP     X4, X5
+	VADDSS        X5, X4, X4
+	MOVSS         X0, s+32(FP)
+	MOVSS         X4, sx+36(FP)
+	VZEROUPPER
+	RET
+
+// func gateSumDotAVX512(dy *float32, y *float32, x *float32, n int, m float32) (s float32, sx float32)
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·gateSumDotAVX512(SB), NOSPLIT, $0-48
+	MOVQ         dy+0(FP), DI
+	MOVQ         y+8(FP), DX
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	VXORPS       Z0, Z0, Z0
+	VXORPS       Z1, Z1, Z1
+	VXORPS       Z2, Z2, Z2
+	VXORPS       Z3, Z3, Z3
+	VXORPS       Z4, Z4, Z4
+	VXORPS       Z5, Z5, Z5
+	VXORPS       Z6, Z6, Z6
+	VXORPS       Z7, Z7, Z7
+	MOVSS        m+32(FP), X15
+	VBROADCASTSS X15, Z14
+	VXORPS       Z15, Z15, Z15
+
+loop4:
+	CMPQ        CX, $0x00000040
+	JL          loop1
+	VMOVUPS     (DI), Z8
+	VMOVUPS     (DX), Z10
+	VPTESTMD    Z10, Z10, K1
+	VMOVUPS.Z   Z8, K1, Z8
+	VMOVUPS     Z8, (DI)
+	VMOVUPS     (SI), Z9
+	VSUBPS      Z14, Z9, Z9
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z9, Z4
+	VMOVUPS     64(DI), Z11
+	VMOVUPS     64(DX), Z13
+	VPTESTMD    Z13, Z13, K1
+	VMOVUPS.Z   Z11, K1, Z11
+	VMOVUPS     Z11, 64(DI)
+	VMOVUPS     64(SI), Z12
+	VSUBPS      Z14, Z12, Z12
+	VADDPS      Z11, Z1, Z1
+	VFMADD231PS Z11, Z12, Z5
+	VMOVUPS     128(DI), Z8
+	VMOVUPS     128(DX), Z10
+	VPTESTMD    Z10, Z10, K1
+	VMOVUPS.Z   Z8, K1, Z8
+	VMOVUPS     Z8, 128(DI)
+	VMOVUPS     128(SI), Z9
+	VSUBPS      Z14, Z9, Z9
+	VADDPS      Z8, Z2, Z2
+	VFMADD231PS Z8, Z9, Z6
+	VMOVUPS     192(DI), Z11
+	VMOVUPS     192(DX), Z13
+	VPTESTMD    Z13, Z13, K1
+	VMOVUPS.Z   Z11, K1, Z11
+	VMOVUPS     Z11, 192(DI)
+	VMOVUPS     192(SI), Z12
+	VSUBPS      Z14, Z12, Z12
+	VADDPS      Z11, Z3, Z3
+	VFMADD231PS Z11, Z12, Z7
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, DX
+	SUBQ        $0x00000040, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (DI), Z8
+	VMOVUPS     (DX), Z10
+	VPTESTMD    Z10, Z10, K1
+	VMOVUPS.Z   Z8, K1, Z8
+	VMOVUPS     Z8, (DI)
+	VMOVUPS     (SI), Z9
+	VSUBPS      Z14, Z9, Z9
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z9, Z4
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, CX
+	JMP         loop1
+
+done:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VEXTRACTF128  $0x01, Y4, X5
+	VADDPS        X5, X4, X4
+	VMOVHLPS      X4, X4, X5
+	VADDPS        X5, X4, X4
+	VMOVSHDUP     X4, X5
+	VADDSS        X5, X4, X4
+	MOVSS         X0, s+40(FP)
+	MOVSS         X4, sx+44(FP)
+	VZEROUPPER
+	RET
+
+// func bnInputGradAVX512(dx *float32, dy *float32, x *float32, n int, k1 float32, k2 float32, k3 float32, m float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·bnInputGradAVX512(SB), NOSPLIT, $0-48
+	MOVQ         dx+0(FP), DI
+	MOVQ         dy+8(FP), DX
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	MOVSS        k1+32(FP), X15
+	VBROADCASTSS X15, Z8
+	MOVSS        k2+36(FP), X15
+	VBROADCASTSS X15, Z9
+	MOVSS        k3+40(FP), X15
+	VBROADCASTSS X15, Z10
+	MOVSS        m+44(FP), X15
+	VBROADCASTSS X15, Z11
+
+loop4:
+	CMPQ         CX, $0x00000040
+	JL           loop1
+	VMOVUPS      (DX), Z0
+	VMOVUPS      (SI), Z1
+	VSUBPS       Z11, Z1, Z1
+	VFMSUB213PS  Z9, Z8, Z0
+	VFNMADD231PS Z1, Z10, Z0
+	VMOVUPS      Z0, (DI)
+	VMOVUPS      64(DX), Z2
+	VMOVUPS      64(SI), Z3
+	VSUBPS       Z11, Z3, Z3
+	VFMSUB213PS  Z9, Z8, Z2
+	VFNMADD231PS Z3, Z10, Z2
+	VMOVUPS      Z2, 64(DI)
+	VMOVUPS      128(DX), Z4
+	VMOVUPS      128(SI), Z5
+	VSUBPS       Z11, Z5, Z5
+	VFMSUB213PS  Z9, Z8, Z4
+	VFNMADD231PS Z5, Z10, Z4
+	VMOVUPS      Z4, 128(DI)
+	VMOVUPS      192(DX), Z6
+	VMOVUPS      192(SI), Z7
+	VSUBPS       Z11, Z7, Z7
+	VFMSUB213PS  Z9, Z8, Z6
+	VFNMADD231PS Z7, Z10, Z6
+	VMOVUPS      Z6, 192(DI)
+	ADDQ         $0x00000100, DI
+	ADDQ         $0x00000100, DX
+	ADDQ         $0x00000100, SI
+	SUBQ         $0x00000040, CX
+	JMP          loop4
+
+loop1:
+	TESTQ        CX, CX
+	JZ           done
+	VMOVUPS      (DX), Z0
+	VMOVUPS      (SI), Z1
+	VSUBPS       Z11, Z1, Z1
+	VFMSUB213PS  Z9, Z8, Z0
+	VFNMADD231PS Z1, Z10, Z0
+	VMOVUPS      Z0, (DI)
+	ADDQ         $0x00000040, DI
+	ADDQ         $0x00000040, DX
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000010, CX
+	JMP          loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnInputGradAccAVX512(dx *float32, dy *float32, x *float32, n int, k1 float32, k2 float32, k3 float32, m float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·bnInputGradAccAVX512(SB), NOSPLIT, $0-48
+	MOVQ         dx+0(FP), DI
+	MOVQ         dy+8(FP), DX
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	MOVSS        k1+32(FP), X15
+	VBROADCASTSS X15, Z8
+	MOVSS        k2+36(FP), X15
+	VBROADCASTSS X15, Z9
+	MOVSS        k3+40(FP), X15
+	VBROADCASTSS X15, Z10
+	MOVSS        m+44(FP), X15
+	VBROADCASTSS X15, Z11
+
+loop4:
+	CMPQ         CX, $0x00000040
+	JL           loop1
+	VMOVUPS      (DX), Z0
+	VMOVUPS      (SI), Z1
+	VSUBPS       Z11, Z1, Z1
+	VFMSUB213PS  Z9, Z8, Z0
+	VFNMADD231PS Z1, Z10, Z0
+	VADDPS       (DI), Z0, Z0
+	VMOVUPS      Z0, (DI)
+	VMOVUPS      64(DX), Z2
+	VMOVUPS      64(SI), Z3
+	VSUBPS       Z11, Z3, Z3
+	VFMSUB213PS  Z9, Z8, Z2
+	VFNMADD231PS Z3, Z10, Z2
+	VADDPS       64(DI), Z2, Z2
+	VMOVUPS      Z2, 64(DI)
+	VMOVUPS      128(DX), Z4
+	VMOVUPS      128(SI), Z5
+	VSUBPS       Z11, Z5, Z5
+	VFMSUB213PS  Z9, Z8, Z4
+	VFNMADD231PS Z5, Z10, Z4
+	VADDPS       128(DI), Z4, Z4
+	VMOVUPS      Z4, 128(DI)
+	VMOVUPS      192(DX), Z6
+	VMOVUPS      192(SI), Z7
+	VSUBPS       Z11, Z7, Z7
+	VFMSUB213PS  Z9, Z8, Z6
+	VFNMADD231PS Z7, Z10, Z6
+	VADDPS       192(DI), Z6, Z6
+	VMOVUPS      Z6, 192(DI)
+	ADDQ         $0x00000100, DI
+	ADDQ         $0x00000100, DX
+	ADDQ         $0x00000100, SI
+	SUBQ         $0x00000040, CX
+	JMP          loop4
+
+loop1:
+	TESTQ        CX, CX
+	JZ           done
+	VMOVUPS      (DX), Z0
+	VMOVUPS      (SI), Z1
+	VSUBPS       Z11, Z1, Z1
+	VFMSUB213PS  Z9, Z8, Z0
+	VFNMADD231PS Z1, Z10, Z0
+	VADDPS       (DI), Z0, Z0
+	VMOVUPS      Z0, (DI)
+	ADDQ         $0x00000040, DI
+	ADDQ         $0x00000040, DX
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000010, CX
+	JMP          loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func addAVX512(dst *float32, a *float32, b *float32, n int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·addAVX512(SB), NOSPLIT, $0-32
+	MOVQ   dst+0(FP), DI
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DX
+	MOVQ   n+24(FP), CX
+	VXORPS Z14, Z14, Z14
+
+loop4:
+	CMPQ    CX, $0x00000040
+	JL      loop1
+	VMOVUPS (SI), Z0
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DI)
+	VMOVUPS 64(SI), Z1
+	VADDPS  64(DX), Z1, Z1
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS 128(SI), Z2
+	VADDPS  128(DX), Z2, Z2
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS 192(SI), Z3
+	VADDPS  192(DX), Z3, Z3
+	VMOVUPS Z3, 192(DI)
+	ADDQ    $0x00000100, DI
+	ADDQ    $0x00000100, SI
+	ADDQ    $0x00000100, DX
+	SUBQ    $0x00000040, CX
+	JMP     loop4
+
+loop1:
+	TESTQ   CX, CX
+	JZ      done
+	VMOVUPS (SI), Z0
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ    $0x00000040, DI
+	ADDQ    $0x00000040, SI
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x00000010, CX
+	JMP     loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func addReLUAVX512(dst *float32, a *float32, b *float32, n int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·addReLUAVX512(SB), NOSPLIT, $0-32
+	MOVQ   dst+0(FP), DI
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DX
+	MOVQ   n+24(FP), CX
+	VXORPS Z14, Z14, Z14
+
+loop4:
+	CMPQ    CX, $0x00000040
+	JL      loop1
+	VMOVUPS (SI), Z0
+	VADDPS  (DX), Z0, Z0
+	VMAXPS  Z0, Z14, Z0
+	VADDPS  Z14, Z0, Z0
+	VMOVUPS Z0, (DI)
+	VMOVUPS 64(SI), Z1
+	VADDPS  64(DX), Z1, Z1
+	VMAXPS  Z1, Z14, Z1
+	VADDPS  Z14, Z1, Z1
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS 128(SI), Z2
+	VADDPS  128(DX), Z2, Z2
+	VMAXPS  Z2, Z14, Z2
+	VADDPS  Z14, Z2, Z2
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS 192(SI), Z3
+	VADDPS  192(DX), Z3, Z3
+	VMAXPS  Z3, Z14, Z3
+	VADDPS  Z14, Z3, Z3
+	VMOVUPS Z3, 192(DI)
+	ADDQ    $0x00000100, DI
+	ADDQ    $0x00000100, SI
+	ADDQ    $0x00000100, DX
+	SUBQ    $0x00000040, CX
+	JMP     loop4
+
+loop1:
+	TESTQ   CX, CX
+	JZ      done
+	VMOVUPS (SI), Z0
+	VADDPS  (DX), Z0, Z0
+	VMAXPS  Z0, Z14, Z0
+	VADDPS  Z14, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ    $0x00000040, DI
+	ADDQ    $0x00000040, SI
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x00000010, CX
+	JMP     loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func gateAVX512(dst *float32, grad *float32, y *float32, n int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·gateAVX512(SB), NOSPLIT, $0-32
+	MOVQ   dst+0(FP), DI
+	MOVQ   grad+8(FP), SI
+	MOVQ   y+16(FP), DX
+	MOVQ   n+24(FP), CX
+	VXORPS Z14, Z14, Z14
+
+loop4:
+	CMPQ      CX, $0x00000040
+	JL        loop1
+	VMOVUPS   (SI), Z0
+	VMOVUPS   (DX), Z1
+	VPTESTMD  Z1, Z1, K1
+	VMOVUPS.Z Z0, K1, Z0
+	VMOVUPS   Z0, (DI)
+	VMOVUPS   64(SI), Z2
+	VMOVUPS   64(DX), Z3
+	VPTESTMD  Z3, Z3, K1
+	VMOVUPS.Z Z2, K1, Z2
+	VMOVUPS   Z2, 64(DI)
+	VMOVUPS   128(SI), Z4
+	VMOVUPS   128(DX), Z5
+	VPTESTMD  Z5, Z5, K1
+	VMOVUPS.Z Z4, K1, Z4
+	VMOVUPS   Z4, 128(DI)
+	VMOVUPS   192(SI), Z6
+	VMOVUPS   192(DX), Z7
+	VPTESTMD  Z7, Z7, K1
+	VMOVUPS.Z Z6, K1, Z6
+	VMOVUPS   Z6, 192(DI)
+	ADDQ      $0x00000100, DI
+	ADDQ      $0x00000100, SI
+	ADDQ      $0x00000100, DX
+	SUBQ      $0x00000040, CX
+	JMP       loop4
+
+loop1:
+	TESTQ     CX, CX
+	JZ        done
+	VMOVUPS   (SI), Z0
+	VMOVUPS   (DX), Z1
+	VPTESTMD  Z1, Z1, K1
+	VMOVUPS.Z Z0, K1, Z0
+	VMOVUPS   Z0, (DI)
+	ADDQ      $0x00000040, DI
+	ADDQ      $0x00000040, SI
+	ADDQ      $0x00000040, DX
+	SUBQ      $0x00000010, CX
+	JMP       loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func gate2AVX512(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·gate2AVX512(SB), NOSPLIT, $0-40
+	MOVQ   dst+0(FP), DI
+	MOVQ   dst2+8(FP), R8
+	MOVQ   grad+16(FP), SI
+	MOVQ   y+24(FP), DX
+	MOVQ   n+32(FP), CX
+	VXORPS Z14, Z14, Z14
+
+loop4:
+	CMPQ      CX, $0x00000040
+	JL        loop1
+	VMOVUPS   (SI), Z0
+	VMOVUPS   (DX), Z1
+	VPTESTMD  Z1, Z1, K1
+	VMOVUPS.Z Z0, K1, Z0
+	VMOVUPS   Z0, (DI)
+	VMOVUPS   Z0, (R8)
+	VMOVUPS   64(SI), Z2
+	VMOVUPS   64(DX), Z3
+	VPTESTMD  Z3, Z3, K1
+	VMOVUPS.Z Z2, K1, Z2
+	VMOVUPS   Z2, 64(DI)
+	VMOVUPS   Z2, 64(R8)
+	VMOVUPS   128(SI), Z4
+	VMOVUPS   128(DX), Z5
+	VPTESTMD  Z5, Z5, K1
+	VMOVUPS.Z Z4, K1, Z4
+	VMOVUPS   Z4, 128(DI)
+	VMOVUPS   Z4, 128(R8)
+	VMOVUPS   192(SI), Z6
+	VMOVUPS   192(DX), Z7
+	VPTESTMD  Z7, Z7, K1
+	VMOVUPS.Z Z6, K1, Z6
+	VMOVUPS   Z6, 192(DI)
+	VMOVUPS   Z6, 192(R8)
+	ADDQ      $0x00000100, DI
+	ADDQ      $0x00000100, R8
+	ADDQ      $0x00000100, SI
+	ADDQ      $0x00000100, DX
+	SUBQ      $0x00000040, CX
+	JMP       loop4
+
+loop1:
+	TESTQ     CX, CX
+	JZ        done
+	VMOVUPS   (SI), Z0
+	VMOVUPS   (DX), Z1
+	VPTESTMD  Z1, Z1, K1
+	VMOVUPS.Z Z0, K1, Z0
+	VMOVUPS   Z0, (DI)
+	VMOVUPS   Z0, (R8)
+	ADDQ      $0x00000040, DI
+	ADDQ      $0x00000040, R8
+	ADDQ      $0x00000040, SI
+	ADDQ      $0x00000040, DX
+	SUBQ      $0x00000010, CX
+	JMP       loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func gate2AccAVX512(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·gate2AccAVX512(SB), NOSPLIT, $0-40
+	MOVQ   dst+0(FP), DI
+	MOVQ   dst2+8(FP), R8
+	MOVQ   grad+16(FP), SI
+	MOVQ   y+24(FP), DX
+	MOVQ   n+32(FP), CX
+	VXORPS Z14, Z14, Z14
+
+loop4:
+	CMPQ      CX, $0x00000040
+	JL        loop1
+	VMOVUPS   (SI), Z0
+	VMOVUPS   (DX), Z1
+	VPTESTMD  Z1, Z1, K1
+	VMOVUPS.Z Z0, K1, Z0
+	VMOVUPS   Z0, (DI)
+	VADDPS    (R8), Z0, Z0
+	VMOVUPS   Z0, (R8)
+	VMOVUPS   64(SI), Z2
+	VMOVUPS   64(DX), Z3
+	VPTESTMD  Z3, Z3, K1
+	VMOVUPS.Z Z2, K1, Z2
+	VMOVUPS   Z2, 64(DI)
+	VADDPS    64(R8), Z2, Z2
+	VMOVUPS   Z2, 64(R8)
+	VMOVUPS   128(SI), Z4
+	VMOVUPS   128(DX), Z5
+	VPTESTMD  Z5, Z5, K1
+	VMOVUPS.Z Z4, K1, Z4
+	VMOVUPS   Z4, 128(DI)
+	VADDPS    128(R8), Z4, Z4
+	VMOVUPS   Z4, 128(R8)
+	VMOVUPS   192(SI), Z6
+	VMOVUPS   192(DX), Z7
+	VPTESTMD  Z7, Z7, K1
+	VMOVUPS.Z Z6, K1, Z6
+	VMOVUPS   Z6, 192(DI)
+	VADDPS    192(R8), Z6, Z6
+	VMOVUPS   Z6, 192(R8)
+	ADDQ      $0x00000100, DI
+	ADDQ      $0x00000100, R8
+	ADDQ      $0x00000100, SI
+	ADDQ      $0x00000100, DX
+	SUBQ      $0x00000040, CX
+	JMP       loop4
+
+loop1:
+	TESTQ     CX, CX
+	JZ        done
+	VMOVUPS   (SI), Z0
+	VMOVUPS   (DX), Z1
+	VPTESTMD  Z1, Z1, K1
+	VMOVUPS.Z Z0, K1, Z0
+	VMOVUPS   Z0, (DI)
+	VADDPS    (R8), Z0, Z0
+	VMOVUPS   Z0, (R8)
+	ADDQ      $0x00000040, DI
+	ADDQ      $0x00000040, R8
+	ADDQ      $0x00000040, SI
+	ADDQ      $0x00000040, DX
+	SUBQ      $0x00000010, CX
+	JMP       loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func scaleShiftAVX2(dst *float32, src *float32, n int, a float32, b float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·scaleShiftAVX2(SB), NOSPLIT, $0-32
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVSS        a+24(FP), X15
+	VBROADCASTSS X15, Y12
+	MOVSS        b+28(FP), X15
+	VBROADCASTSS X15, Y13
+	VXORPS       Y14, Y14, Y14
+
+loop4:
+	CMPQ        CX, $0x00000020
+	JL          loop1
+	VMOVUPS     (SI), Y0
+	VFMADD213PS Y13, Y12, Y0
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     32(SI), Y1
+	VFMADD213PS Y13, Y12, Y1
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     64(SI), Y2
+	VFMADD213PS Y13, Y12, Y2
+	VMOVUPS     Y2, 64(DI)
+	VMOVUPS     96(SI), Y3
+	VFMADD213PS Y13, Y12, Y3
+	VMOVUPS     Y3, 96(DI)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, SI
+	SUBQ        $0x00000020, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (SI), Y0
+	VFMADD213PS Y13, Y12, Y0
+	VMOVUPS     Y0, (DI)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, SI
+	SUBQ        $0x00000008, CX
+	JMP         loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func scaleShiftReLUAVX2(dst *float32, src *float32, n int, a float32, b float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·scaleShiftReLUAVX2(SB), NOSPLIT, $0-32
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVSS        a+24(FP), X15
+	VBROADCASTSS X15, Y12
+	MOVSS        b+28(FP), X15
+	VBROADCASTSS X15, Y13
+	VXORPS       Y14, Y14, Y14
+
+loop4:
+	CMPQ        CX, $0x00000020
+	JL          loop1
+	VMOVUPS     (SI), Y0
+	VFMADD213PS Y13, Y12, Y0
+	VMAXPS      Y0, Y14, Y0
+	VADDPS      Y14, Y0, Y0
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     32(SI), Y1
+	VFMADD213PS Y13, Y12, Y1
+	VMAXPS      Y1, Y14, Y1
+	VADDPS      Y14, Y1, Y1
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     64(SI), Y2
+	VFMADD213PS Y13, Y12, Y2
+	VMAXPS      Y2, Y14, Y2
+	VADDPS      Y14, Y2, Y2
+	VMOVUPS     Y2, 64(DI)
+	VMOVUPS     96(SI), Y3
+	VFMADD213PS Y13, Y12, Y3
+	VMAXPS      Y3, Y14, Y3
+	VADDPS      Y14, Y3, Y3
+	VMOVUPS     Y3, 96(DI)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, SI
+	SUBQ        $0x00000020, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (SI), Y0
+	VFMADD213PS Y13, Y12, Y0
+	VMAXPS      Y0, Y14, Y0
+	VADDPS      Y14, Y0, Y0
+	VMOVUPS     Y0, (DI)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, SI
+	SUBQ        $0x00000008, CX
+	JMP         loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func sumSqAVX2(p *float32, n int) (s float32, ss float32)
+// Requires: AVX, FMA3, SSE
+TEXT ·sumSqAVX2(SB), NOSPLIT, $0-24
+	MOVQ   p+0(FP), SI
+	MOVQ   n+8(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+loop4:
+	CMPQ        CX, $0x00000020
+	JL          loop1
+	VMOVUPS     (SI), Y8
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y8, Y4
+	VMOVUPS     32(SI), Y9
+	VADDPS      Y9, Y1, Y1
+	VFMADD231PS Y9, Y9, Y5
+	VMOVUPS     64(SI), Y10
+	VADDPS      Y10, Y2, Y2
+	VFMADD231PS Y10, Y10, Y6
+	VMOVUPS     96(SI), Y11
+	VADDPS      Y11, Y3, Y3
+	VFMADD231PS Y11, Y11, Y7
+	ADDQ        $0x00000080, SI
+	SUBQ        $0x00000020, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (SI), Y8
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y8, Y4
+	ADDQ        $0x00000020, SI
+	SUBQ        $0x00000008, CX
+	JMP         loop1
+
+done:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X4
+	VMOVHLPS     X4, X4, X5
+	VADDPS       X5, X4, X4
+	VMOVSHDUP    X4, X5
+	VADDSS       X5, X4, X4
+	MOVSS        X0, s+16(FP)
+	MOVSS        X4, ss+20(FP)
+	VZEROUPPER
+	RET
+
+// func sumDotAVX2(dy *float32, x *float32, n int, m float32) (s float32, sx float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·sumDotAVX2(SB), NOSPLIT, $0-40
+	MOVQ         dy+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVSS        m+24(FP), X15
+	VBROADCASTSS X15, Y14
+	VXORPS       Y15, Y15, Y15
+
+loop4:
+	CMPQ        CX, $0x00000020
+	JL          loop1
+	VMOVUPS     (DI), Y8
+	VMOVUPS     (SI), Y9
+	VSUBPS      Y14, Y9, Y9
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y9, Y4
+	VMOVUPS     32(DI), Y11
+	VMOVUPS     32(SI), Y12
+	VSUBPS      Y14, Y12, Y12
+	VADDPS      Y11, Y1, Y1
+	VFMADD231PS Y11, Y12, Y5
+	VMOVUPS     64(DI), Y8
+	VMOVUPS     64(SI), Y9
+	VSUBPS      Y14, Y9, Y9
+	VADDPS      Y8, Y2, Y2
+	VFMADD231PS Y8, Y9, Y6
+	VMOVUPS     96(DI), Y11
+	VMOVUPS     96(SI), Y12
+	VSUBPS      Y14, Y12, Y12
+	VADDPS      Y11, Y3, Y3
+	VFMADD231PS Y11, Y12, Y7
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, SI
+	SUBQ        $0x00000020, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (DI), Y8
+	VMOVUPS     (SI), Y9
+	VSUBPS      Y14, Y9, Y9
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y9, Y4
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, SI
+	SUBQ        $0x00000008, CX
+	JMP         loop1
+
+done:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X4
+	VMOVHLPS     X4, X4, X5
+	VADDPS       X5, X4, X4
+	VMOVSHDUP    X4, X5
+	VADDSS       X5, X4, X4
+	MOVSS        X0, s+32(FP)
+	MOVSS        X4, sx+36(FP)
+	VZEROUPPER
+	RET
+
+// func gateSumDotAVX2(dy *float32, y *float32, x *float32, n int, m float32) (s float32, sx float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·gateSumDotAVX2(SB), NOSPLIT, $0-48
+	MOVQ         dy+0(FP), DI
+	MOVQ         y+8(FP), DX
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVSS        m+32(FP), X15
+	VBROADCASTSS X15, Y14
+	VXORPS       Y15, Y15, Y15
+
+loop4:
+	CMPQ        CX, $0x00000020
+	JL          loop1
+	VMOVUPS     (DI), Y8
+	VMOVUPS     (DX), Y10
+	VPCMPEQD    Y10, Y15, Y10
+	VANDNPS     Y8, Y10, Y8
+	VMOVUPS     Y8, (DI)
+	VMOVUPS     (SI), Y9
+	VSUBPS      Y14, Y9, Y9
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y9, Y4
+	VMOVUPS     32(DI), Y11
+	VMOVUPS     32(DX), Y13
+	VPCMPEQD    Y13, Y15, Y13
+	VANDNPS     Y11, Y13, Y11
+	VMOVUPS     Y11, 32(DI)
+	VMOVUPS     32(SI), Y12
+	VSUBPS      Y14, Y12, Y12
+	VADDPS      Y11, Y1, Y1
+	VFMADD231PS Y11, Y12, Y5
+	VMOVUPS     64(DI), Y8
+	VMOVUPS     64(DX), Y10
+	VPCMPEQD    Y10, Y15, Y10
+	VANDNPS     Y8, Y10, Y8
+	VMOVUPS     Y8, 64(DI)
+	VMOVUPS     64(SI), Y9
+	VSUBPS      Y14, Y9, Y9
+	VADDPS      Y8, Y2, Y2
+	VFMADD231PS Y8, Y9, Y6
+	VMOVUPS     96(DI), Y11
+	VMOVUPS     96(DX), Y13
+	VPCMPEQD    Y13, Y15, Y13
+	VANDNPS     Y11, Y13, Y11
+	VMOVUPS     Y11, 96(DI)
+	VMOVUPS     96(SI), Y12
+	VSUBPS      Y14, Y12, Y12
+	VADDPS      Y11, Y3, Y3
+	VFMADD231PS Y11, Y12, Y7
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (DI), Y8
+	VMOVUPS     (DX), Y10
+	VPCMPEQD    Y10, Y15, Y10
+	VANDNPS     Y8, Y10, Y8
+	VMOVUPS     Y8, (DI)
+	VMOVUPS     (SI), Y9
+	VSUBPS      Y14, Y9, Y9
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y9, Y4
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, CX
+	JMP         loop1
+
+done:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X4
+	VMOVHLPS     X4, X4, X5
+	VADDPS       X5, X4, X4
+	VMOVSHDUP    X4, X5
+	VADDSS       X5, X4, X4
+	MOVSS        X0, s+40(FP)
+	MOVSS        X4, sx+44(FP)
+	VZEROUPPER
+	RET
+
+// func bnInputGradAVX2(dx *float32, dy *float32, x *float32, n int, k1 float32, k2 float32, k3 float32, m float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·bnInputGradAVX2(SB), NOSPLIT, $0-48
+	MOVQ         dx+0(FP), DI
+	MOVQ         dy+8(FP), DX
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	MOVSS        k1+32(FP), X15
+	VBROADCASTSS X15, Y8
+	MOVSS        k2+36(FP), X15
+	VBROADCASTSS X15, Y9
+	MOVSS        k3+40(FP), X15
+	VBROADCASTSS X15, Y10
+	MOVSS        m+44(FP), X15
+	VBROADCASTSS X15, Y11
+
+loop4:
+	CMPQ         CX, $0x00000020
+	JL           loop1
+	VMOVUPS      (DX), Y0
+	VMOVUPS      (SI), Y1
+	VSUBPS       Y11, Y1, Y1
+	VFMSUB213PS  Y9, Y8, Y0
+	VFNMADD231PS Y1, Y10, Y0
+	VMOVUPS      Y0, (DI)
+	VMOVUPS      32(DX), Y2
+	VMOVUPS      32(SI), Y3
+	VSUBPS       Y11, Y3, Y3
+	VFMSUB213PS  Y9, Y8, Y2
+	VFNMADD231PS Y3, Y10, Y2
+	VMOVUPS      Y2, 32(DI)
+	VMOVUPS      64(DX), Y4
+	VMOVUPS      64(SI), Y5
+	VSUBPS       Y11, Y5, Y5
+	VFMSUB213PS  Y9, Y8, Y4
+	VFNMADD231PS Y5, Y10, Y4
+	VMOVUPS      Y4, 64(DI)
+	VMOVUPS      96(DX), Y6
+	VMOVUPS      96(SI), Y7
+	VSUBPS       Y11, Y7, Y7
+	VFMSUB213PS  Y9, Y8, Y6
+	VFNMADD231PS Y7, Y10, Y6
+	VMOVUPS      Y6, 96(DI)
+	ADDQ         $0x00000080, DI
+	ADDQ         $0x00000080, DX
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000020, CX
+	JMP          loop4
+
+loop1:
+	TESTQ        CX, CX
+	JZ           done
+	VMOVUPS      (DX), Y0
+	VMOVUPS      (SI), Y1
+	VSUBPS       Y11, Y1, Y1
+	VFMSUB213PS  Y9, Y8, Y0
+	VFNMADD231PS Y1, Y10, Y0
+	VMOVUPS      Y0, (DI)
+	ADDQ         $0x00000020, DI
+	ADDQ         $0x00000020, DX
+	ADDQ         $0x00000020, SI
+	SUBQ         $0x00000008, CX
+	JMP          loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnInputGradAccAVX2(dx *float32, dy *float32, x *float32, n int, k1 float32, k2 float32, k3 float32, m float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·bnInputGradAccAVX2(SB), NOSPLIT, $0-48
+	MOVQ         dx+0(FP), DI
+	MOVQ         dy+8(FP), DX
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	MOVSS        k1+32(FP), X15
+	VBROADCASTSS X15, Y8
+	MOVSS        k2+36(FP), X15
+	VBROADCASTSS X15, Y9
+	MOVSS        k3+40(FP), X15
+	VBROADCASTSS X15, Y10
+	MOVSS        m+44(FP), X15
+	VBROADCASTSS X15, Y11
+
+loop4:
+	CMPQ         CX, $0x00000020
+	JL           loop1
+	VMOVUPS      (DX), Y0
+	VMOVUPS      (SI), Y1
+	VSUBPS       Y11, Y1, Y1
+	VFMSUB213PS  Y9, Y8, Y0
+	VFNMADD231PS Y1, Y10, Y0
+	VADDPS       (DI), Y0, Y0
+	VMOVUPS      Y0, (DI)
+	VMOVUPS      32(DX), Y2
+	VMOVUPS      32(SI), Y3
+	VSUBPS       Y11, Y3, Y3
+	VFMSUB213PS  Y9, Y8, Y2
+	VFNMADD231PS Y3, Y10, Y2
+	VADDPS       32(DI), Y2, Y2
+	VMOVUPS      Y2, 32(DI)
+	VMOVUPS      64(DX), Y4
+	VMOVUPS      64(SI), Y5
+	VSUBPS       Y11, Y5, Y5
+	VFMSUB213PS  Y9, Y8, Y4
+	VFNMADD231PS Y5, Y10, Y4
+	VADDPS       64(DI), Y4, Y4
+	VMOVUPS      Y4, 64(DI)
+	VMOVUPS      96(DX), Y6
+	VMOVUPS      96(SI), Y7
+	VSUBPS       Y11, Y7, Y7
+	VFMSUB213PS  Y9, Y8, Y6
+	VFNMADD231PS Y7, Y10, Y6
+	VADDPS       96(DI), Y6, Y6
+	VMOVUPS      Y6, 96(DI)
+	ADDQ         $0x00000080, DI
+	ADDQ         $0x00000080, DX
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000020, CX
+	JMP          loop4
+
+loop1:
+	TESTQ        CX, CX
+	JZ           done
+	VMOVUPS      (DX), Y0
+	VMOVUPS      (SI), Y1
+	VSUBPS       Y11, Y1, Y1
+	VFMSUB213PS  Y9, Y8, Y0
+	VFNMADD231PS Y1, Y10, Y0
+	VADDPS       (DI), Y0, Y0
+	VMOVUPS      Y0, (DI)
+	ADDQ         $0x00000020, DI
+	ADDQ         $0x00000020, DX
+	ADDQ         $0x00000020, SI
+	SUBQ         $0x00000008, CX
+	JMP          loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func addAVX2(dst *float32, a *float32, b *float32, n int)
+// Requires: AVX
+TEXT ·addAVX2(SB), NOSPLIT, $0-32
+	MOVQ   dst+0(FP), DI
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DX
+	MOVQ   n+24(FP), CX
+	VXORPS Y14, Y14, Y14
+
+loop4:
+	CMPQ    CX, $0x00000020
+	JL      loop1
+	VMOVUPS (SI), Y0
+	VADDPS  (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	VMOVUPS 32(SI), Y1
+	VADDPS  32(DX), Y1, Y1
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS 64(SI), Y2
+	VADDPS  64(DX), Y2, Y2
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS 96(SI), Y3
+	VADDPS  96(DX), Y3, Y3
+	VMOVUPS Y3, 96(DI)
+	ADDQ    $0x00000080, DI
+	ADDQ    $0x00000080, SI
+	ADDQ    $0x00000080, DX
+	SUBQ    $0x00000020, CX
+	JMP     loop4
+
+loop1:
+	TESTQ   CX, CX
+	JZ      done
+	VMOVUPS (SI), Y0
+	VADDPS  (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $0x00000020, DI
+	ADDQ    $0x00000020, SI
+	ADDQ    $0x00000020, DX
+	SUBQ    $0x00000008, CX
+	JMP     loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func addReLUAVX2(dst *float32, a *float32, b *float32, n int)
+// Requires: AVX
+TEXT ·addReLUAVX2(SB), NOSPLIT, $0-32
+	MOVQ   dst+0(FP), DI
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DX
+	MOVQ   n+24(FP), CX
+	VXORPS Y14, Y14, Y14
+
+loop4:
+	CMPQ    CX, $0x00000020
+	JL      loop1
+	VMOVUPS (SI), Y0
+	VADDPS  (DX), Y0, Y0
+	VMAXPS  Y0, Y14, Y0
+	VADDPS  Y14, Y0, Y0
+	VMOVUPS Y0, (DI)
+	VMOVUPS 32(SI), Y1
+	VADDPS  32(DX), Y1, Y1
+	VMAXPS  Y1, Y14, Y1
+	VADDPS  Y14, Y1, Y1
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS 64(SI), Y2
+	VADDPS  64(DX), Y2, Y2
+	VMAXPS  Y2, Y14, Y2
+	VADDPS  Y14, Y2, Y2
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS 96(SI), Y3
+	VADDPS  96(DX), Y3, Y3
+	VMAXPS  Y3, Y14, Y3
+	VADDPS  Y14, Y3, Y3
+	VMOVUPS Y3, 96(DI)
+	ADDQ    $0x00000080, DI
+	ADDQ    $0x00000080, SI
+	ADDQ    $0x00000080, DX
+	SUBQ    $0x00000020, CX
+	JMP     loop4
+
+loop1:
+	TESTQ   CX, CX
+	JZ      done
+	VMOVUPS (SI), Y0
+	VADDPS  (DX), Y0, Y0
+	VMAXPS  Y0, Y14, Y0
+	VADDPS  Y14, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $0x00000020, DI
+	ADDQ    $0x00000020, SI
+	ADDQ    $0x00000020, DX
+	SUBQ    $0x00000008, CX
+	JMP     loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func gateAVX2(dst *float32, grad *float32, y *float32, n int)
+// Requires: AVX, AVX2
+TEXT ·gateAVX2(SB), NOSPLIT, $0-32
+	MOVQ   dst+0(FP), DI
+	MOVQ   grad+8(FP), SI
+	MOVQ   y+16(FP), DX
+	MOVQ   n+24(FP), CX
+	VXORPS Y14, Y14, Y14
+
+loop4:
+	CMPQ     CX, $0x00000020
+	JL       loop1
+	VMOVUPS  (SI), Y0
+	VMOVUPS  (DX), Y1
+	VPCMPEQD Y1, Y14, Y1
+	VANDNPS  Y0, Y1, Y0
+	VMOVUPS  Y0, (DI)
+	VMOVUPS  32(SI), Y2
+	VMOVUPS  32(DX), Y3
+	VPCMPEQD Y3, Y14, Y3
+	VANDNPS  Y2, Y3, Y2
+	VMOVUPS  Y2, 32(DI)
+	VMOVUPS  64(SI), Y4
+	VMOVUPS  64(DX), Y5
+	VPCMPEQD Y5, Y14, Y5
+	VANDNPS  Y4, Y5, Y4
+	VMOVUPS  Y4, 64(DI)
+	VMOVUPS  96(SI), Y6
+	VMOVUPS  96(DX), Y7
+	VPCMPEQD Y7, Y14, Y7
+	VANDNPS  Y6, Y7, Y6
+	VMOVUPS  Y6, 96(DI)
+	ADDQ     $0x00000080, DI
+	ADDQ     $0x00000080, SI
+	ADDQ     $0x00000080, DX
+	SUBQ     $0x00000020, CX
+	JMP      loop4
+
+loop1:
+	TESTQ    CX, CX
+	JZ       done
+	VMOVUPS  (SI), Y0
+	VMOVUPS  (DX), Y1
+	VPCMPEQD Y1, Y14, Y1
+	VANDNPS  Y0, Y1, Y0
+	VMOVUPS  Y0, (DI)
+	ADDQ     $0x00000020, DI
+	ADDQ     $0x00000020, SI
+	ADDQ     $0x00000020, DX
+	SUBQ     $0x00000008, CX
+	JMP      loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func gate2AVX2(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
+// Requires: AVX, AVX2
+TEXT ·gate2AVX2(SB), NOSPLIT, $0-40
+	MOVQ   dst+0(FP), DI
+	MOVQ   dst2+8(FP), R8
+	MOVQ   grad+16(FP), SI
+	MOVQ   y+24(FP), DX
+	MOVQ   n+32(FP), CX
+	VXORPS Y14, Y14, Y14
+
+loop4:
+	CMPQ     CX, $0x00000020
+	JL       loop1
+	VMOVUPS  (SI), Y0
+	VMOVUPS  (DX), Y1
+	VPCMPEQD Y1, Y14, Y1
+	VANDNPS  Y0, Y1, Y0
+	VMOVUPS  Y0, (DI)
+	VMOVUPS  Y0, (R8)
+	VMOVUPS  32(SI), Y2
+	VMOVUPS  32(DX), Y3
+	VPCMPEQD Y3, Y14, Y3
+	VANDNPS  Y2, Y3, Y2
+	VMOVUPS  Y2, 32(DI)
+	VMOVUPS  Y2, 32(R8)
+	VMOVUPS  64(SI), Y4
+	VMOVUPS  64(DX), Y5
+	VPCMPEQD Y5, Y14, Y5
+	VANDNPS  Y4, Y5, Y4
+	VMOVUPS  Y4, 64(DI)
+	VMOVUPS  Y4, 64(R8)
+	VMOVUPS  96(SI), Y6
+	VMOVUPS  96(DX), Y7
+	VPCMPEQD Y7, Y14, Y7
+	VANDNPS  Y6, Y7, Y6
+	VMOVUPS  Y6, 96(DI)
+	VMOVUPS  Y6, 96(R8)
+	ADDQ     $0x00000080, DI
+	ADDQ     $0x00000080, R8
+	ADDQ     $0x00000080, SI
+	ADDQ     $0x00000080, DX
+	SUBQ     $0x00000020, CX
+	JMP      loop4
+
+loop1:
+	TESTQ    CX, CX
+	JZ       done
+	VMOVUPS  (SI), Y0
+	VMOVUPS  (DX), Y1
+	VPCMPEQD Y1, Y14, Y1
+	VANDNPS  Y0, Y1, Y0
+	VMOVUPS  Y0, (DI)
+	VMOVUPS  Y0, (R8)
+	ADDQ     $0x00000020, DI
+	ADDQ     $0x00000020, R8
+	ADDQ     $0x00000020, SI
+	ADDQ     $0x00000020, DX
+	SUBQ     $0x00000008, CX
+	JMP      loop1
+
+done:
+	VZEROUPPER
+	RET
+
+// func gate2AccAVX2(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
+// Requires: AVX, AVX2
+TEXT ·gate2AccAVX2(SB), NOSPLIT, $0-40
+	MOVQ   dst+0(FP), DI
+	MOVQ   dst2+8(FP), R8
+	MOVQ   grad+16(FP), SI
+	MOVQ   y+24(FP), DX
+	MOVQ   n+32(FP), CX
+	VXORPS Y14, Y14, Y14
+
+loop4:
+	CMPQ     CX, $0x00000020
+	JL       loop1
+	VMOVUPS  (SI), Y0
+	VMOVUPS  (DX), Y1
+	VPCMPEQD Y1, Y14, Y1
+	VANDNPS  Y0, Y1, Y0
+	VMOVUPS  Y0, (DI)
+	VADDPS   (R8), Y0, Y0
+	VMOVUPS  Y0, (R8)
+	VMOVUPS  32(SI), Y2
+	VMOVUPS  32(DX), Y3
+	VPCMPEQD Y3, Y14, Y3
+	VANDNPS  Y2, Y3, Y2
+	VMOVUPS  Y2, 32(DI)
+	VADDPS   32(R8), Y2, Y2
+	VMOVUPS  Y2, 32(R8)
+	VMOVUPS  64(SI), Y4
+	VMOVUPS  64(DX), Y5
+	VPCMPEQD Y5, Y14, Y5
+	VANDNPS  Y4, Y5, Y4
+	VMOVUPS  Y4, 64(DI)
+	VADDPS   64(R8), Y4, Y4
+	VMOVUPS  Y4, 64(R8)
+	VMOVUPS  96(SI), Y6
+	VMOVUPS  96(DX), Y7
+	VPCMPEQD Y7, Y14, Y7
+	VANDNPS  Y6, Y7, Y6
+	VMOVUPS  Y6, 96(DI)
+	VADDPS   96(R8), Y6, Y6
+	VMOVUPS  Y6, 96(R8)
+	ADDQ     $0x00000080, DI
+	ADDQ     $0x00000080, R8
+	ADDQ     $0x00000080, SI
+	ADDQ     $0x00000080, DX
+	SUBQ     $0x00000020, CX
+	JMP      loop4
+
+loop1:
+	TESTQ    CX, CX
+	JZ       done
+	VMOVUPS  (SI), Y0
+	VMOVUPS  (DX), Y1
+	VPCMPEQD Y1, Y14, Y1
+	VANDNPS  Y0, Y1, Y0
+	VMOVUPS  Y0, (DI)
+	VADDPS   (R8), Y0, Y0
+	VMOVUPS  Y0, (R8)
+	ADDQ     $0x00000020, DI
+	ADDQ     $0x00000020, R8
+	ADDQ     $0x00000020, SI
+	ADDQ     $0x00000020, DX
+	SUBQ     $0x00000008, CX
+	JMP      loop1
+
+done:
+	VZEROUPPER
+	RET

@@ -329,3 +329,123 @@ func winoInAVX512_4(dst *float32, dstStride int, src *float32, rowStride int, ph
 //
 //go:noescape
 func winoOutAVX512_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+
+// scaleShiftAVX512 writes dst = src·a + b for n floats, n a multiple of 16; see ScaleShift.
+//
+//go:noescape
+func scaleShiftAVX512(dst *float32, src *float32, n int, a float32, b float32)
+
+// scaleShiftReLUAVX512 writes dst = src·a + b through a ReLU for n floats, n a multiple of 16; see ScaleShift.
+//
+//go:noescape
+func scaleShiftReLUAVX512(dst *float32, src *float32, n int, a float32, b float32)
+
+// sumSqAVX512 returns Σp and Σp² over n floats, n a multiple of 16; see SumSq.
+//
+//go:noescape
+func sumSqAVX512(p *float32, n int) (s float32, ss float32)
+
+// sumDotAVX512 returns Σdy and Σdy·(x−m) over n floats, n a multiple of 16; see SumDot.
+//
+//go:noescape
+func sumDotAVX512(dy *float32, x *float32, n int, m float32) (s float32, sx float32)
+
+// gateSumDotAVX512 gates dy in place by y (0 where y is 0) and returns the gated Σdy and Σdy·(x−m) over n floats, n a multiple of 16; see GateSumDot.
+//
+//go:noescape
+func gateSumDotAVX512(dy *float32, y *float32, x *float32, n int, m float32) (s float32, sx float32)
+
+// bnInputGradAVX512 writes dx = k1·dy − k2 − k3·(x−m) for n floats, n a multiple of 16; see BNInputGrad.
+//
+//go:noescape
+func bnInputGradAVX512(dx *float32, dy *float32, x *float32, n int, k1 float32, k2 float32, k3 float32, m float32)
+
+// bnInputGradAccAVX512 adds dx = k1·dy − k2 − k3·(x−m) for n floats, n a multiple of 16; see BNInputGrad.
+//
+//go:noescape
+func bnInputGradAccAVX512(dx *float32, dy *float32, x *float32, n int, k1 float32, k2 float32, k3 float32, m float32)
+
+// addAVX512 writes dst = a + b for n floats, n a multiple of 16; see AddTo.
+//
+//go:noescape
+func addAVX512(dst *float32, a *float32, b *float32, n int)
+
+// addReLUAVX512 writes dst = a + b through a ReLU for n floats, n a multiple of 16; see AddTo.
+//
+//go:noescape
+func addReLUAVX512(dst *float32, a *float32, b *float32, n int)
+
+// gateAVX512 writes dst = grad where y is not 0, else 0, for n floats, n a multiple of 16; see Gate.
+//
+//go:noescape
+func gateAVX512(dst *float32, grad *float32, y *float32, n int)
+
+// gate2AVX512 writes the gated grad (0 where y is 0) to dst and to dst2, for n floats, n a multiple of 16; see Gate2.
+//
+//go:noescape
+func gate2AVX512(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
+
+// gate2AccAVX512 writes the gated grad (0 where y is 0) to dst and adds it into dst2, for n floats, n a multiple of 16; see Gate2.
+//
+//go:noescape
+func gate2AccAVX512(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
+
+// scaleShiftAVX2 writes dst = src·a + b for n floats, n a multiple of 8; see ScaleShift.
+//
+//go:noescape
+func scaleShiftAVX2(dst *float32, src *float32, n int, a float32, b float32)
+
+// scaleShiftReLUAVX2 writes dst = src·a + b through a ReLU for n floats, n a multiple of 8; see ScaleShift.
+//
+//go:noescape
+func scaleShiftReLUAVX2(dst *float32, src *float32, n int, a float32, b float32)
+
+// sumSqAVX2 returns Σp and Σp² over n floats, n a multiple of 8; see SumSq.
+//
+//go:noescape
+func sumSqAVX2(p *float32, n int) (s float32, ss float32)
+
+// sumDotAVX2 returns Σdy and Σdy·(x−m) over n floats, n a multiple of 8; see SumDot.
+//
+//go:noescape
+func sumDotAVX2(dy *float32, x *float32, n int, m float32) (s float32, sx float32)
+
+// gateSumDotAVX2 gates dy in place by y (0 where y is 0) and returns the gated Σdy and Σdy·(x−m) over n floats, n a multiple of 8; see GateSumDot.
+//
+//go:noescape
+func gateSumDotAVX2(dy *float32, y *float32, x *float32, n int, m float32) (s float32, sx float32)
+
+// bnInputGradAVX2 writes dx = k1·dy − k2 − k3·(x−m) for n floats, n a multiple of 8; see BNInputGrad.
+//
+//go:noescape
+func bnInputGradAVX2(dx *float32, dy *float32, x *float32, n int, k1 float32, k2 float32, k3 float32, m float32)
+
+// bnInputGradAccAVX2 adds dx = k1·dy − k2 − k3·(x−m) for n floats, n a multiple of 8; see BNInputGrad.
+//
+//go:noescape
+func bnInputGradAccAVX2(dx *float32, dy *float32, x *float32, n int, k1 float32, k2 float32, k3 float32, m float32)
+
+// addAVX2 writes dst = a + b for n floats, n a multiple of 8; see AddTo.
+//
+//go:noescape
+func addAVX2(dst *float32, a *float32, b *float32, n int)
+
+// addReLUAVX2 writes dst = a + b through a ReLU for n floats, n a multiple of 8; see AddTo.
+//
+//go:noescape
+func addReLUAVX2(dst *float32, a *float32, b *float32, n int)
+
+// gateAVX2 writes dst = grad where y is not 0, else 0, for n floats, n a multiple of 8; see Gate.
+//
+//go:noescape
+func gateAVX2(dst *float32, grad *float32, y *float32, n int)
+
+// gate2AVX2 writes the gated grad (0 where y is 0) to dst and to dst2, for n floats, n a multiple of 8; see Gate2.
+//
+//go:noescape
+func gate2AVX2(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
+
+// gate2AccAVX2 writes the gated grad (0 where y is 0) to dst and adds it into dst2, for n floats, n a multiple of 8; see Gate2.
+//
+//go:noescape
+func gate2AccAVX2(dst *float32, dst2 *float32, grad *float32, y *float32, n int)

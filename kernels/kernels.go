@@ -93,6 +93,7 @@ type kernelSet struct {
 	winoOutW  [2]winoOutFunc                            //
 	peak      func(n int)                               // register-resident FMA loop, nil for generic
 	peakFlops int                                       // flops per iteration of peak
+	ew        *vecKernels                               // elementwise training kernels (vec.go), nil: Go code
 }
 
 // maxNR and maxMR bound the tile of every kernel set (scratch sizing).
@@ -108,6 +109,9 @@ var (
 
 func init() {
 	sets = append(nativeSets(), genericSet())
+	for _, s := range sets {
+		s.ew = vecFor(s.name)
+	}
 	active = sets[0]
 }
 

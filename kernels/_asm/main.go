@@ -101,6 +101,7 @@ func main() {
 			winoOut(v, m)
 		}
 	}
+	vecKernels()
 	writeTable()
 	Generate()
 }

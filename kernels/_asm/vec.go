@@ -1,0 +1,341 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The elementwise kernels of training (BatchNorm, ReLU, add; package
+// kernels, vec.go): each processes n floats, n a multiple of the vector
+// width (the Go wrapper does the rest), four vectors per iteration. The
+// reductions keep four vector accumulators per sum in float32 and return
+// their float32 total; the wrapper calls them on runs of at most vecRun
+// floats and adds the results in float64.
+func vecKernels() {
+	for _, v := range []isa{isas[0], isas[1]} {
+		vecScaleShift(v, false)
+		vecScaleShift(v, true)
+		vecSumSq(v)
+		vecSumDot(v, false)
+		vecSumDot(v, true)
+		vecBNInputGrad(v, false)
+		vecBNInputGrad(v, true)
+		vecAdd(v, false)
+		vecAdd(v, true)
+		vecGate(v)
+		vecGate2(v, false)
+		vecGate2(v, true)
+	}
+}
+
+// vecLoop emits the loop over n floats: blocks of four vectors, then single
+// vectors. body(u, disp) emits the work of vector u (0–3; 0 in the single
+// loop) at byte offset disp from every pointer in ptrs, which the loop
+// advances.
+func vecLoop(v isa, n GPPhysical, ptrs []GPPhysical, body func(u, disp int)) {
+	vb := 4 * v.width
+	Label("loop4")
+	CMPQ(n, U32(4*v.width))
+	JL(LabelRef("loop1"))
+	for u := 0; u < 4; u++ {
+		body(u, u*vb)
+	}
+	for _, p := range ptrs {
+		ADDQ(U32(4*vb), p)
+	}
+	SUBQ(U32(4*v.width), n)
+	JMP(LabelRef("loop4"))
+	Label("loop1")
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	body(0, 0)
+	for _, p := range ptrs {
+		ADDQ(U32(vb), p)
+	}
+	SUBQ(U32(v.width), n)
+	JMP(LabelRef("loop1"))
+	Label("done")
+}
+
+// bcast broadcasts the float32 parameter name into vector register r.
+func bcast(v isa, name string, r VecPhysical) {
+	Load(Param(name), X15) // X15 is free during the setup
+	VBROADCASTSS(X15, r)
+}
+
+// hsum adds the four accumulators acc and leaves their horizontal float32
+// sum in acc[0]'s lowest lane (X form).
+func hsum(v isa, acc []VecPhysical) {
+	VADDPS(acc[1], acc[0], acc[0])
+	VADDPS(acc[3], acc[2], acc[2])
+	VADDPS(acc[2], acc[0], acc[0])
+	var y Register = acc[0]
+	if v.width == 16 {
+		VEXTRACTF64X4(U8(1), acc[0], acc[1].AsY())
+		y = acc[0].AsY()
+		VADDPS(acc[1].AsY(), y, y)
+	}
+	x := acc[0].AsX()
+	VEXTRACTF128(U8(1), y, acc[1].AsX())
+	VADDPS(acc[1].AsX(), x, x)
+	VMOVHLPS(x, x, acc[1].AsX())
+	VADDPS(acc[1].AsX(), x, x)
+	VMOVSHDUP(x, acc[1].AsX())
+	VADDSS(acc[1].AsX(), x, x)
+}
+
+// gateMask zeroes the lanes of g where the ReLU output y is 0 (bitwise, as
+// the generic reluGrad: any other bit pattern passes). zero must hold 0; tmp
+// is clobbered (AVX2).
+func gateMask(v isa, g, y, zero, tmp VecPhysical) {
+	if v.width == 16 {
+		VPTESTMD(y, y, K1)
+		VMOVUPS_Z(g, K1, g)
+		return
+	}
+	VPCMPEQD(y, zero, tmp)
+	VANDNPS(g, tmp, g)
+}
+
+func vecScaleShift(v isa, relu bool) {
+	name := "scaleShift" + v.name
+	if relu {
+		name = "scaleShiftReLU" + v.name
+	}
+	TEXT(name, NOSPLIT, "func(dst, src *float32, n int, a, b float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s writes dst = src·a + b%s for n floats, n a multiple of %d; see ScaleShift.", name, map[bool]string{true: " through a ReLU"}[relu], v.width))
+	dst, src, n := RDI, RSI, RCX
+	Load(Param("dst"), dst)
+	Load(Param("src"), src)
+	Load(Param("n"), n)
+	r := v.regs
+	A, B, Z := r[12], r[13], r[14]
+	bcast(v, "a", A)
+	bcast(v, "b", B)
+	VXORPS(Z, Z, Z)
+	vecLoop(v, n, []GPPhysical{dst, src}, func(u, d int) {
+		x := r[u]
+		VMOVUPS(Mem{Base: src, Disp: d}, x)
+		VFMADD213PS(B, A, x)
+		if relu {
+			VMAXPS(x, Z, x) // NaN stays NaN
+			VADDPS(Z, x, x) // −0 becomes +0
+		}
+		VMOVUPS(x, Mem{Base: dst, Disp: d})
+	})
+	VZEROUPPER()
+	RET()
+}
+
+func vecSumSq(v isa) {
+	name := "sumSq" + v.name
+	TEXT(name, NOSPLIT, "func(p *float32, n int) (s, ss float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s returns Σp and Σp² over n floats, n a multiple of %d; see SumSq.", name, v.width))
+	p, n := RSI, RCX
+	Load(Param("p"), p)
+	Load(Param("n"), n)
+	r := v.regs
+	S, Q := r[0:4], r[4:8]
+	for i := 0; i < 8; i++ {
+		VXORPS(r[i], r[i], r[i])
+	}
+	vecLoop(v, n, []GPPhysical{p}, func(u, d int) {
+		x := r[8+u]
+		VMOVUPS(Mem{Base: p, Disp: d}, x)
+		VADDPS(x, S[u], S[u])
+		VFMADD231PS(x, x, Q[u])
+	})
+	hsum(v, S)
+	hsum(v, Q)
+	Store(S[0].AsX(), ReturnIndex(0))
+	Store(Q[0].AsX(), ReturnIndex(1))
+	VZEROUPPER()
+	RET()
+}
+
+// vecSumDot emits sumDot (Σdy, Σdy·(x−m)) or, with gate, gateSumDot, which
+// first gates dy in place by the ReLU output y.
+func vecSumDot(v isa, gate bool) {
+	name := "sumDot" + v.name
+	sig := "func(dy, x *float32, n int, m float32) (s, sx float32)"
+	if gate {
+		name = "gateSumDot" + v.name
+		sig = "func(dy, y, x *float32, n int, m float32) (s, sx float32)"
+	}
+	TEXT(name, NOSPLIT, sig)
+	Pragma("noescape")
+	if gate {
+		Doc(fmt.Sprintf("%s gates dy in place by y (0 where y is 0) and returns the gated Σdy and Σdy·(x−m) over n floats, n a multiple of %d; see GateSumDot.", name, v.width))
+	} else {
+		Doc(fmt.Sprintf("%s returns Σdy and Σdy·(x−m) over n floats, n a multiple of %d; see SumDot.", name, v.width))
+	}
+	dy, y, x, n := RDI, RDX, RSI, RCX
+	Load(Param("dy"), dy)
+	if gate {
+		Load(Param("y"), y)
+	}
+	Load(Param("x"), x)
+	Load(Param("n"), n)
+	r := v.regs
+	S, Q := r[0:4], r[4:8]
+	M, Z := r[14], r[15]
+	for i := 0; i < 8; i++ {
+		VXORPS(r[i], r[i], r[i])
+	}
+	bcast(v, "m", M)
+	VXORPS(Z, Z, Z)
+	ptrs := []GPPhysical{dy, x}
+	if gate {
+		ptrs = append(ptrs, y)
+	}
+	vecLoop(v, n, ptrs, func(u, d int) {
+		k := 8 + 3*(u%2)
+		g, t, e := r[k], r[k+1], r[k+2]
+		VMOVUPS(Mem{Base: dy, Disp: d}, g)
+		if gate {
+			VMOVUPS(Mem{Base: y, Disp: d}, e)
+			gateMask(v, g, e, Z, e)
+			VMOVUPS(g, Mem{Base: dy, Disp: d})
+		}
+		VMOVUPS(Mem{Base: x, Disp: d}, t)
+		VSUBPS(M, t, t)
+		VADDPS(g, S[u], S[u])
+		VFMADD231PS(g, t, Q[u])
+	})
+	hsum(v, S)
+	hsum(v, Q)
+	Store(S[0].AsX(), ReturnIndex(0))
+	Store(Q[0].AsX(), ReturnIndex(1))
+	VZEROUPPER()
+	RET()
+}
+
+func vecBNInputGrad(v isa, acc bool) {
+	name := "bnInputGrad" + v.name
+	if acc {
+		name = "bnInputGradAcc" + v.name
+	}
+	TEXT(name, NOSPLIT, "func(dx, dy, x *float32, n int, k1, k2, k3, m float32)")
+	Pragma("noescape")
+	op := "writes"
+	if acc {
+		op = "adds"
+	}
+	Doc(fmt.Sprintf("%s %s dx = k1·dy − k2 − k3·(x−m) for n floats, n a multiple of %d; see BNInputGrad.", name, op, v.width))
+	dx, dy, x, n := RDI, RDX, RSI, RCX
+	Load(Param("dx"), dx)
+	Load(Param("dy"), dy)
+	Load(Param("x"), x)
+	Load(Param("n"), n)
+	r := v.regs
+	K1, K2, K3, M := r[8], r[9], r[10], r[11]
+	bcast(v, "k1", K1)
+	bcast(v, "k2", K2)
+	bcast(v, "k3", K3)
+	bcast(v, "m", M)
+	vecLoop(v, n, []GPPhysical{dx, dy, x}, func(u, d int) {
+		g, t := r[2*u], r[2*u+1]
+		VMOVUPS(Mem{Base: dy, Disp: d}, g)
+		VMOVUPS(Mem{Base: x, Disp: d}, t)
+		VSUBPS(M, t, t)
+		VFMSUB213PS(K2, K1, g) // k1·dy − k2
+		VFNMADD231PS(t, K3, g) // − k3·(x−m)
+		if acc {
+			VADDPS(Mem{Base: dx, Disp: d}, g, g)
+		}
+		VMOVUPS(g, Mem{Base: dx, Disp: d})
+	})
+	VZEROUPPER()
+	RET()
+}
+
+func vecAdd(v isa, relu bool) {
+	name := "add" + v.name
+	if relu {
+		name = "addReLU" + v.name
+	}
+	TEXT(name, NOSPLIT, "func(dst, a, b *float32, n int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s writes dst = a + b%s for n floats, n a multiple of %d; see AddTo.", name, map[bool]string{true: " through a ReLU"}[relu], v.width))
+	dst, a, b, n := RDI, RSI, RDX, RCX
+	Load(Param("dst"), dst)
+	Load(Param("a"), a)
+	Load(Param("b"), b)
+	Load(Param("n"), n)
+	r := v.regs
+	Z := r[14]
+	VXORPS(Z, Z, Z)
+	vecLoop(v, n, []GPPhysical{dst, a, b}, func(u, d int) {
+		x := r[u]
+		VMOVUPS(Mem{Base: a, Disp: d}, x)
+		VADDPS(Mem{Base: b, Disp: d}, x, x)
+		if relu {
+			VMAXPS(x, Z, x)
+			VADDPS(Z, x, x)
+		}
+		VMOVUPS(x, Mem{Base: dst, Disp: d})
+	})
+	VZEROUPPER()
+	RET()
+}
+
+func vecGate(v isa) {
+	name := "gate" + v.name
+	TEXT(name, NOSPLIT, "func(dst, grad, y *float32, n int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s writes dst = grad where y is not 0, else 0, for n floats, n a multiple of %d; see Gate.", name, v.width))
+	dst, g, y, n := RDI, RSI, RDX, RCX
+	Load(Param("dst"), dst)
+	Load(Param("grad"), g)
+	Load(Param("y"), y)
+	Load(Param("n"), n)
+	r := v.regs
+	Z := r[14]
+	VXORPS(Z, Z, Z)
+	vecLoop(v, n, []GPPhysical{dst, g, y}, func(u, d int) {
+		x, e := r[2*u], r[2*u+1]
+		VMOVUPS(Mem{Base: g, Disp: d}, x)
+		VMOVUPS(Mem{Base: y, Disp: d}, e)
+		gateMask(v, x, e, Z, e)
+		VMOVUPS(x, Mem{Base: dst, Disp: d})
+	})
+	VZEROUPPER()
+	RET()
+}
+
+func vecGate2(v isa, acc bool) {
+	name := "gate2" + v.name
+	if acc {
+		name = "gate2Acc" + v.name
+	}
+	TEXT(name, NOSPLIT, "func(dst, dst2, grad, y *float32, n int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s writes the gated grad (0 where y is 0) to dst and %s dst2, for n floats, n a multiple of %d; see Gate2.", name, map[bool]string{false: "to", true: "adds it into"}[acc], v.width))
+	dst, dst2, g, y, n := RDI, R8, RSI, RDX, RCX
+	Load(Param("dst"), dst)
+	Load(Param("dst2"), dst2)
+	Load(Param("grad"), g)
+	Load(Param("y"), y)
+	Load(Param("n"), n)
+	r := v.regs
+	Z := r[14]
+	VXORPS(Z, Z, Z)
+	vecLoop(v, n, []GPPhysical{dst, dst2, g, y}, func(u, d int) {
+		x, e := r[2*u], r[2*u+1]
+		VMOVUPS(Mem{Base: g, Disp: d}, x)
+		VMOVUPS(Mem{Base: y, Disp: d}, e)
+		gateMask(v, x, e, Z, e)
+		VMOVUPS(x, Mem{Base: dst, Disp: d})
+		if acc {
+			VADDPS(Mem{Base: dst2, Disp: d}, x, x)
+		}
+		VMOVUPS(x, Mem{Base: dst2, Disp: d})
+	})
+	VZEROUPPER()
+	RET()
+}

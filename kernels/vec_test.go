@@ -1,0 +1,175 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestVec compares every path's elementwise training passes with float64
+// loops on random data of every length 0..200 and a few longer ones (several
+// vecRun runs), at unaligned offsets, with guards around the outputs. The
+// data has exact zeros (the ReLU gate's boundary).
+func TestVec(t *testing.T) {
+	lengths := []int{1000, 1024, 2049, 5000}
+	for n := 0; n <= 200; n++ {
+		lengths = append(lengths, n)
+	}
+	forEachISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		rnd := func(n int) []float32 {
+			p := make([]float32, n+1+rng.IntN(3))
+			for i := range p {
+				p[i] = float32(rng.NormFloat64())
+				if rng.IntN(4) == 0 {
+					p[i] = 0
+				}
+			}
+			return p[len(p)-n:]
+		}
+		// Sums: |got − want| within float32 rounding of Σ|terms|.
+		near := func(got, want, abs float64) bool { return math.Abs(got-want) <= 2e-6*abs+1e-30 }
+		for _, n := range lengths {
+			name := fmt.Sprintf("n=%d", n)
+			x, g, y := rnd(n), rnd(n), rnd(n)
+			for i := range y {
+				y[i] = max(y[i], 0)
+			}
+			const m = 0.25
+			var ws, wss, as, wd, wdx, ad, adx, wgd, wgdx float64
+			gated := make([]float32, n)
+			for i := range x {
+				xv, gv := float64(x[i]), float64(g[i])
+				ws += xv
+				wss += xv * xv
+				as += math.Abs(xv)
+				wd += gv
+				wdx += gv * (xv - m)
+				ad += math.Abs(gv)
+				adx += math.Abs(gv * (xv - m))
+				if y[i] != 0 {
+					gated[i] = g[i]
+					wgd += gv
+					wgdx += gv * (xv - m)
+				}
+			}
+			if s, ss := SumSq(x); !near(s, ws, as) || !near(ss, wss, wss) {
+				t.Fatalf("%s SumSq: got %g, %g; want %g, %g", name, s, ss, ws, wss)
+			}
+			if s, sx := SumDot(g, x, m); !near(s, wd, ad) || !near(sx, wdx, adx) {
+				t.Fatalf("%s SumDot: got %g, %g; want %g, %g", name, s, sx, wd, wdx)
+			}
+			gc := append([]float32(nil), g...)
+			if s, sx := GateSumDot(gc, y, x, m); !near(s, wgd, ad) || !near(sx, wgdx, adx) {
+				t.Fatalf("%s GateSumDot: got %g, %g; want %g, %g", name, s, sx, wgd, wgdx)
+			}
+			for i := range gc {
+				if gc[i] != gated[i] {
+					t.Fatalf("%s GateSumDot gated[%d]: got %g; want %g", name, i, gc[i], gated[i])
+				}
+			}
+			off := 1 + n%3
+			check := func(op string, got []float32, buf []float32, want func(i int) float64, tol float64) {
+				t.Helper()
+				checkGuards(t, buf, off, n, func(int) bool { return true })
+				for i := range got {
+					w := want(i)
+					if d := math.Abs(float64(got[i]) - w); !(d <= tol*(1+math.Abs(w))) {
+						t.Fatalf("%s %s[%d]: got %g; want %g", name, op, i, got[i], w)
+					}
+				}
+			}
+			for _, relu := range []bool{false, true} {
+				out, buf := guarded(n, off)
+				ScaleShift(out, x, 1.5, -0.5, relu)
+				check(fmt.Sprintf("ScaleShift(relu=%v)", relu), out, buf, func(i int) float64 {
+					v := float64(x[i])*1.5 - 0.5
+					if relu {
+						v = max(v, 0)
+					}
+					return v
+				}, 1e-6)
+				out, buf = guarded(n, off)
+				AddTo(out, x, g, relu)
+				check(fmt.Sprintf("AddTo(relu=%v)", relu), out, buf, func(i int) float64 {
+					v := float64(x[i] + g[i])
+					if relu {
+						v = max(v, 0)
+					}
+					return v
+				}, 0)
+			}
+			for _, acc := range []bool{false, true} {
+				out, buf := guarded(n, off)
+				old := rnd(n)
+				copy(out, old)
+				BNInputGrad(out, g, x, 2, 0.5, 0.25, m, acc)
+				check(fmt.Sprintf("BNInputGrad(acc=%v)", acc), out, buf, func(i int) float64 {
+					v := 2*float64(g[i]) - 0.5 - 0.25*(float64(x[i])-m)
+					if acc {
+						v += float64(old[i])
+					}
+					return v
+				}, 1e-6)
+				out, buf = guarded(n, off)
+				out2, buf2 := guarded(n, off)
+				copy(out2, old)
+				Gate2(out, out2, g, y, acc)
+				check("Gate2", out, buf, func(i int) float64 { return float64(gated[i]) }, 0)
+				check(fmt.Sprintf("Gate2(acc=%v) dst2", acc), out2, buf2, func(i int) float64 {
+					if acc {
+						return float64(old[i] + gated[i])
+					}
+					return float64(gated[i])
+				}, 0)
+			}
+			out, buf := guarded(n, off)
+			Gate(out, g, y)
+			check("Gate", out, buf, func(i int) float64 { return float64(gated[i]) }, 0)
+		}
+	})
+}
+
+// TestVecSpecial checks what the scalar Go code does with NaN and −0 on every
+// path: a ReLU keeps NaN and turns −0 into +0; the gate passes NaN outputs
+// and blocks +0 ones.
+func TestVecSpecial(t *testing.T) {
+	nan := float32(math.NaN())
+	negZero := float32(math.Copysign(0, -1))
+	forEachISA(t, func(t *testing.T) {
+		n := 37
+		x := make([]float32, n)
+		g := make([]float32, n)
+		for i := range x {
+			x[i] = float32(i%5) - 2
+			g[i] = 1
+		}
+		x[3], x[20] = nan, nan
+		x[4], x[21] = negZero, negZero
+		out := make([]float32, n)
+		ScaleShift(out, x, 1, negZero, true)
+		AddTo(x, x, make([]float32, n), false) // x + 0 keeps NaN; −0 + +0 = +0
+		for i := range out {
+			want := max(x[i]+negZero, 0)
+			if math.Float32bits(out[i]) != math.Float32bits(want) && !(math.IsNaN(float64(out[i])) && math.IsNaN(float64(want))) {
+				t.Fatalf("ScaleShift relu [%d] of %g: got %g (bits %x); want %g", i, x[i], out[i], math.Float32bits(out[i]), want)
+			}
+		}
+		y := make([]float32, n)
+		for i := range y {
+			y[i] = float32(i % 2)
+		}
+		y[6], y[9] = nan, nan
+		Gate(out, g, y)
+		for i := range out {
+			want := float32(0)
+			if i%2 == 1 || i == 6 || i == 9 {
+				want = 1
+			}
+			if out[i] != want {
+				t.Fatalf("Gate [%d] with y %g: got %g; want %g", i, y[i], out[i], want)
+			}
+		}
+	})
+}
