@@ -188,6 +188,10 @@ func PackAInto(p *PackedA, a []float32, m, k, lda int) *PackedA {
 		for i0 := 0; i0 < m; i0 += mrMax {
 			mr := min(mrMax, m-i0)
 			pan := blk[i0*kb : (i0+mr)*kb]
+			if e := p.ks.ew; mr == 8 && kb >= 8 && e != nil {
+				e.transpose8(&pan[0], 8, &a[i0*lda+k0], lda, kb)
+				continue
+			}
 			for r := 0; r < mr; r++ {
 				row := a[(i0+r)*lda+k0 : (i0+r)*lda+k0+kb]
 				for q, v := range row {

@@ -449,3 +449,8 @@ func gate2AVX2(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
 //
 //go:noescape
 func gate2AccAVX2(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
+
+// transpose8AVX2 transposes 8 rows of n ≥ 8 floats; see Transpose8.
+//
+//go:noescape
+func transpose8AVX2(dst *float32, dstStride int, src *float32, srcStride int, n int)

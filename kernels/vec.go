@@ -26,6 +26,7 @@ type vecKernels struct {
 	add, addReLU                func(dst, a, b *float32, n int)
 	gate                        func(dst, g, y *float32, n int)
 	gate2, gate2Acc             func(dst, dst2, g, y *float32, n int)
+	transpose8                  func(dst *float32, dstStride int, src *float32, srcStride, n int) // n ≥ 8
 }
 
 const (
@@ -176,6 +177,28 @@ func Gate2(dst, dst2, g, y []float32, acc bool) {
 		dst, dst2, g, y = dst[k:], dst2[k:], g[k:], y[k:]
 	}
 	gate2Go(dst, dst2, g, y, acc)
+}
+
+// Transpose8 writes dst[q·dstStride + r] = src[r·srcStride + q] for r < 8
+// and q < n: 8 rows of n floats as n rows of 8 (channels-last copies, GEMM
+// panels of 8 rows).
+func Transpose8(dst []float32, dstStride int, src []float32, srcStride, n int) {
+	if n <= 0 {
+		return
+	}
+	if len(src) < 7*srcStride+n || len(dst) < (n-1)*dstStride+8 {
+		panic("kernels: Transpose8 slices too short")
+	}
+	if e := active.ew; e != nil && n >= 8 {
+		e.transpose8(&dst[0], dstStride, &src[0], srcStride, n)
+		return
+	}
+	for r := 0; r < 8; r++ {
+		row := src[r*srcStride : r*srcStride+n]
+		for q, v := range row {
+			dst[q*dstStride+r] = v
+		}
+	}
 }
 
 // ReLUGrad returns g where the ReLU output y is not 0, else 0, without a

@@ -173,3 +173,30 @@ func TestVecSpecial(t *testing.T) {
 		}
 	})
 }
+
+// TestTranspose8 compares Transpose8 on every path with the definition for
+// n = 0..40 (full blocks, the stepped-back last block, n < 8), with guards.
+func TestTranspose8(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(5, 6))
+		for n := 0; n <= 40; n++ {
+			ss := n + rng.IntN(5)
+			ds := 8 + rng.IntN(9)
+			src := randSlice(rng, 7*ss+n)
+			size := 0
+			if n > 0 {
+				size = (n-1)*ds + 8
+			}
+			dst, buf := guarded(size, 2)
+			Transpose8(dst, ds, src, ss, n)
+			checkGuards(t, buf, 2, size, func(i int) bool { return i%ds < 8 })
+			for q := 0; q < n; q++ {
+				for r := 0; r < 8; r++ {
+					if got, want := dst[q*ds+r], src[r*ss+q]; got != want {
+						t.Fatalf("n=%d dst[%d][%d]: got %g; want %g", n, q, r, got, want)
+					}
+				}
+			}
+		}
+	})
+}

@@ -101,6 +101,9 @@ type WinogradWeights struct {
 	s ConvShape
 	u []PackedA // u[ξ]: U[ξ] packed for the GEMM
 	t []float32 // the transformed weights before packing (PackWinogradInto reuses it)
+
+	src                     []float32                // the weights being packed (PackWinogradPar)
+	transformTask, packTask func(worker, lo, hi int) // bound once: dispatching allocates nothing
 }
 
 // Tile reports the output tile size m of F(m×m,3×3).
@@ -417,7 +420,8 @@ func (w *Workspace) winoGemm(worker, lo, hi int) {
 func (w *Workspace) winoOut(worker, lo, hi int) {
 	st := w.wino
 	g := st.g
-	_, out := winoFuncs(st.ww.u[0].ks, g.m, g.lanes)
+	ks := st.ww.u[0].ks
+	_, out := winoFuncs(ks, g.m, g.lanes)
 	m, oh, ow, twp := g.m, g.oh, g.ow, g.twp
 	ldd := (g.outRows*twp + g.lanes - 1) / g.lanes * g.lanes * m
 	edge := w.strips[worker][:m*ldd]
@@ -441,9 +445,7 @@ func (w *Workspace) winoOut(worker, lo, hi int) {
 						clear(d)
 					}
 				}
-				for y := 0; y < rv; y++ {
-					copy(edge[y*ldd+k*twp*m:y*ldd+k*twp*m+ow], d[y*ow:(y+1)*ow])
-				}
+				ks.copy(&edge[k*twp*m], ldd, &d[0], ow, rv, ow)
 			}
 			nv := (nb*twp + g.lanes - 1) / g.lanes
 			out(&edge[0], ldd, &st.mo[o*g.tp+(r0-st.r0)*twp], ss, nv, st.flags, bias, slope, plo, phi)
@@ -451,10 +453,7 @@ func (w *Workspace) winoOut(worker, lo, hi int) {
 				img, ty := (r0+k)/g.th, (r0+k)%g.th
 				pl := img*st.dstStride + o*oh*ow
 				rv := min(m, oh-ty*m)
-				d := st.dst[pl+ty*m*ow : pl+(ty*m+rv)*ow]
-				for y := 0; y < rv; y++ {
-					copy(d[y*ow:(y+1)*ow], edge[y*ldd+k*twp*m:])
-				}
+				ks.copy(&st.dst[pl+ty*m*ow], ow, &edge[k*twp*m], ldd, rv, ow)
 			}
 		}
 	}

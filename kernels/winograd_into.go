@@ -7,6 +7,13 @@ import "fmt"
 // step (training): no allocation in steady state. The caller must not repack
 // weights another goroutine is using.
 func PackWinogradInto(ww *WinogradWeights, w []float32, s ConvShape, m int) *WinogradWeights {
+	return PackWinogradPar(ww, w, s, m, nil)
+}
+
+// PackWinogradPar is [PackWinogradInto] with the work (the transform by
+// output channel, then the packing by ξ) split through par (nil: on the
+// calling goroutine). It allocates nothing in steady state.
+func PackWinogradPar(ww *WinogradWeights, w []float32, s ConvShape, m int, par ParallelFunc) *WinogradWeights {
 	if !WinogradOK(s) || (m != 2 && m != 4) {
 		panic(fmt.Sprintf("kernels: PackWinograd unsupported m=%d shape %+v", m, s))
 	}
@@ -14,7 +21,6 @@ func PackWinogradInto(ww *WinogradWeights, w []float32, s ConvShape, m int) *Win
 		panic(fmt.Sprintf("kernels: PackWinograd weights have %d elements, need %d", len(w), s.OutC*s.K()))
 	}
 	a := m + 2
-	g := winoG[m/4]
 	oc, c := s.OutC, s.C
 	if ww == nil || ww.m != m || ww.s != s || len(ww.u) != a*a || ww.u[0].ks != active {
 		ww = &WinogradWeights{m: m, s: s, u: make([]PackedA, a*a), t: make([]float32, a*a*oc*c)}
@@ -26,9 +32,31 @@ func PackWinogradInto(ww *WinogradWeights, w []float32, s ConvShape, m int) *Win
 	if len(ww.t) < a*a*oc*c {
 		ww.t = make([]float32, a*a*oc*c)
 	}
-	// t[ξ][o][ci] in float64 arithmetic: U = G g Gᵀ.
-	ut := ww.t
-	for o := 0; o < oc; o++ {
+	if ww.transformTask == nil {
+		ww.transformTask = ww.transform
+		ww.packTask = ww.pack
+	}
+	ww.src = w
+	if par == nil {
+		ww.transform(0, 0, oc)
+		ww.pack(0, 0, a*a)
+	} else {
+		par(oc, ww.transformTask)
+		par(a*a, ww.packTask)
+	}
+	ww.src = nil
+	return ww
+}
+
+// transform computes t[ξ][o][ci] = (G g Gᵀ)[ξ] in float64 arithmetic for
+// output channels [lo, hi) of ww.src.
+func (ww *WinogradWeights) transform(_, lo, hi int) {
+	m, s := ww.m, ww.s
+	a := m + 2
+	g := winoG[m/4]
+	oc, c := s.OutC, s.C
+	ut, w := ww.t, ww.src
+	for o := lo; o < hi; o++ {
 		for ci := 0; ci < c; ci++ {
 			k := w[(o*c+ci)*9 : (o*c+ci)*9+9]
 			var gg [6][3]float64 // G g
@@ -50,8 +78,12 @@ func PackWinogradInto(ww *WinogradWeights, w []float32, s ConvShape, m int) *Win
 			}
 		}
 	}
-	for x := range ww.u {
-		PackAInto(&ww.u[x], ut[x*oc*c:(x+1)*oc*c], oc, c, c)
+}
+
+// pack packs U[ξ] for ξ in [lo, hi).
+func (ww *WinogradWeights) pack(_, lo, hi int) {
+	oc, c := ww.s.OutC, ww.s.C
+	for x := lo; x < hi; x++ {
+		PackAInto(&ww.u[x], ww.t[x*oc*c:(x+1)*oc*c], oc, c, c)
 	}
-	return ww
 }

@@ -58,6 +58,8 @@ type convOp struct {
 	stats [][]float64
 
 	fwd, bwd func(worker, lo, hi int)
+	flip     func(worker, lo, hi int) // flipTask, bound once
+	reduce   func(worker, lo, hi int) // reduceTask, bound once
 }
 
 var accumulate = &kernels.Epilogue{Accumulate: true}
@@ -146,7 +148,7 @@ func (t *Net) newConv(l *layer) *convOp {
 			}
 		}
 	}
-	o.fwd, o.bwd = o.forwardTask, o.backwardTask
+	o.fwd, o.bwd, o.flip, o.reduce = o.forwardTask, o.backwardTask, o.flipTask, o.reduceTask
 	return o
 }
 
@@ -175,7 +177,7 @@ func (o *convOp) epilogue() *kernels.Epilogue {
 func (o *convOp) forward(t *Net, l *layer) {
 	switch {
 	case o.wm > 0:
-		o.wino = kernels.PackWinogradInto(o.wino, o.w.Data, o.shape, o.wm)
+		o.wino = kernels.PackWinogradPar(o.wino, o.w.Data, o.shape, o.wm, t.par)
 	case o.group == 1:
 		o.packed = kernels.PackConvInto(o.packed, o.w.Data, o.shape)
 	}
@@ -231,21 +233,10 @@ func (o *convOp) backward(t *Net, l *layer) {
 	n := l.node
 	if o.group == 1 && l.inGrad(0) {
 		w := o.w.Data
-		kk := o.k * o.k
 		if o.dxConv {
-			// wt[ci][o][ky][kx] = w[o][ci][k−1−ky][k−1−kx]
-			cin := l.inS.C
-			for oc := 0; oc < n.Out; oc++ {
-				for ci := 0; ci < cin; ci++ {
-					src := w[(oc*cin+ci)*kk : (oc*cin+ci+1)*kk]
-					dst := o.wt[(ci*n.Out+oc)*kk : (ci*n.Out+oc+1)*kk]
-					for i, v := range src {
-						dst[kk-1-i] = v
-					}
-				}
-			}
+			t.pool.Run(l.inS.C, o.flip)
 			if o.wmT > 0 {
-				o.winoT = kernels.PackWinogradInto(o.winoT, o.wt, o.dxShape, o.wmT)
+				o.winoT = kernels.PackWinogradPar(o.winoT, o.wt, o.dxShape, o.wmT, t.par)
 			} else {
 				o.packedT = kernels.PackConvInto(o.packedT, o.wt, o.dxShape)
 			}
@@ -264,23 +255,7 @@ func (o *convOp) backward(t *Net, l *layer) {
 		clear(o.db64[w])
 	}
 	t.pool.Run(t.n, o.bwd)
-	// Reduce the partial sums in worker order (deterministic). Dense convs
-	// hold them with columns in (ky, kx, ci) order.
-	dw := o.w.Grad
-	cin, kk := l.inS.C/o.group, o.k*o.k
-	for i := range dw {
-		j := i
-		if o.group == 1 {
-			oc, q := i/o.kc, i%o.kc
-			ci, t := q/kk, q%kk
-			j = oc*o.kc + t*cin + ci
-		}
-		var s float64
-		for w := range o.dw64 {
-			s += o.dw64[w][j]
-		}
-		dw[i] = float32(s)
-	}
+	t.pool.Run(n.Out, o.reduce)
 	if o.b != nil {
 		for i := range o.b.Grad {
 			var s float64
@@ -288,6 +263,46 @@ func (o *convOp) backward(t *Net, l *layer) {
 				s += o.db64[w][i]
 			}
 			o.b.Grad[i] = float32(s)
+		}
+	}
+}
+
+// reduceTask writes the weight gradient of output channels [lo, hi): the
+// workers' partial sums added in worker order (deterministic). Dense convs
+// hold them with columns in (ky, kx, ci) order.
+func (o *convOp) reduceTask(_, lo, hi int) {
+	dw := o.w.Grad
+	cin, kk := o.l.inS.C/o.group, o.k*o.k
+	for oc := lo; oc < hi; oc++ {
+		for q := 0; q < o.kc; q++ {
+			j := oc*o.kc + q
+			if o.group == 1 {
+				ci, t := q/kk, q%kk
+				j = oc*o.kc + t*cin + ci
+			}
+			var s float64
+			for w := range o.dw64 {
+				s += o.dw64[w][j]
+			}
+			dw[oc*o.kc+q] = float32(s)
+		}
+	}
+}
+
+// flipTask writes the flipped, transposed weights of input channels
+// [lo, hi) for the stride-1 input gradient: wt[ci][o][ky][kx] =
+// w[o][ci][k−1−ky][k−1−kx].
+func (o *convOp) flipTask(_, lo, hi int) {
+	w := o.w.Data
+	kk := o.k * o.k
+	cin, out := o.l.inS.C, o.l.node.Out
+	for ci := lo; ci < hi; ci++ {
+		for oc := 0; oc < out; oc++ {
+			src := w[(oc*cin+ci)*kk : (oc*cin+ci+1)*kk]
+			dst := o.wt[(ci*out+oc)*kk : (ci*out+oc+1)*kk]
+			for i, v := range src {
+				dst[kk-1-i] = v
+			}
 		}
 	}
 }
@@ -435,7 +450,16 @@ func (o *convOp) toNHWC(dst, x []float32) {
 	C, H, W := s.C, s.H, s.W
 	pad := s.PadH
 	hw := H * W
-	for ci := 0; ci < C; ci++ {
+	c8 := 0
+	if W >= 8 {
+		// Groups of 8 channels: an 8×W block transpose per image row.
+		for c8 = 0; c8+8 <= C; c8 += 8 {
+			for iy := 0; iy < H; iy++ {
+				kernels.Transpose8(dst[((iy+pad)*o.wp+pad)*C+c8:], C, x[c8*hw+iy*W:], hw, W)
+			}
+		}
+	}
+	for ci := c8; ci < C; ci++ {
 		plane := x[ci*hw : (ci+1)*hw]
 		for iy := 0; iy < H; iy++ {
 			row := plane[iy*W : (iy+1)*W]

@@ -35,6 +35,7 @@ type Net struct {
 	in       nn.Shape
 	maxBatch int
 	pool     *engine.Pool
+	par      kernels.ParallelFunc // pool.Run, bound once
 	ws       []*kernels.Workspace // one single-threaded workspace per worker
 	layers   []*layer
 	params   []*Param
@@ -96,6 +97,7 @@ func newNet(g *nn.Graph, in nn.Shape, opt NetOptions, noShift bool) (*Net, error
 		t.classes = out.C
 	}
 	t.pool = engine.NewPool(opt.Threads)
+	t.par = t.pool.Run
 	for range opt.Threads {
 		t.ws = append(t.ws, kernels.NewWorkspace(1, nil))
 	}

@@ -29,6 +29,7 @@ func vecKernels() {
 		vecGate2(v, false)
 		vecGate2(v, true)
 	}
+	transpose8()
 }
 
 // vecLoop emits the loop over n floats: blocks of four vectors, then single
@@ -338,4 +339,93 @@ func vecGate2(v isa, acc bool) {
 	})
 	VZEROUPPER()
 	RET()
+}
+
+// transpose8 emits transpose8AVX2: dst[q·dstStride + r] = src[r·srcStride +
+// q] for r < 8 and q < n, n ≥ 8 (strides in elements), in 8×8 blocks; a
+// last partial block steps back to end at column n (rewriting a few columns
+// with the same values), so nothing outside the rows is read.
+func transpose8() {
+	TEXT("transpose8AVX2", NOSPLIT, "func(dst *float32, dstStride int, src *float32, srcStride, n int)")
+	Pragma("noescape")
+	Doc("transpose8AVX2 transposes 8 rows of n ≥ 8 floats; see Transpose8.")
+	dst, ds, src, ss, n := RDI, R8, RSI, R9, RCX
+	dst4, src4, ds3, ss3, rem := R10, R11, R12, R13, RBX
+	Load(Param("dst"), dst)
+	Load(Param("dstStride"), ds)
+	Load(Param("src"), src)
+	Load(Param("srcStride"), ss)
+	Load(Param("n"), n)
+	SHLQ(U8(2), ds)
+	SHLQ(U8(2), ss)
+	LEAQ(Mem{Base: ds, Index: ds, Scale: 2}, ds3)
+	LEAQ(Mem{Base: ss, Index: ss, Scale: 2}, ss3)
+	LEAQ(Mem{Base: dst, Index: ds, Scale: 4}, dst4)
+	LEAQ(Mem{Base: src, Index: ss, Scale: 4}, src4)
+	MOVQ(n, rem)
+	ANDQ(U8(7), rem)
+	r := ymm
+	rows := func(b GPPhysical, k int) []Mem {
+		return []Mem{{Base: b}, {Base: b, Index: k2i(k, ss, ds), Scale: 1}, {Base: b, Index: k2i(k, ss, ds), Scale: 2}, {Base: b, Index: k2i(k, ss3, ds3), Scale: 1}}
+	}
+	block := func() {
+		in := append(rows(src, 0), rows(src4, 0)...)
+		for i := 0; i < 8; i++ {
+			VMOVUPS(in[i], r[i])
+		}
+		for i := 0; i < 4; i++ { // t = unpack of row pairs
+			VUNPCKLPS(r[2*i+1], r[2*i], r[8+2*i])
+			VUNPCKHPS(r[2*i+1], r[2*i], r[8+2*i+1])
+		}
+		for h := 0; h < 2; h++ { // rows 4h..4h+3: s = shuffles of the t pairs
+			t0, t1, t2, t3 := r[8+4*h], r[8+4*h+1], r[8+4*h+2], r[8+4*h+3]
+			VSHUFPS(U8(0x44), t2, t0, r[4*h])
+			VSHUFPS(U8(0xEE), t2, t0, r[4*h+1])
+			VSHUFPS(U8(0x44), t3, t1, r[4*h+2])
+			VSHUFPS(U8(0xEE), t3, t1, r[4*h+3])
+		}
+		out := append(rows(dst, 1), rows(dst4, 1)...)
+		for j := 0; j < 4; j++ {
+			VPERM2F128(U8(0x20), r[4+j], r[j], r[8+j])
+			VPERM2F128(U8(0x31), r[4+j], r[j], r[12+j])
+		}
+		for j := 0; j < 8; j++ {
+			VMOVUPS(r[8+j], out[j])
+		}
+	}
+	Label("loop")
+	CMPQ(n, U8(8))
+	JL(LabelRef("tail"))
+	block()
+	ADDQ(U8(32), src)
+	ADDQ(U8(32), src4)
+	LEAQ(Mem{Base: dst, Index: ds, Scale: 8}, dst)
+	LEAQ(Mem{Base: dst4, Index: ds, Scale: 8}, dst4)
+	SUBQ(U8(8), n)
+	JMP(LabelRef("loop"))
+	Label("tail")
+	TESTQ(rem, rem)
+	JZ(LabelRef("done"))
+	// Step back 8−rem columns: src by 4·(8−rem) bytes, dst by 8−rem rows.
+	MOVQ(U32(8), R14)
+	SUBQ(rem, R14)
+	SHLQ(U8(2), R14)
+	SUBQ(R14, src)
+	SUBQ(R14, src4)
+	SHRQ(U8(2), R14)
+	IMULQ(ds, R14)
+	SUBQ(R14, dst)
+	SUBQ(R14, dst4)
+	block()
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// k2i picks the stride register of the rows (k = 0: source, 1: destination).
+func k2i(k int, s, d GPPhysical) GPPhysical {
+	if k == 0 {
+		return s
+	}
+	return d
 }

@@ -1,0 +1,28 @@
+package kernels
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestPackWinogradPar checks that packing split over workers, and repacking
+// into the same memory, gives exactly the serial PackWinograd.
+func TestPackWinogradPar(t *testing.T) {
+	rng := rand.New(rand.NewPCG(61, 62))
+	for _, s := range []ConvShape{sq3(3, 8, 8, 5, 1), sq3(16, 7, 7, 33, 1), sq3(17, 9, 9, 8, 0)} {
+		for _, m := range []int{2, 4} {
+			var ww *WinogradWeights
+			for range 2 {
+				w := randSlice(rng, s.OutC*s.K())
+				want := PackWinograd(w, s, m)
+				ww = PackWinogradPar(ww, w, s, m, goPar(3))
+				for x := range want.u {
+					if got := ww.u[x].data; !slices.Equal(got, want.u[x].data) {
+						t.Fatalf("%+v F%d ξ=%d: packed data differs from PackWinograd", s, m, x)
+					}
+				}
+			}
+		}
+	}
+}
