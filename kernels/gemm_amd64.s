@@ -18979,3 +18979,312 @@ tail:
 done:
 	VZEROUPPER
 	RET
+
+DATA deintIdx2<>+0(SB)/4, $0x00000000
+DATA deintIdx2<>+4(SB)/4, $0x00000002
+DATA deintIdx2<>+8(SB)/4, $0x00000004
+DATA deintIdx2<>+12(SB)/4, $0x00000006
+DATA deintIdx2<>+16(SB)/4, $0x00000008
+DATA deintIdx2<>+20(SB)/4, $0x0000000a
+DATA deintIdx2<>+24(SB)/4, $0x0000000c
+DATA deintIdx2<>+28(SB)/4, $0x0000000e
+DATA deintIdx2<>+32(SB)/4, $0x00000010
+DATA deintIdx2<>+36(SB)/4, $0x00000012
+DATA deintIdx2<>+40(SB)/4, $0x00000014
+DATA deintIdx2<>+44(SB)/4, $0x00000016
+DATA deintIdx2<>+48(SB)/4, $0x00000018
+DATA deintIdx2<>+52(SB)/4, $0x0000001a
+DATA deintIdx2<>+56(SB)/4, $0x0000001c
+DATA deintIdx2<>+60(SB)/4, $0x0000001e
+DATA deintIdx2<>+64(SB)/4, $0x00000001
+DATA deintIdx2<>+68(SB)/4, $0x00000003
+DATA deintIdx2<>+72(SB)/4, $0x00000005
+DATA deintIdx2<>+76(SB)/4, $0x00000007
+DATA deintIdx2<>+80(SB)/4, $0x00000009
+DATA deintIdx2<>+84(SB)/4, $0x0000000b
+DATA deintIdx2<>+88(SB)/4, $0x0000000d
+DATA deintIdx2<>+92(SB)/4, $0x0000000f
+DATA deintIdx2<>+96(SB)/4, $0x00000011
+DATA deintIdx2<>+100(SB)/4, $0x00000013
+DATA deintIdx2<>+104(SB)/4, $0x00000015
+DATA deintIdx2<>+108(SB)/4, $0x00000017
+DATA deintIdx2<>+112(SB)/4, $0x00000019
+DATA deintIdx2<>+116(SB)/4, $0x0000001b
+DATA deintIdx2<>+120(SB)/4, $0x0000001d
+DATA deintIdx2<>+124(SB)/4, $0x0000001f
+GLOBL deintIdx2<>(SB), RODATA|NOPTR, $128
+
+DATA deintIdx4<>+0(SB)/4, $0x00000000
+DATA deintIdx4<>+4(SB)/4, $0x00000004
+DATA deintIdx4<>+8(SB)/4, $0x00000008
+DATA deintIdx4<>+12(SB)/4, $0x0000000c
+DATA deintIdx4<>+16(SB)/4, $0x00000010
+DATA deintIdx4<>+20(SB)/4, $0x00000014
+DATA deintIdx4<>+24(SB)/4, $0x00000018
+DATA deintIdx4<>+28(SB)/4, $0x0000001c
+DATA deintIdx4<>+32(SB)/4, $0x00000000
+DATA deintIdx4<>+36(SB)/4, $0x00000000
+DATA deintIdx4<>+40(SB)/4, $0x00000000
+DATA deintIdx4<>+44(SB)/4, $0x00000000
+DATA deintIdx4<>+48(SB)/4, $0x00000000
+DATA deintIdx4<>+52(SB)/4, $0x00000000
+DATA deintIdx4<>+56(SB)/4, $0x00000000
+DATA deintIdx4<>+60(SB)/4, $0x00000000
+DATA deintIdx4<>+64(SB)/4, $0x00000001
+DATA deintIdx4<>+68(SB)/4, $0x00000005
+DATA deintIdx4<>+72(SB)/4, $0x00000009
+DATA deintIdx4<>+76(SB)/4, $0x0000000d
+DATA deintIdx4<>+80(SB)/4, $0x00000011
+DATA deintIdx4<>+84(SB)/4, $0x00000015
+DATA deintIdx4<>+88(SB)/4, $0x00000019
+DATA deintIdx4<>+92(SB)/4, $0x0000001d
+DATA deintIdx4<>+96(SB)/4, $0x00000000
+DATA deintIdx4<>+100(SB)/4, $0x00000000
+DATA deintIdx4<>+104(SB)/4, $0x00000000
+DATA deintIdx4<>+108(SB)/4, $0x00000000
+DATA deintIdx4<>+112(SB)/4, $0x00000000
+DATA deintIdx4<>+116(SB)/4, $0x00000000
+DATA deintIdx4<>+120(SB)/4, $0x00000000
+DATA deintIdx4<>+124(SB)/4, $0x00000000
+DATA deintIdx4<>+128(SB)/4, $0x00000002
+DATA deintIdx4<>+132(SB)/4, $0x00000006
+DATA deintIdx4<>+136(SB)/4, $0x0000000a
+DATA deintIdx4<>+140(SB)/4, $0x0000000e
+DATA deintIdx4<>+144(SB)/4, $0x00000012
+DATA deintIdx4<>+148(SB)/4, $0x00000016
+DATA deintIdx4<>+152(SB)/4, $0x0000001a
+DATA deintIdx4<>+156(SB)/4, $0x0000001e
+DATA deintIdx4<>+160(SB)/4, $0x00000000
+DATA deintIdx4<>+164(SB)/4, $0x00000000
+DATA deintIdx4<>+168(SB)/4, $0x00000000
+DATA deintIdx4<>+172(SB)/4, $0x00000000
+DATA deintIdx4<>+176(SB)/4, $0x00000000
+DATA deintIdx4<>+180(SB)/4, $0x00000000
+DATA deintIdx4<>+184(SB)/4, $0x00000000
+DATA deintIdx4<>+188(SB)/4, $0x00000000
+DATA deintIdx4<>+192(SB)/4, $0x00000003
+DATA deintIdx4<>+196(SB)/4, $0x00000007
+DATA deintIdx4<>+200(SB)/4, $0x0000000b
+DATA deintIdx4<>+204(SB)/4, $0x0000000f
+DATA deintIdx4<>+208(SB)/4, $0x00000013
+DATA deintIdx4<>+212(SB)/4, $0x00000017
+DATA deintIdx4<>+216(SB)/4, $0x0000001b
+DATA deintIdx4<>+220(SB)/4, $0x0000001f
+DATA deintIdx4<>+224(SB)/4, $0x00000000
+DATA deintIdx4<>+228(SB)/4, $0x00000000
+DATA deintIdx4<>+232(SB)/4, $0x00000000
+DATA deintIdx4<>+236(SB)/4, $0x00000000
+DATA deintIdx4<>+240(SB)/4, $0x00000000
+DATA deintIdx4<>+244(SB)/4, $0x00000000
+DATA deintIdx4<>+248(SB)/4, $0x00000000
+DATA deintIdx4<>+252(SB)/4, $0x00000000
+GLOBL deintIdx4<>(SB), RODATA|NOPTR, $256
+
+// func deint2RowsAVX512(d0 *float32, d1 *float32, dstStride int, src *float32, srcStride int, n int, rows int)
+// Requires: AVX, AVX512F, BMI2, CMOV
+TEXT ·deint2RowsAVX512(SB), NOSPLIT, $0-56
+	MOVQ    d0+0(FP), AX
+	MOVQ    d1+8(FP), BX
+	MOVQ    dstStride+16(FP), R9
+	MOVQ    src+24(FP), SI
+	MOVQ    srcStride+32(FP), R10
+	MOVQ    rows+48(FP), R11
+	SHLQ    $0x02, R9
+	SHLQ    $0x02, R10
+	VMOVUPS deintIdx2<>+0(SB), Z8
+	VMOVUPS deintIdx2<>+64(SB), Z9
+
+row:
+	TESTQ R11, R11
+	JZ    done
+	MOVQ  n+40(FP), CX
+	XORQ  DI, DI
+
+block:
+	TESTQ     CX, CX
+	JLE       next
+	MOVQ      CX, R12
+	MOVQ      $0x00000020, R14
+	CMPQ      R12, R14
+	CMOVQGT   R14, R12
+	MOVQ      $0x00000010, R14
+	CMPQ      R12, R14
+	CMOVQLT   R12, R14
+	MOVQ      $-1, R13
+	BZHIQ     R14, R13, R13
+	KMOVW     R13, K1
+	NEGQ      R14
+	ADDQ      R12, R14
+	MOVQ      $-1, R13
+	BZHIQ     R14, R13, R13
+	KMOVW     R13, K2
+	VMOVUPS.Z (SI)(DI*2), K1, Z0
+	VMOVUPS.Z 64(SI)(DI*2), K2, Z1
+	VMOVAPS   Z8, Z2
+	VPERMI2PS Z1, Z0, Z2
+	LEAQ      1(R12), R13
+	SHRQ      $0x01, R13
+	MOVQ      $-1, R14
+	BZHIQ     R13, R14, R14
+	KMOVW     R14, K3
+	VMOVUPS   Z2, K3, (AX)(DI*1)
+	VMOVAPS   Z9, Z2
+	VPERMI2PS Z1, Z0, Z2
+	LEAQ      (R12), R13
+	SHRQ      $0x01, R13
+	MOVQ      $-1, R14
+	BZHIQ     R13, R14, R14
+	KMOVW     R14, K3
+	VMOVUPS   Z2, K3, (BX)(DI*1)
+	ADDQ      $0x00000040, DI
+	SUBQ      $0x00000020, CX
+	JMP       block
+
+next:
+	ADDQ R9, AX
+	ADDQ R9, BX
+	ADDQ R10, SI
+	DECQ R11
+	JMP  row
+
+done:
+	VZEROUPPER
+	RET
+
+// func deint4RowsAVX512(d0 *float32, d1 *float32, d2 *float32, d3 *float32, dstStride int, src *float32, srcStride int, n int, rows int)
+// Requires: AVX, AVX512F, BMI2, CMOV
+TEXT ·deint4RowsAVX512(SB), NOSPLIT, $0-72
+	MOVQ    d0+0(FP), AX
+	MOVQ    d1+8(FP), BX
+	MOVQ    d2+16(FP), DX
+	MOVQ    d3+24(FP), R8
+	MOVQ    dstStride+32(FP), R9
+	MOVQ    src+40(FP), SI
+	MOVQ    srcStride+48(FP), R10
+	MOVQ    rows+64(FP), R11
+	SHLQ    $0x02, R9
+	SHLQ    $0x02, R10
+	VMOVUPS deintIdx4<>+0(SB), Z8
+	VMOVUPS deintIdx4<>+64(SB), Z9
+	VMOVUPS deintIdx4<>+128(SB), Z10
+	VMOVUPS deintIdx4<>+192(SB), Z11
+
+row:
+	TESTQ R11, R11
+	JZ    done
+	MOVQ  n+56(FP), CX
+	XORQ  DI, DI
+
+block:
+	TESTQ     CX, CX
+	JLE       next
+	MOVQ      CX, R12
+	MOVQ      $0x00000020, R14
+	CMPQ      R12, R14
+	CMOVQGT   R14, R12
+	MOVQ      $0x00000010, R14
+	CMPQ      R12, R14
+	CMOVQLT   R12, R14
+	MOVQ      $-1, R13
+	BZHIQ     R14, R13, R13
+	KMOVW     R13, K1
+	NEGQ      R14
+	ADDQ      R12, R14
+	MOVQ      $-1, R13
+	BZHIQ     R14, R13, R13
+	KMOVW     R13, K2
+	VMOVUPS.Z (SI)(DI*4), K1, Z0
+	VMOVUPS.Z 64(SI)(DI*4), K2, Z1
+	VMOVAPS   Z8, Z2
+	VPERMI2PS Z1, Z0, Z2
+	LEAQ      3(R12), R13
+	SHRQ      $0x02, R13
+	MOVQ      $-1, R14
+	BZHIQ     R13, R14, R14
+	KMOVW     R14, K3
+	VMOVUPS   Z2, K3, (AX)(DI*1)
+	VMOVAPS   Z9, Z2
+	VPERMI2PS Z1, Z0, Z2
+	LEAQ      2(R12), R13
+	SHRQ      $0x02, R13
+	MOVQ      $-1, R14
+	BZHIQ     R13, R14, R14
+	KMOVW     R14, K3
+	VMOVUPS   Z2, K3, (BX)(DI*1)
+	VMOVAPS   Z10, Z2
+	VPERMI2PS Z1, Z0, Z2
+	LEAQ      1(R12), R13
+	SHRQ      $0x02, R13
+	MOVQ      $-1, R14
+	BZHIQ     R13, R14, R14
+	KMOVW     R14, K3
+	VMOVUPS   Z2, K3, (DX)(DI*1)
+	VMOVAPS   Z11, Z2
+	VPERMI2PS Z1, Z0, Z2
+	LEAQ      (R12), R13
+	SHRQ      $0x02, R13
+	MOVQ      $-1, R14
+	BZHIQ     R13, R14, R14
+	KMOVW     R14, K3
+	VMOVUPS   Z2, K3, (R8)(DI*1)
+	ADDQ      $0x00000020, DI
+	SUBQ      $0x00000020, CX
+	JMP       block
+
+next:
+	ADDQ R9, AX
+	ADDQ R9, BX
+	ADDQ R9, DX
+	ADDQ R9, R8
+	ADDQ R10, SI
+	DECQ R11
+	JMP  row
+
+done:
+	VZEROUPPER
+	RET
+
+// func copyRowsAVX512(dst *float32, dstStride int, src *float32, srcStride int, rows int, width int)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·copyRowsAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	MOVQ src+16(FP), SI
+	MOVQ srcStride+24(FP), R9
+	MOVQ rows+32(FP), CX
+	SHLQ $0x02, R8
+	SHLQ $0x02, R9
+
+row:
+	TESTQ CX, CX
+	JZ    done
+	MOVQ  width+40(FP), BX
+	XORQ  AX, AX
+
+v16:
+	CMPQ    BX, $0x10
+	JL      tail
+	VMOVUPS (SI)(AX*1), Z0
+	VMOVUPS Z0, (DI)(AX*1)
+	ADDQ    $0x40, AX
+	SUBQ    $0x10, BX
+	JMP     v16
+
+tail:
+	TESTQ     BX, BX
+	JZ        next
+	MOVQ      $-1, DX
+	BZHIQ     BX, DX, DX
+	KMOVW     DX, K1
+	VMOVUPS.Z (SI)(AX*1), K1, Z0
+	VMOVUPS   Z0, K1, (DI)(AX*1)
+
+next:
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ CX
+	JMP  row
+
+done:
+	VZEROUPPER
+	RET

@@ -27,6 +27,13 @@ type vecKernels struct {
 	gate                        func(dst, g, y *float32, n int)
 	gate2, gate2Acc             func(dst, dst2, g, y *float32, n int)
 	transpose8                  func(dst *float32, dstStride int, src *float32, srcStride, n int) // n ≥ 8
+
+	// AVX-512 only (nil elsewhere): Winograd input column phases of whole
+	// row blocks (dk[r·dstStride + i/m] = src[r·srcStride + i], k = i%m)
+	// and a block copy with masked tails (see copyFunc).
+	deint2Rows func(d0, d1 *float32, dstStride int, src *float32, srcStride, n, rows int)
+	deint4Rows func(d0, d1, d2, d3 *float32, dstStride int, src *float32, srcStride, n, rows int)
+	copyRows   copyFunc
 }
 
 const (

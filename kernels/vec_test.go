@@ -200,3 +200,61 @@ func TestTranspose8(t *testing.T) {
 		}
 	})
 }
+
+// TestRowKernels compares the AVX-512 row kernels (Winograd input column
+// phases, block copy) with their definitions for widths 0..70 and 1–3 rows,
+// with guards around and between the rows.
+func TestRowKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, ks := range sets {
+		e := ks.ew
+		if e == nil || e.deint4Rows == nil {
+			continue
+		}
+		for n := 0; n <= 70; n++ {
+			for rows := 1; rows <= 3; rows++ {
+				ss := n + rng.IntN(4)
+				src := randSlice(rng, (rows-1)*ss+n+1)
+				for _, m := range []int{2, 4} {
+					ds := (n+m-1)/m + 1 + rng.IntN(4)
+					size := (rows-1)*ds + (n+m-1)/m
+					var d [4][]float32
+					var bufs [4][]float32
+					for k := 0; k < m; k++ {
+						d[k], bufs[k] = guarded(size+1, 1)
+					}
+					if m == 2 {
+						e.deint2Rows(&d[0][0], &d[1][0], ds, &src[0], ss, n, rows)
+					} else {
+						e.deint4Rows(&d[0][0], &d[1][0], &d[2][0], &d[3][0], ds, &src[0], ss, n, rows)
+					}
+					for k := 0; k < m; k++ {
+						cnt := (n - k + m - 1) / m
+						checkGuards(t, bufs[k], 1, size+1, func(i int) bool { return i%ds < cnt && i/ds < rows })
+						for r := 0; r < rows; r++ {
+							for j := 0; j < cnt; j++ {
+								if got, want := d[k][r*ds+j], src[r*ss+m*j+k]; got != want {
+									t.Fatalf("%s deint%dRows n=%d rows=%d: phase %d row %d [%d]: got %g; want %g", ks.name, m, n, rows, k, r, j, got, want)
+								}
+							}
+						}
+					}
+				}
+				ds := n + 1 + rng.IntN(4)
+				size := (rows-1)*ds + n
+				dst, buf := guarded(size, 2)
+				if size > 0 {
+					e.copyRows(&dst[0], ds, &src[0], ss, rows, n)
+				}
+				checkGuards(t, buf, 2, size, func(i int) bool { return i%ds < n })
+				for r := 0; r < rows; r++ {
+					for j := 0; j < n; j++ {
+						if got, want := dst[r*ds+j], src[r*ss+j]; got != want {
+							t.Fatalf("%s copyRows n=%d rows=%d [%d][%d]: got %g; want %g", ks.name, n, rows, r, j, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}

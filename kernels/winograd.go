@@ -371,6 +371,17 @@ func (w *Workspace) winoIn(worker, lo, hi int) {
 				plane := st.src[img*st.srcStride+c*hw : img*st.srcStride+(c+1)*hw]
 				i0 := max(0, s.PadH-ty*m)
 				i1 := min(a, s.H+s.PadH-ty*m)
+				if e := ks.ew; e != nil && e.deint4Rows != nil && i1 > i0 {
+					// All the tile row's input rows in one call.
+					y := i0*sw + k*twp
+					srow := plane[(ty*m+i0-s.PadH)*s.W : (ty*m+i1-s.PadH)*s.W]
+					if m == 2 {
+						e.deint2Rows(&planes[hd[0]+y], &planes[hd[1]+y], sw, &srow[0], s.W, s.W, i1-i0)
+					} else {
+						e.deint4Rows(&planes[hd[0]+y], &planes[hd[1]+y], &planes[hd[2]+y], &planes[hd[3]+y], sw, &srow[0], s.W, s.W, i1-i0)
+					}
+					continue
+				}
 				for i := i0; i < i1; i++ {
 					iy := ty*m + i - s.PadH
 					srow := plane[iy*s.W : (iy+1)*s.W]
@@ -422,6 +433,10 @@ func (w *Workspace) winoOut(worker, lo, hi int) {
 	g := st.g
 	ks := st.ww.u[0].ks
 	_, out := winoFuncs(ks, g.m, g.lanes)
+	cp := ks.copy
+	if ks.ew != nil && ks.ew.copyRows != nil {
+		cp = ks.ew.copyRows
+	}
 	m, oh, ow, twp := g.m, g.oh, g.ow, g.twp
 	ldd := (g.outRows*twp + g.lanes - 1) / g.lanes * g.lanes * m
 	edge := w.strips[worker][:m*ldd]
@@ -445,7 +460,7 @@ func (w *Workspace) winoOut(worker, lo, hi int) {
 						clear(d)
 					}
 				}
-				ks.copy(&edge[k*twp*m], ldd, &d[0], ow, rv, ow)
+				cp(&edge[k*twp*m], ldd, &d[0], ow, rv, ow)
 			}
 			nv := (nb*twp + g.lanes - 1) / g.lanes
 			out(&edge[0], ldd, &st.mo[o*g.tp+(r0-st.r0)*twp], ss, nv, st.flags, bias, slope, plo, phi)
@@ -453,7 +468,7 @@ func (w *Workspace) winoOut(worker, lo, hi int) {
 				img, ty := (r0+k)/g.th, (r0+k)%g.th
 				pl := img*st.dstStride + o*oh*ow
 				rv := min(m, oh-ty*m)
-				ks.copy(&st.dst[pl+ty*m*ow], ow, &edge[k*twp*m], ldd, rv, ow)
+				cp(&st.dst[pl+ty*m*ow], ow, &edge[k*twp*m], ldd, rv, ow)
 			}
 		}
 	}

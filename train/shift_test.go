@@ -21,7 +21,9 @@ func TestWeightGradShift(t *testing.T) {
 		{16, 16, 14, 3, 1, 9}, // chunks of 8 images, split by the workers
 		{4, 5, 28, 5, 2, 3},
 		{6, 7, 14, 1, 0, 3},
-		{5, 6, 28, 3, 1, 3}, // one image per chunk
+		{5, 6, 28, 3, 1, 3},   // one image per chunk
+		{32, 8, 14, 3, 1, 3},  // 96 columns per row ky: one GEMM per ky (not stacked)
+		{16, 24, 14, 3, 1, 5}, // stacked rows ky, as ResNet-20's first stage
 	} {
 		for _, threads := range []int{1, 2} {
 			t.Run(fmt.Sprintf("c%d-o%d-%dx%d-k%d-p%d-n%d/threads=%d", tc.cin, tc.cout, tc.h, tc.h, tc.k, tc.pad, tc.n, threads), func(t *testing.T) {

@@ -30,6 +30,10 @@ func vecKernels() {
 		vecGate2(v, true)
 	}
 	transpose8()
+	deintConsts()
+	deintRows(2)
+	deintRows(4)
+	copyRows()
 }
 
 // vecLoop emits the loop over n floats: blocks of four vectors, then single
@@ -428,4 +432,152 @@ func k2i(k int, s, d GPPhysical) GPPhysical {
 		return s
 	}
 	return d
+}
+
+// deintIdx holds, for m = 2 and 4, the VPERMI2PS indices of phase p: lane j
+// takes element m·j + p of a 32-float block (lanes past 32/m unused).
+var deintIdx = map[int]Mem{}
+
+func deintConsts() {
+	for _, m := range []int{2, 4} {
+		c := GLOBL(fmt.Sprintf("deintIdx%d", m), RODATA|NOPTR)
+		for p := 0; p < m; p++ {
+			for j := 0; j < 16; j++ {
+				v := m*j + p
+				if v >= 32 {
+					v = 0
+				}
+				DATA(4*(16*p+j), U32(v))
+			}
+		}
+		deintIdx[m] = c
+	}
+}
+
+// deintRows emits deint<m>RowsAVX512: for each of rows rows r and i < n,
+// d_k[r·dstStride + i/m] = src[r·srcStride + i] with k = i%m (the column
+// phases of Winograd input rows), in blocks of 32 floats with masked tails
+// (nothing past a row is read or written). Strides in elements.
+func deintRows(m int) {
+	name := fmt.Sprintf("deint%dRowsAVX512", m)
+	sig := "func(d0, d1 *float32, dstStride int, src *float32, srcStride, n, rows int)"
+	if m == 4 {
+		sig = "func(d0, d1, d2, d3 *float32, dstStride int, src *float32, srcStride, n, rows int)"
+	}
+	TEXT(name, NOSPLIT, sig)
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s splits rows rows of n floats into %d column phases; see Deinterleave.", name, m))
+	d := []GPPhysical{RAX, RBX, RDX, R8}[:m]
+	ds, src, ss, rows, off, rem, nb, c, t := R9, RSI, R10, R11, RDI, RCX, R12, R13, R14
+	for k := 0; k < m; k++ {
+		Load(Param(fmt.Sprintf("d%d", k)), d[k])
+	}
+	Load(Param("dstStride"), ds)
+	Load(Param("src"), src)
+	Load(Param("srcStride"), ss)
+	Load(Param("rows"), rows)
+	SHLQ(U8(2), ds)
+	SHLQ(U8(2), ss)
+	idx := []VecPhysical{Z8, Z9, Z10, Z11}
+	for k := 0; k < m; k++ {
+		VMOVUPS(deintIdx[m].Offset(64*k), idx[k])
+	}
+	sh := uint8(1)
+	if m == 4 {
+		sh = 2
+	}
+	Label("row")
+	TESTQ(rows, rows)
+	JZ(LabelRef("done"))
+	Load(Param("n"), rem)
+	XORQ(off, off)
+	Label("block")
+	TESTQ(rem, rem)
+	JLE(LabelRef("next"))
+	MOVQ(rem, nb)
+	MOVQ(U32(32), t)
+	CMPQ(nb, t)
+	CMOVQGT(t, nb) // nb = min(rem, 32)
+	MOVQ(U32(16), t)
+	CMPQ(nb, t)
+	CMOVQLT(nb, t) // t = min(nb, 16)
+	MOVQ(I32(-1), c)
+	BZHIQ(t, c, c)
+	KMOVW(c.As32(), K1)
+	NEGQ(t)
+	ADDQ(nb, t) // nb − min(nb, 16)
+	MOVQ(I32(-1), c)
+	BZHIQ(t, c, c)
+	KMOVW(c.As32(), K2)
+	VMOVUPS_Z(Mem{Base: src, Index: off, Scale: uint8(m)}, K1, Z0)
+	VMOVUPS_Z(Mem{Base: src, Index: off, Scale: uint8(m), Disp: 64}, K2, Z1)
+	for k := 0; k < m; k++ {
+		VMOVAPS(idx[k], Z2)
+		VPERMI2PS(Z1, Z0, Z2)
+		LEAQ(Mem{Base: nb, Disp: m - 1 - k}, c)
+		SHRQ(U8(sh), c)
+		MOVQ(I32(-1), t)
+		BZHIQ(c, t, t)
+		KMOVW(t.As32(), K3)
+		VMOVUPS(Z2, K3, Mem{Base: d[k], Index: off, Scale: 1})
+	}
+	ADDQ(U32(4*32/m), off)
+	SUBQ(U32(32), rem)
+	JMP(LabelRef("block"))
+	Label("next")
+	for k := 0; k < m; k++ {
+		ADDQ(ds, d[k])
+	}
+	ADDQ(ss, src)
+	DECQ(rows)
+	JMP(LabelRef("row"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// copyRows emits copyRowsAVX512: rows rows of width floats from src (row
+// stride srcStride) to dst (row stride dstStride), strides in elements, 16
+// floats at a time with a masked tail.
+func copyRows() {
+	TEXT("copyRowsAVX512", NOSPLIT, "func(dst *float32, dstStride int, src *float32, srcStride int, rows, width int)")
+	Pragma("noescape")
+	Doc("copyRowsAVX512 copies a rows×width block of floats; see CopyRows.")
+	dst, ds, src, ss, rows, off, rem, t := RDI, R8, RSI, R9, RCX, RAX, RBX, RDX
+	Load(Param("dst"), dst)
+	Load(Param("dstStride"), ds)
+	Load(Param("src"), src)
+	Load(Param("srcStride"), ss)
+	Load(Param("rows"), rows)
+	SHLQ(U8(2), ds)
+	SHLQ(U8(2), ss)
+	Label("row")
+	TESTQ(rows, rows)
+	JZ(LabelRef("done"))
+	Load(Param("width"), rem)
+	XORQ(off, off)
+	Label("v16")
+	CMPQ(rem, U8(16))
+	JL(LabelRef("tail"))
+	VMOVUPS(Mem{Base: src, Index: off, Scale: 1}, Z0)
+	VMOVUPS(Z0, Mem{Base: dst, Index: off, Scale: 1})
+	ADDQ(U8(64), off)
+	SUBQ(U8(16), rem)
+	JMP(LabelRef("v16"))
+	Label("tail")
+	TESTQ(rem, rem)
+	JZ(LabelRef("next"))
+	MOVQ(I32(-1), t)
+	BZHIQ(rem, t, t)
+	KMOVW(t.As32(), K1)
+	VMOVUPS_Z(Mem{Base: src, Index: off, Scale: 1}, K1, Z0)
+	VMOVUPS(Z0, K1, Mem{Base: dst, Index: off, Scale: 1})
+	Label("next")
+	ADDQ(ds, dst)
+	ADDQ(ss, src)
+	DECQ(rows)
+	JMP(LabelRef("row"))
+	Label("done")
+	VZEROUPPER()
+	RET()
 }
