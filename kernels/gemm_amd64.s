@@ -19093,52 +19093,64 @@ TEXT ·deint2RowsAVX512(SB), NOSPLIT, $0-56
 	SHLQ    $0x02, R10
 	VMOVUPS deintIdx2<>+0(SB), Z8
 	VMOVUPS deintIdx2<>+64(SB), Z9
+	MOVQ    n+40(FP), R12
+	MOVQ    R12, CX
+	SHRQ    $0x05, CX
+	ANDQ    $0x1f, R12
+	MOVQ    $0x00000010, R14
+	CMPQ    R12, R14
+	CMOVQLT R12, R14
+	MOVQ    $-1, R13
+	BZHIQ   R14, R13, R13
+	KMOVW   R13, K1
+	NEGQ    R14
+	ADDQ    R12, R14
+	MOVQ    $-1, R13
+	BZHIQ   R14, R13, R13
+	KMOVW   R13, K2
+	LEAQ    1(R12), R13
+	SHRQ    $0x01, R13
+	MOVQ    $-1, R14
+	BZHIQ   R13, R14, R14
+	KMOVW   R14, K3
+	LEAQ    (R12), R13
+	SHRQ    $0x01, R13
+	MOVQ    $-1, R14
+	BZHIQ   R13, R14, R14
+	KMOVW   R14, K4
 
 row:
 	TESTQ R11, R11
 	JZ    done
-	MOVQ  n+40(FP), CX
 	XORQ  DI, DI
+	MOVQ  CX, R14
 
 block:
-	TESTQ     CX, CX
-	JLE       next
-	MOVQ      CX, R12
-	MOVQ      $0x00000020, R14
-	CMPQ      R12, R14
-	CMOVQGT   R14, R12
-	MOVQ      $0x00000010, R14
-	CMPQ      R12, R14
-	CMOVQLT   R12, R14
-	MOVQ      $-1, R13
-	BZHIQ     R14, R13, R13
-	KMOVW     R13, K1
-	NEGQ      R14
-	ADDQ      R12, R14
-	MOVQ      $-1, R13
-	BZHIQ     R14, R13, R13
-	KMOVW     R13, K2
+	TESTQ     R14, R14
+	JZ        last
+	VMOVUPS   (SI)(DI*2), Z0
+	VMOVUPS   64(SI)(DI*2), Z1
+	VMOVAPS   Z8, Z2
+	VPERMI2PS Z1, Z0, Z2
+	VMOVUPS   Z2, (AX)(DI*1)
+	VMOVAPS   Z9, Z2
+	VPERMI2PS Z1, Z0, Z2
+	VMOVUPS   Z2, (BX)(DI*1)
+	ADDQ      $0x00000040, DI
+	DECQ      R14
+	JMP       block
+
+last:
+	TESTQ     R12, R12
+	JZ        next
 	VMOVUPS.Z (SI)(DI*2), K1, Z0
 	VMOVUPS.Z 64(SI)(DI*2), K2, Z1
 	VMOVAPS   Z8, Z2
 	VPERMI2PS Z1, Z0, Z2
-	LEAQ      1(R12), R13
-	SHRQ      $0x01, R13
-	MOVQ      $-1, R14
-	BZHIQ     R13, R14, R14
-	KMOVW     R14, K3
 	VMOVUPS   Z2, K3, (AX)(DI*1)
 	VMOVAPS   Z9, Z2
 	VPERMI2PS Z1, Z0, Z2
-	LEAQ      (R12), R13
-	SHRQ      $0x01, R13
-	MOVQ      $-1, R14
-	BZHIQ     R13, R14, R14
-	KMOVW     R14, K3
-	VMOVUPS   Z2, K3, (BX)(DI*1)
-	ADDQ      $0x00000040, DI
-	SUBQ      $0x00000020, CX
-	JMP       block
+	VMOVUPS   Z2, K4, (BX)(DI*1)
 
 next:
 	ADDQ R9, AX
@@ -19168,68 +19180,86 @@ TEXT ·deint4RowsAVX512(SB), NOSPLIT, $0-72
 	VMOVUPS deintIdx4<>+64(SB), Z9
 	VMOVUPS deintIdx4<>+128(SB), Z10
 	VMOVUPS deintIdx4<>+192(SB), Z11
+	MOVQ    n+56(FP), R12
+	MOVQ    R12, CX
+	SHRQ    $0x05, CX
+	ANDQ    $0x1f, R12
+	MOVQ    $0x00000010, R14
+	CMPQ    R12, R14
+	CMOVQLT R12, R14
+	MOVQ    $-1, R13
+	BZHIQ   R14, R13, R13
+	KMOVW   R13, K1
+	NEGQ    R14
+	ADDQ    R12, R14
+	MOVQ    $-1, R13
+	BZHIQ   R14, R13, R13
+	KMOVW   R13, K2
+	LEAQ    3(R12), R13
+	SHRQ    $0x02, R13
+	MOVQ    $-1, R14
+	BZHIQ   R13, R14, R14
+	KMOVW   R14, K3
+	LEAQ    2(R12), R13
+	SHRQ    $0x02, R13
+	MOVQ    $-1, R14
+	BZHIQ   R13, R14, R14
+	KMOVW   R14, K4
+	LEAQ    1(R12), R13
+	SHRQ    $0x02, R13
+	MOVQ    $-1, R14
+	BZHIQ   R13, R14, R14
+	KMOVW   R14, K5
+	LEAQ    (R12), R13
+	SHRQ    $0x02, R13
+	MOVQ    $-1, R14
+	BZHIQ   R13, R14, R14
+	KMOVW   R14, K6
 
 row:
 	TESTQ R11, R11
 	JZ    done
-	MOVQ  n+56(FP), CX
 	XORQ  DI, DI
+	MOVQ  CX, R14
 
 block:
-	TESTQ     CX, CX
-	JLE       next
-	MOVQ      CX, R12
-	MOVQ      $0x00000020, R14
-	CMPQ      R12, R14
-	CMOVQGT   R14, R12
-	MOVQ      $0x00000010, R14
-	CMPQ      R12, R14
-	CMOVQLT   R12, R14
-	MOVQ      $-1, R13
-	BZHIQ     R14, R13, R13
-	KMOVW     R13, K1
-	NEGQ      R14
-	ADDQ      R12, R14
-	MOVQ      $-1, R13
-	BZHIQ     R14, R13, R13
-	KMOVW     R13, K2
+	TESTQ     R14, R14
+	JZ        last
+	VMOVUPS   (SI)(DI*4), Z0
+	VMOVUPS   64(SI)(DI*4), Z1
+	VMOVAPS   Z8, Z2
+	VPERMI2PS Z1, Z0, Z2
+	VMOVUPS   Y2, (AX)(DI*1)
+	VMOVAPS   Z9, Z2
+	VPERMI2PS Z1, Z0, Z2
+	VMOVUPS   Y2, (BX)(DI*1)
+	VMOVAPS   Z10, Z2
+	VPERMI2PS Z1, Z0, Z2
+	VMOVUPS   Y2, (DX)(DI*1)
+	VMOVAPS   Z11, Z2
+	VPERMI2PS Z1, Z0, Z2
+	VMOVUPS   Y2, (R8)(DI*1)
+	ADDQ      $0x00000020, DI
+	DECQ      R14
+	JMP       block
+
+last:
+	TESTQ     R12, R12
+	JZ        next
 	VMOVUPS.Z (SI)(DI*4), K1, Z0
 	VMOVUPS.Z 64(SI)(DI*4), K2, Z1
 	VMOVAPS   Z8, Z2
 	VPERMI2PS Z1, Z0, Z2
-	LEAQ      3(R12), R13
-	SHRQ      $0x02, R13
-	MOVQ      $-1, R14
-	BZHIQ     R13, R14, R14
-	KMOVW     R14, K3
 	VMOVUPS   Z2, K3, (AX)(DI*1)
 	VMOVAPS   Z9, Z2
 	VPERMI2PS Z1, Z0, Z2
-	LEAQ      2(R12), R13
-	SHRQ      $0x02, R13
-	MOVQ      $-1, R14
-	BZHIQ     R13, R14, R14
-	KMOVW     R14, K3
-	VMOVUPS   Z2, K3, (BX)(DI*1)
+	VMOVUPS   Z2, K4, (BX)(DI*1)
 	VMOVAPS   Z10, Z2
 	VPERMI2PS Z1, Z0, Z2
-	LEAQ      1(R12), R13
-	SHRQ      $0x02, R13
-	MOVQ      $-1, R14
-	BZHIQ     R13, R14, R14
-	KMOVW     R14, K3
-	VMOVUPS   Z2, K3, (DX)(DI*1)
+	VMOVUPS   Z2, K5, (DX)(DI*1)
 	VMOVAPS   Z11, Z2
 	VPERMI2PS Z1, Z0, Z2
-	LEAQ      (R12), R13
-	SHRQ      $0x02, R13
-	MOVQ      $-1, R14
-	BZHIQ     R13, R14, R14
-	KMOVW     R14, K3
-	VMOVUPS   Z2, K3, (R8)(DI*1)
-	ADDQ      $0x00000020, DI
-	SUBQ      $0x00000020, CX
-	JMP       block
+	VMOVUPS   Z2, K6, (R8)(DI*1)
 
 next:
 	ADDQ R9, AX

@@ -456,7 +456,8 @@ func deintConsts() {
 
 // deintRows emits deint<m>RowsAVX512: for each of rows rows r and i < n,
 // d_k[r·dstStride + i/m] = src[r·srcStride + i] with k = i%m (the column
-// phases of Winograd input rows), in blocks of 32 floats with masked tails
+// phases of Winograd input rows), in blocks of 32 floats: full blocks
+// unmasked, the last partial block with masks computed once per call
 // (nothing past a row is read or written). Strides in elements.
 func deintRows(m int) {
 	name := fmt.Sprintf("deint%dRowsAVX512", m)
@@ -468,7 +469,7 @@ func deintRows(m int) {
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s splits rows rows of n floats into %d column phases; see Deinterleave.", name, m))
 	d := []GPPhysical{RAX, RBX, RDX, R8}[:m]
-	ds, src, ss, rows, off, rem, nb, c, t := R9, RSI, R10, R11, RDI, RCX, R12, R13, R14
+	ds, src, ss, rows, off, nfull, rem, c, t := R9, RSI, R10, R11, RDI, RCX, R12, R13, R14
 	for k := 0; k < m; k++ {
 		Load(Param(fmt.Sprintf("d%d", k)), d[k])
 	}
@@ -486,44 +487,65 @@ func deintRows(m int) {
 	if m == 4 {
 		sh = 2
 	}
-	Label("row")
-	TESTQ(rows, rows)
-	JZ(LabelRef("done"))
+	// Masks of the last block of rem = n%32 floats: loads K1 (floats
+	// 0–15) and K2 (16–31), phase k's store K3+k (⌈(rem−k)/m⌉ floats).
 	Load(Param("n"), rem)
-	XORQ(off, off)
-	Label("block")
-	TESTQ(rem, rem)
-	JLE(LabelRef("next"))
-	MOVQ(rem, nb)
-	MOVQ(U32(32), t)
-	CMPQ(nb, t)
-	CMOVQGT(t, nb) // nb = min(rem, 32)
+	MOVQ(rem, nfull)
+	SHRQ(U8(5), nfull)
+	ANDQ(U8(31), rem)
 	MOVQ(U32(16), t)
-	CMPQ(nb, t)
-	CMOVQLT(nb, t) // t = min(nb, 16)
+	CMPQ(rem, t)
+	CMOVQLT(rem, t) // min(rem, 16)
 	MOVQ(I32(-1), c)
 	BZHIQ(t, c, c)
 	KMOVW(c.As32(), K1)
 	NEGQ(t)
-	ADDQ(nb, t) // nb − min(nb, 16)
+	ADDQ(rem, t)
 	MOVQ(I32(-1), c)
 	BZHIQ(t, c, c)
 	KMOVW(c.As32(), K2)
-	VMOVUPS_Z(Mem{Base: src, Index: off, Scale: uint8(m)}, K1, Z0)
-	VMOVUPS_Z(Mem{Base: src, Index: off, Scale: uint8(m), Disp: 64}, K2, Z1)
+	ks := []OpmaskPhysical{K3, K4, K5, K6}
 	for k := 0; k < m; k++ {
-		VMOVAPS(idx[k], Z2)
-		VPERMI2PS(Z1, Z0, Z2)
-		LEAQ(Mem{Base: nb, Disp: m - 1 - k}, c)
+		LEAQ(Mem{Base: rem, Disp: m - 1 - k}, c)
 		SHRQ(U8(sh), c)
 		MOVQ(I32(-1), t)
 		BZHIQ(c, t, t)
-		KMOVW(t.As32(), K3)
-		VMOVUPS(Z2, K3, Mem{Base: d[k], Index: off, Scale: 1})
+		KMOVW(t.As32(), ks[k])
+	}
+	perm := func(k int) {
+		VMOVAPS(idx[k], Z2)
+		VPERMI2PS(Z1, Z0, Z2)
+	}
+	Label("row")
+	TESTQ(rows, rows)
+	JZ(LabelRef("done"))
+	XORQ(off, off)
+	MOVQ(nfull, t)
+	Label("block")
+	TESTQ(t, t)
+	JZ(LabelRef("last"))
+	VMOVUPS(Mem{Base: src, Index: off, Scale: uint8(m)}, Z0)
+	VMOVUPS(Mem{Base: src, Index: off, Scale: uint8(m), Disp: 64}, Z1)
+	for k := 0; k < m; k++ {
+		perm(k)
+		if m == 4 {
+			VMOVUPS(Z2.AsY(), Mem{Base: d[k], Index: off, Scale: 1})
+		} else {
+			VMOVUPS(Z2, Mem{Base: d[k], Index: off, Scale: 1})
+		}
 	}
 	ADDQ(U32(4*32/m), off)
-	SUBQ(U32(32), rem)
+	DECQ(t)
 	JMP(LabelRef("block"))
+	Label("last")
+	TESTQ(rem, rem)
+	JZ(LabelRef("next"))
+	VMOVUPS_Z(Mem{Base: src, Index: off, Scale: uint8(m)}, K1, Z0)
+	VMOVUPS_Z(Mem{Base: src, Index: off, Scale: uint8(m), Disp: 64}, K2, Z1)
+	for k := 0; k < m; k++ {
+		perm(k)
+		VMOVUPS(Z2, ks[k], Mem{Base: d[k], Index: off, Scale: 1})
+	}
 	Label("next")
 	for k := 0; k < m; k++ {
 		ADDQ(ds, d[k])
