@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/rmprune/rmprune/kernels"
 	"github.com/rmprune/rmprune/nn"
 )
 
@@ -164,40 +165,12 @@ func (o *maskOp) forwardTask(_, lo, hi int) {
 		for b := 0; b < t.n; b++ {
 			src := x[(b*C+c)*hw : (b*C+c+1)*hw]
 			dst := out[(b*C+c)*hw : (b*C+c+1)*hw]
-			dst = dst[:len(src)]
-			switch {
-			case stats:
-				// Short float32 runs summed into float64 keep the error small.
-				for i := 0; i < len(src); i += 64 {
-					var s32, ss32 float32
-					e := min(i+64, len(src))
-					if l.relu != nil {
-						for j := i; j < e; j++ {
-							v := src[j]
-							s32 += v
-							ss32 += v * v
-							dst[j] = max(m*v, 0)
-						}
-					} else {
-						for j := i; j < e; j++ {
-							v := src[j]
-							s32 += v
-							ss32 += v * v
-							dst[j] = m * v
-						}
-					}
-					s += float64(s32)
-					ss += float64(ss32)
-				}
-			case l.relu != nil:
-				for i, v := range src {
-					dst[i] = max(m*v, 0)
-				}
-			default:
-				for i, v := range src {
-					dst[i] = m * v
-				}
+			if stats {
+				a, q := sumSq(src)
+				s += a
+				ss += q
 			}
+			scaleShift(dst, src, m, 0, l.relu != nil) // the plane is still in cache
 		}
 		if stats {
 			mean := s / cnt
@@ -248,18 +221,12 @@ func (o *maskOp) backwardTask(_, lo, hi int) {
 			// (the add's, shared with the residual branch).
 			if ys != nil && dx != nil && !acc {
 				// The usual case (mask_res, mask2): gated, dx written.
-				for i := 0; i < len(xs); i += 64 {
-					var s float32
-					e := min(i+64, len(xs))
-					xb, db, yb, ob := xs[i:e], dy[i:e], ys[i:e], dx[i:e]
-					db, yb, ob = db[:len(xb)], yb[:len(xb)], ob[:len(xb)]
-					for j, xv := range xb {
-						g := reluGrad(db[j], yb[j])
-						s += xv * g
-						ob[j] = m * g
-					}
-					dm += float64(s)
-				}
+				// Vector passes over the plane (in cache after the first):
+				// dx = g, dm += Σ x·g, dx = m·g.
+				kernels.Gate(dx, dy, ys)
+				_, sx := sumDot(dx, xs, 0)
+				dm += sx
+				scaleShift(dx, dx, m, 0, false)
 				continue
 			}
 			for i := 0; i < len(xs); i += 64 {
@@ -351,27 +318,13 @@ func (o *maskedAddOp) forwardTask(_, lo, hi int) {
 			bb := xb[(b*C+c)*hw : (b*C+c+1)*hw]
 			dst := out[(b*C+c)*hw : (b*C+c+1)*hw]
 			bb, dst = bb[:len(a)], dst[:len(a)]
-			for i := 0; i < len(a); i += 64 {
-				var s32, ss32 float32
-				e := min(i+64, len(a))
-				if l.relu != nil {
-					for j := i; j < e; j++ {
-						v := a[j] + bb[j]
-						s32 += v
-						ss32 += v * v
-						dst[j] = max(m*v, 0)
-					}
-				} else {
-					for j := i; j < e; j++ {
-						v := a[j] + bb[j]
-						s32 += v
-						ss32 += v * v
-						dst[j] = m * v
-					}
-				}
-				s += float64(s32)
-				ss += float64(ss32)
-			}
+			// Vector passes over the plane (in cache after the first):
+			// dst = a+b, its statistics, dst = ReLU(m·dst).
+			addTo(dst, a, bb, false)
+			sa, sq := sumSq(dst)
+			s += sa
+			ss += sq
+			scaleShift(dst, dst, m, 0, l.relu != nil)
 		}
 		if stats {
 			mean := s / cnt
@@ -416,19 +369,15 @@ func (o *maskedAddOp) backwardTask(_, lo, hi int) {
 			// The add's own gradient: m·g (shared with inputs it alone reads).
 			own := l.grad[off : off+hw]
 			own = own[:len(a)]
-			for i := 0; i < len(a); i += 64 {
-				var s float32
-				e := min(i+64, len(a))
-				for j := i; j < e; j++ {
-					g := dy[j]
-					if ys != nil {
-						g = reluGrad(g, ys[j])
-					}
-					s += (a[j] + bb[j]) * g
-					own[j] = m * g
-				}
-				dm += float64(s)
+			// Vector passes over the plane: own = g (gated), dm += Σ a·g +
+			// Σ b·g, own = m·g. Without a ReLU own is dy itself.
+			if ys != nil {
+				kernels.Gate(own, dy, ys)
 			}
+			_, sa := sumDot(own, a, 0)
+			_, sb := sumDot(own, bb, 0)
+			dm += sa + sb
+			scaleShift(own, own, m, 0, false)
 			for k, in := range l.ins {
 				if in.grad != nil && !in.gradShared {
 					store(in.grad[off:off+hw], own, l.addIn[k])
