@@ -114,8 +114,18 @@ func (t *Net) newConv(l *layer) *convOp {
 		}
 		o.chunk = max(1, min(t.maxBatch, 512/o.p))
 		o.hp, o.wp = in.H+2*n.Pad, in.W+2*n.Pad
+		hp, wp := o.hp, o.wp
+		if n.Stride == 1 && 2*n.Pad == o.k-1 {
+			// A "same" conv's grid can share the zero padding: the right
+			// pad columns of a row are the left ones of the next row, the
+			// bottom pad rows of an image the top ones of the next (a
+			// window that runs past a row's end lands in them), so the grid
+			// is (H+pad)×(W+pad) per image.
+			hp, wp = in.H+n.Pad, in.W+n.Pad
+		}
 		// The padded grid computes hp·wp pixels for oh·ow outputs: worth it
-		// while that wastes ≤ 35% (28×28 and 14×14 maps, not 7×7).
+		// on 28×28 and 14×14 maps, not on 7×7 ones (measured, one 64-channel
+		// conv's backward: shared-padding grid 12.5 vs im2col 11.8 CPU ms).
 		o.shift = n.Stride == 1 && !t.noShift && o.hp*o.wp*20 <= o.p*27
 		if in.C < 4 {
 			// A stem conv on 1–3 channels: the in-place GEMMs would be k·C
@@ -125,6 +135,7 @@ func (t *Net) newConv(l *layer) *convOp {
 			o.chunk = max(1, min(t.maxBatch, 4096/o.p))
 		}
 		if o.shift {
+			o.hp, o.wp = hp, wp
 			o.chunk = max(1, min(t.maxBatch, 2048/(o.hp*o.wp)))
 			o.stack = o.k*in.C%32 != 0
 		}

@@ -24,6 +24,8 @@ func TestWeightGradShift(t *testing.T) {
 		{5, 6, 28, 3, 1, 3},   // one image per chunk
 		{32, 8, 14, 3, 1, 3},  // 96 columns per row ky: one GEMM per ky (not stacked)
 		{16, 24, 14, 3, 1, 5}, // stacked rows ky, as ResNet-20's first stage
+		{8, 8, 28, 3, 0, 3},   // no padding: the grid keeps its own borders
+		{16, 8, 13, 3, 1, 5},  // shared padding: 14×14 grid
 	} {
 		for _, threads := range []int{1, 2} {
 			t.Run(fmt.Sprintf("c%d-o%d-%dx%d-k%d-p%d-n%d/threads=%d", tc.cin, tc.cout, tc.h, tc.h, tc.k, tc.pad, tc.n, threads), func(t *testing.T) {
