@@ -18064,6 +18064,388 @@ done:
 	VZEROUPPER
 	RET
 
+// func addScaleStatsAVX512(dst *float32, a *float32, b *float32, n int, m float32) (s float32, ss float32)
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·addScaleStatsAVX512(SB), NOSPLIT, $0-48
+	MOVQ         dst+0(FP), DI
+	MOVQ         a+8(FP), SI
+	MOVQ         b+16(FP), DX
+	MOVQ         n+24(FP), CX
+	VXORPS       Z0, Z0, Z0
+	VXORPS       Z1, Z1, Z1
+	VXORPS       Z2, Z2, Z2
+	VXORPS       Z3, Z3, Z3
+	VXORPS       Z4, Z4, Z4
+	VXORPS       Z5, Z5, Z5
+	VXORPS       Z6, Z6, Z6
+	VXORPS       Z7, Z7, Z7
+	MOVSS        m+32(FP), X15
+	VBROADCASTSS X15, Z12
+	VXORPS       Z13, Z13, Z13
+
+loop4:
+	CMPQ        CX, $0x00000040
+	JL          loop1
+	VMOVUPS     (SI), Z8
+	VADDPS      (DX), Z8, Z8
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z8, Z4
+	VMULPS      Z12, Z8, Z9
+	VMOVUPS     Z9, (DI)
+	VMOVUPS     64(SI), Z10
+	VADDPS      64(DX), Z10, Z10
+	VADDPS      Z10, Z1, Z1
+	VFMADD231PS Z10, Z10, Z5
+	VMULPS      Z12, Z10, Z11
+	VMOVUPS     Z11, 64(DI)
+	VMOVUPS     128(SI), Z8
+	VADDPS      128(DX), Z8, Z8
+	VADDPS      Z8, Z2, Z2
+	VFMADD231PS Z8, Z8, Z6
+	VMULPS      Z12, Z8, Z9
+	VMOVUPS     Z9, 128(DI)
+	VMOVUPS     192(SI), Z10
+	VADDPS      192(DX), Z10, Z10
+	VADDPS      Z10, Z3, Z3
+	VFMADD231PS Z10, Z10, Z7
+	VMULPS      Z12, Z10, Z11
+	VMOVUPS     Z11, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, DX
+	SUBQ        $0x00000040, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (SI), Z8
+	VADDPS      (DX), Z8, Z8
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z8, Z4
+	VMULPS      Z12, Z8, Z9
+	VMOVUPS     Z9, (DI)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, CX
+	JMP         loop1
+
+done:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VEXTRACTF128  $0x01, Y4, X5
+	VADDPS        X5, X4, X4
+	VMOVHLPS      X4, X4, X5
+	VADDPS        X5, X4, X4
+	VMOVSHDUP     X4, X5
+	VADDSS        X5, X4, X4
+	MOVSS         X0, s+40(FP)
+	MOVSS         X4, ss+44(FP)
+	VZEROUPPER
+	RET
+
+// func addScaleStatsReLUAVX512(dst *float32, a *float32, b *float32, n int, m float32) (s float32, ss float32)
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·addScaleStatsReLUAVX512(SB), NOSPLIT, $0-48
+	MOVQ         dst+0(FP), DI
+	MOVQ         a+8(FP), SI
+	MOVQ         b+16(FP), DX
+	MOVQ         n+24(FP), CX
+	VXORPS       Z0, Z0, Z0
+	VXORPS       Z1, Z1, Z1
+	VXORPS       Z2, Z2, Z2
+	VXORPS       Z3, Z3, Z3
+	VXORPS       Z4, Z4, Z4
+	VXORPS       Z5, Z5, Z5
+	VXORPS       Z6, Z6, Z6
+	VXORPS       Z7, Z7, Z7
+	MOVSS        m+32(FP), X15
+	VBROADCASTSS X15, Z12
+	VXORPS       Z13, Z13, Z13
+
+loop4:
+	CMPQ        CX, $0x00000040
+	JL          loop1
+	VMOVUPS     (SI), Z8
+	VADDPS      (DX), Z8, Z8
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z8, Z4
+	VMULPS      Z12, Z8, Z9
+	VMAXPS      Z9, Z13, Z9
+	VADDPS      Z13, Z9, Z9
+	VMOVUPS     Z9, (DI)
+	VMOVUPS     64(SI), Z10
+	VADDPS      64(DX), Z10, Z10
+	VADDPS      Z10, Z1, Z1
+	VFMADD231PS Z10, Z10, Z5
+	VMULPS      Z12, Z10, Z11
+	VMAXPS      Z11, Z13, Z11
+	VADDPS      Z13, Z11, Z11
+	VMOVUPS     Z11, 64(DI)
+	VMOVUPS     128(SI), Z8
+	VADDPS      128(DX), Z8, Z8
+	VADDPS      Z8, Z2, Z2
+	VFMADD231PS Z8, Z8, Z6
+	VMULPS      Z12, Z8, Z9
+	VMAXPS      Z9, Z13, Z9
+	VADDPS      Z13, Z9, Z9
+	VMOVUPS     Z9, 128(DI)
+	VMOVUPS     192(SI), Z10
+	VADDPS      192(DX), Z10, Z10
+	VADDPS      Z10, Z3, Z3
+	VFMADD231PS Z10, Z10, Z7
+	VMULPS      Z12, Z10, Z11
+	VMAXPS      Z11, Z13, Z11
+	VADDPS      Z13, Z11, Z11
+	VMOVUPS     Z11, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, DX
+	SUBQ        $0x00000040, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (SI), Z8
+	VADDPS      (DX), Z8, Z8
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z8, Z4
+	VMULPS      Z12, Z8, Z9
+	VMAXPS      Z9, Z13, Z9
+	VADDPS      Z13, Z9, Z9
+	VMOVUPS     Z9, (DI)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, CX
+	JMP         loop1
+
+done:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VEXTRACTF128  $0x01, Y4, X5
+	VADDPS        X5, X4, X4
+	VMOVHLPS      X4, X4, X5
+	VADDPS        X5, X4, X4
+	VMOVSHDUP     X4, X5
+	VADDSS        X5, X4, X4
+	MOVSS         X0, s+40(FP)
+	MOVSS         X4, ss+44(FP)
+	VZEROUPPER
+	RET
+
+// func dot2ScaleAVX512(dst *float32, dy *float32, a *float32, b *float32, n int, m float32) (s float32)
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·dot2ScaleAVX512(SB), NOSPLIT, $0-52
+	MOVQ         dst+0(FP), DI
+	MOVQ         dy+8(FP), R8
+	MOVQ         a+16(FP), SI
+	MOVQ         b+24(FP), DX
+	MOVQ         n+32(FP), CX
+	VXORPS       Z0, Z0, Z0
+	VXORPS       Z1, Z1, Z1
+	VXORPS       Z2, Z2, Z2
+	VXORPS       Z3, Z3, Z3
+	MOVSS        m+40(FP), X15
+	VBROADCASTSS X15, Z12
+	VXORPS       Z13, Z13, Z13
+
+loop4:
+	CMPQ        CX, $0x00000040
+	JL          loop1
+	VMOVUPS     (R8), Z4
+	VMOVUPS     (SI), Z5
+	VADDPS      (DX), Z5, Z5
+	VFMADD231PS Z4, Z5, Z0
+	VMULPS      Z12, Z4, Z7
+	VMOVUPS     Z7, (DI)
+	VMOVUPS     64(R8), Z8
+	VMOVUPS     64(SI), Z9
+	VADDPS      64(DX), Z9, Z9
+	VFMADD231PS Z8, Z9, Z1
+	VMULPS      Z12, Z8, Z11
+	VMOVUPS     Z11, 64(DI)
+	VMOVUPS     128(R8), Z4
+	VMOVUPS     128(SI), Z5
+	VADDPS      128(DX), Z5, Z5
+	VFMADD231PS Z4, Z5, Z2
+	VMULPS      Z12, Z4, Z7
+	VMOVUPS     Z7, 128(DI)
+	VMOVUPS     192(R8), Z8
+	VMOVUPS     192(SI), Z9
+	VADDPS      192(DX), Z9, Z9
+	VFMADD231PS Z8, Z9, Z3
+	VMULPS      Z12, Z8, Z11
+	VMOVUPS     Z11, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, R8
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, DX
+	SUBQ        $0x00000040, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (R8), Z4
+	VMOVUPS     (SI), Z5
+	VADDPS      (DX), Z5, Z5
+	VFMADD231PS Z4, Z5, Z0
+	VMULPS      Z12, Z4, Z7
+	VMOVUPS     Z7, (DI)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R8
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, CX
+	JMP         loop1
+
+done:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	MOVSS         X0, s+48(FP)
+	VZEROUPPER
+	RET
+
+// func gateDot2ScaleAVX512(dst *float32, dy *float32, y *float32, a *float32, b *float32, n int, m float32) (s float32)
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·gateDot2ScaleAVX512(SB), NOSPLIT, $0-60
+	MOVQ         dst+0(FP), DI
+	MOVQ         dy+8(FP), R8
+	MOVQ         y+16(FP), R9
+	MOVQ         a+24(FP), SI
+	MOVQ         b+32(FP), DX
+	MOVQ         n+40(FP), CX
+	VXORPS       Z0, Z0, Z0
+	VXORPS       Z1, Z1, Z1
+	VXORPS       Z2, Z2, Z2
+	VXORPS       Z3, Z3, Z3
+	MOVSS        m+48(FP), X15
+	VBROADCASTSS X15, Z12
+	VXORPS       Z13, Z13, Z13
+
+loop4:
+	CMPQ        CX, $0x00000040
+	JL          loop1
+	VMOVUPS     (R8), Z4
+	VMOVUPS     (R9), Z6
+	VPTESTMD    Z6, Z6, K1
+	VMOVUPS.Z   Z4, K1, Z4
+	VMOVUPS     (SI), Z5
+	VADDPS      (DX), Z5, Z5
+	VFMADD231PS Z4, Z5, Z0
+	VMULPS      Z12, Z4, Z7
+	VMOVUPS     Z7, (DI)
+	VMOVUPS     64(R8), Z8
+	VMOVUPS     64(R9), Z10
+	VPTESTMD    Z10, Z10, K1
+	VMOVUPS.Z   Z8, K1, Z8
+	VMOVUPS     64(SI), Z9
+	VADDPS      64(DX), Z9, Z9
+	VFMADD231PS Z8, Z9, Z1
+	VMULPS      Z12, Z8, Z11
+	VMOVUPS     Z11, 64(DI)
+	VMOVUPS     128(R8), Z4
+	VMOVUPS     128(R9), Z6
+	VPTESTMD    Z6, Z6, K1
+	VMOVUPS.Z   Z4, K1, Z4
+	VMOVUPS     128(SI), Z5
+	VADDPS      128(DX), Z5, Z5
+	VFMADD231PS Z4, Z5, Z2
+	VMULPS      Z12, Z4, Z7
+	VMOVUPS     Z7, 128(DI)
+	VMOVUPS     192(R8), Z8
+	VMOVUPS     192(R9), Z10
+	VPTESTMD    Z10, Z10, K1
+	VMOVUPS.Z   Z8, K1, Z8
+	VMOVUPS     192(SI), Z9
+	VADDPS      192(DX), Z9, Z9
+	VFMADD231PS Z8, Z9, Z3
+	VMULPS      Z12, Z8, Z11
+	VMOVUPS     Z11, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, R8
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, DX
+	ADDQ        $0x00000100, R9
+	SUBQ        $0x00000040, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (R8), Z4
+	VMOVUPS     (R9), Z6
+	VPTESTMD    Z6, Z6, K1
+	VMOVUPS.Z   Z4, K1, Z4
+	VMOVUPS     (SI), Z5
+	VADDPS      (DX), Z5, Z5
+	VFMADD231PS Z4, Z5, Z0
+	VMULPS      Z12, Z4, Z7
+	VMOVUPS     Z7, (DI)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R8
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, R9
+	SUBQ        $0x00000010, CX
+	JMP         loop1
+
+done:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	MOVSS         X0, s+56(FP)
+	VZEROUPPER
+	RET
+
 // func scaleShiftAVX2(dst *float32, src *float32, n int, a float32, b float32)
 // Requires: AVX, AVX2, FMA3, SSE
 TEXT ·scaleShiftAVX2(SB), NOSPLIT, $0-32
@@ -18853,6 +19235,376 @@ loop1:
 	JMP      loop1
 
 done:
+	VZEROUPPER
+	RET
+
+// func addScaleStatsAVX2(dst *float32, a *float32, b *float32, n int, m float32) (s float32, ss float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·addScaleStatsAVX2(SB), NOSPLIT, $0-48
+	MOVQ         dst+0(FP), DI
+	MOVQ         a+8(FP), SI
+	MOVQ         b+16(FP), DX
+	MOVQ         n+24(FP), CX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVSS        m+32(FP), X15
+	VBROADCASTSS X15, Y12
+	VXORPS       Y13, Y13, Y13
+
+loop4:
+	CMPQ        CX, $0x00000020
+	JL          loop1
+	VMOVUPS     (SI), Y8
+	VADDPS      (DX), Y8, Y8
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y8, Y4
+	VMULPS      Y12, Y8, Y9
+	VMOVUPS     Y9, (DI)
+	VMOVUPS     32(SI), Y10
+	VADDPS      32(DX), Y10, Y10
+	VADDPS      Y10, Y1, Y1
+	VFMADD231PS Y10, Y10, Y5
+	VMULPS      Y12, Y10, Y11
+	VMOVUPS     Y11, 32(DI)
+	VMOVUPS     64(SI), Y8
+	VADDPS      64(DX), Y8, Y8
+	VADDPS      Y8, Y2, Y2
+	VFMADD231PS Y8, Y8, Y6
+	VMULPS      Y12, Y8, Y9
+	VMOVUPS     Y9, 64(DI)
+	VMOVUPS     96(SI), Y10
+	VADDPS      96(DX), Y10, Y10
+	VADDPS      Y10, Y3, Y3
+	VFMADD231PS Y10, Y10, Y7
+	VMULPS      Y12, Y10, Y11
+	VMOVUPS     Y11, 96(DI)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (SI), Y8
+	VADDPS      (DX), Y8, Y8
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y8, Y4
+	VMULPS      Y12, Y8, Y9
+	VMOVUPS     Y9, (DI)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, CX
+	JMP         loop1
+
+done:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X4
+	VMOVHLPS     X4, X4, X5
+	VADDPS       X5, X4, X4
+	VMOVSHDUP    X4, X5
+	VADDSS       X5, X4, X4
+	MOVSS        X0, s+40(FP)
+	MOVSS        X4, ss+44(FP)
+	VZEROUPPER
+	RET
+
+// func addScaleStatsReLUAVX2(dst *float32, a *float32, b *float32, n int, m float32) (s float32, ss float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·addScaleStatsReLUAVX2(SB), NOSPLIT, $0-48
+	MOVQ         dst+0(FP), DI
+	MOVQ         a+8(FP), SI
+	MOVQ         b+16(FP), DX
+	MOVQ         n+24(FP), CX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVSS        m+32(FP), X15
+	VBROADCASTSS X15, Y12
+	VXORPS       Y13, Y13, Y13
+
+loop4:
+	CMPQ        CX, $0x00000020
+	JL          loop1
+	VMOVUPS     (SI), Y8
+	VADDPS      (DX), Y8, Y8
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y8, Y4
+	VMULPS      Y12, Y8, Y9
+	VMAXPS      Y9, Y13, Y9
+	VADDPS      Y13, Y9, Y9
+	VMOVUPS     Y9, (DI)
+	VMOVUPS     32(SI), Y10
+	VADDPS      32(DX), Y10, Y10
+	VADDPS      Y10, Y1, Y1
+	VFMADD231PS Y10, Y10, Y5
+	VMULPS      Y12, Y10, Y11
+	VMAXPS      Y11, Y13, Y11
+	VADDPS      Y13, Y11, Y11
+	VMOVUPS     Y11, 32(DI)
+	VMOVUPS     64(SI), Y8
+	VADDPS      64(DX), Y8, Y8
+	VADDPS      Y8, Y2, Y2
+	VFMADD231PS Y8, Y8, Y6
+	VMULPS      Y12, Y8, Y9
+	VMAXPS      Y9, Y13, Y9
+	VADDPS      Y13, Y9, Y9
+	VMOVUPS     Y9, 64(DI)
+	VMOVUPS     96(SI), Y10
+	VADDPS      96(DX), Y10, Y10
+	VADDPS      Y10, Y3, Y3
+	VFMADD231PS Y10, Y10, Y7
+	VMULPS      Y12, Y10, Y11
+	VMAXPS      Y11, Y13, Y11
+	VADDPS      Y13, Y11, Y11
+	VMOVUPS     Y11, 96(DI)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (SI), Y8
+	VADDPS      (DX), Y8, Y8
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y8, Y4
+	VMULPS      Y12, Y8, Y9
+	VMAXPS      Y9, Y13, Y9
+	VADDPS      Y13, Y9, Y9
+	VMOVUPS     Y9, (DI)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, CX
+	JMP         loop1
+
+done:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X4
+	VMOVHLPS     X4, X4, X5
+	VADDPS       X5, X4, X4
+	VMOVSHDUP    X4, X5
+	VADDSS       X5, X4, X4
+	MOVSS        X0, s+40(FP)
+	MOVSS        X4, ss+44(FP)
+	VZEROUPPER
+	RET
+
+// func dot2ScaleAVX2(dst *float32, dy *float32, a *float32, b *float32, n int, m float32) (s float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·dot2ScaleAVX2(SB), NOSPLIT, $0-52
+	MOVQ         dst+0(FP), DI
+	MOVQ         dy+8(FP), R8
+	MOVQ         a+16(FP), SI
+	MOVQ         b+24(FP), DX
+	MOVQ         n+32(FP), CX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	MOVSS        m+40(FP), X15
+	VBROADCASTSS X15, Y12
+	VXORPS       Y13, Y13, Y13
+
+loop4:
+	CMPQ        CX, $0x00000020
+	JL          loop1
+	VMOVUPS     (R8), Y4
+	VMOVUPS     (SI), Y5
+	VADDPS      (DX), Y5, Y5
+	VFMADD231PS Y4, Y5, Y0
+	VMULPS      Y12, Y4, Y7
+	VMOVUPS     Y7, (DI)
+	VMOVUPS     32(R8), Y8
+	VMOVUPS     32(SI), Y9
+	VADDPS      32(DX), Y9, Y9
+	VFMADD231PS Y8, Y9, Y1
+	VMULPS      Y12, Y8, Y11
+	VMOVUPS     Y11, 32(DI)
+	VMOVUPS     64(R8), Y4
+	VMOVUPS     64(SI), Y5
+	VADDPS      64(DX), Y5, Y5
+	VFMADD231PS Y4, Y5, Y2
+	VMULPS      Y12, Y4, Y7
+	VMOVUPS     Y7, 64(DI)
+	VMOVUPS     96(R8), Y8
+	VMOVUPS     96(SI), Y9
+	VADDPS      96(DX), Y9, Y9
+	VFMADD231PS Y8, Y9, Y3
+	VMULPS      Y12, Y8, Y11
+	VMOVUPS     Y11, 96(DI)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, R8
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (R8), Y4
+	VMOVUPS     (SI), Y5
+	VADDPS      (DX), Y5, Y5
+	VFMADD231PS Y4, Y5, Y0
+	VMULPS      Y12, Y4, Y7
+	VMOVUPS     Y7, (DI)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, R8
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, CX
+	JMP         loop1
+
+done:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	MOVSS        X0, s+48(FP)
+	VZEROUPPER
+	RET
+
+// func gateDot2ScaleAVX2(dst *float32, dy *float32, y *float32, a *float32, b *float32, n int, m float32) (s float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·gateDot2ScaleAVX2(SB), NOSPLIT, $0-60
+	MOVQ         dst+0(FP), DI
+	MOVQ         dy+8(FP), R8
+	MOVQ         y+16(FP), R9
+	MOVQ         a+24(FP), SI
+	MOVQ         b+32(FP), DX
+	MOVQ         n+40(FP), CX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	MOVSS        m+48(FP), X15
+	VBROADCASTSS X15, Y12
+	VXORPS       Y13, Y13, Y13
+
+loop4:
+	CMPQ        CX, $0x00000020
+	JL          loop1
+	VMOVUPS     (R8), Y4
+	VMOVUPS     (R9), Y6
+	VPCMPEQD    Y6, Y13, Y6
+	VANDNPS     Y4, Y6, Y4
+	VMOVUPS     (SI), Y5
+	VADDPS      (DX), Y5, Y5
+	VFMADD231PS Y4, Y5, Y0
+	VMULPS      Y12, Y4, Y7
+	VMOVUPS     Y7, (DI)
+	VMOVUPS     32(R8), Y8
+	VMOVUPS     32(R9), Y10
+	VPCMPEQD    Y10, Y13, Y10
+	VANDNPS     Y8, Y10, Y8
+	VMOVUPS     32(SI), Y9
+	VADDPS      32(DX), Y9, Y9
+	VFMADD231PS Y8, Y9, Y1
+	VMULPS      Y12, Y8, Y11
+	VMOVUPS     Y11, 32(DI)
+	VMOVUPS     64(R8), Y4
+	VMOVUPS     64(R9), Y6
+	VPCMPEQD    Y6, Y13, Y6
+	VANDNPS     Y4, Y6, Y4
+	VMOVUPS     64(SI), Y5
+	VADDPS      64(DX), Y5, Y5
+	VFMADD231PS Y4, Y5, Y2
+	VMULPS      Y12, Y4, Y7
+	VMOVUPS     Y7, 64(DI)
+	VMOVUPS     96(R8), Y8
+	VMOVUPS     96(R9), Y10
+	VPCMPEQD    Y10, Y13, Y10
+	VANDNPS     Y8, Y10, Y8
+	VMOVUPS     96(SI), Y9
+	VADDPS      96(DX), Y9, Y9
+	VFMADD231PS Y8, Y9, Y3
+	VMULPS      Y12, Y8, Y11
+	VMOVUPS     Y11, 96(DI)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, R8
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, DX
+	ADDQ        $0x00000080, R9
+	SUBQ        $0x00000020, CX
+	JMP         loop4
+
+loop1:
+	TESTQ       CX, CX
+	JZ          done
+	VMOVUPS     (R8), Y4
+	VMOVUPS     (R9), Y6
+	VPCMPEQD    Y6, Y13, Y6
+	VANDNPS     Y4, Y6, Y4
+	VMOVUPS     (SI), Y5
+	VADDPS      (DX), Y5, Y5
+	VFMADD231PS Y4, Y5, Y0
+	VMULPS      Y12, Y4, Y7
+	VMOVUPS     Y7, (DI)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, R8
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, R9
+	SUBQ        $0x00000008, CX
+	JMP         loop1
+
+done:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	MOVSS        X0, s+56(FP)
 	VZEROUPPER
 	RET
 

@@ -390,6 +390,26 @@ func gate2AVX512(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
 //go:noescape
 func gate2AccAVX512(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
 
+// addScaleStatsAVX512 writes dst = m·(a+b) and returns Σ(a+b) and Σ(a+b)² over n floats, n a multiple of 16; see AddScaleStats.
+//
+//go:noescape
+func addScaleStatsAVX512(dst *float32, a *float32, b *float32, n int, m float32) (s float32, ss float32)
+
+// addScaleStatsReLUAVX512 writes dst = m·(a+b) through a ReLU and returns Σ(a+b) and Σ(a+b)² over n floats, n a multiple of 16; see AddScaleStats.
+//
+//go:noescape
+func addScaleStatsReLUAVX512(dst *float32, a *float32, b *float32, n int, m float32) (s float32, ss float32)
+
+// dot2ScaleAVX512 writes dst = m·g with g = dy and returns Σg·(a+b) over n floats, n a multiple of 16; see GateDot2Scale.
+//
+//go:noescape
+func dot2ScaleAVX512(dst *float32, dy *float32, a *float32, b *float32, n int, m float32) (s float32)
+
+// gateDot2ScaleAVX512 writes dst = m·g with g = dy gated by y (0 where y is 0) and returns Σg·(a+b) over n floats, n a multiple of 16; see GateDot2Scale.
+//
+//go:noescape
+func gateDot2ScaleAVX512(dst *float32, dy *float32, y *float32, a *float32, b *float32, n int, m float32) (s float32)
+
 // scaleShiftAVX2 writes dst = src·a + b for n floats, n a multiple of 8; see ScaleShift.
 //
 //go:noescape
@@ -449,6 +469,26 @@ func gate2AVX2(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
 //
 //go:noescape
 func gate2AccAVX2(dst *float32, dst2 *float32, grad *float32, y *float32, n int)
+
+// addScaleStatsAVX2 writes dst = m·(a+b) and returns Σ(a+b) and Σ(a+b)² over n floats, n a multiple of 8; see AddScaleStats.
+//
+//go:noescape
+func addScaleStatsAVX2(dst *float32, a *float32, b *float32, n int, m float32) (s float32, ss float32)
+
+// addScaleStatsReLUAVX2 writes dst = m·(a+b) through a ReLU and returns Σ(a+b) and Σ(a+b)² over n floats, n a multiple of 8; see AddScaleStats.
+//
+//go:noescape
+func addScaleStatsReLUAVX2(dst *float32, a *float32, b *float32, n int, m float32) (s float32, ss float32)
+
+// dot2ScaleAVX2 writes dst = m·g with g = dy and returns Σg·(a+b) over n floats, n a multiple of 8; see GateDot2Scale.
+//
+//go:noescape
+func dot2ScaleAVX2(dst *float32, dy *float32, a *float32, b *float32, n int, m float32) (s float32)
+
+// gateDot2ScaleAVX2 writes dst = m·g with g = dy gated by y (0 where y is 0) and returns Σg·(a+b) over n floats, n a multiple of 8; see GateDot2Scale.
+//
+//go:noescape
+func gateDot2ScaleAVX2(dst *float32, dy *float32, y *float32, a *float32, b *float32, n int, m float32) (s float32)
 
 // transpose8AVX2 transposes 8 rows of n ≥ 8 floats; see Transpose8.
 //

@@ -17,16 +17,19 @@ import "math"
 
 // vecKernels is one path's assembly kernels; n is a multiple of width.
 type vecKernels struct {
-	width                       int
-	scaleShift, scaleShiftReLU  func(dst, src *float32, n int, a, b float32)
-	sumSq                       func(p *float32, n int) (s, ss float32)
-	sumDot                      func(dy, x *float32, n int, m float32) (s, sx float32)
-	gateSumDot                  func(dy, y, x *float32, n int, m float32) (s, sx float32)
-	bnInputGrad, bnInputGradAcc func(dx, dy, x *float32, n int, k1, k2, k3, m float32)
-	add, addReLU                func(dst, a, b *float32, n int)
-	gate                        func(dst, g, y *float32, n int)
-	gate2, gate2Acc             func(dst, dst2, g, y *float32, n int)
-	transpose8                  func(dst *float32, dstStride int, src *float32, srcStride, n int) // n ≥ 8
+	width                            int
+	scaleShift, scaleShiftReLU       func(dst, src *float32, n int, a, b float32)
+	sumSq                            func(p *float32, n int) (s, ss float32)
+	sumDot                           func(dy, x *float32, n int, m float32) (s, sx float32)
+	gateSumDot                       func(dy, y, x *float32, n int, m float32) (s, sx float32)
+	bnInputGrad, bnInputGradAcc      func(dx, dy, x *float32, n int, k1, k2, k3, m float32)
+	add, addReLU                     func(dst, a, b *float32, n int)
+	gate                             func(dst, g, y *float32, n int)
+	gate2, gate2Acc                  func(dst, dst2, g, y *float32, n int)
+	transpose8                       func(dst *float32, dstStride int, src *float32, srcStride, n int) // n ≥ 8
+	addScaleStats, addScaleStatsReLU func(dst, a, b *float32, n int, m float32) (s, ss float32)
+	dot2Scale                        func(dst, dy, a, b *float32, n int, m float32) float32
+	gateDot2Scale                    func(dst, dy, y, a, b *float32, n int, m float32) float32
 
 	// AVX-512 only (nil elsewhere): Winograd input column phases of whole
 	// row blocks (dk[r·dstStride + i/m] = src[r·srcStride + i], k = i%m)
@@ -184,6 +187,83 @@ func Gate2(dst, dst2, g, y []float32, acc bool) {
 		dst, dst2, g, y = dst[k:], dst2[k:], g[k:], y[k:]
 	}
 	gate2Go(dst, dst2, g, y, acc)
+}
+
+// AddScaleStats writes dst = m·(a+b), through a ReLU when relu is set, and
+// returns Σ(a+b) and Σ(a+b)² (a masked residual sum and its running
+// statistics in one pass); b and dst need len(a) elements.
+func AddScaleStats(dst, a, b []float32, m float32, relu bool) (s, ss float64) {
+	b = b[:len(a)]
+	dst = dst[:len(a)]
+	if e := active.ew; e != nil {
+		for k := vecPrefix(e, min(len(a), vecRun)); k > 0; k = vecPrefix(e, min(len(a), vecRun)) {
+			var x, y float32
+			if relu {
+				x, y = e.addScaleStatsReLU(&dst[0], &a[0], &b[0], k, m)
+			} else {
+				x, y = e.addScaleStats(&dst[0], &a[0], &b[0], k, m)
+			}
+			s += float64(x)
+			ss += float64(y)
+			dst, a, b = dst[k:], a[k:], b[k:]
+		}
+	}
+	for i := 0; i < len(a); i += sumRun {
+		var s32, ss32 float32
+		j := min(i+sumRun, len(a))
+		for q := i; q < j; q++ {
+			v := a[q] + b[q]
+			s32 += v
+			ss32 += v * v
+			y := m * v
+			if relu {
+				y = max(y, 0)
+			}
+			dst[q] = y
+		}
+		s += float64(s32)
+		ss += float64(ss32)
+	}
+	return s, ss
+}
+
+// GateDot2Scale takes g = dy, gated by the ReLU output y unless y is nil
+// (see [Gate]), writes dst = m·g and returns Σg·(a+b) (a masked residual
+// sum's backward in one pass). dst may be dy; the others need len(dst)
+// elements.
+func GateDot2Scale(dst, dy, y, a, b []float32, m float32) float64 {
+	dy = dy[:len(dst)]
+	a = a[:len(dst)]
+	b = b[:len(dst)]
+	if y != nil {
+		y = y[:len(dst)]
+	}
+	var s float64
+	if e := active.ew; e != nil {
+		for k := vecPrefix(e, min(len(dst), vecRun)); k > 0; k = vecPrefix(e, min(len(dst), vecRun)) {
+			if y != nil {
+				s += float64(e.gateDot2Scale(&dst[0], &dy[0], &y[0], &a[0], &b[0], k, m))
+				y = y[k:]
+			} else {
+				s += float64(e.dot2Scale(&dst[0], &dy[0], &a[0], &b[0], k, m))
+			}
+			dst, dy, a, b = dst[k:], dy[k:], a[k:], b[k:]
+		}
+	}
+	for i := 0; i < len(dst); i += sumRun {
+		var s32 float32
+		j := min(i+sumRun, len(dst))
+		for q := i; q < j; q++ {
+			g := dy[q]
+			if y != nil {
+				g = ReLUGrad(g, y[q])
+			}
+			s32 += g * (a[q] + b[q])
+			dst[q] = m * g
+		}
+		s += float64(s32)
+	}
+	return s
 }
 
 // Transpose8 writes dst[q·dstStride + r] = src[r·srcStride + q] for r < 8

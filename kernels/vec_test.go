@@ -127,6 +127,48 @@ func TestVec(t *testing.T) {
 			out, buf := guarded(n, off)
 			Gate(out, g, y)
 			check("Gate", out, buf, func(i int) float64 { return float64(gated[i]) }, 0)
+			var wv, wvv, av, wgab, agab, wdab float64
+			for i := range x {
+				v := float64(x[i] + g[i])
+				wv += v
+				wvv += v * v
+				av += math.Abs(v)
+				wgab += float64(gated[i]) * (float64(x[i]) + float64(y[i]))
+				agab += math.Abs(float64(g[i]) * (float64(x[i]) + float64(y[i])))
+				wdab += float64(g[i]) * (float64(x[i]) + float64(y[i]))
+			}
+			for _, relu := range []bool{false, true} {
+				out, buf := guarded(n, off)
+				s, ss := AddScaleStats(out, x, g, 1.5, relu)
+				if !near(s, wv, av) || !near(ss, wvv, wvv) {
+					t.Fatalf("%s AddScaleStats: got %g, %g; want %g, %g", name, s, ss, wv, wvv)
+				}
+				check(fmt.Sprintf("AddScaleStats(relu=%v)", relu), out, buf, func(i int) float64 {
+					v := 1.5 * float64(x[i]+g[i])
+					if relu {
+						v = max(v, 0)
+					}
+					return v
+				}, 1e-6)
+			}
+			for _, gated2 := range []bool{false, true} {
+				out, buf := guarded(n, off)
+				var yy []float32
+				want := wdab
+				if gated2 {
+					yy, want = y, wgab
+				}
+				s := GateDot2Scale(out, g, yy, x, y, 0.75)
+				if !near(s, want, agab) {
+					t.Fatalf("%s GateDot2Scale(gate=%v): got %g; want %g", name, gated2, s, want)
+				}
+				check(fmt.Sprintf("GateDot2Scale(gate=%v)", gated2), out, buf, func(i int) float64 {
+					if gated2 {
+						return 0.75 * float64(gated[i])
+					}
+					return 0.75 * float64(g[i])
+				}, 1e-7)
+			}
 		}
 	})
 }

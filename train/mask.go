@@ -318,13 +318,10 @@ func (o *maskedAddOp) forwardTask(_, lo, hi int) {
 			bb := xb[(b*C+c)*hw : (b*C+c+1)*hw]
 			dst := out[(b*C+c)*hw : (b*C+c+1)*hw]
 			bb, dst = bb[:len(a)], dst[:len(a)]
-			// Vector passes over the plane (in cache after the first):
-			// dst = a+b, its statistics, dst = ReLU(m·dst).
-			addTo(dst, a, bb, false)
-			sa, sq := sumSq(dst)
+			// One vector pass: dst = ReLU(m·(a+b)) and the statistics of a+b.
+			sa, sq := kernels.AddScaleStats(dst, a, bb, m, l.relu != nil)
 			s += sa
 			ss += sq
-			scaleShift(dst, dst, m, 0, l.relu != nil)
 		}
 		if stats {
 			mean := s / cnt
@@ -369,15 +366,9 @@ func (o *maskedAddOp) backwardTask(_, lo, hi int) {
 			// The add's own gradient: m·g (shared with inputs it alone reads).
 			own := l.grad[off : off+hw]
 			own = own[:len(a)]
-			// Vector passes over the plane: own = g (gated), dm += Σ a·g +
-			// Σ b·g, own = m·g. Without a ReLU own is dy itself.
-			if ys != nil {
-				kernels.Gate(own, dy, ys)
-			}
-			_, sa := sumDot(own, a, 0)
-			_, sb := sumDot(own, bb, 0)
-			dm += sa + sb
-			scaleShift(own, own, m, 0, false)
+			// One vector pass: g = dy (gated), dm += Σ g·(a+b), own = m·g.
+			// Without a ReLU own is dy itself.
+			dm += kernels.GateDot2Scale(own, dy, ys, a, bb, m)
 			for k, in := range l.ins {
 				if in.grad != nil && !in.gradShared {
 					store(in.grad[off:off+hw], own, l.addIn[k])

@@ -28,6 +28,10 @@ func vecKernels() {
 		vecGate(v)
 		vecGate2(v, false)
 		vecGate2(v, true)
+		vecAddScaleStats(v, false)
+		vecAddScaleStats(v, true)
+		vecGateDot2Scale(v, false)
+		vecGateDot2Scale(v, true)
 	}
 	transpose8()
 	deintConsts()
@@ -600,6 +604,104 @@ func copyRows() {
 	DECQ(rows)
 	JMP(LabelRef("row"))
 	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// vecAddScaleStats emits addScaleStats (or addScaleStatsReLU): v = a + b,
+// dst = m·v (through a ReLU), returning Σv and Σv² (a masked residual sum
+// with its running statistics, one pass).
+func vecAddScaleStats(v isa, relu bool) {
+	name := "addScaleStats" + v.name
+	if relu {
+		name = "addScaleStatsReLU" + v.name
+	}
+	TEXT(name, NOSPLIT, "func(dst, a, b *float32, n int, m float32) (s, ss float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s writes dst = m·(a+b)%s and returns Σ(a+b) and Σ(a+b)² over n floats, n a multiple of %d; see AddScaleStats.", name, map[bool]string{true: " through a ReLU"}[relu], v.width))
+	dst, a, b, n := RDI, RSI, RDX, RCX
+	Load(Param("dst"), dst)
+	Load(Param("a"), a)
+	Load(Param("b"), b)
+	Load(Param("n"), n)
+	r := v.regs
+	S, Q := r[0:4], r[4:8]
+	M, Z := r[12], r[13]
+	for i := 0; i < 8; i++ {
+		VXORPS(r[i], r[i], r[i])
+	}
+	bcast(v, "m", M)
+	VXORPS(Z, Z, Z)
+	vecLoop(v, n, []GPPhysical{dst, a, b}, func(u, d int) {
+		x, y := r[8+2*(u%2)], r[9+2*(u%2)]
+		VMOVUPS(Mem{Base: a, Disp: d}, x)
+		VADDPS(Mem{Base: b, Disp: d}, x, x)
+		VADDPS(x, S[u], S[u])
+		VFMADD231PS(x, x, Q[u])
+		VMULPS(M, x, y)
+		if relu {
+			VMAXPS(y, Z, y)
+			VADDPS(Z, y, y)
+		}
+		VMOVUPS(y, Mem{Base: dst, Disp: d})
+	})
+	hsum(v, S)
+	hsum(v, Q)
+	Store(S[0].AsX(), ReturnIndex(0))
+	Store(Q[0].AsX(), ReturnIndex(1))
+	VZEROUPPER()
+	RET()
+}
+
+// vecGateDot2Scale emits gateDot2Scale (gate: dy gated by y) or dot2Scale:
+// g = dy (gated), returning Σg·(a+b) and writing dst = m·g (dst may be dy).
+func vecGateDot2Scale(v isa, gate bool) {
+	name := "dot2Scale" + v.name
+	sig := "func(dst, dy, a, b *float32, n int, m float32) (s float32)"
+	if gate {
+		name = "gateDot2Scale" + v.name
+		sig = "func(dst, dy, y, a, b *float32, n int, m float32) (s float32)"
+	}
+	TEXT(name, NOSPLIT, sig)
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s writes dst = m·g with g = dy%s and returns Σg·(a+b) over n floats, n a multiple of %d; see GateDot2Scale.", name, map[bool]string{true: " gated by y (0 where y is 0)"}[gate], v.width))
+	dst, dy, y, a, b, n := RDI, R8, R9, RSI, RDX, RCX
+	Load(Param("dst"), dst)
+	Load(Param("dy"), dy)
+	if gate {
+		Load(Param("y"), y)
+	}
+	Load(Param("a"), a)
+	Load(Param("b"), b)
+	Load(Param("n"), n)
+	r := v.regs
+	S := r[0:4]
+	M, Z := r[12], r[13]
+	for i := 0; i < 4; i++ {
+		VXORPS(r[i], r[i], r[i])
+	}
+	bcast(v, "m", M)
+	VXORPS(Z, Z, Z)
+	ptrs := []GPPhysical{dst, dy, a, b}
+	if gate {
+		ptrs = append(ptrs, y)
+	}
+	vecLoop(v, n, ptrs, func(u, d int) {
+		k := 4 + 4*(u%2)
+		g, t, e, w := r[k], r[k+1], r[k+2], r[k+3]
+		VMOVUPS(Mem{Base: dy, Disp: d}, g)
+		if gate {
+			VMOVUPS(Mem{Base: y, Disp: d}, e)
+			gateMask(v, g, e, Z, e)
+		}
+		VMOVUPS(Mem{Base: a, Disp: d}, t)
+		VADDPS(Mem{Base: b, Disp: d}, t, t)
+		VFMADD231PS(g, t, S[u])
+		VMULPS(M, g, w)
+		VMOVUPS(w, Mem{Base: dst, Disp: d})
+	})
+	hsum(v, S)
+	Store(S[0].AsX(), ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }
