@@ -495,17 +495,17 @@ func gateDot2ScaleAVX2(dst *float32, dy *float32, y *float32, a *float32, b *flo
 //go:noescape
 func transpose8AVX2(dst *float32, dstStride int, src *float32, srcStride int, n int)
 
-// deint2RowsAVX512 splits rows rows of n floats into 2 column phases; see Deinterleave.
+// deint2RowsAVX512 splits rows rows of n floats into 2 column phases; see deinterleave4Generic.
 //
 //go:noescape
 func deint2RowsAVX512(d0 *float32, d1 *float32, dstStride int, src *float32, srcStride int, n int, rows int)
 
-// deint4RowsAVX512 splits rows rows of n floats into 4 column phases; see Deinterleave.
+// deint4RowsAVX512 splits rows rows of n floats into 4 column phases; see deinterleave4Generic.
 //
 //go:noescape
 func deint4RowsAVX512(d0 *float32, d1 *float32, d2 *float32, d3 *float32, dstStride int, src *float32, srcStride int, n int, rows int)
 
-// copyRowsAVX512 copies a rows×width block of floats; see CopyRows.
+// copyRowsAVX512 copies a rows×width block of floats; see packCopyGeneric.
 //
 //go:noescape
 func copyRowsAVX512(dst *float32, dstStride int, src *float32, srcStride int, rows int, width int)

@@ -471,7 +471,7 @@ func deintRows(m int) {
 	}
 	TEXT(name, NOSPLIT, sig)
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s splits rows rows of n floats into %d column phases; see Deinterleave.", name, m))
+	Doc(fmt.Sprintf("%s splits rows rows of n floats into %d column phases; see deinterleave4Generic.", name, m))
 	d := []GPPhysical{RAX, RBX, RDX, R8}[:m]
 	ds, src, ss, rows, off, nfull, rem, c, t := R9, RSI, R10, R11, RDI, RCX, R12, R13, R14
 	for k := 0; k < m; k++ {
@@ -568,7 +568,7 @@ func deintRows(m int) {
 func copyRows() {
 	TEXT("copyRowsAVX512", NOSPLIT, "func(dst *float32, dstStride int, src *float32, srcStride int, rows, width int)")
 	Pragma("noescape")
-	Doc("copyRowsAVX512 copies a rows×width block of floats; see CopyRows.")
+	Doc("copyRowsAVX512 copies a rows×width block of floats; see packCopyGeneric.")
 	dst, ds, src, ss, rows, off, rem, t := RDI, R8, RSI, R9, RCX, RAX, RBX, RDX
 	Load(Param("dst"), dst)
 	Load(Param("dstStride"), ds)
