@@ -495,7 +495,7 @@ func gateDot2ScaleAVX2(dst *float32, dy *float32, y *float32, a *float32, b *flo
 //go:noescape
 func transpose8AVX2(dst *float32, dstStride int, src *float32, srcStride int, n int)
 
-// deint2RowsAVX512 splits rows rows of n floats into 2 column phases; see deinterleave4Generic.
+// deint2RowsAVX512 splits rows rows of n floats into 2 column phases; see deinterleave2Generic.
 //
 //go:noescape
 func deint2RowsAVX512(d0 *float32, d1 *float32, dstStride int, src *float32, srcStride int, n int, rows int)

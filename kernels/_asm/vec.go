@@ -471,7 +471,7 @@ func deintRows(m int) {
 	}
 	TEXT(name, NOSPLIT, sig)
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s splits rows rows of n floats into %d column phases; see deinterleave4Generic.", name, m))
+	Doc(fmt.Sprintf("%s splits rows rows of n floats into %d column phases; see deinterleave%dGeneric.", name, m, m))
 	d := []GPPhysical{RAX, RBX, RDX, R8}[:m]
 	ds, src, ss, rows, off, nfull, rem, c, t := R9, RSI, R10, R11, RDI, RCX, R12, R13, R14
 	for k := 0; k < m; k++ {
