@@ -281,9 +281,27 @@ func (r *Runner) measureSweep(ctx context.Context, s store.Sweep, progress func(
 	if err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
+	// Points whose pruning left the same network (the residual-constrained
+	// form of a mask-trained model removes exactly its zero-mask channels at
+	// several ratios) are timed once and share the figures: latency depends
+	// on the network's shapes, and two timings of one network would draw
+	// their noise as a difference.
+	type netKey struct {
+		form, channels string
+		params, macs   int64
+	}
+	timed := map[netKey]int{} // → index into gs
 	var gs []*nn.Graph
-	var ids []int64
+	var ids [][]int64 // per timed model, the points it stands for
 	for _, p := range ps {
+		if p.Status == store.PointRefused {
+			continue // no network
+		}
+		k := netKey{p.Form, fmt.Sprint(p.Channels), p.Params, p.MACsComputed}
+		if i, ok := timed[k]; ok {
+			ids[i] = append(ids[i], p.ID)
+			continue
+		}
 		a, err := r.DB.PointArtifact(ctx, p.ID, store.KindSafetensors)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // e.g. a fine-tuned point whose files were lost
@@ -298,8 +316,9 @@ func (r *Runner) measureSweep(ctx context.Context, s store.Sweep, progress func(
 		if err != nil {
 			return fmt.Errorf("sweep: point %s@%s: %w", p.Form, formatRatio(p.Ratio), err)
 		}
+		timed[k] = len(gs)
 		gs = append(gs, g)
-		ids = append(ids, p.ID)
+		ids = append(ids, []int64{p.ID})
 	}
 	if len(gs) == 0 {
 		return fmt.Errorf("sweep: %d: %w", s.ID, errNoPoints)
@@ -319,8 +338,10 @@ func (r *Runner) measureSweep(ctx context.Context, s store.Sweep, progress func(
 		if st.Rounds == 0 {
 			continue // not timed: keep its figure
 		}
-		ls = append(ls, store.PointLatency{PointID: ids[i], P25: st.P25, P50: st.P50, P75: st.P75, P90: st.P90,
-			Rounds: st.Rounds, Load: st.Load, Unreliable: st.Unreliable})
+		for _, id := range ids[i] {
+			ls = append(ls, store.PointLatency{PointID: id, P25: st.P25, P50: st.P50, P75: st.P75, P90: st.P90,
+				Rounds: st.Rounds, Load: st.Load, Unreliable: st.Unreliable})
+		}
 	}
 	if err := r.DB.SetPointLatency(context.WithoutCancel(ctx), ls); err != nil {
 		return fmt.Errorf("sweep: %w", err)

@@ -3,6 +3,7 @@ package sweep
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -332,5 +333,38 @@ func TestInterleaveHardStop(t *testing.T) {
 	}
 	if slices.Sort(rounds); !slices.Equal(rounds, []int{0, 1, 1}) {
 		t.Errorf("got rounds %v; want two models timed once and one never", rounds)
+	}
+}
+
+// Two ratios that leave the same network are timed once and share their
+// figures: the chart must not draw two timings of one network as a
+// difference.
+func TestLatencyPassSameNetwork(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	s := f.sweep(t, Config{Dataset: "mnist", Forms: []string{FormResNet}, Ratios: []float64{0.5, 0.5001, 0.7}, Limit: 50, Batch: 8})
+	r := f.runner()
+	r.Latency = LatencyOptions{Rounds: 4, MinRuns: 2}
+	if err := r.Run(ctx, s.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := f.db.Points(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[float64]store.Point{}
+	for _, p := range ps {
+		by[p.Ratio] = p
+	}
+	a, b, c := by[0.5], by[0.5001], by[0.7]
+	if a.Params != b.Params || a.MACsComputed != b.MACsComputed || fmt.Sprint(a.Channels) != fmt.Sprint(b.Channels) {
+		t.Fatalf("ratios 0.5 and 0.5001 gave different networks (%d vs %d params); the test needs the same", a.Params, b.Params)
+	}
+	if a.LatencyMSP50 != b.LatencyMSP50 || a.LatencyMSP25 != b.LatencyMSP25 || a.LatencyMSP75 != b.LatencyMSP75 || a.LatencyRounds != 4 || b.LatencyRounds != 4 {
+		t.Errorf("same network: p25/p50/p75 %v/%v/%v (%d rounds) vs %v/%v/%v (%d rounds); want one timing shared",
+			a.LatencyMSP25, a.LatencyMSP50, a.LatencyMSP75, a.LatencyRounds, b.LatencyMSP25, b.LatencyMSP50, b.LatencyMSP75, b.LatencyRounds)
+	}
+	if c.Params == a.Params || c.LatencyRounds != 4 || c.LatencyMSP50 == a.LatencyMSP50 {
+		t.Errorf("ratio 0.7: %d params, %d rounds, p50 %v (0.5: %v); want a network and a timing of its own", c.Params, c.LatencyRounds, c.LatencyMSP50, a.LatencyMSP50)
 	}
 }
