@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -12,7 +13,7 @@ import (
 
 // ErrTooLarge marks an input shape or batch whose buffers would not fit in
 // the machine's memory.
-var ErrTooLarge = fmt.Errorf("engine: buffers too large for this machine")
+var ErrTooLarge = errors.New("engine: buffers too large for this machine")
 
 // memoryBudget is the most the engine's buffers may take: half the
 // machine's memory (so a mistyped --shape is refused in milliseconds instead
