@@ -265,9 +265,10 @@ func (b *block) checkRepVGG() error {
 	return nil
 }
 
-// nonnegative reports, per node of g, whether its output is ≥ 0 for every
-// input: activations that clamp at 0 and pools of such.
-func nonnegative(g *nn.Graph) map[string]bool {
+// NonNegative reports, per node of g, whether its output is ≥ 0 for every
+// input: activations that clamp at 0 and pools of such (the rule that proves
+// RM's reserved channels exact).
+func NonNegative(g *nn.Graph) map[string]bool {
 	m := map[string]bool{}
 	for _, n := range g.Nodes {
 		switch n.Op {

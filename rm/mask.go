@@ -33,7 +33,7 @@ type blockMasks struct {
 func unmask(g *nn.Graph) (*nn.Graph, map[string]*blockMasks) {
 	c := g.Clone()
 	masks := map[string]*blockMasks{}
-	nonneg := nonnegative(c)
+	nonneg := NonNegative(c)
 	byName := map[string]*nn.Node{}
 	for _, n := range c.Nodes {
 		byName[n.Name] = n

@@ -238,7 +238,7 @@ func Convert(g *nn.Graph, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	c := &converter{g: g, opt: opt, st: st, shapes: shapes, nonneg: nonnegative(g), rename: map[string]string{}, masks: masks}
+	c := &converter{g: g, opt: opt, st: st, shapes: shapes, nonneg: NonNegative(g), rename: map[string]string{}, masks: masks}
 	res, err := c.run(blocks)
 	if err != nil {
 		return nil, err

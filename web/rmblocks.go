@@ -64,27 +64,6 @@ func rmGroups(g *nn.Graph) []rmGroup {
 	return gs
 }
 
-// nonNegative reports, per node, whether its output is ≥ 0 for every input
-// (the rule rm uses to prove RM's reserved channels exact).
-func nonNegative(g *nn.Graph) map[string]bool {
-	m := map[string]bool{}
-	for _, n := range g.Nodes {
-		switch n.Op {
-		case nn.OpReLU, nn.OpReLU6:
-			m[n.Name] = true
-		case nn.OpClamp:
-			ok := true
-			for _, v := range n.P("min") {
-				ok = ok && v >= 0
-			}
-			m[n.Name] = ok
-		case nn.OpMaxPool, nn.OpAvgPool, nn.OpGlobalAvgPool, nn.OpFlatten:
-			m[n.Name] = m[n.Inputs[0]]
-		}
-	}
-	return m
-}
-
 // groupGraph returns group gr of g as a network of its own whose input is
 // the node before the group (shape s). A non-negative cut gets a ReLU after
 // the input — the identity on its values — so that RM can prove the block
@@ -128,7 +107,7 @@ func convertReportBlockwise(g *nn.Graph, in nn.Shape) (c store.Conversion, err e
 	if err != nil {
 		return c, fmt.Errorf("rm: %w", err)
 	}
-	nonneg := nonNegative(g)
+	nonneg := rm.NonNegative(g)
 	xo := rm.RandomInput(2, in, 1)
 	xc := xo
 	var after nn.Summary
