@@ -579,25 +579,13 @@ func (q *Queue) runMaskTrain(ctx context.Context, job store.Job) {
 		fail(err.Error())
 		return
 	}
-	tctx, cancel := context.WithCancelCause(bg)
-	stop := context.AfterFunc(ctx, func() { cancel(sweep.ErrInterrupted) })
-	t := &trainTask{task: task{cancel: cancel, done: make(chan struct{}), msg: "starting"}}
+	t := &trainTask{task: task{msg: "starting"}}
 	t.live.Message = "loading the model and data"
+	tctx, end := track(q, ctx, &q.training, mt.ID, t, &t.task)
+	defer end()
 	q.mu.Lock()
-	if q.training == nil {
-		q.training = map[int64]*trainTask{}
-	}
-	q.training[mt.ID] = t
 	check := q.modelCheck
 	q.mu.Unlock()
-	defer func() {
-		stop()
-		cancel(nil)
-		q.mu.Lock()
-		delete(q.training, mt.ID)
-		q.mu.Unlock()
-		close(t.done)
-	}()
 	q.log.Info("mask training started", "training", mt.ID, "model", mt.ModelID)
 	res, err := q.maskTrain(tctx, db, mt, t, check)
 	// Keep the last report (the step a checkpoint was written at).

@@ -135,20 +135,9 @@ func (q *Queue) work(ctx context.Context) {
 
 // runSweep runs one sweep; a server shutdown (ctx done) interrupts it.
 func (q *Queue) runSweep(ctx context.Context, id int64) {
-	tctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() { cancel(sweep.ErrInterrupted) })
-	t := &task{cancel: cancel, done: make(chan struct{}), msg: "starting"}
-	q.mu.Lock()
-	q.running[id] = t
-	q.mu.Unlock()
-	defer func() {
-		stop()
-		cancel(nil)
-		q.mu.Lock()
-		delete(q.running, id)
-		q.mu.Unlock()
-		close(t.done)
-	}()
+	t := &task{msg: "starting"}
+	tctx, end := track(q, ctx, &q.running, id, t, t)
+	defer end()
 	q.log.Info("sweep started", "sweep", id)
 	start := time.Now()
 	err := q.runner.Run(tctx, id, func(frac float64, msg string) {
@@ -200,6 +189,31 @@ func (q *Queue) Cancel(id int64, timeout time.Duration) bool {
 	t, ok := q.running[id]
 	q.mu.Unlock()
 	return ok && t.stop(timeout)
+}
+
+// track does the bookkeeping of a job this process runs: v (whose task
+// part is t) stands in *tasks under id, guarded by q.mu, until end is
+// called; tctx is cancelled through t.cancel by a user and with
+// sweep.ErrInterrupted when ctx (the server) ends. end releases tctx,
+// removes v and closes t.done.
+func track[T any](q *Queue, ctx context.Context, tasks *map[int64]*T, id int64, v *T, t *task) (tctx context.Context, end func()) {
+	tctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { cancel(sweep.ErrInterrupted) })
+	t.cancel, t.done = cancel, make(chan struct{})
+	q.mu.Lock()
+	if *tasks == nil {
+		*tasks = map[int64]*T{}
+	}
+	(*tasks)[id] = v
+	q.mu.Unlock()
+	return tctx, func() {
+		stop()
+		cancel(nil)
+		q.mu.Lock()
+		delete(*tasks, id)
+		q.mu.Unlock()
+		close(t.done)
+	}
 }
 
 // stop cancels t and waits up to timeout for it to end.

@@ -111,23 +111,9 @@ func (q *Queue) runRemeasure(ctx context.Context, job store.Job) {
 		return
 	}
 	id := job.RefID
-	tctx, cancel := context.WithCancelCause(bg)
-	stop := context.AfterFunc(ctx, func() { cancel(sweep.ErrInterrupted) })
-	t := &task{cancel: cancel, done: make(chan struct{}), msg: "re-measuring latency"}
-	q.mu.Lock()
-	if q.remeasuring == nil {
-		q.remeasuring = map[int64]*task{}
-	}
-	q.remeasuring[id] = t
-	q.mu.Unlock()
-	defer func() {
-		stop()
-		cancel(nil)
-		q.mu.Lock()
-		delete(q.remeasuring, id)
-		q.mu.Unlock()
-		close(t.done)
-	}()
+	t := &task{msg: "re-measuring latency"}
+	tctx, end := track(q, ctx, &q.remeasuring, id, t, t)
+	defer end()
 	ps, _ := q.db.(jobProgressSetter)
 	var saved time.Time
 	q.log.Info("latency re-measure started", "sweep", id)
