@@ -92,7 +92,17 @@ for target in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirnam
     ft=$FUZZTIME
     [ -n "$ft" ] || ft="$(( $(fuzz_execs "$target" "$fz") * FUZZSCALE ))x"
     echo "$target $fz ($ft)"
-    go test -run="^$" -fuzz="^${fz}\$" -fuzztime="$ft" -fuzzminimizetime=50x "$target" >/dev/null
+    log=$(mktemp)
+    if ! go test -run="^$" -fuzz="^${fz}\$" -fuzztime="$ft" -fuzzminimizetime=50x "$target" >"$log" 2>&1; then
+      # Show why, and the failing input, so a CI failure can be reproduced.
+      grep -v '^fuzz: elapsed' "$log" | tail -40
+      for f in $(git ls-files --others --exclude-standard "$target/testdata/fuzz"); do
+        echo "--- $f"; head -c 4000 "$f"; echo
+      done
+      rm -f "$log"
+      exit 1
+    fi
+    rm -f "$log"
   done
 done
 

@@ -78,9 +78,15 @@ func newImporter(m *Model) (*importer, error) {
 	}
 	var chw [3]int
 	for i, d := range in.Dims[1:] {
-		if d.Param == "" && d.Value > 0 {
-			chw[i] = int(d.Value)
+		if d.Param != "" || d.Value <= 0 {
+			continue
 		}
+		// The same bound as a --shape flag: a file must not make the
+		// importer size per-channel tables by a dimension it made up.
+		if d.Value > maxInputDim {
+			return nil, fmt.Errorf("input %s: dimension %d is over %d", in.Name, d.Value, maxInputDim)
+		}
+		chw[i] = int(d.Value)
 	}
 	if chw[0] == 0 {
 		return nil, fmt.Errorf("input %s: channel count is not static", in.Name)
@@ -103,6 +109,9 @@ func newImporter(m *Model) (*importer, error) {
 	}
 	return im, nil
 }
+
+// maxInputDim bounds each of the input's C, H and W (as modelio.ParseShape does).
+const maxInputDim = 1 << 16
 
 func (im *importer) metadata() error {
 	g := im.g

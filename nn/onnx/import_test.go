@@ -130,6 +130,13 @@ func TestImportErrors(t *testing.T) {
 		{"foreign domain", func(m *Model) { node(t, m, "relu").Domain = "com.example" }, ErrUnsupported},
 		{"two inputs", func(m *Model) { m.Graph.Inputs = append(m.Graph.Inputs, m.Graph.Inputs[0]) }, nil},
 		{"dangling input", func(m *Model) { node(t, m, "relu").Inputs[0] = "nowhere" }, nil},
+		{"huge input channels", func(m *Model) {
+			// A clamp sized by the input's channels must not allocate them.
+			m.Graph.Inputs[0].Dims[1].Value = 1 << 40
+			m.Graph.Nodes = []Node{{Name: "clip", OpType: "Clip", Inputs: []string{"input", "lo", "hi"}, Outputs: []string{m.Graph.Outputs[0].Name}}}
+			m.Graph.Initializers = []*Tensor{{Name: "lo", DataType: Float, Data: []float32{-1}}, {Name: "hi", DataType: Float, Data: []float32{1}}}
+		}, nil},
+		{"huge input width", func(m *Model) { m.Graph.Inputs[0].Dims[3].Value = 1<<16 + 1 }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
