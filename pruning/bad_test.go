@@ -126,7 +126,7 @@ func TestEstimateMatchesPrune(t *testing.T) {
 		calib := randAct(rand.New(rand.NewPCG(2, 2)), 2, shape)
 		for _, form := range []string{FormRMNet, FormResNet} {
 			t.Run(arch+"/"+form, func(t *testing.T) {
-				ratios := []float64{0, 0.25, 0.6}
+				ratios := []float64{0, 0.03, 0.1, 0.25, 0.6}
 				opt := Options{Method: Slim, Form: form, Calib: calib, RoundTo: 4}
 				est, err := EstimateRatios(g, ratios, opt)
 				if err != nil {

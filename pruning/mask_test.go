@@ -82,8 +82,10 @@ func maskedResNet20(t *testing.T, seed uint64, shape nn.Shape) *nn.Graph {
 	return g
 }
 
-// slim on a mask-trained net ranks every channel kind by its learned scale:
-// inner |γ·m1|, reserved √(v1+ε)·max(m_res,0), block outputs √(v2+ε)·|m2|.
+// slim on a mask-trained net scales every channel kind by what it learned:
+// inner |γ·m1|, reserved √(v1+ε)·max(m_res,0), block outputs √(v2+ε)·|m2|
+// (form rmnet then ranks by each channel's share of its readers' output,
+// computed from these: TestShareScores).
 func TestSlimScoresMasked(t *testing.T) {
 	shape := nn.Shape{C: 3, H: 8, W: 8}
 	g := maskedResNet20(t, 3, shape)
@@ -107,24 +109,24 @@ func TestSlimScoresMasked(t *testing.T) {
 		m2 := g.Node(p + ".mask2").P("weight")
 		gamma := g.Node(p + ".bn1").P("weight")
 		l1, l2 := byLayer[p+".conv1"], byLayer[p+".conv2"]
-		if len(l1.Scores) != len(mr)+len(m1) || len(l2.Scores) != len(m2) {
-			t.Fatalf("%s: %d and %d scores; want %d and %d", p, len(l1.Scores), len(l2.Scores), len(mr)+len(m1), len(m2))
+		if len(l1.Scales) != len(mr)+len(m1) || len(l2.Scales) != len(m2) {
+			t.Fatalf("%s: %d and %d scores; want %d and %d", p, len(l1.Scales), len(l2.Scales), len(mr)+len(m1), len(m2))
 		}
 		for r, m := range mr {
-			if want := math.Sqrt(float64(v1[r])+1e-5) * max(float64(m), 0); !near(l1.Scores[r], want) || l1.Kinds[r] != rm.KindReserved {
-				t.Errorf("%s reserved %d: score %g (%v); want %g", p, r, l1.Scores[r], l1.Kinds[r], want)
+			if want := math.Sqrt(float64(v1[r])+1e-5) * max(float64(m), 0); !near(l1.Scales[r], want) || l1.Kinds[r] != rm.KindReserved {
+				t.Errorf("%s reserved %d: score %g (%v); want %g", p, r, l1.Scales[r], l1.Kinds[r], want)
 			}
 			checked++
 		}
 		for o, m := range m1 {
-			if want := math.Abs(float64(gamma[o] * m)); !near(l1.Scores[len(mr)+o], want) {
-				t.Errorf("%s inner %d: score %g; want |γ·m1| = %g", p, o, l1.Scores[len(mr)+o], want)
+			if want := math.Abs(float64(gamma[o] * m)); !near(l1.Scales[len(mr)+o], want) {
+				t.Errorf("%s inner %d: score %g; want |γ·m1| = %g", p, o, l1.Scales[len(mr)+o], want)
 			}
 			checked++
 		}
 		for o, m := range m2 {
-			if want := math.Sqrt(float64(v2[o])+1e-5) * math.Abs(float64(m)); !near(l2.Scores[o], want) {
-				t.Errorf("%s block output %d: score %g; want √(v2+ε)·|m2| = %g", p, o, l2.Scores[o], want)
+			if want := math.Sqrt(float64(v2[o])+1e-5) * math.Abs(float64(m)); !near(l2.Scales[o], want) {
+				t.Errorf("%s block output %d: score %g; want √(v2+ε)·|m2| = %g", p, o, l2.Scales[o], want)
 			}
 			checked++
 		}

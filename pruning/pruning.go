@@ -161,7 +161,8 @@ type prep struct {
 	list   []*space
 	kinds  map[string][]rm.Kind
 	vals   map[string][]float64
-	scores map[*space][]float64
+	scores map[*space][]float64 // what the policy ranks by
+	scales map[*space][]float64 // slim: the scales the scores come from
 	cls    map[*space][]class
 	hash   string
 
@@ -217,7 +218,7 @@ func prepare(g *nn.Graph, opt Options) (*prep, error) {
 	}
 	p.byNode, p.list = spaces(p.g, p.shapes, p.inner)
 	p.vals = constants(p.g, p.shapes)
-	p.scores = score(opt.Method, p.g, p.byNode, p.list, p.kinds)
+	p.scores, p.scales = score(opt.Method, opt.Form == FormRMNet, p.g, p.byNode, p.list, p.kinds)
 	for _, s := range p.list {
 		if !s.prunable() {
 			continue
@@ -861,7 +862,7 @@ func Importance(g *nn.Graph, opt Options) ([]LayerScores, error) {
 		if s.creator == nil || s.n == 0 {
 			continue
 		}
-		out = append(out, LayerScores{Layer: s.name(), Kinds: p.kinds[s.name()], Scores: p.scores[s], Prunable: s.prunable()})
+		out = append(out, LayerScores{Layer: s.name(), Kinds: p.kinds[s.name()], Scores: p.scores[s], Scales: p.scales[s], Prunable: s.prunable()})
 	}
 	return out, nil
 }

@@ -110,7 +110,7 @@ func TestSlimScoreIsChannelStd(t *testing.T) {
 					if creator {
 						// The score is |γ| (the smallest over the BNs of the
 						// channel: an inverted residual has two).
-						if sc := ls.Scores[c]; sc > g || (tt.arch != "mobilenet_v2" && sc != g) {
+						if sc := ls.Scales[c]; sc > g || (tt.arch != "mobilenet_v2" && sc != g) {
 							t.Errorf("%s[%d]: slim score %g; |γ| %g", l.Conv, c, sc, g)
 						}
 					}
