@@ -16,8 +16,8 @@ const (
 
 // LayerScores are the importances of one prunable layer's output channels.
 type LayerScores struct {
-	Layer    string    `json:"layer"`           // the conv that makes the channels
-	Kinds    []rm.Kind `json:"kinds,omitempty"` // per channel (form rmnet): plain, inner, reserved, block_out
+	Layer    string    `json:"layer"`            // the conv that makes the channels
+	Kinds    []rm.Kind `json:"kinds,omitempty"`  // per channel (form rmnet): plain, inner, reserved, block_out
 	Scores   []float64 `json:"scores"`           // what the ranking compares
 	Scales   []float64 `json:"scales,omitempty"` // slim: the channel's scale (|γ|, or the BN-kept form's folded std)
 	Prunable bool      `json:"prunable"`
