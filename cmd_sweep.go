@@ -29,7 +29,7 @@ import (
 
 func cmdSweep(e *env, args []string) error {
 	f := newFlags(e, "sweep", "--model M --data DATASET --method slim|l1 --ratios 0.1,0.3,... [--scope global|uniform] "+
-		"[--form rmnet,resnet] [--min-channels K] [--round-to N] [--finetune-epochs E] [--batch N] [--threads N] "+
+		"[--form rmnet,resnet] [--min-channels K] [--round-to N] [--finetune-epochs E] [--finetune-limit N] [--train-copies] [--batch N] [--threads N] "+
 		"[--limit N] [--db PATH] [--json]",
 		"Prune the model at each ratio (RMNet and the ResNet baseline), measure top-1/top-5, latency and\n"+
 			"images/s of every point and the unpruned references, and store them with the pruned models in the\n"+
@@ -45,6 +45,7 @@ func cmdSweep(e *env, args []string) error {
 	roundTo := f.Int("round-to", 1, "keep a multiple of N channels per layer")
 	epochs := f.Int("finetune-epochs", 0, "fine-tune each pruned network for E epochs")
 	ftLimit := f.Int("finetune-limit", 0, "fine-tune on the first N training images per epoch (0: all)")
+	trainCopies := f.Bool("train-copies", false, "form rmnet: fine-tuning also trains RM's copy filters (default: they stay copies, as the ResNet's identity does)")
 	batch := f.Int("batch", 32, "batch for evaluation and images/s")
 	limit := f.Int("limit", 0, "evaluate only the first N test images (0: all)")
 	dbPath := f.String("db", "", "database file (default "+store.DefaultPath(e.getenv)+")")
@@ -59,7 +60,7 @@ func cmdSweep(e *env, args []string) error {
 			return fmt.Errorf("--data is required (%s)", dataset.Specs)
 		}
 		cfg := sweep.Config{Dataset: *data, Method: *method, Scope: *scope, MinChannels: *minCh, RoundTo: *roundTo,
-			FinetuneEpochs: *epochs, FinetuneLimit: *ftLimit, Batch: *batch, Threads: f.threads, Limit: *limit}
+			FinetuneEpochs: *epochs, FinetuneLimit: *ftLimit, TrainCopies: *trainCopies, Batch: *batch, Threads: f.threads, Limit: *limit}
 		for _, s := range strings.Split(*forms, ",") {
 			if s = strings.TrimSpace(s); s != "" {
 				cfg.Forms = append(cfg.Forms, strings.ToLower(s))

@@ -319,7 +319,8 @@ func TestConcurrentNextJob(t *testing.T) {
 // A database of schema 1 migrates: a point stored before migration 0002
 // reads back with macs_computed 0 (unknown), before 0004 with macs_onnx 0
 // and onnx_export "" (unknown), a sweep before 0003 with finetune_limit 0
-// (all); new rows keep theirs.
+// (all), before 0008 with train_copies set (sweeps then trained RM's copy
+// filters); new rows keep theirs.
 func TestMigrationsKeepOldRows(t *testing.T) {
 	ctx := context.Background()
 	init, err := migrationFS.ReadFile("migrations/0001_init.sql")
@@ -358,13 +359,17 @@ func TestMigrationsKeepOldRows(t *testing.T) {
 	}
 	// The old sweep reads back with finetune_limit 0 (all); new ones keep theirs.
 	sw, err := db.Sweep(ctx, sweepID)
-	if err != nil || sw.FinetuneEpochs != 2 || sw.FinetuneLimit != 0 {
-		t.Errorf("old sweep %+v, %v; want finetune_epochs 2, finetune_limit 0", sw, err)
+	if err != nil || sw.FinetuneEpochs != 2 || sw.FinetuneLimit != 0 || !sw.TrainCopies {
+		t.Errorf("old sweep %+v, %v; want finetune_epochs 2, finetune_limit 0, train_copies", sw, err)
 	}
 	nw := testSweep(m.ID)
 	nw.FinetuneLimit = 3000
-	if got, err := db.CreateSweep(ctx, nw); err != nil || got.FinetuneLimit != 3000 {
-		t.Errorf("new sweep finetune_limit %d, %v; want 3000", got.FinetuneLimit, err)
+	if got, err := db.CreateSweep(ctx, nw); err != nil || got.FinetuneLimit != 3000 || got.TrainCopies {
+		t.Errorf("new sweep finetune_limit %d train_copies %v, %v; want 3000, false", got.FinetuneLimit, got.TrainCopies, err)
+	}
+	nw.TrainCopies = true
+	if got, err := db.CreateSweep(ctx, nw); err != nil || !got.TrainCopies {
+		t.Errorf("new sweep train_copies %v, %v; want true", got.TrainCopies, err)
 	}
 	p := testPoint(sweepID, "resnet", 0.5)
 	if _, _, err := db.AddPoint(ctx, p); err != nil {

@@ -56,6 +56,7 @@ type Sweep struct {
 	RoundTo        int       `json:"round_to"`
 	FinetuneEpochs int       `json:"finetune_epochs"`
 	FinetuneLimit  int       `json:"finetune_limit"` // training images per fine-tuning epoch; 0 = all
+	TrainCopies    bool      `json:"train_copies"`   // form rmnet: fine-tuning trains RM's copy filters too
 	Batch          int       `json:"batch"`
 	Threads        int       `json:"threads"`
 	Limit          int       `json:"limit"`  // images evaluated; 0 = the whole test split
@@ -69,14 +70,14 @@ type Sweep struct {
 }
 
 const sweepCols = `id, model_id, dataset, method, scope, forms, ratios, min_channels, round_to,
-	finetune_epochs, finetune_limit, batch, threads, eval_limit, target, status, progress, error, created_at, started_at, finished_at`
+	finetune_epochs, finetune_limit, train_copies, batch, threads, eval_limit, target, status, progress, error, created_at, started_at, finished_at`
 
 func scanSweep(s scanner) (Sweep, error) {
 	var w Sweep
 	var forms, ratios string
 	var created, started, finished sql.NullString
 	err := s.Scan(&w.ID, &w.ModelID, &w.Dataset, &w.Method, &w.Scope, &forms, &ratios, &w.MinChannels,
-		&w.RoundTo, &w.FinetuneEpochs, &w.FinetuneLimit, &w.Batch, &w.Threads, &w.Limit, &w.Target, &w.Status, &w.Progress, &w.Error,
+		&w.RoundTo, &w.FinetuneEpochs, &w.FinetuneLimit, &w.TrainCopies, &w.Batch, &w.Threads, &w.Limit, &w.Target, &w.Status, &w.Progress, &w.Error,
 		&created, &started, &finished)
 	if err != nil {
 		return Sweep{}, err
@@ -133,10 +134,10 @@ func (db *DB) CreateSweep(ctx context.Context, s Sweep) (Sweep, error) {
 		}
 		now := db.nowText()
 		stored, err = scanSweep(tx.QueryRowContext(ctx, `INSERT INTO sweeps (model_id, dataset, method, scope,
-			forms, ratios, min_channels, round_to, finetune_epochs, finetune_limit, batch, threads, eval_limit, target, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING `+sweepCols,
+			forms, ratios, min_channels, round_to, finetune_epochs, finetune_limit, train_copies, batch, threads, eval_limit, target, status, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING `+sweepCols,
 			s.ModelID, s.Dataset, s.Method, s.Scope, string(forms), string(rj), s.MinChannels, s.RoundTo,
-			s.FinetuneEpochs, s.FinetuneLimit, s.Batch, s.Threads, s.Limit, s.Target, now))
+			s.FinetuneEpochs, s.FinetuneLimit, s.TrainCopies, s.Batch, s.Threads, s.Limit, s.Target, now))
 		if err != nil {
 			return err
 		}

@@ -47,10 +47,15 @@ type Config struct {
 	RoundTo        int       `json:"round_to"`        // keep multiples of this (default 1)
 	FinetuneEpochs int       `json:"finetune_epochs"` // fine-tuning epochs after each pruning (default 0)
 	FinetuneLimit  int       `json:"finetune_limit"`  // training images per fine-tuning epoch (0: all)
-	Batch          int       `json:"batch"`           // batch for evaluation and images/s (default 32)
-	Threads        int       `json:"threads"`         // worker threads (default: the machine's cores)
-	Limit          int       `json:"limit"`           // test images evaluated (0: the whole test split)
-	Target         string    `json:"target"`          // cluster workers of this target run the points ("": the default)
+	// TrainCopies makes form rmnet's fine-tuning train RM's copy filters
+	// (reserved channels' Dirac rows, merged identity columns) like any
+	// weight. By default they stay frozen, as the ResNet form's identity
+	// shortcuts do, and the engine keeps running them as copies.
+	TrainCopies bool   `json:"train_copies"`
+	Batch       int    `json:"batch"`   // batch for evaluation and images/s (default 32)
+	Threads     int    `json:"threads"` // worker threads (default: the machine's cores)
+	Limit       int    `json:"limit"`   // test images evaluated (0: the whole test split)
+	Target      string `json:"target"`  // cluster workers of this target run the points ("": the default)
 }
 
 // TargetPattern is what a worker target label may be: lower-case letters,
@@ -230,7 +235,7 @@ func (c *Config) Sweep(modelID int64) store.Sweep {
 		ModelID: modelID, Dataset: c.Dataset, Method: c.Method, Scope: c.Scope,
 		Forms: slices.Clone(c.Forms), Ratios: slices.Clone(c.Ratios),
 		MinChannels: c.MinChannels, RoundTo: c.RoundTo, FinetuneEpochs: c.FinetuneEpochs, FinetuneLimit: c.FinetuneLimit,
-		Batch: c.Batch, Threads: c.Threads, Limit: c.Limit, Target: c.Target,
+		TrainCopies: c.TrainCopies, Batch: c.Batch, Threads: c.Threads, Limit: c.Limit, Target: c.Target,
 	}
 }
 
@@ -240,6 +245,6 @@ func FromSweep(s store.Sweep) Config {
 		Dataset: s.Dataset, Method: s.Method, Scope: s.Scope,
 		Forms: slices.Clone(s.Forms), Ratios: slices.Clone(s.Ratios),
 		MinChannels: s.MinChannels, RoundTo: s.RoundTo, FinetuneEpochs: s.FinetuneEpochs, FinetuneLimit: s.FinetuneLimit,
-		Batch: s.Batch, Threads: s.Threads, Limit: s.Limit, Target: s.Target,
+		TrainCopies: s.TrainCopies, Batch: s.Batch, Threads: s.Threads, Limit: s.Limit, Target: s.Target,
 	}
 }

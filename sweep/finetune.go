@@ -27,7 +27,7 @@ const MaskTrainedFinetuneLR = 0.001
 // fine-tunes a copy of g with the train package (SGD with momentum 0.9,
 // weight decay 5e-4, cosine schedule from FinetuneLR, batch 128, no
 // sparsity, the data set's training augmentation), on opt.Limit training
-// images when > 0. The network must take the data set's image shape as it
+// images when > 0, with RM's copy structure frozen when opt.KeepCopies. The network must take the data set's image shape as it
 // is (training does not resize).
 func Train(ctx context.Context, g *nn.Graph, d *dataset.Dataset, opt FinetuneOptions) (*nn.Graph, error) {
 	if d.Train == nil || d.Train.Len() == 0 {
@@ -46,6 +46,7 @@ func Train(ctx context.Context, g *nn.Graph, d *dataset.Dataset, opt FinetuneOpt
 		o.LR = MaskTrainedFinetuneLR
 	}
 	o.Limit, o.EvalLimit = opt.Limit, 1 // the sweep evaluates on its own
+	o.KeepCopies = opt.KeepCopies
 	o.Out = filepath.Join(dir, "model.safetensors")
 	if opt.Progress != nil {
 		o.Progress = func(p train.Progress) {

@@ -190,7 +190,8 @@ func (c *Computer) Compute(ctx context.Context, in PointInput, progress Progress
 		}
 		tuned, err := ft(ctx, net.g, c.Data, FinetuneOptions{Epochs: cfg.FinetuneEpochs,
 			Limit: in.FinetuneLimit, Batch: cfg.Batch, MaskTrained: c.Model.HasMasks(),
-			Threads: cfg.Threads, Progress: func(f float64) {
+			KeepCopies: in.Form == FormRMNet && !cfg.TrainCopies,
+			Threads:    cfg.Threads, Progress: func(f float64) {
 				progress("finetune", f, fmt.Sprintf("fine-tuning %.0f%%", 100*f))
 			}})
 		if err != nil {

@@ -52,6 +52,9 @@ type FinetuneOptions struct {
 	// same step size is a far larger relative step than in training and Train
 	// fine-tunes at MaskTrainedFinetuneLR instead.
 	MaskTrained bool
+	// KeepCopies freezes RM's copy structure (train.Options.KeepCopies): form
+	// rmnet unless the sweep's train_copies is set.
+	KeepCopies bool
 	// Progress, when not nil, takes the fraction of the fine-tuning done (0..1).
 	Progress func(frac float64)
 }

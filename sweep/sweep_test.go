@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -772,4 +775,102 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(netPath))
 	}
 	os.Exit(code)
+}
+
+// Form rmnet fine-tunes with RM's copies frozen (as the ResNet keeps its
+// identity shortcuts), unless the sweep asks to train them.
+func TestFinetuneKeepsCopies(t *testing.T) {
+	for _, trainCopies := range []bool{false, true} {
+		f := newFixture(t)
+		ctx := context.Background()
+		s := f.sweep(t, Config{Dataset: "mnist", Ratios: []float64{0.5}, Limit: 50, FinetuneEpochs: 1, FinetuneLimit: 100, TrainCopies: trainCopies})
+		if s.TrainCopies != trainCopies {
+			t.Fatalf("stored sweep train_copies %v; want %v", s.TrainCopies, trainCopies)
+		}
+		r := f.runner()
+		got := map[string]bool{}
+		r.Finetune = func(ctx context.Context, g *nn.Graph, d *dataset.Dataset, opt FinetuneOptions) (*nn.Graph, error) {
+			form := FormRMNet
+			if slices.ContainsFunc(g.Nodes, func(n *nn.Node) bool { return n.Op == nn.OpAdd }) {
+				form = FormResNet
+			}
+			got[form] = opt.KeepCopies
+			return g.Clone(), nil
+		}
+		if err := r.Run(ctx, s.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{FormRMNet: !trainCopies, FormResNet: false}
+		if !maps.Equal(got, want) {
+			t.Errorf("train_copies %v: keep copies per form %v; want %v", trainCopies, got, want)
+		}
+	}
+}
+
+// Train with KeepCopies leaves RM's Dirac rows (the reserved channels'
+// one-weight filters) exactly as they were; without, training moves them.
+func TestTrainKeepCopies(t *testing.T) {
+	f := newFixture(t)
+	f.runner() // loads mnist
+	if mnist == nil {
+		t.Skip("mnist not available")
+	}
+	ratio := 0.3
+	res, err := pruning.Prune(f.g, pruning.Options{Method: pruning.L1, Ratio: &ratio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirac := func(g *nn.Graph) map[string][]float32 {
+		rows := map[string][]float32{}
+		for _, n := range g.Nodes {
+			if n.Op != nn.OpConv {
+				continue
+			}
+			w := n.P("weight")
+			per := len(w) / n.Out
+			for o := range n.Out {
+				row := w[o*per : (o+1)*per]
+				if len(row)-countZeros(row) == 1 {
+					rows[fmt.Sprintf("%s/%d", n.Name, o)] = slices.Clone(row)
+				}
+			}
+		}
+		return rows
+	}
+	before := dirac(res.Graph)
+	if len(before) == 0 {
+		t.Fatal("the pruned RMNet has no Dirac rows: the test checks nothing")
+	}
+	for _, keep := range []bool{true, false} {
+		tuned, err := Train(context.Background(), res.Graph, mnist, FinetuneOptions{Epochs: 1, Limit: 256, Threads: 2, KeepCopies: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved := 0
+		for key, row := range before {
+			name, o, _ := strings.Cut(key, "/")
+			n := tuned.Node(name)
+			per := len(n.P("weight")) / n.Out
+			i, _ := strconv.Atoi(o)
+			if !slices.Equal(row, n.P("weight")[i*per:(i+1)*per]) {
+				moved++
+			}
+		}
+		if keep && moved > 0 {
+			t.Errorf("KeepCopies: %d of %d Dirac rows changed", moved, len(before))
+		}
+		if !keep && moved == 0 {
+			t.Errorf("without KeepCopies no Dirac row changed: the check cannot fail")
+		}
+	}
+}
+
+func countZeros(v []float32) int {
+	n := 0
+	for _, x := range v {
+		if x == 0 {
+			n++
+		}
+	}
+	return n
 }

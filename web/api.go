@@ -160,6 +160,7 @@ type apiSweep struct {
 	RoundTo        int        `json:"round_to"`
 	FinetuneEpochs int        `json:"finetune_epochs"`
 	FinetuneLimit  int        `json:"finetune_limit"`
+	TrainCopies    bool       `json:"train_copies"`
 	Batch          int        `json:"batch"`
 	Threads        int        `json:"threads"`
 	Limit          int        `json:"limit"`
@@ -172,7 +173,7 @@ type apiSweep struct {
 func toAPISweep(s store.Sweep, ps []store.Point, msg string) apiSweep {
 	out := apiSweep{ID: s.ID, ModelID: s.ModelID, Status: string(s.Status), Progress: s.Progress, Message: msg,
 		Error: s.Error, Dataset: s.Dataset, Method: s.Method, Scope: s.Scope, Forms: s.Forms, Ratios: s.Ratios,
-		MinChannels: s.MinChannels, RoundTo: s.RoundTo, FinetuneEpochs: s.FinetuneEpochs, FinetuneLimit: s.FinetuneLimit, Batch: s.Batch,
+		MinChannels: s.MinChannels, RoundTo: s.RoundTo, FinetuneEpochs: s.FinetuneEpochs, FinetuneLimit: s.FinetuneLimit, TrainCopies: s.TrainCopies, Batch: s.Batch,
 		Threads: s.Threads, Limit: s.Limit, Target: s.Target, CreatedAt: s.CreatedAt, Points: []apiPoint{}}
 	for _, p := range ps {
 		out.Points = append(out.Points, toAPIPoint(p))

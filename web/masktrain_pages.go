@@ -306,8 +306,12 @@ func sweepNote(id int64, g *nn.Graph, cfg sweep.Config) SweepModelNote {
 		if cfg.FinetuneLimit > 0 {
 			images = fmt.Sprintf("the first %d training images", cfg.FinetuneLimit)
 		}
-		n.Budget = fmt.Sprintf("Both forms get the same fine-tuning budget: every pruned point, RMNet and ResNet alike, %d epoch(s) over %s at lr %s (the unpruned references are not fine-tuned).",
-			cfg.FinetuneEpochs, images, n.LR)
+		copies := "RM's copies stay copies, as the ResNet's identity shortcuts do"
+		if cfg.TrainCopies {
+			copies = "the RMNet form also trains RM's copy filters"
+		}
+		n.Budget = fmt.Sprintf("Both forms get the same fine-tuning budget: every pruned point, RMNet and ResNet alike, %d epoch(s) over %s at lr %s; %s (the unpruned references are not fine-tuned).",
+			cfg.FinetuneEpochs, images, n.LR, copies)
 	}
 	return n
 }

@@ -190,7 +190,7 @@ func newSweepView(ctx context.Context, db modelLister, d Deps, modelID int64, cf
 	v := NewSweepView{ModelID: modelID, Method: cfg.Method, Scope: cfg.Scope, CanFinetune: d.CanFinetune, Preview: preview,
 		RMNet: slices.Contains(cfg.Forms, sweep.FormRMNet), ResNet: slices.Contains(cfg.Forms, sweep.FormResNet),
 		Ratios: fmtRatios(cfg.Ratios), MinChannels: itoa(cfg.MinChannels), RoundTo: itoa(cfg.RoundTo),
-		Epochs: itoa(cfg.FinetuneEpochs), FinetuneLimit: itoa(cfg.FinetuneLimit), Batch: itoa(cfg.Batch), Threads: itoa(cfg.Threads), Limit: itoa(cfg.Limit)}
+		Epochs: itoa(cfg.FinetuneEpochs), FinetuneLimit: itoa(cfg.FinetuneLimit), TrainCopies: cfg.TrainCopies, Batch: itoa(cfg.Batch), Threads: itoa(cfg.Threads), Limit: itoa(cfg.Limit)}
 	v.Ratios = strings.ReplaceAll(v.Ratios, " ", "")
 	ms, err := db.Models(ctx)
 	if err != nil {
@@ -262,6 +262,7 @@ func formConfig(r *http.Request) (int64, sweep.Config, error) {
 		}
 		cfg.Ratios = append(cfg.Ratios, v)
 	}
+	cfg.TrainCopies = f.Get("train_copies") != ""
 	ints := []struct {
 		name string
 		dst  *int

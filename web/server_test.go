@@ -384,12 +384,19 @@ func TestCreateSweepAPI(t *testing.T) {
 			}
 		})
 	}
+	// train_copies is stored and shown.
+	tc := e.createSweep(fmt.Sprintf(`{"model_id": %d, "dataset": "mnist", "train_copies": true}`, m))
+	var got apiSweep
+	json.Unmarshal(e.do(http.MethodGet, fmt.Sprintf("/api/sweeps/%d", tc), nil).Body.Bytes(), &got)
+	if !got.TrainCopies {
+		t.Errorf("sweep %d: train_copies false; want true", tc)
+	}
 	// The defaults of DESIGN were applied.
 	w := e.do(http.MethodGet, "/api/sweeps/1", nil)
 	var s apiSweep
 	json.Unmarshal(w.Body.Bytes(), &s)
 	if s.Method != "slim" || s.Scope != "global" || len(s.Forms) != 2 || len(s.Ratios) != 9 || s.MinChannels != 1 ||
-		s.RoundTo != 1 || s.Batch != 32 || s.Threads < 1 || s.Limit != 0 || s.Status != "queued" {
+		s.RoundTo != 1 || s.Batch != 32 || s.Threads < 1 || s.Limit != 0 || s.Status != "queued" || s.TrainCopies {
 		t.Errorf("defaults: %+v", s)
 	}
 }
@@ -407,8 +414,19 @@ func TestSweepForm(t *testing.T) {
 		t.Fatalf("status %d, Location %q; want 303 to /sweeps/1: %s", w.Code, w.Header().Get("Location"), w.Body)
 	}
 	s, err := e.db.Sweep(context.Background(), 1)
-	if err != nil || len(s.Ratios) != 3 || s.Limit != 500 || s.Batch != 16 {
+	if err != nil || len(s.Ratios) != 3 || s.Limit != 500 || s.Batch != 16 || s.TrainCopies {
 		t.Errorf("stored sweep %+v, %v", s, err)
+	}
+	withCopies := url.Values{}
+	for k, v := range form {
+		withCopies[k] = v
+	}
+	withCopies.Set("train_copies", "1")
+	if w := post(withCopies); w.Code != http.StatusSeeOther {
+		t.Fatalf("train_copies: status %d: %s", w.Code, w.Body)
+	}
+	if s, err := e.db.Sweep(context.Background(), 2); err != nil || !s.TrainCopies {
+		t.Errorf("stored sweep train_copies %v, %v; want true", s.TrainCopies, err)
 	}
 	bad := url.Values{}
 	for k, v := range form {

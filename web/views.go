@@ -167,11 +167,13 @@ type NewSweepView struct {
 	Epochs      string
 	// FinetuneLimit caps the training images per fine-tuning epoch ("0": all).
 	FinetuneLimit string
-	Batch         string
-	Threads       string
-	Limit         string
-	CanFinetune   bool
-	Error         string
+	// TrainCopies: form rmnet's fine-tuning trains RM's copy filters too.
+	TrainCopies bool
+	Batch       string
+	Threads     string
+	Limit       string
+	CanFinetune bool
+	Error       string
 }
 
 // AxisLink switches the chart's x axis.
