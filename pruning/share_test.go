@@ -32,6 +32,15 @@ func TestReluStd(t *testing.T) {
 	}
 }
 
+// randomBNResNet20 is a ResNet-20 with random BatchNorms and a batch of 4
+// random 3×8×8 inputs.
+func randomBNResNet20(t *testing.T, seed uint64) (*nn.Graph, *nn.Act) {
+	g := buildNet(t, "resnet20", seed)
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	nn.RandomizeBN(g, rng)
+	return g, randAct(rng, 4, nn.Shape{C: 3, H: 8, W: 8})
+}
+
 // scaleInner multiplies the BatchNorm after block's conv1 by k (γ and β)
 // and divides conv2's weights by k: ReLU is positively homogeneous, so the
 // network computes the same function, and only the inner channels' scales
@@ -51,11 +60,7 @@ func scaleInner(g *nn.Graph, block string, k float32) {
 // scale moves into the next layer's weights (the function is the same);
 // the raw scales do, so a global ranking of scales would change.
 func TestShareScoresInvariant(t *testing.T) {
-	shape := nn.Shape{C: 3, H: 8, W: 8}
-	g := buildNet(t, "resnet20", 21)
-	rng := rand.New(rand.NewPCG(21, 22))
-	nn.RandomizeBN(g, rng)
-	x := randAct(rng, 4, shape)
+	g, x := randomBNResNet20(t, 21)
 	h := g.Clone()
 	scaleInner(h, "layer2.1", 7.5)
 	if d := maxDiff(forward(t, g, x).D, forward(t, h, x).D); d > 1e-4 {
@@ -89,11 +94,7 @@ func TestShareScoresInvariant(t *testing.T) {
 // A channel that contributes nothing scores exactly 0 — its scale is 0, or
 // no reader weight reads it — so a threshold of 0 removes it, exactly.
 func TestShareScoresZero(t *testing.T) {
-	shape := nn.Shape{C: 3, H: 8, W: 8}
-	g := buildNet(t, "resnet20", 23)
-	rng := rand.New(rand.NewPCG(23, 24))
-	nn.RandomizeBN(g, rng)
-	x := randAct(rng, 4, shape)
+	g, x := randomBNResNet20(t, 23)
 	// layer1.1 inner channel 2: γ = 0 and β < 0, so its ReLU output is 0;
 	// inner channel 5: conv2 reads it with all-zero weights.
 	g.Node("layer1.1.bn1").P("weight")[2] = 0
