@@ -198,8 +198,9 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 	var rows, cols []int // dense rows, dense columns
 	for o, s := range src {
 		if s >= 0 {
-			in := segs[s]
-			dirac[o] = coef[o] > 0 && math.Abs(float64(in.bias*coef[o]+bias(o))) <= copyTol && l.absorbed(n.Name, o, k)
+			// A bias is carried along (seg.bias): folded into the readers'
+			// biases, or materialised with the copy where a ReLU changes it.
+			dirac[o] = coef[o] > 0 && l.absorbed(n.Name, o, k)
 		}
 		if !dirac[o] {
 			rows = append(rows, o)
@@ -418,12 +419,17 @@ func (l *lowering) copyAct(n *nn.Node, out string) bool {
 	type param struct{ slope, lo, hi []float32 }
 	params := map[string]*param{}
 	var order []string
+	var changed []int // copies a ReLU changes (a bias < 0, e.g. after fine-tuning with the copies kept)
 	for i, s := range segs {
 		if s.copy {
 			keep := false
 			switch n.Op {
 			case nn.OpReLU:
 				keep = l.nonnegSeg(s)
+				if !keep && s.coef != 0 {
+					changed = append(changed, i)
+					continue
+				}
 			case nn.OpPReLU:
 				keep = slope[i] == 1 || l.nonnegSeg(s)
 			case nn.OpClamp:
@@ -498,6 +504,31 @@ func (l *lowering) copyAct(n *nn.Node, out string) bool {
 			s.v = mapped[s.v]
 		}
 		res[i] = s
+	}
+	if len(changed) > 0 {
+		// The copies get materialised (Slice, Mul, Add) and the ReLU: a value
+		// of their own that the readers take as copies again (coefficient
+		// 1), a few element-wise ops a channel instead of a 3×3 row of MACs.
+		// All of them, also those the ReLU leaves alone, so that a reader's
+		// carried term still comes from one value (one Gather).
+		changed = changed[:0]
+		for i, s := range segs {
+			if s.copy {
+				changed = append(changed, i)
+			}
+		}
+		ms := make([]seg, len(changed))
+		for j, i := range changed {
+			ms[j] = segs[i]
+			ms[j].copy = false
+		}
+		v := l.materialise(ms, n.Name+"/copies")
+		r := l.unique(n.Name + "/copies/relu")
+		l.emit("Relu", r, []string{v}, r)
+		l.chans[r], l.nonneg[r] = len(changed), true
+		for j, i := range changed {
+			res[i] = seg{v: r, ch: j, stride: 1, coef: 1, copy: true}
+		}
 	}
 	l.setSegs(n.Name, res)
 	return true

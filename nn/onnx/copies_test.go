@@ -94,6 +94,15 @@ func copyNet() *nn.Graph {
 	return g
 }
 
+// biasedCopyNet is copyNet with a negative bias on two copies of a ReLU's
+// output (d's Dirac rows 1 and 3), which the ReLU after d changes.
+func biasedCopyNet() *nn.Graph {
+	g := copyNet()
+	d := g.Node("d")
+	d.P("bias")[1], d.P("bias")[3] = -0.3, -0.05
+	return g
+}
+
 // copyCases are RM-made nets with copies: RMNet-20 (folded and BN-kept),
 // pruned without calibration (exact copies) and with it (copies one ulp off),
 // MobileNetV2 → V1 (PReLU and clamps on reserved channels), and copyNet.
@@ -132,7 +141,8 @@ func copyCases(t testing.TB) []NetCase {
 		t.Fatal(err)
 	}
 	out = append(out, NetCase{"mobilenet_v2-rm", res.Graph, mb})
-	out = append(out, NetCase{"copies", copyNet(), nn.Shape{C: 3, H: 9, W: 10}})
+	out = append(out, NetCase{"copies", copyNet(), nn.Shape{C: 3, H: 9, W: 10}},
+		NetCase{"copies-biased", biasedCopyNet(), nn.Shape{C: 3, H: 9, W: 10}})
 	// A mask-trained bottleneck ResNet (random BN and masks, some zero), as
 	// it is (masks fold on export) and RM-converted (reserved channels cross
 	// a 1×1, a strided 3×3 and a 1×1).
@@ -294,7 +304,7 @@ func TestCopyAwareOps(t *testing.T) {
 	}
 	m := decode(t, encode(t, copyNet(), Options{}))
 	got := opCount(m)
-	for _, op := range []string{"Slice", "Concat", "Mul"} {
+	for _, op := range []string{"Slice", "Mul", "Gather"} {
 		if got[op] == 0 {
 			t.Errorf("ops %v: no %s", got, op)
 		}
@@ -304,6 +314,63 @@ func TestCopyAwareOps(t *testing.T) {
 	}
 	if d := opCount(decode(t, encode(t, copyNet(), Options{Dense: true}))); d["Conv"] != 6 || d["Slice"]+d["Gather"]+d["Concat"] != 0 {
 		t.Errorf("dense ops %v; want 6 Conv and no Slice, Gather, Concat", d)
+	}
+}
+
+// A copy that a clamp changes is not kept: the conv's value is materialised
+// (its computed channels and the copy, Concat) and clamped whole.
+func TestCopyAwareClampedCopy(t *testing.T) {
+	g := copyNet()
+	c0 := g.Node("c0")
+	lo, hi := make([]float32, c0.Out), make([]float32, c0.Out)
+	for i := range lo {
+		lo[i], hi[i] = -0.5, 0.5
+	}
+	r0 := g.Node("r0")
+	r0.Op = nn.OpClamp
+	r0.SetP("min", []int{c0.Out}, lo)
+	r0.SetP("max", []int{c0.Out}, hi)
+	m := decode(t, encode(t, g, Options{}))
+	if got := opCount(m); got["Concat"] == 0 {
+		t.Errorf("ops %v: no Concat", got)
+	}
+	x := rm.RandomInput(2, nn.Shape{C: 3, H: 9, W: 10}, 4)
+	want, err := g.Forward(x, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := evalModel(m, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel, _ := nn.RelError(out.D, want.D); !(rel <= 1e-5) {
+		t.Errorf("rel error %g; want ≤ 1e-5", rel)
+	}
+}
+
+// A copy with a negative bias before a ReLU (what fine-tuning with the copies
+// kept leaves: the reserved channel's BN trained) stays a copy: only it is
+// materialised and passed through a ReLU, so it costs no MACs, and the
+// output is exact.
+func TestCopyAwareBiasedCopy(t *testing.T) {
+	base, g := copyNet(), biasedCopyNet()
+	// (It may cost less: the materialised copies are a narrower value for
+	// the 1×1 term of e's row that sums two of them.)
+	if got, want := macs(t, g, Options{}), macs(t, base, Options{}); got > want {
+		t.Errorf("copy-aware MACs %d with biased copies; want ≤ %d, as without", got, want)
+	}
+	m := decode(t, encode(t, g, Options{}))
+	x := rm.RandomInput(2, nn.Shape{C: 3, H: 9, W: 10}, 5)
+	want, err := g.Forward(x, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := evalModel(m, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel, _ := nn.RelError(out.D, want.D); !(rel <= 1e-5) {
+		t.Errorf("rel error %g; want ≤ 1e-5", rel)
 	}
 }
 
