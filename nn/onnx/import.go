@@ -524,7 +524,7 @@ func (im *importer) nextMin(i int, v string) int {
 	nodes := im.m.Graph.Nodes
 	for j := i + 1; j < len(nodes); j++ {
 		if slices.Contains(nodes[j].Inputs, v) {
-			if nodes[j].OpType == "Min" && len(nodes[j].Inputs) == 2 && nodes[j].Inputs[0] == v && im.inits[nodes[j].Inputs[1]] != nil {
+			if nodes[j].OpType == "Min" && len(nodes[j].Inputs) == 2 && len(nodes[j].Outputs) >= 1 && nodes[j].Inputs[0] == v && im.inits[nodes[j].Inputs[1]] != nil {
 				return j
 			}
 			return -1
