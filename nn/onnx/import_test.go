@@ -130,6 +130,10 @@ func TestImportErrors(t *testing.T) {
 		{"foreign domain", func(m *Model) { node(t, m, "relu").Domain = "com.example" }, ErrUnsupported},
 		{"two inputs", func(m *Model) { m.Graph.Inputs = append(m.Graph.Inputs, m.Graph.Inputs[0]) }, nil},
 		{"dangling input", func(m *Model) { node(t, m, "relu").Inputs[0] = "nowhere" }, nil},
+		{"conv without weight", func(m *Model) { node(t, m, "c2").Inputs = node(t, m, "c2").Inputs[:1] }, nil},
+		{"prelu without slope", func(m *Model) { node(t, m, "pr1").Inputs = node(t, m, "pr1").Inputs[:1] }, nil},
+		{"gemm without weight", func(m *Model) { node(t, m, "fc1").Inputs = node(t, m, "fc1").Inputs[:1] }, nil},
+		{"node without output", func(m *Model) { node(t, m, "relu").Outputs = nil }, nil},
 		{"huge input channels", func(m *Model) {
 			// A clamp sized by the input's channels must not allocate them.
 			m.Graph.Inputs[0].Dims[1].Value = 1 << 40
