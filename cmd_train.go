@@ -22,6 +22,7 @@ type trainFlags struct {
 	out              *string
 	limit, evalLimit *int
 	keepCopies       *bool // finetune only
+	recalibrate      *int  // finetune only
 	masks            *bool
 	maskS, maskT     *float64
 }
@@ -69,6 +70,9 @@ func (t *trainFlags) run(e *env, f *flags, g *nn.Graph, d *dataset.Dataset, what
 	opt.Seed, opt.Threads, opt.MaxSteps, opt.Resume, opt.Out = *t.seed, f.threads, *t.maxSteps, *t.resume, *t.out
 	opt.Limit, opt.EvalLimit = *t.limit, *t.evalLimit
 	opt.KeepCopies = t.keepCopies != nil && *t.keepCopies
+	if t.recalibrate != nil {
+		opt.RecalibrateBN = *t.recalibrate
+	}
 	opt.MaskSparsity, opt.MaskThreshold = *t.maskS, *t.maskT
 	bar := newBar(e.stderr, -1, what)
 	opt.Progress = func(p train.Progress) {
@@ -152,12 +156,13 @@ func cmdTrain(e *env, args []string) error {
 }
 
 func cmdFinetune(e *env, args []string) error {
-	f := newFlags(e, "finetune", "--model M --data DATASET --epochs E [--batch N] [--lr F] [--keep-copies] [--masks] [--mask-sparsity S]\n"+
+	f := newFlags(e, "finetune", "--model M --data DATASET --epochs E [--batch N] [--lr F] [--keep-copies] [--recalibrate-bn N] [--masks] [--mask-sparsity S]\n"+
 		"        [--mask-threshold T] [--resume] --out M2 [--json]",
 		"Fine-tune a model (typically a pruned BN-kept plain net written by prune) on a data set.")
 	f.modelFlags()
 	t := addTrainFlags(f, 2, 0.01)
 	t.keepCopies = f.Bool("keep-copies", false, "leave RM's copy structure (reserved Dirac filters, merged identities) untrained, so the engine still runs it as copies")
+	t.recalibrate = f.Int("recalibrate-bn", 2048, "after the last step, re-estimate the BatchNorm statistics on N training images (0: keep the running averages)")
 	if err := f.parse(args); err != nil || helpAsked(args) {
 		return err
 	}

@@ -23,11 +23,18 @@ const FinetuneLR = 0.01
 // 99.28%.
 const MaskTrainedFinetuneLR = 0.001
 
+// RecalibrateImages is how many training images re-estimate the BatchNorm
+// statistics after fine-tuning (train.Options.RecalibrateBN): the demo sweep's
+// 2,000-image pass (15 steps) otherwise left the running averages behind the
+// weights — the MNIST demo's exact rmnet 0.3 point went from 99.3% to 94.0%.
+const RecalibrateImages = 2048
+
 // Train is the FinetuneFunc a Runner uses when its Finetune field is nil: it
 // fine-tunes a copy of g with the train package (SGD with momentum 0.9,
 // weight decay 5e-4, cosine schedule from FinetuneLR, batch 128, no
 // sparsity, the data set's training augmentation), on opt.Limit training
-// images when > 0, with RM's copy structure frozen when opt.KeepCopies. The network must take the data set's image shape as it
+// images when > 0, with RM's copy structure frozen when opt.KeepCopies, and
+// re-estimates the BatchNorm statistics afterwards (RecalibrateImages). The network must take the data set's image shape as it
 // is (training does not resize).
 func Train(ctx context.Context, g *nn.Graph, d *dataset.Dataset, opt FinetuneOptions) (*nn.Graph, error) {
 	if d.Train == nil || d.Train.Len() == 0 {
@@ -47,6 +54,7 @@ func Train(ctx context.Context, g *nn.Graph, d *dataset.Dataset, opt FinetuneOpt
 	}
 	o.Limit, o.EvalLimit = opt.Limit, 1 // the sweep evaluates on its own
 	o.KeepCopies = opt.KeepCopies
+	o.RecalibrateBN = RecalibrateImages
 	o.Out = filepath.Join(dir, "model.safetensors")
 	if opt.Progress != nil {
 		o.Progress = func(p train.Progress) {

@@ -178,8 +178,9 @@ func (o *maskOp) forwardTask(_, lo, hi int) {
 			if cnt > 1 {
 				vr *= cnt / (cnt - 1)
 			}
-			o.rm[c] = float32((1-bnMomentum)*float64(o.rm[c]) + bnMomentum*mean)
-			o.rv[c] = float32((1-bnMomentum)*float64(o.rv[c]) + bnMomentum*vr)
+			mo := o.t.momentum()
+			o.rm[c] = float32((1-mo)*float64(o.rm[c]) + mo*mean)
+			o.rv[c] = float32((1-mo)*float64(o.rv[c]) + mo*vr)
 		}
 	}
 }
@@ -329,8 +330,9 @@ func (o *maskedAddOp) forwardTask(_, lo, hi int) {
 			if cnt > 1 {
 				vr *= cnt / (cnt - 1)
 			}
-			o.rm[c] = float32((1-bnMomentum)*float64(o.rm[c]) + bnMomentum*mean)
-			o.rv[c] = float32((1-bnMomentum)*float64(o.rv[c]) + bnMomentum*vr)
+			mo := o.t.momentum()
+			o.rm[c] = float32((1-mo)*float64(o.rm[c]) + mo*mean)
+			o.rv[c] = float32((1-mo)*float64(o.rv[c]) + mo*vr)
 		}
 	}
 }

@@ -43,6 +43,10 @@ type Net struct {
 
 	n     int  // images in the current batch
 	train bool // training-mode forward (batch statistics, running-stat update)
+	// cumulative k > 0: a training-mode forward sets running statistics to
+	// the average of the k batches so far (momentum 1/k) instead of the
+	// exponential average (BN recalibration).
+	cumulative int
 
 	inputGrad bool // Backward computes the input's gradient (InputGrad)
 	direct    bool // no Winograd (NetOptions.Direct)

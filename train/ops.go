@@ -24,6 +24,15 @@ type bnOp struct {
 
 const bnMomentum = 0.1
 
+// momentum is the running-statistics update weight of the current forward:
+// bnMomentum, or 1/k while recalibrating (Net.cumulative).
+func (t *Net) momentum() float64 {
+	if t.cumulative > 0 {
+		return 1 / float64(t.cumulative)
+	}
+	return bnMomentum
+}
+
 func (t *Net) newBN(l *layer) *bnOp {
 	n := l.node
 	c := l.outS.C
@@ -66,8 +75,9 @@ func (o *bnOp) forwardTask(_, lo, hi int) {
 			if m > 1 {
 				unbiased = vr * m / (m - 1)
 			}
-			o.rm[c] = float32((1-bnMomentum)*float64(o.rm[c]) + bnMomentum*mean)
-			o.rv[c] = float32((1-bnMomentum)*float64(o.rv[c]) + bnMomentum*unbiased)
+			mo := t.momentum()
+			o.rm[c] = float32((1-mo)*float64(o.rm[c]) + mo*mean)
+			o.rv[c] = float32((1-mo)*float64(o.rv[c]) + mo*unbiased)
 		} else {
 			mean = float64(o.rm[c])
 			inv = 1 / math.Sqrt(float64(o.rv[c])+o.eps)

@@ -62,6 +62,14 @@ type Options struct {
 	// columns; see Net.KeepCopies) so that a fine-tuned RMNet still runs it
 	// as copies.
 	KeepCopies bool
+	// RecalibrateBN > 0 re-estimates every BatchNorm's running statistics
+	// after the last step, from that many training images (rounded up to
+	// whole batches, without augmentation, no weights change) as plain
+	// averages of the batch statistics. A short fine-tuning run moves the
+	// weights faster than the running averages (momentum 0.1) follow: on
+	// the MNIST demo pruned and fine-tuned for 15 steps the running
+	// statistics left top-1 at 94.5% where they were 99.3% once re-estimated.
+	RecalibrateBN int
 }
 
 // DefaultOptions returns the training defaults of the CLI contract: lr 0.1,
@@ -157,6 +165,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("train: max steps %d, want ≥ 0", o.MaxSteps)
 	case o.Out == "":
 		return errors.New("train: no output model file")
+	case o.RecalibrateBN < 0:
+		return fmt.Errorf("train: BN recalibration images %d, want ≥ 0", o.RecalibrateBN)
 	}
 	return nil
 }
@@ -313,6 +323,11 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 		if stopped {
 			break
 		}
+		if st.Step == total && opt.RecalibrateBN > 0 {
+			if err := recalibrateBN(ctx, net, split, data, g, batch, opt); err != nil {
+				return nil, err
+			}
+		}
 		// End of an epoch: checkpoint, then evaluate.
 		if err := checkpoint(net, opt.Out, st); err != nil {
 			return nil, err
@@ -362,6 +377,32 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 }
 
 func ptr(v float64) *float64 { return &v }
+
+// recalibrateBN runs opt.RecalibrateBN training images (whole batches, in
+// order, without augmentation) through net in training mode with the running
+// statistics as cumulative averages (Net.cumulative), so they end as the
+// mean of the batch statistics of the final weights.
+func recalibrateBN(ctx context.Context, net *Net, split *dataset.Split, data *dataset.Dataset, g *nn.Graph, batch int, opt Options) error {
+	loader, err := dataset.NewLoader(split, dataset.LoaderOptions{Batch: batch, Shape: data.Shape,
+		Mean: g.Mean, Std: g.Std, DropLast: true})
+	if err != nil {
+		return fmt.Errorf("train: BN recalibration: %w", err)
+	}
+	n := min((opt.RecalibrateBN+batch-1)/batch, loader.Batches())
+	net.cumulative = 1
+	defer func() { net.cumulative = 0 }()
+	batches := prefetch(ctx, loader, 0, 0, n)
+	defer batches.close()
+	for b := range batches.all {
+		net.Forward(b.X, b.N(), true)
+		net.cumulative++
+		batches.release(b)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("train: BN recalibration: %w", err)
+		}
+	}
+	return nil
+}
 
 // imagesPerS is batch / the median step time, skipping 3 warm-up steps when
 // there are more.
