@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,22 +90,24 @@ func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*
 		case WinogradF4:
 			out[md] = pack(4)
 		default:
-			// A small layer split over several workers stays direct: its
-			// row split keeps each core on its own rows from layer to
-			// layer, while Winograd's three phases (by channel, by point,
-			// by channel) move the transformed data between cores. Timed
-			// alone such a layer can look faster; in the network it was
-			// not (ResNet-56 batch 1 on 2 threads, side by side: 1.32 ms
-			// direct, 1.36–1.82 ms with Winograd chosen by timing). Large
-			// layers do not stay in a core's cache anyway.
-			if ws[md].Workers() > 1 && s.OutC*s.K()*s.OutH()*s.OutW() < splitWinogradMACs {
-				continue
-			}
 			n := 1
 			if md == imagePar {
 				n = group
 			}
-			if m := fastest(s, ws[md], n); m > 0 {
+			// A small layer split over several workers runs Winograd only
+			// where each worker gets its own tile rows: a direct conv's
+			// row split keeps each core on its own rows from layer to
+			// layer, while Winograd's split by phase (by channel, by
+			// point, by channel) moves the transformed data between
+			// cores. Timed alone such a layer can look faster; in the
+			// network it was not (ResNet-56 batch 1 on 2 threads, side by
+			// side: 1.32 ms direct, 1.36–1.82 ms with Winograd chosen by
+			// timing). Large layers do not stay in a core's cache anyway.
+			tiles := []int{2, 4}
+			if wk := ws[md].Workers(); wk > 1 && s.OutC*s.K()*s.OutH()*s.OutW() < splitWinogradMACs {
+				tiles = slices.DeleteFunc(tiles, func(m int) bool { return !kernels.WinogradRowSplit(s, m, n, wk) })
+			}
+			if m := fastest(s, ws[md], n, tiles); m > 0 {
 				out[md] = pack(m)
 			}
 		}
@@ -221,6 +224,7 @@ type tuneKey struct {
 	workers int
 	images  int
 	isa     string
+	tiles   [2]bool // F(2×2) and F(4×4) were candidates
 }
 
 var (
@@ -228,12 +232,15 @@ var (
 	tuneCache = map[tuneKey]int{}
 )
 
-// fastest times direct convolution (image by image) against F(2×2) and
-// F(4×4) on n images of shape s on ws (random weights: the time does not
-// depend on values) and returns the tile size of the winner, 0 for direct.
-// Results are cached per process.
-func fastest(s kernels.ConvShape, ws *kernels.Workspace, n int) int {
-	key := tuneKey{s, ws.Workers(), n, kernels.ISA()}
+// fastest times direct convolution (image by image) against Winograd
+// F(m×m) for m in tiles (2, 4) on n images of shape s on ws (random
+// weights: the time does not depend on values) and returns the tile size of
+// the winner, 0 for direct. Results are cached per process.
+func fastest(s kernels.ConvShape, ws *kernels.Workspace, n int, tiles []int) int {
+	if len(tiles) == 0 {
+		return 0
+	}
+	key := tuneKey{s, ws.Workers(), n, kernels.ISA(), [2]bool{slices.Contains(tiles, 2), slices.Contains(tiles, 4)}}
 	tuneMu.Lock()
 	defer tuneMu.Unlock()
 	if m, ok := tuneCache[key]; ok {
@@ -259,7 +266,7 @@ func fastest(s kernels.ConvShape, ws *kernels.Workspace, n int) int {
 		}
 	})
 	best, bestT := 0, direct
-	for _, m := range []int{2, 4} {
+	for _, m := range tiles {
 		ww := kernels.PackWinograd(w, s, m)
 		ws.ReserveWinograd(s, m, n)
 		t := timeConv(func() { ws.Winograd(dst, src, n, ww, s, ep) })

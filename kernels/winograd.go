@@ -219,35 +219,76 @@ func oddLines(n int) int {
 type winoState struct {
 	buf  []float32   // V[ξ][c][tp] then M[ξ][o][tp]
 	subs []Workspace // per worker: holds the job of a single-threaded GEMM
+	// own holds, per worker, the chunk and V and M scratch of a call split
+	// by tile rows (see winoSplitRows).
+	own []winoChunk
 
 	// The current call and chunk (kept here so that dispatching allocates nothing).
 	ww       *WinogradWeights
 	dst, src []float32
 	// floats between images of src, dst and the residual
 	srcStride, dstStride, resStride int
-	v, mo                           []float32
+	ch                              winoChunk // the chunk of a call split by phase
 	g                               winoGeo
-	r0, r1                          int // tile rows of the chunk (row r is tile row r%th of image r/th)
 	flags                           int
 	ep                              Epilogue
 
-	inTask, gemmTask, outTask func(worker, lo, hi int)
+	inTask, gemmTask, outTask, rowsTask func(worker, lo, hi int)
 }
+
+// winoChunk is a chunk of tile rows in progress and its transformed
+// input V and GEMM outputs M.
+type winoChunk struct {
+	r0, r1 int // tile rows of the chunk (row r is tile row r%th of image r/th)
+	v, mo  []float32
+	buf    []float32 // own V and M (a worker's chunk of a call split by rows)
+}
+
+// winoSplitRows lets tests force the split by phase.
+var winoSplitRows = true
 
 // ReserveWinograd grows the Workspace's Winograd scratch for n images of
 // shape s with F(m×m,3×3) (see [WinogradScratch]), so that later calls up to
-// that size allocate nothing.
+// that size allocate nothing. A Workspace with several workers reserves it
+// once more per worker, for calls split by tile rows.
 func (w *Workspace) ReserveWinograd(s ConvShape, m, n int) {
 	if w.wino == nil {
-		st := &winoState{subs: make([]Workspace, w.workers)}
-		st.inTask = func(worker, lo, hi int) { w.winoIn(worker, lo, hi) }
-		st.gemmTask = func(worker, lo, hi int) { w.winoGemm(worker, lo, hi) }
-		st.outTask = func(worker, lo, hi int) { w.winoOut(worker, lo, hi) }
+		st := &winoState{subs: make([]Workspace, w.workers), own: make([]winoChunk, w.workers)}
+		st.inTask = func(worker, lo, hi int) { w.winoIn(&w.wino.ch, worker, lo, hi) }
+		st.gemmTask = func(worker, lo, hi int) { w.winoGemm(&w.wino.ch, worker, lo, hi) }
+		st.outTask = func(worker, lo, hi int) { w.winoOut(&w.wino.ch, worker, lo, hi) }
+		st.rowsTask = w.winoRows
 		w.wino = st
 	}
-	if k := WinogradScratch(s, m, n); len(w.wino.buf) < k {
+	k := WinogradScratch(s, m, n)
+	if len(w.wino.buf) < k {
 		w.wino.buf = make([]float32, k)
 	}
+	if w.workers > 1 && winoRowSplit(s, m, n, w.workers) {
+		for i := range w.wino.own {
+			if len(w.wino.own[i].buf) < k {
+				w.wino.own[i].buf = make([]float32, k)
+			}
+		}
+	}
+}
+
+// winoRowSplit reports whether a call on n images of shape s with F(m×m)
+// over workers workers is split by tile rows: every worker runs all three
+// phases on its own tile rows, so the layers of a layer-parallel inference
+// keep each core on its own rows (as direct convs do) and a call has one
+// hand-off instead of three. It needs at least two tile rows per worker;
+// fewer are split by phase (input channels, ξ, output channels).
+func winoRowSplit(s ConvShape, m, n, workers int) bool {
+	return winoSplitRows && n*((s.OutH()+m-1)/m) >= 2*workers
+}
+
+// WinogradRowSplit reports whether a [Workspace.Winograd] call on n images
+// of shape s with F(m×m,3×3) on a Workspace of workers workers gives each
+// worker its own tile rows (all three phases on one core), rather than
+// splitting each phase over the workers.
+func WinogradRowSplit(s ConvShape, m, n, workers int) bool {
+	return workers > 1 && winoRowSplit(s, m, n, workers)
 }
 
 // Winograd computes, for each of the n images, exactly what [Workspace.Conv2D]
@@ -258,10 +299,12 @@ func (w *Workspace) ReserveWinograd(s ConvShape, m, n int) {
 // of the (m+2)² GEMMs, so batches make them wider; large batches are cut
 // into chunks of tile rows whose transforms fit the L2 cache.
 //
-// Each chunk runs in three phases split over the Workspace's workers: the
-// input transform (by input channel), the GEMMs (by ξ, each single-threaded
-// on its worker's strip buffer) and the output transform with the epilogue
-// (by output channel).
+// Each chunk runs in three phases: the input transform, the GEMMs and the
+// output transform with the epilogue. A Workspace with several workers gives
+// each worker its own tile rows, which it runs through all three phases
+// (when there are at least two tile rows per worker, see winoRowSplit), or
+// else splits each phase over the workers: by input channel, by ξ (each GEMM
+// single-threaded on its worker's strip buffer) and by output channel.
 func (w *Workspace) Winograd(dst, src []float32, n int, ww *WinogradWeights, s ConvShape, ep *Epilogue) {
 	w.WinogradImages(dst, s.OutC*s.OutH()*s.OutW(), src, s.C*s.H*s.W, n, ww, s, ep)
 }
@@ -314,22 +357,59 @@ func (w *Workspace) WinogradImages(dst []float32, dstStride int, src []float32, 
 	if ep != nil {
 		st.ep = *ep
 	}
-	nv := g.a * g.a * g.vs
-	st.v = st.buf[:nv]
-	st.mo = st.buf[nv : nv+g.a*g.a*g.ms]
-	for st.r0 = 0; st.r0 < g.rows; st.r0 = st.r1 {
-		st.r1 = min(g.rows, st.r0+g.cr)
-		if w.par == nil {
-			w.winoIn(0, 0, s.C)
-			w.winoGemm(0, 0, g.a*g.a)
-			w.winoOut(0, 0, s.OutC)
-		} else {
+	switch {
+	case w.par == nil || w.workers == 1:
+		st.ch.setBuf(st.buf, g)
+		w.winoRowsOn(&st.ch, 0, 0, g.rows)
+	case winoRowSplit(s, ww.m, n, w.workers):
+		// One part per worker: the pool runs each part whole, on the
+		// worker that owns it unless another has finished first.
+		w.par(w.workers, st.rowsTask)
+	default:
+		ch := &st.ch
+		ch.setBuf(st.buf, g)
+		for ch.r0 = 0; ch.r0 < g.rows; ch.r0 = ch.r1 {
+			ch.r1 = min(g.rows, ch.r0+g.cr)
 			w.par(s.C, st.inTask)
 			w.par(g.a*g.a, st.gemmTask)
 			w.par(s.OutC, st.outTask)
 		}
 	}
-	st.ww, st.dst, st.src, st.v, st.mo, st.ep = nil, nil, nil, nil, nil, Epilogue{}
+	st.ww, st.dst, st.src, st.ch.v, st.ch.mo, st.ep = nil, nil, nil, nil, nil, Epilogue{}
+}
+
+// setBuf points the chunk's V and M into buf.
+func (ch *winoChunk) setBuf(buf []float32, g winoGeo) {
+	nv := g.a * g.a * g.vs
+	ch.v = buf[:nv]
+	ch.mo = buf[nv : nv+g.a*g.a*g.ms]
+}
+
+// winoRows runs parts [lo, hi) of a call split by tile rows (one part per
+// worker): each part's tile rows through all three phases, in chunks, with
+// the worker's own V and M.
+func (w *Workspace) winoRows(worker, lo, hi int) {
+	st := w.wino
+	ch := &st.own[worker]
+	ch.setBuf(ch.buf, st.g)
+	for p := lo; p < hi; p++ {
+		r0, r1 := st.g.rows*p/w.workers, st.g.rows*(p+1)/w.workers
+		w.winoRowsOn(ch, worker, r0, r1)
+	}
+	ch.v, ch.mo = nil, nil
+}
+
+// winoRowsOn runs tile rows [r0, r1) through the three phases on worker,
+// in chunks of at most g.cr rows.
+func (w *Workspace) winoRowsOn(ch *winoChunk, worker, r0, r1 int) {
+	st := w.wino
+	s, g := st.ww.s, st.g
+	for ch.r0 = r0; ch.r0 < r1; ch.r0 = ch.r1 {
+		ch.r1 = min(r1, ch.r0+g.cr)
+		w.winoIn(ch, worker, 0, s.C)
+		w.winoGemm(ch, worker, 0, g.a*g.a)
+		w.winoOut(ch, worker, 0, s.OutC)
+	}
 }
 
 // winoIn transforms input channels [lo, hi) of the chunk's tile rows into V.
@@ -338,7 +418,7 @@ func (w *Workspace) WinogradImages(dst []float32, dstStride int, src []float32, 
 // (phase p holds padded columns p, p+m, …) at columns k·twp… of super-row i
 // of the worker's scratch, so that column j of the band's consecutive tiles
 // is one contiguous run (see winoGeo) and one transform call covers the band.
-func (w *Workspace) winoIn(worker, lo, hi int) {
+func (w *Workspace) winoIn(ch *winoChunk, worker, lo, hi int) {
 	st := w.wino
 	s, g := st.ww.s, st.g
 	ks := st.ww.u[0].ks
@@ -357,8 +437,8 @@ func (w *Workspace) winoIn(worker, lo, hi int) {
 	}
 	hw := s.H * s.W
 	for c := lo; c < hi; c++ {
-		for r0 := st.r0; r0 < st.r1; r0 += g.bandRows {
-			nb := min(g.bandRows, st.r1-r0)
+		for r0 := ch.r0; r0 < ch.r1; r0 += g.bandRows {
+			nb := min(g.bandRows, ch.r1-r0)
 			nv := (nb*twp + g.lanes - 1) / g.lanes
 			used := nv*g.lanes + 1
 			for p := 0; p < m; p++ {
@@ -393,17 +473,17 @@ func (w *Workspace) winoIn(worker, lo, hi int) {
 					}
 				}
 			}
-			in(&st.v[c*g.tp+(r0-st.r0)*twp], g.vs, &planes[0], sw, ps, nv)
+			in(&ch.v[c*g.tp+(r0-ch.r0)*twp], g.vs, &planes[0], sw, ps, nv)
 		}
 	}
 }
 
 // winoGemm computes M[ξ] = U[ξ]·V[ξ] for ξ in [lo, hi), each single-threaded
 // with the worker's strip buffer.
-func (w *Workspace) winoGemm(worker, lo, hi int) {
+func (w *Workspace) winoGemm(ch *winoChunk, worker, lo, hi int) {
 	st := w.wino
 	s, g := st.ww.s, st.g
-	t := (st.r1 - st.r0) * g.twp
+	t := (ch.r1 - ch.r0) * g.twp
 	// Whole strips: the columns past the tiles read V's row padding and
 	// their products are never read, but a partial strip would be packed
 	// and copied out through the edge tile.
@@ -413,10 +493,10 @@ func (w *Workspace) winoGemm(worker, lo, hi int) {
 	sub := &st.subs[worker]
 	for x := lo; x < hi; x++ {
 		a := &st.ww.u[x]
-		b := st.v[x*g.vs : x*g.vs+s.C*g.tp]
+		b := ch.v[x*g.vs : x*g.vs+s.C*g.tp]
 		sub.job = gemmJob{
 			a: a, kind: bRows, b: b, ldb: g.tp,
-			c: st.mo[x*g.ms : x*g.ms+s.OutC*g.tp], ldc: g.tp, n: t, mTasks: 1, nTasks: 1,
+			c: ch.mo[x*g.ms : x*g.ms+s.OutC*g.tp], ldc: g.tp, n: t, mTasks: 1, nTasks: 1,
 		}
 		sub.block(b, w.strips[worker], 0, (t+a.ks.nr-1)/a.ks.nr, 0, a.M)
 	}
@@ -428,7 +508,7 @@ func (w *Workspace) winoGemm(worker, lo, hi int) {
 // one call into the worker's scratch (m rows; tile row k at columns
 // k·twp·m…) and copied out; with an accumulating epilogue the scratch is
 // loaded from dst first.
-func (w *Workspace) winoOut(worker, lo, hi int) {
+func (w *Workspace) winoOut(ch *winoChunk, worker, lo, hi int) {
 	st := w.wino
 	g := st.g
 	ks := st.ww.u[0].ks
@@ -445,8 +525,8 @@ func (w *Workspace) winoOut(worker, lo, hi int) {
 	acc := st.flags&flagAcc != 0
 	for o := lo; o < hi; o++ {
 		bias, slope, plo, phi := rowPtr(bias0, o), rowPtr(slope0, o), rowPtr(lo0, o), rowPtr(hi0, o)
-		for r0 := st.r0; r0 < st.r1; r0 += g.outRows {
-			nb := min(g.outRows, st.r1-r0)
+		for r0 := ch.r0; r0 < ch.r1; r0 += g.outRows {
+			nb := min(g.outRows, ch.r1-r0)
 			for k := 0; k < nb && acc; k++ {
 				img, ty := (r0+k)/g.th, (r0+k)%g.th
 				pl := img*st.dstStride + o*oh*ow
@@ -463,7 +543,7 @@ func (w *Workspace) winoOut(worker, lo, hi int) {
 				cp(&edge[k*twp*m], ldd, &d[0], ow, rv, ow)
 			}
 			nv := (nb*twp + g.lanes - 1) / g.lanes
-			out(&edge[0], ldd, &st.mo[o*g.tp+(r0-st.r0)*twp], ss, nv, st.flags, bias, slope, plo, phi)
+			out(&edge[0], ldd, &ch.mo[o*g.tp+(r0-ch.r0)*twp], ss, nv, st.flags, bias, slope, plo, phi)
 			for k := 0; k < nb; k++ {
 				img, ty := (r0+k)/g.th, (r0+k)%g.th
 				pl := img*st.dstStride + o*oh*ow

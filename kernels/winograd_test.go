@@ -97,7 +97,7 @@ func checkWinograd(t *testing.T, rng *rand.Rand, ws *Workspace, s ConvShape, m, 
 }
 
 func TestWinograd(t *testing.T) {
-	forEachISA(t, func(t *testing.T) {
+	forEachWinoSplit(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(41, 42))
 		ws := NewWorkspace(1, nil)
 		wsPar := NewWorkspace(2, serialPar(2))
@@ -117,7 +117,7 @@ func TestWinograd(t *testing.T) {
 // TestWinogradEpilogues runs every epilogue variant (none, bias, ReLU,
 // ReLU6+acc, PReLU, clamp, acc, residual, residual+acc) on both tile sizes.
 func TestWinogradEpilogues(t *testing.T) {
-	forEachISA(t, func(t *testing.T) {
+	forEachWinoSplit(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(43, 44))
 		ws := NewWorkspace(2, goPar(2))
 		for v := range 9 {
@@ -134,7 +134,7 @@ func TestWinogradEpilogues(t *testing.T) {
 func TestWinogradChunks(t *testing.T) {
 	defer func(b, n int) { winoChunkBytes, winoMinTiles = b, n }(winoChunkBytes, winoMinTiles)
 	winoChunkBytes, winoMinTiles = 1, 1
-	forEachISA(t, func(t *testing.T) {
+	forEachWinoSplit(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(51, 52))
 		ws := NewWorkspace(2, goPar(2))
 		for v, s := range []ConvShape{sq3(5, 9, 13, 7, 1), sq3(3, 20, 37, 6, 0), sq3(4, 3, 3, 3, 1)} {
@@ -322,7 +322,7 @@ func TestDeinterleave4(t *testing.T) {
 // a gathered residual per image computes what one Winograd call per image
 // does; guard values between the images stay untouched.
 func TestWinogradImages(t *testing.T) {
-	forEachISA(t, func(t *testing.T) {
+	forEachWinoSplit(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(45, 46))
 		ws := NewWorkspace(2, serialPar(2))
 		for ci, s := range []ConvShape{sq3(5, 14, 14, 7, 1), sq3(3, 7, 9, 4, 1), sq3(8, 28, 28, 6, 1)} {
@@ -363,6 +363,54 @@ func TestWinogradImages(t *testing.T) {
 								if got[i*ds+j] != old[i*ds+j] {
 									t.Fatalf("F%d %+v: the gap after image %d changed", m, s, i)
 								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// forEachWinoSplit runs f on every kernel path with calls on several
+// workers split by tile rows and by phase (see winoRowSplit).
+func forEachWinoSplit(t *testing.T, f func(t *testing.T)) {
+	defer func(v bool) { winoSplitRows = v }(winoSplitRows)
+	for _, rows := range []bool{true, false} {
+		winoSplitRows = rows
+		t.Run(map[bool]string{true: "rows", false: "phases"}[rows], func(t *testing.T) { forEachISA(t, f) })
+	}
+}
+
+// TestWinogradRowSplit checks that a call split by tile rows over 2 and 3
+// workers gives exactly what one worker computes (the same sums in the same
+// order), on maps with fewer and more tile rows than workers, for every
+// epilogue variant, including the ones that read the destination.
+func TestWinogradRowSplit(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(71, 72))
+		one := NewWorkspace(1, nil)
+		for _, workers := range []int{2, 3} {
+			par := NewWorkspace(workers, goPar(workers))
+			for ci, s := range []ConvShape{sq3(16, 28, 28, 16, 1), sq3(32, 14, 14, 32, 1), sq3(9, 7, 7, 5, 1), sq3(4, 5, 11, 3, 0)} {
+				for _, m := range []int{2, 4} {
+					for _, n := range []int{1, 2} {
+						w := randSlice(rng, s.OutC*s.K())
+						ww := PackWinograd(w, s, m)
+						osz := s.OutC * s.OutH() * s.OutW()
+						src := randSlice(rng, n*s.C*s.H*s.W)
+						ep := randEpilogue(rng, ci+m+n, s.OutC)
+						if ep != nil && (ci+n)%2 == 0 {
+							ep.Residual = randSlice(rng, n*osz)
+						}
+						old := randSlice(rng, n*osz)
+						want := append([]float32(nil), old...)
+						got := append([]float32(nil), old...)
+						one.Winograd(want, src, n, ww, s, ep)
+						par.Winograd(got, src, n, ww, s, ep)
+						for i, v := range want {
+							if got[i] != v {
+								t.Fatalf("%d workers F%d n=%d %+v: [%d] got %g; want %g", workers, m, n, s, i, got[i], v)
 							}
 						}
 					}
