@@ -31,7 +31,12 @@ func (s ConvShape) check() {
 
 // PackConv packs conv weights (OutC×C×KH×KW, contiguous) for [Workspace.Conv2D].
 func PackConv(w []float32, s ConvShape) *PackedA {
-	return PackConvInto(nil, w, s)
+	p := PackConvInto(nil, w, s)
+	if convTOK(s, p.ks) {
+		p.tnv = convTNV(s.OutC)
+		p.t = packT(w, s.OutC, s.K(), 16*p.tnv)
+	}
+	return p
 }
 
 // PackConvInto is PackConv reusing p's memory (see [PackAInto]).
@@ -201,6 +206,10 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 			}
 		}
 		w.run(wt, bRows, img, n, convGeo{}, nil, dst, n, n, ep)
+		return
+	}
+	if wt.t != nil && convTOK(s, wt.ks) {
+		w.convT(dst, src[:s.C*s.H*s.W], wt, s, ep)
 		return
 	}
 	w.reserve(s, wt.ks)

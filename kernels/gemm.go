@@ -145,6 +145,10 @@ type PackedA struct {
 	// data[k0*M:]; inside it the panel of rows [i0, i0+mr) starts at i0*kb
 	// and stores kb steps of mr floats.
 	data []float32
+	// t holds conv weights packed for convT (see packT) with tnv vectors
+	// per channel block; nil unless PackConv chose convT for the shape.
+	t   []float32
+	tnv int
 }
 
 // kBlock returns the K block length used for K.
@@ -219,14 +223,17 @@ type ParallelFunc func(n int, fn func(worker, lo, hi int))
 type Workspace struct {
 	workers int
 	par     ParallelFunc
-	strips  [][]float32 // per worker: a packed B strip (StripFloats) and an edge tile
-	tmp     []float32   // Linear transposition buffer, grown on demand
-	imgs    [][]float32 // per worker: zero-padded conv input rows, grown on demand
-	padded  []padKey    // per worker: what imgs holds the zero border of
-	offs    []int32     // conv tap offsets, grown on demand
-	wino    *winoState  // Winograd scratch (winograd.go), created on first use
-	cs      convSrc     // input of the running conv
-	pc      []float32   // pitched conv output (see convLayout), grown on demand
+	strips  [][]float32              // per worker: a packed B strip (StripFloats) and an edge tile
+	tmp     []float32                // Linear transposition buffer, grown on demand
+	imgs    [][]float32              // per worker: zero-padded conv input rows, grown on demand
+	padded  []padKey                 // per worker: what imgs holds the zero border of
+	offs    []int32                  // conv tap offsets, grown on demand
+	wino    *winoState               // Winograd scratch (winograd.go), created on first use
+	cs      convSrc                  // input of the running conv
+	pc      []float32                // pitched conv output (see convLayout), grown on demand
+	ct      convTJob                 // the convT call in progress (convt.go)
+	cidx    []int32                  // convT scatter offsets
+	ctTask  func(worker, lo, hi int) // bound once to convTPart
 
 	job      gemmJob
 	task     func(worker, lo, hi int) // bound once to runTasks
@@ -262,6 +269,7 @@ func NewWorkspace(workers int, par ParallelFunc) *Workspace {
 	w.dwTask = w.dwTasks
 	w.poolTask = w.poolTasks
 	w.rowsTask = w.rowsTasks
+	w.ctTask = w.convTPart
 	return w
 }
 

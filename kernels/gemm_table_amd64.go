@@ -19,6 +19,11 @@ var packKernelsAVX512 = []packKernelFunc{gemmPackAVX512_1, gemmPackAVX512_2, gem
 
 var indKernelsAVX512 = []indKernelFunc{gemmIndAVX512_1, gemmIndAVX512_2, gemmIndAVX512_3, gemmIndAVX512_4, gemmIndAVX512_5, gemmIndAVX512_6, gemmIndAVX512_7, gemmIndAVX512_8}
 
+var convTKernelsAVX512 = [][]convTFunc{
+	{convTAVX512_1_1, convTAVX512_1_2, convTAVX512_1_3, convTAVX512_1_4, convTAVX512_1_5, convTAVX512_1_6, convTAVX512_1_7, convTAVX512_1_8, convTAVX512_1_9, convTAVX512_1_10, convTAVX512_1_11, convTAVX512_1_12, convTAVX512_1_13, convTAVX512_1_14},
+	{convTAVX512_2_1, convTAVX512_2_2, convTAVX512_2_3, convTAVX512_2_4, convTAVX512_2_5, convTAVX512_2_6, convTAVX512_2_7, convTAVX512_2_8, convTAVX512_2_9, convTAVX512_2_10, convTAVX512_2_11, convTAVX512_2_12, convTAVX512_2_13, convTAVX512_2_14},
+}
+
 // Register tile and vector width of the AVX2 kernels.
 const (
 	mrAVX2 = 6

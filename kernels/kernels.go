@@ -69,6 +69,10 @@ type stripsFunc func(dst, src *float32, ldb, rows, nstrips, stripStride, width i
 // packing B overlaps the first row panel's FMAs.
 type packKernelFunc func(k int, a, b *float32, ldb int, dst, c *float32, ldc, flags int, bias, slope, lo, hi *float32)
 
+// convTFunc computes mr output pixels × nv·vw output channels of a direct
+// conv (a convT tile); see convTGeneric.
+type convTFunc func(k int, w, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias, slope, lo, hi *float32)
+
 // dwFunc computes one depthwise output row; see dwTapsGeneric.
 type dwFunc func(out *float32, taps *[9]*float32, w *float32, n int, bias, lo, hi float32, acc int)
 
@@ -94,6 +98,7 @@ type kernelSet struct {
 	peak      func(n int)                               // register-resident FMA loop, nil for generic
 	peakFlops int                                       // flops per iteration of peak
 	ew        *vecKernels                               // elementwise training kernels (vec.go), nil: Go code
+	convT     [][]convTFunc                             // convT[nv-1][mr-1] with 16-lane vectors (nil: none)
 }
 
 // maxNR and maxMR bound the tile of every kernel set (scratch sizing).

@@ -88,6 +88,11 @@ func main() {
 		}
 		peak(s)
 	}
+	for nv := 1; nv <= 2; nv++ {
+		for mr := 1; mr <= convTMR[nv]; mr++ {
+			convT(nv, mr)
+		}
+	}
 	packCopy()
 	packIm2col()
 	packStrips()
@@ -499,6 +504,9 @@ func writeTable() {
 			fmt.Fprintf(&b, "gemmInd%s_%d, ", s.name, mr)
 		}
 		fmt.Fprintf(&b, "}\n\n")
+		if s.width == 16 {
+			convTTable(&b)
+		}
 	}
 	src, err := format.Source(b.Bytes())
 	if err != nil {
@@ -1243,4 +1251,177 @@ func deinterleave4() {
 	Label("done")
 	VZEROUPPER()
 	RET()
+}
+
+const convTSig = "func(k int, w, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias, slope, lo, hi *float32)"
+
+// convTMR is the most pixels a convT kernel computes with nv vectors of
+// output channels (28 accumulators for nv = 2, 14 for nv = 1).
+var convTMR = map[int]int{1: 14, 2: 14}
+
+// convT emits convTAVX512_<nv>_<mr>, the transposed direct conv tile: mr
+// output pixels of one output row (pixel r's tap p at x[offs[p]+r]) by
+// nv·16 output channels (weights packed k-major, nv·16 floats per step).
+// Output channel j of pixel r goes to c[cidx[j]+r] (cidx[j] = j·OH·OW: CHW
+// planes), through a scatter store, after the epilogue of flags with
+// per-channel vectors bias[j], slope[j], lo[j], hi[j]; flagAcc adds the
+// gathered old value first.
+func convT(nv, mr int) {
+	name := fmt.Sprintf("convTAVX512_%d_%d", nv, mr)
+	TEXT(name, NOSPLIT, convTSig)
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s computes %d output pixels × %d channels of a direct conv; see convTGeneric.", name, mr, 16*nv))
+	k, w, x, offs, idx, c, flags, p, cidx := RCX, RSI, RDI, R8, R9, RDX, R11, R10, RAX
+	Load(Param("k"), k)
+	Load(Param("w"), w)
+	Load(Param("x"), x)
+	Load(Param("offs"), offs)
+	Load(Param("c"), c)
+	Load(Param("flags"), flags)
+	nacc := mr * nv
+	acc := func(r, v int) VecPhysical { return zmm[r*nv+v] }
+	wv := func(v int) VecPhysical { return zmm[nacc+v] }
+	bc := zmm[nacc+nv]
+	if nacc+nv+1 > 32 {
+		panic("register tile too large for " + name)
+	}
+	for i := 0; i < nacc; i++ {
+		VXORPS(zmm[i], zmm[i], zmm[i])
+	}
+	step := func(u int) {
+		MOVLQSX(Mem{Base: offs, Disp: 4 * u}, idx)
+		for v := 0; v < nv; v++ {
+			VMOVUPS(Mem{Base: w, Disp: 4 * (u*16*nv + 16*v)}, wv(v))
+		}
+		for r := 0; r < mr; r++ {
+			m := Mem{Base: x, Index: idx, Scale: 4, Disp: 4 * r}
+			if nv == 1 {
+				VFMADD231PS_BCST(m, wv(0), acc(r, 0))
+				continue
+			}
+			VBROADCASTSS(m, bc)
+			for v := 0; v < nv; v++ {
+				VFMADD231PS(bc, wv(v), acc(r, v))
+			}
+		}
+	}
+	const unroll = 4
+	Label("loop4")
+	CMPQ(k, U8(unroll))
+	JL(LabelRef("tail"))
+	for u := 0; u < unroll; u++ {
+		step(u)
+	}
+	ADDQ(U32(4*unroll*16*nv), w)
+	ADDQ(U32(4*unroll), offs)
+	SUBQ(U8(unroll), k)
+	JMP(LabelRef("loop4"))
+	Label("tail")
+	TESTQ(k, k)
+	JZ(LabelRef("epilogue"))
+	step(0)
+	ADDQ(U32(4*16*nv), w)
+	ADDQ(U32(4), offs)
+	DECQ(k)
+	JMP(LabelRef("tail"))
+
+	Label("epilogue")
+	// After the loop the weight registers are free: zero, two temporaries
+	// and the scatter/gather index of the current channel vector.
+	zero, t1, t2, iv := zmm[28], zmm[29], zmm[30], zmm[31]
+	if nacc > 28 {
+		panic("epilogue registers overlap the accumulators in " + name)
+	}
+	Load(Param("cidx"), cidx)
+	VXORPS(zero, zero, zero)
+	TESTQ(U32(flagAcc), flags)
+	JZ(LabelRef("noacc"))
+	for v := 0; v < nv; v++ {
+		VMOVDQU32(Mem{Base: cidx, Disp: 64 * v}, iv)
+		for r := 0; r < mr; r++ {
+			KXNORW(K1, K1, K1)
+			VXORPS(t1, t1, t1)
+			VGATHERDPS(Mem{Base: c, Index: iv, Scale: 4, Disp: 4 * r}, K1, t1)
+			VADDPS(t1, acc(r, v), acc(r, v))
+		}
+	}
+	Label("noacc")
+
+	TESTQ(U32(flagBias), flags)
+	JZ(LabelRef("nobias"))
+	Load(Param("bias"), p)
+	for v := 0; v < nv; v++ {
+		VMOVUPS(Mem{Base: p, Disp: 64 * v}, t1)
+		for r := 0; r < mr; r++ {
+			VADDPS(t1, acc(r, v), acc(r, v))
+		}
+	}
+	Label("nobias")
+
+	// Data first in VMAXPS/VMINPS: NaN propagates (see kernel).
+	TESTQ(U32(flagReLU), flags)
+	JZ(LabelRef("norelu"))
+	for i := 0; i < nacc; i++ {
+		VMAXPS(zmm[i], zero, zmm[i])
+	}
+	Label("norelu")
+
+	TESTQ(U32(flagReLU6), flags)
+	JZ(LabelRef("norelu6"))
+	VBROADCASTSS(six, t1)
+	for i := 0; i < nacc; i++ {
+		VMAXPS(zmm[i], zero, zmm[i])
+		VMINPS(zmm[i], t1, zmm[i])
+	}
+	Label("norelu6")
+
+	TESTQ(U32(flagPReLU), flags)
+	JZ(LabelRef("noprelu"))
+	Load(Param("slope"), p)
+	for v := 0; v < nv; v++ {
+		VMOVUPS(Mem{Base: p, Disp: 64 * v}, t1)
+		for r := 0; r < mr; r++ {
+			VMINPS(acc(r, v), zero, t2)
+			VMAXPS(acc(r, v), zero, acc(r, v))
+			VFMADD231PS(t1, t2, acc(r, v))
+		}
+	}
+	Label("noprelu")
+
+	TESTQ(U32(flagClamp), flags)
+	JZ(LabelRef("noclamp"))
+	Load(Param("lo"), p)
+	Load(Param("hi"), idx)
+	for v := 0; v < nv; v++ {
+		VMOVUPS(Mem{Base: p, Disp: 64 * v}, t1)
+		VMOVUPS(Mem{Base: idx, Disp: 64 * v}, t2)
+		for r := 0; r < mr; r++ {
+			VMAXPS(acc(r, v), t1, acc(r, v))
+			VMINPS(acc(r, v), t2, acc(r, v))
+		}
+	}
+	Label("noclamp")
+
+	for v := 0; v < nv; v++ {
+		VMOVDQU32(Mem{Base: cidx, Disp: 64 * v}, iv)
+		for r := 0; r < mr; r++ {
+			KXNORW(K1, K1, K1)
+			VSCATTERDPS(acc(r, v), K1, Mem{Base: c, Index: iv, Scale: 4, Disp: 4 * r})
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// convTTable writes the convT kernel table: convTKernelsAVX512[nv-1][mr-1].
+func convTTable(b *bytes.Buffer) {
+	fmt.Fprintf(b, "var convTKernelsAVX512 = [][]convTFunc{\n")
+	for nv := 1; nv <= 2; nv++ {
+		fmt.Fprintf(b, "\t{")
+		for mr := 1; mr <= convTMR[nv]; mr++ {
+			fmt.Fprintf(b, "convTAVX512_%d_%d, ", nv, mr)
+		}
+		fmt.Fprintf(b, "},\n")
+	}
+	fmt.Fprintf(b, "}\n\n")
 }
