@@ -172,16 +172,16 @@ func (sp *split) run(ws *kernels.Workspace, mode int, y, x []float32, s kernels.
 }
 
 // batched reports whether runImages can run the conv of shape s on a group
-// of images in mode: its dense part is Winograd at stride 1, with no
-// centre part or a gathered one.
+// of images in mode: its dense part is Winograd at stride 1.
 func (sp *split) batched(mode int, s kernels.ConvShape) bool {
-	return sp.rWino[mode] != nil && s.StrideH == 1 && s.StrideW == 1 && s.OutH() == s.H && s.OutW() == s.W &&
-		(sp.q == 0 || sp.sel != nil)
+	return sp.rWino[mode] != nil && s.StrideH == 1 && s.StrideW == 1 && s.OutH() == s.H && s.OutW() == s.W
 }
 
 // runImages is run on n images at once (see batched): the Dirac rows image
 // by image, the dense rows of all images in one Winograd call, with the
-// selected centre-only channels of each image gathered into its epilogue.
+// selected centre-only channels of each image gathered into its epilogue,
+// or their 1×1 GEMM (the merged projection of RM's downsampling blocks)
+// computed image by image first.
 func (sp *split) runImages(ws *kernels.Workspace, mode int, y, x []float32, n int, s kernels.ConvShape, ep *kernels.Epilogue) {
 	hw := s.H * s.W
 	isz, osz := s.C*hw, s.OutC*hw
@@ -192,8 +192,15 @@ func (sp *split) runImages(ws *kernels.Workspace, mode int, y, x []float32, n in
 		return
 	}
 	epd := shiftEp(ep, sp.rows)
-	if sp.q > 0 {
+	switch {
+	case sp.q > 0 && sp.sel != nil:
 		epd.Residual, epd.ResidualRows, epd.ResidualScale = x[:n*isz], sp.sel, sp.coef
+	case sp.q > 0:
+		plain := kernels.Epilogue{Accumulate: ep.Accumulate}
+		for i := range n {
+			ws.Conv2D(y[i*osz+sp.rows*hw:(i+1)*osz], x[i*isz:i*isz+sp.q*hw], sp.center, sp.cShape, &plain)
+		}
+		epd.Accumulate = true
 	}
 	ws.WinogradImages(y[sp.rows*hw:], osz, x[sp.q*hw:], isz, n, sp.rWino[mode], sp.rShape, &epd)
 }

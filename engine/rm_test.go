@@ -3,9 +3,11 @@ package engine_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"github.com/rmprune/rmprune/engine"
+	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/rm"
 )
@@ -50,7 +52,9 @@ func checkRM(t *testing.T, g *nn.Graph, keepBN bool, rng *rand.Rand, shape nn.Sh
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := rm.RandomInput(2, shape, 9)
+	// 32 images: a batch of 32 on 2 threads runs image groups of 4 (split
+	// convs batched into one Winograd call); one of 2 runs them one by one.
+	x := rm.RandomInput(32, shape, 9)
 	want, err := g.Forward(x, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -60,13 +64,21 @@ func checkRM(t *testing.T, g *nn.Graph, keepBN bool, rng *rand.Rand, shape nn.Sh
 		wino  engine.WinogradMode
 	}{{false, engine.WinogradOff}, {true, engine.WinogradOff}, {false, engine.WinogradF4}, {true, engine.WinogradF2}} {
 		dense := c.dense
-		e, err := engine.Compile(res.Graph, engine.Options{Threads: 2, MaxBatch: 2, Shape: shape, Dense: dense, Winograd: c.wino})
+		e, err := engine.Compile(res.Graph, engine.Options{Threads: 2, MaxBatch: 32, Shape: shape, Dense: dense, Winograd: c.wino})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := e.Run(x.D, 2)
+		got, err := e.Run(x.D, 32)
 		if err != nil {
 			t.Fatal(err)
+		}
+		got = append([]float32(nil), got...)
+		two, err := e.Run(x.D[:2*shape.Numel()], 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rel, _ := nn.RelError(two, want.D[:len(two)]); rel > 1e-4 {
+			t.Errorf("dense=%v winograd=%d batch 2: rel error got %g; want ≤ 1e-4", dense, c.wino, rel)
 		}
 		if !dense && c.wino == engine.WinogradOff {
 			full, _ := res.Graph.Summarize(shape)
@@ -94,6 +106,42 @@ func checkRM(t *testing.T, g *nn.Graph, keepBN bool, rng *rand.Rand, shape nn.Sh
 		for _, n := range []int{1, 2} {
 			if a := testing.AllocsPerRun(5, func() { e.Run(x.D[:n*shape.Numel()], n) }); a != 0 {
 				t.Errorf("dense=%v batch %d: allocations per inference got %v; want 0", dense, n, a)
+			}
+		}
+		e.Close()
+	}
+}
+
+// TestEngineDemoRMNet runs the MNIST demo's RMNet (its downsampling blocks
+// leave split convs whose centre-only columns are a 1×1 GEMM, not a gather)
+// on image groups with Winograd forced, against the reference forward.
+func TestEngineDemoRMNet(t *testing.T) {
+	g, err := modelio.Load(filepath.Join("..", "demo", "resnet20-mnist.safetensors"), modelio.Options{})
+	if err != nil {
+		t.Skip(err) // the demo models are committed; a trimmed checkout may lack them
+	}
+	res, err := rm.Convert(g, rm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := g.InputShape()
+	x := rm.RandomInput(32, shape, 3)
+	want, err := res.Graph.Forward(x, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, wino := range []engine.WinogradMode{engine.WinogradF2, engine.WinogradF4} {
+		e, err := engine.Compile(res.Graph, engine.Options{Threads: 2, MaxBatch: 32, Shape: shape, Winograd: wino})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{32, 1} {
+			got, err := e.Run(x.D[:n*shape.Numel()], n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rel, _ := nn.RelError(got, want.D[:len(got)]); rel > 1e-4 {
+				t.Errorf("winograd %d batch %d: rel error got %g; want ≤ 1e-4", wino, n, rel)
 			}
 		}
 		e.Close()
