@@ -533,7 +533,21 @@ func (w *Workspace) winoOut(ch *winoChunk, worker, lo, hi int) {
 				rv := min(m, oh-ty*m)
 				d := st.dst[pl+ty*m*ow : pl+(ty*m+rv)*ow]
 				if res := st.ep.Residual; res != nil {
-					if ri, sc, ok := st.ep.residualRow(o); ok {
+					if ri, sc, ok := st.ep.residualRow(o); ok && !st.ep.Accumulate {
+						// The residual goes straight into the scratch.
+						rp := img*st.resStride + ri*oh*ow + ty*m*ow
+						if sc == 1 {
+							cp(&edge[k*twp*m], ldd, &res[rp], ow, rv, ow)
+							continue
+						}
+						for i := range rv {
+							e := edge[i*ldd+k*twp*m : i*ldd+k*twp*m+ow]
+							for x, v := range res[rp+i*ow : rp+(i+1)*ow] {
+								e[x] = sc * v
+							}
+						}
+						continue
+					} else if ok {
 						rp := img*st.resStride + ri*oh*ow
 						addResidual(d, res[rp+ty*m*ow:], sc, st.ep.Accumulate)
 					} else if !st.ep.Accumulate {
