@@ -54,6 +54,16 @@ func PackConvInto(p *PackedA, w []float32, s ConvShape) *PackedA {
 func ConvScratch(s ConvShape) int { return convScratch(s, active) }
 
 func convScratch(s ConvShape, ks *kernelSet) int {
+	if convTOK(s, ks) {
+		// The convT copy (unpitched, see Workspace.convT) or the GEMM path's.
+		t := s.StrideW * s.C * (s.H + 2*s.PadH) * ((s.W + 2*s.PadW + s.StrideW - 1) / s.StrideW)
+		return max(t, convScratchGemm(s, ks))
+	}
+	return convScratchGemm(s, ks)
+}
+
+// convScratchGemm is convScratch of the GEMM conv path.
+func convScratchGemm(s ConvShape, ks *kernelSet) int {
 	if s.PadH == 0 && s.PadW == 0 && s.StrideW == 1 {
 		return 0
 	}
@@ -183,6 +193,10 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 	if len(src) < s.C*s.H*s.W {
 		panic(fmt.Sprintf("kernels: Conv2D input has %d elements, need %d", len(src), s.C*s.H*s.W))
 	}
+	if wt.t != nil && convTOK(s, wt.ks) {
+		w.convT(dst, src[:s.C*s.H*s.W], wt, s, ep)
+		return
+	}
 	n := s.OutH() * s.OutW()
 	if s.KH == 1 && s.KW == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadH == 0 && s.PadW == 0 {
 		w.run(wt, bRows, src, n, convGeo{}, nil, dst, n, n, ep)
@@ -206,10 +220,6 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 			}
 		}
 		w.run(wt, bRows, img, n, convGeo{}, nil, dst, n, n, ep)
-		return
-	}
-	if wt.t != nil && convTOK(s, wt.ks) {
-		w.convT(dst, src[:s.C*s.H*s.W], wt, s, ep)
 		return
 	}
 	w.reserve(s, wt.ks)

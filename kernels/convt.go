@@ -20,7 +20,8 @@ import (
 // convTOK reports whether convs of shape s run transposed on ks: 3×3 and
 // larger kernels with output rows of at most convTMaxW pixels that are not
 // a multiple of 16 (those fill the GEMM path's vectors), OutC a multiple of
-// 16.
+// 16. (Strided 1×1 convs were twice as slow transposed: with K = C the
+// scatter stores cost more than the FMAs.)
 func convTOK(s ConvShape, ks *kernelSet) bool {
 	return ks.convT != nil && convTEnabled && s.KH*s.KW > 1 && s.OutC%16 == 0 &&
 		s.OutW() <= convTMaxW && s.OutW()%16 != 0

@@ -152,7 +152,7 @@ func BenchmarkConvT(b *testing.B) {
 		ep := &Epilogue{Bias: randSlice(rng, s.OutC), Act: ActReLU}
 		flops := 2 * float64(s.OutC*s.K()*s.OutH()*s.OutW())
 		for _, on := range []bool{false, true} {
-			b.Run(fmt.Sprintf("c%d_%dx%d_o%d_s%d/convT=%v", s.C, s.H, s.W, s.OutC, s.StrideH, on), func(b *testing.B) {
+			b.Run(fmt.Sprintf("c%d_%dx%d_o%d_k%d_s%d/convT=%v", s.C, s.H, s.W, s.OutC, s.KH, s.StrideH, on), func(b *testing.B) {
 				defer func(v bool) { convTEnabled = v }(convTEnabled)
 				convTEnabled = on
 				pw := PackConv(w, s)
