@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/rmprune/rmprune/kernels"
 )
@@ -26,6 +27,55 @@ func BenchmarkConvSplit(b *testing.B) {
 					ws.Conv2D(y, x, pa, s, nil)
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkLayerSplit times the MNIST demo's 3×3 layers split over a
+// 2-worker pool (layer-parallel batch 1) as direct convs and as Winograd
+// F(2×2)/F(4×4), where Winograd splits by tile rows; it reports the best
+// call (the machine is shared):
+//
+//	go test -run XXX -bench LayerSplit ./engine
+func BenchmarkLayerSplit(b *testing.B) {
+	for _, c := range []struct{ c, hw int }{{16, 28}, {32, 14}, {64, 7}} {
+		s := kernels.ConvShape{C: c.c, H: c.hw, W: c.hw, OutC: c.c, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+		w := make([]float32, c.c*c.c*9)
+		for i := range w {
+			w[i] = float32(i%7) - 3
+		}
+		x := make([]float32, c.c*c.hw*c.hw)
+		y := make([]float32, c.c*c.hw*c.hw)
+		ep := &kernels.Epilogue{Bias: make([]float32, c.c), Act: kernels.ActReLU}
+		for _, workers := range []int{1, 2} {
+			p := NewPool(workers)
+			ws := kernels.NewWorkspace(workers, p.RunShared)
+			ws.Reserve(s)
+			pa := kernels.PackConv(w, s)
+			for _, m := range []int{0, 2, 4} {
+				if m > 0 && workers > 1 && !kernels.WinogradRowSplit(s, m, 1, workers) {
+					continue
+				}
+				var ww *kernels.WinogradWeights
+				if m > 0 {
+					ww = kernels.PackWinograd(w, s, m)
+					ws.ReserveWinograd(s, m, 1)
+				}
+				b.Run(fmt.Sprintf("c%d_%d/w%d/F%d", c.c, c.hw, workers, m), func(b *testing.B) {
+					best := time.Duration(1 << 62)
+					for b.Loop() {
+						t0 := time.Now()
+						if m == 0 {
+							ws.Conv2D(y, x, pa, s, ep)
+						} else {
+							ws.Winograd(y, x, 1, ww, s, ep)
+						}
+						best = min(best, time.Since(t0))
+					}
+					b.ReportMetric(float64(best.Nanoseconds())/1e3, "best-µs")
+				})
+			}
+			p.Close()
 		}
 	}
 }

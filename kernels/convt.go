@@ -157,7 +157,10 @@ func (w *Workspace) convTPart(worker, lo, hi int) {
 			ra, rb := t%oh, min(oh, t%oh+t1-t)
 			t += rb - ra
 			c0 := b * nb
-			if r := j.ep.Residual; r != nil {
+			// A plain residual is read by the kernel (r); others are
+			// added to the destination first.
+			plain := j.ep.Residual != nil && j.ep.ResidualRows == nil && j.ep.ResidualScale == nil && !j.ep.Accumulate
+			if r := j.ep.Residual; r != nil && !plain {
 				for i := c0; i < c0+nb; i++ {
 					d := j.dst[i*ohw+ra*ow : i*ohw+rb*ow]
 					ri, sc, ok := j.ep.residualRow(i)
@@ -178,7 +181,12 @@ func (w *Workspace) convTPart(worker, lo, hi int) {
 					if x+last+(ox1-ox0) > len(img) {
 						panic("kernels: internal error: convT tile out of range")
 					}
-					ks.convT[j.nv-1][ox1-ox0-1](k, wp, &img[x], &w.offs[0], &j.dst[c0*ohw+oy*ow+ox0], &w.cidx[0], j.flags, bias, slope, plo, phi)
+					c := &j.dst[c0*ohw+oy*ow+ox0]
+					r := c
+					if plain {
+						r = &j.ep.Residual[c0*ohw+oy*ow+ox0]
+					}
+					ks.convT[j.nv-1][ox1-ox0-1](k, wp, &img[x], &w.offs[0], c, r, &w.cidx[0], j.flags, bias, slope, plo, phi)
 				}
 			}
 		}
@@ -203,10 +211,10 @@ func (j *convTJob) rowPtrs(c int) (bias, slope, lo, hi *float32) {
 // and mr pixels: for pixel r < mr and channel j < 16·nv,
 //
 //	y = Σ_p w[p·16·nv+j] · x[offs[p]+r]
-//	if flags&flagAcc { y += c[cidx[j]+r] }
+//	if flags&flagAcc { y += rs[cidx[j]+r] }
 //	c[cidx[j]+r] = epilogue(y) with bias[j], slope[j], lo[j], hi[j]
 func convTGeneric(nv, mr int) convTFunc {
-	return func(k int, w, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias, slope, lo, hi *float32) {
+	return func(k int, w, x *float32, offs *int32, c, rs *float32, cidx *int32, flags int, bias, slope, lo, hi *float32) {
 		nb := 16 * nv
 		ws := unsafe.Slice(w, k*nb)
 		os := unsafe.Slice(offs, k)
@@ -221,7 +229,7 @@ func convTGeneric(nv, mr int) convTFunc {
 				}
 				col[r] = float32(y)
 				if flags&flagAcc != 0 {
-					col[r] += *at(c, int(cx[j])+r)
+					col[r] += *at(rs, int(cx[j])+r)
 				}
 			}
 			epilogueRow(col[:mr], j, flags, bias, slope, lo, hi)

@@ -13652,15 +13652,15 @@ done:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_1(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_1(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_1(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_1(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 
 loop4:
@@ -13695,20 +13695,21 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 
@@ -13727,7 +13728,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -13736,8 +13737,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -13750,15 +13751,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_2(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_2(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_2(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_2(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 
@@ -13799,24 +13800,25 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -13839,7 +13841,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -13851,8 +13853,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -13869,15 +13871,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_3(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_3(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_3(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_3(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -13924,28 +13926,29 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -13972,7 +13975,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -13987,8 +13990,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -14009,15 +14012,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_4(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_4(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_4(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_4(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -14070,32 +14073,33 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -14126,7 +14130,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -14144,8 +14148,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -14170,15 +14174,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_5(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_5(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_5(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_5(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -14237,36 +14241,37 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -14301,7 +14306,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -14322,8 +14327,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -14352,15 +14357,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_6(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_6(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_6(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_6(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -14425,40 +14430,41 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -14497,7 +14503,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -14521,8 +14527,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -14555,15 +14561,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_7(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_7(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_7(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_7(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -14634,44 +14640,45 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -14714,7 +14721,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -14741,8 +14748,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -14779,15 +14786,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_8(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_8(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_8(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_8(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -14864,48 +14871,49 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -14952,7 +14960,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -14982,8 +14990,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -15024,15 +15032,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_9(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_9(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_9(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_9(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -15115,52 +15123,53 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -15211,7 +15220,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -15244,8 +15253,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -15290,15 +15299,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_10(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_10(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_10(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_10(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -15387,56 +15396,57 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -15491,7 +15501,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -15527,8 +15537,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -15577,15 +15587,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_11(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_11(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_11(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_11(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -15680,60 +15690,61 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -15792,7 +15803,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -15831,8 +15842,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -15885,15 +15896,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_12(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_12(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_12(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_12(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -15994,64 +16005,65 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 44(DX)(Z31*4), K1, Z29
+	VGATHERDPS 44(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -16114,7 +16126,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -16156,8 +16168,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -16214,15 +16226,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_13(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_13(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_13(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_13(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -16329,68 +16341,69 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 44(DX)(Z31*4), K1, Z29
+	VGATHERDPS 44(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 48(DX)(Z31*4), K1, Z29
+	VGATHERDPS 48(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z12, Z12
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -16457,7 +16470,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -16502,8 +16515,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -16564,15 +16577,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_14(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_14(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_14(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_1_14(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -16685,72 +16698,73 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 44(DX)(Z31*4), K1, Z29
+	VGATHERDPS 44(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 48(DX)(Z31*4), K1, Z29
+	VGATHERDPS 48(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z12, Z12
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 52(DX)(Z31*4), K1, Z29
+	VGATHERDPS 52(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z13, Z13
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -16821,7 +16835,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -16869,8 +16883,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -16935,15 +16949,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_1(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_1(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_1(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_1(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 
@@ -16994,25 +17008,26 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VMOVUPS 64(R10), Z29
@@ -17036,7 +17051,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -17049,8 +17064,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -17070,15 +17085,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_2(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_2(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_2(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_2(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -17146,33 +17161,34 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -17204,7 +17220,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -17223,8 +17239,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -17252,15 +17268,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_3(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_3(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_3(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_3(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -17345,41 +17361,42 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -17419,7 +17436,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -17444,8 +17461,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -17481,15 +17498,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_4(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_4(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_4(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_4(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -17591,49 +17608,50 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -17681,7 +17699,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -17712,8 +17730,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -17757,15 +17775,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_5(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_5(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_5(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_5(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -17884,57 +17902,58 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -17990,7 +18009,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -18027,8 +18046,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -18080,15 +18099,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_6(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_6(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_6(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_6(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -18224,65 +18243,66 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -18346,7 +18366,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -18389,8 +18409,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -18450,15 +18470,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_7(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_7(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_7(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_7(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -18611,73 +18631,74 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z12, Z12
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z13, Z13
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -18749,7 +18770,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -18798,8 +18819,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -18867,15 +18888,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_8(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_8(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_8(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_8(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -19045,81 +19066,82 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z12, Z12
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z14, Z14
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z13, Z13
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z15, Z15
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -19199,7 +19221,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -19254,8 +19276,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -19331,15 +19353,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_9(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_9(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_9(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_9(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -19526,89 +19548,90 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z12, Z12
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z14, Z14
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z16, Z16
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z13, Z13
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z15, Z15
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z17, Z17
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -19696,7 +19719,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -19757,8 +19780,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -19842,15 +19865,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_10(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_10(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_10(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_10(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -20054,97 +20077,98 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z12, Z12
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z14, Z14
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z16, Z16
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z18, Z18
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z13, Z13
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z15, Z15
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z17, Z17
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z19, Z19
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -20240,7 +20264,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -20307,8 +20331,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -20400,15 +20424,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_11(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_11(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_11(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_11(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -20629,105 +20653,106 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z12, Z12
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z14, Z14
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z16, Z16
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z18, Z18
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z20, Z20
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z13, Z13
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z15, Z15
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z17, Z17
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z19, Z19
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z21, Z21
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -20831,7 +20856,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -20904,8 +20929,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -21005,15 +21030,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_12(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_12(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_12(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_12(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -21251,113 +21276,114 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z12, Z12
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z14, Z14
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z16, Z16
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z18, Z18
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z20, Z20
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 44(DX)(Z31*4), K1, Z29
+	VGATHERDPS 44(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z22, Z22
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z13, Z13
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z15, Z15
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z17, Z17
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z19, Z19
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z21, Z21
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 44(DX)(Z31*4), K1, Z29
+	VGATHERDPS 44(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z23, Z23
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -21469,7 +21495,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -21548,8 +21574,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -21657,15 +21683,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_13(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_13(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_13(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_13(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -21920,121 +21946,122 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z12, Z12
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z14, Z14
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z16, Z16
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z18, Z18
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z20, Z20
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 44(DX)(Z31*4), K1, Z29
+	VGATHERDPS 44(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z22, Z22
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 48(DX)(Z31*4), K1, Z29
+	VGATHERDPS 48(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z24, Z24
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z13, Z13
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z15, Z15
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z17, Z17
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z19, Z19
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z21, Z21
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 44(DX)(Z31*4), K1, Z29
+	VGATHERDPS 44(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z23, Z23
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 48(DX)(Z31*4), K1, Z29
+	VGATHERDPS 48(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z25, Z25
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -22154,7 +22181,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -22239,8 +22266,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -22356,15 +22383,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_14(k int, w *float32, x *float32, offs *int32, c *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_14(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_14(SB), NOSPLIT, $0-88
+TEXT ·convTAVX512_2_14(SB), NOSPLIT, $0-96
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+48(FP), R11
+	MOVQ   flags+56(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -22636,129 +22663,130 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+40(FP), AX
+	MOVQ       cidx+48(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z12, Z12
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z14, Z14
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z16, Z16
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z18, Z18
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z20, Z20
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 44(DX)(Z31*4), K1, Z29
+	VGATHERDPS 44(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z22, Z22
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 48(DX)(Z31*4), K1, Z29
+	VGATHERDPS 48(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z24, Z24
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 52(DX)(Z31*4), K1, Z29
+	VGATHERDPS 52(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z26, Z26
 	VMOVDQU32  64(AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS (DX)(Z31*4), K1, Z29
+	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 4(DX)(Z31*4), K1, Z29
+	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 8(DX)(Z31*4), K1, Z29
+	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 12(DX)(Z31*4), K1, Z29
+	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 16(DX)(Z31*4), K1, Z29
+	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 20(DX)(Z31*4), K1, Z29
+	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 24(DX)(Z31*4), K1, Z29
+	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z13, Z13
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 28(DX)(Z31*4), K1, Z29
+	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z15, Z15
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 32(DX)(Z31*4), K1, Z29
+	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z17, Z17
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 36(DX)(Z31*4), K1, Z29
+	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z19, Z19
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 40(DX)(Z31*4), K1, Z29
+	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z21, Z21
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 44(DX)(Z31*4), K1, Z29
+	VGATHERDPS 44(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z23, Z23
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 48(DX)(Z31*4), K1, Z29
+	VGATHERDPS 48(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z25, Z25
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
-	VGATHERDPS 52(DX)(Z31*4), K1, Z29
+	VGATHERDPS 52(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z27, Z27
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+56(FP), R10
+	MOVQ    bias+64(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -22886,7 +22914,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+64(FP), R10
+	MOVQ        slope+72(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -22977,8 +23005,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+72(FP), R10
-	MOVQ    hi+80(FP), R9
+	MOVQ    lo+80(FP), R10
+	MOVQ    hi+88(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
