@@ -157,9 +157,16 @@ func (w *Workspace) convTPart(worker, lo, hi int) {
 			ra, rb := t%oh, min(oh, t%oh+t1-t)
 			t += rb - ra
 			c0 := b * nb
-			// A plain residual is read by the kernel (r); others are
-			// added to the destination first.
-			plain := j.ep.Residual != nil && j.ep.ResidualRows == nil && j.ep.ResidualScale == nil && !j.ep.Accumulate
+			// A residual of the output's own rows (scaled or not) is read
+			// by the kernel (r, rs); others are added to the destination
+			// first.
+			plain := j.ep.Residual != nil && j.ep.ResidualRows == nil && !j.ep.Accumulate
+			flags := j.flags
+			var rs *float32
+			if plain && j.ep.ResidualScale != nil {
+				flags |= flagRScale
+				rs = &j.ep.ResidualScale[c0]
+			}
 			if r := j.ep.Residual; r != nil && !plain {
 				for i := c0; i < c0+nb; i++ {
 					d := j.dst[i*ohw+ra*ow : i*ohw+rb*ow]
@@ -186,7 +193,7 @@ func (w *Workspace) convTPart(worker, lo, hi int) {
 					if plain {
 						r = &j.ep.Residual[c0*ohw+oy*ow+ox0]
 					}
-					ks.convT[j.nv-1][ox1-ox0-1](k, wp, &img[x], &w.offs[0], c, r, &w.cidx[0], j.flags, bias, slope, plo, phi)
+					ks.convT[j.nv-1][ox1-ox0-1](k, wp, &img[x], &w.offs[0], c, r, rs, &w.cidx[0], flags, bias, slope, plo, phi)
 				}
 			}
 		}
@@ -211,10 +218,10 @@ func (j *convTJob) rowPtrs(c int) (bias, slope, lo, hi *float32) {
 // and mr pixels: for pixel r < mr and channel j < 16·nv,
 //
 //	y = Σ_p w[p·16·nv+j] · x[offs[p]+r]
-//	if flags&flagAcc { y += rs[cidx[j]+r] }
+//	if flags&flagAcc { y += s·res[cidx[j]+r] }  // s = rsc[j] with flagRScale, else 1
 //	c[cidx[j]+r] = epilogue(y) with bias[j], slope[j], lo[j], hi[j]
 func convTGeneric(nv, mr int) convTFunc {
-	return func(k int, w, x *float32, offs *int32, c, rs *float32, cidx *int32, flags int, bias, slope, lo, hi *float32) {
+	return func(k int, w, x *float32, offs *int32, c, res, rsc *float32, cidx *int32, flags int, bias, slope, lo, hi *float32) {
 		nb := 16 * nv
 		ws := unsafe.Slice(w, k*nb)
 		os := unsafe.Slice(offs, k)
@@ -229,7 +236,11 @@ func convTGeneric(nv, mr int) convTFunc {
 				}
 				col[r] = float32(y)
 				if flags&flagAcc != 0 {
-					col[r] += *at(rs, int(cx[j])+r)
+					s := float32(1)
+					if flags&flagRScale != 0 {
+						s = *at(rsc, j)
+					}
+					col[r] += s * *at(res, int(cx[j])+r)
 				}
 			}
 			epilogueRow(col[:mr], j, flags, bias, slope, lo, hi)

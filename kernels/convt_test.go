@@ -44,12 +44,18 @@ func TestConvTKernels(t *testing.T) {
 						bias, slope, lo, hi = ptr(ep.Bias), ptr(ep.Slope), ptr(ep.Min), ptr(ep.Max)
 					}
 					// Half the cases gather what they add from another buffer.
+					// Half the cases gather what they add from another buffer,
+					// scaled per channel in some.
 					res := old
+					rsc := randSlice(rng, nb)
 					if v%2 == 1 {
 						res = randSlice(rng, nb*plane)
 					}
-					kern(k, &w[0], &x[0], &offs[0], &got[3], &res[3], &cidx[0], flags, bias, slope, lo, hi)
-					convTGeneric(nv, mr)(k, &w[0], &x[0], &offs[0], &want[3], &res[3], &cidx[0], flags, bias, slope, lo, hi)
+					if v == 3 || v == 6 {
+						flags |= flagRScale
+					}
+					kern(k, &w[0], &x[0], &offs[0], &got[3], &res[3], &rsc[0], &cidx[0], flags, bias, slope, lo, hi)
+					convTGeneric(nv, mr)(k, &w[0], &x[0], &offs[0], &want[3], &res[3], &rsc[0], &cidx[0], flags, bias, slope, lo, hi)
 					for i := range got {
 						in := i%plane >= 3 && i%plane < 3+mr
 						if !in && got[i] != old[i] {
@@ -100,7 +106,7 @@ func TestConvT(t *testing.T) {
 					if want := on && active.convT != nil && s.OutW() <= convTMaxW && s.OutW()%16 != 0; (pw0.t != nil) != want {
 						t.Fatalf("%+v: packed for convT %v; want %v", s, pw0.t != nil, want)
 					}
-					for v := range 9 {
+					for v := range 10 {
 						ws := wss[(ci+v)%3]
 						src := randSlice(rng, s.C*s.H*s.W)
 						w := randSlice(rng, s.OutC*s.K())
@@ -109,14 +115,23 @@ func TestConvT(t *testing.T) {
 						old := randSlice(rng, n)
 						refEp, refOld := ep, old
 						if v >= 7 {
-							// Residual (v 7: plain; 8: gathered rows with scales).
+							// Residual (v 7: plain; 8: gathered rows with
+							// scales; 9: own rows with scales).
 							if ep == nil {
 								ep = &Epilogue{}
 							}
 							eff := randSlice(rng, n)
 							ep.Residual = eff
-							if v == 8 {
+							switch v {
+							case 8:
 								eff = gatherResidual(rng, ep, s.OutC, s.OutH()*s.OutW())
+							case 9:
+								ep.ResidualScale = randSlice(rng, s.OutC)
+								eff = make([]float32, n)
+								hw := s.OutH() * s.OutW()
+								for i, r := range ep.Residual {
+									eff[i] = ep.ResidualScale[i/hw] * r
+								}
 							}
 							refEp = &Epilogue{Bias: ep.Bias, Act: ep.Act, Slope: ep.Slope, Min: ep.Min, Max: ep.Max, Accumulate: true}
 							refOld = make([]float32, n)

@@ -13652,15 +13652,15 @@ done:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_1(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_1(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_1(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_1(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 
 loop4:
@@ -13695,21 +13695,34 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z0, Z0
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 
@@ -13728,7 +13741,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -13737,8 +13750,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -13751,15 +13764,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_2(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_2(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_2(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_2(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 
@@ -13800,10 +13813,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -13814,11 +13829,26 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -13841,7 +13871,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -13853,8 +13883,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -13871,15 +13901,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_3(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_3(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_3(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_3(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -13926,10 +13956,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -13944,11 +13976,30 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z2, Z2
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -13975,7 +14026,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -13990,8 +14041,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -14012,15 +14063,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_4(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_4(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_4(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_4(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -14073,10 +14124,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -14095,11 +14148,34 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -14130,7 +14206,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -14148,8 +14224,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -14174,15 +14250,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_5(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_5(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_5(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_5(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -14241,10 +14317,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -14267,11 +14345,38 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z4, Z4
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -14306,7 +14411,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -14327,8 +14432,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -14357,15 +14462,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_6(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_6(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_6(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_6(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -14430,10 +14535,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -14460,11 +14567,42 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -14503,7 +14641,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -14527,8 +14665,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -14561,15 +14699,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_7(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_7(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_7(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_7(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -14640,10 +14778,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -14674,11 +14814,46 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z6, Z6
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -14721,7 +14896,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -14748,8 +14923,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -14786,15 +14961,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_8(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_8(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_8(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_8(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -14871,10 +15046,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -14909,11 +15086,50 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -14960,7 +15176,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -14990,8 +15206,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -15032,15 +15248,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_9(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_9(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_9(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_9(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -15123,10 +15339,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -15165,11 +15383,54 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z8, Z8
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -15220,7 +15481,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -15253,8 +15514,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -15299,15 +15560,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_10(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_10(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_10(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_10(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -15396,10 +15657,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -15442,11 +15705,58 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -15501,7 +15811,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -15537,8 +15847,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -15587,15 +15897,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_11(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_11(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_11(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_11(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -15690,10 +16000,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -15740,11 +16052,62 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z10, Z10
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -15803,7 +16166,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -15842,8 +16205,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -15896,15 +16259,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_12(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_12(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_12(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_12(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -16005,10 +16368,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -16059,11 +16424,66 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 44(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  44(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -16126,7 +16546,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -16168,8 +16588,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -16226,15 +16646,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_13(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_13(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_13(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_13(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -16341,10 +16761,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -16399,11 +16821,70 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 48(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z12, Z12
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  44(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  48(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z12
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -16470,7 +16951,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -16515,8 +16996,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -16577,15 +17058,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_1_14(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_1_14(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_1_14(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_1_14(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -16698,10 +17179,12 @@ tail:
 	JMP              tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -16760,11 +17243,74 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 52(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z13, Z13
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  44(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  48(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z12
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  52(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z13
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z1, Z1
@@ -16835,7 +17381,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -16883,8 +17429,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -16949,15 +17495,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_1(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_1(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_1(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_1(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 
@@ -17008,10 +17554,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -17023,11 +17571,28 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS (R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z1, Z1
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VMOVUPS 64(R10), Z29
@@ -17051,7 +17616,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -17064,8 +17629,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -17085,15 +17650,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_2(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_2(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_2(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_2(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -17161,10 +17726,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -17184,11 +17751,36 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 4(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z3, Z3
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -17220,7 +17812,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -17239,8 +17831,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -17268,15 +17860,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_3(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_3(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_3(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_3(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -17361,10 +17953,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -17392,11 +17986,44 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 8(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z5, Z5
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -17436,7 +18063,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -17461,8 +18088,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -17498,15 +18125,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_4(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_4(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_4(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_4(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -17608,10 +18235,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -17647,11 +18276,52 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 12(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z7, Z7
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -17699,7 +18369,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -17730,8 +18400,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -17775,15 +18445,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_5(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_5(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_5(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_5(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -17902,10 +18572,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -17949,11 +18621,60 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 16(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z9, Z9
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -18009,7 +18730,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -18046,8 +18767,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -18099,15 +18820,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_6(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_6(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_6(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_6(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -18243,10 +18964,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -18298,11 +19021,68 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 20(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z11, Z11
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -18366,7 +19146,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -18409,8 +19189,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -18470,15 +19250,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_7(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_7(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_7(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_7(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -18631,10 +19411,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -18694,11 +19476,76 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 24(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z13, Z13
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z12
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z13
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -18770,7 +19617,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -18819,8 +19666,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -18888,15 +19735,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_8(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_8(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_8(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_8(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -19066,10 +19913,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -19137,11 +19986,84 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 28(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z15, Z15
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z12
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z14
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z13
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z15
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -19221,7 +20143,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -19276,8 +20198,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -19353,15 +20275,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_9(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_9(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_9(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_9(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -19548,10 +20470,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -19627,11 +20551,92 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 32(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z17, Z17
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z12
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z14
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z16
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z13
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z15
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z17
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -19719,7 +20724,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -19780,8 +20785,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -19865,15 +20870,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_10(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_10(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_10(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_10(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -20077,10 +21082,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -20164,11 +21171,100 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 36(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z19, Z19
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z12
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z14
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z16
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z18
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z13
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z15
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z17
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z19
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -20264,7 +21360,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -20331,8 +21427,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -20424,15 +21520,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_11(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_11(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_11(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_11(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -20653,10 +21749,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -20748,11 +21846,108 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 40(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z21, Z21
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z12
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z14
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z16
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z18
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z20
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z13
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z15
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z17
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z19
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z21
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -20856,7 +22051,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -20929,8 +22124,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -21030,15 +22225,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_12(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_12(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_12(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_12(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -21276,10 +22471,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -21379,11 +22576,116 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 44(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z23, Z23
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z12
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z14
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z16
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z18
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z20
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  44(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z22
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z13
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z15
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z17
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z19
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z21
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  44(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z23
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -21495,7 +22797,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -21574,8 +22876,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -21683,15 +22985,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_13(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_13(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_13(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_13(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -21946,10 +23248,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -22057,11 +23361,124 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 48(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z25, Z25
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z12
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z14
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z16
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z18
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z20
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  44(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z22
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  48(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z24
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z13
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z15
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z17
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z19
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z21
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  44(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z23
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  48(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z25
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -22181,7 +23598,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -22266,8 +23683,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0
@@ -22383,15 +23800,15 @@ noclamp:
 	VZEROUPPER
 	RET
 
-// func convTAVX512_2_14(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func convTAVX512_2_14(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convTAVX512_2_14(SB), NOSPLIT, $0-96
+TEXT ·convTAVX512_2_14(SB), NOSPLIT, $0-104
 	MOVQ   k+0(FP), CX
 	MOVQ   w+8(FP), SI
 	MOVQ   x+16(FP), DI
 	MOVQ   offs+24(FP), R8
 	MOVQ   c+32(FP), DX
-	MOVQ   flags+56(FP), R11
+	MOVQ   flags+64(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -22663,10 +24080,12 @@ tail:
 	JMP          tail
 
 epilogue:
-	MOVQ       cidx+48(FP), AX
+	MOVQ       cidx+56(FP), AX
 	VXORPS     Z28, Z28, Z28
 	TESTQ      $0x00000001, R11
 	JZ         noacc
+	TESTQ      $0x00000040, R11
+	JNZ        rscale
 	MOVQ       r+40(FP), R10
 	VMOVDQU32  (AX), Z31
 	KXNORW     K1, K1, K1
@@ -22782,11 +24201,132 @@ epilogue:
 	VXORPS     Z29, Z29, Z29
 	VGATHERDPS 52(R10)(Z31*4), K1, Z29
 	VADDPS     Z29, Z27, Z27
+	JMP        noacc
+
+rscale:
+	MOVQ        r+40(FP), R10
+	MOVQ        rs+48(FP), R9
+	VMOVDQU32   (AX), Z31
+	VMOVUPS     (R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z0
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z2
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z4
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z6
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z8
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z10
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z12
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z14
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z16
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z18
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z20
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  44(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z22
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  48(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z24
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  52(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z26
+	VMOVDQU32   64(AX), Z31
+	VMOVUPS     64(R9), Z30
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  (R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z1
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  4(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z3
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  8(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z5
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  12(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z7
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  16(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z9
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  20(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z11
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  24(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z13
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  28(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z15
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  32(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z17
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  36(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z19
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  40(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z21
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  44(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z23
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  48(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z25
+	KXNORW      K1, K1, K1
+	VXORPS      Z29, Z29, Z29
+	VGATHERDPS  52(R10)(Z31*4), K1, Z29
+	VFMADD231PS Z29, Z30, Z27
 
 noacc:
 	TESTQ   $0x00000002, R11
 	JZ      nobias
-	MOVQ    bias+64(FP), R10
+	MOVQ    bias+72(FP), R10
 	VMOVUPS (R10), Z29
 	VADDPS  Z29, Z0, Z0
 	VADDPS  Z29, Z2, Z2
@@ -22914,7 +24454,7 @@ norelu:
 norelu6:
 	TESTQ       $0x00000010, R11
 	JZ          noprelu
-	MOVQ        slope+72(FP), R10
+	MOVQ        slope+80(FP), R10
 	VMOVUPS     (R10), Z29
 	VMINPS      Z0, Z28, Z30
 	VMAXPS      Z0, Z28, Z0
@@ -23005,8 +24545,8 @@ norelu6:
 noprelu:
 	TESTQ   $0x00000020, R11
 	JZ      noclamp
-	MOVQ    lo+80(FP), R10
-	MOVQ    hi+88(FP), R9
+	MOVQ    lo+88(FP), R10
+	MOVQ    hi+96(FP), R9
 	VMOVUPS (R10), Z29
 	VMOVUPS (R9), Z30
 	VMAXPS  Z0, Z29, Z0

@@ -263,142 +263,142 @@ func fmaPeakAVX2(n int)
 // convTAVX512_1_1 computes 1 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_1(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_1(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_2 computes 2 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_2(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_2(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_3 computes 3 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_3(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_3(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_4 computes 4 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_4(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_4(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_5 computes 5 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_5(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_5(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_6 computes 6 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_6(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_6(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_7 computes 7 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_7(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_7(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_8 computes 8 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_8(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_8(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_9 computes 9 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_9(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_9(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_10 computes 10 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_10(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_10(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_11 computes 11 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_11(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_11(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_12 computes 12 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_12(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_12(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_13 computes 13 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_13(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_13(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_1_14 computes 14 output pixels × 16 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_1_14(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_1_14(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_1 computes 1 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_1(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_1(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_2 computes 2 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_2(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_2(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_3 computes 3 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_3(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_3(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_4 computes 4 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_4(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_4(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_5 computes 5 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_5(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_5(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_6 computes 6 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_6(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_6(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_7 computes 7 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_7(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_7(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_8 computes 8 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_8(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_8(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_9 computes 9 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_9(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_9(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_10 computes 10 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_10(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_10(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_11 computes 11 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_11(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_11(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_12 computes 12 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_12(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_12(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_13 computes 13 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_13(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_13(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // convTAVX512_2_14 computes 14 output pixels × 32 channels of a direct conv; see convTGeneric.
 //
 //go:noescape
-func convTAVX512_2_14(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func convTAVX512_2_14(k int, w *float32, x *float32, offs *int32, c *float32, r *float32, rs *float32, cidx *int32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // packCopyAVX2 copies a rows×width block of floats; see packCopyGeneric.
 //

@@ -41,6 +41,8 @@ const (
 	flagReLU6 = 1 << 3 // min(max(y, 0), 6)
 	flagPReLU = 1 << 4 // max(y, 0) + slope[r]·min(y, 0)
 	flagClamp = 1 << 5 // min(max(y, lo[r]), hi[r])
+	// flagRScale (convT kernels only) scales what flagAcc adds per channel.
+	flagRScale = 1 << 6
 )
 
 // copyFunc copies a rows×width block of floats between strided rows
@@ -71,7 +73,7 @@ type packKernelFunc func(k int, a, b *float32, ldb int, dst, c *float32, ldc, fl
 
 // convTFunc computes mr output pixels × nv·vw output channels of a direct
 // conv (a convT tile); see convTGeneric.
-type convTFunc func(k int, w, x *float32, offs *int32, c, r *float32, cidx *int32, flags int, bias, slope, lo, hi *float32)
+type convTFunc func(k int, w, x *float32, offs *int32, c, r, rs *float32, cidx *int32, flags int, bias, slope, lo, hi *float32)
 
 // dwFunc computes one depthwise output row; see dwTapsGeneric.
 type dwFunc func(out *float32, taps *[9]*float32, w *float32, n int, bias, lo, hi float32, acc int)

@@ -1253,7 +1253,10 @@ func deinterleave4() {
 	RET()
 }
 
-const convTSig = "func(k int, w, x *float32, offs *int32, c, r *float32, cidx *int32, flags int, bias, slope, lo, hi *float32)"
+const convTSig = "func(k int, w, x *float32, offs *int32, c, r, rs *float32, cidx *int32, flags int, bias, slope, lo, hi *float32)"
+
+// flagRScale (convT only): the value gathered from r is scaled by rs[j].
+const flagRScale = 1 << 6
 
 // convTMR is the most pixels a convT kernel computes with nv vectors of
 // output channels (28 accumulators for nv = 2, 14 for nv = 1).
@@ -1265,7 +1268,8 @@ var convTMR = map[int]int{1: 14, 2: 14}
 // Output channel j of pixel r goes to c[cidx[j]+r] (cidx[j] = j·OH·OW: CHW
 // planes), through a scatter store, after the epilogue of flags with
 // per-channel vectors bias[j], slope[j], lo[j], hi[j]; flagAcc adds the
-// value gathered from r (laid out like c: c itself, or a residual) first.
+// value gathered from r (laid out like c: c itself, or a residual) first,
+// times rs[j] with flagRScale.
 func convT(nv, mr int) {
 	name := fmt.Sprintf("convTAVX512_%d_%d", nv, mr)
 	TEXT(name, NOSPLIT, convTSig)
@@ -1336,6 +1340,8 @@ func convT(nv, mr int) {
 	VXORPS(zero, zero, zero)
 	TESTQ(U32(flagAcc), flags)
 	JZ(LabelRef("noacc"))
+	TESTQ(U32(flagRScale), flags)
+	JNZ(LabelRef("rscale"))
 	Load(Param("r"), p)
 	for v := 0; v < nv; v++ {
 		VMOVDQU32(Mem{Base: cidx, Disp: 64 * v}, iv)
@@ -1344,6 +1350,21 @@ func convT(nv, mr int) {
 			VXORPS(t1, t1, t1)
 			VGATHERDPS(Mem{Base: p, Index: iv, Scale: 4, Disp: 4 * r}, K1, t1)
 			VADDPS(t1, acc(r, v), acc(r, v))
+		}
+	}
+	JMP(LabelRef("noacc"))
+	Label("rscale")
+	// Scaled: acc += rs[j]·gathered.
+	Load(Param("r"), p)
+	Load(Param("rs"), idx)
+	for v := 0; v < nv; v++ {
+		VMOVDQU32(Mem{Base: cidx, Disp: 64 * v}, iv)
+		VMOVUPS(Mem{Base: idx, Disp: 64 * v}, t2)
+		for r := 0; r < mr; r++ {
+			KXNORW(K1, K1, K1)
+			VXORPS(t1, t1, t1)
+			VGATHERDPS(Mem{Base: p, Index: iv, Scale: 4, Disp: 4 * r}, K1, t1)
+			VFMADD231PS(t1, t2, acc(r, v))
 		}
 	}
 	Label("noacc")
