@@ -75,9 +75,7 @@ func addResidual(dst, src []float32, scale float32, acc bool) {
 			dst[i] += scale * v
 		}
 	default:
-		for i, v := range src {
-			dst[i] = scale * v
-		}
+		ScaleShift(dst, src, scale, 0, false)
 	}
 }
 

@@ -541,10 +541,7 @@ func (w *Workspace) winoOut(ch *winoChunk, worker, lo, hi int) {
 							continue
 						}
 						for i := range rv {
-							e := edge[i*ldd+k*twp*m : i*ldd+k*twp*m+ow]
-							for x, v := range res[rp+i*ow : rp+(i+1)*ow] {
-								e[x] = sc * v
-							}
+							ScaleShift(edge[i*ldd+k*twp*m:i*ldd+k*twp*m+ow], res[rp+i*ow:rp+(i+1)*ow], sc, 0, false)
 						}
 						continue
 					} else if ok {
