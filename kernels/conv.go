@@ -210,10 +210,15 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 		}
 		w.padded[0] = padKey{} // overwritten below
 		img := w.imgs[0][:s.C*n]
+		odd := w.strips[0][:s.W/2+1] // stride 2: the discarded phase
 		for c := 0; c < s.C; c++ {
 			for y := 0; y < oh; y++ {
-				row := src[(c*s.H+y*s.StrideH)*s.W:]
+				row := src[(c*s.H+y*s.StrideH)*s.W : (c*s.H+y*s.StrideH+1)*s.W]
 				d := img[(c*oh+y)*ow : (c*oh+y+1)*ow]
+				if s.StrideW == 2 {
+					wt.ks.deint(&d[0], &odd[0], &row[0], s.W)
+					continue
+				}
 				for x := range d {
 					d[x] = row[x*s.StrideW]
 				}
