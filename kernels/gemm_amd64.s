@@ -25468,9 +25468,9 @@ done:
 	VZEROUPPER
 	RET
 
-// func winoOutAVX2_2(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func winoOutAVX2_2(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32, rscale *float32)
 // Requires: AVX, FMA3
-TEXT ·winoOutAVX2_2(SB), $448-80
+TEXT ·winoOutAVX2_2(SB), $480-88
 	MOVQ         dst+0(FP), DI
 	MOVQ         ldd+8(FP), R8
 	MOVQ         src+16(FP), SI
@@ -25511,6 +25511,13 @@ nolo:
 	VMOVUPS      Y0, 352(SP)
 
 nohi:
+	TESTQ        $0x00000040, R10
+	JZ           norscale
+	MOVQ         rscale+80(FP), AX
+	VBROADCASTSS (AX), Y0
+	VMOVUPS      Y0, 448(SP)
+
+norscale:
 step:
 	TESTQ      CX, CX
 	JZ         done
@@ -25585,8 +25592,16 @@ step:
 	VPERM2F128 $0x31, Y11, Y10, Y7
 	TESTQ      $0x00000001, R10
 	JZ         r0noacc
+	TESTQ      $0x00000040, R10
+	JNZ        r0racc
 	VADDPS     (BX), Y6, Y6
 	VADDPS     32(BX), Y7, Y7
+	JMP        r0noacc
+
+r0racc:
+	VMOVUPS     448(SP), Y1
+	VFMADD231PS (BX), Y1, Y6
+	VFMADD231PS 32(BX), Y1, Y7
 
 r0noacc:
 	TESTQ  $0x00000002, R10
@@ -25650,8 +25665,16 @@ r0noclamp:
 	VPERM2F128 $0x31, Y11, Y10, Y7
 	TESTQ      $0x00000001, R10
 	JZ         r1noacc
+	TESTQ      $0x00000040, R10
+	JNZ        r1racc
 	VADDPS     (BX), Y6, Y6
 	VADDPS     32(BX), Y7, Y7
+	JMP        r1noacc
+
+r1racc:
+	VMOVUPS     448(SP), Y1
+	VFMADD231PS (BX), Y1, Y6
+	VFMADD231PS 32(BX), Y1, Y7
 
 r1noacc:
 	TESTQ  $0x00000002, R10
@@ -26143,9 +26166,9 @@ done:
 	VZEROUPPER
 	RET
 
-// func winoOutAVX2_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func winoOutAVX2_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32, rscale *float32)
 // Requires: AVX, FMA3
-TEXT ·winoOutAVX2_4(SB), $960-80
+TEXT ·winoOutAVX2_4(SB), $992-88
 	MOVQ         dst+0(FP), DI
 	MOVQ         ldd+8(FP), R8
 	MOVQ         src+16(FP), SI
@@ -26186,6 +26209,13 @@ nolo:
 	VMOVUPS      Y0, 864(SP)
 
 nohi:
+	TESTQ        $0x00000040, R10
+	JZ           norscale
+	MOVQ         rscale+80(FP), AX
+	VBROADCASTSS (AX), Y0
+	VMOVUPS      Y0, 960(SP)
+
+norscale:
 step:
 	TESTQ       CX, CX
 	JZ          done
@@ -26404,10 +26434,20 @@ step:
 	VPERM2F128  $0x31, Y9, Y8, Y13
 	TESTQ       $0x00000001, R10
 	JZ          r0noacc
+	TESTQ       $0x00000040, R10
+	JNZ         r0racc
 	VADDPS      (BX), Y10, Y10
 	VADDPS      32(BX), Y11, Y11
 	VADDPS      64(BX), Y12, Y12
 	VADDPS      96(BX), Y13, Y13
+	JMP         r0noacc
+
+r0racc:
+	VMOVUPS     960(SP), Y1
+	VFMADD231PS (BX), Y1, Y10
+	VFMADD231PS 32(BX), Y1, Y11
+	VFMADD231PS 64(BX), Y1, Y12
+	VFMADD231PS 96(BX), Y1, Y13
 
 r0noacc:
 	TESTQ  $0x00000002, R10
@@ -26511,10 +26551,20 @@ r0noclamp:
 	VPERM2F128  $0x31, Y9, Y8, Y13
 	TESTQ       $0x00000001, R10
 	JZ          r1noacc
+	TESTQ       $0x00000040, R10
+	JNZ         r1racc
 	VADDPS      (BX), Y10, Y10
 	VADDPS      32(BX), Y11, Y11
 	VADDPS      64(BX), Y12, Y12
 	VADDPS      96(BX), Y13, Y13
+	JMP         r1noacc
+
+r1racc:
+	VMOVUPS     960(SP), Y1
+	VFMADD231PS (BX), Y1, Y10
+	VFMADD231PS 32(BX), Y1, Y11
+	VFMADD231PS 64(BX), Y1, Y12
+	VFMADD231PS 96(BX), Y1, Y13
 
 r1noacc:
 	TESTQ  $0x00000002, R10
@@ -26618,10 +26668,20 @@ r1noclamp:
 	VPERM2F128  $0x31, Y9, Y8, Y13
 	TESTQ       $0x00000001, R10
 	JZ          r2noacc
+	TESTQ       $0x00000040, R10
+	JNZ         r2racc
 	VADDPS      (BX), Y10, Y10
 	VADDPS      32(BX), Y11, Y11
 	VADDPS      64(BX), Y12, Y12
 	VADDPS      96(BX), Y13, Y13
+	JMP         r2noacc
+
+r2racc:
+	VMOVUPS     960(SP), Y1
+	VFMADD231PS (BX), Y1, Y10
+	VFMADD231PS 32(BX), Y1, Y11
+	VFMADD231PS 64(BX), Y1, Y12
+	VFMADD231PS 96(BX), Y1, Y13
 
 r2noacc:
 	TESTQ  $0x00000002, R10
@@ -26725,10 +26785,20 @@ r2noclamp:
 	VPERM2F128  $0x31, Y9, Y8, Y13
 	TESTQ       $0x00000001, R10
 	JZ          r3noacc
+	TESTQ       $0x00000040, R10
+	JNZ         r3racc
 	VADDPS      (BX), Y10, Y10
 	VADDPS      32(BX), Y11, Y11
 	VADDPS      64(BX), Y12, Y12
 	VADDPS      96(BX), Y13, Y13
+	JMP         r3noacc
+
+r3racc:
+	VMOVUPS     960(SP), Y1
+	VFMADD231PS (BX), Y1, Y10
+	VFMADD231PS 32(BX), Y1, Y11
+	VFMADD231PS 64(BX), Y1, Y12
+	VFMADD231PS 96(BX), Y1, Y13
 
 r3noacc:
 	TESTQ  $0x00000002, R10
@@ -26950,9 +27020,9 @@ done:
 	VZEROUPPER
 	RET
 
-// func winoOutAVX512_2(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func winoOutAVX512_2(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32, rscale *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·winoOutAVX512_2(SB), $512-80
+TEXT ·winoOutAVX512_2(SB), $512-88
 	MOVQ         dst+0(FP), DI
 	MOVQ         ldd+8(FP), R8
 	MOVQ         src+16(FP), SI
@@ -26993,6 +27063,13 @@ nolo:
 	VMOVAPS      Z0, Z19
 
 nohi:
+	TESTQ        $0x00000040, R10
+	JZ           norscale
+	MOVQ         rscale+80(FP), AX
+	VBROADCASTSS (AX), Z0
+	VMOVAPS      Z0, Z22
+
+norscale:
 	VMOVUPS winoperm<>+0(SB), Z24
 	VMOVUPS winoperm<>+64(SB), Z25
 	VMOVUPS winoperm<>+128(SB), Z26
@@ -27072,8 +27149,15 @@ step:
 	VPERMI2PS Z7, Z6, Z11
 	TESTQ     $0x00000001, R10
 	JZ        r0noacc
+	TESTQ     $0x00000040, R10
+	JNZ       r0racc
 	VADDPS    (BX), Z10, Z10
 	VADDPS    64(BX), Z11, Z11
+	JMP       r0noacc
+
+r0racc:
+	VFMADD231PS (BX), Z22, Z10
+	VFMADD231PS 64(BX), Z22, Z11
 
 r0noacc:
 	TESTQ  $0x00000002, R10
@@ -27131,8 +27215,15 @@ r0noclamp:
 	VPERMI2PS Z7, Z6, Z11
 	TESTQ     $0x00000001, R10
 	JZ        r1noacc
+	TESTQ     $0x00000040, R10
+	JNZ       r1racc
 	VADDPS    (BX), Z10, Z10
 	VADDPS    64(BX), Z11, Z11
+	JMP       r1noacc
+
+r1racc:
+	VFMADD231PS (BX), Z22, Z10
+	VFMADD231PS 64(BX), Z22, Z11
 
 r1noacc:
 	TESTQ  $0x00000002, R10
@@ -27618,9 +27709,9 @@ done:
 	VZEROUPPER
 	RET
 
-// func winoOutAVX512_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func winoOutAVX512_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32, rscale *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·winoOutAVX512_4(SB), $1536-80
+TEXT ·winoOutAVX512_4(SB), $1536-88
 	MOVQ         dst+0(FP), DI
 	MOVQ         ldd+8(FP), R8
 	MOVQ         src+16(FP), SI
@@ -27661,6 +27752,13 @@ nolo:
 	VMOVAPS      Z0, Z19
 
 nohi:
+	TESTQ        $0x00000040, R10
+	JZ           norscale
+	MOVQ         rscale+80(FP), AX
+	VBROADCASTSS (AX), Z0
+	VMOVAPS      Z0, Z22
+
+norscale:
 	VMOVUPS winoperm<>+0(SB), Z24
 	VMOVUPS winoperm<>+64(SB), Z25
 	VMOVUPS winoperm<>+128(SB), Z26
@@ -27888,10 +27986,19 @@ step:
 	VPERMI2PS   Z13, Z11, Z9
 	TESTQ       $0x00000001, R10
 	JZ          r0noacc
+	TESTQ       $0x00000040, R10
+	JNZ         r0racc
 	VADDPS      (BX), Z6, Z6
 	VADDPS      64(BX), Z7, Z7
 	VADDPS      128(BX), Z8, Z8
 	VADDPS      192(BX), Z9, Z9
+	JMP         r0noacc
+
+r0racc:
+	VFMADD231PS (BX), Z22, Z6
+	VFMADD231PS 64(BX), Z22, Z7
+	VFMADD231PS 128(BX), Z22, Z8
+	VFMADD231PS 192(BX), Z22, Z9
 
 r0noacc:
 	TESTQ  $0x00000002, R10
@@ -27993,10 +28100,19 @@ r0noclamp:
 	VPERMI2PS   Z13, Z11, Z9
 	TESTQ       $0x00000001, R10
 	JZ          r1noacc
+	TESTQ       $0x00000040, R10
+	JNZ         r1racc
 	VADDPS      (BX), Z6, Z6
 	VADDPS      64(BX), Z7, Z7
 	VADDPS      128(BX), Z8, Z8
 	VADDPS      192(BX), Z9, Z9
+	JMP         r1noacc
+
+r1racc:
+	VFMADD231PS (BX), Z22, Z6
+	VFMADD231PS 64(BX), Z22, Z7
+	VFMADD231PS 128(BX), Z22, Z8
+	VFMADD231PS 192(BX), Z22, Z9
 
 r1noacc:
 	TESTQ  $0x00000002, R10
@@ -28098,10 +28214,19 @@ r1noclamp:
 	VPERMI2PS   Z13, Z11, Z9
 	TESTQ       $0x00000001, R10
 	JZ          r2noacc
+	TESTQ       $0x00000040, R10
+	JNZ         r2racc
 	VADDPS      (BX), Z6, Z6
 	VADDPS      64(BX), Z7, Z7
 	VADDPS      128(BX), Z8, Z8
 	VADDPS      192(BX), Z9, Z9
+	JMP         r2noacc
+
+r2racc:
+	VFMADD231PS (BX), Z22, Z6
+	VFMADD231PS 64(BX), Z22, Z7
+	VFMADD231PS 128(BX), Z22, Z8
+	VFMADD231PS 192(BX), Z22, Z9
 
 r2noacc:
 	TESTQ  $0x00000002, R10
@@ -28203,10 +28328,19 @@ r2noclamp:
 	VPERMI2PS   Z13, Z11, Z9
 	TESTQ       $0x00000001, R10
 	JZ          r3noacc
+	TESTQ       $0x00000040, R10
+	JNZ         r3racc
 	VADDPS      (BX), Z6, Z6
 	VADDPS      64(BX), Z7, Z7
 	VADDPS      128(BX), Z8, Z8
 	VADDPS      192(BX), Z9, Z9
+	JMP         r3noacc
+
+r3racc:
+	VFMADD231PS (BX), Z22, Z6
+	VFMADD231PS 64(BX), Z22, Z7
+	VFMADD231PS 128(BX), Z22, Z8
+	VFMADD231PS 192(BX), Z22, Z9
 
 r3noacc:
 	TESTQ  $0x00000002, R10

@@ -438,7 +438,7 @@ func winoInAVX2_2(dst *float32, dstStride int, src *float32, rowStride int, phas
 // winoOutAVX2_2 is the F(2×2,3×3) output transform of nv steps of 8 tiles with the epilogue of flags; see winoOutGeneric.
 //
 //go:noescape
-func winoOutAVX2_2(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func winoOutAVX2_2(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32, rscale *float32)
 
 // winoInAVX2_4 is the F(4×4,3×3) input transform of nv steps of 8 tiles; see winoInGeneric.
 //
@@ -448,7 +448,7 @@ func winoInAVX2_4(dst *float32, dstStride int, src *float32, rowStride int, phas
 // winoOutAVX2_4 is the F(4×4,3×3) output transform of nv steps of 8 tiles with the epilogue of flags; see winoOutGeneric.
 //
 //go:noescape
-func winoOutAVX2_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func winoOutAVX2_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32, rscale *float32)
 
 // winoInAVX512_2 is the F(2×2,3×3) input transform of nv steps of 16 tiles; see winoInGeneric.
 //
@@ -458,7 +458,7 @@ func winoInAVX512_2(dst *float32, dstStride int, src *float32, rowStride int, ph
 // winoOutAVX512_2 is the F(2×2,3×3) output transform of nv steps of 16 tiles with the epilogue of flags; see winoOutGeneric.
 //
 //go:noescape
-func winoOutAVX512_2(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func winoOutAVX512_2(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32, rscale *float32)
 
 // winoInAVX512_4 is the F(4×4,3×3) input transform of nv steps of 16 tiles; see winoInGeneric.
 //
@@ -468,7 +468,7 @@ func winoInAVX512_4(dst *float32, dstStride int, src *float32, rowStride int, ph
 // winoOutAVX512_4 is the F(4×4,3×3) output transform of nv steps of 16 tiles with the epilogue of flags; see winoOutGeneric.
 //
 //go:noescape
-func winoOutAVX512_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func winoOutAVX512_4(dst *float32, ldd int, src *float32, srcStride int, nv int, flags int, bias *float32, slope *float32, lo *float32, hi *float32, rscale *float32)
 
 // scaleShiftAVX512 writes dst = src·a + b for n floats, n a multiple of 16; see ScaleShift.
 //

@@ -41,7 +41,7 @@ const (
 	flagReLU6 = 1 << 3 // min(max(y, 0), 6)
 	flagPReLU = 1 << 4 // max(y, 0) + slope[r]·min(y, 0)
 	flagClamp = 1 << 5 // min(max(y, lo[r]), hi[r])
-	// flagRScale (convT kernels only) scales what flagAcc adds per channel.
+	// flagRScale (convT and Winograd output transforms) scales what flagAcc adds.
 	flagRScale = 1 << 6
 )
 

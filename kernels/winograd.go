@@ -91,7 +91,7 @@ type winoInFunc func(dst *float32, dstStride int, src *float32, rowStride, phase
 
 // winoOutFunc is the output transform, with epilogue, of nv steps of
 // lanes adjacent tiles; see winoOutGeneric.
-type winoOutFunc func(dst *float32, ldd int, src *float32, srcStride, nv, flags int, bias, slope, lo, hi *float32)
+type winoOutFunc func(dst *float32, ldd int, src *float32, srcStride, nv, flags int, bias, slope, lo, hi, rscale *float32)
 
 // WinogradWeights are 3×3 conv weights transformed for F(m×m,3×3):
 // U[ξ] = G g Gᵀ, one packed OutC×C matrix per ξ of the (m+2)² points. They
@@ -525,6 +525,13 @@ func (w *Workspace) winoOut(ch *winoChunk, worker, lo, hi int) {
 	acc := st.flags&flagAcc != 0
 	for o := lo; o < hi; o++ {
 		bias, slope, plo, phi := rowPtr(bias0, o), rowPtr(slope0, o), rowPtr(lo0, o), rowPtr(hi0, o)
+		// A scaled residual (without Accumulate) is copied into the scratch
+		// as it is and scaled by the transform.
+		flags, rsc := st.flags, (*float32)(nil)
+		if _, sc, ok := st.ep.residualRow(o); st.ep.Residual != nil && ok && !st.ep.Accumulate && sc != 1 {
+			flags |= flagRScale
+			rsc = &st.ep.ResidualScale[o]
+		}
 		for r0 := ch.r0; r0 < ch.r1; r0 += g.outRows {
 			nb := min(g.outRows, ch.r1-r0)
 			for k := 0; k < nb && acc; k++ {
@@ -534,15 +541,10 @@ func (w *Workspace) winoOut(ch *winoChunk, worker, lo, hi int) {
 				d := st.dst[pl+ty*m*ow : pl+(ty*m+rv)*ow]
 				if res := st.ep.Residual; res != nil {
 					if ri, sc, ok := st.ep.residualRow(o); ok && !st.ep.Accumulate {
-						// The residual goes straight into the scratch.
+						// The residual goes straight into the scratch (the
+						// transform scales it, see rscale below).
 						rp := img*st.resStride + ri*oh*ow + ty*m*ow
-						if sc == 1 {
-							cp(&edge[k*twp*m], ldd, &res[rp], ow, rv, ow)
-							continue
-						}
-						for i := range rv {
-							ScaleShift(edge[i*ldd+k*twp*m:i*ldd+k*twp*m+ow], res[rp+i*ow:rp+(i+1)*ow], sc, 0, false)
-						}
+						cp(&edge[k*twp*m], ldd, &res[rp], ow, rv, ow)
 						continue
 					} else if ok {
 						rp := img*st.resStride + ri*oh*ow
@@ -554,7 +556,7 @@ func (w *Workspace) winoOut(ch *winoChunk, worker, lo, hi int) {
 				cp(&edge[k*twp*m], ldd, &d[0], ow, rv, ow)
 			}
 			nv := (nb*twp + g.lanes - 1) / g.lanes
-			out(&edge[0], ldd, &ch.mo[o*g.tp+(r0-ch.r0)*twp], ss, nv, st.flags, bias, slope, plo, phi)
+			out(&edge[0], ldd, &ch.mo[o*g.tp+(r0-ch.r0)*twp], ss, nv, flags, bias, slope, plo, phi, rsc)
 			for k := 0; k < nb; k++ {
 				img, ty := (r0+k)/g.th, (r0+k)%g.th
 				pl := img*st.dstStride + o*oh*ow
@@ -645,17 +647,22 @@ func winoInGeneric(m int) winoInFunc {
 // winoOutGeneric returns the reference output transform for F(m×m,3×3). For
 // nv·winoLanes adjacent tiles u, with M[l][k] = src[(k·α+l)·srcStride + u],
 // it computes Y = Aᵀ M A and writes Y[a][b] to dst[a·ldd + u·m + b], applying
-// the epilogue of flags like kernelGeneric (row 0 of bias, slope, lo, hi).
+// the epilogue of flags like kernelGeneric (row 0 of bias, slope, lo, hi);
+// with flagRScale the accumulated old value is scaled by *rscale.
 func winoOutGeneric(m int) winoOutFunc {
 	at := winoAT[m/4]
 	a := m + 2
-	return func(dst *float32, ldd int, src *float32, srcStride, nv, flags int, bias, slope, lo, hi *float32) {
+	return func(dst *float32, ldd int, src *float32, srcStride, nv, flags int, bias, slope, lo, hi, rscale *float32) {
 		if nv <= 0 {
 			return
 		}
 		n := nv * winoLanes
 		ss := unsafe.Slice(src, (a*a-1)*srcStride+n)
 		ds := unsafe.Slice(dst, (m-1)*ldd+n*m)
+		sc := float32(1)
+		if flags&flagRScale != 0 {
+			sc = *rscale
+		}
 		var mm [6][6]float32
 		var t [4][6]float32
 		for u := 0; u < n; u++ {
@@ -685,7 +692,7 @@ func winoOutGeneric(m int) winoOutFunc {
 					}
 					i := r*ldd + u*m + b
 					if flags&flagAcc != 0 {
-						y += ds[i]
+						y += sc * ds[i]
 					}
 					ds[i] = y
 				}

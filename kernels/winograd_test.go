@@ -186,7 +186,7 @@ func TestWinogradTransforms(t *testing.T) {
 					if e := relErr32(got, want); !(e <= 1e-6) {
 						t.Fatalf("%s input: rel err %.3g; want ≤ 1e-6", name, e)
 					}
-					for flags := 0; flags < 64; flags += 1 + rng.IntN(4) {
+					for flags := 0; flags < 128; flags += 1 + rng.IntN(4) {
 						ms := randSlice(rng, a*a*ds)
 						w := nv * lanes * m
 						ldd := w + rng.IntN(5)
@@ -203,10 +203,10 @@ func TestWinogradTransforms(t *testing.T) {
 						copy(c, old)
 						ref := make([]float32, n)
 						copy(ref, old)
-						p := randSlice(rng, 4)
-						p[2], p[3] = -20, 20 // clamp bounds inside the range of Y (|Y| reaches ~100)
-						out(&c[0], ldd, &ms[0], ds, nv, flags, &p[0], &p[1], &p[2], &p[3])
-						gout(&ref[0], ldd, &ms[0], ds, gnv, flags, &p[0], &p[1], &p[2], &p[3])
+						p := randSlice(rng, 5) // bias, slope, lo, hi and (flagRScale, bit 6) the scale of the old value
+						p[2], p[3] = -20, 20   // clamp bounds inside the range of Y (|Y| reaches ~100)
+						out(&c[0], ldd, &ms[0], ds, nv, flags, &p[0], &p[1], &p[2], &p[3], &p[4])
+						gout(&ref[0], ldd, &ms[0], ds, gnv, flags, &p[0], &p[1], &p[2], &p[3], &p[4])
 						checkGuards(t, buf, off, n, inside)
 						for i := range c {
 							if !inside(i) && c[i] != old[i] {
@@ -215,7 +215,7 @@ func TestWinogradTransforms(t *testing.T) {
 						}
 						// Scale by the unclamped outputs (ReLU6 and clamp shrink max|ref|).
 						raw := make([]float32, n)
-						gout(&raw[0], ldd, &ms[0], ds, gnv, 0, nil, nil, nil, nil)
+						gout(&raw[0], ldd, &ms[0], ds, gnv, 0, nil, nil, nil, nil, nil)
 						var num, den float64
 						for i := range c {
 							num = max(num, math.Abs(float64(c[i]-ref[i])))

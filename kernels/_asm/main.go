@@ -982,16 +982,16 @@ func winoOut(v isa, m int) {
 	vb := 4 * v.width
 	zmmPath := v.width == 16
 	name := fmt.Sprintf("winoOut%s_%d", v.name, m)
-	TEXT(name, 0, "func(dst *float32, ldd int, src *float32, srcStride, nv, flags int, bias, slope, lo, hi *float32)")
+	TEXT(name, 0, "func(dst *float32, ldd int, src *float32, srcStride, nv, flags int, bias, slope, lo, hi, rscale *float32)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) output transform of nv steps of %d tiles with the epilogue of flags; see winoOutGeneric.", name, m, m, v.width))
 	tmp := AllocLocal(vb * m * a)
 	// Broadcast bias, slope, lo, hi, zero, six: in the frame for YMM, in
 	// Z16…Z21 for ZMM (Z24…Z27 hold the interleave permutations).
-	const cBias, cSlope, cLo, cHi, cZero, cSix = 0, 1, 2, 3, 4, 5
+	const cBias, cSlope, cLo, cHi, cZero, cSix, cRScale = 0, 1, 2, 3, 4, 5, 6
 	var cst Mem
 	if !zmmPath {
-		cst = AllocLocal(32 * 6)
+		cst = AllocLocal(32 * 7)
 	}
 	cv := func(i int) Op {
 		if zmmPath {
@@ -1034,7 +1034,7 @@ func winoOut(v isa, m int) {
 		flag  int
 		param string
 		slot  int
-	}{{flagBias, "bias", cBias}, {flagPReLU, "slope", cSlope}, {flagClamp, "lo", cLo}, {flagClamp, "hi", cHi}} {
+	}{{flagBias, "bias", cBias}, {flagPReLU, "slope", cSlope}, {flagClamp, "lo", cLo}, {flagClamp, "hi", cHi}, {flagRScale, "rscale", cRScale}} {
 		skip := "no" + e.param
 		TESTQ(U32(e.flag), flags)
 		JZ(LabelRef(skip))
@@ -1128,7 +1128,13 @@ func winoOut(v isa, m int) {
 		p := fmt.Sprintf("r%d", r)
 		TESTQ(U32(flagAcc), flags)
 		JZ(LabelRef(p + "noacc"))
+		TESTQ(U32(flagRScale), flags)
+		JNZ(LabelRef(p + "racc"))
 		each(func(v VecPhysical, q int) { VADDPS(cm(q), v, v) })
+		JMP(LabelRef(p + "noacc"))
+		Label(p + "racc") // scaled: y += rscale·old (x[1] is free here)
+		rsc := creg(cRScale, x[1])
+		each(func(v VecPhysical, q int) { VFMADD231PS(cm(q), rsc, v) })
 		Label(p + "noacc")
 		TESTQ(U32(flagBias), flags)
 		JZ(LabelRef(p + "nobias"))
@@ -1255,7 +1261,7 @@ func deinterleave4() {
 
 const convTSig = "func(k int, w, x *float32, offs *int32, c, r, rs *float32, cidx *int32, flags int, bias, slope, lo, hi *float32)"
 
-// flagRScale (convT only): the value gathered from r is scaled by rs[j].
+// flagRScale (convT, winoOut): what flagAcc adds is scaled (convT: by rs[j]; winoOut: by *rscale).
 const flagRScale = 1 << 6
 
 // convTMR is the most pixels a convT kernel computes with nv vectors of
