@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/rmprune/rmprune/engine"
+	"github.com/rmprune/rmprune/kernels"
 	"github.com/rmprune/rmprune/modelio"
 	"github.com/rmprune/rmprune/nn"
 	"github.com/rmprune/rmprune/rm"
@@ -112,10 +113,13 @@ func checkRM(t *testing.T, g *nn.Graph, keepBN bool, rng *rand.Rand, shape nn.Sh
 	}
 }
 
-// TestEngineDemoRMNet runs the MNIST demo's RMNet (its downsampling blocks
-// leave split convs whose centre-only columns are a 1×1 GEMM, not a gather)
-// on image groups with Winograd forced, against the reference forward.
-func TestEngineDemoRMNet(t *testing.T) {
+// TestEngineDemoNets runs the MNIST demo ResNet-20 and its RMNet (whose
+// downsampling blocks leave split convs with a 1×1 GEMM over the centre
+// columns) on every kernel path, with Winograd off (convT on AVX-512) and
+// forced, at batch 1 on 1 and 2 threads (layer-parallel: Winograd split by
+// tile rows) and batch 32 on 2 threads (image groups of 4), against the
+// reference forward.
+func TestEngineDemoNets(t *testing.T) {
 	g, err := modelio.Load(filepath.Join("..", "demo", "resnet20-mnist.safetensors"), modelio.Options{})
 	if err != nil {
 		t.Skip(err) // the demo models are committed; a trimmed checkout may lack them
@@ -126,24 +130,40 @@ func TestEngineDemoRMNet(t *testing.T) {
 	}
 	shape := g.InputShape()
 	x := rm.RandomInput(32, shape, 3)
-	want, err := res.Graph.Forward(x, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, wino := range []engine.WinogradMode{engine.WinogradF2, engine.WinogradF4} {
-		e, err := engine.Compile(res.Graph, engine.Options{Threads: 2, MaxBatch: 32, Shape: shape, Winograd: wino})
+	defer func(isa string) { kernels.UseISA(isa) }(kernels.ISA())
+	for _, net := range []struct {
+		name string
+		g    *nn.Graph
+	}{{"resnet", g}, {"rmnet", res.Graph}} {
+		want, err := net.g.Forward(x, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, n := range []int{32, 1} {
-			got, err := e.Run(x.D[:n*shape.Numel()], n)
-			if err != nil {
+		for _, isa := range kernels.ISAs() {
+			if err := kernels.UseISA(isa); err != nil {
 				t.Fatal(err)
 			}
-			if rel, _ := nn.RelError(got, want.D[:len(got)]); rel > 1e-4 {
-				t.Errorf("winograd %d batch %d: rel error got %g; want ≤ 1e-4", wino, n, rel)
+			for _, wino := range []engine.WinogradMode{engine.WinogradOff, engine.WinogradF2, engine.WinogradF4} {
+				for _, threads := range []int{1, 2} {
+					e, err := engine.Compile(net.g, engine.Options{Threads: threads, MaxBatch: 32, Shape: shape, Winograd: wino})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, n := range []int{32, 1} {
+						if threads == 1 && n == 32 {
+							continue
+						}
+						got, err := e.Run(x.D[:n*shape.Numel()], n)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if rel, _ := nn.RelError(got, want.D[:len(got)]); rel > 1e-4 {
+							t.Errorf("%s %s winograd %d threads %d batch %d: rel error got %g; want ≤ 1e-4", net.name, isa, wino, threads, n, rel)
+						}
+					}
+					e.Close()
+				}
 			}
 		}
-		e.Close()
 	}
 }
