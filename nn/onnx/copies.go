@@ -20,9 +20,15 @@ import (
 //     itself when the term is the identity (a residual Add, as in the
 //     original ResNet); a Gather of its channels (strided Slice first, a Mul
 //     by the coefficients when they are not all 1) when each output reads at
-//     most one of them (a pruned identity); else a 1×1 conv (stride: the
-//     copies' sampling) over that value with the centre taps as weights (the
-//     projection shortcut);
+//     most one of them (a pruned identity) and the value has fewer than
+//     align channels; else a 1×1 conv (stride: the copies' sampling) over
+//     that value with the centre taps as weights (the projection shortcut,
+//     and a pruned identity over align or more channels);
+//   - a conv whose output only convs read (through ReLUs) is padded with
+//     zero output channels to a multiple of align when it has more than
+//     align and is not one, and its readers get zero columns (alignPad):
+//     ONNX Runtime runs such convs and the Add and ReLU after them fused in
+//     its NCHWc layout instead of an im2col fallback and separate passes;
 //   - wherever an op needs the channels as one tensor (pools, linear, adds,
 //     convs reading copies through other taps), they are materialised with
 //     Slice (channel ranges, spatial steps), Concat, and Mul/Add for copies
@@ -217,7 +223,7 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 			cols = append(cols, i)
 		}
 	}
-	if len(rows) == m && nCarried == 0 {
+	if len(rows) == m && nCarried == 0 && !l.readsPadded(segs) {
 		return false
 	}
 	l.copies += m - len(rows) + nCarried
@@ -258,26 +264,44 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 		}
 		var terms []string
 		biasDone := false
+		// Channels of the written value: md, or padded with zero rows (see
+		// alignPad).
+		mo := md
+		if l.padOK(n.Name) {
+			mo = alignPad(md)
+		}
+		padB := func(v []float32) []float32 {
+			p := make([]float32, mo)
+			copy(p, v)
+			return p
+		}
 		last := len(cols) > 0 && len(order) == 0 // the dense conv is the whole node
 		if cd := len(cols); cd > 0 {
 			ds := make([]seg, cd)
 			for j, i := range cols {
 				ds[j] = segs[i]
 			}
-			x := l.materialise(ds, n.Name+"/in")
-			wd := make([]float32, 0, md*cd*kk)
-			for _, o := range rows {
-				for _, i := range cols {
-					wd = append(wd, w[(o*c+i)*kk:(o*c+i+1)*kk]...)
+			// A zero-padded value whose real channels are the columns is
+			// read whole, with zero columns for its padding.
+			x, cx := "", cd
+			if v, ok := l.padded(ds); ok {
+				x, cx = v, l.chans[v]
+			} else {
+				x = l.materialise(ds, n.Name+"/in")
+			}
+			wd := make([]float32, mo*cx*kk)
+			for r, o := range rows {
+				for j, i := range cols {
+					copy(wd[(r*cx+j)*kk:(r*cx+j+1)*kk], w[(o*c+i)*kk:(o*c+i+1)*kk])
 				}
 			}
-			ins := []string{x, l.tensor(n.Name+".weight", []int{md, cd, k, k}, wd)}
+			ins := []string{x, l.tensor(n.Name+".weight", []int{mo, cx, k, k}, wd)}
 			if biasNZ || b != nil {
-				ins = append(ins, l.tensor(n.Name+".bias", []int{md}, bd))
+				ins = append(ins, l.tensor(n.Name+".bias", []int{mo}, padB(bd)))
 			}
 			biasDone = true
 			sh := l.shapes[n.Name]
-			l.macs += int64(md*cd*kk) * int64(sh.H*sh.W)
+			l.macs += int64(mo*cx*kk) * int64(sh.H*sh.W)
 			t := out
 			if !last {
 				t = l.unique(n.Name + "/conv")
@@ -288,34 +312,42 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 		}
 		for _, kv := range order {
 			cv := l.chans[kv.v]
-			wc := make([]float32, md*cv)
+			wc := make([]float32, mo*cv)
 			for r, o := range rows {
 				for _, i := range group[kv] {
 					wc[r*cv+segs[i].ch] += at(o, i, centre) * segs[i].coef
 				}
 			}
-			if kv.stride == 1 && md == cv && identity(wc, md) {
+			// The copied value itself: an identity over the real channels,
+			// and the same padding on both sides (its padding is zero).
+			if kv.stride == 1 && mo == cv && l.realChans(kv.v) == md && identity(wc, md, cv) {
 				terms = append(terms, kv.v)
 				continue
 			}
-			if t, ok := l.gather(n.Name, kv.v, kv.stride, wc, md, cv); ok {
-				terms = append(terms, t)
-				continue
+			// A selection over a value that ONNX Runtime keeps in its NCHWc
+			// layout (a multiple of align channels) is a 1×1 conv: it stays
+			// in that layout and fuses into the conv's sum and ReLU. Over
+			// fewer channels (NCHW there anyway) a Gather is cheaper.
+			if mo == md && cv%align != 0 {
+				if t, ok := l.gather(n.Name, kv.v, kv.stride, wc, md, cv); ok {
+					terms = append(terms, t)
+					continue
+				}
 			}
-			ins := []string{kv.v, l.tensor(n.Name+".shortcut_weight", []int{md, cv, 1, 1}, wc)}
+			ins := []string{kv.v, l.tensor(n.Name+".shortcut_weight", []int{mo, cv, 1, 1}, wc)}
 			if !biasDone && biasNZ {
-				ins = append(ins, l.tensor(n.Name+".bias", []int{md}, bd))
+				ins = append(ins, l.tensor(n.Name+".bias", []int{mo}, padB(bd)))
 				biasDone = true
 			}
 			sh := l.shapes[n.Name]
-			l.macs += int64(md*cv) * int64(sh.H*sh.W)
+			l.macs += int64(mo*cv) * int64(sh.H*sh.W)
 			t := l.unique(n.Name + "/shortcut")
 			l.emit("Conv", t, ins, t, ints("dilations", 1, 1), intAttr("group", 1), ints("kernel_shape", 1, 1),
 				ints("pads", 0, 0, 0, 0), ints("strides", int64(kv.stride), int64(kv.stride)))
 			terms = append(terms, t)
 		}
 		if !biasDone && biasNZ {
-			terms = append(terms, l.tensor(n.Name+".bias", []int{md, 1, 1}, bd))
+			terms = append(terms, l.tensor(n.Name+".bias", []int{mo, 1, 1}, padB(bd)))
 		}
 		y = terms[0]
 		for j, t := range terms[1:] {
@@ -326,7 +358,10 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 			l.emit("Add", name, []string{y, t}, name)
 			y = name
 		}
-		l.chans[y] = md
+		l.chans[y] = mo
+		if mo > md {
+			l.real[y] = md
+		}
 	}
 	res := make([]seg, m)
 	r := 0
@@ -383,13 +418,13 @@ func (l *lowering) absorbed(name string, ch, k int) bool {
 	return true
 }
 
-// identity reports whether the n×n matrix a is the identity, diagonal within
-// copyTol.
-func identity(a []float32, n int) bool {
-	for i := range n {
-		for j := range n {
-			v := a[i*n+j]
-			if i == j && math.Abs(float64(v)-1) > copyTol || i != j && v != 0 {
+// identity reports whether the rows × cols matrix a is the identity on its
+// first rows rows (diagonal within copyTol) and zero below.
+func identity(a []float32, rows, cols int) bool {
+	for i := range len(a) / cols {
+		for j := range cols {
+			v := a[i*cols+j]
+			if i == j && i < rows && math.Abs(float64(v)-1) > copyTol || (i != j || i >= rows) && v != 0 {
 				return false
 			}
 		}
@@ -483,6 +518,9 @@ func (l *lowering) copyAct(n *nn.Node, out string) bool {
 		case nn.OpReLU:
 			l.emit("Relu", name, []string{v}, name)
 			l.nonneg[name] = true
+			if r, ok := l.real[v]; ok {
+				l.real[name] = r // ReLU keeps the zero padding
+			}
 		case nn.OpPReLU:
 			l.emit("PRelu", name, []string{v, l.tensor(n.Name+".weight", []int{cv, 1, 1}, p.slope)}, name)
 		case nn.OpClamp:
@@ -544,9 +582,10 @@ func nanVec(n int) []float32 {
 
 // gather writes a carried term that is a selection (each row reads at most
 // one channel of v) as a strided Slice, Gather and a Mul by the coefficients
-// (0 for rows reading none) when they are not all 1. Measured in ONNX
-// Runtime 1.30 on RMNet-56 pruned by L1 50% uniform (batch 32, 2 threads),
-// this beats a 1×1 conv over v (scripts/benchort).
+// (0 for rows reading none) when they are not all 1. For v of fewer than
+// align channels (RMNet-56 L1 50%'s first stage, 8 channels) ONNX Runtime
+// 1.30 runs this faster than a 1×1 conv over v, whose NCHW-input kernel is
+// slow; over more, the 1×1 conv wins (scripts/benchort, README).
 func (l *lowering) gather(name, v string, stride int, wc []float32, md, cv int) (string, bool) {
 	idx := make([]int64, md)
 	coef := make([]float32, md)
@@ -578,4 +617,83 @@ func (l *lowering) gather(name, v string, stride int, wc []float32, md, cv int) 
 	m := l.unique(name + "/mask")
 	l.emit("Mul", m, []string{g, l.constant(name+".mask", []int{md, 1, 1}, coef)}, m)
 	return m, true
+}
+
+// align is ONNX Runtime's NCHWc block on AVX-512 (8 on AVX2): its NCHWc
+// convolution takes inputs of fewer channels than this or a multiple of it,
+// and computes outputs rounded up to a multiple of it.
+const align = 16
+
+// alignPad returns the channel count a conv's output is padded to with zero
+// channels: c itself below align (such inputs take ONNX Runtime's NCHW-input
+// kernel) and when aligned, else the next multiple of align, so that the
+// convs reading it run ONNX Runtime's NCHWc kernels rather than its
+// im2col fallback (which it picks for an input of 17 or 33 channels).
+func alignPad(c int) int {
+	if c < align || c%align == 0 {
+		return c
+	}
+	return (c + align - 1) / align * align
+}
+
+// padded reports whether segs are channels 0..len(segs)-1 of one value,
+// unchanged, whose other channels are zero padding, and returns the value.
+func (l *lowering) padded(segs []seg) (string, bool) {
+	if len(segs) == 0 {
+		return "", false
+	}
+	v := segs[0].v
+	if r, ok := l.real[v]; !ok || r != len(segs) {
+		return "", false
+	}
+	for i, s := range segs {
+		if s.v != v || s.ch != i || s.stride != 1 || s.coef != 1 || s.bias != 0 {
+			return "", false
+		}
+	}
+	return v, true
+}
+
+// realChans returns the real channels of ONNX value v (all but its zero
+// padding).
+func (l *lowering) realChans(v string) int {
+	if r, ok := l.real[v]; ok {
+		return r
+	}
+	return l.chans[v]
+}
+
+// readsPadded reports whether segs hold channels of a zero-padded value.
+func (l *lowering) readsPadded(segs []seg) bool {
+	for _, s := range segs {
+		if _, ok := l.real[s.v]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// padOK reports whether nn node name's output may be written zero-padded:
+// its consumers, through ReLUs, are convs that the copy-aware lowering
+// writes (they read the padding through zero columns).
+func (l *lowering) padOK(name string) bool {
+	if l.consumers == nil {
+		l.consumers = l.g.Consumers()
+	}
+	cs := l.consumers[name]
+	if len(cs) == 0 {
+		return false
+	}
+	for _, c := range cs {
+		switch {
+		case c.Op == nn.OpReLU:
+			if !l.padOK(c.Name) {
+				return false
+			}
+		case nn.CopyConv(c) && len(c.Inputs) == 1:
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -121,12 +121,15 @@ func copyCases(t testing.TB) []NetCase {
 		}
 		out = append(out, NetCase{name, res.Graph, cifar})
 	}
-	half := 0.5
+	half, third := 0.5, 0.3
 	for _, pc := range []struct {
 		name string
 		opt  pruning.Options
 	}{
+		// 50%: stages of 8, 16 and 32 channels (a Gather in the first, 1×1
+		// terms after); 30%: 11, 22 and 45 (the latter padded to 32 and 48).
 		{"rmnet20-l1-50", pruning.Options{Method: pruning.L1, Ratio: &half, Scope: "uniform"}},
+		{"rmnet20-l1-30", pruning.Options{Method: pruning.L1, Ratio: &third, Scope: "uniform"}},
 		{"rmnet20-slim-50-calib", pruning.Options{Method: pruning.Slim, Ratio: &half, Calib: rm.RandomInput(8, cifar, 3)}},
 	} {
 		p, err := pruning.Prune(buildNet(t, "resnet20", 10), pc.opt)
@@ -371,6 +374,43 @@ func TestCopyAwareBiasedCopy(t *testing.T) {
 	}
 	if rel, _ := nn.RelError(out.D, want.D); !(rel <= 1e-5) {
 		t.Errorf("rel error %g; want ≤ 1e-5", rel)
+	}
+}
+
+// The copy-aware export of a pruned RMNet gives ONNX Runtime convolutions it
+// runs in its NCHWc layout: every conv reads fewer than 16 channels or a
+// multiple of 16 (unaligned counts are padded with zero channels), and only
+// terms over fewer than 16 channels are Gathers.
+func TestCopyAwareAligned(t *testing.T) {
+	for _, tc := range copyCases(t) {
+		if tc.Name != "rmnet20-l1-50" && tc.Name != "rmnet20-l1-30" {
+			continue
+		}
+		m := decode(t, encode(t, tc.G, Options{}))
+		dims := map[string][]int64{}
+		for _, in := range m.Graph.Initializers {
+			dims[in.Name] = in.Dims
+		}
+		padded := 0
+		for _, n := range m.Graph.Nodes {
+			switch n.OpType {
+			case "Conv":
+				w := dims[n.Inputs[1]]
+				if c := w[1]; c >= align && c%align != 0 {
+					t.Errorf("%s: conv %s reads %d channels", tc.Name, n.Name, c)
+				}
+				if w[0]%align == 0 && w[0] > align {
+					padded++
+				}
+			case "Gather":
+				if c := dims[n.Inputs[1]][0]; c >= align {
+					t.Errorf("%s: Gather %s of %d channels; want a 1×1 conv", tc.Name, n.Name, c)
+				}
+			}
+		}
+		if tc.Name == "rmnet20-l1-30" && padded == 0 {
+			t.Errorf("%s: no conv writes a padded output", tc.Name)
+		}
 	}
 }
 

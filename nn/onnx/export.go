@@ -26,6 +26,7 @@ type lowering struct {
 	segs    map[string][]seg // nn node → its channels, when not one ONNX value
 	chans   map[string]int   // ONNX value (rank 4) → channels
 	nonneg  map[string]bool  // ONNX value → provably ≥ 0
+	real    map[string]int   // zero-padded ONNX value → its real (leading) channels
 	written map[string]bool  // initializer names written
 	copies  int              // rows, columns and activations written as copies
 	macs    int64            // per image, of the Conv and Gemm nodes written
@@ -108,7 +109,7 @@ func lowerGraph(g *nn.Graph, opt Options) (*Model, *lowering, error) {
 	}
 	l := &lowering{g: f, shapes: shapes, used: map[string]bool{"input": true, "logits": true},
 		value: map[string]string{}, rank: map[string]int{}, dense: opt.Dense,
-		segs: map[string][]seg{}, chans: map[string]int{}, nonneg: map[string]bool{}, written: map[string]bool{}, centre: map[string][]bool{}}
+		segs: map[string][]seg{}, chans: map[string]int{}, nonneg: map[string]bool{}, real: map[string]int{}, written: map[string]bool{}, centre: map[string][]bool{}}
 	for _, n := range f.Nodes {
 		for p := range n.Params {
 			l.used[n.Name+"."+p] = true
