@@ -24,11 +24,14 @@ import (
 //     align channels; else a 1×1 conv (stride: the copies' sampling) over
 //     that value with the centre taps as weights (the projection shortcut,
 //     and a pruned identity over align or more channels);
-//   - a conv whose output only convs read (through ReLUs) is padded with
-//     zero output channels to a multiple of align when it has more than
-//     align and is not one, and its readers get zero columns (alignPad):
-//     ONNX Runtime runs such convs and the Add and ReLU after them fused in
-//     its NCHWc layout instead of an im2col fallback and separate passes;
+//   - a conv whose output only convs read (through ReLUs) and has more than
+//     align channels but not a multiple of it is padded with zero output
+//     channels to one, its readers getting zero columns (alignPad), or, when
+//     at most align/2 channels are left over, split into two convs (the
+//     aligned part and the rest) that its readers read one conv each,
+//     summed (splitRows): ONNX Runtime then runs those readers and the Add
+//     and ReLU after them fused in its NCHWc layout instead of an im2col
+//     fallback and separate passes;
 //   - wherever an op needs the channels as one tensor (pools, linear, adds,
 //     convs reading copies through other taps), they are materialised with
 //     Slice (channel ranges, spatial steps), Concat, and Mul/Add for copies
@@ -228,6 +231,7 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 	}
 	l.copies += m - len(rows) + nCarried
 	var y string
+	split, splitV := 0, [2]string{} // a split conv's first range and values
 	if md := len(rows); md > 0 {
 		// Bias of the dense rows, with the carried copies' biases (read at
 		// the centre tap, always inside the input) folded in.
@@ -275,40 +279,83 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 			copy(p, v)
 			return p
 		}
-		last := len(cols) > 0 && len(order) == 0 // the dense conv is the whole node
 		if cd := len(cols); cd > 0 {
 			ds := make([]seg, cd)
 			for j, i := range cols {
 				ds[j] = segs[i]
 			}
-			// A zero-padded value whose real channels are the columns is
-			// read whole, with zero columns for its padding.
-			x, cx := "", cd
-			if v, ok := l.padded(ds); ok {
-				x, cx = v, l.chans[v]
-			} else {
-				x = l.materialise(ds, n.Name+"/in")
+			// The input: a zero-padded value whose real channels are the
+			// columns is read whole, with zero columns for its padding; whole
+			// values in a row (a split conv's outputs) are read one conv
+			// each, summed; else the columns are materialised.
+			type part struct {
+				x      string
+				cx, j0 int // channels of x; its first column in cols
+				n      int // columns read
 			}
-			wd := make([]float32, mo*cx*kk)
-			for r, o := range rows {
-				for j, i := range cols {
-					copy(wd[(r*cx+j)*kk:(r*cx+j+1)*kk], w[(o*c+i)*kk:(o*c+i+1)*kk])
+			var parts []part
+			if v, ok := l.padded(ds); ok {
+				parts = []part{{v, l.chans[v], 0, cd}}
+			} else if ps := l.runs(ds); len(ps) > 1 {
+				for _, r := range ps {
+					parts = append(parts, part{ds[r[0]].v, r[1] - r[0], r[0], r[1] - r[0]})
+				}
+			} else {
+				parts = []part{{l.materialise(ds, n.Name+"/in"), cd, 0, cd}}
+			}
+			// The output: split into an aligned conv and one over the few
+			// rows left (see splitRows) when it has no term and one input.
+			ranges := [][2]int{{0, mo}}
+			if sp := l.splitRows(n.Name, md); sp > 0 && len(order) == 0 && len(parts) == 1 && mo > md {
+				ranges = [][2]int{{0, sp}, {sp, md}}
+				mo = md
+				split = sp
+			}
+			sh := l.shapes[n.Name]
+			for ri, rg := range ranges {
+				mr := rg[1] - rg[0]
+				var sum []string
+				for pi, p := range parts {
+					wd := make([]float32, mr*p.cx*kk)
+					for r := range mr {
+						if rg[0]+r >= md {
+							break // padding
+						}
+						o := rows[rg[0]+r]
+						for j := range p.n {
+							i := cols[p.j0+j]
+							copy(wd[(r*p.cx+j)*kk:(r*p.cx+j+1)*kk], w[(o*c+i)*kk:(o*c+i+1)*kk])
+						}
+					}
+					ins := []string{p.x, l.tensor(n.Name+".weight", []int{mr, p.cx, k, k}, wd)}
+					if pi == 0 && (biasNZ || b != nil) {
+						bp := make([]float32, mr)
+						for r := range mr {
+							if rg[0]+r < md {
+								bp[r] = bd[rg[0]+r]
+							}
+						}
+						ins = append(ins, l.tensor(n.Name+".bias", []int{mr}, bp))
+					}
+					// MACs over the real rows and columns (the padding is
+					// layout, as ONNX Runtime's own rounding up to align).
+					l.macs += int64((min(rg[1], md)-rg[0])*p.n*kk) * int64(sh.H*sh.W)
+					t := out
+					if len(ranges) > 1 || len(parts) > 1 || len(order) > 0 {
+						t = l.unique(n.Name + "/conv")
+					}
+					l.emit("Conv", t, ins, t, ints("dilations", 1, 1), intAttr("group", 1), ints("kernel_shape", int64(k), int64(k)),
+						ints("pads", int64(k/2), int64(k/2), int64(k/2), int64(k/2)), ints("strides", int64(st), int64(st)))
+					l.chans[t] = mr
+					sum = append(sum, t)
+				}
+				if len(ranges) > 1 {
+					splitV[ri] = sum[0]
+				} else {
+					terms = append(terms, sum...)
 				}
 			}
-			ins := []string{x, l.tensor(n.Name+".weight", []int{mo, cx, k, k}, wd)}
-			if biasNZ || b != nil {
-				ins = append(ins, l.tensor(n.Name+".bias", []int{mo}, padB(bd)))
-			}
 			biasDone = true
-			sh := l.shapes[n.Name]
-			l.macs += int64(mo*cx*kk) * int64(sh.H*sh.W)
-			t := out
-			if !last {
-				t = l.unique(n.Name + "/conv")
-			}
-			l.emit("Conv", t, ins, t, ints("dilations", 1, 1), intAttr("group", 1), ints("kernel_shape", int64(k), int64(k)),
-				ints("pads", int64(k/2), int64(k/2), int64(k/2), int64(k/2)), ints("strides", int64(st), int64(st)))
-			terms = append(terms, t)
 		}
 		for _, kv := range order {
 			cv := l.chans[kv.v]
@@ -334,20 +381,30 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 					continue
 				}
 			}
-			ins := []string{kv.v, l.tensor(n.Name+".shortcut_weight", []int{mo, cv, 1, 1}, wc)}
+			// Each output reading its own channel (a masked identity, as the
+			// RMNet reference code's mask_res) is a depthwise 1×1 conv.
+			wt, dims, group := wc, []int{mo, cv, 1, 1}, 1
+			macs := int64(md * l.realChans(kv.v))
+			if d, ok := diagonal(wc, mo, cv); ok {
+				wt, dims, group, macs = d, []int{cv, 1, 1, 1}, cv, int64(md)
+			}
+			ins := []string{kv.v, l.tensor(n.Name+".shortcut_weight", dims, wt)}
 			if !biasDone && biasNZ {
 				ins = append(ins, l.tensor(n.Name+".bias", []int{mo}, padB(bd)))
 				biasDone = true
 			}
 			sh := l.shapes[n.Name]
-			l.macs += int64(mo*cv) * int64(sh.H*sh.W)
+			l.macs += macs * int64(sh.H*sh.W)
 			t := l.unique(n.Name + "/shortcut")
-			l.emit("Conv", t, ins, t, ints("dilations", 1, 1), intAttr("group", 1), ints("kernel_shape", 1, 1),
+			l.emit("Conv", t, ins, t, ints("dilations", 1, 1), intAttr("group", int64(group)), ints("kernel_shape", 1, 1),
 				ints("pads", 0, 0, 0, 0), ints("strides", int64(kv.stride), int64(kv.stride)))
 			terms = append(terms, t)
 		}
 		if !biasDone && biasNZ {
 			terms = append(terms, l.tensor(n.Name+".bias", []int{mo, 1, 1}, padB(bd)))
+		}
+		if split > 0 {
+			terms = []string{splitV[0]}
 		}
 		y = terms[0]
 		for j, t := range terms[1:] {
@@ -359,6 +416,9 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 			y = name
 		}
 		l.chans[y] = mo
+		if split > 0 {
+			l.chans[y] = split
+		}
 		if mo > md {
 			l.real[y] = md
 		}
@@ -372,6 +432,9 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 			continue
 		}
 		res[o] = seg{v: y, ch: r, stride: 1, coef: 1}
+		if split > 0 && r >= split {
+			res[o] = seg{v: splitV[1], ch: r - split, stride: 1, coef: 1}
+		}
 		r++
 	}
 	l.setSegs(n.Name, res)
@@ -609,8 +672,15 @@ func (l *lowering) gather(name, v string, stride int, wc []float32, md, cv int) 
 		l.emit("Slice", x, []string{v, l.ints64(name+"/starts", []int64{0, 0}), l.ints64(name+"/ends", []int64{math.MaxInt64, math.MaxInt64}),
 			l.ints64(name+"/axes", []int64{2, 3}), l.ints64(name+"/steps", []int64{int64(stride), int64(stride)})}, x)
 	}
-	g := l.unique(name + "/gather")
-	l.emit("Gather", g, []string{x, l.ints64(name+"/index", idx)}, g, intAttr("axis", 1))
+	own := md == cv // each row reads its own channel (or none): no Gather
+	for r := range md {
+		own = own && (coef[r] == 0 || idx[r] == int64(r))
+	}
+	g := x
+	if !own {
+		g = l.unique(name + "/gather")
+		l.emit("Gather", g, []string{x, l.ints64(name+"/index", idx)}, g, intAttr("axis", 1))
+	}
 	if ones {
 		return g, true
 	}
@@ -696,4 +766,57 @@ func (l *lowering) padOK(name string) bool {
 		}
 	}
 	return true
+}
+
+// splitRows returns where a conv of md output channels read only by convs
+// is split in two (0: not split): after the multiples of align when at most
+// align/2 rows are left, so that its readers run a conv over an aligned
+// input plus one over the few channels left (ONNX Runtime's NCHW-input
+// kernel), summed, rather than read align−r zero channels of padding.
+// Measured on RMNet-56 L1 50% (17, 33 and 34 channels: 16+1, 32+1, 32+2):
+// 3–4% faster at batch 32 than padding, 1% at batch 1.
+func (l *lowering) splitRows(name string, md int) int {
+	r := md % align
+	if md < align || r == 0 || r > align/2 || !l.padOK(name) {
+		return 0
+	}
+	return md - r
+}
+
+// runs splits segs into runs that are each a whole ONNX value (channels
+// 0..n-1 of it, unchanged), returning [start, end) per run, or nil.
+func (l *lowering) runs(segs []seg) [][2]int {
+	var out [][2]int
+	for i := 0; i < len(segs); {
+		v := segs[i].v
+		n := l.chans[v]
+		if i+n > len(segs) {
+			return nil
+		}
+		if _, ok := l.whole(segs[i : i+n]); !ok {
+			return nil
+		}
+		out = append(out, [2]int{i, i + n})
+		i += n
+	}
+	return out
+}
+
+// diagonal returns the diagonal of the rows × cols matrix a when a is square
+// and zero off it.
+func diagonal(a []float32, rows, cols int) ([]float32, bool) {
+	if rows != cols {
+		return nil, false
+	}
+	d := make([]float32, rows)
+	for i := range rows {
+		for j := range cols {
+			if v := a[i*cols+j]; i == j {
+				d[i] = v
+			} else if v != 0 {
+				return nil, false
+			}
+		}
+	}
+	return d, true
 }

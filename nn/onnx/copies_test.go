@@ -171,6 +171,28 @@ func copyCases(t testing.TB) []NetCase {
 		t.Fatal(err)
 	}
 	out = append(out, NetCase{"bottleneck-masked", masked, small}, NetCase{"bottleneck-masked-rm", bres.Graph, small})
+	// A mask-trained basic-block ResNet of 16 channels, RM-converted: its
+	// identities scaled by the residual masks (some zero) are depthwise 1×1
+	// terms.
+	basic := nn.ResNetSpec{InChannels: 3, StemWidth: 16, StemKernel: 3, Classes: 5, Masks: true, Blocks: []nn.BlockSpec{
+		{Prefix: "layer1.0", In: 16, Mid: 16, Out: 16, Stride: 1},
+		{Prefix: "layer1.1", In: 16, Mid: 16, Out: 16, Stride: 1},
+	}}.Build(4)
+	nn.RandomizeBN(basic, rng)
+	for _, n := range basic.Nodes {
+		if n.Op == nn.OpMask {
+			for i, w := 0, n.P("weight"); i < len(w); i++ {
+				if w[i] = float32(0.5 + rng.Float64()); i%5 == 2 {
+					w[i] = 0
+				}
+			}
+		}
+	}
+	mres, err := rm.Convert(basic, rm.Options{Shape: small})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, NetCase{"basic-masked-rm", mres.Graph, small})
 	for i := range out {
 		out[i].G.Input = [3]int{out[i].In.C, out[i].In.H, out[i].In.W}
 	}
@@ -379,37 +401,87 @@ func TestCopyAwareBiasedCopy(t *testing.T) {
 
 // The copy-aware export of a pruned RMNet gives ONNX Runtime convolutions it
 // runs in its NCHWc layout: every conv reads fewer than 16 channels or a
-// multiple of 16 (unaligned counts are padded with zero channels), and only
-// terms over fewer than 16 channels are Gathers.
+// multiple of 16 (unaligned outputs are padded with zero channels or split
+// into an aligned conv and one over the rest), and only terms over fewer
+// than 16 channels are Gathers.
 func TestCopyAwareAligned(t *testing.T) {
 	for _, tc := range copyCases(t) {
 		if tc.Name != "rmnet20-l1-50" && tc.Name != "rmnet20-l1-30" {
 			continue
 		}
 		m := decode(t, encode(t, tc.G, Options{}))
-		dims := map[string][]int64{}
+		inits := map[string]*Tensor{}
 		for _, in := range m.Graph.Initializers {
-			dims[in.Name] = in.Dims
+			inits[in.Name] = in
 		}
 		padded := 0
+		readers := map[string]int{} // value → k×k convs (k > 1) reading it
 		for _, n := range m.Graph.Nodes {
 			switch n.OpType {
 			case "Conv":
-				w := dims[n.Inputs[1]]
-				if c := w[1]; c >= align && c%align != 0 {
+				w := inits[n.Inputs[1]]
+				if c := w.Dims[1]; c >= align && c%align != 0 {
 					t.Errorf("%s: conv %s reads %d channels", tc.Name, n.Name, c)
 				}
-				if w[0]%align == 0 && w[0] > align {
-					padded++
+				if w.Dims[2] > 1 {
+					readers[n.Inputs[0]]++
+				}
+				row := len(w.Data) / int(w.Dims[0])
+				for o := range int(w.Dims[0]) {
+					zero := true
+					for _, v := range w.Data[o*row : (o+1)*row] {
+						zero = zero && v == 0
+					}
+					if zero {
+						padded++
+						break
+					}
 				}
 			case "Gather":
-				if c := dims[n.Inputs[1]][0]; c >= align {
+				if c := inits[n.Inputs[1]].Dims[0]; c >= align {
 					t.Errorf("%s: Gather %s of %d channels; want a 1×1 conv", tc.Name, n.Name, c)
 				}
 			}
 		}
+		split := 0
+		for _, c := range readers {
+			if c > 1 {
+				split++
+			}
+		}
+		// 50%: 17, 33 and 34 channels are split; 30%: 22 (16+6) is split,
+		// 45 (32+13) padded to 48.
+		if split == 0 {
+			t.Errorf("%s: no conv is split", tc.Name)
+		}
 		if tc.Name == "rmnet20-l1-30" && padded == 0 {
 			t.Errorf("%s: no conv writes a padded output", tc.Name)
+		}
+	}
+}
+
+// Masked identities are depthwise 1×1 terms over 16 channels, a Mul alone
+// (no Gather) over fewer.
+func TestCopyAwareMaskedIdentity(t *testing.T) {
+	for _, tc := range copyCases(t) {
+		if tc.Name != "basic-masked-rm" && tc.Name != "bottleneck-masked-rm" {
+			continue
+		}
+		m := decode(t, encode(t, tc.G, Options{}))
+		depthwise := 0
+		for _, n := range m.Graph.Nodes {
+			for _, a := range n.Attrs {
+				if n.OpType == "Conv" && a.Name == "group" && a.I > 1 {
+					depthwise++
+				}
+			}
+		}
+		got := opCount(m)
+		switch {
+		case tc.Name == "basic-masked-rm" && depthwise == 0:
+			t.Errorf("%s: ops %v: no depthwise term", tc.Name, got)
+		case tc.Name == "bottleneck-masked-rm" && (got["Gather"] != 0 || got["Mul"] == 0):
+			t.Errorf("%s: ops %v; want Mul and no Gather", tc.Name, got)
 		}
 	}
 }

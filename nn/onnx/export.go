@@ -52,6 +52,9 @@ type ExportInfo struct {
 	// MACs per image of the Conv and Gemm nodes: the work ONNX Runtime
 	// computes for the file. For the copy-aware export of an RM-converted net
 	// this is less than g's MACs, which charge the copies as dense k×k convs.
+	// Zero channels the copy-aware export pads convs with (to ONNX Runtime's
+	// NCHWc block, see copies.go) are not counted, as the runtime's own
+	// rounding of output channels is not.
 	MACs int64 `json:"macs_onnx"`
 }
 
