@@ -23,7 +23,15 @@ import (
 //     most one of them (a pruned identity) and the value has fewer than
 //     align channels; else a 1×1 conv (stride: the copies' sampling) over
 //     that value with the centre taps as weights (the projection shortcut,
-//     and a pruned identity over align or more channels);
+//     and a pruned identity over align or more channels), depthwise when
+//     each output reads its own channel (a masked identity);
+//   - a conv whose term is a pruned identity and whose output only convs
+//     read writes its rows permuted, each at the channel it copies
+//     (diagonalOrder), its readers placing their columns to match
+//     (permuted): the term becomes diagonal, a Mul (which ONNX Runtime
+//     turns into a depthwise conv in NCHWc) or a depthwise 1×1 conv,
+//     fused into the conv's sum and ReLU, instead of a Gather or a full 1×1
+//     conv;
 //   - a conv whose output only convs read (through ReLUs) and has more than
 //     align channels but not a multiple of it is padded with zero output
 //     channels to one, its readers getting zero columns (alignPad), or, when
@@ -226,8 +234,15 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 			cols = append(cols, i)
 		}
 	}
-	if len(rows) == m && nCarried == 0 && !l.readsPadded(segs) {
-		return false
+	if len(rows) == m && nCarried == 0 {
+		// No copies: lowered densely, unless it reads a padded or permuted
+		// value (read whole with its columns placed, not materialised).
+		if _, ok := l.whole(segs); ok {
+			return false
+		}
+		if _, _, ok := l.permuted(segs); !ok {
+			return false
+		}
 	}
 	l.copies += m - len(rows) + nCarried
 	var y string
@@ -274,6 +289,18 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 		if l.padOK(n.Name) {
 			mo = alignPad(md)
 		}
+		// Row order of the written value: a pruned identity's rows go to the
+		// position of the channel they copy (the value is permuted, its
+		// readers place their columns), so that the term is diagonal: a
+		// depthwise conv or a Mul rather than a 1×1 conv or a Gather.
+		if len(order) == 1 && l.padOK(n.Name) && l.chans[order[0].v] == mo && l.realChans(order[0].v) == md {
+			perm := diagonalOrder(rows, group[order[0]], segs, func(o, i int) bool { return at(o, i, centre) != 0 }, md)
+			pr, pb := make([]int, md), make([]float32, md)
+			for r, q := range perm {
+				pr[q], pb[q] = rows[r], bd[r]
+			}
+			rows, bd = pr, pb
+		}
 		padB := func(v []float32) []float32 {
 			p := make([]float32, mo)
 			copy(p, v)
@@ -290,18 +317,19 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 			// each, summed; else the columns are materialised.
 			type part struct {
 				x      string
-				cx, j0 int // channels of x; its first column in cols
-				n      int // columns read
+				cx, j0 int   // channels of x; its first column in cols
+				n      int   // columns read
+				pos    []int // channel of x per column (nil: in order)
 			}
 			var parts []part
-			if v, ok := l.padded(ds); ok {
-				parts = []part{{v, l.chans[v], 0, cd}}
+			if v, pos, ok := l.permuted(ds); ok {
+				parts = []part{{v, l.chans[v], 0, cd, pos}}
 			} else if ps := l.runs(ds); len(ps) > 1 {
 				for _, r := range ps {
-					parts = append(parts, part{ds[r[0]].v, r[1] - r[0], r[0], r[1] - r[0]})
+					parts = append(parts, part{ds[r[0]].v, r[1] - r[0], r[0], r[1] - r[0], nil})
 				}
 			} else {
-				parts = []part{{l.materialise(ds, n.Name+"/in"), cd, 0, cd}}
+				parts = []part{{l.materialise(ds, n.Name+"/in"), cd, 0, cd, nil}}
 			}
 			// The output: split into an aligned conv and one over the few
 			// rows left (see splitRows) when it has no term and one input.
@@ -323,8 +351,11 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 						}
 						o := rows[rg[0]+r]
 						for j := range p.n {
-							i := cols[p.j0+j]
-							copy(wd[(r*p.cx+j)*kk:(r*p.cx+j+1)*kk], w[(o*c+i)*kk:(o*c+i+1)*kk])
+							i, x := cols[p.j0+j], j
+							if p.pos != nil {
+								x = p.pos[j]
+							}
+							copy(wd[(r*p.cx+x)*kk:(r*p.cx+x+1)*kk], w[(o*c+i)*kk:(o*c+i+1)*kk])
 						}
 					}
 					ins := []string{p.x, l.tensor(n.Name+".weight", []int{mr, p.cx, k, k}, wd)}
@@ -424,18 +455,20 @@ func (l *lowering) copyConv(n *nn.Node, out string) bool {
 		}
 	}
 	res := make([]seg, m)
-	r := 0
+	pos := make([]int, m) // position of each dense row in the written value
+	for r, o := range rows {
+		pos[o] = r
+	}
 	for o := range m {
 		if dirac[o] {
 			s := segs[src[o]]
 			res[o] = seg{v: s.v, ch: s.ch, stride: s.stride * st, coef: s.coef * coef[o], bias: s.bias*coef[o] + bias(o), copy: true}
 			continue
 		}
-		res[o] = seg{v: y, ch: r, stride: 1, coef: 1}
-		if split > 0 && r >= split {
-			res[o] = seg{v: splitV[1], ch: r - split, stride: 1, coef: 1}
+		res[o] = seg{v: y, ch: pos[o], stride: 1, coef: 1}
+		if split > 0 && pos[o] >= split {
+			res[o] = seg{v: splitV[1], ch: pos[o] - split, stride: 1, coef: 1}
 		}
-		r++
 	}
 	l.setSegs(n.Name, res)
 	return true
@@ -706,22 +739,59 @@ func alignPad(c int) int {
 	return (c + align - 1) / align * align
 }
 
-// padded reports whether segs are channels 0..len(segs)-1 of one value,
-// unchanged, whose other channels are zero padding, and returns the value.
-func (l *lowering) padded(segs []seg) (string, bool) {
+// permuted reports whether segs are the real channels of one value (all
+// but its zero padding), unchanged, each once, in any order, and returns the
+// value and the channel of each seg: a conv reads it whole, its columns
+// placed and zero for the padding.
+func (l *lowering) permuted(segs []seg) (string, []int, bool) {
 	if len(segs) == 0 {
-		return "", false
+		return "", nil, false
 	}
 	v := segs[0].v
-	if r, ok := l.real[v]; !ok || r != len(segs) {
-		return "", false
+	if len(segs) != l.realChans(v) {
+		return "", nil, false
 	}
+	pos := make([]int, len(segs))
+	seen := make([]bool, len(segs))
 	for i, s := range segs {
-		if s.v != v || s.ch != i || s.stride != 1 || s.coef != 1 || s.bias != 0 {
-			return "", false
+		if s.v != v || s.stride != 1 || s.coef != 1 || s.bias != 0 || s.ch >= len(segs) || seen[s.ch] {
+			return "", nil, false
+		}
+		seen[s.ch], pos[i] = true, s.ch
+	}
+	return v, pos, true
+}
+
+// diagonalOrder returns a position per dense row (a permutation of 0..md−1)
+// putting each row that reads exactly one of the carried columns cols (reads
+// reports whether row o reads column i) at the channel that column copies,
+// the other rows in the positions left, in order.
+func diagonalOrder(rows, cols []int, segs []seg, reads func(o, i int) bool, md int) []int {
+	perm := make([]int, len(rows))
+	taken := make([]bool, md)
+	for r, o := range rows {
+		perm[r] = -1
+		ch, n := -1, 0
+		for _, i := range cols {
+			if reads(o, i) {
+				ch, n = segs[i].ch, n+1
+			}
+		}
+		if n == 1 && ch < md && !taken[ch] {
+			perm[r], taken[ch] = ch, true
 		}
 	}
-	return v, true
+	q := 0
+	for r := range perm {
+		if perm[r] >= 0 {
+			continue
+		}
+		for taken[q] {
+			q++
+		}
+		perm[r], taken[q] = q, true
+	}
+	return perm
 }
 
 // realChans returns the real channels of ONNX value v (all but its zero
@@ -731,16 +801,6 @@ func (l *lowering) realChans(v string) int {
 		return r
 	}
 	return l.chans[v]
-}
-
-// readsPadded reports whether segs hold channels of a zero-padded value.
-func (l *lowering) readsPadded(segs []seg) bool {
-	for _, s := range segs {
-		if _, ok := l.real[s.v]; ok {
-			return true
-		}
-	}
-	return false
 }
 
 // padOK reports whether nn node name's output may be written zero-padded:
