@@ -20,7 +20,13 @@
 // with its test accuracy (engine, whole test split); and ResNet-56 pruned by
 // L1 50% uniform (no data set: no accuracy).
 //
-//	ORT_LIB=$(scripts/ort.sh) go run -tags ort ./scripts/benchort [-threads 2] [-batches 1,32] [-rounds 3] [-ratio 0.5] [-slim 0.3] [-part 1|2] [-only NAME]
+// Part 1 with -cpu N times each file by the thread CPU time of N runs with
+// one intra-op thread, interleaved (steady on a loaded machine, where wall
+// time is not); with -profile DIR it runs ONNX Runtime's profiler on each
+// file instead and prints the kernel time per op type (the optimised graph
+// ONNX Runtime ran is written to DIR too).
+//
+//	ORT_LIB=$(scripts/ort.sh) go run -tags ort ./scripts/benchort [-threads 2] [-batches 1,32] [-rounds 3] [-ratio 0.5] [-slim 0.3] [-part 1|2] [-only NAME] [-cpu N] [-profile DIR]
 package main
 
 import (
@@ -55,6 +61,8 @@ type config struct {
 	ratio, slim            float64
 	part                   int
 	only, demoDir          string
+	cpu                    int    // part 1: runs per file timed by thread CPU time (0: wall time, ort.Race)
+	profile                string // part 1: profile the files into this folder instead of timing them
 }
 
 func main() {
@@ -70,6 +78,8 @@ func main() {
 	flag.IntVar(&c.limit, "limit", 0, "test images for the accuracies (0: the whole test split)")
 	flag.StringVar(&c.only, "only", "", "part 2: measure only the rows whose name contains this")
 	flag.StringVar(&c.demoDir, "demo", "demo", "folder of the demo models")
+	flag.IntVar(&c.cpu, "cpu", 0, "part 1: time this many runs per file by thread CPU time, 1 thread, interleaved (steady on a loaded machine)")
+	flag.StringVar(&c.profile, "profile", "", "part 1: write ONNX Runtime profiles and optimised graphs of the files to this folder and print time per op")
 	flag.Parse()
 	var err error
 	if c.wino, err = engine.ParseWinograd(*winoFlag); err == nil {
@@ -199,6 +209,45 @@ func part1(c config) error {
 	for i, f := range files {
 		entries[i] = f.Entry
 		index[f.name] = i
+	}
+	if c.profile != "" {
+		if err := os.MkdirAll(c.profile, 0o755); err != nil {
+			return err
+		}
+		for _, b := range c.batches {
+			for _, f := range files {
+				fmt.Printf("%s: ", f.name)
+				if err := profile(f.Path, c.profile, b, c.threads, 20); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if c.cpu > 0 {
+		fmt.Printf("### ONNX Runtime: thread CPU time per run, 1 thread, files interleaved (%d runs each)\n\n", c.cpu)
+		fmt.Println("| file | ORT MMACs | batch | CPU ms/run (median, p25–p75) | ratio to | speed ratio (median CPU time) | load |")
+		fmt.Println("|---|---:|---:|---:|---|---:|---|")
+		paths := make([]string, len(files))
+		for i, f := range files {
+			paths[i] = f.Path
+		}
+		for _, b := range c.batches {
+			ts, err := cpuTimes(paths, b, c.cpu)
+			if err != nil {
+				return fmt.Errorf("batch %d: %w", b, err)
+			}
+			for i, f := range files {
+				ratio := "—"
+				if f.ref != f.name {
+					ratio = fmt.Sprintf("%.2f×", quantile(ts[index[f.ref]], 0.5)/quantile(ts[i], 0.5))
+				}
+				fmt.Printf("| %s | %.1f | %d | %.2f (%.2f–%.2f) | %s | %s | %s |\n", f.name, float64(f.macs)/1e6, b,
+					quantile(ts[i], 0.5), quantile(ts[i], 0.25), quantile(ts[i], 0.75), f.ref, ratio, loadavg())
+			}
+		}
+		fmt.Println()
+		return nil
 	}
 	fmt.Printf("### ONNX Runtime: the exported files side by side (%d rounds per batch, medians)\n\n", c.rounds)
 	fmt.Println("| file | ORT MMACs | batch | ORT img/s | ratio to | ratio (median, min–max) | load |")
