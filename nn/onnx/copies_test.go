@@ -508,3 +508,46 @@ func TestCopyAwareImports(t *testing.T) {
 		t.Errorf("imported graph: rel error %g; want ≤ 1e-5", rel)
 	}
 }
+
+// Pruned RMNets of random weights, ratios and scopes (global pruning leaves
+// uneven channel counts: padded, split and permuted convs, identities whose
+// outputs read one copy, none, or — at stage boundaries — several) export
+// copy-aware to graphs that compute what the reference forward does.
+func TestCopyAwareRandomPruned(t *testing.T) {
+	cifar := nn.Shape{C: 3, H: 32, W: 32}
+	rng := rand.New(rand.NewPCG(41, 42))
+	for i := range 6 {
+		ratio := 0.15 + 0.6*rng.Float64()
+		scope := []string{"uniform", "global"}[i%2]
+		method := []string{pruning.L1, pruning.Slim}[i/2%2]
+		g := buildNet(t, "resnet20", uint64(100+i))
+		g.Input = [3]int{3, 32, 32}
+		opt := pruning.Options{Method: method, Ratio: &ratio, Scope: scope, Form: "rmnet", Shape: cifar, Force: true}
+		if method == pruning.Slim {
+			opt.Calib = rm.RandomInput(8, cifar, uint64(i))
+		}
+		p, err := pruning.Prune(g, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := nn.NewAct(2, 3, 32, 32)
+		for j := range x.D {
+			x.D[j] = float32(rng.NormFloat64())
+		}
+		want, err := p.Graph.Forward(x, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := decode(t, encode(t, p.Graph, Options{}))
+		got, err := evalModel(m, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rel, _ := nn.RelError(got.D, want.D); !(rel <= 1e-5) {
+			t.Errorf("%s %s %.2f: rel error %g; want ≤ 1e-5 (ops %v)", method, scope, ratio, rel, opCount(m))
+		}
+		if meta(m, "rmprune.export") != ExportCopyAware {
+			t.Errorf("%s %s %.2f: export %q", method, scope, ratio, meta(m, "rmprune.export"))
+		}
+	}
+}
