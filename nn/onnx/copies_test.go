@@ -121,7 +121,7 @@ func copyCases(t testing.TB) []NetCase {
 		}
 		out = append(out, NetCase{name, res.Graph, cifar})
 	}
-	half, third := 0.5, 0.3
+	half, third, most := 0.5, 0.3, 0.6
 	for _, pc := range []struct {
 		name string
 		opt  pruning.Options
@@ -130,6 +130,9 @@ func copyCases(t testing.TB) []NetCase {
 		// terms after); 30%: 11, 22 and 45 (the latter padded to 32 and 48).
 		{"rmnet20-l1-50", pruning.Options{Method: pruning.L1, Ratio: &half, Scope: "uniform"}},
 		{"rmnet20-l1-30", pruning.Options{Method: pruning.L1, Ratio: &third, Scope: "uniform"}},
+		// Global: uneven widths from block to block (Gathers and permuted
+		// identities side by side).
+		{"rmnet20-l1-60-global", pruning.Options{Method: pruning.L1, Ratio: &most, Scope: "global", Force: true}},
 		{"rmnet20-slim-50-calib", pruning.Options{Method: pruning.Slim, Ratio: &half, Calib: rm.RandomInput(8, cifar, 3)}},
 	} {
 		p, err := pruning.Prune(buildNet(t, "resnet20", 10), pc.opt)
