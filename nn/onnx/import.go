@@ -344,6 +344,9 @@ func (im *importer) convert(i int, n *Node) (*nn.Node, string, error) {
 			if err != nil {
 				return nil, "", err
 			}
+			if len(b.Data) != nd.Out {
+				return nil, "", fmt.Errorf("bias %s of %d values for %d output channels", b.Name, len(b.Data), nd.Out)
+			}
 			cloneParam(nd, "bias", []int{nd.Out}, b)
 		}
 	case "BatchNormalization":

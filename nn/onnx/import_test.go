@@ -130,6 +130,15 @@ func TestImportErrors(t *testing.T) {
 		{"foreign domain", func(m *Model) { node(t, m, "relu").Domain = "com.example" }, ErrUnsupported},
 		{"two inputs", func(m *Model) { m.Graph.Inputs = append(m.Graph.Inputs, m.Graph.Inputs[0]) }, nil},
 		{"dangling input", func(m *Model) { node(t, m, "relu").Inputs[0] = "nowhere" }, nil},
+		{"conv bias of the wrong length", func(m *Model) {
+			bias := node(t, m, "c2").Inputs[2]
+			for _, init := range m.Graph.Initializers {
+				if init.Name == bias {
+					init.Data = append(init.Data, 1)
+					init.Dims = []int64{int64(len(init.Data))}
+				}
+			}
+		}, nil},
 		{"conv without weight", func(m *Model) { node(t, m, "c2").Inputs = node(t, m, "c2").Inputs[:1] }, nil},
 		{"prelu without slope", func(m *Model) { node(t, m, "pr1").Inputs = node(t, m, "pr1").Inputs[:1] }, nil},
 		{"gemm without weight", func(m *Model) { node(t, m, "fc1").Inputs = node(t, m, "fc1").Inputs[:1] }, nil},
