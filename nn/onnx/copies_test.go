@@ -364,18 +364,7 @@ func TestCopyAwareClampedCopy(t *testing.T) {
 	if got := opCount(m); got["Concat"] == 0 {
 		t.Errorf("ops %v: no Concat", got)
 	}
-	x := rm.RandomInput(2, nn.Shape{C: 3, H: 9, W: 10}, 4)
-	want, err := g.Forward(x, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := evalModel(m, x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rel, _ := nn.RelError(out.D, want.D); !(rel <= 1e-5) {
-		t.Errorf("rel error %g; want ≤ 1e-5", rel)
-	}
+	matchesReference(t, g, m, 4)
 }
 
 // A copy with a negative bias before a ReLU (what fine-tuning with the copies
@@ -390,7 +379,14 @@ func TestCopyAwareBiasedCopy(t *testing.T) {
 		t.Errorf("copy-aware MACs %d with biased copies; want ≤ %d, as without", got, want)
 	}
 	m := decode(t, encode(t, g, Options{}))
-	x := rm.RandomInput(2, nn.Shape{C: 3, H: 9, W: 10}, 5)
+	matchesReference(t, g, m, 5)
+}
+
+// matchesReference checks that model m computes what g's reference forward
+// does (≤ 1e-5) on a random batch of copyNet's input shape.
+func matchesReference(t *testing.T, g *nn.Graph, m *Model, seed uint64) {
+	t.Helper()
+	x := rm.RandomInput(2, nn.Shape{C: 3, H: 9, W: 10}, seed)
 	want, err := g.Forward(x, nil)
 	if err != nil {
 		t.Fatal(err)
