@@ -55,15 +55,15 @@ func BenchmarkResNet56(b *testing.B) {
 	}
 }
 
-// BenchmarkDemo times the trained demo models (ResNet-20 on 1×28×28) as
-// ResNet and as RMNet, per batch, for profiling the engine on them:
-//
-//	go test -run XXX -bench Demo -cpuprofile cpu.out ./engine
-func BenchmarkDemo(b *testing.B) {
-	for _, name := range []string{"resnet20-mnist", "resnet20-fashion-mnist"} {
+// demoCases runs fn as a sub-benchmark NAME/FORM/tT/bB for each demo model
+// (ResNet and its RMNet) at 1 thread batch 1, 2 threads batch 1 and 2
+// threads batch 32, with the engine compiled for it. It skips when the
+// demo models are missing (a trimmed checkout).
+func demoCases(b *testing.B, names []string, fn func(b *testing.B, e *engine.Engine, x []float32, batch int)) {
+	for _, name := range names {
 		g, err := modelio.Load(filepath.Join("..", "demo", name+".safetensors"), modelio.Options{})
 		if err != nil {
-			b.Skip(err) // the demo models are committed; a trimmed checkout may lack them
+			b.Skip(err)
 		}
 		res, err := rm.Convert(g, rm.Options{})
 		if err != nil {
@@ -82,18 +82,27 @@ func BenchmarkDemo(b *testing.B) {
 						b.Fatal(err)
 					}
 					defer e.Close()
-					x := rm.RandomInput(batch, shape, 1).D
-					best := time.Duration(1 << 62)
-					for b.Loop() {
-						t0 := time.Now()
-						e.Run(x, batch)
-						best = min(best, time.Since(t0))
-					}
-					b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
-					// The machine is shared: the best run shows the code's speed.
-					b.ReportMetric(float64(batch)/best.Seconds(), "best-img/s")
+					fn(b, e, rm.RandomInput(batch, shape, 1).D, batch)
 				})
 			}
 		}
 	}
+}
+
+// BenchmarkDemo times the trained demo models (ResNet-20 on 1×28×28) as
+// ResNet and as RMNet, per batch, for profiling the engine on them:
+//
+//	go test -run XXX -bench Demo -cpuprofile cpu.out ./engine
+func BenchmarkDemo(b *testing.B) {
+	demoCases(b, []string{"resnet20-mnist", "resnet20-fashion-mnist"}, func(b *testing.B, e *engine.Engine, x []float32, batch int) {
+		best := time.Duration(1 << 62)
+		for b.Loop() {
+			t0 := time.Now()
+			e.Run(x, batch)
+			best = min(best, time.Since(t0))
+		}
+		b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+		// The machine is shared: the best run shows the code's speed.
+		b.ReportMetric(float64(batch)/best.Seconds(), "best-img/s")
+	})
 }

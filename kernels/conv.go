@@ -126,6 +126,21 @@ var pitchEnabled = true
 
 // layoutOf returns the layout of a conv of shape s that copies its input
 // (padding or StrideW > 1) on kernel path ks.
+// tapOffsets sets offs[k] to the offset of tap k = (ci, ky, kx) from an
+// output's first tap in the padded, column-phased input of layout l.
+func tapOffsets(offs []int32, s ConvShape, l convLayout) {
+	sw := s.StrideW
+	phase := s.C * l.hp * l.wq
+	for ci, k := 0, 0; ci < s.C; ci++ {
+		for ky := 0; ky < s.KH; ky++ {
+			for kx := 0; kx < s.KW; kx++ {
+				offs[k] = int32((kx%sw)*phase + (ci*l.hp+ky)*l.wq + kx/sw)
+				k++
+			}
+		}
+	}
+}
+
 func layoutOf(s ConvShape, ks *kernelSet) convLayout {
 	sw := s.StrideW
 	oh, ow := s.OutH(), s.OutW()
@@ -231,17 +246,7 @@ func (w *Workspace) Conv2D(dst, src []float32, wt *PackedA, s ConvShape, ep *Epi
 	src = src[:s.C*s.H*s.W]
 	sw := s.StrideW
 	l := layoutOf(s, wt.ks)
-	// offs[k] is the offset of tap k = (ci, ky, kx) from an output's first tap.
-	offs := w.offs[:s.K()]
-	phase := s.C * l.hp * l.wq
-	for ci, k := 0, 0; ci < s.C; ci++ {
-		for ky := 0; ky < s.KH; ky++ {
-			for kx := 0; kx < s.KW; kx++ {
-				offs[k] = int32((kx%sw)*phase + (ci*l.hp+ky)*l.wq + kx/sw)
-				k++
-			}
-		}
-	}
+	tapOffsets(w.offs[:s.K()], s, l)
 	geo := convGeo{ow: l.pitch, rowStride: s.StrideH * l.wq}
 	if sw == 1 && s.PadH == 0 && s.PadW == 0 {
 		w.run(wt, bConv, src, 0, geo, nil, dst, n, n, ep) // read in place

@@ -163,14 +163,7 @@ func testConv2D(t *testing.T) {
 				if ci%2 == 0 {
 					eff = gatherResidual(rng, ep, s.OutC, s.OutH()*s.OutW())
 				}
-				refEp = &Epilogue{Bias: ep.Bias, Act: ep.Act, Slope: ep.Slope, Min: ep.Min, Max: ep.Max, Accumulate: true}
-				refOld = make([]float32, n)
-				for i, r := range eff {
-					refOld[i] = r
-					if ep.Accumulate {
-						refOld[i] += old[i]
-					}
-				}
+				refEp, refOld = residualRef(ep, eff, old)
 			}
 			wsx.Conv2D(dst, src, pw, s, ep)
 			checkGuards(t, buf, off, n, func(int) bool { return true })
@@ -252,4 +245,20 @@ func TestConv2DReusedPadding(t *testing.T) {
 			}
 		}
 	})
+}
+
+// residualRef returns the epilogue and destination that the reference
+// computes a residual epilogue ep with: a residual (its effective values eff,
+// after gathering and scaling) is the same as accumulating onto old (when ep
+// accumulates) plus it.
+func residualRef(ep *Epilogue, eff, old []float32) (*Epilogue, []float32) {
+	refEp := &Epilogue{Bias: ep.Bias, Act: ep.Act, Slope: ep.Slope, Min: ep.Min, Max: ep.Max, Accumulate: true}
+	refOld := make([]float32, len(eff))
+	for i, r := range eff {
+		refOld[i] = r
+		if ep.Accumulate {
+			refOld[i] += old[i]
+		}
+	}
+	return refEp, refOld
 }

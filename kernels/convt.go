@@ -78,15 +78,7 @@ func (w *Workspace) convT(dst, src []float32, wt *PackedA, s ConvShape, ep *Epil
 	oh, ow := s.OutH(), s.OutW()
 	l := convLayout{hp: s.H + 2*s.PadH, wq: (s.W + 2*s.PadW + sw - 1) / sw, pitch: ow, n: oh * ow}
 	offs := w.offs[:s.K()]
-	phase := s.C * l.hp * l.wq
-	for ci, k := 0, 0; ci < s.C; ci++ {
-		for ky := 0; ky < s.KH; ky++ {
-			for kx := 0; kx < s.KW; kx++ {
-				offs[k] = int32((kx%sw)*phase + (ci*l.hp+ky)*l.wq + kx/sw)
-				k++
-			}
-		}
-	}
+	tapOffsets(offs, s, l)
 	ohw := oh * ow
 	nv := wt.tnv
 	if len(w.cidx) < 16*nv {

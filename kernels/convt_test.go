@@ -133,14 +133,7 @@ func TestConvT(t *testing.T) {
 									eff[i] = ep.ResidualScale[i/hw] * r
 								}
 							}
-							refEp = &Epilogue{Bias: ep.Bias, Act: ep.Act, Slope: ep.Slope, Min: ep.Min, Max: ep.Max, Accumulate: true}
-							refOld = make([]float32, n)
-							for i, r := range eff {
-								refOld[i] = r
-								if ep.Accumulate {
-									refOld[i] += old[i]
-								}
-							}
+							refEp, refOld = residualRef(ep, eff, old)
 						}
 						dst, buf := guarded(n, 5)
 						copy(dst, old)

@@ -24,31 +24,15 @@ type Entry struct {
 // [Compare]). All models must take the same input shape; they run on the same
 // random input. The result holds one Side per entry, in order.
 func Race(ctx context.Context, entries []Entry, batch, threads, minRuns int, minTime time.Duration) ([]Side, error) {
-	runners := make([]*Runner, len(entries))
+	paths := make([]string, len(entries))
 	for i, e := range entries {
-		s, err := Open(e.Path, threads)
-		if err != nil {
-			return nil, err
-		}
-		defer s.Close()
-		r, err := s.NewRunner(batch)
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		if i > 0 && len(r.Input()) != len(runners[0].Input()) {
-			return nil, fmt.Errorf("ort: race: %s takes %d input values, %s %d", e.Name, len(r.Input()), entries[0].Name, len(runners[0].Input()))
-		}
-		runners[i] = r
+		paths[i] = e.Path
 	}
-	rng := rand.New(rand.NewPCG(7, 8))
-	x := runners[0].Input()
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
+	runners, closeAll, err := OpenRunners(paths, threads, batch)
+	if err != nil {
+		return nil, err
 	}
-	for _, r := range runners[1:] {
-		copy(r.Input(), x)
-	}
+	defer closeAll()
 	for range bench.Warmup {
 		for _, r := range runners {
 			if err := r.Run(); err != nil {
@@ -93,4 +77,46 @@ func Race(ctx context.Context, entries []Entry, batch, threads, minRuns int, min
 		out[i] = Side{ImagesPerS: float64(batch) / (s.MedianMs / 1e3), LatencyMsP50: s.MedianMs, LatencyMsP90: s.P90Ms}
 	}
 	return out, nil
+}
+
+// OpenRunners opens each model file with threads intra-op threads and a
+// runner for batch images, all reading the same random input (seeded, so
+// every comparison times the same data). closeAll releases them.
+func OpenRunners(paths []string, threads, batch int) (runners []*Runner, closeAll func(), err error) {
+	var closers []func()
+	cleanup := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
+	for i, p := range paths {
+		s, err := Open(p, threads)
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, func() { s.Close() })
+		r, err := s.NewRunner(batch)
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, func() { r.Close() })
+		if i > 0 && len(r.Input()) != len(runners[0].Input()) {
+			return nil, nil, fmt.Errorf("ort: %s takes %d input values, %s %d", p, len(r.Input()), paths[0], len(runners[0].Input()))
+		}
+		runners = append(runners, r)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	x := runners[0].Input()
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	for _, r := range runners[1:] {
+		copy(r.Input(), x)
+	}
+	return runners, cleanup, nil
 }

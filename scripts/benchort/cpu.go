@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,29 +35,11 @@ func threadCPU() (time.Duration, error) {
 func cpuTimes(paths []string, batch, runs int) ([][]float64, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	rs := make([]*ort.Runner, len(paths))
-	rng := rand.New(rand.NewPCG(7, 8))
-	for i, p := range paths {
-		s, err := ort.Open(p, 1)
-		if err != nil {
-			return nil, err
-		}
-		defer s.Close()
-		r, err := s.NewRunner(batch)
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		x := r.Input()
-		if i == 0 {
-			for j := range x {
-				x[j] = float32(rng.NormFloat64())
-			}
-		} else {
-			copy(x, rs[0].Input())
-		}
-		rs[i] = r
+	rs, closeAll, err := ort.OpenRunners(paths, 1, batch)
+	if err != nil {
+		return nil, err
 	}
+	defer closeAll()
 	for range 3 {
 		for _, r := range rs {
 			if err := r.Run(); err != nil {
