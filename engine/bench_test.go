@@ -39,16 +39,7 @@ func BenchmarkResNet56(b *testing.B) {
 						b.Fatal(err)
 					}
 					defer e.Close()
-					x := rm.RandomInput(batch, shape, 1).D
-					best := time.Duration(1 << 62)
-					for b.Loop() {
-						t0 := time.Now()
-						e.Run(x, batch)
-						best = min(best, time.Since(t0))
-					}
-					b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
-					// The machine is shared: the best run shows the code's speed.
-					b.ReportMetric(float64(batch)/best.Seconds(), "best-img/s")
+					timeRuns(b, e, rm.RandomInput(batch, shape, 1).D, batch)
 				})
 			}
 		}
@@ -94,15 +85,19 @@ func demoCases(b *testing.B, names []string, fn func(b *testing.B, e *engine.Eng
 //
 //	go test -run XXX -bench Demo -cpuprofile cpu.out ./engine
 func BenchmarkDemo(b *testing.B) {
-	demoCases(b, []string{"resnet20-mnist", "resnet20-fashion-mnist"}, func(b *testing.B, e *engine.Engine, x []float32, batch int) {
-		best := time.Duration(1 << 62)
-		for b.Loop() {
-			t0 := time.Now()
-			e.Run(x, batch)
-			best = min(best, time.Since(t0))
-		}
-		b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
-		// The machine is shared: the best run shows the code's speed.
-		b.ReportMetric(float64(batch)/best.Seconds(), "best-img/s")
-	})
+	demoCases(b, []string{"resnet20-mnist", "resnet20-fashion-mnist"}, timeRuns)
+}
+
+// timeRuns runs e on x (batch images) for the benchmark's loop and reports
+// images/s, and those of the fastest run (the machine is shared: the best
+// run shows the code's speed).
+func timeRuns(b *testing.B, e *engine.Engine, x []float32, batch int) {
+	best := time.Duration(1 << 62)
+	for b.Loop() {
+		t0 := time.Now()
+		e.Run(x, batch)
+		best = min(best, time.Since(t0))
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+	b.ReportMetric(float64(batch)/best.Seconds(), "best-img/s")
 }
