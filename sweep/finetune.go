@@ -34,8 +34,9 @@ const RecalibrateImages = 2048
 // weight decay 5e-4, cosine schedule from FinetuneLR, batch 128, no
 // sparsity, the data set's training augmentation), on opt.Limit training
 // images when > 0, with RM's copy structure frozen when opt.KeepCopies, and
-// re-estimates the BatchNorm statistics afterwards (RecalibrateImages). The network must take the data set's image shape as it
-// is (training does not resize).
+// re-estimates the BatchNorm statistics afterwards (RecalibrateImages). The
+// network must take the data set's image shape as it is (training does not
+// resize).
 func Train(ctx context.Context, g *nn.Graph, d *dataset.Dataset, opt FinetuneOptions) (*nn.Graph, error) {
 	if d.Train == nil || d.Train.Len() == 0 {
 		return nil, fmt.Errorf("sweep: fine-tune: the %s data has no training split", d.Name)

@@ -178,9 +178,7 @@ func (o *maskOp) forwardTask(_, lo, hi int) {
 			if cnt > 1 {
 				vr *= cnt / (cnt - 1)
 			}
-			mo := o.t.momentum()
-			o.rm[c] = float32((1-mo)*float64(o.rm[c]) + mo*mean)
-			o.rv[c] = float32((1-mo)*float64(o.rv[c]) + mo*vr)
+			o.t.updateRunning(o.rm, o.rv, c, mean, vr)
 		}
 	}
 }
@@ -330,9 +328,7 @@ func (o *maskedAddOp) forwardTask(_, lo, hi int) {
 			if cnt > 1 {
 				vr *= cnt / (cnt - 1)
 			}
-			mo := o.t.momentum()
-			o.rm[c] = float32((1-mo)*float64(o.rm[c]) + mo*mean)
-			o.rv[c] = float32((1-mo)*float64(o.rv[c]) + mo*vr)
+			o.t.updateRunning(o.rm, o.rv, c, mean, vr)
 		}
 	}
 }

@@ -24,13 +24,16 @@ type bnOp struct {
 
 const bnMomentum = 0.1
 
-// momentum is the running-statistics update weight of the current forward:
-// bnMomentum, or 1/k while recalibrating (Net.cumulative).
-func (t *Net) momentum() float64 {
+// updateRunning moves channel c's running statistics towards a batch's
+// mean and variance, by bnMomentum, or by 1/k while recalibrating
+// (Net.cumulative: the plain average of the k batches so far).
+func (t *Net) updateRunning(rm, rv []float32, c int, mean, vr float64) {
+	mo := bnMomentum
 	if t.cumulative > 0 {
-		return 1 / float64(t.cumulative)
+		mo = 1 / float64(t.cumulative)
 	}
-	return bnMomentum
+	rm[c] = float32((1-mo)*float64(rm[c]) + mo*mean)
+	rv[c] = float32((1-mo)*float64(rv[c]) + mo*vr)
 }
 
 func (t *Net) newBN(l *layer) *bnOp {
@@ -75,9 +78,7 @@ func (o *bnOp) forwardTask(_, lo, hi int) {
 			if m > 1 {
 				unbiased = vr * m / (m - 1)
 			}
-			mo := t.momentum()
-			o.rm[c] = float32((1-mo)*float64(o.rm[c]) + mo*mean)
-			o.rv[c] = float32((1-mo)*float64(o.rv[c]) + mo*unbiased)
+			t.updateRunning(o.rm, o.rv, c, mean, unbiased)
 		} else {
 			mean = float64(o.rm[c])
 			inv = 1 / math.Sqrt(float64(o.rv[c])+o.eps)

@@ -324,7 +324,8 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 			break
 		}
 		if st.Step == total && opt.RecalibrateBN > 0 {
-			if err := recalibrateBN(ctx, net, split, data, g, batch, opt); err != nil {
+			lo := dataset.LoaderOptions{Batch: batch, Shape: data.Shape, Mean: g.Mean, Std: g.Std, DropLast: true}
+			if err := recalibrateBN(ctx, net, split, lo, opt.RecalibrateBN); err != nil {
 				return nil, err
 			}
 		}
@@ -378,17 +379,16 @@ func Run(ctx context.Context, g *nn.Graph, data *dataset.Dataset, opt Options) (
 
 func ptr(v float64) *float64 { return &v }
 
-// recalibrateBN runs opt.RecalibrateBN training images (whole batches, in
-// order, without augmentation) through net in training mode with the running
-// statistics as cumulative averages (Net.cumulative), so they end as the
-// mean of the batch statistics of the final weights.
-func recalibrateBN(ctx context.Context, net *Net, split *dataset.Split, data *dataset.Dataset, g *nn.Graph, batch int, opt Options) error {
-	loader, err := dataset.NewLoader(split, dataset.LoaderOptions{Batch: batch, Shape: data.Shape,
-		Mean: g.Mean, Std: g.Std, DropLast: true})
+// recalibrateBN runs the first images of split (whole batches of lo, in
+// order; lo has no augmentation) through net in training mode with the
+// running statistics as cumulative averages (Net.cumulative), so they end as
+// the mean of the batch statistics of the final weights.
+func recalibrateBN(ctx context.Context, net *Net, split *dataset.Split, lo dataset.LoaderOptions, images int) error {
+	loader, err := dataset.NewLoader(split, lo)
 	if err != nil {
 		return fmt.Errorf("train: BN recalibration: %w", err)
 	}
-	n := min((opt.RecalibrateBN+batch-1)/batch, loader.Batches())
+	n := min((images+lo.Batch-1)/lo.Batch, loader.Batches())
 	net.cumulative = 1
 	defer func() { net.cumulative = 0 }()
 	batches := prefetch(ctx, loader, 0, 0, n)

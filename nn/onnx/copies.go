@@ -550,7 +550,7 @@ func (l *lowering) copyAct(n *nn.Node, out string) bool {
 	type param struct{ slope, lo, hi []float32 }
 	params := map[string]*param{}
 	var order []string
-	var changed []int // copies a ReLU changes (a bias < 0, e.g. after fine-tuning with the copies kept)
+	reluChanges := false // a copy the ReLU changes (a bias < 0, e.g. after fine-tuning with the copies kept)
 	for i, s := range segs {
 		if s.copy {
 			keep := false
@@ -558,7 +558,7 @@ func (l *lowering) copyAct(n *nn.Node, out string) bool {
 			case nn.OpReLU:
 				keep = l.nonnegSeg(s)
 				if !keep && s.coef != 0 {
-					changed = append(changed, i)
+					reluChanges = true
 					continue
 				}
 			case nn.OpPReLU:
@@ -639,28 +639,28 @@ func (l *lowering) copyAct(n *nn.Node, out string) bool {
 		}
 		res[i] = s
 	}
-	if len(changed) > 0 {
+	if reluChanges {
 		// The copies get materialised (Slice, Mul, Add) and the ReLU: a value
 		// of their own that the readers take as copies again (coefficient
 		// 1), a few element-wise ops a channel instead of a 3×3 row of MACs.
 		// All of them, also those the ReLU leaves alone, so that a reader's
 		// carried term still comes from one value (one Gather).
-		changed = changed[:0]
+		var copies []int
 		for i, s := range segs {
 			if s.copy {
-				changed = append(changed, i)
+				copies = append(copies, i)
 			}
 		}
-		ms := make([]seg, len(changed))
-		for j, i := range changed {
+		ms := make([]seg, len(copies))
+		for j, i := range copies {
 			ms[j] = segs[i]
 			ms[j].copy = false
 		}
 		v := l.materialise(ms, n.Name+"/copies")
 		r := l.unique(n.Name + "/copies/relu")
 		l.emit("Relu", r, []string{v}, r)
-		l.chans[r], l.nonneg[r] = len(changed), true
-		for j, i := range changed {
+		l.chans[r], l.nonneg[r] = len(copies), true
+		for j, i := range copies {
 			res[i] = seg{v: r, ch: j, stride: 1, coef: 1, copy: true}
 		}
 	}
