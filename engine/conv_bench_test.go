@@ -31,6 +31,8 @@ func BenchmarkConvSplit(b *testing.B) {
 	}
 }
 
+func abs(m int) int { return max(m, -m) }
+
 // BenchmarkLayerSplit times the MNIST demo's 3×3 layers split over a
 // 2-worker pool (layer-parallel batch 1) as direct convs and as Winograd
 // F(2×2)/F(4×4), where Winograd splits by tile rows; it reports the best
@@ -52,16 +54,25 @@ func BenchmarkLayerSplit(b *testing.B) {
 			ws := kernels.NewWorkspace(workers, p.RunShared)
 			ws.Reserve(s)
 			pa := kernels.PackConv(w, s)
-			for _, m := range []int{0, 2, 4} {
+			for _, m := range []int{0, 2, 4, -2, -4} { // negative: channel-vectorised
 				if m > 0 && workers > 1 && !kernels.WinogradRowSplit(s, m, 1, workers) {
 					continue
 				}
 				var ww *kernels.WinogradWeights
-				if m > 0 {
+				switch {
+				case m > 0:
 					ww = kernels.PackWinograd(w, s, m)
-					ws.ReserveWinograd(s, m, 1)
+				case m < 0:
+					ww = kernels.PackWinogradC(w, s, -m)
 				}
-				b.Run(fmt.Sprintf("c%d_%d/w%d/F%d", c.c, c.hw, workers, m), func(b *testing.B) {
+				if m != 0 {
+					ws.ReserveWinograd(s, abs(m), 1)
+				}
+				name := fmt.Sprintf("F%d", m)
+				if m < 0 {
+					name = fmt.Sprintf("F%dc", -m)
+				}
+				b.Run(fmt.Sprintf("c%d_%d/w%d/%s", c.c, c.hw, workers, name), func(b *testing.B) {
 					best := time.Duration(1 << 62)
 					for b.Loop() {
 						t0 := time.Now()

@@ -16,7 +16,7 @@ import (
 //
 // (sub-benchmarks resnet20-mnist/FORM/tT/bB, as BenchmarkDemo's).
 func BenchmarkDemoLayers(b *testing.B) {
-	demoCases(b, []string{"resnet20-mnist"}, func(b *testing.B, e *engine.Engine, x []float32, batch int) {
+	demoCases(b, []string{"resnet20-mnist", "resnet20-fashion-mnist"}, func(b *testing.B, e *engine.Engine, x []float32, batch int) {
 		for range 20 {
 			e.Run(x, batch)
 		}

@@ -22,7 +22,9 @@ func nativeSets() []*kernelSet {
 			pk: packKernelsAVX512, ind: indKernelsAVX512, half: halfKernelsAVX512, vw: vwAVX512,
 			copy: packCopyAVX2, deint: deinterleave2AVX2, deint4: deinterleave4AVX2, dw: dwTapsAVX2, strips: packStripsAVX2, im2col: packIm2colAVX2, peak: fmaPeakAVX512, peakFlops: 12 * 2 * 16,
 			winoIn: winoInAVX2, winoOut: winoOutAVX2, winoInW: winoInAVX512, winoOutW: winoOutAVX512,
-			convT: convTKernelsAVX512,
+			convT:   convTKernelsAVX512,
+			winoInC: [2]winoInCFunc{winoInCAVX512_2, winoInCAVX512_4}, winoOutC: [2]winoOutCFunc{winoOutCAVX512_2, winoOutCAVX512_4},
+			winoGemmC: winoGemmCKernelsAVX512,
 		})
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {

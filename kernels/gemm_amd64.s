@@ -31222,3 +31222,5675 @@ next:
 done:
 	VZEROUPPER
 	RET
+
+// func winoInCAVX512_2(dst *float32, dstStride int, src *float32, rowStride int, n int)
+// Requires: AVX, AVX512F
+TEXT ·winoInCAVX512_2(SB), $1024-40
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	MOVQ src+16(FP), SI
+	MOVQ rowStride+24(FP), R9
+	MOVQ n+32(FP), CX
+	SHLQ $0x02, R8
+	SHLQ $0x02, R9
+
+tile:
+	TESTQ   CX, CX
+	JZ      done
+	MOVQ    SI, R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, (SP)
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, 64(SP)
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, 128(SP)
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, 192(SP)
+	ADDQ    R9, R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, 256(SP)
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, 320(SP)
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, 384(SP)
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, 448(SP)
+	ADDQ    R9, R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, 512(SP)
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, 576(SP)
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, 640(SP)
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, 704(SP)
+	ADDQ    R9, R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, 768(SP)
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, 832(SP)
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, 896(SP)
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, 960(SP)
+	MOVQ    DI, R11
+	VMOVUPS (SP), Z0
+	VMOVUPS 256(SP), Z1
+	VMOVUPS 512(SP), Z2
+	VMOVUPS 768(SP), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, (R11)
+	ADDQ    R8, R11
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, (R11)
+	ADDQ    R8, R11
+	VMOVUPS 64(SP), Z0
+	VMOVUPS 320(SP), Z1
+	VMOVUPS 576(SP), Z2
+	VMOVUPS 832(SP), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, (R11)
+	ADDQ    R8, R11
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, (R11)
+	ADDQ    R8, R11
+	VMOVUPS 128(SP), Z0
+	VMOVUPS 384(SP), Z1
+	VMOVUPS 640(SP), Z2
+	VMOVUPS 896(SP), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, (R11)
+	ADDQ    R8, R11
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, (R11)
+	ADDQ    R8, R11
+	VMOVUPS 192(SP), Z0
+	VMOVUPS 448(SP), Z1
+	VMOVUPS 704(SP), Z2
+	VMOVUPS 960(SP), Z3
+	VSUBPS  Z2, Z0, Z4
+	VMOVUPS Z4, (R11)
+	ADDQ    R8, R11
+	VADDPS  Z2, Z1, Z5
+	VMOVUPS Z5, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Z1, Z2, Z6
+	VMOVUPS Z6, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Z3, Z1, Z7
+	VMOVUPS Z7, (R11)
+	ADDQ    R8, R11
+	ADDQ    $0x00000080, SI
+	ADDQ    $0x40, DI
+	DECQ    CX
+	JMP     tile
+
+done:
+	VZEROUPPER
+	RET
+
+// func winoOutCAVX512_2(dst *float32, ow int, src *float32, srcStride int, cidx *int32, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoOutCAVX512_2(SB), $512-112
+	MOVQ         dst+0(FP), DI
+	MOVQ         ow+8(FP), R8
+	MOVQ         src+16(FP), SI
+	MOVQ         srcStride+24(FP), R9
+	MOVQ         rv+40(FP), CX
+	MOVQ         cv+48(FP), DX
+	MOVQ         res+56(FP), R10
+	MOVQ         flags+72(FP), R11
+	SHLQ         $0x02, R8
+	SHLQ         $0x02, R9
+	MOVQ         SI, AX
+	VMOVUPS      (AX), Z0
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z1
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z2
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z3
+	ADDQ         R9, AX
+	VADDPS       Z1, Z0, Z4
+	VADDPS       Z2, Z4, Z4
+	VMOVUPS      Z4, (SP)
+	VSUBPS       Z2, Z1, Z5
+	VSUBPS       Z3, Z5, Z5
+	VMOVUPS      Z5, 256(SP)
+	VMOVUPS      (AX), Z0
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z1
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z2
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z3
+	ADDQ         R9, AX
+	VADDPS       Z1, Z0, Z4
+	VADDPS       Z2, Z4, Z4
+	VMOVUPS      Z4, 64(SP)
+	VSUBPS       Z2, Z1, Z5
+	VSUBPS       Z3, Z5, Z5
+	VMOVUPS      Z5, 320(SP)
+	VMOVUPS      (AX), Z0
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z1
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z2
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z3
+	ADDQ         R9, AX
+	VADDPS       Z1, Z0, Z4
+	VADDPS       Z2, Z4, Z4
+	VMOVUPS      Z4, 128(SP)
+	VSUBPS       Z2, Z1, Z5
+	VSUBPS       Z3, Z5, Z5
+	VMOVUPS      Z5, 384(SP)
+	VMOVUPS      (AX), Z0
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z1
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z2
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z3
+	VADDPS       Z1, Z0, Z4
+	VADDPS       Z2, Z4, Z4
+	VMOVUPS      Z4, 192(SP)
+	VSUBPS       Z2, Z1, Z5
+	VSUBPS       Z3, Z5, Z5
+	VMOVUPS      Z5, 448(SP)
+	MOVQ         cidx+32(FP), AX
+	VMOVDQU32    (AX), Z23
+	VXORPS       Z21, Z21, Z21
+	VBROADCASTSS six<>+0(SB), Z22
+	TESTQ        $0x00000002, R11
+	JZ           nobias
+	MOVQ         bias+80(FP), AX
+	VMOVUPS      (AX), Z16
+
+nobias:
+	TESTQ   $0x00000010, R11
+	JZ      noslope
+	MOVQ    slope+88(FP), AX
+	VMOVUPS (AX), Z17
+
+noslope:
+	TESTQ   $0x00000020, R11
+	JZ      nolo
+	MOVQ    lo+96(FP), AX
+	VMOVUPS (AX), Z18
+
+nolo:
+	TESTQ   $0x00000020, R11
+	JZ      nohi
+	MOVQ    hi+104(FP), AX
+	VMOVUPS (AX), Z19
+
+nohi:
+	TESTQ   $0x00000040, R11
+	JZ      nors
+	MOVQ    rs+64(FP), AX
+	VMOVUPS (AX), Z20
+
+nors:
+	CMPQ        CX, $0x00
+	JLE         done
+	VMOVUPS     (SP), Z0
+	VMOVUPS     64(SP), Z1
+	VMOVUPS     128(SP), Z2
+	VMOVUPS     192(SP), Z3
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VSUBPS      Z2, Z1, Z7
+	VSUBPS      Z3, Z7, Z7
+	TESTQ       $0x00000001, R11
+	JZ          r0noacc
+	CMPQ        DX, $0x00
+	JLE         r0noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  (R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r0plain0
+	VFMADD231PS Z26, Z20, Z6
+	JMP         r0done0
+
+r0plain0:
+	VADDPS Z26, Z6, Z6
+
+r0done0:
+	CMPQ        DX, $0x01
+	JLE         r0noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  4(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r0plain1
+	VFMADD231PS Z26, Z20, Z7
+	JMP         r0done1
+
+r0plain1:
+	VADDPS Z26, Z7, Z7
+
+r0done1:
+r0noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r0nobias
+	VADDPS Z16, Z6, Z6
+	VADDPS Z16, Z7, Z7
+
+r0nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r0norelu
+	VMAXPS Z6, Z21, Z6
+	VMAXPS Z7, Z21, Z7
+
+r0norelu:
+	TESTQ  $0x00000008, R11
+	JZ     r0norelu6
+	VMAXPS Z6, Z21, Z6
+	VMINPS Z6, Z22, Z6
+	VMAXPS Z7, Z21, Z7
+	VMINPS Z7, Z22, Z7
+
+r0norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r0noprelu
+	VMINPS      Z6, Z21, Z26
+	VMAXPS      Z6, Z21, Z6
+	VFMADD231PS Z17, Z26, Z6
+	VMINPS      Z7, Z21, Z26
+	VMAXPS      Z7, Z21, Z7
+	VFMADD231PS Z17, Z26, Z7
+
+r0noprelu:
+	TESTQ  $0x00000020, R11
+	JZ     r0noclamp
+	VMAXPS Z6, Z18, Z6
+	VMINPS Z6, Z19, Z6
+	VMAXPS Z7, Z18, Z7
+	VMINPS Z7, Z19, Z7
+
+r0noclamp:
+	CMPQ        DX, $0x00
+	JLE         r0stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z6, K1, (DI)(Z23*4)
+	CMPQ        DX, $0x01
+	JLE         r0stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
+
+r0stored:
+	ADDQ        R8, DI
+	ADDQ        R8, R10
+	CMPQ        CX, $0x01
+	JLE         done
+	VMOVUPS     256(SP), Z0
+	VMOVUPS     320(SP), Z1
+	VMOVUPS     384(SP), Z2
+	VMOVUPS     448(SP), Z3
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VSUBPS      Z2, Z1, Z7
+	VSUBPS      Z3, Z7, Z7
+	TESTQ       $0x00000001, R11
+	JZ          r1noacc
+	CMPQ        DX, $0x00
+	JLE         r1noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  (R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r1plain0
+	VFMADD231PS Z26, Z20, Z6
+	JMP         r1done0
+
+r1plain0:
+	VADDPS Z26, Z6, Z6
+
+r1done0:
+	CMPQ        DX, $0x01
+	JLE         r1noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  4(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r1plain1
+	VFMADD231PS Z26, Z20, Z7
+	JMP         r1done1
+
+r1plain1:
+	VADDPS Z26, Z7, Z7
+
+r1done1:
+r1noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r1nobias
+	VADDPS Z16, Z6, Z6
+	VADDPS Z16, Z7, Z7
+
+r1nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r1norelu
+	VMAXPS Z6, Z21, Z6
+	VMAXPS Z7, Z21, Z7
+
+r1norelu:
+	TESTQ  $0x00000008, R11
+	JZ     r1norelu6
+	VMAXPS Z6, Z21, Z6
+	VMINPS Z6, Z22, Z6
+	VMAXPS Z7, Z21, Z7
+	VMINPS Z7, Z22, Z7
+
+r1norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r1noprelu
+	VMINPS      Z6, Z21, Z26
+	VMAXPS      Z6, Z21, Z6
+	VFMADD231PS Z17, Z26, Z6
+	VMINPS      Z7, Z21, Z26
+	VMAXPS      Z7, Z21, Z7
+	VFMADD231PS Z17, Z26, Z7
+
+r1noprelu:
+	TESTQ  $0x00000020, R11
+	JZ     r1noclamp
+	VMAXPS Z6, Z18, Z6
+	VMINPS Z6, Z19, Z6
+	VMAXPS Z7, Z18, Z7
+	VMINPS Z7, Z19, Z7
+
+r1noclamp:
+	CMPQ        DX, $0x00
+	JLE         r1stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z6, K1, (DI)(Z23*4)
+	CMPQ        DX, $0x01
+	JLE         r1stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
+
+r1stored:
+done:
+	VZEROUPPER
+	RET
+
+// func winoInCAVX512_4(dst *float32, dstStride int, src *float32, rowStride int, n int)
+// Requires: AVX, AVX512F
+TEXT ·winoInCAVX512_4(SB), $2304-40
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	MOVQ src+16(FP), SI
+	MOVQ rowStride+24(FP), R9
+	MOVQ n+32(FP), CX
+	SHLQ $0x02, R8
+	SHLQ $0x02, R9
+
+tile:
+	TESTQ       CX, CX
+	JZ          done
+	MOVQ        SI, R10
+	VMOVUPS     (R10), Z0
+	VMOVUPS     64(R10), Z1
+	VMOVUPS     128(R10), Z2
+	VMOVUPS     192(R10), Z3
+	VMOVUPS     256(R10), Z4
+	VMOVUPS     320(R10), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 64(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 128(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 192(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 256(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 320(SP)
+	ADDQ        R9, R10
+	VMOVUPS     (R10), Z0
+	VMOVUPS     64(R10), Z1
+	VMOVUPS     128(R10), Z2
+	VMOVUPS     192(R10), Z3
+	VMOVUPS     256(R10), Z4
+	VMOVUPS     320(R10), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, 384(SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 448(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 512(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 576(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 640(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 704(SP)
+	ADDQ        R9, R10
+	VMOVUPS     (R10), Z0
+	VMOVUPS     64(R10), Z1
+	VMOVUPS     128(R10), Z2
+	VMOVUPS     192(R10), Z3
+	VMOVUPS     256(R10), Z4
+	VMOVUPS     320(R10), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, 768(SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 832(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 896(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 960(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 1024(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 1088(SP)
+	ADDQ        R9, R10
+	VMOVUPS     (R10), Z0
+	VMOVUPS     64(R10), Z1
+	VMOVUPS     128(R10), Z2
+	VMOVUPS     192(R10), Z3
+	VMOVUPS     256(R10), Z4
+	VMOVUPS     320(R10), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, 1152(SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 1216(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 1280(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 1344(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 1408(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 1472(SP)
+	ADDQ        R9, R10
+	VMOVUPS     (R10), Z0
+	VMOVUPS     64(R10), Z1
+	VMOVUPS     128(R10), Z2
+	VMOVUPS     192(R10), Z3
+	VMOVUPS     256(R10), Z4
+	VMOVUPS     320(R10), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, 1536(SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 1600(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 1664(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 1728(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 1792(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 1856(SP)
+	ADDQ        R9, R10
+	VMOVUPS     (R10), Z0
+	VMOVUPS     64(R10), Z1
+	VMOVUPS     128(R10), Z2
+	VMOVUPS     192(R10), Z3
+	VMOVUPS     256(R10), Z4
+	VMOVUPS     320(R10), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, 1920(SP)
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, 1984(SP)
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, 2048(SP)
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, 2112(SP)
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, 2176(SP)
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, 2240(SP)
+	MOVQ        DI, R11
+	VMOVUPS     (SP), Z0
+	VMOVUPS     384(SP), Z1
+	VMOVUPS     768(SP), Z2
+	VMOVUPS     1152(SP), Z3
+	VMOVUPS     1536(SP), Z4
+	VMOVUPS     1920(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R11)
+	ADDQ        R8, R11
+	VMOVUPS     64(SP), Z0
+	VMOVUPS     448(SP), Z1
+	VMOVUPS     832(SP), Z2
+	VMOVUPS     1216(SP), Z3
+	VMOVUPS     1600(SP), Z4
+	VMOVUPS     1984(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R11)
+	ADDQ        R8, R11
+	VMOVUPS     128(SP), Z0
+	VMOVUPS     512(SP), Z1
+	VMOVUPS     896(SP), Z2
+	VMOVUPS     1280(SP), Z3
+	VMOVUPS     1664(SP), Z4
+	VMOVUPS     2048(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R11)
+	ADDQ        R8, R11
+	VMOVUPS     192(SP), Z0
+	VMOVUPS     576(SP), Z1
+	VMOVUPS     960(SP), Z2
+	VMOVUPS     1344(SP), Z3
+	VMOVUPS     1728(SP), Z4
+	VMOVUPS     2112(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R11)
+	ADDQ        R8, R11
+	VMOVUPS     256(SP), Z0
+	VMOVUPS     640(SP), Z1
+	VMOVUPS     1024(SP), Z2
+	VMOVUPS     1408(SP), Z3
+	VMOVUPS     1792(SP), Z4
+	VMOVUPS     2176(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R11)
+	ADDQ        R8, R11
+	VMOVUPS     320(SP), Z0
+	VMOVUPS     704(SP), Z1
+	VMOVUPS     1088(SP), Z2
+	VMOVUPS     1472(SP), Z3
+	VMOVUPS     1856(SP), Z4
+	VMOVUPS     2240(SP), Z5
+	VMULPS      winoconst<>+0(SB), Z0, Z6
+	VADDPS      Z4, Z6, Z6
+	VFMADD231PS winoconst<>+64(SB), Z2, Z6
+	VMOVUPS     Z6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Z4, Z3, Z7
+	VFMADD231PS winoconst<>+128(SB), Z1, Z7
+	VFMADD231PS winoconst<>+128(SB), Z2, Z7
+	VMOVUPS     Z7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z3, Z4, Z8
+	VFMADD231PS winoconst<>+0(SB), Z1, Z8
+	VFMADD231PS winoconst<>+128(SB), Z2, Z8
+	VMOVUPS     Z8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z9
+	VFMADD231PS winoconst<>+192(SB), Z1, Z9
+	VFMADD231PS winoconst<>+256(SB), Z3, Z9
+	VMOVUPS     Z9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Z2, Z4, Z10
+	VFMADD231PS winoconst<>+256(SB), Z1, Z10
+	VFMADD231PS winoconst<>+192(SB), Z3, Z10
+	VMOVUPS     Z10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Z1, Z11
+	VADDPS      Z5, Z11, Z11
+	VFMADD231PS winoconst<>+64(SB), Z3, Z11
+	VMOVUPS     Z11, (R11)
+	ADDQ        R8, R11
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x40, DI
+	DECQ        CX
+	JMP         tile
+
+done:
+	VZEROUPPER
+	RET
+
+// func winoOutCAVX512_4(dst *float32, ow int, src *float32, srcStride int, cidx *int32, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoOutCAVX512_4(SB), $1536-112
+	MOVQ         dst+0(FP), DI
+	MOVQ         ow+8(FP), R8
+	MOVQ         src+16(FP), SI
+	MOVQ         srcStride+24(FP), R9
+	MOVQ         rv+40(FP), CX
+	MOVQ         cv+48(FP), DX
+	MOVQ         res+56(FP), R10
+	MOVQ         flags+72(FP), R11
+	SHLQ         $0x02, R8
+	SHLQ         $0x02, R9
+	MOVQ         SI, AX
+	VMOVUPS      (AX), Z0
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z1
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z2
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z3
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z4
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z5
+	ADDQ         R9, AX
+	VADDPS       Z1, Z0, Z6
+	VADDPS       Z2, Z6, Z6
+	VADDPS       Z3, Z6, Z6
+	VADDPS       Z4, Z6, Z6
+	VMOVUPS      Z6, (SP)
+	VSUBPS       Z2, Z1, Z7
+	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
+	VMOVUPS      Z7, 384(SP)
+	VADDPS       Z2, Z1, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
+	VMOVUPS      Z8, 768(SP)
+	VSUBPS       Z2, Z1, Z9
+	VADDPS       Z5, Z9, Z9
+	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
+	VMOVUPS      Z9, 1152(SP)
+	VMOVUPS      (AX), Z0
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z1
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z2
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z3
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z4
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z5
+	ADDQ         R9, AX
+	VADDPS       Z1, Z0, Z6
+	VADDPS       Z2, Z6, Z6
+	VADDPS       Z3, Z6, Z6
+	VADDPS       Z4, Z6, Z6
+	VMOVUPS      Z6, 64(SP)
+	VSUBPS       Z2, Z1, Z7
+	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
+	VMOVUPS      Z7, 448(SP)
+	VADDPS       Z2, Z1, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
+	VMOVUPS      Z8, 832(SP)
+	VSUBPS       Z2, Z1, Z9
+	VADDPS       Z5, Z9, Z9
+	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
+	VMOVUPS      Z9, 1216(SP)
+	VMOVUPS      (AX), Z0
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z1
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z2
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z3
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z4
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z5
+	ADDQ         R9, AX
+	VADDPS       Z1, Z0, Z6
+	VADDPS       Z2, Z6, Z6
+	VADDPS       Z3, Z6, Z6
+	VADDPS       Z4, Z6, Z6
+	VMOVUPS      Z6, 128(SP)
+	VSUBPS       Z2, Z1, Z7
+	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
+	VMOVUPS      Z7, 512(SP)
+	VADDPS       Z2, Z1, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
+	VMOVUPS      Z8, 896(SP)
+	VSUBPS       Z2, Z1, Z9
+	VADDPS       Z5, Z9, Z9
+	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
+	VMOVUPS      Z9, 1280(SP)
+	VMOVUPS      (AX), Z0
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z1
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z2
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z3
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z4
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z5
+	ADDQ         R9, AX
+	VADDPS       Z1, Z0, Z6
+	VADDPS       Z2, Z6, Z6
+	VADDPS       Z3, Z6, Z6
+	VADDPS       Z4, Z6, Z6
+	VMOVUPS      Z6, 192(SP)
+	VSUBPS       Z2, Z1, Z7
+	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
+	VMOVUPS      Z7, 576(SP)
+	VADDPS       Z2, Z1, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
+	VMOVUPS      Z8, 960(SP)
+	VSUBPS       Z2, Z1, Z9
+	VADDPS       Z5, Z9, Z9
+	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
+	VMOVUPS      Z9, 1344(SP)
+	VMOVUPS      (AX), Z0
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z1
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z2
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z3
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z4
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z5
+	ADDQ         R9, AX
+	VADDPS       Z1, Z0, Z6
+	VADDPS       Z2, Z6, Z6
+	VADDPS       Z3, Z6, Z6
+	VADDPS       Z4, Z6, Z6
+	VMOVUPS      Z6, 256(SP)
+	VSUBPS       Z2, Z1, Z7
+	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
+	VMOVUPS      Z7, 640(SP)
+	VADDPS       Z2, Z1, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
+	VMOVUPS      Z8, 1024(SP)
+	VSUBPS       Z2, Z1, Z9
+	VADDPS       Z5, Z9, Z9
+	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
+	VMOVUPS      Z9, 1408(SP)
+	VMOVUPS      (AX), Z0
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z1
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z2
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z3
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z4
+	ADDQ         R9, AX
+	VMOVUPS      (AX), Z5
+	VADDPS       Z1, Z0, Z6
+	VADDPS       Z2, Z6, Z6
+	VADDPS       Z3, Z6, Z6
+	VADDPS       Z4, Z6, Z6
+	VMOVUPS      Z6, 320(SP)
+	VSUBPS       Z2, Z1, Z7
+	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
+	VMOVUPS      Z7, 704(SP)
+	VADDPS       Z2, Z1, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
+	VMOVUPS      Z8, 1088(SP)
+	VSUBPS       Z2, Z1, Z9
+	VADDPS       Z5, Z9, Z9
+	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
+	VMOVUPS      Z9, 1472(SP)
+	MOVQ         cidx+32(FP), AX
+	VMOVDQU32    (AX), Z23
+	VXORPS       Z21, Z21, Z21
+	VBROADCASTSS six<>+0(SB), Z22
+	TESTQ        $0x00000002, R11
+	JZ           nobias
+	MOVQ         bias+80(FP), AX
+	VMOVUPS      (AX), Z16
+
+nobias:
+	TESTQ   $0x00000010, R11
+	JZ      noslope
+	MOVQ    slope+88(FP), AX
+	VMOVUPS (AX), Z17
+
+noslope:
+	TESTQ   $0x00000020, R11
+	JZ      nolo
+	MOVQ    lo+96(FP), AX
+	VMOVUPS (AX), Z18
+
+nolo:
+	TESTQ   $0x00000020, R11
+	JZ      nohi
+	MOVQ    hi+104(FP), AX
+	VMOVUPS (AX), Z19
+
+nohi:
+	TESTQ   $0x00000040, R11
+	JZ      nors
+	MOVQ    rs+64(FP), AX
+	VMOVUPS (AX), Z20
+
+nors:
+	CMPQ        CX, $0x00
+	JLE         done
+	VMOVUPS     (SP), Z0
+	VMOVUPS     64(SP), Z1
+	VMOVUPS     128(SP), Z2
+	VMOVUPS     192(SP), Z3
+	VMOVUPS     256(SP), Z4
+	VMOVUPS     320(SP), Z5
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	TESTQ       $0x00000001, R11
+	JZ          r0noacc
+	CMPQ        DX, $0x00
+	JLE         r0noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  (R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r0plain0
+	VFMADD231PS Z26, Z20, Z6
+	JMP         r0done0
+
+r0plain0:
+	VADDPS Z26, Z6, Z6
+
+r0done0:
+	CMPQ        DX, $0x01
+	JLE         r0noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  4(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r0plain1
+	VFMADD231PS Z26, Z20, Z7
+	JMP         r0done1
+
+r0plain1:
+	VADDPS Z26, Z7, Z7
+
+r0done1:
+	CMPQ        DX, $0x02
+	JLE         r0noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  8(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r0plain2
+	VFMADD231PS Z26, Z20, Z8
+	JMP         r0done2
+
+r0plain2:
+	VADDPS Z26, Z8, Z8
+
+r0done2:
+	CMPQ        DX, $0x03
+	JLE         r0noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  12(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r0plain3
+	VFMADD231PS Z26, Z20, Z9
+	JMP         r0done3
+
+r0plain3:
+	VADDPS Z26, Z9, Z9
+
+r0done3:
+r0noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r0nobias
+	VADDPS Z16, Z6, Z6
+	VADDPS Z16, Z7, Z7
+	VADDPS Z16, Z8, Z8
+	VADDPS Z16, Z9, Z9
+
+r0nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r0norelu
+	VMAXPS Z6, Z21, Z6
+	VMAXPS Z7, Z21, Z7
+	VMAXPS Z8, Z21, Z8
+	VMAXPS Z9, Z21, Z9
+
+r0norelu:
+	TESTQ  $0x00000008, R11
+	JZ     r0norelu6
+	VMAXPS Z6, Z21, Z6
+	VMINPS Z6, Z22, Z6
+	VMAXPS Z7, Z21, Z7
+	VMINPS Z7, Z22, Z7
+	VMAXPS Z8, Z21, Z8
+	VMINPS Z8, Z22, Z8
+	VMAXPS Z9, Z21, Z9
+	VMINPS Z9, Z22, Z9
+
+r0norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r0noprelu
+	VMINPS      Z6, Z21, Z26
+	VMAXPS      Z6, Z21, Z6
+	VFMADD231PS Z17, Z26, Z6
+	VMINPS      Z7, Z21, Z26
+	VMAXPS      Z7, Z21, Z7
+	VFMADD231PS Z17, Z26, Z7
+	VMINPS      Z8, Z21, Z26
+	VMAXPS      Z8, Z21, Z8
+	VFMADD231PS Z17, Z26, Z8
+	VMINPS      Z9, Z21, Z26
+	VMAXPS      Z9, Z21, Z9
+	VFMADD231PS Z17, Z26, Z9
+
+r0noprelu:
+	TESTQ  $0x00000020, R11
+	JZ     r0noclamp
+	VMAXPS Z6, Z18, Z6
+	VMINPS Z6, Z19, Z6
+	VMAXPS Z7, Z18, Z7
+	VMINPS Z7, Z19, Z7
+	VMAXPS Z8, Z18, Z8
+	VMINPS Z8, Z19, Z8
+	VMAXPS Z9, Z18, Z9
+	VMINPS Z9, Z19, Z9
+
+r0noclamp:
+	CMPQ        DX, $0x00
+	JLE         r0stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z6, K1, (DI)(Z23*4)
+	CMPQ        DX, $0x01
+	JLE         r0stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
+	CMPQ        DX, $0x02
+	JLE         r0stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
+	CMPQ        DX, $0x03
+	JLE         r0stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
+
+r0stored:
+	ADDQ        R8, DI
+	ADDQ        R8, R10
+	CMPQ        CX, $0x01
+	JLE         done
+	VMOVUPS     384(SP), Z0
+	VMOVUPS     448(SP), Z1
+	VMOVUPS     512(SP), Z2
+	VMOVUPS     576(SP), Z3
+	VMOVUPS     640(SP), Z4
+	VMOVUPS     704(SP), Z5
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	TESTQ       $0x00000001, R11
+	JZ          r1noacc
+	CMPQ        DX, $0x00
+	JLE         r1noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  (R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r1plain0
+	VFMADD231PS Z26, Z20, Z6
+	JMP         r1done0
+
+r1plain0:
+	VADDPS Z26, Z6, Z6
+
+r1done0:
+	CMPQ        DX, $0x01
+	JLE         r1noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  4(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r1plain1
+	VFMADD231PS Z26, Z20, Z7
+	JMP         r1done1
+
+r1plain1:
+	VADDPS Z26, Z7, Z7
+
+r1done1:
+	CMPQ        DX, $0x02
+	JLE         r1noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  8(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r1plain2
+	VFMADD231PS Z26, Z20, Z8
+	JMP         r1done2
+
+r1plain2:
+	VADDPS Z26, Z8, Z8
+
+r1done2:
+	CMPQ        DX, $0x03
+	JLE         r1noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  12(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r1plain3
+	VFMADD231PS Z26, Z20, Z9
+	JMP         r1done3
+
+r1plain3:
+	VADDPS Z26, Z9, Z9
+
+r1done3:
+r1noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r1nobias
+	VADDPS Z16, Z6, Z6
+	VADDPS Z16, Z7, Z7
+	VADDPS Z16, Z8, Z8
+	VADDPS Z16, Z9, Z9
+
+r1nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r1norelu
+	VMAXPS Z6, Z21, Z6
+	VMAXPS Z7, Z21, Z7
+	VMAXPS Z8, Z21, Z8
+	VMAXPS Z9, Z21, Z9
+
+r1norelu:
+	TESTQ  $0x00000008, R11
+	JZ     r1norelu6
+	VMAXPS Z6, Z21, Z6
+	VMINPS Z6, Z22, Z6
+	VMAXPS Z7, Z21, Z7
+	VMINPS Z7, Z22, Z7
+	VMAXPS Z8, Z21, Z8
+	VMINPS Z8, Z22, Z8
+	VMAXPS Z9, Z21, Z9
+	VMINPS Z9, Z22, Z9
+
+r1norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r1noprelu
+	VMINPS      Z6, Z21, Z26
+	VMAXPS      Z6, Z21, Z6
+	VFMADD231PS Z17, Z26, Z6
+	VMINPS      Z7, Z21, Z26
+	VMAXPS      Z7, Z21, Z7
+	VFMADD231PS Z17, Z26, Z7
+	VMINPS      Z8, Z21, Z26
+	VMAXPS      Z8, Z21, Z8
+	VFMADD231PS Z17, Z26, Z8
+	VMINPS      Z9, Z21, Z26
+	VMAXPS      Z9, Z21, Z9
+	VFMADD231PS Z17, Z26, Z9
+
+r1noprelu:
+	TESTQ  $0x00000020, R11
+	JZ     r1noclamp
+	VMAXPS Z6, Z18, Z6
+	VMINPS Z6, Z19, Z6
+	VMAXPS Z7, Z18, Z7
+	VMINPS Z7, Z19, Z7
+	VMAXPS Z8, Z18, Z8
+	VMINPS Z8, Z19, Z8
+	VMAXPS Z9, Z18, Z9
+	VMINPS Z9, Z19, Z9
+
+r1noclamp:
+	CMPQ        DX, $0x00
+	JLE         r1stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z6, K1, (DI)(Z23*4)
+	CMPQ        DX, $0x01
+	JLE         r1stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
+	CMPQ        DX, $0x02
+	JLE         r1stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
+	CMPQ        DX, $0x03
+	JLE         r1stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
+
+r1stored:
+	ADDQ        R8, DI
+	ADDQ        R8, R10
+	CMPQ        CX, $0x02
+	JLE         done
+	VMOVUPS     768(SP), Z0
+	VMOVUPS     832(SP), Z1
+	VMOVUPS     896(SP), Z2
+	VMOVUPS     960(SP), Z3
+	VMOVUPS     1024(SP), Z4
+	VMOVUPS     1088(SP), Z5
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	TESTQ       $0x00000001, R11
+	JZ          r2noacc
+	CMPQ        DX, $0x00
+	JLE         r2noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  (R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r2plain0
+	VFMADD231PS Z26, Z20, Z6
+	JMP         r2done0
+
+r2plain0:
+	VADDPS Z26, Z6, Z6
+
+r2done0:
+	CMPQ        DX, $0x01
+	JLE         r2noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  4(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r2plain1
+	VFMADD231PS Z26, Z20, Z7
+	JMP         r2done1
+
+r2plain1:
+	VADDPS Z26, Z7, Z7
+
+r2done1:
+	CMPQ        DX, $0x02
+	JLE         r2noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  8(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r2plain2
+	VFMADD231PS Z26, Z20, Z8
+	JMP         r2done2
+
+r2plain2:
+	VADDPS Z26, Z8, Z8
+
+r2done2:
+	CMPQ        DX, $0x03
+	JLE         r2noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  12(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r2plain3
+	VFMADD231PS Z26, Z20, Z9
+	JMP         r2done3
+
+r2plain3:
+	VADDPS Z26, Z9, Z9
+
+r2done3:
+r2noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r2nobias
+	VADDPS Z16, Z6, Z6
+	VADDPS Z16, Z7, Z7
+	VADDPS Z16, Z8, Z8
+	VADDPS Z16, Z9, Z9
+
+r2nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r2norelu
+	VMAXPS Z6, Z21, Z6
+	VMAXPS Z7, Z21, Z7
+	VMAXPS Z8, Z21, Z8
+	VMAXPS Z9, Z21, Z9
+
+r2norelu:
+	TESTQ  $0x00000008, R11
+	JZ     r2norelu6
+	VMAXPS Z6, Z21, Z6
+	VMINPS Z6, Z22, Z6
+	VMAXPS Z7, Z21, Z7
+	VMINPS Z7, Z22, Z7
+	VMAXPS Z8, Z21, Z8
+	VMINPS Z8, Z22, Z8
+	VMAXPS Z9, Z21, Z9
+	VMINPS Z9, Z22, Z9
+
+r2norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r2noprelu
+	VMINPS      Z6, Z21, Z26
+	VMAXPS      Z6, Z21, Z6
+	VFMADD231PS Z17, Z26, Z6
+	VMINPS      Z7, Z21, Z26
+	VMAXPS      Z7, Z21, Z7
+	VFMADD231PS Z17, Z26, Z7
+	VMINPS      Z8, Z21, Z26
+	VMAXPS      Z8, Z21, Z8
+	VFMADD231PS Z17, Z26, Z8
+	VMINPS      Z9, Z21, Z26
+	VMAXPS      Z9, Z21, Z9
+	VFMADD231PS Z17, Z26, Z9
+
+r2noprelu:
+	TESTQ  $0x00000020, R11
+	JZ     r2noclamp
+	VMAXPS Z6, Z18, Z6
+	VMINPS Z6, Z19, Z6
+	VMAXPS Z7, Z18, Z7
+	VMINPS Z7, Z19, Z7
+	VMAXPS Z8, Z18, Z8
+	VMINPS Z8, Z19, Z8
+	VMAXPS Z9, Z18, Z9
+	VMINPS Z9, Z19, Z9
+
+r2noclamp:
+	CMPQ        DX, $0x00
+	JLE         r2stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z6, K1, (DI)(Z23*4)
+	CMPQ        DX, $0x01
+	JLE         r2stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
+	CMPQ        DX, $0x02
+	JLE         r2stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
+	CMPQ        DX, $0x03
+	JLE         r2stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
+
+r2stored:
+	ADDQ        R8, DI
+	ADDQ        R8, R10
+	CMPQ        CX, $0x03
+	JLE         done
+	VMOVUPS     1152(SP), Z0
+	VMOVUPS     1216(SP), Z1
+	VMOVUPS     1280(SP), Z2
+	VMOVUPS     1344(SP), Z3
+	VMOVUPS     1408(SP), Z4
+	VMOVUPS     1472(SP), Z5
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	TESTQ       $0x00000001, R11
+	JZ          r3noacc
+	CMPQ        DX, $0x00
+	JLE         r3noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  (R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r3plain0
+	VFMADD231PS Z26, Z20, Z6
+	JMP         r3done0
+
+r3plain0:
+	VADDPS Z26, Z6, Z6
+
+r3done0:
+	CMPQ        DX, $0x01
+	JLE         r3noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  4(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r3plain1
+	VFMADD231PS Z26, Z20, Z7
+	JMP         r3done1
+
+r3plain1:
+	VADDPS Z26, Z7, Z7
+
+r3done1:
+	CMPQ        DX, $0x02
+	JLE         r3noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  8(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r3plain2
+	VFMADD231PS Z26, Z20, Z8
+	JMP         r3done2
+
+r3plain2:
+	VADDPS Z26, Z8, Z8
+
+r3done2:
+	CMPQ        DX, $0x03
+	JLE         r3noacc
+	KXNORW      K1, K1, K1
+	VXORPS      Z26, Z26, Z26
+	VGATHERDPS  12(R10)(Z23*4), K1, Z26
+	TESTQ       $0x00000040, R11
+	JZ          r3plain3
+	VFMADD231PS Z26, Z20, Z9
+	JMP         r3done3
+
+r3plain3:
+	VADDPS Z26, Z9, Z9
+
+r3done3:
+r3noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r3nobias
+	VADDPS Z16, Z6, Z6
+	VADDPS Z16, Z7, Z7
+	VADDPS Z16, Z8, Z8
+	VADDPS Z16, Z9, Z9
+
+r3nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r3norelu
+	VMAXPS Z6, Z21, Z6
+	VMAXPS Z7, Z21, Z7
+	VMAXPS Z8, Z21, Z8
+	VMAXPS Z9, Z21, Z9
+
+r3norelu:
+	TESTQ  $0x00000008, R11
+	JZ     r3norelu6
+	VMAXPS Z6, Z21, Z6
+	VMINPS Z6, Z22, Z6
+	VMAXPS Z7, Z21, Z7
+	VMINPS Z7, Z22, Z7
+	VMAXPS Z8, Z21, Z8
+	VMINPS Z8, Z22, Z8
+	VMAXPS Z9, Z21, Z9
+	VMINPS Z9, Z22, Z9
+
+r3norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r3noprelu
+	VMINPS      Z6, Z21, Z26
+	VMAXPS      Z6, Z21, Z6
+	VFMADD231PS Z17, Z26, Z6
+	VMINPS      Z7, Z21, Z26
+	VMAXPS      Z7, Z21, Z7
+	VFMADD231PS Z17, Z26, Z7
+	VMINPS      Z8, Z21, Z26
+	VMAXPS      Z8, Z21, Z8
+	VFMADD231PS Z17, Z26, Z8
+	VMINPS      Z9, Z21, Z26
+	VMAXPS      Z9, Z21, Z9
+	VFMADD231PS Z17, Z26, Z9
+
+r3noprelu:
+	TESTQ  $0x00000020, R11
+	JZ     r3noclamp
+	VMAXPS Z6, Z18, Z6
+	VMINPS Z6, Z19, Z6
+	VMAXPS Z7, Z18, Z7
+	VMINPS Z7, Z19, Z7
+	VMAXPS Z8, Z18, Z8
+	VMINPS Z8, Z19, Z8
+	VMAXPS Z9, Z18, Z9
+	VMINPS Z9, Z19, Z9
+
+r3noclamp:
+	CMPQ        DX, $0x00
+	JLE         r3stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z6, K1, (DI)(Z23*4)
+	CMPQ        DX, $0x01
+	JLE         r3stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
+	CMPQ        DX, $0x02
+	JLE         r3stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
+	CMPQ        DX, $0x03
+	JLE         r3stored
+	KXNORW      K1, K1, K1
+	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
+
+r3stored:
+done:
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_1(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_1(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z1
+	VFMADD231PS.BCST (DI)(R9*4), Z1, Z0
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z1
+	VFMADD231PS.BCST (DI)(R9*4), Z1, Z0
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z1
+	VFMADD231PS.BCST (DI)(R9*4), Z1, Z0
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z1
+	VFMADD231PS.BCST (DI)(R9*4), Z1, Z0
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z1
+	VFMADD231PS.BCST (DI)(R9*4), Z1, Z0
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_2(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_2(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z2
+	VFMADD231PS.BCST (DI)(R9*4), Z2, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z2, Z1
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z2
+	VFMADD231PS.BCST (DI)(R9*4), Z2, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z2, Z1
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z2
+	VFMADD231PS.BCST (DI)(R9*4), Z2, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z2, Z1
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z2
+	VFMADD231PS.BCST (DI)(R9*4), Z2, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z2, Z1
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z2
+	VFMADD231PS.BCST (DI)(R9*4), Z2, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z2, Z1
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_3(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_3(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z3
+	VFMADD231PS.BCST (DI)(R9*4), Z3, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z3, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z3, Z2
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z3
+	VFMADD231PS.BCST (DI)(R9*4), Z3, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z3, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z3, Z2
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z3
+	VFMADD231PS.BCST (DI)(R9*4), Z3, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z3, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z3, Z2
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z3
+	VFMADD231PS.BCST (DI)(R9*4), Z3, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z3, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z3, Z2
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z3
+	VFMADD231PS.BCST (DI)(R9*4), Z3, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z3, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z3, Z2
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_4(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_4(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z4
+	VFMADD231PS.BCST (DI)(R9*4), Z4, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z4, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z4, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z4, Z3
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z4
+	VFMADD231PS.BCST (DI)(R9*4), Z4, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z4, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z4, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z4, Z3
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z4
+	VFMADD231PS.BCST (DI)(R9*4), Z4, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z4, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z4, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z4, Z3
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z4
+	VFMADD231PS.BCST (DI)(R9*4), Z4, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z4, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z4, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z4, Z3
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z4
+	VFMADD231PS.BCST (DI)(R9*4), Z4, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z4, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z4, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z4, Z3
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_5(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_5(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z5
+	VFMADD231PS.BCST (DI)(R9*4), Z5, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z5, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z5, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z5, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z5, Z4
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z5
+	VFMADD231PS.BCST (DI)(R9*4), Z5, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z5, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z5, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z5, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z5, Z4
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z5
+	VFMADD231PS.BCST (DI)(R9*4), Z5, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z5, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z5, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z5, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z5, Z4
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z5
+	VFMADD231PS.BCST (DI)(R9*4), Z5, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z5, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z5, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z5, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z5, Z4
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z5
+	VFMADD231PS.BCST (DI)(R9*4), Z5, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z5, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z5, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z5, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z5, Z4
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_6(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_6(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z6
+	VFMADD231PS.BCST (DI)(R9*4), Z6, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z6, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z6, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z6, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z6, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z6, Z5
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z6
+	VFMADD231PS.BCST (DI)(R9*4), Z6, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z6, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z6, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z6, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z6, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z6, Z5
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z6
+	VFMADD231PS.BCST (DI)(R9*4), Z6, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z6, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z6, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z6, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z6, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z6, Z5
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z6
+	VFMADD231PS.BCST (DI)(R9*4), Z6, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z6, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z6, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z6, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z6, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z6, Z5
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z6
+	VFMADD231PS.BCST (DI)(R9*4), Z6, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z6, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z6, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z6, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z6, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z6, Z5
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_7(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_7(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z7
+	VFMADD231PS.BCST (DI)(R9*4), Z7, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z7, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z7, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z7, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z7, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z7, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z7, Z6
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z7
+	VFMADD231PS.BCST (DI)(R9*4), Z7, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z7, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z7, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z7, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z7, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z7, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z7, Z6
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z7
+	VFMADD231PS.BCST (DI)(R9*4), Z7, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z7, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z7, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z7, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z7, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z7, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z7, Z6
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z7
+	VFMADD231PS.BCST (DI)(R9*4), Z7, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z7, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z7, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z7, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z7, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z7, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z7, Z6
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z7
+	VFMADD231PS.BCST (DI)(R9*4), Z7, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z7, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z7, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z7, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z7, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z7, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z7, Z6
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	VMOVUPS Z6, 384(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_8(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_8(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z8
+	VFMADD231PS.BCST (DI)(R9*4), Z8, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z8, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z8, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z8, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z8, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z8, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z8, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z8, Z7
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z8
+	VFMADD231PS.BCST (DI)(R9*4), Z8, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z8, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z8, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z8, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z8, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z8, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z8, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z8, Z7
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z8
+	VFMADD231PS.BCST (DI)(R9*4), Z8, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z8, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z8, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z8, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z8, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z8, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z8, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z8, Z7
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z8
+	VFMADD231PS.BCST (DI)(R9*4), Z8, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z8, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z8, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z8, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z8, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z8, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z8, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z8, Z7
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z8
+	VFMADD231PS.BCST (DI)(R9*4), Z8, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z8, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z8, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z8, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z8, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z8, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z8, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z8, Z7
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	VMOVUPS Z6, 384(DX)
+	VMOVUPS Z7, 448(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_9(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_9(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z9
+	VFMADD231PS.BCST (DI)(R9*4), Z9, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z9, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z9, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z9, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z9, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z9, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z9, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z9, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z9, Z8
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z9
+	VFMADD231PS.BCST (DI)(R9*4), Z9, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z9, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z9, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z9, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z9, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z9, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z9, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z9, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z9, Z8
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z9
+	VFMADD231PS.BCST (DI)(R9*4), Z9, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z9, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z9, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z9, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z9, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z9, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z9, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z9, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z9, Z8
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z9
+	VFMADD231PS.BCST (DI)(R9*4), Z9, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z9, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z9, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z9, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z9, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z9, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z9, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z9, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z9, Z8
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z9
+	VFMADD231PS.BCST (DI)(R9*4), Z9, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z9, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z9, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z9, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z9, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z9, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z9, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z9, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z9, Z8
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	VMOVUPS Z6, 384(DX)
+	VMOVUPS Z7, 448(DX)
+	VMOVUPS Z8, 512(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_10(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_10(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z10
+	VFMADD231PS.BCST (DI)(R9*4), Z10, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z10, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z10, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z10, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z10, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z10, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z10, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z10, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z10, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z10, Z9
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z10
+	VFMADD231PS.BCST (DI)(R9*4), Z10, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z10, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z10, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z10, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z10, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z10, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z10, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z10, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z10, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z10, Z9
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z10
+	VFMADD231PS.BCST (DI)(R9*4), Z10, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z10, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z10, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z10, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z10, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z10, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z10, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z10, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z10, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z10, Z9
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z10
+	VFMADD231PS.BCST (DI)(R9*4), Z10, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z10, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z10, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z10, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z10, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z10, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z10, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z10, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z10, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z10, Z9
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z10
+	VFMADD231PS.BCST (DI)(R9*4), Z10, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z10, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z10, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z10, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z10, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z10, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z10, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z10, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z10, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z10, Z9
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	VMOVUPS Z6, 384(DX)
+	VMOVUPS Z7, 448(DX)
+	VMOVUPS Z8, 512(DX)
+	VMOVUPS Z9, 576(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_11(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_11(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z11
+	VFMADD231PS.BCST (DI)(R9*4), Z11, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z11, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z11, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z11, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z11, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z11, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z11, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z11, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z11, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z11, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z11, Z10
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z11
+	VFMADD231PS.BCST (DI)(R9*4), Z11, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z11, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z11, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z11, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z11, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z11, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z11, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z11, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z11, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z11, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z11, Z10
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z11
+	VFMADD231PS.BCST (DI)(R9*4), Z11, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z11, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z11, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z11, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z11, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z11, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z11, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z11, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z11, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z11, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z11, Z10
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z11
+	VFMADD231PS.BCST (DI)(R9*4), Z11, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z11, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z11, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z11, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z11, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z11, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z11, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z11, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z11, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z11, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z11, Z10
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z11
+	VFMADD231PS.BCST (DI)(R9*4), Z11, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z11, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z11, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z11, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z11, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z11, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z11, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z11, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z11, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z11, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z11, Z10
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	VMOVUPS Z6, 384(DX)
+	VMOVUPS Z7, 448(DX)
+	VMOVUPS Z8, 512(DX)
+	VMOVUPS Z9, 576(DX)
+	VMOVUPS Z10, 640(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_12(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_12(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z12
+	VFMADD231PS.BCST (DI)(R9*4), Z12, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z12, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z12, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z12, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z12, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z12, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z12, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z12, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z12, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z12, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z12, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z12, Z11
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z12
+	VFMADD231PS.BCST (DI)(R9*4), Z12, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z12, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z12, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z12, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z12, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z12, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z12, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z12, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z12, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z12, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z12, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z12, Z11
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z12
+	VFMADD231PS.BCST (DI)(R9*4), Z12, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z12, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z12, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z12, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z12, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z12, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z12, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z12, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z12, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z12, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z12, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z12, Z11
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z12
+	VFMADD231PS.BCST (DI)(R9*4), Z12, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z12, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z12, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z12, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z12, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z12, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z12, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z12, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z12, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z12, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z12, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z12, Z11
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z12
+	VFMADD231PS.BCST (DI)(R9*4), Z12, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z12, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z12, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z12, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z12, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z12, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z12, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z12, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z12, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z12, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z12, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z12, Z11
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	VMOVUPS Z6, 384(DX)
+	VMOVUPS Z7, 448(DX)
+	VMOVUPS Z8, 512(DX)
+	VMOVUPS Z9, 576(DX)
+	VMOVUPS Z10, 640(DX)
+	VMOVUPS Z11, 704(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_13(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_13(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z13
+	VFMADD231PS.BCST (DI)(R9*4), Z13, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z13, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z13, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z13, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z13, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z13, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z13, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z13, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z13, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z13, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z13, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z13, Z11
+	VFMADD231PS.BCST 768(DI)(R9*4), Z13, Z12
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z13
+	VFMADD231PS.BCST (DI)(R9*4), Z13, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z13, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z13, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z13, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z13, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z13, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z13, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z13, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z13, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z13, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z13, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z13, Z11
+	VFMADD231PS.BCST 768(DI)(R9*4), Z13, Z12
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z13
+	VFMADD231PS.BCST (DI)(R9*4), Z13, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z13, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z13, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z13, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z13, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z13, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z13, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z13, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z13, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z13, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z13, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z13, Z11
+	VFMADD231PS.BCST 768(DI)(R9*4), Z13, Z12
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z13
+	VFMADD231PS.BCST (DI)(R9*4), Z13, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z13, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z13, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z13, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z13, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z13, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z13, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z13, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z13, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z13, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z13, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z13, Z11
+	VFMADD231PS.BCST 768(DI)(R9*4), Z13, Z12
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z13
+	VFMADD231PS.BCST (DI)(R9*4), Z13, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z13, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z13, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z13, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z13, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z13, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z13, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z13, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z13, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z13, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z13, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z13, Z11
+	VFMADD231PS.BCST 768(DI)(R9*4), Z13, Z12
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	VMOVUPS Z6, 384(DX)
+	VMOVUPS Z7, 448(DX)
+	VMOVUPS Z8, 512(DX)
+	VMOVUPS Z9, 576(DX)
+	VMOVUPS Z10, 640(DX)
+	VMOVUPS Z11, 704(DX)
+	VMOVUPS Z12, 768(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_1_14(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_1_14(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+
+loop4:
+	CMPQ             CX, $0x04
+	JL               tail
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z14
+	VFMADD231PS.BCST (DI)(R9*4), Z14, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z14, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z14, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z14, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z14, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z14, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z14, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z14, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z14, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z14, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z14, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z14, Z11
+	VFMADD231PS.BCST 768(DI)(R9*4), Z14, Z12
+	VFMADD231PS.BCST 832(DI)(R9*4), Z14, Z13
+	MOVLQSX          4(R8), R9
+	VMOVUPS          64(SI), Z14
+	VFMADD231PS.BCST (DI)(R9*4), Z14, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z14, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z14, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z14, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z14, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z14, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z14, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z14, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z14, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z14, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z14, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z14, Z11
+	VFMADD231PS.BCST 768(DI)(R9*4), Z14, Z12
+	VFMADD231PS.BCST 832(DI)(R9*4), Z14, Z13
+	MOVLQSX          8(R8), R9
+	VMOVUPS          128(SI), Z14
+	VFMADD231PS.BCST (DI)(R9*4), Z14, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z14, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z14, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z14, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z14, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z14, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z14, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z14, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z14, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z14, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z14, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z14, Z11
+	VFMADD231PS.BCST 768(DI)(R9*4), Z14, Z12
+	VFMADD231PS.BCST 832(DI)(R9*4), Z14, Z13
+	MOVLQSX          12(R8), R9
+	VMOVUPS          192(SI), Z14
+	VFMADD231PS.BCST (DI)(R9*4), Z14, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z14, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z14, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z14, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z14, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z14, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z14, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z14, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z14, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z14, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z14, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z14, Z11
+	VFMADD231PS.BCST 768(DI)(R9*4), Z14, Z12
+	VFMADD231PS.BCST 832(DI)(R9*4), Z14, Z13
+	ADDQ             $0x00000100, SI
+	ADDQ             $0x00000010, R8
+	SUBQ             $0x04, CX
+	JMP              loop4
+
+tail:
+	TESTQ            CX, CX
+	JZ               store
+	MOVLQSX          (R8), R9
+	VMOVUPS          (SI), Z14
+	VFMADD231PS.BCST (DI)(R9*4), Z14, Z0
+	VFMADD231PS.BCST 64(DI)(R9*4), Z14, Z1
+	VFMADD231PS.BCST 128(DI)(R9*4), Z14, Z2
+	VFMADD231PS.BCST 192(DI)(R9*4), Z14, Z3
+	VFMADD231PS.BCST 256(DI)(R9*4), Z14, Z4
+	VFMADD231PS.BCST 320(DI)(R9*4), Z14, Z5
+	VFMADD231PS.BCST 384(DI)(R9*4), Z14, Z6
+	VFMADD231PS.BCST 448(DI)(R9*4), Z14, Z7
+	VFMADD231PS.BCST 512(DI)(R9*4), Z14, Z8
+	VFMADD231PS.BCST 576(DI)(R9*4), Z14, Z9
+	VFMADD231PS.BCST 640(DI)(R9*4), Z14, Z10
+	VFMADD231PS.BCST 704(DI)(R9*4), Z14, Z11
+	VFMADD231PS.BCST 768(DI)(R9*4), Z14, Z12
+	VFMADD231PS.BCST 832(DI)(R9*4), Z14, Z13
+	ADDQ             $0x00000040, SI
+	ADDQ             $0x00000004, R8
+	DECQ             CX
+	JMP              tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	VMOVUPS Z6, 384(DX)
+	VMOVUPS Z7, 448(DX)
+	VMOVUPS Z8, 512(DX)
+	VMOVUPS Z9, 576(DX)
+	VMOVUPS Z10, 640(DX)
+	VMOVUPS Z11, 704(DX)
+	VMOVUPS Z12, 768(DX)
+	VMOVUPS Z13, 832(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_1(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_1(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z2
+	VMOVUPS      64(SI), Z3
+	VBROADCASTSS (DI)(R9*4), Z4
+	VFMADD231PS  Z4, Z2, Z0
+	VFMADD231PS  Z4, Z3, Z1
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z2
+	VMOVUPS      192(SI), Z3
+	VBROADCASTSS (DI)(R9*4), Z4
+	VFMADD231PS  Z4, Z2, Z0
+	VFMADD231PS  Z4, Z3, Z1
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z2
+	VMOVUPS      320(SI), Z3
+	VBROADCASTSS (DI)(R9*4), Z4
+	VFMADD231PS  Z4, Z2, Z0
+	VFMADD231PS  Z4, Z3, Z1
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z2
+	VMOVUPS      448(SI), Z3
+	VBROADCASTSS (DI)(R9*4), Z4
+	VFMADD231PS  Z4, Z2, Z0
+	VFMADD231PS  Z4, Z3, Z1
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z2
+	VMOVUPS      64(SI), Z3
+	VBROADCASTSS (DI)(R9*4), Z4
+	VFMADD231PS  Z4, Z2, Z0
+	VFMADD231PS  Z4, Z3, Z1
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_2(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_2(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z4
+	VMOVUPS      64(SI), Z5
+	VBROADCASTSS (DI)(R9*4), Z6
+	VFMADD231PS  Z6, Z4, Z0
+	VFMADD231PS  Z6, Z5, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z6
+	VFMADD231PS  Z6, Z4, Z2
+	VFMADD231PS  Z6, Z5, Z3
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z4
+	VMOVUPS      192(SI), Z5
+	VBROADCASTSS (DI)(R9*4), Z6
+	VFMADD231PS  Z6, Z4, Z0
+	VFMADD231PS  Z6, Z5, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z6
+	VFMADD231PS  Z6, Z4, Z2
+	VFMADD231PS  Z6, Z5, Z3
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z4
+	VMOVUPS      320(SI), Z5
+	VBROADCASTSS (DI)(R9*4), Z6
+	VFMADD231PS  Z6, Z4, Z0
+	VFMADD231PS  Z6, Z5, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z6
+	VFMADD231PS  Z6, Z4, Z2
+	VFMADD231PS  Z6, Z5, Z3
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z4
+	VMOVUPS      448(SI), Z5
+	VBROADCASTSS (DI)(R9*4), Z6
+	VFMADD231PS  Z6, Z4, Z0
+	VFMADD231PS  Z6, Z5, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z6
+	VFMADD231PS  Z6, Z4, Z2
+	VFMADD231PS  Z6, Z5, Z3
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z4
+	VMOVUPS      64(SI), Z5
+	VBROADCASTSS (DI)(R9*4), Z6
+	VFMADD231PS  Z6, Z4, Z0
+	VFMADD231PS  Z6, Z5, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z6
+	VFMADD231PS  Z6, Z4, Z2
+	VFMADD231PS  Z6, Z5, Z3
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_3(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_3(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z6
+	VMOVUPS      64(SI), Z7
+	VBROADCASTSS (DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z0
+	VFMADD231PS  Z8, Z7, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z2
+	VFMADD231PS  Z8, Z7, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z4
+	VFMADD231PS  Z8, Z7, Z5
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z6
+	VMOVUPS      192(SI), Z7
+	VBROADCASTSS (DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z0
+	VFMADD231PS  Z8, Z7, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z2
+	VFMADD231PS  Z8, Z7, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z4
+	VFMADD231PS  Z8, Z7, Z5
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z6
+	VMOVUPS      320(SI), Z7
+	VBROADCASTSS (DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z0
+	VFMADD231PS  Z8, Z7, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z2
+	VFMADD231PS  Z8, Z7, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z4
+	VFMADD231PS  Z8, Z7, Z5
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z6
+	VMOVUPS      448(SI), Z7
+	VBROADCASTSS (DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z0
+	VFMADD231PS  Z8, Z7, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z2
+	VFMADD231PS  Z8, Z7, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z4
+	VFMADD231PS  Z8, Z7, Z5
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z6
+	VMOVUPS      64(SI), Z7
+	VBROADCASTSS (DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z0
+	VFMADD231PS  Z8, Z7, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z2
+	VFMADD231PS  Z8, Z7, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z8
+	VFMADD231PS  Z8, Z6, Z4
+	VFMADD231PS  Z8, Z7, Z5
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_4(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_4(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z8
+	VMOVUPS      64(SI), Z9
+	VBROADCASTSS (DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z0
+	VFMADD231PS  Z10, Z9, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z2
+	VFMADD231PS  Z10, Z9, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z4
+	VFMADD231PS  Z10, Z9, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z6
+	VFMADD231PS  Z10, Z9, Z7
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z8
+	VMOVUPS      192(SI), Z9
+	VBROADCASTSS (DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z0
+	VFMADD231PS  Z10, Z9, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z2
+	VFMADD231PS  Z10, Z9, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z4
+	VFMADD231PS  Z10, Z9, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z6
+	VFMADD231PS  Z10, Z9, Z7
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z8
+	VMOVUPS      320(SI), Z9
+	VBROADCASTSS (DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z0
+	VFMADD231PS  Z10, Z9, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z2
+	VFMADD231PS  Z10, Z9, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z4
+	VFMADD231PS  Z10, Z9, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z6
+	VFMADD231PS  Z10, Z9, Z7
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z8
+	VMOVUPS      448(SI), Z9
+	VBROADCASTSS (DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z0
+	VFMADD231PS  Z10, Z9, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z2
+	VFMADD231PS  Z10, Z9, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z4
+	VFMADD231PS  Z10, Z9, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z6
+	VFMADD231PS  Z10, Z9, Z7
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z8
+	VMOVUPS      64(SI), Z9
+	VBROADCASTSS (DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z0
+	VFMADD231PS  Z10, Z9, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z2
+	VFMADD231PS  Z10, Z9, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z4
+	VFMADD231PS  Z10, Z9, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z10
+	VFMADD231PS  Z10, Z8, Z6
+	VFMADD231PS  Z10, Z9, Z7
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	VMOVUPS Z6, 192(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VMOVUPS Z7, 192(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_5(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_5(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z10
+	VMOVUPS      64(SI), Z11
+	VBROADCASTSS (DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z0
+	VFMADD231PS  Z12, Z11, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z2
+	VFMADD231PS  Z12, Z11, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z4
+	VFMADD231PS  Z12, Z11, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z6
+	VFMADD231PS  Z12, Z11, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z8
+	VFMADD231PS  Z12, Z11, Z9
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z10
+	VMOVUPS      192(SI), Z11
+	VBROADCASTSS (DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z0
+	VFMADD231PS  Z12, Z11, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z2
+	VFMADD231PS  Z12, Z11, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z4
+	VFMADD231PS  Z12, Z11, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z6
+	VFMADD231PS  Z12, Z11, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z8
+	VFMADD231PS  Z12, Z11, Z9
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z10
+	VMOVUPS      320(SI), Z11
+	VBROADCASTSS (DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z0
+	VFMADD231PS  Z12, Z11, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z2
+	VFMADD231PS  Z12, Z11, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z4
+	VFMADD231PS  Z12, Z11, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z6
+	VFMADD231PS  Z12, Z11, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z8
+	VFMADD231PS  Z12, Z11, Z9
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z10
+	VMOVUPS      448(SI), Z11
+	VBROADCASTSS (DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z0
+	VFMADD231PS  Z12, Z11, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z2
+	VFMADD231PS  Z12, Z11, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z4
+	VFMADD231PS  Z12, Z11, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z6
+	VFMADD231PS  Z12, Z11, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z8
+	VFMADD231PS  Z12, Z11, Z9
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z10
+	VMOVUPS      64(SI), Z11
+	VBROADCASTSS (DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z0
+	VFMADD231PS  Z12, Z11, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z2
+	VFMADD231PS  Z12, Z11, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z4
+	VFMADD231PS  Z12, Z11, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z6
+	VFMADD231PS  Z12, Z11, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z12
+	VFMADD231PS  Z12, Z10, Z8
+	VFMADD231PS  Z12, Z11, Z9
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	VMOVUPS Z6, 192(DX)
+	VMOVUPS Z8, 256(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VMOVUPS Z7, 192(DX)
+	VMOVUPS Z9, 256(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_6(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_6(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z12
+	VMOVUPS      64(SI), Z13
+	VBROADCASTSS (DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z0
+	VFMADD231PS  Z14, Z13, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z2
+	VFMADD231PS  Z14, Z13, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z4
+	VFMADD231PS  Z14, Z13, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z6
+	VFMADD231PS  Z14, Z13, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z8
+	VFMADD231PS  Z14, Z13, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z10
+	VFMADD231PS  Z14, Z13, Z11
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z12
+	VMOVUPS      192(SI), Z13
+	VBROADCASTSS (DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z0
+	VFMADD231PS  Z14, Z13, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z2
+	VFMADD231PS  Z14, Z13, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z4
+	VFMADD231PS  Z14, Z13, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z6
+	VFMADD231PS  Z14, Z13, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z8
+	VFMADD231PS  Z14, Z13, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z10
+	VFMADD231PS  Z14, Z13, Z11
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z12
+	VMOVUPS      320(SI), Z13
+	VBROADCASTSS (DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z0
+	VFMADD231PS  Z14, Z13, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z2
+	VFMADD231PS  Z14, Z13, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z4
+	VFMADD231PS  Z14, Z13, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z6
+	VFMADD231PS  Z14, Z13, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z8
+	VFMADD231PS  Z14, Z13, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z10
+	VFMADD231PS  Z14, Z13, Z11
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z12
+	VMOVUPS      448(SI), Z13
+	VBROADCASTSS (DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z0
+	VFMADD231PS  Z14, Z13, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z2
+	VFMADD231PS  Z14, Z13, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z4
+	VFMADD231PS  Z14, Z13, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z6
+	VFMADD231PS  Z14, Z13, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z8
+	VFMADD231PS  Z14, Z13, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z10
+	VFMADD231PS  Z14, Z13, Z11
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z12
+	VMOVUPS      64(SI), Z13
+	VBROADCASTSS (DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z0
+	VFMADD231PS  Z14, Z13, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z2
+	VFMADD231PS  Z14, Z13, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z4
+	VFMADD231PS  Z14, Z13, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z6
+	VFMADD231PS  Z14, Z13, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z8
+	VFMADD231PS  Z14, Z13, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z14
+	VFMADD231PS  Z14, Z12, Z10
+	VFMADD231PS  Z14, Z13, Z11
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	VMOVUPS Z6, 192(DX)
+	VMOVUPS Z8, 256(DX)
+	VMOVUPS Z10, 320(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VMOVUPS Z7, 192(DX)
+	VMOVUPS Z9, 256(DX)
+	VMOVUPS Z11, 320(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_7(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_7(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z14
+	VMOVUPS      64(SI), Z15
+	VBROADCASTSS (DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z0
+	VFMADD231PS  Z16, Z15, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z2
+	VFMADD231PS  Z16, Z15, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z4
+	VFMADD231PS  Z16, Z15, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z6
+	VFMADD231PS  Z16, Z15, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z8
+	VFMADD231PS  Z16, Z15, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z10
+	VFMADD231PS  Z16, Z15, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z12
+	VFMADD231PS  Z16, Z15, Z13
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z14
+	VMOVUPS      192(SI), Z15
+	VBROADCASTSS (DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z0
+	VFMADD231PS  Z16, Z15, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z2
+	VFMADD231PS  Z16, Z15, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z4
+	VFMADD231PS  Z16, Z15, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z6
+	VFMADD231PS  Z16, Z15, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z8
+	VFMADD231PS  Z16, Z15, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z10
+	VFMADD231PS  Z16, Z15, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z12
+	VFMADD231PS  Z16, Z15, Z13
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z14
+	VMOVUPS      320(SI), Z15
+	VBROADCASTSS (DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z0
+	VFMADD231PS  Z16, Z15, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z2
+	VFMADD231PS  Z16, Z15, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z4
+	VFMADD231PS  Z16, Z15, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z6
+	VFMADD231PS  Z16, Z15, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z8
+	VFMADD231PS  Z16, Z15, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z10
+	VFMADD231PS  Z16, Z15, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z12
+	VFMADD231PS  Z16, Z15, Z13
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z14
+	VMOVUPS      448(SI), Z15
+	VBROADCASTSS (DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z0
+	VFMADD231PS  Z16, Z15, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z2
+	VFMADD231PS  Z16, Z15, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z4
+	VFMADD231PS  Z16, Z15, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z6
+	VFMADD231PS  Z16, Z15, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z8
+	VFMADD231PS  Z16, Z15, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z10
+	VFMADD231PS  Z16, Z15, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z12
+	VFMADD231PS  Z16, Z15, Z13
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z14
+	VMOVUPS      64(SI), Z15
+	VBROADCASTSS (DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z0
+	VFMADD231PS  Z16, Z15, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z2
+	VFMADD231PS  Z16, Z15, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z4
+	VFMADD231PS  Z16, Z15, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z6
+	VFMADD231PS  Z16, Z15, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z8
+	VFMADD231PS  Z16, Z15, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z10
+	VFMADD231PS  Z16, Z15, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z16
+	VFMADD231PS  Z16, Z14, Z12
+	VFMADD231PS  Z16, Z15, Z13
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	VMOVUPS Z6, 192(DX)
+	VMOVUPS Z8, 256(DX)
+	VMOVUPS Z10, 320(DX)
+	VMOVUPS Z12, 384(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VMOVUPS Z7, 192(DX)
+	VMOVUPS Z9, 256(DX)
+	VMOVUPS Z11, 320(DX)
+	VMOVUPS Z13, 384(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_8(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_8(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z16
+	VMOVUPS      64(SI), Z17
+	VBROADCASTSS (DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z0
+	VFMADD231PS  Z18, Z17, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z2
+	VFMADD231PS  Z18, Z17, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z4
+	VFMADD231PS  Z18, Z17, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z6
+	VFMADD231PS  Z18, Z17, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z8
+	VFMADD231PS  Z18, Z17, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z10
+	VFMADD231PS  Z18, Z17, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z12
+	VFMADD231PS  Z18, Z17, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z14
+	VFMADD231PS  Z18, Z17, Z15
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z16
+	VMOVUPS      192(SI), Z17
+	VBROADCASTSS (DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z0
+	VFMADD231PS  Z18, Z17, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z2
+	VFMADD231PS  Z18, Z17, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z4
+	VFMADD231PS  Z18, Z17, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z6
+	VFMADD231PS  Z18, Z17, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z8
+	VFMADD231PS  Z18, Z17, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z10
+	VFMADD231PS  Z18, Z17, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z12
+	VFMADD231PS  Z18, Z17, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z14
+	VFMADD231PS  Z18, Z17, Z15
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z16
+	VMOVUPS      320(SI), Z17
+	VBROADCASTSS (DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z0
+	VFMADD231PS  Z18, Z17, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z2
+	VFMADD231PS  Z18, Z17, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z4
+	VFMADD231PS  Z18, Z17, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z6
+	VFMADD231PS  Z18, Z17, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z8
+	VFMADD231PS  Z18, Z17, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z10
+	VFMADD231PS  Z18, Z17, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z12
+	VFMADD231PS  Z18, Z17, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z14
+	VFMADD231PS  Z18, Z17, Z15
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z16
+	VMOVUPS      448(SI), Z17
+	VBROADCASTSS (DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z0
+	VFMADD231PS  Z18, Z17, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z2
+	VFMADD231PS  Z18, Z17, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z4
+	VFMADD231PS  Z18, Z17, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z6
+	VFMADD231PS  Z18, Z17, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z8
+	VFMADD231PS  Z18, Z17, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z10
+	VFMADD231PS  Z18, Z17, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z12
+	VFMADD231PS  Z18, Z17, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z14
+	VFMADD231PS  Z18, Z17, Z15
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z16
+	VMOVUPS      64(SI), Z17
+	VBROADCASTSS (DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z0
+	VFMADD231PS  Z18, Z17, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z2
+	VFMADD231PS  Z18, Z17, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z4
+	VFMADD231PS  Z18, Z17, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z6
+	VFMADD231PS  Z18, Z17, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z8
+	VFMADD231PS  Z18, Z17, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z10
+	VFMADD231PS  Z18, Z17, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z12
+	VFMADD231PS  Z18, Z17, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z18
+	VFMADD231PS  Z18, Z16, Z14
+	VFMADD231PS  Z18, Z17, Z15
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	VMOVUPS Z6, 192(DX)
+	VMOVUPS Z8, 256(DX)
+	VMOVUPS Z10, 320(DX)
+	VMOVUPS Z12, 384(DX)
+	VMOVUPS Z14, 448(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VMOVUPS Z7, 192(DX)
+	VMOVUPS Z9, 256(DX)
+	VMOVUPS Z11, 320(DX)
+	VMOVUPS Z13, 384(DX)
+	VMOVUPS Z15, 448(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_9(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_9(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z18
+	VMOVUPS      64(SI), Z19
+	VBROADCASTSS (DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z0
+	VFMADD231PS  Z20, Z19, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z2
+	VFMADD231PS  Z20, Z19, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z4
+	VFMADD231PS  Z20, Z19, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z6
+	VFMADD231PS  Z20, Z19, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z8
+	VFMADD231PS  Z20, Z19, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z10
+	VFMADD231PS  Z20, Z19, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z12
+	VFMADD231PS  Z20, Z19, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z14
+	VFMADD231PS  Z20, Z19, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z16
+	VFMADD231PS  Z20, Z19, Z17
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z18
+	VMOVUPS      192(SI), Z19
+	VBROADCASTSS (DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z0
+	VFMADD231PS  Z20, Z19, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z2
+	VFMADD231PS  Z20, Z19, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z4
+	VFMADD231PS  Z20, Z19, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z6
+	VFMADD231PS  Z20, Z19, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z8
+	VFMADD231PS  Z20, Z19, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z10
+	VFMADD231PS  Z20, Z19, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z12
+	VFMADD231PS  Z20, Z19, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z14
+	VFMADD231PS  Z20, Z19, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z16
+	VFMADD231PS  Z20, Z19, Z17
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z18
+	VMOVUPS      320(SI), Z19
+	VBROADCASTSS (DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z0
+	VFMADD231PS  Z20, Z19, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z2
+	VFMADD231PS  Z20, Z19, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z4
+	VFMADD231PS  Z20, Z19, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z6
+	VFMADD231PS  Z20, Z19, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z8
+	VFMADD231PS  Z20, Z19, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z10
+	VFMADD231PS  Z20, Z19, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z12
+	VFMADD231PS  Z20, Z19, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z14
+	VFMADD231PS  Z20, Z19, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z16
+	VFMADD231PS  Z20, Z19, Z17
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z18
+	VMOVUPS      448(SI), Z19
+	VBROADCASTSS (DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z0
+	VFMADD231PS  Z20, Z19, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z2
+	VFMADD231PS  Z20, Z19, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z4
+	VFMADD231PS  Z20, Z19, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z6
+	VFMADD231PS  Z20, Z19, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z8
+	VFMADD231PS  Z20, Z19, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z10
+	VFMADD231PS  Z20, Z19, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z12
+	VFMADD231PS  Z20, Z19, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z14
+	VFMADD231PS  Z20, Z19, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z16
+	VFMADD231PS  Z20, Z19, Z17
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z18
+	VMOVUPS      64(SI), Z19
+	VBROADCASTSS (DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z0
+	VFMADD231PS  Z20, Z19, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z2
+	VFMADD231PS  Z20, Z19, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z4
+	VFMADD231PS  Z20, Z19, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z6
+	VFMADD231PS  Z20, Z19, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z8
+	VFMADD231PS  Z20, Z19, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z10
+	VFMADD231PS  Z20, Z19, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z12
+	VFMADD231PS  Z20, Z19, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z14
+	VFMADD231PS  Z20, Z19, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z20
+	VFMADD231PS  Z20, Z18, Z16
+	VFMADD231PS  Z20, Z19, Z17
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	VMOVUPS Z6, 192(DX)
+	VMOVUPS Z8, 256(DX)
+	VMOVUPS Z10, 320(DX)
+	VMOVUPS Z12, 384(DX)
+	VMOVUPS Z14, 448(DX)
+	VMOVUPS Z16, 512(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VMOVUPS Z7, 192(DX)
+	VMOVUPS Z9, 256(DX)
+	VMOVUPS Z11, 320(DX)
+	VMOVUPS Z13, 384(DX)
+	VMOVUPS Z15, 448(DX)
+	VMOVUPS Z17, 512(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_10(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_10(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z20
+	VMOVUPS      64(SI), Z21
+	VBROADCASTSS (DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z0
+	VFMADD231PS  Z22, Z21, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z2
+	VFMADD231PS  Z22, Z21, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z4
+	VFMADD231PS  Z22, Z21, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z6
+	VFMADD231PS  Z22, Z21, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z8
+	VFMADD231PS  Z22, Z21, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z10
+	VFMADD231PS  Z22, Z21, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z12
+	VFMADD231PS  Z22, Z21, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z14
+	VFMADD231PS  Z22, Z21, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z16
+	VFMADD231PS  Z22, Z21, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z18
+	VFMADD231PS  Z22, Z21, Z19
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z20
+	VMOVUPS      192(SI), Z21
+	VBROADCASTSS (DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z0
+	VFMADD231PS  Z22, Z21, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z2
+	VFMADD231PS  Z22, Z21, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z4
+	VFMADD231PS  Z22, Z21, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z6
+	VFMADD231PS  Z22, Z21, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z8
+	VFMADD231PS  Z22, Z21, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z10
+	VFMADD231PS  Z22, Z21, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z12
+	VFMADD231PS  Z22, Z21, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z14
+	VFMADD231PS  Z22, Z21, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z16
+	VFMADD231PS  Z22, Z21, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z18
+	VFMADD231PS  Z22, Z21, Z19
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z20
+	VMOVUPS      320(SI), Z21
+	VBROADCASTSS (DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z0
+	VFMADD231PS  Z22, Z21, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z2
+	VFMADD231PS  Z22, Z21, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z4
+	VFMADD231PS  Z22, Z21, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z6
+	VFMADD231PS  Z22, Z21, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z8
+	VFMADD231PS  Z22, Z21, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z10
+	VFMADD231PS  Z22, Z21, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z12
+	VFMADD231PS  Z22, Z21, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z14
+	VFMADD231PS  Z22, Z21, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z16
+	VFMADD231PS  Z22, Z21, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z18
+	VFMADD231PS  Z22, Z21, Z19
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z20
+	VMOVUPS      448(SI), Z21
+	VBROADCASTSS (DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z0
+	VFMADD231PS  Z22, Z21, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z2
+	VFMADD231PS  Z22, Z21, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z4
+	VFMADD231PS  Z22, Z21, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z6
+	VFMADD231PS  Z22, Z21, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z8
+	VFMADD231PS  Z22, Z21, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z10
+	VFMADD231PS  Z22, Z21, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z12
+	VFMADD231PS  Z22, Z21, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z14
+	VFMADD231PS  Z22, Z21, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z16
+	VFMADD231PS  Z22, Z21, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z18
+	VFMADD231PS  Z22, Z21, Z19
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z20
+	VMOVUPS      64(SI), Z21
+	VBROADCASTSS (DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z0
+	VFMADD231PS  Z22, Z21, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z2
+	VFMADD231PS  Z22, Z21, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z4
+	VFMADD231PS  Z22, Z21, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z6
+	VFMADD231PS  Z22, Z21, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z8
+	VFMADD231PS  Z22, Z21, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z10
+	VFMADD231PS  Z22, Z21, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z12
+	VFMADD231PS  Z22, Z21, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z14
+	VFMADD231PS  Z22, Z21, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z16
+	VFMADD231PS  Z22, Z21, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z22
+	VFMADD231PS  Z22, Z20, Z18
+	VFMADD231PS  Z22, Z21, Z19
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	VMOVUPS Z6, 192(DX)
+	VMOVUPS Z8, 256(DX)
+	VMOVUPS Z10, 320(DX)
+	VMOVUPS Z12, 384(DX)
+	VMOVUPS Z14, 448(DX)
+	VMOVUPS Z16, 512(DX)
+	VMOVUPS Z18, 576(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VMOVUPS Z7, 192(DX)
+	VMOVUPS Z9, 256(DX)
+	VMOVUPS Z11, 320(DX)
+	VMOVUPS Z13, 384(DX)
+	VMOVUPS Z15, 448(DX)
+	VMOVUPS Z17, 512(DX)
+	VMOVUPS Z19, 576(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_11(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_11(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z22
+	VMOVUPS      64(SI), Z23
+	VBROADCASTSS (DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z0
+	VFMADD231PS  Z24, Z23, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z2
+	VFMADD231PS  Z24, Z23, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z4
+	VFMADD231PS  Z24, Z23, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z6
+	VFMADD231PS  Z24, Z23, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z8
+	VFMADD231PS  Z24, Z23, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z10
+	VFMADD231PS  Z24, Z23, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z12
+	VFMADD231PS  Z24, Z23, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z14
+	VFMADD231PS  Z24, Z23, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z16
+	VFMADD231PS  Z24, Z23, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z18
+	VFMADD231PS  Z24, Z23, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z20
+	VFMADD231PS  Z24, Z23, Z21
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z22
+	VMOVUPS      192(SI), Z23
+	VBROADCASTSS (DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z0
+	VFMADD231PS  Z24, Z23, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z2
+	VFMADD231PS  Z24, Z23, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z4
+	VFMADD231PS  Z24, Z23, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z6
+	VFMADD231PS  Z24, Z23, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z8
+	VFMADD231PS  Z24, Z23, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z10
+	VFMADD231PS  Z24, Z23, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z12
+	VFMADD231PS  Z24, Z23, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z14
+	VFMADD231PS  Z24, Z23, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z16
+	VFMADD231PS  Z24, Z23, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z18
+	VFMADD231PS  Z24, Z23, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z20
+	VFMADD231PS  Z24, Z23, Z21
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z22
+	VMOVUPS      320(SI), Z23
+	VBROADCASTSS (DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z0
+	VFMADD231PS  Z24, Z23, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z2
+	VFMADD231PS  Z24, Z23, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z4
+	VFMADD231PS  Z24, Z23, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z6
+	VFMADD231PS  Z24, Z23, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z8
+	VFMADD231PS  Z24, Z23, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z10
+	VFMADD231PS  Z24, Z23, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z12
+	VFMADD231PS  Z24, Z23, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z14
+	VFMADD231PS  Z24, Z23, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z16
+	VFMADD231PS  Z24, Z23, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z18
+	VFMADD231PS  Z24, Z23, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z20
+	VFMADD231PS  Z24, Z23, Z21
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z22
+	VMOVUPS      448(SI), Z23
+	VBROADCASTSS (DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z0
+	VFMADD231PS  Z24, Z23, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z2
+	VFMADD231PS  Z24, Z23, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z4
+	VFMADD231PS  Z24, Z23, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z6
+	VFMADD231PS  Z24, Z23, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z8
+	VFMADD231PS  Z24, Z23, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z10
+	VFMADD231PS  Z24, Z23, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z12
+	VFMADD231PS  Z24, Z23, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z14
+	VFMADD231PS  Z24, Z23, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z16
+	VFMADD231PS  Z24, Z23, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z18
+	VFMADD231PS  Z24, Z23, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z20
+	VFMADD231PS  Z24, Z23, Z21
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z22
+	VMOVUPS      64(SI), Z23
+	VBROADCASTSS (DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z0
+	VFMADD231PS  Z24, Z23, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z2
+	VFMADD231PS  Z24, Z23, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z4
+	VFMADD231PS  Z24, Z23, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z6
+	VFMADD231PS  Z24, Z23, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z8
+	VFMADD231PS  Z24, Z23, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z10
+	VFMADD231PS  Z24, Z23, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z12
+	VFMADD231PS  Z24, Z23, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z14
+	VFMADD231PS  Z24, Z23, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z16
+	VFMADD231PS  Z24, Z23, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z18
+	VFMADD231PS  Z24, Z23, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z24
+	VFMADD231PS  Z24, Z22, Z20
+	VFMADD231PS  Z24, Z23, Z21
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	VMOVUPS Z6, 192(DX)
+	VMOVUPS Z8, 256(DX)
+	VMOVUPS Z10, 320(DX)
+	VMOVUPS Z12, 384(DX)
+	VMOVUPS Z14, 448(DX)
+	VMOVUPS Z16, 512(DX)
+	VMOVUPS Z18, 576(DX)
+	VMOVUPS Z20, 640(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VMOVUPS Z7, 192(DX)
+	VMOVUPS Z9, 256(DX)
+	VMOVUPS Z11, 320(DX)
+	VMOVUPS Z13, 384(DX)
+	VMOVUPS Z15, 448(DX)
+	VMOVUPS Z17, 512(DX)
+	VMOVUPS Z19, 576(DX)
+	VMOVUPS Z21, 640(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_12(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_12(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z24
+	VMOVUPS      64(SI), Z25
+	VBROADCASTSS (DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z0
+	VFMADD231PS  Z26, Z25, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z2
+	VFMADD231PS  Z26, Z25, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z4
+	VFMADD231PS  Z26, Z25, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z6
+	VFMADD231PS  Z26, Z25, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z8
+	VFMADD231PS  Z26, Z25, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z10
+	VFMADD231PS  Z26, Z25, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z12
+	VFMADD231PS  Z26, Z25, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z14
+	VFMADD231PS  Z26, Z25, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z16
+	VFMADD231PS  Z26, Z25, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z18
+	VFMADD231PS  Z26, Z25, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z20
+	VFMADD231PS  Z26, Z25, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z22
+	VFMADD231PS  Z26, Z25, Z23
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z24
+	VMOVUPS      192(SI), Z25
+	VBROADCASTSS (DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z0
+	VFMADD231PS  Z26, Z25, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z2
+	VFMADD231PS  Z26, Z25, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z4
+	VFMADD231PS  Z26, Z25, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z6
+	VFMADD231PS  Z26, Z25, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z8
+	VFMADD231PS  Z26, Z25, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z10
+	VFMADD231PS  Z26, Z25, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z12
+	VFMADD231PS  Z26, Z25, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z14
+	VFMADD231PS  Z26, Z25, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z16
+	VFMADD231PS  Z26, Z25, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z18
+	VFMADD231PS  Z26, Z25, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z20
+	VFMADD231PS  Z26, Z25, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z22
+	VFMADD231PS  Z26, Z25, Z23
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z24
+	VMOVUPS      320(SI), Z25
+	VBROADCASTSS (DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z0
+	VFMADD231PS  Z26, Z25, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z2
+	VFMADD231PS  Z26, Z25, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z4
+	VFMADD231PS  Z26, Z25, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z6
+	VFMADD231PS  Z26, Z25, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z8
+	VFMADD231PS  Z26, Z25, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z10
+	VFMADD231PS  Z26, Z25, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z12
+	VFMADD231PS  Z26, Z25, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z14
+	VFMADD231PS  Z26, Z25, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z16
+	VFMADD231PS  Z26, Z25, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z18
+	VFMADD231PS  Z26, Z25, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z20
+	VFMADD231PS  Z26, Z25, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z22
+	VFMADD231PS  Z26, Z25, Z23
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z24
+	VMOVUPS      448(SI), Z25
+	VBROADCASTSS (DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z0
+	VFMADD231PS  Z26, Z25, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z2
+	VFMADD231PS  Z26, Z25, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z4
+	VFMADD231PS  Z26, Z25, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z6
+	VFMADD231PS  Z26, Z25, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z8
+	VFMADD231PS  Z26, Z25, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z10
+	VFMADD231PS  Z26, Z25, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z12
+	VFMADD231PS  Z26, Z25, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z14
+	VFMADD231PS  Z26, Z25, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z16
+	VFMADD231PS  Z26, Z25, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z18
+	VFMADD231PS  Z26, Z25, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z20
+	VFMADD231PS  Z26, Z25, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z22
+	VFMADD231PS  Z26, Z25, Z23
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z24
+	VMOVUPS      64(SI), Z25
+	VBROADCASTSS (DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z0
+	VFMADD231PS  Z26, Z25, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z2
+	VFMADD231PS  Z26, Z25, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z4
+	VFMADD231PS  Z26, Z25, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z6
+	VFMADD231PS  Z26, Z25, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z8
+	VFMADD231PS  Z26, Z25, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z10
+	VFMADD231PS  Z26, Z25, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z12
+	VFMADD231PS  Z26, Z25, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z14
+	VFMADD231PS  Z26, Z25, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z16
+	VFMADD231PS  Z26, Z25, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z18
+	VFMADD231PS  Z26, Z25, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z20
+	VFMADD231PS  Z26, Z25, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z26
+	VFMADD231PS  Z26, Z24, Z22
+	VFMADD231PS  Z26, Z25, Z23
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	VMOVUPS Z6, 192(DX)
+	VMOVUPS Z8, 256(DX)
+	VMOVUPS Z10, 320(DX)
+	VMOVUPS Z12, 384(DX)
+	VMOVUPS Z14, 448(DX)
+	VMOVUPS Z16, 512(DX)
+	VMOVUPS Z18, 576(DX)
+	VMOVUPS Z20, 640(DX)
+	VMOVUPS Z22, 704(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VMOVUPS Z7, 192(DX)
+	VMOVUPS Z9, 256(DX)
+	VMOVUPS Z11, 320(DX)
+	VMOVUPS Z13, 384(DX)
+	VMOVUPS Z15, 448(DX)
+	VMOVUPS Z17, 512(DX)
+	VMOVUPS Z19, 576(DX)
+	VMOVUPS Z21, 640(DX)
+	VMOVUPS Z23, 704(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_13(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_13(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+	VXORPS Z24, Z24, Z24
+	VXORPS Z25, Z25, Z25
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z26
+	VMOVUPS      64(SI), Z27
+	VBROADCASTSS (DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z0
+	VFMADD231PS  Z28, Z27, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z2
+	VFMADD231PS  Z28, Z27, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z4
+	VFMADD231PS  Z28, Z27, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z6
+	VFMADD231PS  Z28, Z27, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z8
+	VFMADD231PS  Z28, Z27, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z10
+	VFMADD231PS  Z28, Z27, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z12
+	VFMADD231PS  Z28, Z27, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z14
+	VFMADD231PS  Z28, Z27, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z16
+	VFMADD231PS  Z28, Z27, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z18
+	VFMADD231PS  Z28, Z27, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z20
+	VFMADD231PS  Z28, Z27, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z22
+	VFMADD231PS  Z28, Z27, Z23
+	VBROADCASTSS 768(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z24
+	VFMADD231PS  Z28, Z27, Z25
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z26
+	VMOVUPS      192(SI), Z27
+	VBROADCASTSS (DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z0
+	VFMADD231PS  Z28, Z27, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z2
+	VFMADD231PS  Z28, Z27, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z4
+	VFMADD231PS  Z28, Z27, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z6
+	VFMADD231PS  Z28, Z27, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z8
+	VFMADD231PS  Z28, Z27, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z10
+	VFMADD231PS  Z28, Z27, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z12
+	VFMADD231PS  Z28, Z27, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z14
+	VFMADD231PS  Z28, Z27, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z16
+	VFMADD231PS  Z28, Z27, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z18
+	VFMADD231PS  Z28, Z27, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z20
+	VFMADD231PS  Z28, Z27, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z22
+	VFMADD231PS  Z28, Z27, Z23
+	VBROADCASTSS 768(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z24
+	VFMADD231PS  Z28, Z27, Z25
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z26
+	VMOVUPS      320(SI), Z27
+	VBROADCASTSS (DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z0
+	VFMADD231PS  Z28, Z27, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z2
+	VFMADD231PS  Z28, Z27, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z4
+	VFMADD231PS  Z28, Z27, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z6
+	VFMADD231PS  Z28, Z27, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z8
+	VFMADD231PS  Z28, Z27, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z10
+	VFMADD231PS  Z28, Z27, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z12
+	VFMADD231PS  Z28, Z27, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z14
+	VFMADD231PS  Z28, Z27, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z16
+	VFMADD231PS  Z28, Z27, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z18
+	VFMADD231PS  Z28, Z27, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z20
+	VFMADD231PS  Z28, Z27, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z22
+	VFMADD231PS  Z28, Z27, Z23
+	VBROADCASTSS 768(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z24
+	VFMADD231PS  Z28, Z27, Z25
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z26
+	VMOVUPS      448(SI), Z27
+	VBROADCASTSS (DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z0
+	VFMADD231PS  Z28, Z27, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z2
+	VFMADD231PS  Z28, Z27, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z4
+	VFMADD231PS  Z28, Z27, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z6
+	VFMADD231PS  Z28, Z27, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z8
+	VFMADD231PS  Z28, Z27, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z10
+	VFMADD231PS  Z28, Z27, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z12
+	VFMADD231PS  Z28, Z27, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z14
+	VFMADD231PS  Z28, Z27, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z16
+	VFMADD231PS  Z28, Z27, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z18
+	VFMADD231PS  Z28, Z27, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z20
+	VFMADD231PS  Z28, Z27, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z22
+	VFMADD231PS  Z28, Z27, Z23
+	VBROADCASTSS 768(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z24
+	VFMADD231PS  Z28, Z27, Z25
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z26
+	VMOVUPS      64(SI), Z27
+	VBROADCASTSS (DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z0
+	VFMADD231PS  Z28, Z27, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z2
+	VFMADD231PS  Z28, Z27, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z4
+	VFMADD231PS  Z28, Z27, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z6
+	VFMADD231PS  Z28, Z27, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z8
+	VFMADD231PS  Z28, Z27, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z10
+	VFMADD231PS  Z28, Z27, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z12
+	VFMADD231PS  Z28, Z27, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z14
+	VFMADD231PS  Z28, Z27, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z16
+	VFMADD231PS  Z28, Z27, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z18
+	VFMADD231PS  Z28, Z27, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z20
+	VFMADD231PS  Z28, Z27, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z22
+	VFMADD231PS  Z28, Z27, Z23
+	VBROADCASTSS 768(DI)(R9*4), Z28
+	VFMADD231PS  Z28, Z26, Z24
+	VFMADD231PS  Z28, Z27, Z25
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	VMOVUPS Z6, 192(DX)
+	VMOVUPS Z8, 256(DX)
+	VMOVUPS Z10, 320(DX)
+	VMOVUPS Z12, 384(DX)
+	VMOVUPS Z14, 448(DX)
+	VMOVUPS Z16, 512(DX)
+	VMOVUPS Z18, 576(DX)
+	VMOVUPS Z20, 640(DX)
+	VMOVUPS Z22, 704(DX)
+	VMOVUPS Z24, 768(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VMOVUPS Z7, 192(DX)
+	VMOVUPS Z9, 256(DX)
+	VMOVUPS Z11, 320(DX)
+	VMOVUPS Z13, 384(DX)
+	VMOVUPS Z15, 448(DX)
+	VMOVUPS Z17, 512(DX)
+	VMOVUPS Z19, 576(DX)
+	VMOVUPS Z21, 640(DX)
+	VMOVUPS Z23, 704(DX)
+	VMOVUPS Z25, 768(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX512_2_14(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoGemmCAVX512_2_14(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+	VXORPS Z24, Z24, Z24
+	VXORPS Z25, Z25, Z25
+	VXORPS Z26, Z26, Z26
+	VXORPS Z27, Z27, Z27
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z28
+	VMOVUPS      64(SI), Z29
+	VBROADCASTSS (DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z0
+	VFMADD231PS  Z30, Z29, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z2
+	VFMADD231PS  Z30, Z29, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z4
+	VFMADD231PS  Z30, Z29, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z6
+	VFMADD231PS  Z30, Z29, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z8
+	VFMADD231PS  Z30, Z29, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z10
+	VFMADD231PS  Z30, Z29, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z12
+	VFMADD231PS  Z30, Z29, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z14
+	VFMADD231PS  Z30, Z29, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z16
+	VFMADD231PS  Z30, Z29, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z18
+	VFMADD231PS  Z30, Z29, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z20
+	VFMADD231PS  Z30, Z29, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z22
+	VFMADD231PS  Z30, Z29, Z23
+	VBROADCASTSS 768(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z24
+	VFMADD231PS  Z30, Z29, Z25
+	VBROADCASTSS 832(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z26
+	VFMADD231PS  Z30, Z29, Z27
+	MOVLQSX      4(R8), R9
+	VMOVUPS      128(SI), Z28
+	VMOVUPS      192(SI), Z29
+	VBROADCASTSS (DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z0
+	VFMADD231PS  Z30, Z29, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z2
+	VFMADD231PS  Z30, Z29, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z4
+	VFMADD231PS  Z30, Z29, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z6
+	VFMADD231PS  Z30, Z29, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z8
+	VFMADD231PS  Z30, Z29, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z10
+	VFMADD231PS  Z30, Z29, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z12
+	VFMADD231PS  Z30, Z29, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z14
+	VFMADD231PS  Z30, Z29, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z16
+	VFMADD231PS  Z30, Z29, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z18
+	VFMADD231PS  Z30, Z29, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z20
+	VFMADD231PS  Z30, Z29, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z22
+	VFMADD231PS  Z30, Z29, Z23
+	VBROADCASTSS 768(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z24
+	VFMADD231PS  Z30, Z29, Z25
+	VBROADCASTSS 832(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z26
+	VFMADD231PS  Z30, Z29, Z27
+	MOVLQSX      8(R8), R9
+	VMOVUPS      256(SI), Z28
+	VMOVUPS      320(SI), Z29
+	VBROADCASTSS (DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z0
+	VFMADD231PS  Z30, Z29, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z2
+	VFMADD231PS  Z30, Z29, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z4
+	VFMADD231PS  Z30, Z29, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z6
+	VFMADD231PS  Z30, Z29, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z8
+	VFMADD231PS  Z30, Z29, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z10
+	VFMADD231PS  Z30, Z29, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z12
+	VFMADD231PS  Z30, Z29, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z14
+	VFMADD231PS  Z30, Z29, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z16
+	VFMADD231PS  Z30, Z29, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z18
+	VFMADD231PS  Z30, Z29, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z20
+	VFMADD231PS  Z30, Z29, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z22
+	VFMADD231PS  Z30, Z29, Z23
+	VBROADCASTSS 768(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z24
+	VFMADD231PS  Z30, Z29, Z25
+	VBROADCASTSS 832(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z26
+	VFMADD231PS  Z30, Z29, Z27
+	MOVLQSX      12(R8), R9
+	VMOVUPS      384(SI), Z28
+	VMOVUPS      448(SI), Z29
+	VBROADCASTSS (DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z0
+	VFMADD231PS  Z30, Z29, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z2
+	VFMADD231PS  Z30, Z29, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z4
+	VFMADD231PS  Z30, Z29, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z6
+	VFMADD231PS  Z30, Z29, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z8
+	VFMADD231PS  Z30, Z29, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z10
+	VFMADD231PS  Z30, Z29, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z12
+	VFMADD231PS  Z30, Z29, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z14
+	VFMADD231PS  Z30, Z29, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z16
+	VFMADD231PS  Z30, Z29, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z18
+	VFMADD231PS  Z30, Z29, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z20
+	VFMADD231PS  Z30, Z29, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z22
+	VFMADD231PS  Z30, Z29, Z23
+	VBROADCASTSS 768(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z24
+	VFMADD231PS  Z30, Z29, Z25
+	VBROADCASTSS 832(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z26
+	VFMADD231PS  Z30, Z29, Z27
+	ADDQ         $0x00000200, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Z28
+	VMOVUPS      64(SI), Z29
+	VBROADCASTSS (DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z0
+	VFMADD231PS  Z30, Z29, Z1
+	VBROADCASTSS 64(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z2
+	VFMADD231PS  Z30, Z29, Z3
+	VBROADCASTSS 128(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z4
+	VFMADD231PS  Z30, Z29, Z5
+	VBROADCASTSS 192(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z6
+	VFMADD231PS  Z30, Z29, Z7
+	VBROADCASTSS 256(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z8
+	VFMADD231PS  Z30, Z29, Z9
+	VBROADCASTSS 320(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z10
+	VFMADD231PS  Z30, Z29, Z11
+	VBROADCASTSS 384(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z12
+	VFMADD231PS  Z30, Z29, Z13
+	VBROADCASTSS 448(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z14
+	VFMADD231PS  Z30, Z29, Z15
+	VBROADCASTSS 512(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z16
+	VFMADD231PS  Z30, Z29, Z17
+	VBROADCASTSS 576(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z18
+	VFMADD231PS  Z30, Z29, Z19
+	VBROADCASTSS 640(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z20
+	VFMADD231PS  Z30, Z29, Z21
+	VBROADCASTSS 704(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z22
+	VFMADD231PS  Z30, Z29, Z23
+	VBROADCASTSS 768(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z24
+	VFMADD231PS  Z30, Z29, Z25
+	VBROADCASTSS 832(DI)(R9*4), Z30
+	VFMADD231PS  Z30, Z28, Z26
+	VFMADD231PS  Z30, Z29, Z27
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z2, 64(DX)
+	VMOVUPS Z4, 128(DX)
+	VMOVUPS Z6, 192(DX)
+	VMOVUPS Z8, 256(DX)
+	VMOVUPS Z10, 320(DX)
+	VMOVUPS Z12, 384(DX)
+	VMOVUPS Z14, 448(DX)
+	VMOVUPS Z16, 512(DX)
+	VMOVUPS Z18, 576(DX)
+	VMOVUPS Z20, 640(DX)
+	VMOVUPS Z22, 704(DX)
+	VMOVUPS Z24, 768(DX)
+	VMOVUPS Z26, 832(DX)
+	ADDQ    R10, DX
+	VMOVUPS Z1, (DX)
+	VMOVUPS Z3, 64(DX)
+	VMOVUPS Z5, 128(DX)
+	VMOVUPS Z7, 192(DX)
+	VMOVUPS Z9, 256(DX)
+	VMOVUPS Z11, 320(DX)
+	VMOVUPS Z13, 384(DX)
+	VMOVUPS Z15, 448(DX)
+	VMOVUPS Z17, 512(DX)
+	VMOVUPS Z19, 576(DX)
+	VMOVUPS Z21, 640(DX)
+	VMOVUPS Z23, 704(DX)
+	VMOVUPS Z25, 768(DX)
+	VMOVUPS Z27, 832(DX)
+	VZEROUPPER
+	RET

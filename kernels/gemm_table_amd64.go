@@ -24,6 +24,11 @@ var convTKernelsAVX512 = [][]convTFunc{
 	{convTAVX512_2_1, convTAVX512_2_2, convTAVX512_2_3, convTAVX512_2_4, convTAVX512_2_5, convTAVX512_2_6, convTAVX512_2_7, convTAVX512_2_8, convTAVX512_2_9, convTAVX512_2_10, convTAVX512_2_11, convTAVX512_2_12, convTAVX512_2_13, convTAVX512_2_14},
 }
 
+var winoGemmCKernelsAVX512 = [][]winoGemmCFunc{
+	{winoGemmCAVX512_1_1, winoGemmCAVX512_1_2, winoGemmCAVX512_1_3, winoGemmCAVX512_1_4, winoGemmCAVX512_1_5, winoGemmCAVX512_1_6, winoGemmCAVX512_1_7, winoGemmCAVX512_1_8, winoGemmCAVX512_1_9, winoGemmCAVX512_1_10, winoGemmCAVX512_1_11, winoGemmCAVX512_1_12, winoGemmCAVX512_1_13, winoGemmCAVX512_1_14},
+	{winoGemmCAVX512_2_1, winoGemmCAVX512_2_2, winoGemmCAVX512_2_3, winoGemmCAVX512_2_4, winoGemmCAVX512_2_5, winoGemmCAVX512_2_6, winoGemmCAVX512_2_7, winoGemmCAVX512_2_8, winoGemmCAVX512_2_9, winoGemmCAVX512_2_10, winoGemmCAVX512_2_11, winoGemmCAVX512_2_12, winoGemmCAVX512_2_13, winoGemmCAVX512_2_14},
+}
+
 // Register tile and vector width of the AVX2 kernels.
 const (
 	mrAVX2 = 6

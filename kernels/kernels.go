@@ -101,7 +101,22 @@ type kernelSet struct {
 	peakFlops int                                       // flops per iteration of peak
 	ew        *vecKernels                               // elementwise training kernels (vec.go), nil: Go code
 	convT     [][]convTFunc                             // convT[nv-1][mr-1] with 16-lane vectors (nil: none)
+	// The channel-vectorised Winograd kernels (winograd_c.go; nil: none).
+	winoInC   [2]winoInCFunc
+	winoOutC  [2]winoOutCFunc
+	winoGemmC [][]winoGemmCFunc // [nv-1][mr-1]
 }
+
+// winoInCFunc is a channel-vectorised input transform; see winoInCAVX512_4.
+type winoInCFunc func(dst *float32, dstStride int, src *float32, rowStride, n int)
+
+// winoGemmCFunc is a channel-vectorised Winograd GEMM tile; see
+// winoGemmCAVX512_2_14.
+type winoGemmCFunc func(k int, w, x *float32, offs *int32, c *float32, ldv int)
+
+// winoOutCFunc is a channel-vectorised output transform with epilogue; see
+// winoOutCAVX512_4.
+type winoOutCFunc func(dst *float32, ow int, src *float32, srcStride int, cidx *int32, rv, cv int, res, rs *float32, flags int, bias, slope, lo, hi *float32)
 
 // maxNR and maxMR bound the tile of every kernel set (scratch sizing).
 const (

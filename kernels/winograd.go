@@ -101,6 +101,11 @@ type WinogradWeights struct {
 	s ConvShape
 	u []PackedA // u[ξ]: U[ξ] packed for the GEMM
 	t []float32 // the transformed weights before packing (PackWinogradInto reuses it)
+	// tt holds U[ξ] packed for the channel-vectorised path (see
+	// winograd_c.go) with tnv vectors per channel block; nil: the
+	// tile-vectorised path with the PackedA GEMMs.
+	tt  []float32
+	tnv int
 
 	src                     []float32                // the weights being packed (PackWinogradPar)
 	transformTask, packTask func(worker, lo, hi int) // bound once: dispatching allocates nothing
@@ -234,6 +239,8 @@ type winoState struct {
 	ep                              Epilogue
 
 	inTask, gemmTask, outTask, rowsTask func(worker, lo, hi int)
+
+	c winoCState // the channel-vectorised path's call
 }
 
 // winoChunk is a chunk of tile rows in progress and its transformed
@@ -259,6 +266,9 @@ func (w *Workspace) ReserveWinograd(s ConvShape, m, n int) {
 		st.outTask = func(worker, lo, hi int) { w.winoOut(&w.wino.ch, worker, lo, hi) }
 		st.rowsTask = w.winoRows
 		w.wino = st
+	}
+	if WinogradCOK(s) {
+		w.reserveC(s, m)
 	}
 	k := WinogradScratch(s, m, n)
 	if len(w.wino.buf) < k {
@@ -320,6 +330,10 @@ func (w *Workspace) WinogradImages(dst []float32, dstStride int, src []float32, 
 		panic(fmt.Sprintf("kernels: Winograd shape %+v does not match the weights' %+v", s, ww.s))
 	}
 	if n <= 0 {
+		return
+	}
+	if ww.tt != nil {
+		w.winogradC(dst, dstStride, src, srcStride, n, ww, s, ep)
 		return
 	}
 	g := winoGeometry(s, ww.m, n, winoPickLanes(ww.u[0].ks), ww.u[0].ks.nr)

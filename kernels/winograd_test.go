@@ -56,7 +56,11 @@ func checkWinograd(t *testing.T, rng *rand.Rand, ws *Workspace, s ConvShape, m, 
 	dst, buf := guarded(n*img, off)
 	old := randSlice(rng, n*img)
 	copy(dst, old)
-	ws.Winograd(dst, src, n, PackWinograd(w, s, m), s, ep)
+	ww := PackWinograd(w, s, m)
+	if testWinoC && WinogradCOK(s) {
+		ww = PackWinogradC(w, s, m)
+	}
+	ws.Winograd(dst, src, n, ww, s, ep)
 	checkGuards(t, buf, off, n*img, func(int) bool { return true })
 	worst := 0.0
 	for i := 0; i < n; i++ {

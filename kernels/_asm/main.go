@@ -107,6 +107,7 @@ func main() {
 		}
 	}
 	vecKernels()
+	winoC()
 	writeTable()
 	Generate()
 }
@@ -506,6 +507,7 @@ func writeTable() {
 		fmt.Fprintf(&b, "}\n\n")
 		if s.width == 16 {
 			convTTable(&b)
+			winoCTable(&b)
 		}
 	}
 	src, err := format.Source(b.Bytes())
@@ -1448,6 +1450,20 @@ func convTTable(b *bytes.Buffer) {
 		fmt.Fprintf(b, "\t{")
 		for mr := 1; mr <= convTMR[nv]; mr++ {
 			fmt.Fprintf(b, "convTAVX512_%d_%d, ", nv, mr)
+		}
+		fmt.Fprintf(b, "},\n")
+	}
+	fmt.Fprintf(b, "}\n\n")
+}
+
+// winoCTable writes the channel-vectorised Winograd GEMM kernel table:
+// winoGemmCKernelsAVX512[nv-1][mr-1].
+func winoCTable(b *bytes.Buffer) {
+	fmt.Fprintf(b, "var winoGemmCKernelsAVX512 = [][]winoGemmCFunc{\n")
+	for nv := 1; nv <= 2; nv++ {
+		fmt.Fprintf(b, "\t{")
+		for mr := 1; mr <= winoGemmCMR[nv]; mr++ {
+			fmt.Fprintf(b, "winoGemmCAVX512_%d_%d, ", nv, mr)
 		}
 		fmt.Fprintf(b, "},\n")
 	}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// Channel-vectorised Winograd (kernels/winograd_c.go): the lanes of a ZMM
+// vector hold 16 channels of one pixel or one transform point, so every
+// transform and GEMM keeps all lanes busy however few tiles a map has.
+
+// winoInC emits winoInCAVX512_<m>: the F(m×m,3×3) input transform of n
+// horizontally adjacent tiles of a padded HWC16 image (16 channels per
+// pixel): tile q reads the α×α pixels at src + i·rowStride + (q·m+j)·16
+// (floats) and stores V[ξ] (ξ = k·α+l) at dst + ξ·dstStride + q·16.
+func winoInC(m int) {
+	a := m + 2
+	bt := winoBT[m]
+	name := fmt.Sprintf("winoInCAVX512_%d", m)
+	TEXT(name, 0, "func(dst *float32, dstStride int, src *float32, rowStride, n int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) input transform of n tiles of an HWC16 image; see winoInCGeneric.", name, m, m))
+	dst, ds, src, rs, n, row, op := RDI, R8, RSI, R9, RCX, R10, R11
+	Load(Param("dst"), dst)
+	Load(Param("dstStride"), ds)
+	Load(Param("src"), src)
+	Load(Param("rowStride"), rs)
+	Load(Param("n"), n)
+	SHLQ(U8(2), ds)
+	SHLQ(U8(2), rs)
+	// t = d B for all α rows stays in registers: α² vectors (36 for F4 do
+	// not fit), so rows go through the frame as in winoIn.
+	tmp := AllocLocal(64 * a * a)
+	x := zmm[:a]
+	y := zmm[a : 2*a]
+	Label("tile")
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	MOVQ(src, row)
+	for i := 0; i < a; i++ {
+		for j := 0; j < a; j++ {
+			VMOVUPS(Mem{Base: row, Disp: 64 * j}, x[j])
+		}
+		for k := 0; k < a; k++ {
+			lincomb(bt[k], x, y[k])
+			VMOVUPS(y[k], tmp.Offset(64*(i*a+k)))
+		}
+		if i+1 < a {
+			ADDQ(rs, row)
+		}
+	}
+	MOVQ(dst, op)
+	for k := 0; k < a; k++ {
+		for i := 0; i < a; i++ {
+			VMOVUPS(tmp.Offset(64*(i*a+k)), x[i])
+		}
+		for l := 0; l < a; l++ {
+			lincomb(bt[l], x, y[l])
+			VMOVUPS(y[l], Mem{Base: op})
+			ADDQ(ds, op)
+		}
+	}
+	ADDQ(U32(64*m), src)
+	ADDQ(U8(64), dst)
+	DECQ(n)
+	JMP(LabelRef("tile"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// winoGemmCMR is the most tiles a winoGemmC kernel computes with nv vectors.
+var winoGemmCMR = map[int]int{1: 14, 2: 14}
+
+// winoGemmC emits winoGemmCAVX512_<nv>_<mr>: mr tiles × 16·nv output
+// channels of one Winograd GEMM: for r < mr and lane j of vector v,
+//
+//	c[v·ldv + 16·r + j] = Σ_p w[p·16·nv + 16·v + j] · x[offs[p] + 16·r]
+//
+// (x: V[ξ] in HWC16 tile blocks, offs[p] the offset of input channel p's
+// lane in tile 0; c: M[ξ], vector v of tile r 16·r floats into block v).
+func winoGemmC(nv, mr int) {
+	name := fmt.Sprintf("winoGemmCAVX512_%d_%d", nv, mr)
+	TEXT(name, NOSPLIT, "func(k int, w, x *float32, offs *int32, c *float32, ldv int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s computes %d tiles × %d channels of a Winograd GEMM; see winoGemmCGeneric.", name, mr, 16*nv))
+	k, w, x, offs, idx, c, ldv := RCX, RSI, RDI, R8, R9, RDX, R10
+	Load(Param("k"), k)
+	Load(Param("w"), w)
+	Load(Param("x"), x)
+	Load(Param("offs"), offs)
+	nacc := mr * nv
+	acc := func(r, v int) VecPhysical { return zmm[r*nv+v] }
+	wv := func(v int) VecPhysical { return zmm[nacc+v] }
+	bc := zmm[nacc+nv]
+	if nacc+nv+1 > 32 {
+		panic("register tile too large for " + name)
+	}
+	for i := 0; i < nacc; i++ {
+		VXORPS(zmm[i], zmm[i], zmm[i])
+	}
+	step := func(u int) {
+		MOVLQSX(Mem{Base: offs, Disp: 4 * u}, idx)
+		for v := 0; v < nv; v++ {
+			VMOVUPS(Mem{Base: w, Disp: 4 * (u*16*nv + 16*v)}, wv(v))
+		}
+		for r := 0; r < mr; r++ {
+			m := Mem{Base: x, Index: idx, Scale: 4, Disp: 64 * r}
+			if nv == 1 {
+				VFMADD231PS_BCST(m, wv(0), acc(r, 0))
+				continue
+			}
+			VBROADCASTSS(m, bc)
+			for v := 0; v < nv; v++ {
+				VFMADD231PS(bc, wv(v), acc(r, v))
+			}
+		}
+	}
+	const unroll = 4
+	Label("loop4")
+	CMPQ(k, U8(unroll))
+	JL(LabelRef("tail"))
+	for u := 0; u < unroll; u++ {
+		step(u)
+	}
+	ADDQ(U32(4*unroll*16*nv), w)
+	ADDQ(U32(4*unroll), offs)
+	SUBQ(U8(unroll), k)
+	JMP(LabelRef("loop4"))
+	Label("tail")
+	TESTQ(k, k)
+	JZ(LabelRef("store"))
+	step(0)
+	ADDQ(U32(4*16*nv), w)
+	ADDQ(U32(4), offs)
+	DECQ(k)
+	JMP(LabelRef("tail"))
+	Label("store")
+	Load(Param("c"), c)
+	Load(Param("ldv"), ldv)
+	SHLQ(U8(2), ldv)
+	for v := 0; v < nv; v++ {
+		if v > 0 {
+			ADDQ(ldv, c)
+		}
+		for r := 0; r < mr; r++ {
+			VMOVUPS(acc(r, v), Mem{Base: c, Disp: 64 * r})
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// winoOutC emits winoOutCAVX512_<m>: the F(m×m,3×3) output transform of
+// one tile for 16 channels, with the epilogue of flags, scattered into CHW
+// planes: M[ξ] at src + ξ·srcStride (16 floats), output pixel (r, b) of
+// channel j at dst[cidx[j] + r·ow + b] for r < rv, b < cv. flagAcc adds
+// res[cidx[j] + r·ow + b] (times rs[j] with flagRScale) before the bias.
+func winoOutC(m int) {
+	a := m + 2
+	at := winoAT[m]
+	name := fmt.Sprintf("winoOutCAVX512_%d", m)
+	TEXT(name, 0, "func(dst *float32, ow int, src *float32, srcStride int, cidx *int32, rv, cv int, res, rs *float32, flags int, bias, slope, lo, hi *float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) output transform of one tile of 16 channels with the epilogue of flags; see winoOutCGeneric.", name, m, m))
+	tmp := AllocLocal(64 * m * a)
+	dst, ow, src, ss, rv, cv, res, flags, p := RDI, R8, RSI, R9, RCX, RDX, R10, R11, RAX
+	Load(Param("dst"), dst)
+	Load(Param("ow"), ow)
+	Load(Param("src"), src)
+	Load(Param("srcStride"), ss)
+	Load(Param("rv"), rv)
+	Load(Param("cv"), cv)
+	Load(Param("res"), res)
+	Load(Param("flags"), flags)
+	SHLQ(U8(2), ow)
+	SHLQ(U8(2), ss)
+	x := zmm[:a]
+	// t[r][k] = Σ_l Aᵀ[r][l]·M[l][k], M[l][k] at src + (k·α+l)·srcStride.
+	MOVQ(src, p)
+	for k := 0; k < a; k++ {
+		for l := 0; l < a; l++ {
+			VMOVUPS(Mem{Base: p}, x[l])
+			if k+1 < a || l+1 < a {
+				ADDQ(ss, p)
+			}
+		}
+		for r := 0; r < m; r++ {
+			y := zmm[a+r]
+			lincomb(at[r], x, y)
+			VMOVUPS(y, tmp.Offset(64*(r*a+k)))
+		}
+	}
+	// Epilogue vectors: bias, slope, lo, hi, rscale, zero, six, the
+	// scatter index; Z26, Z27 are temporaries.
+	cBias, cSlope, cLo, cHi, cRS, zero, six6, iv, t1 := zmm[16], zmm[17], zmm[18], zmm[19], zmm[20], zmm[21], zmm[22], zmm[23], zmm[26]
+	Load(Param("cidx"), p)
+	VMOVDQU32(Mem{Base: p}, iv)
+	VXORPS(zero, zero, zero)
+	VBROADCASTSS(six, six6)
+	for _, e := range []struct {
+		flag  int
+		param string
+		r     VecPhysical
+	}{{flagBias, "bias", cBias}, {flagPReLU, "slope", cSlope}, {flagClamp, "lo", cLo}, {flagClamp, "hi", cHi}, {flagRScale, "rs", cRS}} {
+		skip := "no" + e.param
+		TESTQ(U32(e.flag), flags)
+		JZ(LabelRef(skip))
+		Load(Param(e.param), p)
+		VMOVUPS(Mem{Base: p}, e.r)
+		Label(skip)
+	}
+	yv := zmm[6 : 6+m]
+	for r := 0; r < m; r++ {
+		pre := fmt.Sprintf("r%d", r)
+		CMPQ(rv, U8(r))
+		JLE(LabelRef("done"))
+		for k := 0; k < a; k++ {
+			VMOVUPS(tmp.Offset(64*(r*a+k)), x[k])
+		}
+		for b := 0; b < m; b++ {
+			lincomb(at[b], x, yv[b])
+		}
+		pix := func(base GPPhysical, b int) Mem { return Mem{Base: base, Index: iv, Scale: 4, Disp: 4 * b} }
+		// Accumulate: gather the old values of the valid pixels.
+		TESTQ(U32(flagAcc), flags)
+		JZ(LabelRef(pre + "noacc"))
+		for b := 0; b < m; b++ {
+			CMPQ(cv, U8(b))
+			JLE(LabelRef(pre + "noacc"))
+			KXNORW(K1, K1, K1)
+			VXORPS(t1, t1, t1)
+			VGATHERDPS(pix(res, b), K1, t1)
+			TESTQ(U32(flagRScale), flags)
+			JZ(LabelRef(fmt.Sprintf("%splain%d", pre, b)))
+			VFMADD231PS(t1, cRS, yv[b])
+			JMP(LabelRef(fmt.Sprintf("%sdone%d", pre, b)))
+			Label(fmt.Sprintf("%splain%d", pre, b))
+			VADDPS(t1, yv[b], yv[b])
+			Label(fmt.Sprintf("%sdone%d", pre, b))
+		}
+		Label(pre + "noacc")
+		each := func(f func(v VecPhysical)) {
+			for _, v := range yv {
+				f(v)
+			}
+		}
+		TESTQ(U32(flagBias), flags)
+		JZ(LabelRef(pre + "nobias"))
+		each(func(v VecPhysical) { VADDPS(cBias, v, v) })
+		Label(pre + "nobias")
+		// Data first in VMAXPS/VMINPS: NaN propagates (see kernel).
+		TESTQ(U32(flagReLU), flags)
+		JZ(LabelRef(pre + "norelu"))
+		each(func(v VecPhysical) { VMAXPS(v, zero, v) })
+		Label(pre + "norelu")
+		TESTQ(U32(flagReLU6), flags)
+		JZ(LabelRef(pre + "norelu6"))
+		each(func(v VecPhysical) { VMAXPS(v, zero, v); VMINPS(v, six6, v) })
+		Label(pre + "norelu6")
+		TESTQ(U32(flagPReLU), flags)
+		JZ(LabelRef(pre + "noprelu"))
+		each(func(v VecPhysical) {
+			VMINPS(v, zero, t1)
+			VMAXPS(v, zero, v)
+			VFMADD231PS(cSlope, t1, v)
+		})
+		Label(pre + "noprelu")
+		TESTQ(U32(flagClamp), flags)
+		JZ(LabelRef(pre + "noclamp"))
+		each(func(v VecPhysical) { VMAXPS(v, cLo, v); VMINPS(v, cHi, v) })
+		Label(pre + "noclamp")
+		for b := 0; b < m; b++ {
+			CMPQ(cv, U8(b))
+			JLE(LabelRef(pre + "stored"))
+			KXNORW(K1, K1, K1)
+			VSCATTERDPS(yv[b], K1, pix(dst, b))
+		}
+		Label(pre + "stored")
+		if r+1 < m {
+			ADDQ(ow, dst)
+			ADDQ(ow, res)
+		}
+	}
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// winoC emits the channel-vectorised Winograd kernels.
+func winoC() {
+	for _, m := range []int{2, 4} {
+		winoInC(m)
+		winoOutC(m)
+	}
+	for nv := 1; nv <= 2; nv++ {
+		for mr := 1; mr <= winoGemmCMR[nv]; mr++ {
+			winoGemmC(nv, mr)
+		}
+	}
+}
