@@ -15,19 +15,26 @@ type WinogradMode int
 
 const (
 	// WinogradAuto times direct convolution and Winograd F(2×2,3×3) and
-	// F(4×4,3×3) on every eligible layer (≥ 8 channels) at compile time,
-	// and keeps the fastest; Winograd must win by 5%. Small layers split over
-	// several workers (small batches on several threads) stay direct.
+	// F(4×4,3×3), tile- and channel-vectorised, on every eligible layer
+	// (≥ 8 channels) at compile time, and keeps the fastest; Winograd must
+	// win by 5%. Small layers split over several workers (small batches on
+	// several threads) run Winograd only where each worker gets its own
+	// tile rows.
 	WinogradAuto WinogradMode = iota
 	// WinogradOff runs every convolution directly.
 	WinogradOff
-	// WinogradF2 and WinogradF4 force F(2×2,3×3) or F(4×4,3×3) on every
-	// eligible layer (for tests and comparisons).
+	// WinogradF2 and WinogradF4 force F(2×2,3×3) or F(4×4,3×3),
+	// tile-vectorised, on every eligible layer (for tests and comparisons).
 	WinogradF2
 	WinogradF4
+	// WinogradF2C and WinogradF4C force them channel-vectorised where the
+	// kernels can ([kernels.WinogradCOK]: OutC a multiple of 16, AVX-512),
+	// tile-vectorised elsewhere.
+	WinogradF2C
+	WinogradF4C
 )
 
-// ParseWinograd reads "auto", "off", "2" or "4".
+// ParseWinograd reads "auto", "off", "2", "4", "2c" or "4c".
 func ParseWinograd(s string) (WinogradMode, error) {
 	switch s {
 	case "auto", "":
@@ -38,8 +45,12 @@ func ParseWinograd(s string) (WinogradMode, error) {
 		return WinogradF2, nil
 	case "4":
 		return WinogradF4, nil
+	case "2c":
+		return WinogradF2C, nil
+	case "4c":
+		return WinogradF4C, nil
 	}
-	return 0, fmt.Errorf("winograd %q: want auto, off, 2 or 4", s)
+	return 0, fmt.Errorf("winograd %q: want auto, off, 2, 4, 2c or 4c", s)
 }
 
 // Execution modes of a step: a small batch splits every layer over the
@@ -73,22 +84,29 @@ func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*
 	if !eligible(mode, s) {
 		return out
 	}
-	var packed [5]*kernels.WinogradWeights
+	var packed [9]*kernels.WinogradWeights // by algorithm code + 4
 	pack := func(m int) *kernels.WinogradWeights {
-		if packed[m] == nil {
-			packed[m] = kernels.PackWinograd(w, s, m)
+		if packed[m+4] == nil {
+			packed[m+4] = packWinograd(w, s, m)
 		}
-		return packed[m]
+		return packed[m+4]
+	}
+	// forced returns the code of F(m×m), channel-vectorised if c and the
+	// kernels can.
+	forced := func(m int, c bool) int {
+		if c && kernels.WinogradCOK(s) {
+			return -m
+		}
+		return m
 	}
 	for md := range out {
 		if ws[md] == nil {
 			continue
 		}
 		switch mode {
-		case WinogradF2:
-			out[md] = pack(2)
-		case WinogradF4:
-			out[md] = pack(4)
+		case WinogradF2, WinogradF4, WinogradF2C, WinogradF4C:
+			m := map[WinogradMode]int{WinogradF2: 2, WinogradF4: 4, WinogradF2C: 2, WinogradF4C: 4}[mode]
+			out[md] = pack(forced(m, mode == WinogradF2C || mode == WinogradF4C))
 		default:
 			n := 1
 			if md == imagePar {
@@ -103,16 +121,29 @@ func chooseWinograd(mode WinogradMode, w []float32, s kernels.ConvShape, ws [2]*
 			// network it was not (ResNet-56 batch 1 on 2 threads, side by
 			// side: 1.32 ms direct, 1.36–1.82 ms with Winograd chosen by
 			// timing). Large layers do not stay in a core's cache anyway.
-			tiles := []int{2, 4}
-			if wk := ws[md].Workers(); wk > 1 && s.OutC*s.K()*s.OutH()*s.OutW() < splitWinogradMACs {
-				tiles = slices.DeleteFunc(tiles, func(m int) bool { return !kernels.WinogradRowSplit(s, m, n, wk) })
+			// The channel-vectorised path always splits by tile rows.
+			algos := []int{2, 4}
+			if kernels.WinogradCOK(s) {
+				algos = append(algos, -2, -4)
 			}
-			if m := fastest(s, ws[md], n, tiles); m > 0 {
+			if wk := ws[md].Workers(); wk > 1 && s.OutC*s.K()*s.OutH()*s.OutW() < splitWinogradMACs {
+				algos = slices.DeleteFunc(algos, func(m int) bool { return m > 0 && !kernels.WinogradRowSplit(s, m, n, wk) })
+			}
+			if m := fastest(s, ws[md], n, algos); m != 0 {
 				out[md] = pack(m)
 			}
 		}
 	}
 	return out
+}
+
+// packWinograd packs w for algorithm code m: F(m×m) tile-vectorised for
+// m = 2, 4, F(|m|×|m|) channel-vectorised for m = −2, −4.
+func packWinograd(w []float32, s kernels.ConvShape, m int) *kernels.WinogradWeights {
+	if m < 0 {
+		return kernels.PackWinogradC(w, s, -m)
+	}
+	return kernels.PackWinograd(w, s, m)
 }
 
 // chooseAlgorithms picks direct convolution or Winograd for every eligible
@@ -224,7 +255,7 @@ type tuneKey struct {
 	workers int
 	images  int
 	isa     string
-	tiles   [2]bool // F(2×2) and F(4×4) were candidates
+	algos   [4]bool // F(2×2), F(4×4), F(2×2)c and F(4×4)c were candidates
 }
 
 var (
@@ -232,15 +263,19 @@ var (
 	tuneCache = map[tuneKey]int{}
 )
 
-// fastest times direct convolution (image by image) against Winograd
-// F(m×m) for m in tiles (2, 4) on n images of shape s on ws (random
-// weights: the time does not depend on values) and returns the tile size of
-// the winner, 0 for direct. Results are cached per process.
-func fastest(s kernels.ConvShape, ws *kernels.Workspace, n int, tiles []int) int {
-	if len(tiles) == 0 {
+// fastest times direct convolution (image by image) against Winograd for
+// each algorithm code in algos (2, 4: F(m×m) tile-vectorised; −2, −4:
+// channel-vectorised) on n images of shape s on ws (random weights: the
+// time does not depend on values) and returns the code of the winner, 0 for
+// direct. Results are cached per process.
+func fastest(s kernels.ConvShape, ws *kernels.Workspace, n int, algos []int) int {
+	if len(algos) == 0 {
 		return 0
 	}
-	key := tuneKey{s, ws.Workers(), n, kernels.ISA(), [2]bool{slices.Contains(tiles, 2), slices.Contains(tiles, 4)}}
+	key := tuneKey{s: s, workers: ws.Workers(), images: n, isa: kernels.ISA()}
+	for i, m := range []int{2, 4, -2, -4} {
+		key.algos[i] = slices.Contains(algos, m)
+	}
 	tuneMu.Lock()
 	defer tuneMu.Unlock()
 	if m, ok := tuneCache[key]; ok {
@@ -266,9 +301,9 @@ func fastest(s kernels.ConvShape, ws *kernels.Workspace, n int, tiles []int) int
 		}
 	})
 	best, bestT := 0, direct
-	for _, m := range tiles {
-		ww := kernels.PackWinograd(w, s, m)
-		ws.ReserveWinograd(s, m, n)
+	for _, m := range algos {
+		ww := packWinograd(w, s, m)
+		ws.ReserveWinograd(s, ww.Tile(), n)
 		t := timeConv(func() { ws.Winograd(dst, src, n, ww, s, ep) })
 		if t < direct*95/100 && t < bestT {
 			best, bestT = m, t
@@ -297,8 +332,11 @@ func timeConv(f func()) time.Duration {
 // algo names how a conv step runs in execution mode md ("" for other steps).
 func (st *step) algo(md int) string {
 	name := func(ww *kernels.WinogradWeights) string {
-		if ww == nil {
+		switch {
+		case ww == nil:
 			return "direct"
+		case ww.Channels():
+			return fmt.Sprintf("winograd F%dc", ww.Tile())
 		}
 		return fmt.Sprintf("winograd F%d", ww.Tile())
 	}

@@ -154,6 +154,7 @@ func (w *Workspace) winogradC(dst []float32, dstStride int, src []float32, srcSt
 	}
 	flags := ep.flags(s.OutC)
 	w.ReserveWinograd(s, ww.m, n)
+	w.reserveC(s, ww.m) // also when the weights were packed on another path
 	st := w.wino
 	st.ww, st.dst, st.src, st.flags = ww, dst, src, flags
 	st.srcStride, st.dstStride, st.resStride = srcStride, dstStride, resStride
