@@ -31363,17 +31363,17 @@ done:
 	VZEROUPPER
 	RET
 
-// func winoOutCAVX512_2(dst *float32, ow int, src *float32, srcStride int, cidx *int32, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func winoOutCAVX512_2(dst *float32, ow int, src *float32, srcStride int, cidx *int32, lanes int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·winoOutCAVX512_2(SB), $512-112
+TEXT ·winoOutCAVX512_2(SB), $512-120
 	MOVQ         dst+0(FP), DI
 	MOVQ         ow+8(FP), R8
 	MOVQ         src+16(FP), SI
 	MOVQ         srcStride+24(FP), R9
-	MOVQ         rv+40(FP), CX
-	MOVQ         cv+48(FP), DX
-	MOVQ         res+56(FP), R10
-	MOVQ         flags+72(FP), R11
+	MOVQ         rv+48(FP), CX
+	MOVQ         cv+56(FP), DX
+	MOVQ         res+64(FP), R10
+	MOVQ         flags+80(FP), R11
 	SHLQ         $0x02, R8
 	SHLQ         $0x02, R9
 	MOVQ         SI, AX
@@ -31434,35 +31434,37 @@ TEXT ·winoOutCAVX512_2(SB), $512-112
 	VMOVUPS      Z5, 448(SP)
 	MOVQ         cidx+32(FP), AX
 	VMOVDQU32    (AX), Z23
+	MOVQ         lanes+40(FP), AX
+	KMOVW        AX, K2
 	VXORPS       Z21, Z21, Z21
 	VBROADCASTSS six<>+0(SB), Z22
 	TESTQ        $0x00000002, R11
 	JZ           nobias
-	MOVQ         bias+80(FP), AX
+	MOVQ         bias+88(FP), AX
 	VMOVUPS      (AX), Z16
 
 nobias:
 	TESTQ   $0x00000010, R11
 	JZ      noslope
-	MOVQ    slope+88(FP), AX
+	MOVQ    slope+96(FP), AX
 	VMOVUPS (AX), Z17
 
 noslope:
 	TESTQ   $0x00000020, R11
 	JZ      nolo
-	MOVQ    lo+96(FP), AX
+	MOVQ    lo+104(FP), AX
 	VMOVUPS (AX), Z18
 
 nolo:
 	TESTQ   $0x00000020, R11
 	JZ      nohi
-	MOVQ    hi+104(FP), AX
+	MOVQ    hi+112(FP), AX
 	VMOVUPS (AX), Z19
 
 nohi:
 	TESTQ   $0x00000040, R11
 	JZ      nors
-	MOVQ    rs+64(FP), AX
+	MOVQ    rs+72(FP), AX
 	VMOVUPS (AX), Z20
 
 nors:
@@ -31480,7 +31482,7 @@ nors:
 	JZ          r0noacc
 	CMPQ        DX, $0x00
 	JLE         r0noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  (R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -31494,7 +31496,7 @@ r0plain0:
 r0done0:
 	CMPQ        DX, $0x01
 	JLE         r0noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  4(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -31547,11 +31549,11 @@ r0noprelu:
 r0noclamp:
 	CMPQ        DX, $0x00
 	JLE         r0stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z6, K1, (DI)(Z23*4)
 	CMPQ        DX, $0x01
 	JLE         r0stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
 
 r0stored:
@@ -31571,7 +31573,7 @@ r0stored:
 	JZ          r1noacc
 	CMPQ        DX, $0x00
 	JLE         r1noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  (R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -31585,7 +31587,7 @@ r1plain0:
 r1done0:
 	CMPQ        DX, $0x01
 	JLE         r1noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  4(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -31638,11 +31640,11 @@ r1noprelu:
 r1noclamp:
 	CMPQ        DX, $0x00
 	JLE         r1stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z6, K1, (DI)(Z23*4)
 	CMPQ        DX, $0x01
 	JLE         r1stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
 
 r1stored:
@@ -32076,17 +32078,17 @@ done:
 	VZEROUPPER
 	RET
 
-// func winoOutCAVX512_4(dst *float32, ow int, src *float32, srcStride int, cidx *int32, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func winoOutCAVX512_4(dst *float32, ow int, src *float32, srcStride int, cidx *int32, lanes int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·winoOutCAVX512_4(SB), $1536-112
+TEXT ·winoOutCAVX512_4(SB), $1536-120
 	MOVQ         dst+0(FP), DI
 	MOVQ         ow+8(FP), R8
 	MOVQ         src+16(FP), SI
 	MOVQ         srcStride+24(FP), R9
-	MOVQ         rv+40(FP), CX
-	MOVQ         cv+48(FP), DX
-	MOVQ         res+56(FP), R10
-	MOVQ         flags+72(FP), R11
+	MOVQ         rv+48(FP), CX
+	MOVQ         cv+56(FP), DX
+	MOVQ         res+64(FP), R10
+	MOVQ         flags+80(FP), R11
 	SHLQ         $0x02, R8
 	SHLQ         $0x02, R9
 	MOVQ         SI, AX
@@ -32271,35 +32273,37 @@ TEXT ·winoOutCAVX512_4(SB), $1536-112
 	VMOVUPS      Z9, 1472(SP)
 	MOVQ         cidx+32(FP), AX
 	VMOVDQU32    (AX), Z23
+	MOVQ         lanes+40(FP), AX
+	KMOVW        AX, K2
 	VXORPS       Z21, Z21, Z21
 	VBROADCASTSS six<>+0(SB), Z22
 	TESTQ        $0x00000002, R11
 	JZ           nobias
-	MOVQ         bias+80(FP), AX
+	MOVQ         bias+88(FP), AX
 	VMOVUPS      (AX), Z16
 
 nobias:
 	TESTQ   $0x00000010, R11
 	JZ      noslope
-	MOVQ    slope+88(FP), AX
+	MOVQ    slope+96(FP), AX
 	VMOVUPS (AX), Z17
 
 noslope:
 	TESTQ   $0x00000020, R11
 	JZ      nolo
-	MOVQ    lo+96(FP), AX
+	MOVQ    lo+104(FP), AX
 	VMOVUPS (AX), Z18
 
 nolo:
 	TESTQ   $0x00000020, R11
 	JZ      nohi
-	MOVQ    hi+104(FP), AX
+	MOVQ    hi+112(FP), AX
 	VMOVUPS (AX), Z19
 
 nohi:
 	TESTQ   $0x00000040, R11
 	JZ      nors
-	MOVQ    rs+64(FP), AX
+	MOVQ    rs+72(FP), AX
 	VMOVUPS (AX), Z20
 
 nors:
@@ -32329,7 +32333,7 @@ nors:
 	JZ          r0noacc
 	CMPQ        DX, $0x00
 	JLE         r0noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  (R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32343,7 +32347,7 @@ r0plain0:
 r0done0:
 	CMPQ        DX, $0x01
 	JLE         r0noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  4(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32357,7 +32361,7 @@ r0plain1:
 r0done1:
 	CMPQ        DX, $0x02
 	JLE         r0noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  8(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32371,7 +32375,7 @@ r0plain2:
 r0done2:
 	CMPQ        DX, $0x03
 	JLE         r0noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  12(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32442,19 +32446,19 @@ r0noprelu:
 r0noclamp:
 	CMPQ        DX, $0x00
 	JLE         r0stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z6, K1, (DI)(Z23*4)
 	CMPQ        DX, $0x01
 	JLE         r0stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
 	CMPQ        DX, $0x02
 	JLE         r0stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
 	CMPQ        DX, $0x03
 	JLE         r0stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
 
 r0stored:
@@ -32486,7 +32490,7 @@ r0stored:
 	JZ          r1noacc
 	CMPQ        DX, $0x00
 	JLE         r1noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  (R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32500,7 +32504,7 @@ r1plain0:
 r1done0:
 	CMPQ        DX, $0x01
 	JLE         r1noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  4(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32514,7 +32518,7 @@ r1plain1:
 r1done1:
 	CMPQ        DX, $0x02
 	JLE         r1noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  8(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32528,7 +32532,7 @@ r1plain2:
 r1done2:
 	CMPQ        DX, $0x03
 	JLE         r1noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  12(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32599,19 +32603,19 @@ r1noprelu:
 r1noclamp:
 	CMPQ        DX, $0x00
 	JLE         r1stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z6, K1, (DI)(Z23*4)
 	CMPQ        DX, $0x01
 	JLE         r1stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
 	CMPQ        DX, $0x02
 	JLE         r1stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
 	CMPQ        DX, $0x03
 	JLE         r1stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
 
 r1stored:
@@ -32643,7 +32647,7 @@ r1stored:
 	JZ          r2noacc
 	CMPQ        DX, $0x00
 	JLE         r2noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  (R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32657,7 +32661,7 @@ r2plain0:
 r2done0:
 	CMPQ        DX, $0x01
 	JLE         r2noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  4(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32671,7 +32675,7 @@ r2plain1:
 r2done1:
 	CMPQ        DX, $0x02
 	JLE         r2noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  8(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32685,7 +32689,7 @@ r2plain2:
 r2done2:
 	CMPQ        DX, $0x03
 	JLE         r2noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  12(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32756,19 +32760,19 @@ r2noprelu:
 r2noclamp:
 	CMPQ        DX, $0x00
 	JLE         r2stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z6, K1, (DI)(Z23*4)
 	CMPQ        DX, $0x01
 	JLE         r2stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
 	CMPQ        DX, $0x02
 	JLE         r2stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
 	CMPQ        DX, $0x03
 	JLE         r2stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
 
 r2stored:
@@ -32800,7 +32804,7 @@ r2stored:
 	JZ          r3noacc
 	CMPQ        DX, $0x00
 	JLE         r3noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  (R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32814,7 +32818,7 @@ r3plain0:
 r3done0:
 	CMPQ        DX, $0x01
 	JLE         r3noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  4(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32828,7 +32832,7 @@ r3plain1:
 r3done1:
 	CMPQ        DX, $0x02
 	JLE         r3noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  8(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32842,7 +32846,7 @@ r3plain2:
 r3done2:
 	CMPQ        DX, $0x03
 	JLE         r3noacc
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VXORPS      Z26, Z26, Z26
 	VGATHERDPS  12(R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
@@ -32913,19 +32917,19 @@ r3noprelu:
 r3noclamp:
 	CMPQ        DX, $0x00
 	JLE         r3stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z6, K1, (DI)(Z23*4)
 	CMPQ        DX, $0x01
 	JLE         r3stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
 	CMPQ        DX, $0x02
 	JLE         r3stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
 	CMPQ        DX, $0x03
 	JLE         r3stored
-	KXNORW      K1, K1, K1
+	KMOVW       K2, K1
 	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
 
 r3stored:

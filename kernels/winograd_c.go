@@ -21,8 +21,9 @@ import "fmt"
 //     channels, applies the epilogue per channel vector and scatters the
 //     pixels into the CHW output planes.
 //
-// Every lane is busy when the channel counts are multiples of 16 (input
-// channels are zero-padded to a multiple of 16; OutC must be one). A call
+// Every lane is busy when the channel counts are multiples of 16; others are
+// zero-padded to one (input channels in the band, output channels in the
+// packed weights; the last block's padding lanes are never stored). A call
 // on several workers gives each its own tile rows (one hand-off).
 
 // winoCMaxTiles is the most tiles one GEMM kernel call covers (the largest
@@ -33,25 +34,29 @@ const winoCMaxTiles = 14
 const winoCChunkBytes = 512 << 10
 
 // WinogradCOK reports whether the active kernel path can run convs of shape
-// s channel-vectorised ([PackWinogradC]): a Winograd shape ([WinogradOK])
-// with OutC a multiple of 16, on a path with the kernels (AVX-512).
+// s channel-vectorised ([PackWinogradC]): a Winograd shape ([WinogradOK]) on
+// a path with the kernels (AVX-512).
 func WinogradCOK(s ConvShape) bool {
-	return WinogradOK(s) && s.OutC%16 == 0 && active.winoGemmC != nil
+	return WinogradOK(s) && active.winoGemmC != nil
 }
 
-// PackWinogradC is [PackWinograd] for the channel-vectorised path: U[ξ] is
-// packed per block of 16·nv output channels (C steps of 16·nv floats). It
-// panics unless [WinogradCOK](s).
+// PackWinogradC is [PackWinograd] for the channel-vectorised path: U[ξ],
+// its rows zero-padded to a multiple of 16, is packed per block of 16·nv
+// output channels (C steps of 16·nv floats). It panics unless
+// [WinogradCOK](s).
 func PackWinogradC(w []float32, s ConvShape, m int) *WinogradWeights {
 	if !WinogradCOK(s) {
 		panic(fmt.Sprintf("kernels: PackWinogradC unsupported shape %+v on %s", s, ISA()))
 	}
 	ww := PackWinogradInto(nil, w, s, m)
 	oc, c := s.OutC, s.C
-	ww.tnv = convTNV(oc)
-	ww.tt = make([]float32, 0, len(ww.u)*oc*c)
+	ocp := (oc + 15) / 16 * 16
+	ww.tnv = convTNV(ocp)
+	ww.tt = make([]float32, 0, len(ww.u)*ocp*c)
+	u := make([]float32, ocp*c) // rows past oc stay 0
 	for x := range ww.u {
-		ww.tt = append(ww.tt, packT(ww.t[x*oc*c:(x+1)*oc*c], oc, c, 16*ww.tnv)...)
+		copy(u, ww.t[x*oc*c:(x+1)*oc*c])
+		ww.tt = append(ww.tt, packT(u, ocp, c, 16*ww.tnv)...)
 		ww.u[x].data = nil // only tt is read
 	}
 	ww.t = nil
@@ -76,7 +81,7 @@ type winoCGeo struct {
 func winoCGeometry(s ConvShape, m int) winoCGeo {
 	g := winoCGeo{m: m, a: m + 2, oh: s.OutH(), ow: s.OutW()}
 	g.th, g.tw = (g.oh+m-1)/m, (g.ow+m-1)/m
-	g.cb, g.kb = (s.C+15)/16, s.OutC/16
+	g.cb, g.kb = (s.C+15)/16, (s.OutC+15)/16
 	g.wp = g.tw*m + 2
 	perRow := g.a * g.a * 16 * (g.cb + g.kb) * 4 * g.tw
 	g.crows = max(1, min(g.th, winoCChunkBytes/perRow))
@@ -92,13 +97,16 @@ func (g winoCGeo) scratch() (band, v, mo int) {
 
 // winoCState is a channel-vectorised call in progress.
 type winoCState struct {
-	g      winoCGeo
-	bufs   [][]float32 // per worker: band, V, M
-	offs   [][]int32   // per worker: the GEMM's input-channel offsets
-	tbuf   [][]float32 // per worker: the chunk's input pixels, transposed
-	cidx   [16]int32   // output scatter offsets: channel j's plane
-	resDst bool        // the epilogue's residual was added into dst first
-	rows   int         // tile rows of the batch
+	g    winoCGeo
+	bufs [][]float32 // per worker: band, V, M
+	offs [][]int32   // per worker: the GEMM's input-channel offsets
+	tbuf [][]float32 // per worker: the chunk's input pixels, transposed
+	// per worker: bias, slope, lo, hi and residual scale of a last,
+	// partial block of output channels, zero-padded to 16
+	edge   [][5][16]float32
+	cidx   [16]int32 // output scatter offsets: channel j's plane
+	resDst bool      // the epilogue's residual was added into dst first
+	rows   int       // tile rows of the batch
 	task   func(worker, lo, hi int)
 }
 
@@ -109,6 +117,7 @@ func (w *Workspace) reserveC(s ConvShape, m int) {
 		st.bufs = make([][]float32, w.workers)
 		st.offs = make([][]int32, w.workers)
 		st.tbuf = make([][]float32, w.workers)
+		st.edge = make([][5][16]float32, w.workers)
 		st.task = w.winoCPart
 	}
 	g := winoCGeometry(s, m)
@@ -270,11 +279,11 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1 int) {
 	}
 	nb := 16 * ww.tnv
 	runs := (t + winoCMaxTiles - 1) / winoCMaxTiles
-	oc := s.OutC
+	oc, ocp := s.OutC, 16*g.kb
 	for xi := 0; xi < a*a; xi++ {
-		u := ww.tt[xi*oc*s.C : (xi+1)*oc*s.C]
+		u := ww.tt[xi*ocp*s.C : (xi+1)*ocp*s.C]
 		vx, mx := v[xi*vs:], mo[xi*ms:]
-		for c0 := 0; c0 < oc; c0 += nb {
+		for c0 := 0; c0 < ocp; c0 += nb {
 			for r := range runs {
 				t0, t1 := t*r/runs, t*(r+1)/runs
 				ks.winoGemmC[ww.tnv-1][t1-t0-1](s.C, &u[c0*s.C], &vx[t0*16], &offs[0], &mx[(c0/16*t+t0)*16], t*16)
@@ -310,10 +319,24 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1 int) {
 	}
 	for kb := 0; kb < g.kb; kb++ {
 		o := 16 * kb
-		bias, slope, lo, hi := epRowPtrs(ep, flags, o)
-		var rs *float32
-		if rsc != nil {
-			rs = &rsc[o]
+		lanes := min(16, oc-o)
+		var bias, slope, lo, hi, rs *float32
+		if lanes == 16 {
+			bias, slope, lo, hi = epRowPtrs(ep, flags, o)
+			if rsc != nil {
+				rs = &rsc[o]
+			}
+		} else {
+			// The kernel loads 16 of each: a zero-padded copy.
+			e := &c.edge[worker]
+			for i, v := range [][]float32{ep.Bias, ep.Slope, ep.Min, ep.Max, rsc} {
+				if v != nil {
+					clear(e[i][:])
+					copy(e[i][:], v[o:oc])
+				}
+			}
+			bias, slope, lo, hi = epRowPtrs(&Epilogue{Bias: e[0][:], Slope: e[1][:], Min: e[2][:], Max: e[3][:]}, flags, 0)
+			rs = &e[4][0]
 		}
 		for k := 0; k < nrows; k++ {
 			ty := ty0 + k
@@ -321,7 +344,7 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1 int) {
 			for tx := 0; tx < g.tw; tx++ {
 				cv := min(m, g.ow-tx*m)
 				pix := o*ohw + ty*m*g.ow + tx*m
-				ks.winoOutC[m/4](&out[pix], g.ow, &mo[(kb*t+k*g.tw+tx)*16], ms, &c.cidx[0], rv, cv, &res[pix], rs, flags, bias, slope, lo, hi)
+				ks.winoOutC[m/4](&out[pix], g.ow, &mo[(kb*t+k*g.tw+tx)*16], ms, &c.cidx[0], 1<<lanes-1, rv, cv, &res[pix], rs, flags, bias, slope, lo, hi)
 			}
 		}
 	}

@@ -157,13 +157,15 @@ func winoGemmC(nv, mr int) {
 // winoOutC emits winoOutCAVX512_<m>: the F(m×m,3×3) output transform of
 // one tile for 16 channels, with the epilogue of flags, scattered into CHW
 // planes: M[ξ] at src + ξ·srcStride (16 floats), output pixel (r, b) of
-// channel j at dst[cidx[j] + r·ow + b] for r < rv, b < cv. flagAcc adds
-// res[cidx[j] + r·ow + b] (times rs[j] with flagRScale) before the bias.
+// channel j at dst[cidx[j] + r·ow + b] for r < rv, b < cv and the channels
+// j whose bit is set in lanes (only those are read or written). flagAcc
+// adds res[cidx[j] + r·ow + b] (times rs[j] with flagRScale) before the
+// bias.
 func winoOutC(m int) {
 	a := m + 2
 	at := winoAT[m]
 	name := fmt.Sprintf("winoOutCAVX512_%d", m)
-	TEXT(name, 0, "func(dst *float32, ow int, src *float32, srcStride int, cidx *int32, rv, cv int, res, rs *float32, flags int, bias, slope, lo, hi *float32)")
+	TEXT(name, 0, "func(dst *float32, ow int, src *float32, srcStride int, cidx *int32, lanes, rv, cv int, res, rs *float32, flags int, bias, slope, lo, hi *float32)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) output transform of one tile of 16 channels with the epilogue of flags; see winoOutCGeneric.", name, m, m))
 	tmp := AllocLocal(64 * m * a)
@@ -199,6 +201,8 @@ func winoOutC(m int) {
 	cBias, cSlope, cLo, cHi, cRS, zero, six6, iv, t1 := zmm[16], zmm[17], zmm[18], zmm[19], zmm[20], zmm[21], zmm[22], zmm[23], zmm[26]
 	Load(Param("cidx"), p)
 	VMOVDQU32(Mem{Base: p}, iv)
+	Load(Param("lanes"), p)
+	KMOVW(EAX, K2)
 	VXORPS(zero, zero, zero)
 	VBROADCASTSS(six, six6)
 	for _, e := range []struct {
@@ -231,7 +235,7 @@ func winoOutC(m int) {
 		for b := 0; b < m; b++ {
 			CMPQ(cv, U8(b))
 			JLE(LabelRef(pre + "noacc"))
-			KXNORW(K1, K1, K1)
+			KMOVW(K2, K1)
 			VXORPS(t1, t1, t1)
 			VGATHERDPS(pix(res, b), K1, t1)
 			TESTQ(U32(flagRScale), flags)
@@ -276,7 +280,7 @@ func winoOutC(m int) {
 		for b := 0; b < m; b++ {
 			CMPQ(cv, U8(b))
 			JLE(LabelRef(pre + "stored"))
-			KXNORW(K1, K1, K1)
+			KMOVW(K2, K1)
 			VSCATTERDPS(yv[b], K1, pix(dst, b))
 		}
 		Label(pre + "stored")
