@@ -31363,18 +31363,18 @@ done:
 	VZEROUPPER
 	RET
 
-// func winoOutCAVX512_2(dst *float32, ow int, src *float32, srcStride int, cidx *int32, lanes int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func winoOutCAVX512_2(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·winoOutCAVX512_2(SB), $512-120
+TEXT ·winoOutCAVX512_2(SB), $512-104
 	MOVQ         dst+0(FP), DI
 	MOVQ         ow+8(FP), R8
 	MOVQ         src+16(FP), SI
 	MOVQ         srcStride+24(FP), R9
-	MOVQ         rv+48(FP), CX
-	MOVQ         cv+56(FP), DX
-	MOVQ         res+64(FP), R10
-	MOVQ         flags+80(FP), R11
-	SHLQ         $0x02, R8
+	MOVQ         rv+32(FP), CX
+	MOVQ         cv+40(FP), DX
+	MOVQ         res+48(FP), R10
+	MOVQ         flags+64(FP), R11
+	SHLQ         $0x06, R8
 	SHLQ         $0x02, R9
 	MOVQ         SI, AX
 	VMOVUPS      (AX), Z0
@@ -31432,82 +31432,62 @@ TEXT ·winoOutCAVX512_2(SB), $512-120
 	VSUBPS       Z2, Z1, Z5
 	VSUBPS       Z3, Z5, Z5
 	VMOVUPS      Z5, 448(SP)
-	MOVQ         cidx+32(FP), AX
-	VMOVDQU32    (AX), Z23
-	MOVQ         lanes+40(FP), AX
-	KMOVW        AX, K2
 	VXORPS       Z21, Z21, Z21
 	VBROADCASTSS six<>+0(SB), Z22
 	TESTQ        $0x00000002, R11
 	JZ           nobias
-	MOVQ         bias+88(FP), AX
+	MOVQ         bias+72(FP), AX
 	VMOVUPS      (AX), Z16
 
 nobias:
 	TESTQ   $0x00000010, R11
 	JZ      noslope
-	MOVQ    slope+96(FP), AX
+	MOVQ    slope+80(FP), AX
 	VMOVUPS (AX), Z17
 
 noslope:
 	TESTQ   $0x00000020, R11
 	JZ      nolo
-	MOVQ    lo+104(FP), AX
+	MOVQ    lo+88(FP), AX
 	VMOVUPS (AX), Z18
 
 nolo:
 	TESTQ   $0x00000020, R11
 	JZ      nohi
-	MOVQ    hi+112(FP), AX
+	MOVQ    hi+96(FP), AX
 	VMOVUPS (AX), Z19
 
 nohi:
 	TESTQ   $0x00000040, R11
 	JZ      nors
-	MOVQ    rs+72(FP), AX
+	MOVQ    rs+56(FP), AX
 	VMOVUPS (AX), Z20
 
 nors:
-	CMPQ        CX, $0x00
-	JLE         done
-	VMOVUPS     (SP), Z0
-	VMOVUPS     64(SP), Z1
-	VMOVUPS     128(SP), Z2
-	VMOVUPS     192(SP), Z3
-	VADDPS      Z1, Z0, Z6
-	VADDPS      Z2, Z6, Z6
-	VSUBPS      Z2, Z1, Z7
-	VSUBPS      Z3, Z7, Z7
-	TESTQ       $0x00000001, R11
-	JZ          r0noacc
-	CMPQ        DX, $0x00
-	JLE         r0noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  (R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r0plain0
+	CMPQ    CX, $0x00
+	JLE     done
+	VMOVUPS (SP), Z0
+	VMOVUPS 64(SP), Z1
+	VMOVUPS 128(SP), Z2
+	VMOVUPS 192(SP), Z3
+	VADDPS  Z1, Z0, Z6
+	VADDPS  Z2, Z6, Z6
+	VSUBPS  Z2, Z1, Z7
+	VSUBPS  Z3, Z7, Z7
+	TESTQ   $0x00000001, R11
+	JZ      r0noacc
+	TESTQ   $0x00000040, R11
+	JNZ     r0racc
+	VADDPS  (R10), Z6, Z6
+	VADDPS  64(R10), Z7, Z7
+	JMP     r0noacc
+
+r0racc:
+	VMOVUPS     (R10), Z26
 	VFMADD231PS Z26, Z20, Z6
-	JMP         r0done0
-
-r0plain0:
-	VADDPS Z26, Z6, Z6
-
-r0done0:
-	CMPQ        DX, $0x01
-	JLE         r0noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  4(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r0plain1
+	VMOVUPS     64(R10), Z26
 	VFMADD231PS Z26, Z20, Z7
-	JMP         r0done1
 
-r0plain1:
-	VADDPS Z26, Z7, Z7
-
-r0done1:
 r0noacc:
 	TESTQ  $0x00000002, R11
 	JZ     r0nobias
@@ -31547,58 +31527,40 @@ r0noprelu:
 	VMINPS Z7, Z19, Z7
 
 r0noclamp:
-	CMPQ        DX, $0x00
-	JLE         r0stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z6, K1, (DI)(Z23*4)
-	CMPQ        DX, $0x01
-	JLE         r0stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
+	CMPQ    DX, $0x00
+	JLE     r0stored
+	VMOVUPS Z6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r0stored
+	VMOVUPS Z7, 64(DI)
 
 r0stored:
-	ADDQ        R8, DI
-	ADDQ        R8, R10
-	CMPQ        CX, $0x01
-	JLE         done
-	VMOVUPS     256(SP), Z0
-	VMOVUPS     320(SP), Z1
-	VMOVUPS     384(SP), Z2
-	VMOVUPS     448(SP), Z3
-	VADDPS      Z1, Z0, Z6
-	VADDPS      Z2, Z6, Z6
-	VSUBPS      Z2, Z1, Z7
-	VSUBPS      Z3, Z7, Z7
-	TESTQ       $0x00000001, R11
-	JZ          r1noacc
-	CMPQ        DX, $0x00
-	JLE         r1noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  (R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r1plain0
+	ADDQ    R8, DI
+	ADDQ    R8, R10
+	CMPQ    CX, $0x01
+	JLE     done
+	VMOVUPS 256(SP), Z0
+	VMOVUPS 320(SP), Z1
+	VMOVUPS 384(SP), Z2
+	VMOVUPS 448(SP), Z3
+	VADDPS  Z1, Z0, Z6
+	VADDPS  Z2, Z6, Z6
+	VSUBPS  Z2, Z1, Z7
+	VSUBPS  Z3, Z7, Z7
+	TESTQ   $0x00000001, R11
+	JZ      r1noacc
+	TESTQ   $0x00000040, R11
+	JNZ     r1racc
+	VADDPS  (R10), Z6, Z6
+	VADDPS  64(R10), Z7, Z7
+	JMP     r1noacc
+
+r1racc:
+	VMOVUPS     (R10), Z26
 	VFMADD231PS Z26, Z20, Z6
-	JMP         r1done0
-
-r1plain0:
-	VADDPS Z26, Z6, Z6
-
-r1done0:
-	CMPQ        DX, $0x01
-	JLE         r1noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  4(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r1plain1
+	VMOVUPS     64(R10), Z26
 	VFMADD231PS Z26, Z20, Z7
-	JMP         r1done1
 
-r1plain1:
-	VADDPS Z26, Z7, Z7
-
-r1done1:
 r1noacc:
 	TESTQ  $0x00000002, R11
 	JZ     r1nobias
@@ -31638,14 +31600,12 @@ r1noprelu:
 	VMINPS Z7, Z19, Z7
 
 r1noclamp:
-	CMPQ        DX, $0x00
-	JLE         r1stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z6, K1, (DI)(Z23*4)
-	CMPQ        DX, $0x01
-	JLE         r1stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
+	CMPQ    DX, $0x00
+	JLE     r1stored
+	VMOVUPS Z6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r1stored
+	VMOVUPS Z7, 64(DI)
 
 r1stored:
 done:
@@ -32078,18 +32038,18 @@ done:
 	VZEROUPPER
 	RET
 
-// func winoOutCAVX512_4(dst *float32, ow int, src *float32, srcStride int, cidx *int32, lanes int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// func winoOutCAVX512_4(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·winoOutCAVX512_4(SB), $1536-120
+TEXT ·winoOutCAVX512_4(SB), $1536-104
 	MOVQ         dst+0(FP), DI
 	MOVQ         ow+8(FP), R8
 	MOVQ         src+16(FP), SI
 	MOVQ         srcStride+24(FP), R9
-	MOVQ         rv+48(FP), CX
-	MOVQ         cv+56(FP), DX
-	MOVQ         res+64(FP), R10
-	MOVQ         flags+80(FP), R11
-	SHLQ         $0x02, R8
+	MOVQ         rv+32(FP), CX
+	MOVQ         cv+40(FP), DX
+	MOVQ         res+48(FP), R10
+	MOVQ         flags+64(FP), R11
+	SHLQ         $0x06, R8
 	SHLQ         $0x02, R9
 	MOVQ         SI, AX
 	VMOVUPS      (AX), Z0
@@ -32271,39 +32231,35 @@ TEXT ·winoOutCAVX512_4(SB), $1536-120
 	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
 	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
 	VMOVUPS      Z9, 1472(SP)
-	MOVQ         cidx+32(FP), AX
-	VMOVDQU32    (AX), Z23
-	MOVQ         lanes+40(FP), AX
-	KMOVW        AX, K2
 	VXORPS       Z21, Z21, Z21
 	VBROADCASTSS six<>+0(SB), Z22
 	TESTQ        $0x00000002, R11
 	JZ           nobias
-	MOVQ         bias+88(FP), AX
+	MOVQ         bias+72(FP), AX
 	VMOVUPS      (AX), Z16
 
 nobias:
 	TESTQ   $0x00000010, R11
 	JZ      noslope
-	MOVQ    slope+96(FP), AX
+	MOVQ    slope+80(FP), AX
 	VMOVUPS (AX), Z17
 
 noslope:
 	TESTQ   $0x00000020, R11
 	JZ      nolo
-	MOVQ    lo+104(FP), AX
+	MOVQ    lo+88(FP), AX
 	VMOVUPS (AX), Z18
 
 nolo:
 	TESTQ   $0x00000020, R11
 	JZ      nohi
-	MOVQ    hi+112(FP), AX
+	MOVQ    hi+96(FP), AX
 	VMOVUPS (AX), Z19
 
 nohi:
 	TESTQ   $0x00000040, R11
 	JZ      nors
-	MOVQ    rs+72(FP), AX
+	MOVQ    rs+56(FP), AX
 	VMOVUPS (AX), Z20
 
 nors:
@@ -32331,62 +32287,24 @@ nors:
 	VFMADD231PS winoconst<>+384(SB), Z4, Z9
 	TESTQ       $0x00000001, R11
 	JZ          r0noacc
-	CMPQ        DX, $0x00
-	JLE         r0noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  (R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
-	JZ          r0plain0
+	JNZ         r0racc
+	VADDPS      (R10), Z6, Z6
+	VADDPS      64(R10), Z7, Z7
+	VADDPS      128(R10), Z8, Z8
+	VADDPS      192(R10), Z9, Z9
+	JMP         r0noacc
+
+r0racc:
+	VMOVUPS     (R10), Z26
 	VFMADD231PS Z26, Z20, Z6
-	JMP         r0done0
-
-r0plain0:
-	VADDPS Z26, Z6, Z6
-
-r0done0:
-	CMPQ        DX, $0x01
-	JLE         r0noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  4(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r0plain1
+	VMOVUPS     64(R10), Z26
 	VFMADD231PS Z26, Z20, Z7
-	JMP         r0done1
-
-r0plain1:
-	VADDPS Z26, Z7, Z7
-
-r0done1:
-	CMPQ        DX, $0x02
-	JLE         r0noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  8(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r0plain2
+	VMOVUPS     128(R10), Z26
 	VFMADD231PS Z26, Z20, Z8
-	JMP         r0done2
-
-r0plain2:
-	VADDPS Z26, Z8, Z8
-
-r0done2:
-	CMPQ        DX, $0x03
-	JLE         r0noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  12(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r0plain3
+	VMOVUPS     192(R10), Z26
 	VFMADD231PS Z26, Z20, Z9
-	JMP         r0done3
 
-r0plain3:
-	VADDPS Z26, Z9, Z9
-
-r0done3:
 r0noacc:
 	TESTQ  $0x00000002, R11
 	JZ     r0nobias
@@ -32444,22 +32362,18 @@ r0noprelu:
 	VMINPS Z9, Z19, Z9
 
 r0noclamp:
-	CMPQ        DX, $0x00
-	JLE         r0stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z6, K1, (DI)(Z23*4)
-	CMPQ        DX, $0x01
-	JLE         r0stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
-	CMPQ        DX, $0x02
-	JLE         r0stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
-	CMPQ        DX, $0x03
-	JLE         r0stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
+	CMPQ    DX, $0x00
+	JLE     r0stored
+	VMOVUPS Z6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r0stored
+	VMOVUPS Z7, 64(DI)
+	CMPQ    DX, $0x02
+	JLE     r0stored
+	VMOVUPS Z8, 128(DI)
+	CMPQ    DX, $0x03
+	JLE     r0stored
+	VMOVUPS Z9, 192(DI)
 
 r0stored:
 	ADDQ        R8, DI
@@ -32488,62 +32402,24 @@ r0stored:
 	VFMADD231PS winoconst<>+384(SB), Z4, Z9
 	TESTQ       $0x00000001, R11
 	JZ          r1noacc
-	CMPQ        DX, $0x00
-	JLE         r1noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  (R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
-	JZ          r1plain0
+	JNZ         r1racc
+	VADDPS      (R10), Z6, Z6
+	VADDPS      64(R10), Z7, Z7
+	VADDPS      128(R10), Z8, Z8
+	VADDPS      192(R10), Z9, Z9
+	JMP         r1noacc
+
+r1racc:
+	VMOVUPS     (R10), Z26
 	VFMADD231PS Z26, Z20, Z6
-	JMP         r1done0
-
-r1plain0:
-	VADDPS Z26, Z6, Z6
-
-r1done0:
-	CMPQ        DX, $0x01
-	JLE         r1noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  4(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r1plain1
+	VMOVUPS     64(R10), Z26
 	VFMADD231PS Z26, Z20, Z7
-	JMP         r1done1
-
-r1plain1:
-	VADDPS Z26, Z7, Z7
-
-r1done1:
-	CMPQ        DX, $0x02
-	JLE         r1noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  8(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r1plain2
+	VMOVUPS     128(R10), Z26
 	VFMADD231PS Z26, Z20, Z8
-	JMP         r1done2
-
-r1plain2:
-	VADDPS Z26, Z8, Z8
-
-r1done2:
-	CMPQ        DX, $0x03
-	JLE         r1noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  12(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r1plain3
+	VMOVUPS     192(R10), Z26
 	VFMADD231PS Z26, Z20, Z9
-	JMP         r1done3
 
-r1plain3:
-	VADDPS Z26, Z9, Z9
-
-r1done3:
 r1noacc:
 	TESTQ  $0x00000002, R11
 	JZ     r1nobias
@@ -32601,22 +32477,18 @@ r1noprelu:
 	VMINPS Z9, Z19, Z9
 
 r1noclamp:
-	CMPQ        DX, $0x00
-	JLE         r1stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z6, K1, (DI)(Z23*4)
-	CMPQ        DX, $0x01
-	JLE         r1stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
-	CMPQ        DX, $0x02
-	JLE         r1stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
-	CMPQ        DX, $0x03
-	JLE         r1stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
+	CMPQ    DX, $0x00
+	JLE     r1stored
+	VMOVUPS Z6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r1stored
+	VMOVUPS Z7, 64(DI)
+	CMPQ    DX, $0x02
+	JLE     r1stored
+	VMOVUPS Z8, 128(DI)
+	CMPQ    DX, $0x03
+	JLE     r1stored
+	VMOVUPS Z9, 192(DI)
 
 r1stored:
 	ADDQ        R8, DI
@@ -32645,62 +32517,24 @@ r1stored:
 	VFMADD231PS winoconst<>+384(SB), Z4, Z9
 	TESTQ       $0x00000001, R11
 	JZ          r2noacc
-	CMPQ        DX, $0x00
-	JLE         r2noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  (R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
-	JZ          r2plain0
+	JNZ         r2racc
+	VADDPS      (R10), Z6, Z6
+	VADDPS      64(R10), Z7, Z7
+	VADDPS      128(R10), Z8, Z8
+	VADDPS      192(R10), Z9, Z9
+	JMP         r2noacc
+
+r2racc:
+	VMOVUPS     (R10), Z26
 	VFMADD231PS Z26, Z20, Z6
-	JMP         r2done0
-
-r2plain0:
-	VADDPS Z26, Z6, Z6
-
-r2done0:
-	CMPQ        DX, $0x01
-	JLE         r2noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  4(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r2plain1
+	VMOVUPS     64(R10), Z26
 	VFMADD231PS Z26, Z20, Z7
-	JMP         r2done1
-
-r2plain1:
-	VADDPS Z26, Z7, Z7
-
-r2done1:
-	CMPQ        DX, $0x02
-	JLE         r2noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  8(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r2plain2
+	VMOVUPS     128(R10), Z26
 	VFMADD231PS Z26, Z20, Z8
-	JMP         r2done2
-
-r2plain2:
-	VADDPS Z26, Z8, Z8
-
-r2done2:
-	CMPQ        DX, $0x03
-	JLE         r2noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  12(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r2plain3
+	VMOVUPS     192(R10), Z26
 	VFMADD231PS Z26, Z20, Z9
-	JMP         r2done3
 
-r2plain3:
-	VADDPS Z26, Z9, Z9
-
-r2done3:
 r2noacc:
 	TESTQ  $0x00000002, R11
 	JZ     r2nobias
@@ -32758,22 +32592,18 @@ r2noprelu:
 	VMINPS Z9, Z19, Z9
 
 r2noclamp:
-	CMPQ        DX, $0x00
-	JLE         r2stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z6, K1, (DI)(Z23*4)
-	CMPQ        DX, $0x01
-	JLE         r2stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
-	CMPQ        DX, $0x02
-	JLE         r2stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
-	CMPQ        DX, $0x03
-	JLE         r2stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
+	CMPQ    DX, $0x00
+	JLE     r2stored
+	VMOVUPS Z6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r2stored
+	VMOVUPS Z7, 64(DI)
+	CMPQ    DX, $0x02
+	JLE     r2stored
+	VMOVUPS Z8, 128(DI)
+	CMPQ    DX, $0x03
+	JLE     r2stored
+	VMOVUPS Z9, 192(DI)
 
 r2stored:
 	ADDQ        R8, DI
@@ -32802,62 +32632,24 @@ r2stored:
 	VFMADD231PS winoconst<>+384(SB), Z4, Z9
 	TESTQ       $0x00000001, R11
 	JZ          r3noacc
-	CMPQ        DX, $0x00
-	JLE         r3noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  (R10)(Z23*4), K1, Z26
 	TESTQ       $0x00000040, R11
-	JZ          r3plain0
+	JNZ         r3racc
+	VADDPS      (R10), Z6, Z6
+	VADDPS      64(R10), Z7, Z7
+	VADDPS      128(R10), Z8, Z8
+	VADDPS      192(R10), Z9, Z9
+	JMP         r3noacc
+
+r3racc:
+	VMOVUPS     (R10), Z26
 	VFMADD231PS Z26, Z20, Z6
-	JMP         r3done0
-
-r3plain0:
-	VADDPS Z26, Z6, Z6
-
-r3done0:
-	CMPQ        DX, $0x01
-	JLE         r3noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  4(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r3plain1
+	VMOVUPS     64(R10), Z26
 	VFMADD231PS Z26, Z20, Z7
-	JMP         r3done1
-
-r3plain1:
-	VADDPS Z26, Z7, Z7
-
-r3done1:
-	CMPQ        DX, $0x02
-	JLE         r3noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  8(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r3plain2
+	VMOVUPS     128(R10), Z26
 	VFMADD231PS Z26, Z20, Z8
-	JMP         r3done2
-
-r3plain2:
-	VADDPS Z26, Z8, Z8
-
-r3done2:
-	CMPQ        DX, $0x03
-	JLE         r3noacc
-	KMOVW       K2, K1
-	VXORPS      Z26, Z26, Z26
-	VGATHERDPS  12(R10)(Z23*4), K1, Z26
-	TESTQ       $0x00000040, R11
-	JZ          r3plain3
+	VMOVUPS     192(R10), Z26
 	VFMADD231PS Z26, Z20, Z9
-	JMP         r3done3
 
-r3plain3:
-	VADDPS Z26, Z9, Z9
-
-r3done3:
 r3noacc:
 	TESTQ  $0x00000002, R11
 	JZ     r3nobias
@@ -32915,22 +32707,18 @@ r3noprelu:
 	VMINPS Z9, Z19, Z9
 
 r3noclamp:
-	CMPQ        DX, $0x00
-	JLE         r3stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z6, K1, (DI)(Z23*4)
-	CMPQ        DX, $0x01
-	JLE         r3stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z7, K1, 4(DI)(Z23*4)
-	CMPQ        DX, $0x02
-	JLE         r3stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z8, K1, 8(DI)(Z23*4)
-	CMPQ        DX, $0x03
-	JLE         r3stored
-	KMOVW       K2, K1
-	VSCATTERDPS Z9, K1, 12(DI)(Z23*4)
+	CMPQ    DX, $0x00
+	JLE     r3stored
+	VMOVUPS Z6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r3stored
+	VMOVUPS Z7, 64(DI)
+	CMPQ    DX, $0x02
+	JLE     r3stored
+	VMOVUPS Z8, 128(DI)
+	CMPQ    DX, $0x03
+	JLE     r3stored
+	VMOVUPS Z9, 192(DI)
 
 r3stored:
 done:

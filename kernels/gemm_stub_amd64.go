@@ -658,7 +658,7 @@ func winoInCAVX512_2(dst *float32, dstStride int, src *float32, rowStride int, n
 // winoOutCAVX512_2 is the F(2×2,3×3) output transform of one tile of 16 channels with the epilogue of flags; see winoOutCGeneric.
 //
 //go:noescape
-func winoOutCAVX512_2(dst *float32, ow int, src *float32, srcStride int, cidx *int32, lanes int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func winoOutCAVX512_2(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // winoInCAVX512_4 is the F(4×4,3×3) input transform of n tiles of an HWC16 image; see winoInCGeneric.
 //
@@ -668,7 +668,7 @@ func winoInCAVX512_4(dst *float32, dstStride int, src *float32, rowStride int, n
 // winoOutCAVX512_4 is the F(4×4,3×3) output transform of one tile of 16 channels with the epilogue of flags; see winoOutCGeneric.
 //
 //go:noescape
-func winoOutCAVX512_4(dst *float32, ow int, src *float32, srcStride int, cidx *int32, lanes int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+func winoOutCAVX512_4(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
 // winoGemmCAVX512_1_1 computes 1 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
 //

@@ -116,7 +116,7 @@ type winoGemmCFunc func(k int, w, x *float32, offs *int32, c *float32, ldv int)
 
 // winoOutCFunc is a channel-vectorised output transform with epilogue; see
 // winoOutCAVX512_4.
-type winoOutCFunc func(dst *float32, ow int, src *float32, srcStride int, cidx *int32, lanes, rv, cv int, res, rs *float32, flags int, bias, slope, lo, hi *float32)
+type winoOutCFunc func(dst *float32, ow int, src *float32, srcStride int, rv, cv int, res, rs *float32, flags int, bias, slope, lo, hi *float32)
 
 // maxNR and maxMR bound the tile of every kernel set (scratch sizing).
 const (

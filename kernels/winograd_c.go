@@ -103,11 +103,13 @@ type winoCState struct {
 	tbuf [][]float32 // per worker: the chunk's input pixels, transposed
 	// per worker: bias, slope, lo, hi and residual scale of a last,
 	// partial block of output channels, zero-padded to 16
-	edge   [][5][16]float32
-	cidx   [16]int32 // output scatter offsets: channel j's plane
-	resDst bool      // the epilogue's residual was added into dst first
-	rows   int       // tile rows of the batch
-	task   func(worker, lo, hi int)
+	edge [][5][16]float32
+	obuf [][]float32 // per worker: HWC16 output band of a block
+	rbuf [][]float32 // per worker: HWC16 band of what the epilogue adds
+	rows int         // tile rows of the batch
+	// byChannel: the workers split the output channels (winoCByChannel)
+	byChannel bool
+	task      func(worker, lo, hi int)
 }
 
 // reserveC grows worker scratch for the channel-vectorised path on shape s.
@@ -118,12 +120,19 @@ func (w *Workspace) reserveC(s ConvShape, m int) {
 		st.offs = make([][]int32, w.workers)
 		st.tbuf = make([][]float32, w.workers)
 		st.edge = make([][5][16]float32, w.workers)
+		st.obuf = make([][]float32, w.workers)
+		st.rbuf = make([][]float32, w.workers)
 		st.task = w.winoCPart
 	}
 	g := winoCGeometry(s, m)
 	b, v, mo := g.scratch()
 	tb := min(s.H, g.bandRows) * s.W * 16
+	// The output bands: a chunk's rows, and a tile's reach past the last.
+	ob := (g.crows*m*g.ow + m*g.ow + m) * 16
 	for i := range st.bufs {
+		if len(st.obuf[i]) < ob {
+			st.obuf[i], st.rbuf[i] = make([]float32, ob), make([]float32, ob)
+		}
 		if len(st.tbuf[i]) < tb {
 			st.tbuf[i] = make([]float32, tb)
 		}
@@ -173,45 +182,60 @@ func (w *Workspace) winogradC(dst []float32, dstStride int, src []float32, srcSt
 	}
 	c := &st.c
 	c.g = g
-	// A residual the kernels cannot read in place (gathered rows, or added
-	// to an accumulating output) goes into dst first.
-	c.resDst = st.ep.Residual != nil && (st.ep.ResidualRows != nil || st.ep.Accumulate)
-	for j := range c.cidx {
-		c.cidx[j] = int32(j * g.oh * g.ow)
-	}
 	c.rows = n * g.th
-	if w.par == nil || w.workers == 1 || c.rows < 2 {
-		w.winoCRows(0, 0, c.rows)
-	} else {
+	nblk := g.kb / st.ww.tnv // GEMM blocks of output channels
+	c.byChannel = winoCByChannel(c.rows, nblk, w.workers)
+	switch {
+	case w.par == nil || w.workers == 1 || (c.rows < 2 && !c.byChannel):
+		w.winoCRows(0, 0, c.rows, 0, nblk)
+	default:
 		w.par(w.workers, c.task)
 	}
 	st.ww, st.dst, st.src, st.ep = nil, nil, nil, Epilogue{}
 }
 
-// winoCPart runs parts [lo, hi) of a call split over the workers by tile
-// rows (one part per worker).
+// winoCByChannel reports whether a call of rows tile rows with nblk GEMM
+// blocks of output channels on workers workers splits by output channels:
+// when there are fewer than two tile rows per worker but a block for each.
+// Every worker then transforms all tiles (a small map: little work) and
+// reads only its blocks' weights, which at batch 1 cost more than the
+// arithmetic (F(4×4) weights of a 64-channel layer are 590 KB, streamed
+// from L3 once per layer).
+func winoCByChannel(rows, nblk, workers int) bool {
+	return workers > 1 && rows < 2*workers && nblk >= workers
+}
+
+// winoCPart runs parts [lo, hi) of a call split over the workers (one part
+// per worker): its tile rows, or its output channel blocks.
 func (w *Workspace) winoCPart(worker, lo, hi int) {
-	total := w.wino.c.rows
+	c := &w.wino.c
+	nblk := c.g.kb / w.wino.ww.tnv
 	for p := lo; p < hi; p++ {
-		w.winoCRows(worker, total*p/w.workers, total*(p+1)/w.workers)
+		if c.byChannel {
+			w.winoCRows(worker, 0, c.rows, nblk*p/w.workers, nblk*(p+1)/w.workers)
+		} else {
+			w.winoCRows(worker, c.rows*p/w.workers, c.rows*(p+1)/w.workers, 0, nblk)
+		}
 	}
 }
 
 // winoCRows runs tile rows [r0, r1) of the batch (row r is tile row r%th
-// of image r/th) on worker, image by image, in chunks of g.crows.
-func (w *Workspace) winoCRows(worker, r0, r1 int) {
+// of image r/th) for GEMM blocks [b0, b1) of output channels on worker,
+// image by image, in chunks of g.crows.
+func (w *Workspace) winoCRows(worker, r0, r1, b0, b1 int) {
 	g := w.wino.c.g
 	for r := r0; r < r1; {
 		img, ty := r/g.th, r%g.th
 		ty1 := min(g.th, ty+g.crows, ty+r1-r)
-		w.winoCChunk(worker, img, ty, ty1)
+		w.winoCChunk(worker, img, ty, ty1, b0, b1)
 		r += ty1 - ty
 	}
 }
 
 // winoCChunk runs tile rows [ty0, ty1) of image img through the band copy,
-// the input transform, the GEMMs and the output transform.
-func (w *Workspace) winoCChunk(worker, img, ty0, ty1 int) {
+// the input transform, and the GEMMs and output transform of GEMM blocks
+// [b0, b1) of output channels.
+func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 	st := w.wino
 	c := &st.c
 	g, s, ww := c.g, st.ww.s, st.ww
@@ -283,7 +307,7 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1 int) {
 	for xi := 0; xi < a*a; xi++ {
 		u := ww.tt[xi*ocp*s.C : (xi+1)*ocp*s.C]
 		vx, mx := v[xi*vs:], mo[xi*ms:]
-		for c0 := 0; c0 < ocp; c0 += nb {
+		for c0 := b0 * nb; c0 < b1*nb; c0 += nb {
 			for r := range runs {
 				t0, t1 := t*r/runs, t*(r+1)/runs
 				ks.winoGemmC[ww.tnv-1][t1-t0-1](s.C, &u[c0*s.C], &vx[t0*16], &offs[0], &mx[(c0/16*t+t0)*16], t*16)
@@ -291,33 +315,34 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1 int) {
 		}
 	}
 
-	// The output transform and epilogue, 16 channels at a time.
+	// The output transform and epilogue, 16 channels at a time, into the
+	// worker's HWC16 band ob (the chunk's output rows y0…y1, pitch ow), then
+	// transposed into the CHW planes. What the epilogue adds (a residual,
+	// or dst when accumulating) is transposed into the band rb first.
 	ohw := g.oh * g.ow
 	out := st.dst[img*st.dstStride : img*st.dstStride+oc*ohw]
 	ep := &st.ep
 	flags := st.flags
 	y0, y1 := ty0*m, min(g.oh, ty1*m)
-	if c.resDst {
-		for o := 0; o < oc; o++ {
-			d := out[o*ohw+y0*g.ow : o*ohw+y1*g.ow]
+	opix := (y1 - y0) * g.ow
+	ob, rb := c.obuf[worker], c.rbuf[worker]
+	if ep.Residual != nil && ep.Accumulate {
+		// dst += residual first; the kernel then adds dst.
+		for o := b0 * nb; o < min(oc, b1*nb); o++ {
 			if ri, sc, ok := ep.residualRow(o); ok {
-				rp := img*st.resStride + ri*ohw + y0*g.ow
-				addResidual(d, ep.Residual[rp:], sc, ep.Accumulate)
-			} else if !ep.Accumulate {
-				clear(d)
+				d := out[o*ohw+y0*g.ow : o*ohw+y1*g.ow]
+				addResidual(d, ep.Residual[img*st.resStride+ri*ohw+y0*g.ow:], sc, true)
 			}
 		}
 	}
-	res := out
+	plainRes := ep.Residual != nil && !ep.Accumulate
 	var rsc []float32
-	if ep.Residual != nil && !c.resDst {
-		res = ep.Residual[img*st.resStride : img*st.resStride+oc*ohw]
+	if plainRes && ep.ResidualScale != nil {
 		rsc = ep.ResidualScale
-	}
-	if rsc != nil {
 		flags |= flagRScale
 	}
-	for kb := 0; kb < g.kb; kb++ {
+	var planes [8]int
+	for kb := b0 * ww.tnv; kb < b1*ww.tnv; kb++ {
 		o := 16 * kb
 		lanes := min(16, oc-o)
 		var bias, slope, lo, hi, rs *float32
@@ -338,14 +363,81 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1 int) {
 			bias, slope, lo, hi = epRowPtrs(&Epilogue{Bias: e[0][:], Slope: e[1][:], Min: e[2][:], Max: e[3][:]}, flags, 0)
 			rs = &e[4][0]
 		}
+		if flags&flagAcc != 0 {
+			for h := 0; h < 2; h++ {
+				src := out
+				for j := range planes {
+					planes[j] = -1
+					switch ch := o + 8*h + j; {
+					case ch >= oc:
+					case plainRes:
+						if ri, _, ok := ep.residualRow(ch); ok {
+							src = ep.Residual
+							planes[j] = img*st.resStride + ri*ohw + y0*g.ow
+						}
+					default:
+						planes[j] = ch*ohw + y0*g.ow
+					}
+				}
+				toHWC8(rb[8*h:], src, &planes, ohw, opix)
+			}
+		}
 		for k := 0; k < nrows; k++ {
 			ty := ty0 + k
 			rv := min(m, g.oh-ty*m)
 			for tx := 0; tx < g.tw; tx++ {
 				cv := min(m, g.ow-tx*m)
-				pix := o*ohw + ty*m*g.ow + tx*m
-				ks.winoOutC[m/4](&out[pix], g.ow, &mo[(kb*t+k*g.tw+tx)*16], ms, &c.cidx[0], 1<<lanes-1, rv, cv, &res[pix], rs, flags, bias, slope, lo, hi)
+				q := (k*m*g.ow + tx*m) * 16
+				ks.winoOutC[m/4](&ob[q], g.ow, &mo[(kb*t+k*g.tw+tx)*16], ms, rv, cv, &rb[q], rs, flags, bias, slope, lo, hi)
 			}
+		}
+		for h := 0; h < 2 && 8*h < lanes; h++ {
+			c0 := o + 8*h
+			fromHWC8(out[c0*ohw+y0*g.ow:], ohw, ob[8*h:], opix, min(8, oc-c0))
+		}
+	}
+}
+
+// toHWC8 fills lanes 0…7 of the n pixels of the HWC16 band dst from the
+// CHW planes of src starting at planes[j] (−1: zeros): one transpose when
+// the 8 planes are consecutive, else element by element.
+func toHWC8(dst, src []float32, planes *[8]int, ohw, n int) {
+	seq := planes[0] >= 0
+	for j := 1; j < 8 && seq; j++ {
+		seq = planes[j] == planes[0]+j*ohw
+	}
+	if seq {
+		Transpose8(dst, 16, src[planes[0]:], ohw, n)
+		return
+	}
+	for j, pl := range planes {
+		if pl < 0 {
+			for p := range n {
+				dst[p*16+j] = 0
+			}
+			continue
+		}
+		for p, v := range src[pl : pl+n] {
+			dst[p*16+j] = v
+		}
+	}
+}
+
+// fromHWC8 copies lanes 0…nc−1 of the n pixels of the HWC16 band src into
+// nc CHW planes ohw apart at dst: 8×8 transposes (the last one overlapping
+// the one before) when it can.
+func fromHWC8(dst []float32, ohw int, src []float32, n, nc int) {
+	if nc == 8 && n >= 8 {
+		for p0 := 0; p0 < n; p0 += 8 {
+			p := min(p0, n-8)
+			Transpose8(dst[p:], ohw, src[p*16:], 16, 8)
+		}
+		return
+	}
+	for j := range nc {
+		row := dst[j*ohw : j*ohw+n]
+		for p := range row {
+			row[p] = src[p*16+j]
 		}
 	}
 }

@@ -155,17 +155,16 @@ func winoGemmC(nv, mr int) {
 }
 
 // winoOutC emits winoOutCAVX512_<m>: the F(m×m,3×3) output transform of
-// one tile for 16 channels, with the epilogue of flags, scattered into CHW
-// planes: M[ξ] at src + ξ·srcStride (16 floats), output pixel (r, b) of
-// channel j at dst[cidx[j] + r·ow + b] for r < rv, b < cv and the channels
-// j whose bit is set in lanes (only those are read or written). flagAcc
-// adds res[cidx[j] + r·ow + b] (times rs[j] with flagRScale) before the
-// bias.
+// one tile for 16 channels, with the epilogue of flags, into an HWC16 band:
+// M[ξ] at src + ξ·srcStride (16 floats), output pixel (r, b) at dst + (r·ow
+// + b)·16 for r < rv, b < cv (the others are not written). flagAcc adds
+// the band res at the same place (times rs[0:16] with flagRScale) before
+// the bias.
 func winoOutC(m int) {
 	a := m + 2
 	at := winoAT[m]
 	name := fmt.Sprintf("winoOutCAVX512_%d", m)
-	TEXT(name, 0, "func(dst *float32, ow int, src *float32, srcStride int, cidx *int32, lanes, rv, cv int, res, rs *float32, flags int, bias, slope, lo, hi *float32)")
+	TEXT(name, 0, "func(dst *float32, ow int, src *float32, srcStride int, rv, cv int, res, rs *float32, flags int, bias, slope, lo, hi *float32)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) output transform of one tile of 16 channels with the epilogue of flags; see winoOutCGeneric.", name, m, m))
 	tmp := AllocLocal(64 * m * a)
@@ -178,7 +177,7 @@ func winoOutC(m int) {
 	Load(Param("cv"), cv)
 	Load(Param("res"), res)
 	Load(Param("flags"), flags)
-	SHLQ(U8(2), ow)
+	SHLQ(U8(6), ow)
 	SHLQ(U8(2), ss)
 	x := zmm[:a]
 	// t[r][k] = Σ_l Aᵀ[r][l]·M[l][k], M[l][k] at src + (k·α+l)·srcStride.
@@ -196,13 +195,9 @@ func winoOutC(m int) {
 			VMOVUPS(y, tmp.Offset(64*(r*a+k)))
 		}
 	}
-	// Epilogue vectors: bias, slope, lo, hi, rscale, zero, six, the
-	// scatter index; Z26, Z27 are temporaries.
-	cBias, cSlope, cLo, cHi, cRS, zero, six6, iv, t1 := zmm[16], zmm[17], zmm[18], zmm[19], zmm[20], zmm[21], zmm[22], zmm[23], zmm[26]
-	Load(Param("cidx"), p)
-	VMOVDQU32(Mem{Base: p}, iv)
-	Load(Param("lanes"), p)
-	KMOVW(EAX, K2)
+	// Epilogue vectors: bias, slope, lo, hi, rscale, zero, six; Z26 is a
+	// temporary.
+	cBias, cSlope, cLo, cHi, cRS, zero, six6, t1 := zmm[16], zmm[17], zmm[18], zmm[19], zmm[20], zmm[21], zmm[22], zmm[26]
 	VXORPS(zero, zero, zero)
 	VBROADCASTSS(six, six6)
 	for _, e := range []struct {
@@ -228,30 +223,27 @@ func winoOutC(m int) {
 		for b := 0; b < m; b++ {
 			lincomb(at[b], x, yv[b])
 		}
-		pix := func(base GPPhysical, b int) Mem { return Mem{Base: base, Index: iv, Scale: 4, Disp: 4 * b} }
-		// Accumulate: gather the old values of the valid pixels.
-		TESTQ(U32(flagAcc), flags)
-		JZ(LabelRef(pre + "noacc"))
-		for b := 0; b < m; b++ {
-			CMPQ(cv, U8(b))
-			JLE(LabelRef(pre + "noacc"))
-			KMOVW(K2, K1)
-			VXORPS(t1, t1, t1)
-			VGATHERDPS(pix(res, b), K1, t1)
-			TESTQ(U32(flagRScale), flags)
-			JZ(LabelRef(fmt.Sprintf("%splain%d", pre, b)))
-			VFMADD231PS(t1, cRS, yv[b])
-			JMP(LabelRef(fmt.Sprintf("%sdone%d", pre, b)))
-			Label(fmt.Sprintf("%splain%d", pre, b))
-			VADDPS(t1, yv[b], yv[b])
-			Label(fmt.Sprintf("%sdone%d", pre, b))
-		}
-		Label(pre + "noacc")
 		each := func(f func(v VecPhysical)) {
 			for _, v := range yv {
 				f(v)
 			}
 		}
+		// Accumulate: the pixels past cv read what the band holds there
+		// (within its row) and are not stored.
+		TESTQ(U32(flagAcc), flags)
+		JZ(LabelRef(pre + "noacc"))
+		TESTQ(U32(flagRScale), flags)
+		JNZ(LabelRef(pre + "racc"))
+		for b := 0; b < m; b++ {
+			VADDPS(Mem{Base: res, Disp: 64 * b}, yv[b], yv[b])
+		}
+		JMP(LabelRef(pre + "noacc"))
+		Label(pre + "racc")
+		for b := 0; b < m; b++ {
+			VMOVUPS(Mem{Base: res, Disp: 64 * b}, t1)
+			VFMADD231PS(t1, cRS, yv[b])
+		}
+		Label(pre + "noacc")
 		TESTQ(U32(flagBias), flags)
 		JZ(LabelRef(pre + "nobias"))
 		each(func(v VecPhysical) { VADDPS(cBias, v, v) })
@@ -280,8 +272,7 @@ func winoOutC(m int) {
 		for b := 0; b < m; b++ {
 			CMPQ(cv, U8(b))
 			JLE(LabelRef(pre + "stored"))
-			KMOVW(K2, K1)
-			VSCATTERDPS(yv[b], K1, pix(dst, b))
+			VMOVUPS(yv[b], Mem{Base: dst, Disp: 64 * b})
 		}
 		Label(pre + "stored")
 		if r+1 < m {
