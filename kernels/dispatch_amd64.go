@@ -24,7 +24,7 @@ func nativeSets() []*kernelSet {
 			winoIn: winoInAVX2, winoOut: winoOutAVX2, winoInW: winoInAVX512, winoOutW: winoOutAVX512,
 			convT:   convTKernelsAVX512,
 			winoInC: [2]winoInCFunc{winoInCAVX512_2, winoInCAVX512_4}, winoOutC: [2]winoOutCFunc{winoOutCAVX512_2, winoOutCAVX512_4},
-			winoGemmC: winoGemmCKernelsAVX512,
+			winoGemmC: winoGemmCKernelsAVX512, toHWC16: planesToHWC16AVX512, fromHWC16: hwc16ToPlanesAVX512,
 		})
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {

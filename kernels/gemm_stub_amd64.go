@@ -809,3 +809,13 @@ func winoGemmCAVX512_2_13(k int, w *float32, x *float32, offs *int32, c *float32
 //
 //go:noescape
 func winoGemmCAVX512_2_14(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+
+// planesToHWC16AVX512 transposes 16×16 blocks between CHW planes and an HWC16 band; see Transpose16.
+//
+//go:noescape
+func planesToHWC16AVX512(dst *float32, dstStride int, src *float32, srcStride int, n int)
+
+// hwc16ToPlanesAVX512 transposes 16×16 blocks between CHW planes and an HWC16 band; see Transpose16.
+//
+//go:noescape
+func hwc16ToPlanesAVX512(dst *float32, dstStride int, src *float32, srcStride int, n int)

@@ -105,6 +105,8 @@ type kernelSet struct {
 	winoInC   [2]winoInCFunc
 	winoOutC  [2]winoOutCFunc
 	winoGemmC [][]winoGemmCFunc // [nv-1][mr-1]
+	// 16×16 transposes between CHW planes and HWC16 bands (see Transpose16).
+	toHWC16, fromHWC16 func(dst *float32, dstStride int, src *float32, srcStride, n int)
 }
 
 // winoInCFunc is a channel-vectorised input transform; see winoInCAVX512_4.

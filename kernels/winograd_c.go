@@ -252,7 +252,7 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 
 	// The band: padded rows ty0·m … ty1·m+1, HWC16 per channel block. The
 	// chunk's image rows [ya, yb) are one run of pixels in each CHW plane:
-	// transposed 8 channels at a time into tb, then copied row by row.
+	// transposed into tb, then copied row by row.
 	prow := g.wp * 16
 	pblk := (nrows*m + 2) * prow
 	hw := s.H * s.W
@@ -260,26 +260,16 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 	ya, yb := max(0, ty0*m-s.PadH), min(s.H, ty1*m+2-s.PadH)
 	npix := max(0, yb-ya) * s.W
 	tb := c.tbuf[worker][:npix*16]
+	var planes [16]int
 	for b := 0; b < g.cb; b++ {
 		blk := band[b*pblk : (b+1)*pblk]
-		for h := 0; h < 2; h++ {
-			c0 := 16*b + 8*h
-			nc := min(8, s.C-c0)
-			if nc == 8 {
-				Transpose8(tb[8*h:], 16, x[c0*hw+ya*s.W:], hw, npix)
-				continue
-			}
-			for p := 0; p < npix; p++ {
-				px := tb[p*16+8*h : p*16+8*h+8]
-				for j := range px {
-					if j < nc {
-						px[j] = x[(c0+j)*hw+ya*s.W+p]
-					} else {
-						px[j] = 0
-					}
-				}
+		for j := range planes {
+			planes[j] = -1
+			if c := 16*b + j; c < s.C {
+				planes[j] = c*hw + ya*s.W
 			}
 		}
+		toHWC(tb, x, &planes, hw, npix)
 		for i := 0; i < nrows*m+2; i++ {
 			row := blk[i*prow : (i+1)*prow]
 			y := ty0*m + i - s.PadH
@@ -341,7 +331,6 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 		rsc = ep.ResidualScale
 		flags |= flagRScale
 	}
-	var planes [8]int
 	for kb := b0 * ww.tnv; kb < b1*ww.tnv; kb++ {
 		o := 16 * kb
 		lanes := min(16, oc-o)
@@ -364,23 +353,21 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 			rs = &e[4][0]
 		}
 		if flags&flagAcc != 0 {
-			for h := 0; h < 2; h++ {
-				src := out
-				for j := range planes {
-					planes[j] = -1
-					switch ch := o + 8*h + j; {
-					case ch >= oc:
-					case plainRes:
-						if ri, _, ok := ep.residualRow(ch); ok {
-							src = ep.Residual
-							planes[j] = img*st.resStride + ri*ohw + y0*g.ow
-						}
-					default:
-						planes[j] = ch*ohw + y0*g.ow
+			src := out
+			for j := range planes {
+				planes[j] = -1
+				switch ch := o + j; {
+				case ch >= oc:
+				case plainRes:
+					if ri, _, ok := ep.residualRow(ch); ok {
+						src = ep.Residual
+						planes[j] = img*st.resStride + ri*ohw + y0*g.ow
 					}
+				default:
+					planes[j] = ch*ohw + y0*g.ow
 				}
-				toHWC8(rb[8*h:], src, &planes, ohw, opix)
 			}
+			toHWC(rb, src, &planes, ohw, opix)
 		}
 		for k := 0; k < nrows; k++ {
 			ty := ty0 + k
@@ -391,55 +378,72 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 				ks.winoOutC[m/4](&ob[q], g.ow, &mo[(kb*t+k*g.tw+tx)*16], ms, rv, cv, &rb[q], rs, flags, bias, slope, lo, hi)
 			}
 		}
-		for h := 0; h < 2 && 8*h < lanes; h++ {
-			c0 := o + 8*h
-			fromHWC8(out[c0*ohw+y0*g.ow:], ohw, ob[8*h:], opix, min(8, oc-c0))
-		}
+		fromHWC(out[o*ohw+y0*g.ow:], ohw, ob, opix, lanes)
 	}
 }
 
-// toHWC8 fills lanes 0…7 of the n pixels of the HWC16 band dst from the
-// CHW planes of src starting at planes[j] (−1: zeros): one transpose when
-// the 8 planes are consecutive, else element by element.
-func toHWC8(dst, src []float32, planes *[8]int, ohw, n int) {
-	seq := planes[0] >= 0
-	for j := 1; j < 8 && seq; j++ {
-		seq = planes[j] == planes[0]+j*ohw
-	}
-	if seq {
-		Transpose8(dst, 16, src[planes[0]:], ohw, n)
+// toHWC fills the n pixels of the HWC16 band dst from the CHW planes of
+// src: lane j from the plane starting at planes[j] (−1: zeros). Lanes whose
+// planes lie ohw apart (holes allowed) go through 16×16 or 8×8
+// transposes, the holes zeroed after; others element by element.
+func toHWC(dst, src []float32, planes *[16]int, ohw, n int) {
+	if n <= 0 {
 		return
 	}
+	done := 0
+	if evenPlanes(planes[:], len(src), ohw, n) {
+		Transpose16(dst, src[firstPlane(planes[:], ohw):], ohw, n)
+		done = 16
+	} else {
+		for h := 0; h < 2; h++ {
+			if pl := planes[8*h : 8*h+8]; evenPlanes(pl, len(src), ohw, n) {
+				Transpose8(dst[8*h:], 16, src[firstPlane(pl, ohw):], ohw, n)
+				done |= 1 << h
+			}
+		}
+		done = map[int]int{0: 0, 1: 8, 2: -8, 3: 16}[done]
+	}
 	for j, pl := range planes {
-		if pl < 0 {
+		in := done == 16 || (done == 8 && j < 8) || (done == -8 && j >= 8)
+		switch {
+		case pl < 0:
 			for p := range n {
 				dst[p*16+j] = 0
 			}
-			continue
-		}
-		for p, v := range src[pl : pl+n] {
-			dst[p*16+j] = v
+		case !in:
+			for p, v := range src[pl : pl+n] {
+				dst[p*16+j] = v
+			}
 		}
 	}
 }
 
-// fromHWC8 copies lanes 0…nc−1 of the n pixels of the HWC16 band src into
-// nc CHW planes ohw apart at dst: 8×8 transposes (the last one overlapping
-// the one before) when it can.
-func fromHWC8(dst []float32, ohw int, src []float32, n, nc int) {
-	if nc == 8 && n >= 8 {
-		for p0 := 0; p0 < n; p0 += 8 {
-			p := min(p0, n-8)
-			Transpose8(dst[p:], ohw, src[p*16:], 16, 8)
-		}
-		return
+// evenPlanes reports whether the valid planes (≥ 0, at least one) lie ohw
+// apart as lanes of one transpose (base + j·ohw) inside a source of ns
+// floats.
+func evenPlanes(planes []int, ns, ohw, n int) bool {
+	base := firstPlane(planes, ohw)
+	if base < 0 {
+		return false
 	}
-	for j := range nc {
-		row := dst[j*ohw : j*ohw+n]
-		for p := range row {
-			row[p] = src[p*16+j]
+	for j, pl := range planes {
+		if pl >= 0 && pl != base+j*ohw {
+			return false
 		}
 	}
+	return base+(len(planes)-1)*ohw+n <= ns
+}
+
+// firstPlane returns the plane lane 0 of a transpose over planes ohw apart
+// reads: the first valid plane less its lane's offset (−1: no valid plane,
+// or one that would start before the source).
+func firstPlane(planes []int, ohw int) int {
+	for j, pl := range planes {
+		if pl >= 0 {
+			return max(-1, pl-j*ohw)
+		}
+	}
+	return -1
 }
 
 // epRowPtrs returns the epilogue pointers of row r for flags (nil: unused).
@@ -454,4 +458,73 @@ func epRowPtrs(ep *Epilogue, flags, r int) (bias, slope, lo, hi *float32) {
 		lo, hi = &ep.Min[r], &ep.Max[r]
 	}
 	return
+}
+
+// fromHWC copies lanes 0…nc−1 of the n pixels of the HWC16 band src into
+// nc CHW planes ohw apart at dst: 16×16 (or 8×8) transposes when the lanes
+// are full, the last one overlapping the one before.
+func fromHWC(dst []float32, ohw int, src []float32, n, nc int) {
+	if nc == 16 {
+		Untranspose16(dst, ohw, src, n)
+		return
+	}
+	for h := 0; h < 2 && 8*h < nc; h++ {
+		if k := min(8, nc-8*h); k == 8 && n >= 8 {
+			for p0 := 0; p0 < n; p0 += 8 {
+				p := min(p0, n-8)
+				Transpose8(dst[8*h*ohw+p:], ohw, src[p*16+8*h:], 16, 8)
+			}
+			continue
+		}
+		for j := 8 * h; j < nc; j++ {
+			row := dst[j*ohw : j*ohw+n]
+			for p := range row {
+				row[p] = src[p*16+j]
+			}
+		}
+	}
+}
+
+// Transpose16 copies 16 CHW rows of n floats, ohw apart in src, into the
+// HWC16 band dst: dst[q·16 + r] = src[r·ohw + q] for r < 16, q < n.
+func Transpose16(dst, src []float32, ohw, n int) {
+	if n <= 0 {
+		return
+	}
+	if len(src) < 15*ohw+n || len(dst) < n*16 {
+		panic("kernels: Transpose16 slices too short")
+	}
+	if f := active.toHWC16; f != nil && n >= 16 {
+		f(&dst[0], 16, &src[0], ohw, n/16*16)
+		if q := n - 16; n%16 != 0 {
+			f(&dst[q*16], 16, &src[q], ohw, 16)
+		}
+		return
+	}
+	Transpose8(dst, 16, src, ohw, n)
+	Transpose8(dst[8:], 16, src[8*ohw:], ohw, n)
+}
+
+// Untranspose16 is the inverse of [Transpose16]: dst[r·ohw + q] = src[q·16
+// + r] for r < 16, q < n.
+func Untranspose16(dst []float32, ohw int, src []float32, n int) {
+	if n <= 0 {
+		return
+	}
+	if len(dst) < 15*ohw+n || len(src) < n*16 {
+		panic("kernels: Untranspose16 slices too short")
+	}
+	if f := active.fromHWC16; f != nil && n >= 16 {
+		f(&dst[0], ohw, &src[0], 16, n/16*16)
+		if q := n - 16; n%16 != 0 {
+			f(&dst[q], ohw, &src[q*16], 16, 16)
+		}
+		return
+	}
+	for r := range 16 {
+		row := dst[r*ohw : r*ohw+n]
+		for q := range row {
+			row[q] = src[q*16+r]
+		}
+	}
 }

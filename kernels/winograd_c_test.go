@@ -39,3 +39,82 @@ func TestWinogradC(t *testing.T) {
 		}
 	}
 }
+
+// TestTranspose16 checks both 16×16 transposes against their definitions
+// on runs of pixels shorter than, equal to and past whole blocks, and that
+// nothing outside the written elements changes.
+func TestTranspose16(t *testing.T) {
+	rng := rand.New(rand.NewPCG(91, 92))
+	forEachISA(t, func(t *testing.T) {
+		for _, n := range []int{1, 5, 15, 16, 17, 33, 49, 100} {
+			ohw := n + rng.IntN(5)
+			src := randSlice(rng, 16*ohw)
+			band := randSlice(rng, n*16+7)
+			old := append([]float32(nil), band...)
+			Transpose16(band, src, ohw, n)
+			for i, v := range band {
+				want := old[i]
+				if i < n*16 {
+					want = src[(i%16)*ohw+i/16]
+				}
+				if v != want {
+					t.Fatalf("Transpose16 n=%d: [%d] = %g; want %g", n, i, v, want)
+				}
+			}
+			planes := randSlice(rng, 16*ohw)
+			oldP := append([]float32(nil), planes...)
+			Untranspose16(planes, ohw, band, n)
+			for i, v := range planes {
+				want := oldP[i]
+				if i%ohw < n {
+					want = band[(i%ohw)*16+i/ohw]
+				}
+				if v != want {
+					t.Fatalf("Untranspose16 n=%d: [%d] = %g; want %g", n, i, v, want)
+				}
+			}
+		}
+	})
+}
+
+// TestToHWC fills bands from planes ohw apart with holes (RM's merged
+// identity with pruned channels), from scattered planes, and from lanes
+// past the end of the source, against the definition.
+func TestToHWC(t *testing.T) {
+	rng := rand.New(rand.NewPCG(93, 94))
+	forEachISA(t, func(t *testing.T) {
+		const ohw, n = 53, 49
+		for trial := range 40 {
+			nplanes := 8 + rng.IntN(24)
+			src := randSlice(rng, nplanes*ohw)
+			var planes [16]int
+			base := rng.IntN(nplanes)
+			for j := range planes {
+				c := base + j
+				switch {
+				case trial%4 == 3:
+					c = rng.IntN(nplanes + 4) // scattered
+				case rng.IntN(4) == 0:
+					c = -1 // a hole
+				}
+				planes[j] = -1
+				if c >= 0 && c < nplanes {
+					planes[j] = c * ohw
+				}
+			}
+			dst := randSlice(rng, n*16)
+			toHWC(dst, src, &planes, ohw, n)
+			for p := range n {
+				for j, pl := range planes {
+					want := float32(0)
+					if pl >= 0 {
+						want = src[pl+p]
+					}
+					if got := dst[p*16+j]; got != want {
+						t.Fatalf("trial %d planes %v: pixel %d lane %d = %g; want %g", trial, planes, p, j, got, want)
+					}
+				}
+			}
+		}
+	})
+}

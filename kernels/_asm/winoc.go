@@ -296,4 +296,94 @@ func winoC() {
 			winoGemmC(nv, mr)
 		}
 	}
+	transpose16(true)
+	transpose16(false)
+}
+
+// transpose16 emits the 16×16 block transposes between CHW planes and
+// HWC16 bands (16 channels per pixel), for n a multiple of 16:
+//
+//	planesToHWC16AVX512: dst[q·ds + r] = src[r·ss + q]  (r < 16, q < n)
+//	hwc16ToPlanesAVX512: dst[r·ds + q] = src[q·ss + r]
+//
+// Each block loads 16 vectors (rows of src), transposes them in registers
+// (unpack by floats, by pairs, then two 128-bit lane shuffles) and stores
+// 16 vectors.
+func transpose16(toHWC bool) {
+	name := "hwc16ToPlanesAVX512"
+	if toHWC {
+		name = "planesToHWC16AVX512"
+	}
+	TEXT(name, NOSPLIT, "func(dst *float32, dstStride int, src *float32, srcStride, n int)")
+	Pragma("noescape")
+	Doc(name + " transposes 16×16 blocks between CHW planes and an HWC16 band; see Transpose16.")
+	dst, ds, src, ss, n, p := RDI, R8, RSI, R9, RCX, R10
+	Load(Param("dst"), dst)
+	Load(Param("dstStride"), ds)
+	Load(Param("src"), src)
+	Load(Param("srcStride"), ss)
+	Load(Param("n"), n)
+	SHLQ(U8(2), ds)
+	SHLQ(U8(2), ss)
+	r, t := zmm[:16], zmm[16:]
+	Label("block")
+	CMPQ(n, U8(16))
+	JL(LabelRef("done"))
+	// Load: row i of the block at src + i·ss (toHWC: 16 floats of plane
+	// i; else pixel i's 16 channels).
+	MOVQ(src, p)
+	for i := 0; i < 16; i++ {
+		VMOVUPS(Mem{Base: p}, r[i])
+		if i < 15 {
+			ADDQ(ss, p)
+		}
+	}
+	for i := 0; i < 8; i++ { // t: [a0 b0 a1 b1 | …] per 128-bit lane
+		VUNPCKLPS(r[2*i+1], r[2*i], t[2*i])
+		VUNPCKHPS(r[2*i+1], r[2*i], t[2*i+1])
+	}
+	for i := 0; i < 4; i++ { // u[4i+k] lane L: element 4L+k of rows 4i…4i+3
+		VUNPCKLPD(t[4*i+2], t[4*i], r[4*i])
+		VUNPCKHPD(t[4*i+2], t[4*i], r[4*i+1])
+		VUNPCKLPD(t[4*i+3], t[4*i+1], r[4*i+2])
+		VUNPCKHPD(t[4*i+3], t[4*i+1], r[4*i+3])
+	}
+	MOVQ(dst, p)
+	for k := 0; k < 4; k++ {
+		v0, v1, w0, w1 := t[4*k], t[4*k+1], t[4*k+2], t[4*k+3]
+		VSHUFF32X4(U8(0x44), r[4+k], r[k], v0)
+		VSHUFF32X4(U8(0xEE), r[4+k], r[k], v1)
+		VSHUFF32X4(U8(0x44), r[12+k], r[8+k], w0)
+		VSHUFF32X4(U8(0xEE), r[12+k], r[8+k], w1)
+	}
+	// Second lane shuffle, in place of r (free now): element c = 4L+k.
+	for k := 0; k < 4; k++ {
+		v0, v1, w0, w1 := t[4*k], t[4*k+1], t[4*k+2], t[4*k+3]
+		VSHUFF32X4(U8(0x88), w0, v0, r[k])
+		VSHUFF32X4(U8(0xDD), w0, v0, r[4+k])
+		VSHUFF32X4(U8(0x88), w1, v1, r[8+k])
+		VSHUFF32X4(U8(0xDD), w1, v1, r[12+k])
+	}
+	for c := 0; c < 16; c++ {
+		VMOVUPS(r[c], Mem{Base: p})
+		if c < 15 {
+			ADDQ(ds, p)
+		}
+	}
+	if toHWC {
+		ADDQ(U8(64), src) // next 16 floats of every plane
+		MOVQ(ds, p)
+		SHLQ(U8(4), p)
+		ADDQ(p, dst) // next 16 pixels
+	} else {
+		MOVQ(ss, p)
+		SHLQ(U8(4), p)
+		ADDQ(p, src)      // next 16 pixels
+		ADDQ(U8(64), dst) // next 16 floats of every plane
+	}
+	SUBQ(U8(16), n)
+	JMP(LabelRef("block"))
+	Label("done")
+	VZEROUPPER()
+	RET()
 }
