@@ -75,18 +75,30 @@ func (w *Workspace) ScaleRows(dst, src []float32, hw int, rows []int32, coef []f
 	*j = rowsJob{}
 }
 
-// rowsTasks computes rows [lo, hi) of the current ScaleRows job: whole
-// vectors with the 1-row microkernel (one step of K), the tail in Go.
+// rowsTasks computes rows [lo, hi) of the current ScaleRows job: with a
+// bias and ReLU at most, by ScaleShift; otherwise whole vectors with the
+// 1-row microkernel (one step of K) and the tail in Go.
 func (w *Workspace) rowsTasks(worker, lo, hi int) {
 	j := &w.rows
 	ks := active
 	nr := ks.nr
 	bias0, slope0, lo0, hi0 := epPtrs(&j.ep, j.flags)
+	// Bias and ReLU only (RM's Dirac rows after BN folding): one
+	// vectorised pass per row instead of a microkernel call per strip.
+	simple := j.flags&^(flagBias|flagReLU) == 0
 	for o := lo; o < hi; o++ {
 		d := j.dst[o*j.hw : (o+1)*j.hw]
 		s := j.src[int(j.rows[o])*j.hw:]
 		s = s[:j.hw]
 		a := &j.coef[o]
+		if simple {
+			var b float32
+			if j.flags&flagBias != 0 {
+				b = j.ep.Bias[o]
+			}
+			ScaleShift(d, s, *a, b, j.flags&flagReLU != 0)
+			continue
+		}
 		bias, slope, plo, phi := rowPtr(bias0, o), rowPtr(slope0, o), rowPtr(lo0, o), rowPtr(hi0, o)
 		x := 0
 		for ; x+nr <= j.hw; x += nr {
