@@ -19,7 +19,7 @@ import (
 var ortCompare func(ctx context.Context, g *nn.Graph, opt bench.Options) (any, error)
 
 func cmdBench(e *env, args []string) error {
-	f := newFlags(e, "bench", "--model M [--rm] [--batch N] [--threads N] [--shape CxHxW] [--winograd auto|off|2|4] [--per-layer] [--json] | --kernels [--json]",
+	f := newFlags(e, "bench", "--model M [--rm] [--batch N] [--threads N] [--shape CxHxW] [--winograd auto|off|2|4|2c|4c] [--per-layer] [--json] | --kernels [--json]",
 		"Measure a model on the SIMD engine (median and p90 after warm-up), or the kernels' GFLOP/s.")
 	f.modelFlags()
 	useRM := f.Bool("rm", false, "apply RM (residual removal) first")
@@ -28,7 +28,7 @@ func cmdBench(e *env, args []string) error {
 	perLayer := f.Bool("per-layer", false, "also report per-layer milliseconds")
 	dense := f.Bool("dense", false, "run every conv as a dense GEMM (turns off the RM Dirac/identity shortcuts), for comparison")
 	withORT := f.Bool("ort", false, "also run the model in ONNX Runtime 1.30, side by side (binaries built with -tags ort)")
-	winoFlag := f.String("winograd", "auto", "3×3 stride-1 convs: auto (timed per layer), off, 2 or 4 (force F(2×2,3×3) / F(4×4,3×3))")
+	winoFlag := f.String("winograd", "auto", "3×3 stride-1 convs: auto (timed per layer), off, 2 or 4 (force F(2×2,3×3) / F(4×4,3×3)), 2c or 4c (the same, channel-vectorised where the kernels can)")
 	kern := f.Bool("kernels", false, "measure the FMA peak and GEMM kernels instead of a model")
 	if err := f.parse(args); err != nil || helpAsked(args) {
 		return err

@@ -38,14 +38,14 @@ func readBatch(path string) (*nn.Act, error) {
 }
 
 func cmdRun(e *env, args []string) error {
-	f := newFlags(e, "run", "--model M --input X.npy --out Y.npy [--rm] [--engine ref|simd] [--winograd auto|off|2|4]",
+	f := newFlags(e, "run", "--model M --input X.npy --out Y.npy [--rm] [--engine ref|simd] [--winograd auto|off|2|4|2c|4c]",
 		"Run a model on a batch stored as .npy ([N,C,H,W] float32, already normalised) and write the outputs as .npy.")
 	f.modelFlags()
 	input := f.String("input", "", "input batch (.npy, float32 [N,C,H,W] or [C,H,W])")
 	out := f.String("out", "", "output file (.npy)")
 	useRM := f.Bool("rm", false, "apply RM (residual removal) first; the output must not change")
 	engineFlag := f.String("engine", "ref", "ref (reference forward) or simd")
-	winoFlag := f.String("winograd", "auto", "simd engine, 3×3 stride-1 convs: auto (timed per layer), off, 2 or 4 (force F(2×2,3×3) / F(4×4,3×3))")
+	winoFlag := f.String("winograd", "auto", "simd engine, 3×3 stride-1 convs: auto (timed per layer), off, 2 or 4 (force F(2×2,3×3) / F(4×4,3×3)), 2c or 4c (the same, channel-vectorised where the kernels can)")
 	if err := f.parse(args); err != nil || helpAsked(args) {
 		return err
 	}

@@ -71,7 +71,7 @@ func main() {
 	batches := flag.String("batches", "1,32", "batch sizes")
 	flag.IntVar(&c.rounds, "rounds", 3, "part 1: rounds of side-by-side runs per batch size")
 	flag.DurationVar(&c.minTime, "time", 3*time.Second, "minimum measuring time per comparison (part 2) or per round (part 1)")
-	winoFlag := flag.String("winograd", "auto", "the engine's 3×3 stride-1 convs: auto, off, 2 or 4")
+	winoFlag := flag.String("winograd", "auto", "the engine's 3×3 stride-1 convs: auto, off, 2, 4, 2c or 4c")
 	flag.Float64Var(&c.ratio, "ratio", 0.5, "L1 pruning ratio of ResNet-56")
 	flag.Float64Var(&c.slim, "slim", 0.3, "slim pruning ratio of the demo models (no fine-tuning: 0.3 keeps their accuracy within ~2 points)")
 	flag.IntVar(&c.part, "part", 0, "run only part 1 or 2 (0: both)")
