@@ -340,28 +340,7 @@ func (w *Workspace) WinogradImages(dst []float32, dstStride int, src []float32, 
 	if g.bandRows < 1 || g.outRows < 1 {
 		panic(fmt.Sprintf("kernels: Winograd input width %d exceeds the scratch of %d floats", s.W, StripFloats))
 	}
-	isz, osz := s.C*s.H*s.W, s.OutC*g.oh*g.ow
-	if srcStride < isz || dstStride < osz || len(src) < (n-1)*srcStride+isz || len(dst) < (n-1)*dstStride+osz {
-		panic(fmt.Sprintf("kernels: Winograd short slices src=%d dst=%d (strides %d, %d) for %d images", len(src), len(dst), srcStride, dstStride, n))
-	}
-	resStride := dstStride
-	if ep != nil && ep.Residual != nil {
-		need := (n-1)*dstStride + osz
-		if ep.ResidualRows != nil {
-			top := -1
-			for _, r := range ep.ResidualRows[:s.OutC] {
-				top = max(top, int(r))
-			}
-			resStride = len(ep.Residual) / n
-			need = (top + 1) * g.oh * g.ow
-			if resStride < need {
-				panic(fmt.Sprintf("kernels: Winograd epilogue residual has %d elements, need %d per image", len(ep.Residual), need))
-			}
-		}
-		if len(ep.Residual) < need {
-			panic(fmt.Sprintf("kernels: Winograd epilogue residual has %d elements, need %d", len(ep.Residual), need))
-		}
-	}
+	resStride := winoCheck(dst, dstStride, src, srcStride, n, s, ep)
 	flags := ep.flags(s.OutC)
 	w.ReserveWinograd(s, ww.m, n)
 	st := w.wino
@@ -390,6 +369,36 @@ func (w *Workspace) WinogradImages(dst []float32, dstStride int, src []float32, 
 		}
 	}
 	st.ww, st.dst, st.src, st.ch.v, st.ch.mo, st.ep = nil, nil, nil, nil, nil, Epilogue{}
+}
+
+// winoCheck panics when a Winograd call's slices are too short for n images
+// of shape s at the strides, or its epilogue residual for its rows; it
+// returns the residual's stride between images.
+func winoCheck(dst []float32, dstStride int, src []float32, srcStride, n int, s ConvShape, ep *Epilogue) (resStride int) {
+	ohw := s.OutH() * s.OutW()
+	isz, osz := s.C*s.H*s.W, s.OutC*ohw
+	if srcStride < isz || dstStride < osz || len(src) < (n-1)*srcStride+isz || len(dst) < (n-1)*dstStride+osz {
+		panic(fmt.Sprintf("kernels: Winograd short slices src=%d dst=%d (strides %d, %d) for %d images", len(src), len(dst), srcStride, dstStride, n))
+	}
+	resStride = dstStride
+	if ep != nil && ep.Residual != nil {
+		need := (n-1)*dstStride + osz
+		if ep.ResidualRows != nil {
+			top := -1
+			for _, r := range ep.ResidualRows[:s.OutC] {
+				top = max(top, int(r))
+			}
+			resStride = len(ep.Residual) / n
+			need = (top + 1) * ohw
+			if resStride < need {
+				panic(fmt.Sprintf("kernels: Winograd epilogue residual has %d elements, need %d per image", len(ep.Residual), need))
+			}
+		}
+		if len(ep.Residual) < need {
+			panic(fmt.Sprintf("kernels: Winograd epilogue residual has %d elements, need %d", len(ep.Residual), need))
+		}
+	}
+	return resStride
 }
 
 // setBuf points the chunk's V and M into buf.

@@ -148,28 +148,7 @@ func (w *Workspace) reserveC(s ConvShape, m int) {
 // winogradC is WinogradImages on the channel-vectorised path.
 func (w *Workspace) winogradC(dst []float32, dstStride int, src []float32, srcStride, n int, ww *WinogradWeights, s ConvShape, ep *Epilogue) {
 	g := winoCGeometry(s, ww.m)
-	isz, osz := s.C*s.H*s.W, s.OutC*g.oh*g.ow
-	if srcStride < isz || dstStride < osz || len(src) < (n-1)*srcStride+isz || len(dst) < (n-1)*dstStride+osz {
-		panic(fmt.Sprintf("kernels: Winograd short slices src=%d dst=%d (strides %d, %d) for %d images", len(src), len(dst), srcStride, dstStride, n))
-	}
-	resStride := dstStride
-	if ep != nil && ep.Residual != nil {
-		need := (n-1)*dstStride + osz
-		if ep.ResidualRows != nil {
-			top := -1
-			for _, r := range ep.ResidualRows[:s.OutC] {
-				top = max(top, int(r))
-			}
-			resStride = len(ep.Residual) / n
-			need = (top + 1) * g.oh * g.ow
-			if resStride < need {
-				panic(fmt.Sprintf("kernels: Winograd epilogue residual has %d elements, need %d per image", len(ep.Residual), need))
-			}
-		}
-		if len(ep.Residual) < need {
-			panic(fmt.Sprintf("kernels: Winograd epilogue residual has %d elements, need %d", len(ep.Residual), need))
-		}
-	}
+	resStride := winoCheck(dst, dstStride, src, srcStride, n, s, ep)
 	flags := ep.flags(s.OutC)
 	w.ReserveWinograd(s, ww.m, n)
 	w.reserveC(s, ww.m) // also when the weights were packed on another path

@@ -47,34 +47,8 @@ func TestWinogradCSplits(t *testing.T) {
 	if !WinogradCOK(sq3(1, 3, 3, 16, 1)) {
 		t.Skipf("%s has no channel-vectorised Winograd kernels", ISA())
 	}
-	rng := rand.New(rand.NewPCG(95, 96))
-	one := NewWorkspace(1, nil)
-	for _, workers := range []int{2, 3} {
-		par := NewWorkspace(workers, goPar(workers))
-		for ci, s := range []ConvShape{sq3(64, 7, 7, 64, 1), sq3(32, 14, 14, 32, 1), sq3(16, 28, 28, 16, 1), sq3(40, 7, 7, 96, 1), sq3(9, 5, 11, 20, 0)} {
-			for _, m := range []int{2, 4} {
-				for _, n := range []int{1, 2} {
-					ww := PackWinogradC(randSlice(rng, s.OutC*s.K()), s, m)
-					osz := s.OutC * s.OutH() * s.OutW()
-					src := randSlice(rng, n*s.C*s.H*s.W)
-					ep := randEpilogue(rng, ci+m+n, s.OutC)
-					if ep != nil && (ci+n)%2 == 0 {
-						ep.Residual = randSlice(rng, n*osz)
-					}
-					old := randSlice(rng, n*osz)
-					want := append([]float32(nil), old...)
-					got := append([]float32(nil), old...)
-					one.Winograd(want, src, n, ww, s, ep)
-					par.Winograd(got, src, n, ww, s, ep)
-					for i, v := range want {
-						if got[i] != v {
-							t.Fatalf("%d workers F%dc n=%d %+v: [%d] got %g; want %g", workers, m, n, s, i, got[i], v)
-						}
-					}
-				}
-			}
-		}
-	}
+	shapes := []ConvShape{sq3(64, 7, 7, 64, 1), sq3(32, 14, 14, 32, 1), sq3(16, 28, 28, 16, 1), sq3(40, 7, 7, 96, 1), sq3(9, 5, 11, 20, 0)}
+	sameAsOneWorker(t, rand.New(rand.NewPCG(95, 96)), shapes, PackWinogradC)
 }
 
 // TestTranspose16 checks both 16×16 transposes against their definitions

@@ -392,34 +392,41 @@ func forEachWinoSplit(t *testing.T, f func(t *testing.T)) {
 // epilogue variant, including the ones that read the destination.
 func TestWinogradRowSplit(t *testing.T) {
 	forEachISA(t, func(t *testing.T) {
-		rng := rand.New(rand.NewPCG(71, 72))
-		one := NewWorkspace(1, nil)
-		for _, workers := range []int{2, 3} {
-			par := NewWorkspace(workers, goPar(workers))
-			for ci, s := range []ConvShape{sq3(16, 28, 28, 16, 1), sq3(32, 14, 14, 32, 1), sq3(9, 7, 7, 5, 1), sq3(4, 5, 11, 3, 0)} {
-				for _, m := range []int{2, 4} {
-					for _, n := range []int{1, 2} {
-						w := randSlice(rng, s.OutC*s.K())
-						ww := PackWinograd(w, s, m)
-						osz := s.OutC * s.OutH() * s.OutW()
-						src := randSlice(rng, n*s.C*s.H*s.W)
-						ep := randEpilogue(rng, ci+m+n, s.OutC)
-						if ep != nil && (ci+n)%2 == 0 {
-							ep.Residual = randSlice(rng, n*osz)
-						}
-						old := randSlice(rng, n*osz)
-						want := append([]float32(nil), old...)
-						got := append([]float32(nil), old...)
-						one.Winograd(want, src, n, ww, s, ep)
-						par.Winograd(got, src, n, ww, s, ep)
-						for i, v := range want {
-							if got[i] != v {
-								t.Fatalf("%d workers F%d n=%d %+v: [%d] got %g; want %g", workers, m, n, s, i, got[i], v)
-							}
+		shapes := []ConvShape{sq3(16, 28, 28, 16, 1), sq3(32, 14, 14, 32, 1), sq3(9, 7, 7, 5, 1), sq3(4, 5, 11, 3, 0)}
+		sameAsOneWorker(t, rand.New(rand.NewPCG(71, 72)), shapes, PackWinograd)
+	})
+}
+
+// sameAsOneWorker runs F(2×2) and F(4×4) calls packed by pack on shapes
+// at batch 1 and 2 on 2 and 3 workers and on one, with epilogues that read
+// the destination or a residual, and requires identical results.
+func sameAsOneWorker(t *testing.T, rng *rand.Rand, shapes []ConvShape, pack func([]float32, ConvShape, int) *WinogradWeights) {
+	t.Helper()
+	one := NewWorkspace(1, nil)
+	for _, workers := range []int{2, 3} {
+		par := NewWorkspace(workers, goPar(workers))
+		for ci, s := range shapes {
+			for _, m := range []int{2, 4} {
+				for _, n := range []int{1, 2} {
+					ww := pack(randSlice(rng, s.OutC*s.K()), s, m)
+					osz := s.OutC * s.OutH() * s.OutW()
+					src := randSlice(rng, n*s.C*s.H*s.W)
+					ep := randEpilogue(rng, ci+m+n, s.OutC)
+					if ep != nil && (ci+n)%2 == 0 {
+						ep.Residual = randSlice(rng, n*osz)
+					}
+					old := randSlice(rng, n*osz)
+					want := append([]float32(nil), old...)
+					got := append([]float32(nil), old...)
+					one.Winograd(want, src, n, ww, s, ep)
+					par.Winograd(got, src, n, ww, s, ep)
+					for i, v := range want {
+						if got[i] != v {
+							t.Fatalf("%d workers F%d n=%d %+v: [%d] got %g; want %g", workers, m, n, s, i, got[i], v)
 						}
 					}
 				}
 			}
 		}
-	})
+	}
 }

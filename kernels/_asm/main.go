@@ -1292,51 +1292,7 @@ func convT(nv, mr int) {
 	Load(Param("flags"), flags)
 	nacc := mr * nv
 	acc := func(r, v int) VecPhysical { return zmm[r*nv+v] }
-	wv := func(v int) VecPhysical { return zmm[nacc+v] }
-	bc := zmm[nacc+nv]
-	if nacc+nv+1 > 32 {
-		panic("register tile too large for " + name)
-	}
-	for i := 0; i < nacc; i++ {
-		VXORPS(zmm[i], zmm[i], zmm[i])
-	}
-	step := func(u int) {
-		MOVLQSX(Mem{Base: offs, Disp: 4 * u}, idx)
-		for v := 0; v < nv; v++ {
-			VMOVUPS(Mem{Base: w, Disp: 4 * (u*16*nv + 16*v)}, wv(v))
-		}
-		for r := 0; r < mr; r++ {
-			m := Mem{Base: x, Index: idx, Scale: 4, Disp: 4 * r}
-			if nv == 1 {
-				VFMADD231PS_BCST(m, wv(0), acc(r, 0))
-				continue
-			}
-			VBROADCASTSS(m, bc)
-			for v := 0; v < nv; v++ {
-				VFMADD231PS(bc, wv(v), acc(r, v))
-			}
-		}
-	}
-	const unroll = 4
-	Label("loop4")
-	CMPQ(k, U8(unroll))
-	JL(LabelRef("tail"))
-	for u := 0; u < unroll; u++ {
-		step(u)
-	}
-	ADDQ(U32(4*unroll*16*nv), w)
-	ADDQ(U32(4*unroll), offs)
-	SUBQ(U8(unroll), k)
-	JMP(LabelRef("loop4"))
-	Label("tail")
-	TESTQ(k, k)
-	JZ(LabelRef("epilogue"))
-	step(0)
-	ADDQ(U32(4*16*nv), w)
-	ADDQ(U32(4), offs)
-	DECQ(k)
-	JMP(LabelRef("tail"))
-
+	tapLoop(name, nv, mr, 4, k, w, x, offs, idx, "epilogue")
 	Label("epilogue")
 	// After the loop the weight registers are free: zero, two temporaries
 	// and the scatter/gather index of the current channel vector.
@@ -1443,29 +1399,81 @@ func convT(nv, mr int) {
 	RET()
 }
 
-// convTTable writes the convT kernel table: convTKernelsAVX512[nv-1][mr-1].
-func convTTable(b *bytes.Buffer) {
-	fmt.Fprintf(b, "var convTKernelsAVX512 = [][]convTFunc{\n")
+// tapLoop emits the FMA loop of a tile of mr rows × nv 16-lane vectors,
+// accumulated in Z0… (row r, vector v in Z[r·nv+v]) from zero: for each of
+// k steps p, nv weight vectors from w (16·nv floats per step) times the
+// broadcast x[offs[p] + r·rowBytes/4] for each row r; then it jumps to done.
+// It clobbers k, w, offs and idx, and the registers after the tile.
+func tapLoop(name string, nv, mr, rowBytes int, k, w, x, offs, idx GPPhysical, done string) {
+	nacc := mr * nv
+	acc := func(r, v int) VecPhysical { return zmm[r*nv+v] }
+	wv := func(v int) VecPhysical { return zmm[nacc+v] }
+	bc := zmm[nacc+nv]
+	if nacc+nv+1 > 32 {
+		panic("register tile too large for " + name)
+	}
+	for i := 0; i < nacc; i++ {
+		VXORPS(zmm[i], zmm[i], zmm[i])
+	}
+	step := func(u int) {
+		MOVLQSX(Mem{Base: offs, Disp: 4 * u}, idx)
+		for v := 0; v < nv; v++ {
+			VMOVUPS(Mem{Base: w, Disp: 4 * (u*16*nv + 16*v)}, wv(v))
+		}
+		for r := 0; r < mr; r++ {
+			m := Mem{Base: x, Index: idx, Scale: 4, Disp: rowBytes * r}
+			if nv == 1 {
+				VFMADD231PS_BCST(m, wv(0), acc(r, 0))
+				continue
+			}
+			VBROADCASTSS(m, bc)
+			for v := 0; v < nv; v++ {
+				VFMADD231PS(bc, wv(v), acc(r, v))
+			}
+		}
+	}
+	const unroll = 4
+	Label("loop4")
+	CMPQ(k, U8(unroll))
+	JL(LabelRef("tail"))
+	for u := 0; u < unroll; u++ {
+		step(u)
+	}
+	ADDQ(U32(4*unroll*16*nv), w)
+	ADDQ(U32(4*unroll), offs)
+	SUBQ(U8(unroll), k)
+	JMP(LabelRef("loop4"))
+	Label("tail")
+	TESTQ(k, k)
+	JZ(LabelRef(done))
+	step(0)
+	ADDQ(U32(4*16*nv), w)
+	ADDQ(U32(4), offs)
+	DECQ(k)
+	JMP(LabelRef("tail"))
+}
+
+// kernelTable writes a Go table var name = [][]typ{…} of the functions
+// prefix<nv>_<mr> for nv = 1, 2 and mr up to mrs[nv].
+func kernelTable(b *bytes.Buffer, name, typ, prefix string, mrs map[int]int) {
+	fmt.Fprintf(b, "var %s = [][]%s{\n", name, typ)
 	for nv := 1; nv <= 2; nv++ {
 		fmt.Fprintf(b, "\t{")
-		for mr := 1; mr <= convTMR[nv]; mr++ {
-			fmt.Fprintf(b, "convTAVX512_%d_%d, ", nv, mr)
+		for mr := 1; mr <= mrs[nv]; mr++ {
+			fmt.Fprintf(b, "%s%d_%d, ", prefix, nv, mr)
 		}
 		fmt.Fprintf(b, "},\n")
 	}
 	fmt.Fprintf(b, "}\n\n")
 }
 
+// convTTable writes the convT kernel table: convTKernelsAVX512[nv-1][mr-1].
+func convTTable(b *bytes.Buffer) {
+	kernelTable(b, "convTKernelsAVX512", "convTFunc", "convTAVX512_", convTMR)
+}
+
 // winoCTable writes the channel-vectorised Winograd GEMM kernel table:
 // winoGemmCKernelsAVX512[nv-1][mr-1].
 func winoCTable(b *bytes.Buffer) {
-	fmt.Fprintf(b, "var winoGemmCKernelsAVX512 = [][]winoGemmCFunc{\n")
-	for nv := 1; nv <= 2; nv++ {
-		fmt.Fprintf(b, "\t{")
-		for mr := 1; mr <= winoGemmCMR[nv]; mr++ {
-			fmt.Fprintf(b, "winoGemmCAVX512_%d_%d, ", nv, mr)
-		}
-		fmt.Fprintf(b, "},\n")
-	}
-	fmt.Fprintf(b, "}\n\n")
+	kernelTable(b, "winoGemmCKernelsAVX512", "winoGemmCFunc", "winoGemmCAVX512_", winoGemmCMR)
 }

@@ -92,52 +92,8 @@ func winoGemmC(nv, mr int) {
 	Load(Param("w"), w)
 	Load(Param("x"), x)
 	Load(Param("offs"), offs)
-	nacc := mr * nv
 	acc := func(r, v int) VecPhysical { return zmm[r*nv+v] }
-	wv := func(v int) VecPhysical { return zmm[nacc+v] }
-	bc := zmm[nacc+nv]
-	if nacc+nv+1 > 32 {
-		panic("register tile too large for " + name)
-	}
-	for i := 0; i < nacc; i++ {
-		VXORPS(zmm[i], zmm[i], zmm[i])
-	}
-	step := func(u int) {
-		MOVLQSX(Mem{Base: offs, Disp: 4 * u}, idx)
-		for v := 0; v < nv; v++ {
-			VMOVUPS(Mem{Base: w, Disp: 4 * (u*16*nv + 16*v)}, wv(v))
-		}
-		for r := 0; r < mr; r++ {
-			m := Mem{Base: x, Index: idx, Scale: 4, Disp: 64 * r}
-			if nv == 1 {
-				VFMADD231PS_BCST(m, wv(0), acc(r, 0))
-				continue
-			}
-			VBROADCASTSS(m, bc)
-			for v := 0; v < nv; v++ {
-				VFMADD231PS(bc, wv(v), acc(r, v))
-			}
-		}
-	}
-	const unroll = 4
-	Label("loop4")
-	CMPQ(k, U8(unroll))
-	JL(LabelRef("tail"))
-	for u := 0; u < unroll; u++ {
-		step(u)
-	}
-	ADDQ(U32(4*unroll*16*nv), w)
-	ADDQ(U32(4*unroll), offs)
-	SUBQ(U8(unroll), k)
-	JMP(LabelRef("loop4"))
-	Label("tail")
-	TESTQ(k, k)
-	JZ(LabelRef("store"))
-	step(0)
-	ADDQ(U32(4*16*nv), w)
-	ADDQ(U32(4), offs)
-	DECQ(k)
-	JMP(LabelRef("tail"))
+	tapLoop(name, nv, mr, 64, k, w, x, offs, idx, "store")
 	Label("store")
 	Load(Param("c"), c)
 	Load(Param("ldv"), ldv)
