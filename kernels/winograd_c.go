@@ -1,7 +1,5 @@
 package kernels
 
-import "fmt"
-
 // Channel-vectorised Winograd (F(m×m)c). The tile-vectorised path of
 // [Workspace.Winograd] puts horizontally adjacent tiles in the vector lanes
 // of its transforms and GEMMs, which small maps at small batches cannot
@@ -45,21 +43,8 @@ func WinogradCOK(s ConvShape) bool {
 // output channels (C steps of 16·nv floats). It panics unless
 // [WinogradCOK](s).
 func PackWinogradC(w []float32, s ConvShape, m int) *WinogradWeights {
-	if !WinogradCOK(s) {
-		panic(fmt.Sprintf("kernels: PackWinogradC unsupported shape %+v on %s", s, ISA()))
-	}
-	ww := PackWinogradInto(nil, w, s, m)
-	oc, c := s.OutC, s.C
-	ocp := (oc + 15) / 16 * 16
-	ww.tnv = convTNV(ocp)
-	ww.tt = make([]float32, 0, len(ww.u)*ocp*c)
-	u := make([]float32, ocp*c) // rows past oc stay 0
-	for x := range ww.u {
-		copy(u, ww.t[x*oc*c:(x+1)*oc*c])
-		ww.tt = append(ww.tt, packT(u, ocp, c, 16*ww.tnv)...)
-		ww.u[x].data = nil // only tt is read
-	}
-	ww.t = nil
+	ww := PackWinogradCPar(nil, w, s, m, nil)
+	ww.t = nil // only repacking needs it
 	return ww
 }
 

@@ -22,7 +22,7 @@ func PackWinogradPar(ww *WinogradWeights, w []float32, s ConvShape, m int, par P
 	}
 	a := m + 2
 	oc, c := s.OutC, s.C
-	if ww == nil || ww.m != m || ww.s != s || len(ww.u) != a*a || ww.u[0].ks != active {
+	if ww == nil || ww.m != m || ww.s != s || len(ww.u) != a*a || ww.u[0].ks != active || ww.tt != nil {
 		ww = &WinogradWeights{m: m, s: s, u: make([]PackedA, a*a), t: make([]float32, a*a*oc*c)}
 		data := make([]float32, a*a*oc*c)
 		for x := range ww.u {
@@ -85,5 +85,67 @@ func (ww *WinogradWeights) pack(_, lo, hi int) {
 	oc, c := ww.s.OutC, ww.s.C
 	for x := lo; x < hi; x++ {
 		PackAInto(&ww.u[x], ww.t[x*oc*c:(x+1)*oc*c], oc, c, c)
+	}
+}
+
+// PackWinogradCPar is [PackWinogradC] reusing ww's memory when it was packed
+// channel-vectorised for the same shape and tile (ww may be nil), with the
+// work (the transform by output channel, the packing by ξ) split through
+// par (nil: on the calling goroutine): no allocation in steady state, for
+// weights that change every step (training).
+func PackWinogradCPar(ww *WinogradWeights, w []float32, s ConvShape, m int, par ParallelFunc) *WinogradWeights {
+	if !WinogradCOK(s) || (m != 2 && m != 4) {
+		panic(fmt.Sprintf("kernels: PackWinogradC unsupported m=%d shape %+v on %s", m, s, ISA()))
+	}
+	if len(w) < s.OutC*s.K() {
+		panic(fmt.Sprintf("kernels: PackWinograd weights have %d elements, need %d", len(w), s.OutC*s.K()))
+	}
+	a := m + 2
+	oc, c := s.OutC, s.C
+	ocp := (oc + 15) / 16 * 16
+	if ww == nil || ww.m != m || ww.s != s || ww.tt == nil || ww.u[0].ks != active {
+		ww = &WinogradWeights{m: m, s: s, u: make([]PackedA, a*a), t: make([]float32, a*a*oc*c),
+			tt: make([]float32, a*a*ocp*c), tnv: convTNV(ocp)}
+		for x := range ww.u {
+			ww.u[x] = PackedA{M: oc, K: c, ks: active} // only tt is read
+		}
+		ww.transformTask, ww.packTask = ww.transform, ww.packC
+	}
+	ww.src = w
+	if par == nil {
+		ww.transform(0, 0, oc)
+		ww.packC(0, 0, a*a)
+	} else {
+		par(oc, ww.transformTask)
+		par(a*a, ww.packTask)
+	}
+	ww.src = nil
+	return ww
+}
+
+// packC packs U[ξ] for ξ in [lo, hi) for the channel-vectorised GEMMs: per
+// block of nb = 16·tnv output channels, C steps of nb floats, the rows past
+// OutC zero.
+func (ww *WinogradWeights) packC(_, lo, hi int) {
+	oc, c := ww.s.OutC, ww.s.C
+	ocp := (oc + 15) / 16 * 16
+	nb := 16 * ww.tnv
+	for x := lo; x < hi; x++ {
+		u := ww.t[x*oc*c : (x+1)*oc*c]
+		dst := ww.tt[x*ocp*c : (x+1)*ocp*c]
+		for b := 0; b < ocp; b += nb {
+			blk := dst[b*c : (b+nb)*c]
+			for j := range nb {
+				if o := b + j; o < oc {
+					for q, v := range u[o*c : (o+1)*c] {
+						blk[q*nb+j] = v
+					}
+				} else {
+					for q := range c {
+						blk[q*nb+j] = 0
+					}
+				}
+			}
+		}
 	}
 }

@@ -26,3 +26,30 @@ func TestPackWinogradPar(t *testing.T) {
 		}
 	}
 }
+
+// TestPackWinogradCPar repacks channel-vectorised weights in place (split
+// over workers) and checks them against PackWinogradC, and that a repack
+// allocates nothing.
+func TestPackWinogradCPar(t *testing.T) {
+	if !WinogradCOK(sq3(1, 3, 3, 16, 1)) {
+		t.Skipf("%s has no channel-vectorised Winograd kernels", ISA())
+	}
+	rng := rand.New(rand.NewPCG(63, 64))
+	for _, s := range []ConvShape{sq3(3, 8, 8, 5, 1), sq3(16, 7, 7, 33, 1), sq3(17, 9, 9, 64, 0)} {
+		for _, m := range []int{2, 4} {
+			var ww *WinogradWeights
+			for range 2 {
+				w := randSlice(rng, s.OutC*s.K())
+				want := PackWinogradC(w, s, m)
+				ww = PackWinogradCPar(ww, w, s, m, goPar(3))
+				if !slices.Equal(ww.tt, want.tt) {
+					t.Fatalf("%+v F%d: packed data differs from PackWinogradC", s, m)
+				}
+			}
+			w := randSlice(rng, s.OutC*s.K())
+			if a := testing.AllocsPerRun(5, func() { ww = PackWinogradCPar(ww, w, s, m, nil) }); a != 0 {
+				t.Errorf("%+v F%d: repacking allocates %v times", s, m, a)
+			}
+		}
+	}
+}

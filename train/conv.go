@@ -188,6 +188,19 @@ func winoTile(s kernels.ConvShape) int {
 	return 2
 }
 
+// winogradC makes the trainer's Winograd convs channel-vectorised where the
+// kernels can (tests and benchmarks switch it).
+var winogradC = true
+
+// packWinograd repacks w into ww for F(m×m,3×3): channel-vectorised where
+// the kernels can (AVX-512), tile-vectorised otherwise.
+func packWinograd(ww *kernels.WinogradWeights, w []float32, s kernels.ConvShape, m int, par kernels.ParallelFunc) *kernels.WinogradWeights {
+	if winogradC && kernels.WinogradCOK(s) {
+		return kernels.PackWinogradCPar(ww, w, s, m, par)
+	}
+	return kernels.PackWinogradPar(ww, w, s, m, par)
+}
+
 func (o *convOp) epilogue() *kernels.Epilogue {
 	if o.ep.Bias == nil {
 		return nil
@@ -198,7 +211,7 @@ func (o *convOp) epilogue() *kernels.Epilogue {
 func (o *convOp) forward(t *Net, l *layer) {
 	switch {
 	case o.wm > 0:
-		o.wino = kernels.PackWinogradPar(o.wino, o.w.Data, o.shape, o.wm, t.par)
+		o.wino = packWinograd(o.wino, o.w.Data, o.shape, o.wm, t.par)
 	case o.group == 1:
 		o.packed = kernels.PackConvInto(o.packed, o.w.Data, o.shape)
 	}
@@ -257,7 +270,7 @@ func (o *convOp) backward(t *Net, l *layer) {
 		if o.dxConv {
 			t.pool.Run(l.inS.C, o.flip)
 			if o.wmT > 0 {
-				o.winoT = kernels.PackWinogradPar(o.winoT, o.wt, o.dxShape, o.wmT, t.par)
+				o.winoT = packWinograd(o.winoT, o.wt, o.dxShape, o.wmT, t.par)
 			} else {
 				o.packedT = kernels.PackConvInto(o.packedT, o.wt, o.dxShape)
 			}
