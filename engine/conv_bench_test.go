@@ -33,13 +33,29 @@ func BenchmarkConvSplit(b *testing.B) {
 
 func abs(m int) int { return max(m, -m) }
 
-// BenchmarkLayerSplit times the MNIST demo's 3×3 layers split over a
-// 2-worker pool (layer-parallel batch 1) as direct convs and as Winograd
-// F(2×2)/F(4×4), where Winograd splits by tile rows; it reports the best
-// call (the machine is shared):
+// BenchmarkLayerSplit times the MNIST demo's 3×3 layers on 1 worker and
+// split over a 2-worker pool (layer-parallel batch 1) as direct convs and as
+// Winograd F(2×2)/F(4×4), tile-vectorised where it splits by tile rows and
+// channel-vectorised (F2c, F4c), on each kernel path (avx512, avx2); it
+// reports the best call (the machine is shared):
 //
 //	go test -run XXX -bench LayerSplit ./engine
 func BenchmarkLayerSplit(b *testing.B) {
+	for _, isa := range kernels.ISAs() {
+		if isa == "generic" {
+			continue
+		}
+		b.Run(isa, func(b *testing.B) {
+			defer func(old string) { kernels.UseISA(old) }(kernels.ISA())
+			if err := kernels.UseISA(isa); err != nil {
+				b.Fatal(err)
+			}
+			layerSplit(b)
+		})
+	}
+}
+
+func layerSplit(b *testing.B) {
 	for _, c := range []struct{ c, hw int }{{16, 28}, {32, 14}, {64, 7}} {
 		s := kernels.ConvShape{C: c.c, H: c.hw, W: c.hw, OutC: c.c, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
 		w := make([]float32, c.c*c.c*9)

@@ -33,6 +33,8 @@ func nativeSets() []*kernelSet {
 			pk: packKernelsAVX2, ind: indKernelsAVX2, vw: vwAVX2,
 			copy: packCopyAVX2, deint: deinterleave2AVX2, deint4: deinterleave4AVX2, dw: dwTapsAVX2, strips: packStripsAVX2, im2col: packIm2colAVX2, peak: fmaPeakAVX2, peakFlops: 12 * 2 * 8,
 			winoIn: winoInAVX2, winoOut: winoOutAVX2,
+			winoInC: [2]winoInCFunc{winoInCAVX2_2, winoInCAVX2_4}, winoOutC: [2]winoOutCFunc{winoOutCAVX2_2, winoOutCAVX2_4},
+			winoGemmC: winoGemmCKernelsAVX2,
 		})
 	}
 	return out

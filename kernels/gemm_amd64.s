@@ -31366,78 +31366,76 @@ done:
 // func winoOutCAVX512_2(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·winoOutCAVX512_2(SB), $512-104
-	MOVQ         dst+0(FP), DI
-	MOVQ         ow+8(FP), R8
-	MOVQ         src+16(FP), SI
-	MOVQ         srcStride+24(FP), R9
-	MOVQ         rv+32(FP), CX
-	MOVQ         cv+40(FP), DX
-	MOVQ         res+48(FP), R10
-	MOVQ         flags+64(FP), R11
-	SHLQ         $0x06, R8
-	SHLQ         $0x02, R9
-	MOVQ         SI, AX
-	VMOVUPS      (AX), Z0
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z1
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z2
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z3
-	ADDQ         R9, AX
-	VADDPS       Z1, Z0, Z4
-	VADDPS       Z2, Z4, Z4
-	VMOVUPS      Z4, (SP)
-	VSUBPS       Z2, Z1, Z5
-	VSUBPS       Z3, Z5, Z5
-	VMOVUPS      Z5, 256(SP)
-	VMOVUPS      (AX), Z0
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z1
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z2
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z3
-	ADDQ         R9, AX
-	VADDPS       Z1, Z0, Z4
-	VADDPS       Z2, Z4, Z4
-	VMOVUPS      Z4, 64(SP)
-	VSUBPS       Z2, Z1, Z5
-	VSUBPS       Z3, Z5, Z5
-	VMOVUPS      Z5, 320(SP)
-	VMOVUPS      (AX), Z0
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z1
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z2
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z3
-	ADDQ         R9, AX
-	VADDPS       Z1, Z0, Z4
-	VADDPS       Z2, Z4, Z4
-	VMOVUPS      Z4, 128(SP)
-	VSUBPS       Z2, Z1, Z5
-	VSUBPS       Z3, Z5, Z5
-	VMOVUPS      Z5, 384(SP)
-	VMOVUPS      (AX), Z0
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z1
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z2
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z3
-	VADDPS       Z1, Z0, Z4
-	VADDPS       Z2, Z4, Z4
-	VMOVUPS      Z4, 192(SP)
-	VSUBPS       Z2, Z1, Z5
-	VSUBPS       Z3, Z5, Z5
-	VMOVUPS      Z5, 448(SP)
-	VXORPS       Z21, Z21, Z21
-	VBROADCASTSS six<>+0(SB), Z22
-	TESTQ        $0x00000002, R11
-	JZ           nobias
-	MOVQ         bias+72(FP), AX
-	VMOVUPS      (AX), Z16
+	MOVQ    dst+0(FP), DI
+	MOVQ    ow+8(FP), R8
+	MOVQ    src+16(FP), SI
+	MOVQ    srcStride+24(FP), R9
+	MOVQ    rv+32(FP), CX
+	MOVQ    cv+40(FP), DX
+	MOVQ    res+48(FP), R10
+	MOVQ    flags+64(FP), R11
+	SHLQ    $0x06, R8
+	SHLQ    $0x02, R9
+	MOVQ    SI, AX
+	VMOVUPS (AX), Z0
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z1
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z2
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z3
+	ADDQ    R9, AX
+	VADDPS  Z1, Z0, Z4
+	VADDPS  Z2, Z4, Z4
+	VMOVUPS Z4, (SP)
+	VSUBPS  Z2, Z1, Z5
+	VSUBPS  Z3, Z5, Z5
+	VMOVUPS Z5, 256(SP)
+	VMOVUPS (AX), Z0
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z1
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z2
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z3
+	ADDQ    R9, AX
+	VADDPS  Z1, Z0, Z4
+	VADDPS  Z2, Z4, Z4
+	VMOVUPS Z4, 64(SP)
+	VSUBPS  Z2, Z1, Z5
+	VSUBPS  Z3, Z5, Z5
+	VMOVUPS Z5, 320(SP)
+	VMOVUPS (AX), Z0
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z1
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z2
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z3
+	ADDQ    R9, AX
+	VADDPS  Z1, Z0, Z4
+	VADDPS  Z2, Z4, Z4
+	VMOVUPS Z4, 128(SP)
+	VSUBPS  Z2, Z1, Z5
+	VSUBPS  Z3, Z5, Z5
+	VMOVUPS Z5, 384(SP)
+	VMOVUPS (AX), Z0
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z1
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z2
+	ADDQ    R9, AX
+	VMOVUPS (AX), Z3
+	VADDPS  Z1, Z0, Z4
+	VADDPS  Z2, Z4, Z4
+	VMOVUPS Z4, 192(SP)
+	VSUBPS  Z2, Z1, Z5
+	VSUBPS  Z3, Z5, Z5
+	VMOVUPS Z5, 448(SP)
+	TESTQ   $0x00000002, R11
+	JZ      nobias
+	MOVQ    bias+72(FP), AX
+	VMOVUPS (AX), Z16
 
 nobias:
 	TESTQ   $0x00000010, R11
@@ -31464,23 +31462,25 @@ nohi:
 	VMOVUPS (AX), Z20
 
 nors:
-	CMPQ    CX, $0x00
-	JLE     done
-	VMOVUPS (SP), Z0
-	VMOVUPS 64(SP), Z1
-	VMOVUPS 128(SP), Z2
-	VMOVUPS 192(SP), Z3
-	VADDPS  Z1, Z0, Z6
-	VADDPS  Z2, Z6, Z6
-	VSUBPS  Z2, Z1, Z7
-	VSUBPS  Z3, Z7, Z7
-	TESTQ   $0x00000001, R11
-	JZ      r0noacc
-	TESTQ   $0x00000040, R11
-	JNZ     r0racc
-	VADDPS  (R10), Z6, Z6
-	VADDPS  64(R10), Z7, Z7
-	JMP     r0noacc
+	VXORPS       Z21, Z21, Z21
+	VBROADCASTSS six<>+0(SB), Z22
+	CMPQ         CX, $0x00
+	JLE          done
+	VMOVUPS      (SP), Z0
+	VMOVUPS      64(SP), Z1
+	VMOVUPS      128(SP), Z2
+	VMOVUPS      192(SP), Z3
+	VADDPS       Z1, Z0, Z6
+	VADDPS       Z2, Z6, Z6
+	VSUBPS       Z2, Z1, Z7
+	VSUBPS       Z3, Z7, Z7
+	TESTQ        $0x00000001, R11
+	JZ           r0noacc
+	TESTQ        $0x00000040, R11
+	JNZ          r0racc
+	VADDPS       (R10), Z6, Z6
+	VADDPS       64(R10), Z7, Z7
+	JMP          r0noacc
 
 r0racc:
 	VMOVUPS     (R10), Z26
@@ -32041,202 +32041,200 @@ done:
 // func winoOutCAVX512_4(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·winoOutCAVX512_4(SB), $1536-104
-	MOVQ         dst+0(FP), DI
-	MOVQ         ow+8(FP), R8
-	MOVQ         src+16(FP), SI
-	MOVQ         srcStride+24(FP), R9
-	MOVQ         rv+32(FP), CX
-	MOVQ         cv+40(FP), DX
-	MOVQ         res+48(FP), R10
-	MOVQ         flags+64(FP), R11
-	SHLQ         $0x06, R8
-	SHLQ         $0x02, R9
-	MOVQ         SI, AX
-	VMOVUPS      (AX), Z0
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z1
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z2
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z3
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z4
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z5
-	ADDQ         R9, AX
-	VADDPS       Z1, Z0, Z6
-	VADDPS       Z2, Z6, Z6
-	VADDPS       Z3, Z6, Z6
-	VADDPS       Z4, Z6, Z6
-	VMOVUPS      Z6, (SP)
-	VSUBPS       Z2, Z1, Z7
-	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
-	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
-	VMOVUPS      Z7, 384(SP)
-	VADDPS       Z2, Z1, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
-	VMOVUPS      Z8, 768(SP)
-	VSUBPS       Z2, Z1, Z9
-	VADDPS       Z5, Z9, Z9
-	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
-	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
-	VMOVUPS      Z9, 1152(SP)
-	VMOVUPS      (AX), Z0
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z1
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z2
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z3
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z4
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z5
-	ADDQ         R9, AX
-	VADDPS       Z1, Z0, Z6
-	VADDPS       Z2, Z6, Z6
-	VADDPS       Z3, Z6, Z6
-	VADDPS       Z4, Z6, Z6
-	VMOVUPS      Z6, 64(SP)
-	VSUBPS       Z2, Z1, Z7
-	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
-	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
-	VMOVUPS      Z7, 448(SP)
-	VADDPS       Z2, Z1, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
-	VMOVUPS      Z8, 832(SP)
-	VSUBPS       Z2, Z1, Z9
-	VADDPS       Z5, Z9, Z9
-	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
-	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
-	VMOVUPS      Z9, 1216(SP)
-	VMOVUPS      (AX), Z0
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z1
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z2
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z3
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z4
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z5
-	ADDQ         R9, AX
-	VADDPS       Z1, Z0, Z6
-	VADDPS       Z2, Z6, Z6
-	VADDPS       Z3, Z6, Z6
-	VADDPS       Z4, Z6, Z6
-	VMOVUPS      Z6, 128(SP)
-	VSUBPS       Z2, Z1, Z7
-	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
-	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
-	VMOVUPS      Z7, 512(SP)
-	VADDPS       Z2, Z1, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
-	VMOVUPS      Z8, 896(SP)
-	VSUBPS       Z2, Z1, Z9
-	VADDPS       Z5, Z9, Z9
-	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
-	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
-	VMOVUPS      Z9, 1280(SP)
-	VMOVUPS      (AX), Z0
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z1
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z2
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z3
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z4
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z5
-	ADDQ         R9, AX
-	VADDPS       Z1, Z0, Z6
-	VADDPS       Z2, Z6, Z6
-	VADDPS       Z3, Z6, Z6
-	VADDPS       Z4, Z6, Z6
-	VMOVUPS      Z6, 192(SP)
-	VSUBPS       Z2, Z1, Z7
-	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
-	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
-	VMOVUPS      Z7, 576(SP)
-	VADDPS       Z2, Z1, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
-	VMOVUPS      Z8, 960(SP)
-	VSUBPS       Z2, Z1, Z9
-	VADDPS       Z5, Z9, Z9
-	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
-	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
-	VMOVUPS      Z9, 1344(SP)
-	VMOVUPS      (AX), Z0
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z1
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z2
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z3
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z4
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z5
-	ADDQ         R9, AX
-	VADDPS       Z1, Z0, Z6
-	VADDPS       Z2, Z6, Z6
-	VADDPS       Z3, Z6, Z6
-	VADDPS       Z4, Z6, Z6
-	VMOVUPS      Z6, 256(SP)
-	VSUBPS       Z2, Z1, Z7
-	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
-	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
-	VMOVUPS      Z7, 640(SP)
-	VADDPS       Z2, Z1, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
-	VMOVUPS      Z8, 1024(SP)
-	VSUBPS       Z2, Z1, Z9
-	VADDPS       Z5, Z9, Z9
-	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
-	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
-	VMOVUPS      Z9, 1408(SP)
-	VMOVUPS      (AX), Z0
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z1
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z2
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z3
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z4
-	ADDQ         R9, AX
-	VMOVUPS      (AX), Z5
-	VADDPS       Z1, Z0, Z6
-	VADDPS       Z2, Z6, Z6
-	VADDPS       Z3, Z6, Z6
-	VADDPS       Z4, Z6, Z6
-	VMOVUPS      Z6, 320(SP)
-	VSUBPS       Z2, Z1, Z7
-	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
-	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
-	VMOVUPS      Z7, 704(SP)
-	VADDPS       Z2, Z1, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
-	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
-	VMOVUPS      Z8, 1088(SP)
-	VSUBPS       Z2, Z1, Z9
-	VADDPS       Z5, Z9, Z9
-	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
-	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
-	VMOVUPS      Z9, 1472(SP)
-	VXORPS       Z21, Z21, Z21
-	VBROADCASTSS six<>+0(SB), Z22
-	TESTQ        $0x00000002, R11
-	JZ           nobias
-	MOVQ         bias+72(FP), AX
-	VMOVUPS      (AX), Z16
+	MOVQ        dst+0(FP), DI
+	MOVQ        ow+8(FP), R8
+	MOVQ        src+16(FP), SI
+	MOVQ        srcStride+24(FP), R9
+	MOVQ        rv+32(FP), CX
+	MOVQ        cv+40(FP), DX
+	MOVQ        res+48(FP), R10
+	MOVQ        flags+64(FP), R11
+	SHLQ        $0x06, R8
+	SHLQ        $0x02, R9
+	MOVQ        SI, AX
+	VMOVUPS     (AX), Z0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z5
+	ADDQ        R9, AX
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, (SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 384(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 768(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1152(SP)
+	VMOVUPS     (AX), Z0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z5
+	ADDQ        R9, AX
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, 64(SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 448(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 832(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1216(SP)
+	VMOVUPS     (AX), Z0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z5
+	ADDQ        R9, AX
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, 128(SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 512(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 896(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1280(SP)
+	VMOVUPS     (AX), Z0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z5
+	ADDQ        R9, AX
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, 192(SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 576(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 960(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1344(SP)
+	VMOVUPS     (AX), Z0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z5
+	ADDQ        R9, AX
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, 256(SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 640(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 1024(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1408(SP)
+	VMOVUPS     (AX), Z0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Z5
+	VADDPS      Z1, Z0, Z6
+	VADDPS      Z2, Z6, Z6
+	VADDPS      Z3, Z6, Z6
+	VADDPS      Z4, Z6, Z6
+	VMOVUPS     Z6, 320(SP)
+	VSUBPS      Z2, Z1, Z7
+	VFMADD231PS winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS winoconst<>+192(SB), Z4, Z7
+	VMOVUPS     Z7, 704(SP)
+	VADDPS      Z2, Z1, Z8
+	VFMADD231PS winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS winoconst<>+0(SB), Z4, Z8
+	VMOVUPS     Z8, 1088(SP)
+	VSUBPS      Z2, Z1, Z9
+	VADDPS      Z5, Z9, Z9
+	VFMADD231PS winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS winoconst<>+384(SB), Z4, Z9
+	VMOVUPS     Z9, 1472(SP)
+	TESTQ       $0x00000002, R11
+	JZ          nobias
+	MOVQ        bias+72(FP), AX
+	VMOVUPS     (AX), Z16
 
 nobias:
 	TESTQ   $0x00000010, R11
@@ -32263,37 +32261,39 @@ nohi:
 	VMOVUPS (AX), Z20
 
 nors:
-	CMPQ        CX, $0x00
-	JLE         done
-	VMOVUPS     (SP), Z0
-	VMOVUPS     64(SP), Z1
-	VMOVUPS     128(SP), Z2
-	VMOVUPS     192(SP), Z3
-	VMOVUPS     256(SP), Z4
-	VMOVUPS     320(SP), Z5
-	VADDPS      Z1, Z0, Z6
-	VADDPS      Z2, Z6, Z6
-	VADDPS      Z3, Z6, Z6
-	VADDPS      Z4, Z6, Z6
-	VSUBPS      Z2, Z1, Z7
-	VFMADD231PS winoconst<>+256(SB), Z3, Z7
-	VFMADD231PS winoconst<>+192(SB), Z4, Z7
-	VADDPS      Z2, Z1, Z8
-	VFMADD231PS winoconst<>+0(SB), Z3, Z8
-	VFMADD231PS winoconst<>+0(SB), Z4, Z8
-	VSUBPS      Z2, Z1, Z9
-	VADDPS      Z5, Z9, Z9
-	VFMADD231PS winoconst<>+320(SB), Z3, Z9
-	VFMADD231PS winoconst<>+384(SB), Z4, Z9
-	TESTQ       $0x00000001, R11
-	JZ          r0noacc
-	TESTQ       $0x00000040, R11
-	JNZ         r0racc
-	VADDPS      (R10), Z6, Z6
-	VADDPS      64(R10), Z7, Z7
-	VADDPS      128(R10), Z8, Z8
-	VADDPS      192(R10), Z9, Z9
-	JMP         r0noacc
+	VXORPS       Z21, Z21, Z21
+	VBROADCASTSS six<>+0(SB), Z22
+	CMPQ         CX, $0x00
+	JLE          done
+	VMOVUPS      (SP), Z0
+	VMOVUPS      64(SP), Z1
+	VMOVUPS      128(SP), Z2
+	VMOVUPS      192(SP), Z3
+	VMOVUPS      256(SP), Z4
+	VMOVUPS      320(SP), Z5
+	VADDPS       Z1, Z0, Z6
+	VADDPS       Z2, Z6, Z6
+	VADDPS       Z3, Z6, Z6
+	VADDPS       Z4, Z6, Z6
+	VSUBPS       Z2, Z1, Z7
+	VFMADD231PS  winoconst<>+256(SB), Z3, Z7
+	VFMADD231PS  winoconst<>+192(SB), Z4, Z7
+	VADDPS       Z2, Z1, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z3, Z8
+	VFMADD231PS  winoconst<>+0(SB), Z4, Z8
+	VSUBPS       Z2, Z1, Z9
+	VADDPS       Z5, Z9, Z9
+	VFMADD231PS  winoconst<>+320(SB), Z3, Z9
+	VFMADD231PS  winoconst<>+384(SB), Z4, Z9
+	TESTQ        $0x00000001, R11
+	JZ           r0noacc
+	TESTQ        $0x00000040, R11
+	JNZ          r0racc
+	VADDPS       (R10), Z6, Z6
+	VADDPS       64(R10), Z7, Z7
+	VADDPS       128(R10), Z8, Z8
+	VADDPS       192(R10), Z9, Z9
+	JMP          r0noacc
 
 r0racc:
 	VMOVUPS     (R10), Z26
@@ -36684,6 +36684,4055 @@ store:
 	VMOVUPS Z23, 704(DX)
 	VMOVUPS Z25, 768(DX)
 	VMOVUPS Z27, 832(DX)
+	VZEROUPPER
+	RET
+
+// func winoInCAVX2_2(dst *float32, dstStride int, src *float32, rowStride int, n int)
+// Requires: AVX
+TEXT ·winoInCAVX2_2(SB), $512-40
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	MOVQ src+16(FP), SI
+	MOVQ rowStride+24(FP), R9
+	MOVQ n+32(FP), CX
+	SHLQ $0x02, R8
+	SHLQ $0x02, R9
+
+tile:
+	TESTQ   CX, CX
+	JZ      done
+	MOVQ    SI, R10
+	VMOVUPS (R10), Y0
+	VMOVUPS 32(R10), Y1
+	VMOVUPS 64(R10), Y2
+	VMOVUPS 96(R10), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, (SP)
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, 32(SP)
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, 64(SP)
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, 96(SP)
+	ADDQ    R9, R10
+	VMOVUPS (R10), Y0
+	VMOVUPS 32(R10), Y1
+	VMOVUPS 64(R10), Y2
+	VMOVUPS 96(R10), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, 128(SP)
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, 160(SP)
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, 192(SP)
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, 224(SP)
+	ADDQ    R9, R10
+	VMOVUPS (R10), Y0
+	VMOVUPS 32(R10), Y1
+	VMOVUPS 64(R10), Y2
+	VMOVUPS 96(R10), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, 256(SP)
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, 288(SP)
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, 320(SP)
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, 352(SP)
+	ADDQ    R9, R10
+	VMOVUPS (R10), Y0
+	VMOVUPS 32(R10), Y1
+	VMOVUPS 64(R10), Y2
+	VMOVUPS 96(R10), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, 384(SP)
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, 416(SP)
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, 448(SP)
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, 480(SP)
+	MOVQ    DI, R11
+	VMOVUPS (SP), Y0
+	VMOVUPS 128(SP), Y1
+	VMOVUPS 256(SP), Y2
+	VMOVUPS 384(SP), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, (R11)
+	ADDQ    R8, R11
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, (R11)
+	ADDQ    R8, R11
+	VMOVUPS 32(SP), Y0
+	VMOVUPS 160(SP), Y1
+	VMOVUPS 288(SP), Y2
+	VMOVUPS 416(SP), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, (R11)
+	ADDQ    R8, R11
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, (R11)
+	ADDQ    R8, R11
+	VMOVUPS 64(SP), Y0
+	VMOVUPS 192(SP), Y1
+	VMOVUPS 320(SP), Y2
+	VMOVUPS 448(SP), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, (R11)
+	ADDQ    R8, R11
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, (R11)
+	ADDQ    R8, R11
+	VMOVUPS 96(SP), Y0
+	VMOVUPS 224(SP), Y1
+	VMOVUPS 352(SP), Y2
+	VMOVUPS 480(SP), Y3
+	VSUBPS  Y2, Y0, Y4
+	VMOVUPS Y4, (R11)
+	ADDQ    R8, R11
+	VADDPS  Y2, Y1, Y5
+	VMOVUPS Y5, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Y1, Y2, Y6
+	VMOVUPS Y6, (R11)
+	ADDQ    R8, R11
+	VSUBPS  Y3, Y1, Y7
+	VMOVUPS Y7, (R11)
+	ADDQ    R8, R11
+	ADDQ    $0x00000040, SI
+	ADDQ    $0x20, DI
+	DECQ    CX
+	JMP     tile
+
+done:
+	VZEROUPPER
+	RET
+
+// func winoOutCAVX2_2(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// Requires: AVX, FMA3
+TEXT ·winoOutCAVX2_2(SB), $416-104
+	MOVQ    dst+0(FP), DI
+	MOVQ    ow+8(FP), R8
+	MOVQ    src+16(FP), SI
+	MOVQ    srcStride+24(FP), R9
+	MOVQ    rv+32(FP), CX
+	MOVQ    cv+40(FP), DX
+	MOVQ    res+48(FP), R10
+	MOVQ    flags+64(FP), R11
+	SHLQ    $0x05, R8
+	SHLQ    $0x02, R9
+	MOVQ    SI, AX
+	VMOVUPS (AX), Y0
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y1
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y2
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y3
+	ADDQ    R9, AX
+	VADDPS  Y1, Y0, Y4
+	VADDPS  Y2, Y4, Y4
+	VMOVUPS Y4, (SP)
+	VSUBPS  Y2, Y1, Y5
+	VSUBPS  Y3, Y5, Y5
+	VMOVUPS Y5, 128(SP)
+	VMOVUPS (AX), Y0
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y1
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y2
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y3
+	ADDQ    R9, AX
+	VADDPS  Y1, Y0, Y4
+	VADDPS  Y2, Y4, Y4
+	VMOVUPS Y4, 32(SP)
+	VSUBPS  Y2, Y1, Y5
+	VSUBPS  Y3, Y5, Y5
+	VMOVUPS Y5, 160(SP)
+	VMOVUPS (AX), Y0
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y1
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y2
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y3
+	ADDQ    R9, AX
+	VADDPS  Y1, Y0, Y4
+	VADDPS  Y2, Y4, Y4
+	VMOVUPS Y4, 64(SP)
+	VSUBPS  Y2, Y1, Y5
+	VSUBPS  Y3, Y5, Y5
+	VMOVUPS Y5, 192(SP)
+	VMOVUPS (AX), Y0
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y1
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y2
+	ADDQ    R9, AX
+	VMOVUPS (AX), Y3
+	VADDPS  Y1, Y0, Y4
+	VADDPS  Y2, Y4, Y4
+	VMOVUPS Y4, 96(SP)
+	VSUBPS  Y2, Y1, Y5
+	VSUBPS  Y3, Y5, Y5
+	VMOVUPS Y5, 224(SP)
+	TESTQ   $0x00000002, R11
+	JZ      nobias
+	MOVQ    bias+72(FP), AX
+	VMOVUPS (AX), Y15
+	VMOVUPS Y15, 256(SP)
+
+nobias:
+	TESTQ   $0x00000010, R11
+	JZ      noslope
+	MOVQ    slope+80(FP), AX
+	VMOVUPS (AX), Y15
+	VMOVUPS Y15, 288(SP)
+
+noslope:
+	TESTQ   $0x00000020, R11
+	JZ      nolo
+	MOVQ    lo+88(FP), AX
+	VMOVUPS (AX), Y15
+	VMOVUPS Y15, 320(SP)
+
+nolo:
+	TESTQ   $0x00000020, R11
+	JZ      nohi
+	MOVQ    hi+96(FP), AX
+	VMOVUPS (AX), Y15
+	VMOVUPS Y15, 352(SP)
+
+nohi:
+	TESTQ   $0x00000040, R11
+	JZ      nors
+	MOVQ    rs+56(FP), AX
+	VMOVUPS (AX), Y15
+	VMOVUPS Y15, 384(SP)
+
+nors:
+	CMPQ    CX, $0x00
+	JLE     done
+	VMOVUPS (SP), Y0
+	VMOVUPS 32(SP), Y1
+	VMOVUPS 64(SP), Y2
+	VMOVUPS 96(SP), Y3
+	VADDPS  Y1, Y0, Y6
+	VADDPS  Y2, Y6, Y6
+	VSUBPS  Y2, Y1, Y7
+	VSUBPS  Y3, Y7, Y7
+	VXORPS  Y10, Y10, Y10
+	TESTQ   $0x00000001, R11
+	JZ      r0noacc
+	TESTQ   $0x00000040, R11
+	JNZ     r0racc
+	VADDPS  (R10), Y6, Y6
+	VADDPS  32(R10), Y7, Y7
+	JMP     r0noacc
+
+r0racc:
+	VMOVUPS     384(SP), Y13
+	VMOVUPS     (R10), Y12
+	VFMADD231PS Y12, Y13, Y6
+	VMOVUPS     32(R10), Y12
+	VFMADD231PS Y12, Y13, Y7
+
+r0noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r0nobias
+	VADDPS 256(SP), Y6, Y6
+	VADDPS 256(SP), Y7, Y7
+
+r0nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r0norelu
+	VMAXPS Y6, Y10, Y6
+	VMAXPS Y7, Y10, Y7
+
+r0norelu:
+	TESTQ        $0x00000008, R11
+	JZ           r0norelu6
+	VBROADCASTSS six<>+0(SB), Y11
+	VMAXPS       Y6, Y10, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y10, Y7
+	VMINPS       Y7, Y11, Y7
+
+r0norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r0noprelu
+	VMINPS      Y6, Y10, Y12
+	VMAXPS      Y6, Y10, Y6
+	VFMADD231PS 288(SP), Y12, Y6
+	VMINPS      Y7, Y10, Y12
+	VMAXPS      Y7, Y10, Y7
+	VFMADD231PS 288(SP), Y12, Y7
+
+r0noprelu:
+	TESTQ   $0x00000020, R11
+	JZ      r0noclamp
+	VMOVUPS 320(SP), Y13
+	VMOVUPS 352(SP), Y14
+	VMAXPS  Y6, Y13, Y6
+	VMINPS  Y6, Y14, Y6
+	VMAXPS  Y7, Y13, Y7
+	VMINPS  Y7, Y14, Y7
+
+r0noclamp:
+	CMPQ    DX, $0x00
+	JLE     r0stored
+	VMOVUPS Y6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r0stored
+	VMOVUPS Y7, 32(DI)
+
+r0stored:
+	ADDQ    R8, DI
+	ADDQ    R8, R10
+	CMPQ    CX, $0x01
+	JLE     done
+	VMOVUPS 128(SP), Y0
+	VMOVUPS 160(SP), Y1
+	VMOVUPS 192(SP), Y2
+	VMOVUPS 224(SP), Y3
+	VADDPS  Y1, Y0, Y6
+	VADDPS  Y2, Y6, Y6
+	VSUBPS  Y2, Y1, Y7
+	VSUBPS  Y3, Y7, Y7
+	TESTQ   $0x00000001, R11
+	JZ      r1noacc
+	TESTQ   $0x00000040, R11
+	JNZ     r1racc
+	VADDPS  (R10), Y6, Y6
+	VADDPS  32(R10), Y7, Y7
+	JMP     r1noacc
+
+r1racc:
+	VMOVUPS     384(SP), Y13
+	VMOVUPS     (R10), Y12
+	VFMADD231PS Y12, Y13, Y6
+	VMOVUPS     32(R10), Y12
+	VFMADD231PS Y12, Y13, Y7
+
+r1noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r1nobias
+	VADDPS 256(SP), Y6, Y6
+	VADDPS 256(SP), Y7, Y7
+
+r1nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r1norelu
+	VMAXPS Y6, Y10, Y6
+	VMAXPS Y7, Y10, Y7
+
+r1norelu:
+	TESTQ        $0x00000008, R11
+	JZ           r1norelu6
+	VBROADCASTSS six<>+0(SB), Y11
+	VMAXPS       Y6, Y10, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y10, Y7
+	VMINPS       Y7, Y11, Y7
+
+r1norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r1noprelu
+	VMINPS      Y6, Y10, Y12
+	VMAXPS      Y6, Y10, Y6
+	VFMADD231PS 288(SP), Y12, Y6
+	VMINPS      Y7, Y10, Y12
+	VMAXPS      Y7, Y10, Y7
+	VFMADD231PS 288(SP), Y12, Y7
+
+r1noprelu:
+	TESTQ   $0x00000020, R11
+	JZ      r1noclamp
+	VMOVUPS 320(SP), Y13
+	VMOVUPS 352(SP), Y14
+	VMAXPS  Y6, Y13, Y6
+	VMINPS  Y6, Y14, Y6
+	VMAXPS  Y7, Y13, Y7
+	VMINPS  Y7, Y14, Y7
+
+r1noclamp:
+	CMPQ    DX, $0x00
+	JLE     r1stored
+	VMOVUPS Y6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r1stored
+	VMOVUPS Y7, 32(DI)
+
+r1stored:
+done:
+	VZEROUPPER
+	RET
+
+// func winoInCAVX2_4(dst *float32, dstStride int, src *float32, rowStride int, n int)
+// Requires: AVX, FMA3
+TEXT ·winoInCAVX2_4(SB), $1152-40
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	MOVQ src+16(FP), SI
+	MOVQ rowStride+24(FP), R9
+	MOVQ n+32(FP), CX
+	SHLQ $0x02, R8
+	SHLQ $0x02, R9
+
+tile:
+	TESTQ       CX, CX
+	JZ          done
+	MOVQ        SI, R10
+	VMOVUPS     (R10), Y0
+	VMOVUPS     32(R10), Y1
+	VMOVUPS     64(R10), Y2
+	VMOVUPS     96(R10), Y3
+	VMOVUPS     128(R10), Y4
+	VMOVUPS     160(R10), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, (SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, 32(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, 64(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, 96(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, 128(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, 160(SP)
+	ADDQ        R9, R10
+	VMOVUPS     (R10), Y0
+	VMOVUPS     32(R10), Y1
+	VMOVUPS     64(R10), Y2
+	VMOVUPS     96(R10), Y3
+	VMOVUPS     128(R10), Y4
+	VMOVUPS     160(R10), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, 192(SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, 224(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, 256(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, 288(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, 320(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, 352(SP)
+	ADDQ        R9, R10
+	VMOVUPS     (R10), Y0
+	VMOVUPS     32(R10), Y1
+	VMOVUPS     64(R10), Y2
+	VMOVUPS     96(R10), Y3
+	VMOVUPS     128(R10), Y4
+	VMOVUPS     160(R10), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, 384(SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, 416(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, 448(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, 480(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, 512(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, 544(SP)
+	ADDQ        R9, R10
+	VMOVUPS     (R10), Y0
+	VMOVUPS     32(R10), Y1
+	VMOVUPS     64(R10), Y2
+	VMOVUPS     96(R10), Y3
+	VMOVUPS     128(R10), Y4
+	VMOVUPS     160(R10), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, 576(SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, 608(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, 640(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, 672(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, 704(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, 736(SP)
+	ADDQ        R9, R10
+	VMOVUPS     (R10), Y0
+	VMOVUPS     32(R10), Y1
+	VMOVUPS     64(R10), Y2
+	VMOVUPS     96(R10), Y3
+	VMOVUPS     128(R10), Y4
+	VMOVUPS     160(R10), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, 768(SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, 800(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, 832(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, 864(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, 896(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, 928(SP)
+	ADDQ        R9, R10
+	VMOVUPS     (R10), Y0
+	VMOVUPS     32(R10), Y1
+	VMOVUPS     64(R10), Y2
+	VMOVUPS     96(R10), Y3
+	VMOVUPS     128(R10), Y4
+	VMOVUPS     160(R10), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, 960(SP)
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, 992(SP)
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, 1024(SP)
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, 1056(SP)
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, 1088(SP)
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, 1120(SP)
+	MOVQ        DI, R11
+	VMOVUPS     (SP), Y0
+	VMOVUPS     192(SP), Y1
+	VMOVUPS     384(SP), Y2
+	VMOVUPS     576(SP), Y3
+	VMOVUPS     768(SP), Y4
+	VMOVUPS     960(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, (R11)
+	ADDQ        R8, R11
+	VMOVUPS     32(SP), Y0
+	VMOVUPS     224(SP), Y1
+	VMOVUPS     416(SP), Y2
+	VMOVUPS     608(SP), Y3
+	VMOVUPS     800(SP), Y4
+	VMOVUPS     992(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, (R11)
+	ADDQ        R8, R11
+	VMOVUPS     64(SP), Y0
+	VMOVUPS     256(SP), Y1
+	VMOVUPS     448(SP), Y2
+	VMOVUPS     640(SP), Y3
+	VMOVUPS     832(SP), Y4
+	VMOVUPS     1024(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, (R11)
+	ADDQ        R8, R11
+	VMOVUPS     96(SP), Y0
+	VMOVUPS     288(SP), Y1
+	VMOVUPS     480(SP), Y2
+	VMOVUPS     672(SP), Y3
+	VMOVUPS     864(SP), Y4
+	VMOVUPS     1056(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, (R11)
+	ADDQ        R8, R11
+	VMOVUPS     128(SP), Y0
+	VMOVUPS     320(SP), Y1
+	VMOVUPS     512(SP), Y2
+	VMOVUPS     704(SP), Y3
+	VMOVUPS     896(SP), Y4
+	VMOVUPS     1088(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, (R11)
+	ADDQ        R8, R11
+	VMOVUPS     160(SP), Y0
+	VMOVUPS     352(SP), Y1
+	VMOVUPS     544(SP), Y2
+	VMOVUPS     736(SP), Y3
+	VMOVUPS     928(SP), Y4
+	VMOVUPS     1120(SP), Y5
+	VMULPS      winoconst<>+0(SB), Y0, Y6
+	VADDPS      Y4, Y6, Y6
+	VFMADD231PS winoconst<>+64(SB), Y2, Y6
+	VMOVUPS     Y6, (R11)
+	ADDQ        R8, R11
+	VADDPS      Y4, Y3, Y7
+	VFMADD231PS winoconst<>+128(SB), Y1, Y7
+	VFMADD231PS winoconst<>+128(SB), Y2, Y7
+	VMOVUPS     Y7, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y3, Y4, Y8
+	VFMADD231PS winoconst<>+0(SB), Y1, Y8
+	VFMADD231PS winoconst<>+128(SB), Y2, Y8
+	VMOVUPS     Y8, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y9
+	VFMADD231PS winoconst<>+192(SB), Y1, Y9
+	VFMADD231PS winoconst<>+256(SB), Y3, Y9
+	VMOVUPS     Y9, (R11)
+	ADDQ        R8, R11
+	VSUBPS      Y2, Y4, Y10
+	VFMADD231PS winoconst<>+256(SB), Y1, Y10
+	VFMADD231PS winoconst<>+192(SB), Y3, Y10
+	VMOVUPS     Y10, (R11)
+	ADDQ        R8, R11
+	VMULPS      winoconst<>+0(SB), Y1, Y11
+	VADDPS      Y5, Y11, Y11
+	VFMADD231PS winoconst<>+64(SB), Y3, Y11
+	VMOVUPS     Y11, (R11)
+	ADDQ        R8, R11
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x20, DI
+	DECQ        CX
+	JMP         tile
+
+done:
+	VZEROUPPER
+	RET
+
+// func winoOutCAVX2_4(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
+// Requires: AVX, FMA3
+TEXT ·winoOutCAVX2_4(SB), $928-104
+	MOVQ        dst+0(FP), DI
+	MOVQ        ow+8(FP), R8
+	MOVQ        src+16(FP), SI
+	MOVQ        srcStride+24(FP), R9
+	MOVQ        rv+32(FP), CX
+	MOVQ        cv+40(FP), DX
+	MOVQ        res+48(FP), R10
+	MOVQ        flags+64(FP), R11
+	SHLQ        $0x05, R8
+	SHLQ        $0x02, R9
+	MOVQ        SI, AX
+	VMOVUPS     (AX), Y0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y5
+	ADDQ        R9, AX
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, (SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
+	VMOVUPS     Y7, 192(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 384(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
+	VMOVUPS     Y9, 576(SP)
+	VMOVUPS     (AX), Y0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y5
+	ADDQ        R9, AX
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, 32(SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
+	VMOVUPS     Y7, 224(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 416(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
+	VMOVUPS     Y9, 608(SP)
+	VMOVUPS     (AX), Y0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y5
+	ADDQ        R9, AX
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, 64(SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
+	VMOVUPS     Y7, 256(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 448(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
+	VMOVUPS     Y9, 640(SP)
+	VMOVUPS     (AX), Y0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y5
+	ADDQ        R9, AX
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, 96(SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
+	VMOVUPS     Y7, 288(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 480(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
+	VMOVUPS     Y9, 672(SP)
+	VMOVUPS     (AX), Y0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y5
+	ADDQ        R9, AX
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, 128(SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
+	VMOVUPS     Y7, 320(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 512(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
+	VMOVUPS     Y9, 704(SP)
+	VMOVUPS     (AX), Y0
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y1
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y2
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y3
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y4
+	ADDQ        R9, AX
+	VMOVUPS     (AX), Y5
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VMOVUPS     Y6, 160(SP)
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
+	VMOVUPS     Y7, 352(SP)
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VMOVUPS     Y8, 544(SP)
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
+	VMOVUPS     Y9, 736(SP)
+	TESTQ       $0x00000002, R11
+	JZ          nobias
+	MOVQ        bias+72(FP), AX
+	VMOVUPS     (AX), Y15
+	VMOVUPS     Y15, 768(SP)
+
+nobias:
+	TESTQ   $0x00000010, R11
+	JZ      noslope
+	MOVQ    slope+80(FP), AX
+	VMOVUPS (AX), Y15
+	VMOVUPS Y15, 800(SP)
+
+noslope:
+	TESTQ   $0x00000020, R11
+	JZ      nolo
+	MOVQ    lo+88(FP), AX
+	VMOVUPS (AX), Y15
+	VMOVUPS Y15, 832(SP)
+
+nolo:
+	TESTQ   $0x00000020, R11
+	JZ      nohi
+	MOVQ    hi+96(FP), AX
+	VMOVUPS (AX), Y15
+	VMOVUPS Y15, 864(SP)
+
+nohi:
+	TESTQ   $0x00000040, R11
+	JZ      nors
+	MOVQ    rs+56(FP), AX
+	VMOVUPS (AX), Y15
+	VMOVUPS Y15, 896(SP)
+
+nors:
+	CMPQ        CX, $0x00
+	JLE         done
+	VMOVUPS     (SP), Y0
+	VMOVUPS     32(SP), Y1
+	VMOVUPS     64(SP), Y2
+	VMOVUPS     96(SP), Y3
+	VMOVUPS     128(SP), Y4
+	VMOVUPS     160(SP), Y5
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
+	VXORPS      Y10, Y10, Y10
+	TESTQ       $0x00000001, R11
+	JZ          r0noacc
+	TESTQ       $0x00000040, R11
+	JNZ         r0racc
+	VADDPS      (R10), Y6, Y6
+	VADDPS      32(R10), Y7, Y7
+	VADDPS      64(R10), Y8, Y8
+	VADDPS      96(R10), Y9, Y9
+	JMP         r0noacc
+
+r0racc:
+	VMOVUPS     896(SP), Y13
+	VMOVUPS     (R10), Y12
+	VFMADD231PS Y12, Y13, Y6
+	VMOVUPS     32(R10), Y12
+	VFMADD231PS Y12, Y13, Y7
+	VMOVUPS     64(R10), Y12
+	VFMADD231PS Y12, Y13, Y8
+	VMOVUPS     96(R10), Y12
+	VFMADD231PS Y12, Y13, Y9
+
+r0noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r0nobias
+	VADDPS 768(SP), Y6, Y6
+	VADDPS 768(SP), Y7, Y7
+	VADDPS 768(SP), Y8, Y8
+	VADDPS 768(SP), Y9, Y9
+
+r0nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r0norelu
+	VMAXPS Y6, Y10, Y6
+	VMAXPS Y7, Y10, Y7
+	VMAXPS Y8, Y10, Y8
+	VMAXPS Y9, Y10, Y9
+
+r0norelu:
+	TESTQ        $0x00000008, R11
+	JZ           r0norelu6
+	VBROADCASTSS six<>+0(SB), Y11
+	VMAXPS       Y6, Y10, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y10, Y7
+	VMINPS       Y7, Y11, Y7
+	VMAXPS       Y8, Y10, Y8
+	VMINPS       Y8, Y11, Y8
+	VMAXPS       Y9, Y10, Y9
+	VMINPS       Y9, Y11, Y9
+
+r0norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r0noprelu
+	VMINPS      Y6, Y10, Y12
+	VMAXPS      Y6, Y10, Y6
+	VFMADD231PS 800(SP), Y12, Y6
+	VMINPS      Y7, Y10, Y12
+	VMAXPS      Y7, Y10, Y7
+	VFMADD231PS 800(SP), Y12, Y7
+	VMINPS      Y8, Y10, Y12
+	VMAXPS      Y8, Y10, Y8
+	VFMADD231PS 800(SP), Y12, Y8
+	VMINPS      Y9, Y10, Y12
+	VMAXPS      Y9, Y10, Y9
+	VFMADD231PS 800(SP), Y12, Y9
+
+r0noprelu:
+	TESTQ   $0x00000020, R11
+	JZ      r0noclamp
+	VMOVUPS 832(SP), Y13
+	VMOVUPS 864(SP), Y14
+	VMAXPS  Y6, Y13, Y6
+	VMINPS  Y6, Y14, Y6
+	VMAXPS  Y7, Y13, Y7
+	VMINPS  Y7, Y14, Y7
+	VMAXPS  Y8, Y13, Y8
+	VMINPS  Y8, Y14, Y8
+	VMAXPS  Y9, Y13, Y9
+	VMINPS  Y9, Y14, Y9
+
+r0noclamp:
+	CMPQ    DX, $0x00
+	JLE     r0stored
+	VMOVUPS Y6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r0stored
+	VMOVUPS Y7, 32(DI)
+	CMPQ    DX, $0x02
+	JLE     r0stored
+	VMOVUPS Y8, 64(DI)
+	CMPQ    DX, $0x03
+	JLE     r0stored
+	VMOVUPS Y9, 96(DI)
+
+r0stored:
+	ADDQ        R8, DI
+	ADDQ        R8, R10
+	CMPQ        CX, $0x01
+	JLE         done
+	VMOVUPS     192(SP), Y0
+	VMOVUPS     224(SP), Y1
+	VMOVUPS     256(SP), Y2
+	VMOVUPS     288(SP), Y3
+	VMOVUPS     320(SP), Y4
+	VMOVUPS     352(SP), Y5
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
+	TESTQ       $0x00000001, R11
+	JZ          r1noacc
+	TESTQ       $0x00000040, R11
+	JNZ         r1racc
+	VADDPS      (R10), Y6, Y6
+	VADDPS      32(R10), Y7, Y7
+	VADDPS      64(R10), Y8, Y8
+	VADDPS      96(R10), Y9, Y9
+	JMP         r1noacc
+
+r1racc:
+	VMOVUPS     896(SP), Y13
+	VMOVUPS     (R10), Y12
+	VFMADD231PS Y12, Y13, Y6
+	VMOVUPS     32(R10), Y12
+	VFMADD231PS Y12, Y13, Y7
+	VMOVUPS     64(R10), Y12
+	VFMADD231PS Y12, Y13, Y8
+	VMOVUPS     96(R10), Y12
+	VFMADD231PS Y12, Y13, Y9
+
+r1noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r1nobias
+	VADDPS 768(SP), Y6, Y6
+	VADDPS 768(SP), Y7, Y7
+	VADDPS 768(SP), Y8, Y8
+	VADDPS 768(SP), Y9, Y9
+
+r1nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r1norelu
+	VMAXPS Y6, Y10, Y6
+	VMAXPS Y7, Y10, Y7
+	VMAXPS Y8, Y10, Y8
+	VMAXPS Y9, Y10, Y9
+
+r1norelu:
+	TESTQ        $0x00000008, R11
+	JZ           r1norelu6
+	VBROADCASTSS six<>+0(SB), Y11
+	VMAXPS       Y6, Y10, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y10, Y7
+	VMINPS       Y7, Y11, Y7
+	VMAXPS       Y8, Y10, Y8
+	VMINPS       Y8, Y11, Y8
+	VMAXPS       Y9, Y10, Y9
+	VMINPS       Y9, Y11, Y9
+
+r1norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r1noprelu
+	VMINPS      Y6, Y10, Y12
+	VMAXPS      Y6, Y10, Y6
+	VFMADD231PS 800(SP), Y12, Y6
+	VMINPS      Y7, Y10, Y12
+	VMAXPS      Y7, Y10, Y7
+	VFMADD231PS 800(SP), Y12, Y7
+	VMINPS      Y8, Y10, Y12
+	VMAXPS      Y8, Y10, Y8
+	VFMADD231PS 800(SP), Y12, Y8
+	VMINPS      Y9, Y10, Y12
+	VMAXPS      Y9, Y10, Y9
+	VFMADD231PS 800(SP), Y12, Y9
+
+r1noprelu:
+	TESTQ   $0x00000020, R11
+	JZ      r1noclamp
+	VMOVUPS 832(SP), Y13
+	VMOVUPS 864(SP), Y14
+	VMAXPS  Y6, Y13, Y6
+	VMINPS  Y6, Y14, Y6
+	VMAXPS  Y7, Y13, Y7
+	VMINPS  Y7, Y14, Y7
+	VMAXPS  Y8, Y13, Y8
+	VMINPS  Y8, Y14, Y8
+	VMAXPS  Y9, Y13, Y9
+	VMINPS  Y9, Y14, Y9
+
+r1noclamp:
+	CMPQ    DX, $0x00
+	JLE     r1stored
+	VMOVUPS Y6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r1stored
+	VMOVUPS Y7, 32(DI)
+	CMPQ    DX, $0x02
+	JLE     r1stored
+	VMOVUPS Y8, 64(DI)
+	CMPQ    DX, $0x03
+	JLE     r1stored
+	VMOVUPS Y9, 96(DI)
+
+r1stored:
+	ADDQ        R8, DI
+	ADDQ        R8, R10
+	CMPQ        CX, $0x02
+	JLE         done
+	VMOVUPS     384(SP), Y0
+	VMOVUPS     416(SP), Y1
+	VMOVUPS     448(SP), Y2
+	VMOVUPS     480(SP), Y3
+	VMOVUPS     512(SP), Y4
+	VMOVUPS     544(SP), Y5
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
+	TESTQ       $0x00000001, R11
+	JZ          r2noacc
+	TESTQ       $0x00000040, R11
+	JNZ         r2racc
+	VADDPS      (R10), Y6, Y6
+	VADDPS      32(R10), Y7, Y7
+	VADDPS      64(R10), Y8, Y8
+	VADDPS      96(R10), Y9, Y9
+	JMP         r2noacc
+
+r2racc:
+	VMOVUPS     896(SP), Y13
+	VMOVUPS     (R10), Y12
+	VFMADD231PS Y12, Y13, Y6
+	VMOVUPS     32(R10), Y12
+	VFMADD231PS Y12, Y13, Y7
+	VMOVUPS     64(R10), Y12
+	VFMADD231PS Y12, Y13, Y8
+	VMOVUPS     96(R10), Y12
+	VFMADD231PS Y12, Y13, Y9
+
+r2noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r2nobias
+	VADDPS 768(SP), Y6, Y6
+	VADDPS 768(SP), Y7, Y7
+	VADDPS 768(SP), Y8, Y8
+	VADDPS 768(SP), Y9, Y9
+
+r2nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r2norelu
+	VMAXPS Y6, Y10, Y6
+	VMAXPS Y7, Y10, Y7
+	VMAXPS Y8, Y10, Y8
+	VMAXPS Y9, Y10, Y9
+
+r2norelu:
+	TESTQ        $0x00000008, R11
+	JZ           r2norelu6
+	VBROADCASTSS six<>+0(SB), Y11
+	VMAXPS       Y6, Y10, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y10, Y7
+	VMINPS       Y7, Y11, Y7
+	VMAXPS       Y8, Y10, Y8
+	VMINPS       Y8, Y11, Y8
+	VMAXPS       Y9, Y10, Y9
+	VMINPS       Y9, Y11, Y9
+
+r2norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r2noprelu
+	VMINPS      Y6, Y10, Y12
+	VMAXPS      Y6, Y10, Y6
+	VFMADD231PS 800(SP), Y12, Y6
+	VMINPS      Y7, Y10, Y12
+	VMAXPS      Y7, Y10, Y7
+	VFMADD231PS 800(SP), Y12, Y7
+	VMINPS      Y8, Y10, Y12
+	VMAXPS      Y8, Y10, Y8
+	VFMADD231PS 800(SP), Y12, Y8
+	VMINPS      Y9, Y10, Y12
+	VMAXPS      Y9, Y10, Y9
+	VFMADD231PS 800(SP), Y12, Y9
+
+r2noprelu:
+	TESTQ   $0x00000020, R11
+	JZ      r2noclamp
+	VMOVUPS 832(SP), Y13
+	VMOVUPS 864(SP), Y14
+	VMAXPS  Y6, Y13, Y6
+	VMINPS  Y6, Y14, Y6
+	VMAXPS  Y7, Y13, Y7
+	VMINPS  Y7, Y14, Y7
+	VMAXPS  Y8, Y13, Y8
+	VMINPS  Y8, Y14, Y8
+	VMAXPS  Y9, Y13, Y9
+	VMINPS  Y9, Y14, Y9
+
+r2noclamp:
+	CMPQ    DX, $0x00
+	JLE     r2stored
+	VMOVUPS Y6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r2stored
+	VMOVUPS Y7, 32(DI)
+	CMPQ    DX, $0x02
+	JLE     r2stored
+	VMOVUPS Y8, 64(DI)
+	CMPQ    DX, $0x03
+	JLE     r2stored
+	VMOVUPS Y9, 96(DI)
+
+r2stored:
+	ADDQ        R8, DI
+	ADDQ        R8, R10
+	CMPQ        CX, $0x03
+	JLE         done
+	VMOVUPS     576(SP), Y0
+	VMOVUPS     608(SP), Y1
+	VMOVUPS     640(SP), Y2
+	VMOVUPS     672(SP), Y3
+	VMOVUPS     704(SP), Y4
+	VMOVUPS     736(SP), Y5
+	VADDPS      Y1, Y0, Y6
+	VADDPS      Y2, Y6, Y6
+	VADDPS      Y3, Y6, Y6
+	VADDPS      Y4, Y6, Y6
+	VSUBPS      Y2, Y1, Y7
+	VFMADD231PS winoconst<>+256(SB), Y3, Y7
+	VFMADD231PS winoconst<>+192(SB), Y4, Y7
+	VADDPS      Y2, Y1, Y8
+	VFMADD231PS winoconst<>+0(SB), Y3, Y8
+	VFMADD231PS winoconst<>+0(SB), Y4, Y8
+	VSUBPS      Y2, Y1, Y9
+	VADDPS      Y5, Y9, Y9
+	VFMADD231PS winoconst<>+320(SB), Y3, Y9
+	VFMADD231PS winoconst<>+384(SB), Y4, Y9
+	TESTQ       $0x00000001, R11
+	JZ          r3noacc
+	TESTQ       $0x00000040, R11
+	JNZ         r3racc
+	VADDPS      (R10), Y6, Y6
+	VADDPS      32(R10), Y7, Y7
+	VADDPS      64(R10), Y8, Y8
+	VADDPS      96(R10), Y9, Y9
+	JMP         r3noacc
+
+r3racc:
+	VMOVUPS     896(SP), Y13
+	VMOVUPS     (R10), Y12
+	VFMADD231PS Y12, Y13, Y6
+	VMOVUPS     32(R10), Y12
+	VFMADD231PS Y12, Y13, Y7
+	VMOVUPS     64(R10), Y12
+	VFMADD231PS Y12, Y13, Y8
+	VMOVUPS     96(R10), Y12
+	VFMADD231PS Y12, Y13, Y9
+
+r3noacc:
+	TESTQ  $0x00000002, R11
+	JZ     r3nobias
+	VADDPS 768(SP), Y6, Y6
+	VADDPS 768(SP), Y7, Y7
+	VADDPS 768(SP), Y8, Y8
+	VADDPS 768(SP), Y9, Y9
+
+r3nobias:
+	TESTQ  $0x00000004, R11
+	JZ     r3norelu
+	VMAXPS Y6, Y10, Y6
+	VMAXPS Y7, Y10, Y7
+	VMAXPS Y8, Y10, Y8
+	VMAXPS Y9, Y10, Y9
+
+r3norelu:
+	TESTQ        $0x00000008, R11
+	JZ           r3norelu6
+	VBROADCASTSS six<>+0(SB), Y11
+	VMAXPS       Y6, Y10, Y6
+	VMINPS       Y6, Y11, Y6
+	VMAXPS       Y7, Y10, Y7
+	VMINPS       Y7, Y11, Y7
+	VMAXPS       Y8, Y10, Y8
+	VMINPS       Y8, Y11, Y8
+	VMAXPS       Y9, Y10, Y9
+	VMINPS       Y9, Y11, Y9
+
+r3norelu6:
+	TESTQ       $0x00000010, R11
+	JZ          r3noprelu
+	VMINPS      Y6, Y10, Y12
+	VMAXPS      Y6, Y10, Y6
+	VFMADD231PS 800(SP), Y12, Y6
+	VMINPS      Y7, Y10, Y12
+	VMAXPS      Y7, Y10, Y7
+	VFMADD231PS 800(SP), Y12, Y7
+	VMINPS      Y8, Y10, Y12
+	VMAXPS      Y8, Y10, Y8
+	VFMADD231PS 800(SP), Y12, Y8
+	VMINPS      Y9, Y10, Y12
+	VMAXPS      Y9, Y10, Y9
+	VFMADD231PS 800(SP), Y12, Y9
+
+r3noprelu:
+	TESTQ   $0x00000020, R11
+	JZ      r3noclamp
+	VMOVUPS 832(SP), Y13
+	VMOVUPS 864(SP), Y14
+	VMAXPS  Y6, Y13, Y6
+	VMINPS  Y6, Y14, Y6
+	VMAXPS  Y7, Y13, Y7
+	VMINPS  Y7, Y14, Y7
+	VMAXPS  Y8, Y13, Y8
+	VMINPS  Y8, Y14, Y8
+	VMAXPS  Y9, Y13, Y9
+	VMINPS  Y9, Y14, Y9
+
+r3noclamp:
+	CMPQ    DX, $0x00
+	JLE     r3stored
+	VMOVUPS Y6, (DI)
+	CMPQ    DX, $0x01
+	JLE     r3stored
+	VMOVUPS Y7, 32(DI)
+	CMPQ    DX, $0x02
+	JLE     r3stored
+	VMOVUPS Y8, 64(DI)
+	CMPQ    DX, $0x03
+	JLE     r3stored
+	VMOVUPS Y9, 96(DI)
+
+r3stored:
+done:
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_1(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_1(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y1
+	VBROADCASTSS (DI)(R9*4), Y2
+	VFMADD231PS  Y2, Y1, Y0
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y1
+	VBROADCASTSS (DI)(R9*4), Y2
+	VFMADD231PS  Y2, Y1, Y0
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y1
+	VBROADCASTSS (DI)(R9*4), Y2
+	VFMADD231PS  Y2, Y1, Y0
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y1
+	VBROADCASTSS (DI)(R9*4), Y2
+	VFMADD231PS  Y2, Y1, Y0
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y1
+	VBROADCASTSS (DI)(R9*4), Y2
+	VFMADD231PS  Y2, Y1, Y0
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_2(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_2(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y2
+	VBROADCASTSS (DI)(R9*4), Y3
+	VFMADD231PS  Y3, Y2, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y3
+	VFMADD231PS  Y3, Y2, Y1
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y2
+	VBROADCASTSS (DI)(R9*4), Y3
+	VFMADD231PS  Y3, Y2, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y3
+	VFMADD231PS  Y3, Y2, Y1
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y2
+	VBROADCASTSS (DI)(R9*4), Y3
+	VFMADD231PS  Y3, Y2, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y3
+	VFMADD231PS  Y3, Y2, Y1
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y2
+	VBROADCASTSS (DI)(R9*4), Y3
+	VFMADD231PS  Y3, Y2, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y3
+	VFMADD231PS  Y3, Y2, Y1
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y2
+	VBROADCASTSS (DI)(R9*4), Y3
+	VFMADD231PS  Y3, Y2, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y3
+	VFMADD231PS  Y3, Y2, Y1
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_3(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_3(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y3
+	VBROADCASTSS (DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y2
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y3
+	VBROADCASTSS (DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y2
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y3
+	VBROADCASTSS (DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y2
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y3
+	VBROADCASTSS (DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y2
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y3
+	VBROADCASTSS (DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y3, Y2
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_4(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_4(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y4
+	VBROADCASTSS (DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y4
+	VBROADCASTSS (DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y4
+	VBROADCASTSS (DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y4
+	VBROADCASTSS (DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y4
+	VBROADCASTSS (DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_5(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_5(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y5
+	VBROADCASTSS (DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y4
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y5
+	VBROADCASTSS (DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y4
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y5
+	VBROADCASTSS (DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y4
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y5
+	VBROADCASTSS (DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y4
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y5
+	VBROADCASTSS (DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y5, Y4
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_6(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_6(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y6
+	VBROADCASTSS (DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y6
+	VBROADCASTSS (DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y6
+	VBROADCASTSS (DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y6
+	VBROADCASTSS (DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y6
+	VBROADCASTSS (DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_7(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_7(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y7
+	VBROADCASTSS (DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y6
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y7
+	VBROADCASTSS (DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y6
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y7
+	VBROADCASTSS (DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y6
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y7
+	VBROADCASTSS (DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y6
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y7
+	VBROADCASTSS (DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y7, Y6
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_8(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_8(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y8
+	VBROADCASTSS (DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y7
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y8
+	VBROADCASTSS (DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y7
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y8
+	VBROADCASTSS (DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y7
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y8
+	VBROADCASTSS (DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y7
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y8
+	VBROADCASTSS (DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y9
+	VFMADD231PS  Y9, Y8, Y7
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_9(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_9(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y9
+	VBROADCASTSS (DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y8
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y9
+	VBROADCASTSS (DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y8
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y9
+	VBROADCASTSS (DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y8
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y9
+	VBROADCASTSS (DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y8
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y9
+	VBROADCASTSS (DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y9, Y8
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VMOVUPS Y8, 256(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_10(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_10(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y10
+	VBROADCASTSS (DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y9
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y10
+	VBROADCASTSS (DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y9
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y10
+	VBROADCASTSS (DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y9
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y10
+	VBROADCASTSS (DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y9
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y10
+	VBROADCASTSS (DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y11
+	VFMADD231PS  Y11, Y10, Y9
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VMOVUPS Y8, 256(DX)
+	VMOVUPS Y9, 288(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_11(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_11(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y11
+	VBROADCASTSS (DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y10
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y11
+	VBROADCASTSS (DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y10
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y11
+	VBROADCASTSS (DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y10
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y11
+	VBROADCASTSS (DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y10
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y11
+	VBROADCASTSS (DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y11, Y10
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VMOVUPS Y8, 256(DX)
+	VMOVUPS Y9, 288(DX)
+	VMOVUPS Y10, 320(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_12(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_12(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y12
+	VBROADCASTSS (DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y11
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y12
+	VBROADCASTSS (DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y11
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y12
+	VBROADCASTSS (DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y11
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y12
+	VBROADCASTSS (DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y11
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y12
+	VBROADCASTSS (DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y13
+	VFMADD231PS  Y13, Y12, Y11
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VMOVUPS Y8, 256(DX)
+	VMOVUPS Y9, 288(DX)
+	VMOVUPS Y10, 320(DX)
+	VMOVUPS Y11, 352(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_13(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_13(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y13
+	VBROADCASTSS (DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y11
+	VBROADCASTSS 384(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y12
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y13
+	VBROADCASTSS (DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y11
+	VBROADCASTSS 384(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y12
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y13
+	VBROADCASTSS (DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y11
+	VBROADCASTSS 384(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y12
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y13
+	VBROADCASTSS (DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y11
+	VBROADCASTSS 384(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y12
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y13
+	VBROADCASTSS (DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y11
+	VBROADCASTSS 384(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y13, Y12
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VMOVUPS Y8, 256(DX)
+	VMOVUPS Y9, 288(DX)
+	VMOVUPS Y10, 320(DX)
+	VMOVUPS Y11, 352(DX)
+	VMOVUPS Y12, 384(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_1_14(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_1_14(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y14
+	VBROADCASTSS (DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y11
+	VBROADCASTSS 384(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y12
+	VBROADCASTSS 416(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y13
+	MOVLQSX      4(R8), R9
+	VMOVUPS      32(SI), Y14
+	VBROADCASTSS (DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y11
+	VBROADCASTSS 384(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y12
+	VBROADCASTSS 416(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y13
+	MOVLQSX      8(R8), R9
+	VMOVUPS      64(SI), Y14
+	VBROADCASTSS (DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y11
+	VBROADCASTSS 384(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y12
+	VBROADCASTSS 416(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y13
+	MOVLQSX      12(R8), R9
+	VMOVUPS      96(SI), Y14
+	VBROADCASTSS (DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y11
+	VBROADCASTSS 384(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y12
+	VBROADCASTSS 416(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y13
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y14
+	VBROADCASTSS (DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y0
+	VBROADCASTSS 32(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y1
+	VBROADCASTSS 64(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y2
+	VBROADCASTSS 96(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y3
+	VBROADCASTSS 128(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y4
+	VBROADCASTSS 160(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y5
+	VBROADCASTSS 192(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y6
+	VBROADCASTSS 224(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y7
+	VBROADCASTSS 256(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y8
+	VBROADCASTSS 288(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y9
+	VBROADCASTSS 320(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y10
+	VBROADCASTSS 352(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y11
+	VBROADCASTSS 384(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y12
+	VBROADCASTSS 416(DI)(R9*4), Y15
+	VFMADD231PS  Y15, Y14, Y13
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VMOVUPS Y8, 256(DX)
+	VMOVUPS Y9, 288(DX)
+	VMOVUPS Y10, 320(DX)
+	VMOVUPS Y11, 352(DX)
+	VMOVUPS Y12, 384(DX)
+	VMOVUPS Y13, 416(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_2_1(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_2_1(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y2
+	VMOVUPS      32(SI), Y3
+	VBROADCASTSS (DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y2, Y0
+	VFMADD231PS  Y4, Y3, Y1
+	MOVLQSX      4(R8), R9
+	VMOVUPS      64(SI), Y2
+	VMOVUPS      96(SI), Y3
+	VBROADCASTSS (DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y2, Y0
+	VFMADD231PS  Y4, Y3, Y1
+	MOVLQSX      8(R8), R9
+	VMOVUPS      128(SI), Y2
+	VMOVUPS      160(SI), Y3
+	VBROADCASTSS (DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y2, Y0
+	VFMADD231PS  Y4, Y3, Y1
+	MOVLQSX      12(R8), R9
+	VMOVUPS      192(SI), Y2
+	VMOVUPS      224(SI), Y3
+	VBROADCASTSS (DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y2, Y0
+	VFMADD231PS  Y4, Y3, Y1
+	ADDQ         $0x00000100, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y2
+	VMOVUPS      32(SI), Y3
+	VBROADCASTSS (DI)(R9*4), Y4
+	VFMADD231PS  Y4, Y2, Y0
+	VFMADD231PS  Y4, Y3, Y1
+	ADDQ         $0x00000040, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	ADDQ    R10, DX
+	VMOVUPS Y1, (DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_2_2(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_2_2(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y4
+	VMOVUPS      32(SI), Y5
+	VBROADCASTSS (DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y4, Y0
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y4, Y2
+	VFMADD231PS  Y6, Y5, Y3
+	MOVLQSX      4(R8), R9
+	VMOVUPS      64(SI), Y4
+	VMOVUPS      96(SI), Y5
+	VBROADCASTSS (DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y4, Y0
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y4, Y2
+	VFMADD231PS  Y6, Y5, Y3
+	MOVLQSX      8(R8), R9
+	VMOVUPS      128(SI), Y4
+	VMOVUPS      160(SI), Y5
+	VBROADCASTSS (DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y4, Y0
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y4, Y2
+	VFMADD231PS  Y6, Y5, Y3
+	MOVLQSX      12(R8), R9
+	VMOVUPS      192(SI), Y4
+	VMOVUPS      224(SI), Y5
+	VBROADCASTSS (DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y4, Y0
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y4, Y2
+	VFMADD231PS  Y6, Y5, Y3
+	ADDQ         $0x00000100, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y4
+	VMOVUPS      32(SI), Y5
+	VBROADCASTSS (DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y4, Y0
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y6
+	VFMADD231PS  Y6, Y4, Y2
+	VFMADD231PS  Y6, Y5, Y3
+	ADDQ         $0x00000040, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y2, 32(DX)
+	ADDQ    R10, DX
+	VMOVUPS Y1, (DX)
+	VMOVUPS Y3, 32(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_2_3(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_2_3(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y6
+	VMOVUPS      32(SI), Y7
+	VBROADCASTSS (DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y0
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y2
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y4
+	VFMADD231PS  Y8, Y7, Y5
+	MOVLQSX      4(R8), R9
+	VMOVUPS      64(SI), Y6
+	VMOVUPS      96(SI), Y7
+	VBROADCASTSS (DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y0
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y2
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y4
+	VFMADD231PS  Y8, Y7, Y5
+	MOVLQSX      8(R8), R9
+	VMOVUPS      128(SI), Y6
+	VMOVUPS      160(SI), Y7
+	VBROADCASTSS (DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y0
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y2
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y4
+	VFMADD231PS  Y8, Y7, Y5
+	MOVLQSX      12(R8), R9
+	VMOVUPS      192(SI), Y6
+	VMOVUPS      224(SI), Y7
+	VBROADCASTSS (DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y0
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y2
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y4
+	VFMADD231PS  Y8, Y7, Y5
+	ADDQ         $0x00000100, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y6
+	VMOVUPS      32(SI), Y7
+	VBROADCASTSS (DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y0
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y2
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y8
+	VFMADD231PS  Y8, Y6, Y4
+	VFMADD231PS  Y8, Y7, Y5
+	ADDQ         $0x00000040, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y2, 32(DX)
+	VMOVUPS Y4, 64(DX)
+	ADDQ    R10, DX
+	VMOVUPS Y1, (DX)
+	VMOVUPS Y3, 32(DX)
+	VMOVUPS Y5, 64(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_2_4(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_2_4(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y8
+	VMOVUPS      32(SI), Y9
+	VBROADCASTSS (DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y0
+	VFMADD231PS  Y10, Y9, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y2
+	VFMADD231PS  Y10, Y9, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y4
+	VFMADD231PS  Y10, Y9, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y6
+	VFMADD231PS  Y10, Y9, Y7
+	MOVLQSX      4(R8), R9
+	VMOVUPS      64(SI), Y8
+	VMOVUPS      96(SI), Y9
+	VBROADCASTSS (DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y0
+	VFMADD231PS  Y10, Y9, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y2
+	VFMADD231PS  Y10, Y9, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y4
+	VFMADD231PS  Y10, Y9, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y6
+	VFMADD231PS  Y10, Y9, Y7
+	MOVLQSX      8(R8), R9
+	VMOVUPS      128(SI), Y8
+	VMOVUPS      160(SI), Y9
+	VBROADCASTSS (DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y0
+	VFMADD231PS  Y10, Y9, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y2
+	VFMADD231PS  Y10, Y9, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y4
+	VFMADD231PS  Y10, Y9, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y6
+	VFMADD231PS  Y10, Y9, Y7
+	MOVLQSX      12(R8), R9
+	VMOVUPS      192(SI), Y8
+	VMOVUPS      224(SI), Y9
+	VBROADCASTSS (DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y0
+	VFMADD231PS  Y10, Y9, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y2
+	VFMADD231PS  Y10, Y9, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y4
+	VFMADD231PS  Y10, Y9, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y6
+	VFMADD231PS  Y10, Y9, Y7
+	ADDQ         $0x00000100, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y8
+	VMOVUPS      32(SI), Y9
+	VBROADCASTSS (DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y0
+	VFMADD231PS  Y10, Y9, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y2
+	VFMADD231PS  Y10, Y9, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y4
+	VFMADD231PS  Y10, Y9, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y10
+	VFMADD231PS  Y10, Y8, Y6
+	VFMADD231PS  Y10, Y9, Y7
+	ADDQ         $0x00000040, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y2, 32(DX)
+	VMOVUPS Y4, 64(DX)
+	VMOVUPS Y6, 96(DX)
+	ADDQ    R10, DX
+	VMOVUPS Y1, (DX)
+	VMOVUPS Y3, 32(DX)
+	VMOVUPS Y5, 64(DX)
+	VMOVUPS Y7, 96(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_2_5(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_2_5(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y10
+	VMOVUPS      32(SI), Y11
+	VBROADCASTSS (DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y0
+	VFMADD231PS  Y12, Y11, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y2
+	VFMADD231PS  Y12, Y11, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y4
+	VFMADD231PS  Y12, Y11, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y6
+	VFMADD231PS  Y12, Y11, Y7
+	VBROADCASTSS 128(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y8
+	VFMADD231PS  Y12, Y11, Y9
+	MOVLQSX      4(R8), R9
+	VMOVUPS      64(SI), Y10
+	VMOVUPS      96(SI), Y11
+	VBROADCASTSS (DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y0
+	VFMADD231PS  Y12, Y11, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y2
+	VFMADD231PS  Y12, Y11, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y4
+	VFMADD231PS  Y12, Y11, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y6
+	VFMADD231PS  Y12, Y11, Y7
+	VBROADCASTSS 128(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y8
+	VFMADD231PS  Y12, Y11, Y9
+	MOVLQSX      8(R8), R9
+	VMOVUPS      128(SI), Y10
+	VMOVUPS      160(SI), Y11
+	VBROADCASTSS (DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y0
+	VFMADD231PS  Y12, Y11, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y2
+	VFMADD231PS  Y12, Y11, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y4
+	VFMADD231PS  Y12, Y11, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y6
+	VFMADD231PS  Y12, Y11, Y7
+	VBROADCASTSS 128(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y8
+	VFMADD231PS  Y12, Y11, Y9
+	MOVLQSX      12(R8), R9
+	VMOVUPS      192(SI), Y10
+	VMOVUPS      224(SI), Y11
+	VBROADCASTSS (DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y0
+	VFMADD231PS  Y12, Y11, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y2
+	VFMADD231PS  Y12, Y11, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y4
+	VFMADD231PS  Y12, Y11, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y6
+	VFMADD231PS  Y12, Y11, Y7
+	VBROADCASTSS 128(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y8
+	VFMADD231PS  Y12, Y11, Y9
+	ADDQ         $0x00000100, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y10
+	VMOVUPS      32(SI), Y11
+	VBROADCASTSS (DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y0
+	VFMADD231PS  Y12, Y11, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y2
+	VFMADD231PS  Y12, Y11, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y4
+	VFMADD231PS  Y12, Y11, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y6
+	VFMADD231PS  Y12, Y11, Y7
+	VBROADCASTSS 128(DI)(R9*4), Y12
+	VFMADD231PS  Y12, Y10, Y8
+	VFMADD231PS  Y12, Y11, Y9
+	ADDQ         $0x00000040, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y2, 32(DX)
+	VMOVUPS Y4, 64(DX)
+	VMOVUPS Y6, 96(DX)
+	VMOVUPS Y8, 128(DX)
+	ADDQ    R10, DX
+	VMOVUPS Y1, (DX)
+	VMOVUPS Y3, 32(DX)
+	VMOVUPS Y5, 64(DX)
+	VMOVUPS Y7, 96(DX)
+	VMOVUPS Y9, 128(DX)
+	VZEROUPPER
+	RET
+
+// func winoGemmCAVX2_2_6(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
+// Requires: AVX, FMA3
+TEXT ·winoGemmCAVX2_2_6(SB), NOSPLIT, $0-48
+	MOVQ   k+0(FP), CX
+	MOVQ   w+8(FP), SI
+	MOVQ   x+16(FP), DI
+	MOVQ   offs+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+loop4:
+	CMPQ         CX, $0x04
+	JL           tail
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y12
+	VMOVUPS      32(SI), Y13
+	VBROADCASTSS (DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y0
+	VFMADD231PS  Y14, Y13, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y2
+	VFMADD231PS  Y14, Y13, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y4
+	VFMADD231PS  Y14, Y13, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y6
+	VFMADD231PS  Y14, Y13, Y7
+	VBROADCASTSS 128(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y8
+	VFMADD231PS  Y14, Y13, Y9
+	VBROADCASTSS 160(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y10
+	VFMADD231PS  Y14, Y13, Y11
+	MOVLQSX      4(R8), R9
+	VMOVUPS      64(SI), Y12
+	VMOVUPS      96(SI), Y13
+	VBROADCASTSS (DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y0
+	VFMADD231PS  Y14, Y13, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y2
+	VFMADD231PS  Y14, Y13, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y4
+	VFMADD231PS  Y14, Y13, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y6
+	VFMADD231PS  Y14, Y13, Y7
+	VBROADCASTSS 128(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y8
+	VFMADD231PS  Y14, Y13, Y9
+	VBROADCASTSS 160(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y10
+	VFMADD231PS  Y14, Y13, Y11
+	MOVLQSX      8(R8), R9
+	VMOVUPS      128(SI), Y12
+	VMOVUPS      160(SI), Y13
+	VBROADCASTSS (DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y0
+	VFMADD231PS  Y14, Y13, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y2
+	VFMADD231PS  Y14, Y13, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y4
+	VFMADD231PS  Y14, Y13, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y6
+	VFMADD231PS  Y14, Y13, Y7
+	VBROADCASTSS 128(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y8
+	VFMADD231PS  Y14, Y13, Y9
+	VBROADCASTSS 160(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y10
+	VFMADD231PS  Y14, Y13, Y11
+	MOVLQSX      12(R8), R9
+	VMOVUPS      192(SI), Y12
+	VMOVUPS      224(SI), Y13
+	VBROADCASTSS (DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y0
+	VFMADD231PS  Y14, Y13, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y2
+	VFMADD231PS  Y14, Y13, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y4
+	VFMADD231PS  Y14, Y13, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y6
+	VFMADD231PS  Y14, Y13, Y7
+	VBROADCASTSS 128(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y8
+	VFMADD231PS  Y14, Y13, Y9
+	VBROADCASTSS 160(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y10
+	VFMADD231PS  Y14, Y13, Y11
+	ADDQ         $0x00000100, SI
+	ADDQ         $0x00000010, R8
+	SUBQ         $0x04, CX
+	JMP          loop4
+
+tail:
+	TESTQ        CX, CX
+	JZ           store
+	MOVLQSX      (R8), R9
+	VMOVUPS      (SI), Y12
+	VMOVUPS      32(SI), Y13
+	VBROADCASTSS (DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y0
+	VFMADD231PS  Y14, Y13, Y1
+	VBROADCASTSS 32(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y2
+	VFMADD231PS  Y14, Y13, Y3
+	VBROADCASTSS 64(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y4
+	VFMADD231PS  Y14, Y13, Y5
+	VBROADCASTSS 96(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y6
+	VFMADD231PS  Y14, Y13, Y7
+	VBROADCASTSS 128(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y8
+	VFMADD231PS  Y14, Y13, Y9
+	VBROADCASTSS 160(DI)(R9*4), Y14
+	VFMADD231PS  Y14, Y12, Y10
+	VFMADD231PS  Y14, Y13, Y11
+	ADDQ         $0x00000040, SI
+	ADDQ         $0x00000004, R8
+	DECQ         CX
+	JMP          tail
+
+store:
+	MOVQ    c+32(FP), DX
+	MOVQ    ldv+40(FP), R10
+	SHLQ    $0x02, R10
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y2, 32(DX)
+	VMOVUPS Y4, 64(DX)
+	VMOVUPS Y6, 96(DX)
+	VMOVUPS Y8, 128(DX)
+	VMOVUPS Y10, 160(DX)
+	ADDQ    R10, DX
+	VMOVUPS Y1, (DX)
+	VMOVUPS Y3, 32(DX)
+	VMOVUPS Y5, 64(DX)
+	VMOVUPS Y7, 96(DX)
+	VMOVUPS Y9, 128(DX)
+	VMOVUPS Y11, 160(DX)
 	VZEROUPPER
 	RET
 

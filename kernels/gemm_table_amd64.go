@@ -24,11 +24,6 @@ var convTKernelsAVX512 = [][]convTFunc{
 	{convTAVX512_2_1, convTAVX512_2_2, convTAVX512_2_3, convTAVX512_2_4, convTAVX512_2_5, convTAVX512_2_6, convTAVX512_2_7, convTAVX512_2_8, convTAVX512_2_9, convTAVX512_2_10, convTAVX512_2_11, convTAVX512_2_12, convTAVX512_2_13, convTAVX512_2_14},
 }
 
-var winoGemmCKernelsAVX512 = [][]winoGemmCFunc{
-	{winoGemmCAVX512_1_1, winoGemmCAVX512_1_2, winoGemmCAVX512_1_3, winoGemmCAVX512_1_4, winoGemmCAVX512_1_5, winoGemmCAVX512_1_6, winoGemmCAVX512_1_7, winoGemmCAVX512_1_8, winoGemmCAVX512_1_9, winoGemmCAVX512_1_10, winoGemmCAVX512_1_11, winoGemmCAVX512_1_12, winoGemmCAVX512_1_13, winoGemmCAVX512_1_14},
-	{winoGemmCAVX512_2_1, winoGemmCAVX512_2_2, winoGemmCAVX512_2_3, winoGemmCAVX512_2_4, winoGemmCAVX512_2_5, winoGemmCAVX512_2_6, winoGemmCAVX512_2_7, winoGemmCAVX512_2_8, winoGemmCAVX512_2_9, winoGemmCAVX512_2_10, winoGemmCAVX512_2_11, winoGemmCAVX512_2_12, winoGemmCAVX512_2_13, winoGemmCAVX512_2_14},
-}
-
 // Register tile and vector width of the AVX2 kernels.
 const (
 	mrAVX2 = 6
@@ -41,3 +36,13 @@ var kernelsAVX2 = []kernelFunc{gemmAVX2_1, gemmAVX2_2, gemmAVX2_3, gemmAVX2_4, g
 var packKernelsAVX2 = []packKernelFunc{gemmPackAVX2_1, gemmPackAVX2_2, gemmPackAVX2_3, gemmPackAVX2_4, gemmPackAVX2_5, gemmPackAVX2_6}
 
 var indKernelsAVX2 = []indKernelFunc{gemmIndAVX2_1, gemmIndAVX2_2, gemmIndAVX2_3, gemmIndAVX2_4, gemmIndAVX2_5, gemmIndAVX2_6}
+
+var winoGemmCKernelsAVX512 = [][]winoGemmCFunc{
+	{winoGemmCAVX512_1_1, winoGemmCAVX512_1_2, winoGemmCAVX512_1_3, winoGemmCAVX512_1_4, winoGemmCAVX512_1_5, winoGemmCAVX512_1_6, winoGemmCAVX512_1_7, winoGemmCAVX512_1_8, winoGemmCAVX512_1_9, winoGemmCAVX512_1_10, winoGemmCAVX512_1_11, winoGemmCAVX512_1_12, winoGemmCAVX512_1_13, winoGemmCAVX512_1_14},
+	{winoGemmCAVX512_2_1, winoGemmCAVX512_2_2, winoGemmCAVX512_2_3, winoGemmCAVX512_2_4, winoGemmCAVX512_2_5, winoGemmCAVX512_2_6, winoGemmCAVX512_2_7, winoGemmCAVX512_2_8, winoGemmCAVX512_2_9, winoGemmCAVX512_2_10, winoGemmCAVX512_2_11, winoGemmCAVX512_2_12, winoGemmCAVX512_2_13, winoGemmCAVX512_2_14},
+}
+
+var winoGemmCKernelsAVX2 = [][]winoGemmCFunc{
+	{winoGemmCAVX2_1_1, winoGemmCAVX2_1_2, winoGemmCAVX2_1_3, winoGemmCAVX2_1_4, winoGemmCAVX2_1_5, winoGemmCAVX2_1_6, winoGemmCAVX2_1_7, winoGemmCAVX2_1_8, winoGemmCAVX2_1_9, winoGemmCAVX2_1_10, winoGemmCAVX2_1_11, winoGemmCAVX2_1_12, winoGemmCAVX2_1_13, winoGemmCAVX2_1_14},
+	{winoGemmCAVX2_2_1, winoGemmCAVX2_2_2, winoGemmCAVX2_2_3, winoGemmCAVX2_2_4, winoGemmCAVX2_2_5, winoGemmCAVX2_2_6},
+}

@@ -24,10 +24,6 @@ package kernels
 // packed weights; the last block's padding lanes are never stored). A call
 // on several workers gives each its own tile rows (one hand-off).
 
-// winoCMaxTiles is the most tiles one GEMM kernel call covers (the largest
-// register tile).
-const winoCMaxTiles = 14
-
 // winoCChunkBytes bounds a worker's V and M per chunk of tile rows.
 const winoCChunkBytes = 512 << 10
 
@@ -57,18 +53,19 @@ type winoCGeo struct {
 	m, a     int
 	oh, ow   int
 	th, tw   int // tiles per image
-	cb, kb   int // input and output channel blocks of 16
+	L        int // lanes per vector: channels per block
+	cb, kb   int // input and output channel blocks of L
 	wp       int // padded band width in pixels: tw·m + 2
 	crows    int // tile rows per chunk
 	bandRows int // padded input rows of a chunk: crows·m + 2
 }
 
-func winoCGeometry(s ConvShape, m int) winoCGeo {
-	g := winoCGeo{m: m, a: m + 2, oh: s.OutH(), ow: s.OutW()}
+func winoCGeometry(s ConvShape, m int, ks *kernelSet) winoCGeo {
+	g := winoCGeo{m: m, a: m + 2, oh: s.OutH(), ow: s.OutW(), L: ks.vw}
 	g.th, g.tw = (g.oh+m-1)/m, (g.ow+m-1)/m
-	g.cb, g.kb = (s.C+15)/16, (s.OutC+15)/16
+	g.cb, g.kb = (s.C+g.L-1)/g.L, (s.OutC+g.L-1)/g.L
 	g.wp = g.tw*m + 2
-	perRow := g.a * g.a * 16 * (g.cb + g.kb) * 4 * g.tw
+	perRow := g.a * g.a * g.L * (g.cb + g.kb) * 4 * g.tw
 	g.crows = max(1, min(g.th, winoCChunkBytes/perRow))
 	g.bandRows = g.crows*m + 2
 	return g
@@ -77,7 +74,7 @@ func winoCGeometry(s ConvShape, m int) winoCGeo {
 // scratch returns the floats of a worker's band, V and M, and their sizes.
 func (g winoCGeo) scratch() (band, v, mo int) {
 	t := g.crows * g.tw
-	return g.cb * g.bandRows * g.wp * 16, g.a * g.a * oddLines(g.cb*t*16), g.a * g.a * oddLines(g.kb*t*16)
+	return g.cb * g.bandRows * g.wp * g.L, g.a * g.a * oddLines(g.cb*t*g.L), g.a * g.a * oddLines(g.kb*t*g.L)
 }
 
 // winoCState is a channel-vectorised call in progress.
@@ -109,11 +106,11 @@ func (w *Workspace) reserveC(s ConvShape, m int) {
 		st.rbuf = make([][]float32, w.workers)
 		st.task = w.winoCPart
 	}
-	g := winoCGeometry(s, m)
+	g := winoCGeometry(s, m, active)
 	b, v, mo := g.scratch()
-	tb := min(s.H, g.bandRows) * s.W * 16
+	tb := min(s.H, g.bandRows) * s.W * g.L
 	// The output bands: a chunk's rows, and a tile's reach past the last.
-	ob := (g.crows*m*g.ow + m*g.ow + m) * 16
+	ob := (g.crows*m*g.ow + m*g.ow + m) * g.L
 	for i := range st.bufs {
 		if len(st.obuf[i]) < ob {
 			st.obuf[i], st.rbuf[i] = make([]float32, ob), make([]float32, ob)
@@ -132,7 +129,7 @@ func (w *Workspace) reserveC(s ConvShape, m int) {
 
 // winogradC is WinogradImages on the channel-vectorised path.
 func (w *Workspace) winogradC(dst []float32, dstStride int, src []float32, srcStride, n int, ww *WinogradWeights, s ConvShape, ep *Epilogue) {
-	g := winoCGeometry(s, ww.m)
+	g := winoCGeometry(s, ww.m, ww.u[0].ks)
 	resStride := winoCheck(dst, dstStride, src, srcStride, n, s, ep)
 	flags := ep.flags(s.OutC)
 	w.ReserveWinograd(s, ww.m, n)
@@ -210,30 +207,32 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 	bandF, _, _ := g.scratch()
 	buf := c.bufs[worker]
 	band := buf[:bandF]
-	vs, ms := oddLines(g.cb*t*16), oddLines(g.kb*t*16)
+	L := g.L
+	vs, ms := oddLines(g.cb*t*L), oddLines(g.kb*t*L)
 	v := buf[bandF : bandF+a*a*vs]
 	mo := buf[bandF+a*a*vs : bandF+a*a*(vs+ms)]
 
 	// The band: padded rows ty0·m … ty1·m+1, HWC16 per channel block. The
 	// chunk's image rows [ya, yb) are one run of pixels in each CHW plane:
 	// transposed into tb, then copied row by row.
-	prow := g.wp * 16
+	prow := g.wp * L
 	pblk := (nrows*m + 2) * prow
 	hw := s.H * s.W
 	x := st.src[img*st.srcStride : img*st.srcStride+s.C*hw]
 	ya, yb := max(0, ty0*m-s.PadH), min(s.H, ty1*m+2-s.PadH)
 	npix := max(0, yb-ya) * s.W
-	tb := c.tbuf[worker][:npix*16]
-	var planes [16]int
+	tb := c.tbuf[worker][:npix*L]
+	var pbuf [16]int
+	planes := pbuf[:L]
 	for b := 0; b < g.cb; b++ {
 		blk := band[b*pblk : (b+1)*pblk]
 		for j := range planes {
 			planes[j] = -1
-			if c := 16*b + j; c < s.C {
+			if c := L*b + j; c < s.C {
 				planes[j] = c*hw + ya*s.W
 			}
 		}
-		toHWC(tb, x, &planes, hw, npix)
+		toHWC(tb, x, planes, hw, npix)
 		for i := 0; i < nrows*m+2; i++ {
 			row := blk[i*prow : (i+1)*prow]
 			y := ty0*m + i - s.PadH
@@ -241,30 +240,31 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 				clear(row)
 				continue
 			}
-			clear(row[:s.PadW*16])
-			e := copy(row[s.PadW*16:], tb[(y-ya)*s.W*16:(y-ya+1)*s.W*16])
-			clear(row[s.PadW*16+e:])
+			clear(row[:s.PadW*L])
+			e := copy(row[s.PadW*L:], tb[(y-ya)*s.W*L:(y-ya+1)*s.W*L])
+			clear(row[s.PadW*L+e:])
 		}
 		for k := 0; k < nrows; k++ {
-			ks.winoInC[m/4](&v[(b*t+k*g.tw)*16], vs, &blk[k*m*prow], prow, g.tw)
+			ks.winoInC[m/4](&v[(b*t+k*g.tw)*L], vs, &blk[k*m*prow], prow, g.tw)
 		}
 	}
 
 	// The GEMMs.
 	offs := c.offs[worker][:s.C]
 	for p := range offs {
-		offs[p] = int32((p/16)*t*16 + p%16)
+		offs[p] = int32((p/L)*t*L + p%L)
 	}
-	nb := 16 * ww.tnv
-	runs := (t + winoCMaxTiles - 1) / winoCMaxTiles
-	oc, ocp := s.OutC, 16*g.kb
+	nb := L * ww.tnv
+	maxT := len(ks.winoGemmC[ww.tnv-1])
+	runs := (t + maxT - 1) / maxT
+	oc, ocp := s.OutC, L*g.kb
 	for xi := 0; xi < a*a; xi++ {
 		u := ww.tt[xi*ocp*s.C : (xi+1)*ocp*s.C]
 		vx, mx := v[xi*vs:], mo[xi*ms:]
 		for c0 := b0 * nb; c0 < b1*nb; c0 += nb {
 			for r := range runs {
 				t0, t1 := t*r/runs, t*(r+1)/runs
-				ks.winoGemmC[ww.tnv-1][t1-t0-1](s.C, &u[c0*s.C], &vx[t0*16], &offs[0], &mx[(c0/16*t+t0)*16], t*16)
+				ks.winoGemmC[ww.tnv-1][t1-t0-1](s.C, &u[c0*s.C], &vx[t0*L], &offs[0], &mx[(c0/L*t+t0)*L], t*L)
 			}
 		}
 	}
@@ -296,10 +296,10 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 		flags |= flagRScale
 	}
 	for kb := b0 * ww.tnv; kb < b1*ww.tnv; kb++ {
-		o := 16 * kb
-		lanes := min(16, oc-o)
+		o := L * kb
+		lanes := min(L, oc-o)
 		var bias, slope, lo, hi, rs *float32
-		if lanes == 16 {
+		if lanes == L {
 			bias, slope, lo, hi = epRowPtrs(ep, flags, o)
 			if rsc != nil {
 				rs = &rsc[o]
@@ -331,52 +331,52 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 					planes[j] = ch*ohw + y0*g.ow
 				}
 			}
-			toHWC(rb, src, &planes, ohw, opix)
+			toHWC(rb, src, planes, ohw, opix)
 		}
 		for k := 0; k < nrows; k++ {
 			ty := ty0 + k
 			rv := min(m, g.oh-ty*m)
 			for tx := 0; tx < g.tw; tx++ {
 				cv := min(m, g.ow-tx*m)
-				q := (k*m*g.ow + tx*m) * 16
-				ks.winoOutC[m/4](&ob[q], g.ow, &mo[(kb*t+k*g.tw+tx)*16], ms, rv, cv, &rb[q], rs, flags, bias, slope, lo, hi)
+				q := (k*m*g.ow + tx*m) * L
+				ks.winoOutC[m/4](&ob[q], g.ow, &mo[(kb*t+k*g.tw+tx)*L], ms, rv, cv, &rb[q], rs, flags, bias, slope, lo, hi)
 			}
 		}
-		fromHWC(out[o*ohw+y0*g.ow:], ohw, ob, opix, lanes)
+		fromHWC(out[o*ohw+y0*g.ow:], ohw, ob, opix, lanes, L)
 	}
 }
 
-// toHWC fills the n pixels of the HWC16 band dst from the CHW planes of
-// src: lane j from the plane starting at planes[j] (−1: zeros). Lanes whose
-// planes lie ohw apart (holes allowed) go through 16×16 or 8×8
-// transposes, the holes zeroed after; others element by element.
-func toHWC(dst, src []float32, planes *[16]int, ohw, n int) {
+// toHWC fills the n pixels of the HWC<L> band dst (L = len(planes), 8 or
+// 16) from the CHW planes of src: lane j from the plane starting at
+// planes[j] (−1: zeros). Lanes whose planes lie ohw apart (holes allowed) go
+// through 16×16 or 8×8 transposes, the holes zeroed after; others element by
+// element.
+func toHWC(dst, src []float32, planes []int, ohw, n int) {
 	if n <= 0 {
 		return
 	}
-	done := 0
-	if evenPlanes(planes[:], len(src), ohw, n) {
-		Transpose16(dst, src[firstPlane(planes[:], ohw):], ohw, n)
-		done = 16
+	L := len(planes)
+	done := 0 // bit h: lanes 8h…8h+7 transposed
+	if L == 16 && evenPlanes(planes, len(src), ohw, n) {
+		Transpose16(dst, src[firstPlane(planes, ohw):], ohw, n)
+		done = 3
 	} else {
-		for h := 0; h < 2; h++ {
+		for h := 0; h < L/8; h++ {
 			if pl := planes[8*h : 8*h+8]; evenPlanes(pl, len(src), ohw, n) {
-				Transpose8(dst[8*h:], 16, src[firstPlane(pl, ohw):], ohw, n)
+				Transpose8(dst[8*h:], L, src[firstPlane(pl, ohw):], ohw, n)
 				done |= 1 << h
 			}
 		}
-		done = map[int]int{0: 0, 1: 8, 2: -8, 3: 16}[done]
 	}
 	for j, pl := range planes {
-		in := done == 16 || (done == 8 && j < 8) || (done == -8 && j >= 8)
 		switch {
 		case pl < 0:
 			for p := range n {
-				dst[p*16+j] = 0
+				dst[p*L+j] = 0
 			}
-		case !in:
+		case done>>(j/8)&1 == 0:
 			for p, v := range src[pl : pl+n] {
-				dst[p*16+j] = v
+				dst[p*L+j] = v
 			}
 		}
 	}
@@ -424,26 +424,26 @@ func epRowPtrs(ep *Epilogue, flags, r int) (bias, slope, lo, hi *float32) {
 	return
 }
 
-// fromHWC copies lanes 0…nc−1 of the n pixels of the HWC16 band src into
+// fromHWC copies lanes 0…nc−1 of the n pixels of the HWC<L> band src into
 // nc CHW planes ohw apart at dst: 16×16 (or 8×8) transposes when the lanes
 // are full, the last one overlapping the one before.
-func fromHWC(dst []float32, ohw int, src []float32, n, nc int) {
-	if nc == 16 {
+func fromHWC(dst []float32, ohw int, src []float32, n, nc, L int) {
+	if L == 16 && nc == 16 {
 		Untranspose16(dst, ohw, src, n)
 		return
 	}
-	for h := 0; h < 2 && 8*h < nc; h++ {
+	for h := 0; h < L/8 && 8*h < nc; h++ {
 		if k := min(8, nc-8*h); k == 8 && n >= 8 {
 			for p0 := 0; p0 < n; p0 += 8 {
 				p := min(p0, n-8)
-				Transpose8(dst[8*h*ohw+p:], ohw, src[p*16+8*h:], 16, 8)
+				Transpose8(dst[8*h*ohw+p:], ohw, src[p*L+8*h:], L, 8)
 			}
 			continue
 		}
 		for j := 8 * h; j < nc; j++ {
 			row := dst[j*ohw : j*ohw+n]
 			for p := range row {
-				row[p] = src[p*16+j]
+				row[p] = src[p*L+j]
 			}
 		}
 	}

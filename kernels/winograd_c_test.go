@@ -16,11 +16,15 @@ var testWinoC bool
 // (gathered and scaled residuals, accumulation), batch 1 and 3, on one and
 // two workers, and in several chunks of tile rows.
 func TestWinogradC(t *testing.T) {
+	defer func(v bool) { testWinoC = v }(testWinoC)
+	testWinoC = true
+	forEachISA(t, testWinogradC)
+}
+
+func testWinogradC(t *testing.T) {
 	if !WinogradCOK(sq3(1, 3, 3, 16, 1)) {
 		t.Skipf("%s has no channel-vectorised Winograd kernels", ISA())
 	}
-	defer func(v bool) { testWinoC = v }(testWinoC)
-	testWinoC = true
 	rng := rand.New(rand.NewPCG(81, 82))
 	one, two := NewWorkspace(1, nil), NewWorkspace(2, goPar(2))
 	cases := []ConvShape{sq3(64, 7, 7, 64, 1), sq3(32, 14, 14, 32, 1), sq3(16, 28, 28, 16, 1),
@@ -44,11 +48,13 @@ func TestWinogradC(t *testing.T) {
 // rows or by output channels (fewer than two tile rows per worker: a 7×7
 // map at batch 1), gives exactly what one worker computes.
 func TestWinogradCSplits(t *testing.T) {
-	if !WinogradCOK(sq3(1, 3, 3, 16, 1)) {
-		t.Skipf("%s has no channel-vectorised Winograd kernels", ISA())
-	}
-	shapes := []ConvShape{sq3(64, 7, 7, 64, 1), sq3(32, 14, 14, 32, 1), sq3(16, 28, 28, 16, 1), sq3(40, 7, 7, 96, 1), sq3(9, 5, 11, 20, 0)}
-	sameAsOneWorker(t, rand.New(rand.NewPCG(95, 96)), shapes, PackWinogradC)
+	forEachISA(t, func(t *testing.T) {
+		if !WinogradCOK(sq3(1, 3, 3, 16, 1)) {
+			t.Skipf("%s has no channel-vectorised Winograd kernels", ISA())
+		}
+		shapes := []ConvShape{sq3(64, 7, 7, 64, 1), sq3(32, 14, 14, 32, 1), sq3(16, 28, 28, 16, 1), sq3(40, 7, 7, 96, 1), sq3(9, 5, 11, 20, 0)}
+		sameAsOneWorker(t, rand.New(rand.NewPCG(95, 96)), shapes, PackWinogradC)
+	})
 }
 
 // TestTranspose16 checks both 16×16 transposes against their definitions
@@ -95,15 +101,16 @@ func TestToHWC(t *testing.T) {
 	rng := rand.New(rand.NewPCG(93, 94))
 	forEachISA(t, func(t *testing.T) {
 		const ohw, n = 53, 49
-		for trial := range 40 {
+		for trial := range 80 {
+			L := 8 << (trial % 2) // HWC8 (AVX2) and HWC16 bands
 			nplanes := 8 + rng.IntN(24)
 			src := randSlice(rng, nplanes*ohw)
-			var planes [16]int
+			planes := make([]int, L)
 			base := rng.IntN(nplanes)
 			for j := range planes {
 				c := base + j
 				switch {
-				case trial%4 == 3:
+				case trial%8 >= 6:
 					c = rng.IntN(nplanes + 4) // scattered
 				case rng.IntN(4) == 0:
 					c = -1 // a hole
@@ -113,15 +120,15 @@ func TestToHWC(t *testing.T) {
 					planes[j] = c * ohw
 				}
 			}
-			dst := randSlice(rng, n*16)
-			toHWC(dst, src, &planes, ohw, n)
+			dst := randSlice(rng, n*L)
+			toHWC(dst, src, planes, ohw, n)
 			for p := range n {
 				for j, pl := range planes {
 					want := float32(0)
 					if pl >= 0 {
 						want = src[pl+p]
 					}
-					if got := dst[p*16+j]; got != want {
+					if got := dst[p*L+j]; got != want {
 						t.Fatalf("trial %d planes %v: pixel %d lane %d = %g; want %g", trial, planes, p, j, got, want)
 					}
 				}

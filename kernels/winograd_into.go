@@ -102,10 +102,15 @@ func PackWinogradCPar(ww *WinogradWeights, w []float32, s ConvShape, m int, par 
 	}
 	a := m + 2
 	oc, c := s.OutC, s.C
-	ocp := (oc + 15) / 16 * 16
+	L := active.vw
+	ocp := (oc + L - 1) / L * L
 	if ww == nil || ww.m != m || ww.s != s || ww.tt == nil || ww.u[0].ks != active {
+		tnv := 1
+		if ocp%(2*L) == 0 {
+			tnv = 2
+		}
 		ww = &WinogradWeights{m: m, s: s, u: make([]PackedA, a*a), t: make([]float32, a*a*oc*c),
-			tt: make([]float32, a*a*ocp*c), tnv: convTNV(ocp)}
+			tt: make([]float32, a*a*ocp*c), tnv: tnv}
 		for x := range ww.u {
 			ww.u[x] = PackedA{M: oc, K: c, ks: active} // only tt is read
 		}
@@ -124,12 +129,13 @@ func PackWinogradCPar(ww *WinogradWeights, w []float32, s ConvShape, m int, par 
 }
 
 // packC packs U[ξ] for ξ in [lo, hi) for the channel-vectorised GEMMs: per
-// block of nb = 16·tnv output channels, C steps of nb floats, the rows past
-// OutC zero.
+// block of nb = L·tnv output channels (L the path's lanes), C steps of nb
+// floats, the rows past OutC zero.
 func (ww *WinogradWeights) packC(_, lo, hi int) {
 	oc, c := ww.s.OutC, ww.s.C
-	ocp := (oc + 15) / 16 * 16
-	nb := 16 * ww.tnv
+	L := ww.u[0].ks.vw
+	ocp := (oc + L - 1) / L * L
+	nb := L * ww.tnv
 	for x := lo; x < hi; x++ {
 		u := ww.t[x*oc*c : (x+1)*oc*c]
 		dst := ww.tt[x*ocp*c : (x+1)*ocp*c]

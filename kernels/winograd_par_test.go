@@ -31,6 +31,10 @@ func TestPackWinogradPar(t *testing.T) {
 // over workers) and checks them against PackWinogradC, and that a repack
 // allocates nothing.
 func TestPackWinogradCPar(t *testing.T) {
+	forEachISA(t, testPackWinogradCPar)
+}
+
+func testPackWinogradCPar(t *testing.T) {
 	if !WinogradCOK(sq3(1, 3, 3, 16, 1)) {
 		t.Skipf("%s has no channel-vectorised Winograd kernels", ISA())
 	}

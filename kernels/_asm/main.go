@@ -507,9 +507,9 @@ func writeTable() {
 		fmt.Fprintf(&b, "}\n\n")
 		if s.width == 16 {
 			convTTable(&b)
-			winoCTable(&b)
 		}
 	}
+	winoCTable(&b)
 	src, err := format.Source(b.Bytes())
 	if err != nil {
 		log.Fatal(err)
@@ -1292,7 +1292,7 @@ func convT(nv, mr int) {
 	Load(Param("flags"), flags)
 	nacc := mr * nv
 	acc := func(r, v int) VecPhysical { return zmm[r*nv+v] }
-	tapLoop(name, nv, mr, 4, k, w, x, offs, idx, "epilogue")
+	tapLoop(name, isas[0], nv, mr, 4, k, w, x, offs, idx, "epilogue")
 	Label("epilogue")
 	// After the loop the weight registers are free: zero, two temporaries
 	// and the scatter/gather index of the current channel vector.
@@ -1399,36 +1399,39 @@ func convT(nv, mr int) {
 	RET()
 }
 
-// tapLoop emits the FMA loop of a tile of mr rows × nv 16-lane vectors,
-// accumulated in Z0… (row r, vector v in Z[r·nv+v]) from zero: for each of
-// k steps p, nv weight vectors from w (16·nv floats per step) times the
-// broadcast x[offs[p] + r·rowBytes/4] for each row r; then it jumps to done.
-// It clobbers k, w, offs and idx, and the registers after the tile.
-func tapLoop(name string, nv, mr, rowBytes int, k, w, x, offs, idx GPPhysical, done string) {
+// tapLoop emits the FMA loop of a tile of mr rows × nv vectors of v.width
+// lanes, accumulated in the first registers (row r, vector j in regs[r·nv+j])
+// from zero: for each of k steps p, nv weight vectors from w (width·nv
+// floats per step) times the broadcast x[offs[p] + r·rowBytes/4] for each
+// row r; then it jumps to done. It clobbers k, w, offs and idx, and the
+// registers after the tile.
+func tapLoop(name string, v isa, nv, mr, rowBytes int, k, w, x, offs, idx GPPhysical, done string) {
+	regs := v.regs
+	nb := v.width * nv // floats per step
 	nacc := mr * nv
-	acc := func(r, v int) VecPhysical { return zmm[r*nv+v] }
-	wv := func(v int) VecPhysical { return zmm[nacc+v] }
-	bc := zmm[nacc+nv]
-	if nacc+nv+1 > 32 {
+	acc := func(r, j int) VecPhysical { return regs[r*nv+j] }
+	wv := func(j int) VecPhysical { return regs[nacc+j] }
+	bc := regs[nacc+nv]
+	if nacc+nv+1 > len(regs) {
 		panic("register tile too large for " + name)
 	}
 	for i := 0; i < nacc; i++ {
-		VXORPS(zmm[i], zmm[i], zmm[i])
+		VXORPS(regs[i], regs[i], regs[i])
 	}
 	step := func(u int) {
 		MOVLQSX(Mem{Base: offs, Disp: 4 * u}, idx)
-		for v := 0; v < nv; v++ {
-			VMOVUPS(Mem{Base: w, Disp: 4 * (u*16*nv + 16*v)}, wv(v))
+		for j := 0; j < nv; j++ {
+			VMOVUPS(Mem{Base: w, Disp: 4 * (u*nb + v.width*j)}, wv(j))
 		}
 		for r := 0; r < mr; r++ {
 			m := Mem{Base: x, Index: idx, Scale: 4, Disp: rowBytes * r}
-			if nv == 1 {
+			if nv == 1 && v.width == 16 {
 				VFMADD231PS_BCST(m, wv(0), acc(r, 0))
 				continue
 			}
 			VBROADCASTSS(m, bc)
-			for v := 0; v < nv; v++ {
-				VFMADD231PS(bc, wv(v), acc(r, v))
+			for j := 0; j < nv; j++ {
+				VFMADD231PS(bc, wv(j), acc(r, j))
 			}
 		}
 	}
@@ -1439,7 +1442,7 @@ func tapLoop(name string, nv, mr, rowBytes int, k, w, x, offs, idx GPPhysical, d
 	for u := 0; u < unroll; u++ {
 		step(u)
 	}
-	ADDQ(U32(4*unroll*16*nv), w)
+	ADDQ(U32(4*unroll*nb), w)
 	ADDQ(U32(4*unroll), offs)
 	SUBQ(U8(unroll), k)
 	JMP(LabelRef("loop4"))
@@ -1447,7 +1450,7 @@ func tapLoop(name string, nv, mr, rowBytes int, k, w, x, offs, idx GPPhysical, d
 	TESTQ(k, k)
 	JZ(LabelRef(done))
 	step(0)
-	ADDQ(U32(4*16*nv), w)
+	ADDQ(U32(4*nb), w)
 	ADDQ(U32(4), offs)
 	DECQ(k)
 	JMP(LabelRef("tail"))
@@ -1475,5 +1478,7 @@ func convTTable(b *bytes.Buffer) {
 // winoCTable writes the channel-vectorised Winograd GEMM kernel table:
 // winoGemmCKernelsAVX512[nv-1][mr-1].
 func winoCTable(b *bytes.Buffer) {
-	kernelTable(b, "winoGemmCKernelsAVX512", "winoGemmCFunc", "winoGemmCAVX512_", winoGemmCMR)
+	for _, v := range isas {
+		kernelTable(b, "winoGemmCKernels"+v.name, "winoGemmCFunc", "winoGemmC"+v.name+"_", winoGemmCMR[v.name])
+	}
 }

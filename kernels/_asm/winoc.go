@@ -12,17 +12,18 @@ import (
 // vector hold 16 channels of one pixel or one transform point, so every
 // transform and GEMM keeps all lanes busy however few tiles a map has.
 
-// winoInC emits winoInCAVX512_<m>: the F(m×m,3×3) input transform of n
-// horizontally adjacent tiles of a padded HWC16 image (16 channels per
-// pixel): tile q reads the α×α pixels at src + i·rowStride + (q·m+j)·16
-// (floats) and stores V[ξ] (ξ = k·α+l) at dst + ξ·dstStride + q·16.
-func winoInC(m int) {
+// winoInC emits winoInC<ISA>_<m>: the F(m×m,3×3) input transform of n
+// horizontally adjacent tiles of a padded HWC<L> image (L = v.width
+// channels per pixel): tile q reads the α×α pixels at src + i·rowStride +
+// (q·m+j)·L (floats) and stores V[ξ] (ξ = k·α+l) at dst + ξ·dstStride + q·L.
+func winoInC(v isa, m int) {
 	a := m + 2
 	bt := winoBT[m]
-	name := fmt.Sprintf("winoInCAVX512_%d", m)
+	vb := 4 * v.width
+	name := fmt.Sprintf("winoInC%s_%d", v.name, m)
 	TEXT(name, 0, "func(dst *float32, dstStride int, src *float32, rowStride, n int)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) input transform of n tiles of an HWC16 image; see winoInCGeneric.", name, m, m))
+	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) input transform of n tiles of an HWC%d image; see winoInCGeneric.", name, m, m, v.width))
 	dst, ds, src, rs, n, row, op := RDI, R8, RSI, R9, RCX, R10, R11
 	Load(Param("dst"), dst)
 	Load(Param("dstStride"), ds)
@@ -33,20 +34,20 @@ func winoInC(m int) {
 	SHLQ(U8(2), rs)
 	// t = d B for all α rows stays in registers: α² vectors (36 for F4 do
 	// not fit), so rows go through the frame as in winoIn.
-	tmp := AllocLocal(64 * a * a)
-	x := zmm[:a]
-	y := zmm[a : 2*a]
+	tmp := AllocLocal(vb * a * a)
+	x := v.regs[:a]
+	y := v.regs[a : 2*a]
 	Label("tile")
 	TESTQ(n, n)
 	JZ(LabelRef("done"))
 	MOVQ(src, row)
 	for i := 0; i < a; i++ {
 		for j := 0; j < a; j++ {
-			VMOVUPS(Mem{Base: row, Disp: 64 * j}, x[j])
+			VMOVUPS(Mem{Base: row, Disp: vb * j}, x[j])
 		}
 		for k := 0; k < a; k++ {
 			lincomb(bt[k], x, y[k])
-			VMOVUPS(y[k], tmp.Offset(64*(i*a+k)))
+			VMOVUPS(y[k], tmp.Offset(vb*(i*a+k)))
 		}
 		if i+1 < a {
 			ADDQ(rs, row)
@@ -55,7 +56,7 @@ func winoInC(m int) {
 	MOVQ(dst, op)
 	for k := 0; k < a; k++ {
 		for i := 0; i < a; i++ {
-			VMOVUPS(tmp.Offset(64*(i*a+k)), x[i])
+			VMOVUPS(tmp.Offset(vb*(i*a+k)), x[i])
 		}
 		for l := 0; l < a; l++ {
 			lincomb(bt[l], x, y[l])
@@ -63,8 +64,8 @@ func winoInC(m int) {
 			ADDQ(ds, op)
 		}
 	}
-	ADDQ(U32(64*m), src)
-	ADDQ(U8(64), dst)
+	ADDQ(U32(vb*m), src)
+	ADDQ(U8(vb), dst)
 	DECQ(n)
 	JMP(LabelRef("tile"))
 	Label("done")
@@ -72,58 +73,68 @@ func winoInC(m int) {
 	RET()
 }
 
-// winoGemmCMR is the most tiles a winoGemmC kernel computes with nv vectors.
-var winoGemmCMR = map[int]int{1: 14, 2: 14}
+// winoGemmCMR is, per ISA, the most tiles a winoGemmC kernel computes with
+// nv vectors (what the registers hold: mr·nv accumulators, nv weights and a
+// broadcast).
+var winoGemmCMR = map[string]map[int]int{"AVX512": {1: 14, 2: 14}, "AVX2": {1: 14, 2: 6}}
 
-// winoGemmC emits winoGemmCAVX512_<nv>_<mr>: mr tiles × 16·nv output
-// channels of one Winograd GEMM: for r < mr and lane j of vector v,
+// winoGemmC emits winoGemmC<ISA>_<nv>_<mr>: mr tiles × L·nv output channels
+// (L = v.width) of one Winograd GEMM: for r < mr and lane j of vector u,
 //
-//	c[v·ldv + 16·r + j] = Σ_p w[p·16·nv + 16·v + j] · x[offs[p] + 16·r]
+//	c[u·ldv + L·r + j] = Σ_p w[p·L·nv + L·u + j] · x[offs[p] + L·r]
 //
-// (x: V[ξ] in HWC16 tile blocks, offs[p] the offset of input channel p's
-// lane in tile 0; c: M[ξ], vector v of tile r 16·r floats into block v).
-func winoGemmC(nv, mr int) {
-	name := fmt.Sprintf("winoGemmCAVX512_%d_%d", nv, mr)
+// (x: V[ξ] in HWC<L> tile blocks, offs[p] the offset of input channel p's
+// lane in tile 0; c: M[ξ], vector u of tile r L·r floats into block u).
+func winoGemmC(v isa, nv, mr int) {
+	name := fmt.Sprintf("winoGemmC%s_%d_%d", v.name, nv, mr)
 	TEXT(name, NOSPLIT, "func(k int, w, x *float32, offs *int32, c *float32, ldv int)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s computes %d tiles × %d channels of a Winograd GEMM; see winoGemmCGeneric.", name, mr, 16*nv))
+	Doc(fmt.Sprintf("%s computes %d tiles × %d channels of a Winograd GEMM; see winoGemmCGeneric.", name, mr, v.width*nv))
 	k, w, x, offs, idx, c, ldv := RCX, RSI, RDI, R8, R9, RDX, R10
 	Load(Param("k"), k)
 	Load(Param("w"), w)
 	Load(Param("x"), x)
 	Load(Param("offs"), offs)
-	acc := func(r, v int) VecPhysical { return zmm[r*nv+v] }
-	tapLoop(name, nv, mr, 64, k, w, x, offs, idx, "store")
+	vb := 4 * v.width
+	acc := func(r, j int) VecPhysical { return v.regs[r*nv+j] }
+	tapLoop(name, v, nv, mr, vb, k, w, x, offs, idx, "store")
 	Label("store")
 	Load(Param("c"), c)
 	Load(Param("ldv"), ldv)
 	SHLQ(U8(2), ldv)
-	for v := 0; v < nv; v++ {
-		if v > 0 {
+	for j := 0; j < nv; j++ {
+		if j > 0 {
 			ADDQ(ldv, c)
 		}
 		for r := 0; r < mr; r++ {
-			VMOVUPS(acc(r, v), Mem{Base: c, Disp: 64 * r})
+			VMOVUPS(acc(r, j), Mem{Base: c, Disp: vb * r})
 		}
 	}
 	VZEROUPPER()
 	RET()
 }
 
-// winoOutC emits winoOutCAVX512_<m>: the F(m×m,3×3) output transform of
-// one tile for 16 channels, with the epilogue of flags, into an HWC16 band:
-// M[ξ] at src + ξ·srcStride (16 floats), output pixel (r, b) at dst + (r·ow
-// + b)·16 for r < rv, b < cv (the others are not written). flagAcc adds
-// the band res at the same place (times rs[0:16] with flagRScale) before
-// the bias.
-func winoOutC(m int) {
+// winoOutC emits winoOutC<ISA>_<m>: the F(m×m,3×3) output transform of one
+// tile for L = v.width channels, with the epilogue of flags, into an HWC<L>
+// band: M[ξ] at src + ξ·srcStride (L floats), output pixel (r, b) at dst +
+// (r·ow + b)·L for r < rv, b < cv (the others are not written). flagAcc adds
+// the band res at the same place (times rs[0:L] with flagRScale) before the
+// bias. The per-channel epilogue vectors live in registers on AVX-512 and
+// in the frame on AVX2 (16 registers).
+func winoOutC(v isa, m int) {
 	a := m + 2
 	at := winoAT[m]
-	name := fmt.Sprintf("winoOutCAVX512_%d", m)
+	vb := 4 * v.width
+	zmmPath := v.width == 16
+	name := fmt.Sprintf("winoOutC%s_%d", v.name, m)
 	TEXT(name, 0, "func(dst *float32, ow int, src *float32, srcStride int, rv, cv int, res, rs *float32, flags int, bias, slope, lo, hi *float32)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) output transform of one tile of 16 channels with the epilogue of flags; see winoOutCGeneric.", name, m, m))
-	tmp := AllocLocal(64 * m * a)
+	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) output transform of one tile of %d channels with the epilogue of flags; see winoOutCGeneric.", name, m, m, v.width))
+	tmp := AllocLocal(vb * m * a)
+	var cst Mem
+	if !zmmPath {
+		cst = AllocLocal(vb * 5)
+	}
 	dst, ow, src, ss, rv, cv, res, flags, p := RDI, R8, RSI, R9, RCX, RDX, R10, R11, RAX
 	Load(Param("dst"), dst)
 	Load(Param("ow"), ow)
@@ -133,9 +144,9 @@ func winoOutC(m int) {
 	Load(Param("cv"), cv)
 	Load(Param("res"), res)
 	Load(Param("flags"), flags)
-	SHLQ(U8(6), ow)
+	SHLQ(U8(map[int]uint8{16: 6, 8: 5}[v.width]), ow)
 	SHLQ(U8(2), ss)
-	x := zmm[:a]
+	x := v.regs[:a]
 	// t[r][k] = Σ_l Aᵀ[r][l]·M[l][k], M[l][k] at src + (k·α+l)·srcStride.
 	MOVQ(src, p)
 	for k := 0; k < a; k++ {
@@ -146,42 +157,70 @@ func winoOutC(m int) {
 			}
 		}
 		for r := 0; r < m; r++ {
-			y := zmm[a+r]
+			y := v.regs[a+r]
 			lincomb(at[r], x, y)
-			VMOVUPS(y, tmp.Offset(64*(r*a+k)))
+			VMOVUPS(y, tmp.Offset(vb*(r*a+k)))
 		}
 	}
-	// Epilogue vectors: bias, slope, lo, hi, rscale, zero, six; Z26 is a
-	// temporary.
-	cBias, cSlope, cLo, cHi, cRS, zero, six6, t1 := zmm[16], zmm[17], zmm[18], zmm[19], zmm[20], zmm[21], zmm[22], zmm[26]
-	VXORPS(zero, zero, zero)
-	VBROADCASTSS(six, six6)
+	// The epilogue vectors bias, slope, lo, hi, rscale: Z16…Z20 (zero Z21,
+	// six Z22, temporary Z26) on AVX-512, the frame on AVX2 (zero, six and
+	// temporaries in Y10…Y14, past the transform's registers).
+	const cBias, cSlope, cLo, cHi, cRS = 0, 1, 2, 3, 4
+	cop := func(i int) Op {
+		if zmmPath {
+			return v.regs[16+i]
+		}
+		return cst.Offset(vb * i)
+	}
+	// creg returns epilogue vector i in a register (loaded into tmp on AVX2).
+	creg := func(i int, tmp VecPhysical) VecPhysical {
+		if zmmPath {
+			return v.regs[16+i]
+		}
+		VMOVUPS(cst.Offset(vb*i), tmp)
+		return tmp
+	}
 	for _, e := range []struct {
 		flag  int
 		param string
-		r     VecPhysical
+		slot  int
 	}{{flagBias, "bias", cBias}, {flagPReLU, "slope", cSlope}, {flagClamp, "lo", cLo}, {flagClamp, "hi", cHi}, {flagRScale, "rs", cRS}} {
 		skip := "no" + e.param
 		TESTQ(U32(e.flag), flags)
 		JZ(LabelRef(skip))
 		Load(Param(e.param), p)
-		VMOVUPS(Mem{Base: p}, e.r)
+		if zmmPath {
+			VMOVUPS(Mem{Base: p}, v.regs[16+e.slot])
+		} else {
+			VMOVUPS(Mem{Base: p}, v.regs[15])
+			VMOVUPS(v.regs[15], cst.Offset(vb*e.slot))
+		}
 		Label(skip)
 	}
-	yv := zmm[6 : 6+m]
+	zero, six6, t1 := v.regs[10], v.regs[11], v.regs[12] // past x and yv
+	ta, tb := v.regs[13], v.regs[14]
+	if zmmPath {
+		zero, six6, t1 = v.regs[21], v.regs[22], v.regs[26]
+		VXORPS(zero, zero, zero)
+		VBROADCASTSS(six, six6)
+	}
+	yv := v.regs[6 : 6+m]
 	for r := 0; r < m; r++ {
 		pre := fmt.Sprintf("r%d", r)
 		CMPQ(rv, U8(r))
 		JLE(LabelRef("done"))
 		for k := 0; k < a; k++ {
-			VMOVUPS(tmp.Offset(64*(r*a+k)), x[k])
+			VMOVUPS(tmp.Offset(vb*(r*a+k)), x[k])
 		}
 		for b := 0; b < m; b++ {
 			lincomb(at[b], x, yv[b])
 		}
-		each := func(f func(v VecPhysical)) {
-			for _, v := range yv {
-				f(v)
+		if !zmmPath && r == 0 {
+			VXORPS(zero, zero, zero)
+		}
+		each := func(f func(u VecPhysical)) {
+			for _, u := range yv {
+				f(u)
 			}
 		}
 		// Accumulate: the pixels past cv read what the band holds there
@@ -191,44 +230,49 @@ func winoOutC(m int) {
 		TESTQ(U32(flagRScale), flags)
 		JNZ(LabelRef(pre + "racc"))
 		for b := 0; b < m; b++ {
-			VADDPS(Mem{Base: res, Disp: 64 * b}, yv[b], yv[b])
+			VADDPS(Mem{Base: res, Disp: vb * b}, yv[b], yv[b])
 		}
 		JMP(LabelRef(pre + "noacc"))
 		Label(pre + "racc")
+		rsc := creg(cRS, ta)
 		for b := 0; b < m; b++ {
-			VMOVUPS(Mem{Base: res, Disp: 64 * b}, t1)
-			VFMADD231PS(t1, cRS, yv[b])
+			VMOVUPS(Mem{Base: res, Disp: vb * b}, t1)
+			VFMADD231PS(t1, rsc, yv[b])
 		}
 		Label(pre + "noacc")
 		TESTQ(U32(flagBias), flags)
 		JZ(LabelRef(pre + "nobias"))
-		each(func(v VecPhysical) { VADDPS(cBias, v, v) })
+		each(func(u VecPhysical) { VADDPS(cop(cBias), u, u) })
 		Label(pre + "nobias")
 		// Data first in VMAXPS/VMINPS: NaN propagates (see kernel).
 		TESTQ(U32(flagReLU), flags)
 		JZ(LabelRef(pre + "norelu"))
-		each(func(v VecPhysical) { VMAXPS(v, zero, v) })
+		each(func(u VecPhysical) { VMAXPS(u, zero, u) })
 		Label(pre + "norelu")
 		TESTQ(U32(flagReLU6), flags)
 		JZ(LabelRef(pre + "norelu6"))
-		each(func(v VecPhysical) { VMAXPS(v, zero, v); VMINPS(v, six6, v) })
+		if !zmmPath {
+			VBROADCASTSS(six, six6)
+		}
+		each(func(u VecPhysical) { VMAXPS(u, zero, u); VMINPS(u, six6, u) })
 		Label(pre + "norelu6")
 		TESTQ(U32(flagPReLU), flags)
 		JZ(LabelRef(pre + "noprelu"))
-		each(func(v VecPhysical) {
-			VMINPS(v, zero, t1)
-			VMAXPS(v, zero, v)
-			VFMADD231PS(cSlope, t1, v)
+		each(func(u VecPhysical) {
+			VMINPS(u, zero, t1)
+			VMAXPS(u, zero, u)
+			VFMADD231PS(cop(cSlope), t1, u)
 		})
 		Label(pre + "noprelu")
 		TESTQ(U32(flagClamp), flags)
 		JZ(LabelRef(pre + "noclamp"))
-		each(func(v VecPhysical) { VMAXPS(v, cLo, v); VMINPS(v, cHi, v) })
+		clo, chi := creg(cLo, ta), creg(cHi, tb)
+		each(func(u VecPhysical) { VMAXPS(u, clo, u); VMINPS(u, chi, u) })
 		Label(pre + "noclamp")
 		for b := 0; b < m; b++ {
 			CMPQ(cv, U8(b))
 			JLE(LabelRef(pre + "stored"))
-			VMOVUPS(yv[b], Mem{Base: dst, Disp: 64 * b})
+			VMOVUPS(yv[b], Mem{Base: dst, Disp: vb * b})
 		}
 		Label(pre + "stored")
 		if r+1 < m {
@@ -243,13 +287,15 @@ func winoOutC(m int) {
 
 // winoC emits the channel-vectorised Winograd kernels.
 func winoC() {
-	for _, m := range []int{2, 4} {
-		winoInC(m)
-		winoOutC(m)
-	}
-	for nv := 1; nv <= 2; nv++ {
-		for mr := 1; mr <= winoGemmCMR[nv]; mr++ {
-			winoGemmC(nv, mr)
+	for _, v := range isas {
+		for _, m := range []int{2, 4} {
+			winoInC(v, m)
+			winoOutC(v, m)
+		}
+		for nv := 1; nv <= 2; nv++ {
+			for mr := 1; mr <= winoGemmCMR[v.name][nv]; mr++ {
+				winoGemmC(v, nv, mr)
+			}
 		}
 	}
 	transpose16(true)
