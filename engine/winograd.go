@@ -28,7 +28,7 @@ const (
 	WinogradF2
 	WinogradF4
 	// WinogradF2C and WinogradF4C force them channel-vectorised where the
-	// kernels can ([kernels.WinogradCOK]: OutC a multiple of 16, AVX-512),
+	// kernels can ([kernels.WinogradCOK]: AVX-512 and AVX2),
 	// tile-vectorised elsewhere.
 	WinogradF2C
 	WinogradF4C

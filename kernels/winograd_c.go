@@ -6,36 +6,39 @@ package kernels
 // fill: a 7×7 map has 4 tiles for F(4×4) (a 14×14 map 16, in 20 pitched
 // columns), so every transform step and GEMM strip runs mostly idle lanes
 // (measured: F(4×4) three times slower than a direct conv at 64 channels
-// on 7×7). This path puts 16 channels in the lanes instead, as in NCHW16c
-// layouts:
+// on 7×7). This path puts L channels in the lanes instead (L = 16 on
+// AVX-512, 8 on AVX2), as in NCHW16c layouts:
 //
-//   - each worker copies the input rows of its tile rows into a zero-padded
-//     HWC16 band (16 channels per pixel);
+//   - each worker transposes the input rows of its tile rows into a
+//     zero-padded HWC<L> band (L channels per pixel);
 //   - the input transform turns each tile into α² vectors per channel
-//     block, V[ξ][block][tile][16];
-//   - the GEMM of each ξ broadcasts up to 14 tiles' inputs against 16 or 32
-//     output channels of U[ξ]: M[ξ][block][tile][16];
-//   - the output transform computes a tile's m×m pixels for 16 output
-//     channels, applies the epilogue per channel vector and scatters the
-//     pixels into the CHW output planes.
+//     block, V[ξ][block][tile][L];
+//   - the GEMM of each ξ broadcasts up to 14 tiles' inputs against L or 2L
+//     output channels of U[ξ]: M[ξ][block][tile][L];
+//   - the output transform computes a tile's m×m pixels for L output
+//     channels with the whole epilogue (a residual, or dst when
+//     accumulating, transposed into a band first) into an HWC<L> band,
+//     which is transposed into the CHW output planes.
 //
-// Every lane is busy when the channel counts are multiples of 16; others are
+// Every lane is busy when the channel counts are multiples of L; others are
 // zero-padded to one (input channels in the band, output channels in the
 // packed weights; the last block's padding lanes are never stored). A call
-// on several workers gives each its own tile rows (one hand-off).
+// on several workers gives each its own tile rows, or, with fewer than two
+// tile rows per worker, its own output channel blocks (one hand-off).
 
 // winoCChunkBytes bounds a worker's V and M per chunk of tile rows.
 const winoCChunkBytes = 512 << 10
 
 // WinogradCOK reports whether the active kernel path can run convs of shape
 // s channel-vectorised ([PackWinogradC]): a Winograd shape ([WinogradOK]) on
-// a path with the kernels (AVX-512).
+// a path with the kernels (AVX-512 and AVX2).
 func WinogradCOK(s ConvShape) bool {
 	return WinogradOK(s) && active.winoGemmC != nil
 }
 
 // PackWinogradC is [PackWinograd] for the channel-vectorised path: U[ξ],
-// its rows zero-padded to a multiple of 16, is packed per block of 16·nv
+// its rows zero-padded to a multiple of L (the path's lanes), is packed per
+// block of L·nv
 // output channels (C steps of 16·nv floats). It panics unless
 // [WinogradCOK](s).
 func PackWinogradC(w []float32, s ConvShape, m int) *WinogradWeights {
@@ -269,8 +272,8 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 		}
 	}
 
-	// The output transform and epilogue, 16 channels at a time, into the
-	// worker's HWC16 band ob (the chunk's output rows y0…y1, pitch ow), then
+	// The output transform and epilogue, L channels at a time, into the
+	// worker's HWC<L> band ob (the chunk's output rows y0…y1, pitch ow), then
 	// transposed into the CHW planes. What the epilogue adds (a residual,
 	// or dst when accumulating) is transposed into the band rb first.
 	ohw := g.oh * g.ow

@@ -193,7 +193,7 @@ func winoTile(s kernels.ConvShape) int {
 var winogradC = true
 
 // packWinograd repacks w into ww for F(m×m,3×3): channel-vectorised where
-// the kernels can (AVX-512), tile-vectorised otherwise.
+// the kernels can (AVX-512, AVX2), tile-vectorised otherwise.
 func packWinograd(ww *kernels.WinogradWeights, w []float32, s kernels.ConvShape, m int, par kernels.ParallelFunc) *kernels.WinogradWeights {
 	if winogradC && kernels.WinogradCOK(s) {
 		return kernels.PackWinogradCPar(ww, w, s, m, par)
