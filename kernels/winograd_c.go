@@ -38,8 +38,7 @@ func WinogradCOK(s ConvShape) bool {
 
 // PackWinogradC is [PackWinograd] for the channel-vectorised path: U[ξ],
 // its rows zero-padded to a multiple of L (the path's lanes), is packed per
-// block of L·nv
-// output channels (C steps of 16·nv floats). It panics unless
+// block of L·nv output channels (C steps of L·nv floats). It panics unless
 // [WinogradCOK](s).
 func PackWinogradC(w []float32, s ConvShape, m int) *WinogradWeights {
 	ww := PackWinogradCPar(nil, w, s, m, nil)
