@@ -88,8 +88,8 @@ type winoCState struct {
 	// per worker: bias, slope, lo, hi and residual scale of a last,
 	// partial block of output channels, zero-padded to 16
 	edge [][5][16]float32
-	obuf [][]float32 // per worker: HWC16 output band of a block
-	rbuf [][]float32 // per worker: HWC16 band of what the epilogue adds
+	obuf [][]float32 // per worker: HWC<L> output band of a block
+	rbuf [][]float32 // per worker: HWC<L> band of what the epilogue adds
 	rows int         // tile rows of the batch
 	// byChannel: the workers split the output channels (winoCByChannel)
 	byChannel bool
@@ -214,7 +214,7 @@ func (w *Workspace) winoCChunk(worker, img, ty0, ty1, b0, b1 int) {
 	v := buf[bandF : bandF+a*a*vs]
 	mo := buf[bandF+a*a*vs : bandF+a*a*(vs+ms)]
 
-	// The band: padded rows ty0·m … ty1·m+1, HWC16 per channel block. The
+	// The band: padded rows ty0·m … ty1·m+1, HWC<L> per channel block. The
 	// chunk's image rows [ya, yb) are one run of pixels in each CHW plane:
 	// transposed into tb, then copied row by row.
 	prow := g.wp * L
