@@ -268,7 +268,7 @@ func (w *Workspace) ReserveWinograd(s ConvShape, m, n int) {
 		w.wino = st
 	}
 	if WinogradCOK(s) {
-		w.reserveC(s, m)
+		w.reserveC(s, m, active)
 	}
 	k := WinogradScratch(s, m, n)
 	if len(w.wino.buf) < k {

@@ -96,8 +96,9 @@ type winoCState struct {
 	task      func(worker, lo, hi int)
 }
 
-// reserveC grows worker scratch for the channel-vectorised path on shape s.
-func (w *Workspace) reserveC(s ConvShape, m int) {
+// reserveC grows worker scratch for the channel-vectorised path on shape s
+// with the kernels of ks.
+func (w *Workspace) reserveC(s ConvShape, m int, ks *kernelSet) {
 	st := &w.wino.c
 	if st.bufs == nil {
 		st.bufs = make([][]float32, w.workers)
@@ -108,7 +109,7 @@ func (w *Workspace) reserveC(s ConvShape, m int) {
 		st.rbuf = make([][]float32, w.workers)
 		st.task = w.winoCPart
 	}
-	g := winoCGeometry(s, m, active)
+	g := winoCGeometry(s, m, ks)
 	b, v, mo := g.scratch()
 	tb := min(s.H, g.bandRows) * s.W * g.L
 	// The output bands: a chunk's rows, and a tile's reach past the last.
@@ -135,7 +136,7 @@ func (w *Workspace) winogradC(dst []float32, dstStride int, src []float32, srcSt
 	resStride := winoCheck(dst, dstStride, src, srcStride, n, s, ep)
 	flags := ep.flags(s.OutC)
 	w.ReserveWinograd(s, ww.m, n)
-	w.reserveC(s, ww.m) // also when the weights were packed on another path
+	w.reserveC(s, ww.m, ww.u[0].ks) // the weights' path may not be the active one
 	st := w.wino
 	st.ww, st.dst, st.src, st.flags = ww, dst, src, flags
 	st.srcStride, st.dstStride, st.resStride = srcStride, dstStride, resStride

@@ -136,3 +136,28 @@ func TestToHWC(t *testing.T) {
 		}
 	})
 }
+
+// TestWinogradCOtherPath runs weights packed on one kernel path while
+// another is active (the engine packs once; UseISA may change later): the
+// call sizes its scratch for the weights' lanes.
+func TestWinogradCOtherPath(t *testing.T) {
+	if ISA() != "avx512" {
+		t.Skip("needs the avx512 path to pack on")
+	}
+	defer func(old string) { UseISA(old) }(ISA())
+	rng := rand.New(rand.NewPCG(97, 98))
+	s := sq3(32, 14, 14, 48, 1)
+	w := randSlice(rng, s.OutC*s.K())
+	ww := PackWinogradC(w, s, 4) // 16 lanes
+	src := randSlice(rng, s.C*s.H*s.W)
+	dst := make([]float32, s.OutC*s.OutH()*s.OutW())
+	if err := UseISA("avx2"); err != nil {
+		t.Skip(err)
+	}
+	ws := NewWorkspace(2, goPar(2))
+	ws.ReserveWinograd(s, 4, 1) // sized for the active 8-lane path
+	ws.Winograd(dst, src, 1, ww, s, nil)
+	if e := relErr(dst, refConv(src, w, s, make([]float32, len(dst)), nil)); !(e <= winoTol) {
+		t.Fatalf("rel err %.3g; want ≤ %g", e, winoTol)
+	}
+}
