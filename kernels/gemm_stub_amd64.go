@@ -650,282 +650,282 @@ func deint4RowsAVX512(d0 *float32, d1 *float32, d2 *float32, d3 *float32, dstStr
 //go:noescape
 func copyRowsAVX512(dst *float32, dstStride int, src *float32, srcStride int, rows int, width int)
 
-// winoInCAVX512_2 is the F(2×2,3×3) input transform of n tiles of an HWC16 image; see winoInCGeneric.
+// winoInCAVX512_2 is the F(2×2,3×3) input transform of n tiles of an HWC16 image; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoInCAVX512_2(dst *float32, dstStride int, src *float32, rowStride int, n int)
 
-// winoOutCAVX512_2 is the F(2×2,3×3) output transform of one tile of 16 channels with the epilogue of flags; see winoOutCGeneric.
+// winoOutCAVX512_2 is the F(2×2,3×3) output transform of one tile of 16 channels with the epilogue of flags; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoOutCAVX512_2(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
-// winoInCAVX512_4 is the F(4×4,3×3) input transform of n tiles of an HWC16 image; see winoInCGeneric.
+// winoInCAVX512_4 is the F(4×4,3×3) input transform of n tiles of an HWC16 image; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoInCAVX512_4(dst *float32, dstStride int, src *float32, rowStride int, n int)
 
-// winoOutCAVX512_4 is the F(4×4,3×3) output transform of one tile of 16 channels with the epilogue of flags; see winoOutCGeneric.
+// winoOutCAVX512_4 is the F(4×4,3×3) output transform of one tile of 16 channels with the epilogue of flags; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoOutCAVX512_4(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
-// winoGemmCAVX512_1_1 computes 1 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_1 computes 1 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_1(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_2 computes 2 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_2 computes 2 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_2(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_3 computes 3 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_3 computes 3 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_3(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_4 computes 4 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_4 computes 4 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_4(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_5 computes 5 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_5 computes 5 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_5(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_6 computes 6 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_6 computes 6 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_6(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_7 computes 7 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_7 computes 7 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_7(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_8 computes 8 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_8 computes 8 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_8(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_9 computes 9 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_9 computes 9 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_9(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_10 computes 10 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_10 computes 10 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_10(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_11 computes 11 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_11 computes 11 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_11(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_12 computes 12 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_12 computes 12 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_12(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_13 computes 13 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_13 computes 13 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_13(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_1_14 computes 14 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_1_14 computes 14 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_1_14(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_1 computes 1 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_1 computes 1 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_1(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_2 computes 2 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_2 computes 2 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_2(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_3 computes 3 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_3 computes 3 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_3(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_4 computes 4 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_4 computes 4 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_4(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_5 computes 5 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_5 computes 5 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_5(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_6 computes 6 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_6 computes 6 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_6(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_7 computes 7 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_7 computes 7 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_7(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_8 computes 8 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_8 computes 8 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_8(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_9 computes 9 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_9 computes 9 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_9(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_10 computes 10 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_10 computes 10 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_10(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_11 computes 11 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_11 computes 11 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_11(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_12 computes 12 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_12 computes 12 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_12(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_13 computes 13 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_13 computes 13 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_13(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX512_2_14 computes 14 tiles × 32 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX512_2_14 computes 14 tiles × 32 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX512_2_14(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoInCAVX2_2 is the F(2×2,3×3) input transform of n tiles of an HWC8 image; see winoInCGeneric.
+// winoInCAVX2_2 is the F(2×2,3×3) input transform of n tiles of an HWC8 image; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoInCAVX2_2(dst *float32, dstStride int, src *float32, rowStride int, n int)
 
-// winoOutCAVX2_2 is the F(2×2,3×3) output transform of one tile of 8 channels with the epilogue of flags; see winoOutCGeneric.
+// winoOutCAVX2_2 is the F(2×2,3×3) output transform of one tile of 8 channels with the epilogue of flags; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoOutCAVX2_2(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
-// winoInCAVX2_4 is the F(4×4,3×3) input transform of n tiles of an HWC8 image; see winoInCGeneric.
+// winoInCAVX2_4 is the F(4×4,3×3) input transform of n tiles of an HWC8 image; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoInCAVX2_4(dst *float32, dstStride int, src *float32, rowStride int, n int)
 
-// winoOutCAVX2_4 is the F(4×4,3×3) output transform of one tile of 8 channels with the epilogue of flags; see winoOutCGeneric.
+// winoOutCAVX2_4 is the F(4×4,3×3) output transform of one tile of 8 channels with the epilogue of flags; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoOutCAVX2_4(dst *float32, ow int, src *float32, srcStride int, rv int, cv int, res *float32, rs *float32, flags int, bias *float32, slope *float32, lo *float32, hi *float32)
 
-// winoGemmCAVX2_1_1 computes 1 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_1 computes 1 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_1(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_2 computes 2 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_2 computes 2 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_2(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_3 computes 3 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_3 computes 3 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_3(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_4 computes 4 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_4 computes 4 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_4(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_5 computes 5 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_5 computes 5 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_5(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_6 computes 6 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_6 computes 6 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_6(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_7 computes 7 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_7 computes 7 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_7(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_8 computes 8 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_8 computes 8 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_8(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_9 computes 9 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_9 computes 9 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_9(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_10 computes 10 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_10 computes 10 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_10(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_11 computes 11 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_11 computes 11 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_11(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_12 computes 12 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_12 computes 12 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_12(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_13 computes 13 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_13 computes 13 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_13(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_1_14 computes 14 tiles × 8 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_1_14 computes 14 tiles × 8 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_1_14(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_2_1 computes 1 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_2_1 computes 1 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_2_1(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_2_2 computes 2 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_2_2 computes 2 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_2_2(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_2_3 computes 3 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_2_3 computes 3 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_2_3(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_2_4 computes 4 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_2_4 computes 4 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_2_4(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_2_5 computes 5 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_2_5 computes 5 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_2_5(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)
 
-// winoGemmCAVX2_2_6 computes 6 tiles × 16 channels of a Winograd GEMM; see winoGemmCGeneric.
+// winoGemmCAVX2_2_6 computes 6 tiles × 16 channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.
 //
 //go:noescape
 func winoGemmCAVX2_2_6(k int, w *float32, x *float32, offs *int32, c *float32, ldv int)

@@ -1054,21 +1054,7 @@ func winoOut(v isa, m int) {
 	Label("step")
 	TESTQ(nv, nv)
 	JZ(LabelRef("done"))
-	// t[r][k] = Σ_l Aᵀ[r][l]·M[l][k], M[l][k] at src + (k·α+l)·srcStride.
-	MOVQ(src, sp)
-	for k := 0; k < a; k++ {
-		for l := 0; l < a; l++ {
-			VMOVUPS(Mem{Base: sp}, x[l])
-			if k+1 < a || l+1 < a {
-				ADDQ(ss, sp)
-			}
-		}
-		for r := 0; r < m; r++ {
-			y := v.regs[a+r]
-			lincomb(at[r], x, y)
-			VMOVUPS(y, tmp.Offset(vb*(r*a+k)))
-		}
-	}
+	outColumns(v, m, src, ss, sp, tmp)
 	MOVQ(dst, row)
 	yv := v.regs[6 : 6+m]   // Y[r][b] for b < m
 	tv := v.regs[10 : 10+m] // interleave temporaries / results
@@ -1181,6 +1167,30 @@ func winoOut(v isa, m int) {
 	Label("done")
 	VZEROUPPER()
 	RET()
+}
+
+// outColumns emits the first half of an F(m×m) output transform: t[r][k] =
+// Σ_l Aᵀ[r][l]·M[l][k] for r < m, k < α, with M[l][k] the vector at src +
+// (k·α+l)·ss (ss in bytes; p is scratch), stored to the frame tmp at
+// (r·α+k) vectors. It uses v.regs[0:α+m].
+func outColumns(v isa, m int, src, ss, p GPPhysical, tmp Mem) {
+	a := m + 2
+	vb := 4 * v.width
+	x := v.regs[:a]
+	MOVQ(src, p)
+	for k := 0; k < a; k++ {
+		for l := 0; l < a; l++ {
+			VMOVUPS(Mem{Base: p}, x[l])
+			if k+1 < a || l+1 < a {
+				ADDQ(ss, p)
+			}
+		}
+		for r := 0; r < m; r++ {
+			y := v.regs[a+r]
+			lincomb(winoAT[m][r], x, y)
+			VMOVUPS(y, tmp.Offset(vb*(r*a+k)))
+		}
+	}
 }
 
 // deinterleave4 emits deinterleave4AVX2: for i < n, dk[i/4] = src[i] with

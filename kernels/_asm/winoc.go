@@ -23,7 +23,7 @@ func winoInC(v isa, m int) {
 	name := fmt.Sprintf("winoInC%s_%d", v.name, m)
 	TEXT(name, 0, "func(dst *float32, dstStride int, src *float32, rowStride, n int)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) input transform of n tiles of an HWC%d image; see winoInCGeneric.", name, m, m, v.width))
+	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) input transform of n tiles of an HWC%d image; the channel-vectorised Winograd in winograd_c.go.", name, m, m, v.width))
 	dst, ds, src, rs, n, row, op := RDI, R8, RSI, R9, RCX, R10, R11
 	Load(Param("dst"), dst)
 	Load(Param("dstStride"), ds)
@@ -89,7 +89,7 @@ func winoGemmC(v isa, nv, mr int) {
 	name := fmt.Sprintf("winoGemmC%s_%d_%d", v.name, nv, mr)
 	TEXT(name, NOSPLIT, "func(k int, w, x *float32, offs *int32, c *float32, ldv int)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s computes %d tiles × %d channels of a Winograd GEMM; see winoGemmCGeneric.", name, mr, v.width*nv))
+	Doc(fmt.Sprintf("%s computes %d tiles × %d channels of a Winograd GEMM; the channel-vectorised Winograd in winograd_c.go.", name, mr, v.width*nv))
 	k, w, x, offs, idx, c, ldv := RCX, RSI, RDI, R8, R9, RDX, R10
 	Load(Param("k"), k)
 	Load(Param("w"), w)
@@ -129,7 +129,7 @@ func winoOutC(v isa, m int) {
 	name := fmt.Sprintf("winoOutC%s_%d", v.name, m)
 	TEXT(name, 0, "func(dst *float32, ow int, src *float32, srcStride int, rv, cv int, res, rs *float32, flags int, bias, slope, lo, hi *float32)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) output transform of one tile of %d channels with the epilogue of flags; see winoOutCGeneric.", name, m, m, v.width))
+	Doc(fmt.Sprintf("%s is the F(%d×%d,3×3) output transform of one tile of %d channels with the epilogue of flags; the channel-vectorised Winograd in winograd_c.go.", name, m, m, v.width))
 	tmp := AllocLocal(vb * m * a)
 	var cst Mem
 	if !zmmPath {
@@ -147,21 +147,7 @@ func winoOutC(v isa, m int) {
 	SHLQ(U8(map[int]uint8{16: 6, 8: 5}[v.width]), ow)
 	SHLQ(U8(2), ss)
 	x := v.regs[:a]
-	// t[r][k] = Σ_l Aᵀ[r][l]·M[l][k], M[l][k] at src + (k·α+l)·srcStride.
-	MOVQ(src, p)
-	for k := 0; k < a; k++ {
-		for l := 0; l < a; l++ {
-			VMOVUPS(Mem{Base: p}, x[l])
-			if k+1 < a || l+1 < a {
-				ADDQ(ss, p)
-			}
-		}
-		for r := 0; r < m; r++ {
-			y := v.regs[a+r]
-			lincomb(at[r], x, y)
-			VMOVUPS(y, tmp.Offset(vb*(r*a+k)))
-		}
-	}
+	outColumns(v, m, src, ss, p, tmp) // t = Aᵀ M into the frame
 	// The epilogue vectors bias, slope, lo, hi, rscale: Z16…Z20 (zero Z21,
 	// six Z22, temporary Z26) on AVX-512, the frame on AVX2 (zero, six and
 	// temporaries in Y10…Y14, past the transform's registers).
