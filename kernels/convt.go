@@ -172,7 +172,7 @@ func (w *Workspace) convTPart(worker, lo, hi int) {
 				}
 			}
 			wp := &j.wt.t[c0*k]
-			bias, slope, plo, phi := j.rowPtrs(c0)
+			bias, slope, plo, phi := epRowPtrs(&j.ep, j.flags, c0)
 			for oy := ra; oy < rb; oy++ {
 				for g := 0; g < segs; g++ {
 					ox0, ox1 := ow*g/segs, ow*(g+1)/segs
@@ -190,20 +190,6 @@ func (w *Workspace) convTPart(worker, lo, hi int) {
 			}
 		}
 	}
-}
-
-// rowPtrs returns the epilogue pointers of channel c (nil when unused).
-func (j *convTJob) rowPtrs(c int) (bias, slope, lo, hi *float32) {
-	if j.flags&flagBias != 0 {
-		bias = &j.ep.Bias[c]
-	}
-	if j.flags&flagPReLU != 0 {
-		slope = &j.ep.Slope[c]
-	}
-	if j.flags&flagClamp != 0 {
-		lo, hi = &j.ep.Min[c], &j.ep.Max[c]
-	}
-	return
 }
 
 // convTGeneric is the reference of a convT kernel with nv 16-lane vectors

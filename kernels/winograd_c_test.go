@@ -161,3 +161,27 @@ func TestWinogradCOtherPath(t *testing.T) {
 		t.Fatalf("rel err %.3g; want ≤ %g", e, winoTol)
 	}
 }
+
+// TestWinogradCAllocs checks that a channel-vectorised call allocates
+// nothing once reserved, with a partial last block of output channels (the
+// zero-padded epilogue copy) and a scaled residual, on two workers.
+func TestWinogradCAllocs(t *testing.T) {
+	if !WinogradCOK(sq3(1, 3, 3, 16, 1)) {
+		t.Skipf("%s has no channel-vectorised Winograd kernels", ISA())
+	}
+	rng := rand.New(rand.NewPCG(99, 100))
+	s := sq3(20, 14, 14, 23, 1)
+	const n = 2
+	osz := s.OutC * s.OutH() * s.OutW()
+	src := randSlice(rng, n*s.C*s.H*s.W)
+	dst := make([]float32, n*osz)
+	ws := NewWorkspace(2, serialPar(2))
+	for _, m := range []int{2, 4} {
+		ww := PackWinogradC(randSlice(rng, s.OutC*s.K()), s, m)
+		ws.ReserveWinograd(s, m, n)
+		ep := &Epilogue{Bias: randSlice(rng, s.OutC), Act: ActReLU, Residual: randSlice(rng, n*osz), ResidualScale: randSlice(rng, s.OutC)}
+		if a := testing.AllocsPerRun(5, func() { ws.Winograd(dst, src, n, ww, s, ep) }); a != 0 {
+			t.Fatalf("F%dc: Winograd allocates %v times per call; want 0", m, a)
+		}
+	}
+}

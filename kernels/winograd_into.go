@@ -14,12 +14,7 @@ func PackWinogradInto(ww *WinogradWeights, w []float32, s ConvShape, m int) *Win
 // output channel, then the packing by ξ) split through par (nil: on the
 // calling goroutine). It allocates nothing in steady state.
 func PackWinogradPar(ww *WinogradWeights, w []float32, s ConvShape, m int, par ParallelFunc) *WinogradWeights {
-	if !WinogradOK(s) || (m != 2 && m != 4) {
-		panic(fmt.Sprintf("kernels: PackWinograd unsupported m=%d shape %+v", m, s))
-	}
-	if len(w) < s.OutC*s.K() {
-		panic(fmt.Sprintf("kernels: PackWinograd weights have %d elements, need %d", len(w), s.OutC*s.K()))
-	}
+	checkPackWinograd("PackWinograd", WinogradOK(s), w, s, m)
 	a := m + 2
 	oc, c := s.OutC, s.C
 	if ww == nil || ww.m != m || ww.s != s || len(ww.u) != a*a || ww.u[0].ks != active || ww.tt != nil {
@@ -36,16 +31,34 @@ func PackWinogradPar(ww *WinogradWeights, w []float32, s ConvShape, m int, par P
 		ww.transformTask = ww.transform
 		ww.packTask = ww.pack
 	}
+	ww.repack(w, par)
+	return ww
+}
+
+// checkPackWinograd panics (as op) unless the shape is supported (ok), m is
+// 2 or 4 and w holds the weights of s.
+func checkPackWinograd(op string, ok bool, w []float32, s ConvShape, m int) {
+	if !ok || (m != 2 && m != 4) {
+		panic(fmt.Sprintf("kernels: %s unsupported m=%d shape %+v on %s", op, m, s, ISA()))
+	}
+	if len(w) < s.OutC*s.K() {
+		panic(fmt.Sprintf("kernels: %s weights have %d elements, need %d", op, len(w), s.OutC*s.K()))
+	}
+}
+
+// repack transforms w into ww.t (by output channel) and packs it with
+// ww.packTask (by ξ), split through par (nil: on the calling goroutine).
+func (ww *WinogradWeights) repack(w []float32, par ParallelFunc) {
+	oc, xi := ww.s.OutC, len(ww.u)
 	ww.src = w
 	if par == nil {
-		ww.transform(0, 0, oc)
-		ww.pack(0, 0, a*a)
+		ww.transformTask(0, 0, oc)
+		ww.packTask(0, 0, xi)
 	} else {
 		par(oc, ww.transformTask)
-		par(a*a, ww.packTask)
+		par(xi, ww.packTask)
 	}
 	ww.src = nil
-	return ww
 }
 
 // transform computes t[ξ][o][ci] = (G g Gᵀ)[ξ] in float64 arithmetic for
@@ -94,12 +107,7 @@ func (ww *WinogradWeights) pack(_, lo, hi int) {
 // par (nil: on the calling goroutine): no allocation in steady state, for
 // weights that change every step (training).
 func PackWinogradCPar(ww *WinogradWeights, w []float32, s ConvShape, m int, par ParallelFunc) *WinogradWeights {
-	if !WinogradCOK(s) || (m != 2 && m != 4) {
-		panic(fmt.Sprintf("kernels: PackWinogradC unsupported m=%d shape %+v on %s", m, s, ISA()))
-	}
-	if len(w) < s.OutC*s.K() {
-		panic(fmt.Sprintf("kernels: PackWinograd weights have %d elements, need %d", len(w), s.OutC*s.K()))
-	}
+	checkPackWinograd("PackWinogradC", WinogradCOK(s), w, s, m)
 	a := m + 2
 	oc, c := s.OutC, s.C
 	L := active.vw
@@ -116,15 +124,7 @@ func PackWinogradCPar(ww *WinogradWeights, w []float32, s ConvShape, m int, par 
 		}
 		ww.transformTask, ww.packTask = ww.transform, ww.packC
 	}
-	ww.src = w
-	if par == nil {
-		ww.transform(0, 0, oc)
-		ww.packC(0, 0, a*a)
-	} else {
-		par(oc, ww.transformTask)
-		par(a*a, ww.packTask)
-	}
-	ww.src = nil
+	ww.repack(w, par)
 	return ww
 }
 
